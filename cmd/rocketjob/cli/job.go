@@ -1,0 +1,582 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/rocketjob-go/rocketjob/rocketjob"
+)
+
+func jobCommand(st *appState) *cli.Command {
+	return &cli.Command{
+		Name:  "job",
+		Usage: "enqueue, list, show, wait for and change jobs",
+		UsageText: `rocketjob job enqueue nap --param ms=500
+rocketjob job list --state running
+rocketjob job show ID
+rocketjob job wait ID --timeout 10m
+rocketjob job priority ID 5`,
+		Action: groupAction,
+		Subcommands: []*cli.Command{
+			jobEnqueueCommand(st),
+			jobListCommand(st),
+			jobShowCommand(st),
+			jobWaitCommand(st),
+			jobPriorityCommand(st),
+			jobChangeCommand(st, "pause", "stop a queued job from starting, or a running sliced job from taking more slices", (*rocketjob.Client).Pause),
+			jobChangeCommand(st, "resume", "continue a paused job", (*rocketjob.Client).Resume),
+			jobChangeCommand(st, "abort", "stop a job for good (work in flight finishes, its result is dropped)", (*rocketjob.Client).Abort),
+			jobChangeCommand(st, "retry", "run a failed job again (a sliced job re-runs only its failed slices)", (*rocketjob.Client).Retry),
+			jobDestroyCommand(st),
+		},
+	}
+}
+
+func priorityFlag() cli.Flag {
+	return &cli.IntFlag{Name: "priority", Usage: "`N` from 1 (runs first) to 100 (default: the job type's, usually 50)"}
+}
+
+func paramFlag() cli.Flag {
+	return &cli.StringSliceFlag{Name: "param", Usage: "job parameter `KEY=VALUE` (repeatable)"}
+}
+
+// priorityOption returns the --priority value (0: the type's default),
+// refusing an explicit value outside 1..100.
+func priorityOption(c *cli.Context) (int, error) {
+	if !c.IsSet("priority") {
+		return 0, nil
+	}
+	p := c.Int("priority")
+	if err := rocketjob.CheckPriority(p); err != nil {
+		return 0, err
+	}
+	return p, nil
+}
+
+// parseRunAt reads --run-at: an RFC 3339 time or a duration from now.
+func parseRunAt(s string) (time.Time, error) {
+	if s == "" {
+		return time.Time{}, nil
+	}
+	if d, err := time.ParseDuration(s); err == nil {
+		if d < 0 {
+			return time.Time{}, usagef("--run-at %s: the delay must not be negative", s)
+		}
+		return time.Now().Add(d), nil
+	}
+	t, err := time.Parse(time.RFC3339, s)
+	if err != nil {
+		return time.Time{}, usagef("--run-at %q: not an RFC 3339 time (2025-01-02T15:04:05Z) nor a duration (10s, 5m)", s)
+	}
+	return t, nil
+}
+
+func jobEnqueueCommand(st *appState) *cli.Command {
+	return &cli.Command{
+		Name:      "enqueue",
+		Usage:     "enqueue a simple job; prints its id",
+		ArgsUsage: "TYPE",
+		UsageText: `rocketjob job enqueue nap --param ms=500
+rocketjob job enqueue nap --priority 10 --run-at 30s --description "nightly nap"
+rocketjob job enqueue nap --run-at 2030-01-02T03:04:05Z`,
+		Flags: []cli.Flag{
+			priorityFlag(),
+			&cli.StringFlag{Name: "run-at", Usage: "start no earlier than `T`: an RFC 3339 time or a delay such as 10s"},
+			&cli.StringFlag{Name: "description", Usage: "free `TEXT` shown in listings"},
+			paramFlag(),
+		},
+		Action: func(c *cli.Context) error {
+			a, err := args(c, 1, 1, "TYPE")
+			if err != nil {
+				return err
+			}
+			typ := a[0]
+			spec, err := st.reg.Lookup(typ)
+			if err != nil {
+				return err
+			}
+			if spec.Kind != rocketjob.KindSimple {
+				return fmt.Errorf("job type %q is a sliced job: upload a file instead (rocketjob upload --job %s FILE)", typ, typ)
+			}
+			runAt, err := parseRunAt(c.String("run-at"))
+			if err != nil {
+				return err
+			}
+			prio, err := priorityOption(c)
+			if err != nil {
+				return err
+			}
+			params, err := rocketjob.ParseParams(st.reg, typ, c.StringSlice("param"))
+			if err != nil {
+				return err
+			}
+			var jobArgs any // an untyped nil when there are no parameters
+			if params != nil {
+				jobArgs = params
+			}
+			client, err := st.connect(c)
+			if err != nil {
+				return err
+			}
+			defer closeClient(client)
+			job, err := client.Enqueue(c.Context, typ, jobArgs, &rocketjob.EnqueueOptions{
+				Priority: prio, RunAt: runAt, Description: c.String("description"),
+			})
+			if err != nil {
+				return err
+			}
+			fmt.Fprintln(out(c), job.ID.Hex())
+			return nil
+		},
+	}
+}
+
+// jobView is a job as `job show --json` and `job list --json` print it.
+type jobView struct {
+	ID                string             `json:"id"`
+	Type              string             `json:"type"`
+	Kind              string             `json:"kind"`
+	State             string             `json:"state"`
+	Step              string             `json:"step,omitempty"`
+	Priority          int                `json:"priority"`
+	Description       string             `json:"description"`
+	RunAt             time.Time          `json:"run_at"`
+	CreatedAt         time.Time          `json:"created_at"`
+	StartedAt         *time.Time         `json:"started_at"`
+	CompletedAt       *time.Time         `json:"completed_at"`
+	Attempt           int                `json:"attempt"`
+	Server            string             `json:"server,omitempty"`
+	Failure           *rocketjob.Failure `json:"failure"`
+	RecordCount       int64              `json:"record_count"`
+	ProcessedCount    int64              `json:"processed_count"`
+	FailedRecordCount int64              `json:"failed_record_count"`
+	SliceCount        int64              `json:"slice_count"`
+	Slices            *sliceCounts       `json:"slices,omitempty"`
+	CollectOutput     bool               `json:"collect_output"`
+	Percent           float64            `json:"percent"`
+	RecordsPerHour    float64            `json:"records_per_hour"`
+	ETASeconds        *float64           `json:"eta_seconds"`
+}
+
+type sliceCounts struct {
+	Queued  int64 `json:"queued"`
+	Running int64 `json:"running"`
+	Failed  int64 `json:"failed"`
+	Done    int64 `json:"done"`
+}
+
+// newJobView builds the view of job; p (from Client.Progress) may be nil,
+// then the counts come from the job document alone.
+func newJobView(job *rocketjob.Job, p *rocketjob.Progress) jobView {
+	v := jobView{
+		ID:                job.ID.Hex(),
+		Type:              job.Type,
+		Kind:              string(job.Kind),
+		State:             string(job.State),
+		Priority:          job.Priority,
+		Description:       job.Description,
+		RunAt:             job.RunAt,
+		CreatedAt:         job.CreatedAt,
+		StartedAt:         job.StartedAt,
+		CompletedAt:       job.CompletedAt,
+		Attempt:           job.Attempt,
+		Server:            job.Server,
+		Failure:           job.Failure,
+		RecordCount:       job.RecordCount,
+		ProcessedCount:    job.ProcessedCount,
+		FailedRecordCount: job.FailedRecordCount,
+		SliceCount:        job.SliceCount,
+		CollectOutput:     job.CollectOutput,
+	}
+	if job.State == rocketjob.StateRunning {
+		v.Step = string(job.Step)
+	}
+	if job.State == rocketjob.StateCompleted {
+		v.Percent = 100
+	}
+	if p != nil {
+		v.ProcessedCount, v.FailedRecordCount = p.Processed, p.Failed
+		if p.Records > 0 || job.Kind == rocketjob.KindSliced {
+			v.RecordCount = p.Records
+		}
+		v.Slices = &sliceCounts{Queued: p.Slices.Queued, Running: p.Slices.Running, Failed: p.Slices.Failed, Done: p.Slices.Done}
+		if job.Kind == rocketjob.KindSliced {
+			v.Percent = p.Percent
+			v.RecordsPerHour = p.RecordsPerHour
+			if job.State == rocketjob.StateRunning && p.RecordsPerHour > 0 {
+				eta := p.Remaining.Seconds()
+				v.ETASeconds = &eta
+			}
+		}
+	} else if job.Kind == rocketjob.KindSliced && job.RecordCount > 0 && job.State == rocketjob.StateCompleted {
+		v.Percent = 100
+	}
+	return v
+}
+
+// showJob reads a job with its progress.
+func showJob(ctx context.Context, client *rocketjob.Client, id string) (jobView, error) {
+	job, err := client.Get(ctx, id)
+	if err != nil {
+		return jobView{}, err
+	}
+	p, err := client.Progress(ctx, job)
+	if err != nil {
+		return jobView{}, err
+	}
+	return newJobView(job, p), nil
+}
+
+func writeJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+func jobListCommand(st *appState) *cli.Command {
+	return &cli.Command{
+		Name:  "list",
+		Usage: "list jobs, most urgent first",
+		UsageText: `rocketjob job list
+rocketjob job list --state queued,running --type reverse
+rocketjob job list --json`,
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "state", Usage: "only jobs in state `S` (queued, running, paused, completed, failed, aborted; comma-separated for several)"},
+			&cli.StringFlag{Name: "type", Usage: "only jobs of type `T`"},
+			&cli.IntFlag{Name: "limit", Usage: "at most `N` jobs (0: all)"},
+			&cli.BoolFlag{Name: "json", Usage: "print JSON"},
+		},
+		Action: func(c *cli.Context) error {
+			if _, err := args(c, 0, 0, "no arguments"); err != nil {
+				return err
+			}
+			var states []rocketjob.State
+			if s := c.String("state"); s != "" {
+				for _, name := range strings.Split(s, ",") {
+					state, err := rocketjob.ParseState(strings.TrimSpace(name))
+					if err != nil {
+						return usagef("--state: %v", err)
+					}
+					states = append(states, state)
+				}
+			}
+			if c.Int("limit") < 0 {
+				return usagef("--limit must not be negative")
+			}
+			client, err := st.connect(c)
+			if err != nil {
+				return err
+			}
+			defer closeClient(client)
+			jobs, err := client.List(c.Context, &rocketjob.ListOptions{States: states, Type: c.String("type"), Limit: int64(c.Int("limit"))})
+			if err != nil {
+				return err
+			}
+			if c.Bool("json") {
+				views := make([]jobView, 0, len(jobs))
+				for i := range jobs {
+					views = append(views, newJobView(&jobs[i], nil))
+				}
+				return writeJSON(out(c), views)
+			}
+			tw := tabwriter.NewWriter(out(c), 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "ID\tTYPE\tSTATE\tPRIORITY\tCREATED\tDESCRIPTION")
+			for _, j := range jobs {
+				state := string(j.State)
+				if j.State == rocketjob.StateRunning && j.Step != "" && j.Step != rocketjob.StepProcessing {
+					state += "/" + string(j.Step)
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\n", j.ID.Hex(), j.Type, state, j.Priority, timeString(&j.CreatedAt), truncate(j.Description, 50))
+			}
+			return tw.Flush()
+		},
+	}
+}
+
+func jobShowCommand(st *appState) *cli.Command {
+	return &cli.Command{
+		Name:      "show",
+		Usage:     "show a job: state, timings, record counts, progress",
+		ArgsUsage: "ID",
+		UsageText: `rocketjob job show 65a1b2c3d4e5f60718293a4b
+rocketjob job show 65a1b2c3d4e5f60718293a4b --json`,
+		Flags: []cli.Flag{&cli.BoolFlag{Name: "json", Usage: "print JSON"}},
+		Action: func(c *cli.Context) error {
+			a, err := args(c, 1, 1, "ID")
+			if err != nil {
+				return err
+			}
+			if _, err := rocketjob.ParseID(a[0]); err != nil {
+				return err
+			}
+			client, err := st.connect(c)
+			if err != nil {
+				return err
+			}
+			defer closeClient(client)
+			v, err := showJob(c.Context, client, a[0])
+			if err != nil {
+				return err
+			}
+			if c.Bool("json") {
+				return writeJSON(out(c), v)
+			}
+			return printJob(out(c), v)
+		},
+	}
+}
+
+// printJob prints a job as aligned "key: value" lines.
+func printJob(w io.Writer, v jobView) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 1, ' ', 0)
+	line := func(k, format string, a ...any) { fmt.Fprintf(tw, "%s:\t"+format+"\n", append([]any{k}, a...)...) }
+	line("id", "%s", v.ID)
+	line("type", "%s (%s)", v.Type, v.Kind)
+	if v.Step != "" {
+		line("state", "%s (%s)", v.State, v.Step)
+	} else {
+		line("state", "%s", v.State)
+	}
+	line("priority", "%d", v.Priority)
+	line("description", "%s", v.Description)
+	line("created_at", "%s", timeString(&v.CreatedAt))
+	if v.State == string(rocketjob.StateQueued) && v.RunAt.After(time.Now()) {
+		line("run_at", "%s", timeString(&v.RunAt))
+	}
+	line("started_at", "%s", timeString(v.StartedAt))
+	line("completed_at", "%s", timeString(v.CompletedAt))
+	if v.Server != "" {
+		line("server", "%s", v.Server)
+	}
+	if v.Kind == string(rocketjob.KindSliced) {
+		line("record_count", "%s", commas(v.RecordCount))
+		line("processed_count", "%s", commas(v.ProcessedCount))
+		line("failed_record_count", "%s", commas(v.FailedRecordCount))
+		if v.Slices != nil {
+			line("slices", "%s queued, %s running, %s failed, %s done (of %s)",
+				commas(v.Slices.Queued), commas(v.Slices.Running), commas(v.Slices.Failed), commas(v.Slices.Done), commas(v.SliceCount))
+		}
+		line("percent", "%.1f%%", v.Percent)
+		if v.RecordsPerHour > 0 {
+			line("records_per_hour", "%s", commas(int64(v.RecordsPerHour)))
+		} else {
+			line("records_per_hour", "-")
+		}
+		if v.ETASeconds != nil {
+			line("eta", "%s", humanDuration(time.Duration(*v.ETASeconds*float64(time.Second))))
+		} else {
+			line("eta", "-")
+		}
+		line("collect_output", "%t", v.CollectOutput)
+	}
+	if v.Failure != nil {
+		where := ""
+		if v.Failure.Server != "" {
+			where = " on " + v.Failure.Server
+		}
+		line("failure", "%s (at %s%s)", oneLine(v.Failure.Message), timeString(&v.Failure.At), where)
+	}
+	return tw.Flush()
+}
+
+func jobWaitCommand(st *appState) *cli.Command {
+	return &cli.Command{
+		Name:      "wait",
+		Usage:     "wait until a job completes (exit 0), fails or is aborted (exit 1)",
+		ArgsUsage: "ID",
+		UsageText: `rocketjob job wait 65a1b2c3d4e5f60718293a4b
+rocketjob job wait 65a1b2c3d4e5f60718293a4b --timeout 10m && echo done`,
+		Flags: []cli.Flag{
+			&cli.DurationFlag{Name: "timeout", Usage: "give up (exit 1) after `D` (0: wait forever)"},
+		},
+		Action: func(c *cli.Context) error {
+			a, err := args(c, 1, 1, "ID")
+			if err != nil {
+				return err
+			}
+			if _, err := rocketjob.ParseID(a[0]); err != nil {
+				return err
+			}
+			timeout := c.Duration("timeout")
+			if timeout < 0 {
+				return usagef("--timeout must not be negative")
+			}
+			client, err := st.connect(c)
+			if err != nil {
+				return err
+			}
+			defer closeClient(client)
+			ctx := c.Context
+			if timeout > 0 {
+				var cancel context.CancelFunc
+				ctx, cancel = context.WithTimeout(ctx, timeout)
+				defer cancel()
+			}
+			job, err := waitJob(ctx, client, a[0], newProgress(c.App.ErrWriter))
+			if err != nil {
+				if errors.Is(err, context.DeadlineExceeded) && c.Context.Err() == nil {
+					if job != nil {
+						return fmt.Errorf("timed out after %s: job %s is still %s", timeout, job.ID.Hex(), job.State)
+					}
+					return fmt.Errorf("timed out after %s waiting for job %s", timeout, a[0])
+				}
+				return err
+			}
+			return jobResult(job)
+		},
+	}
+}
+
+// waitJob waits for a job to end, showing the progress of a sliced job when
+// p is on a terminal.
+func waitJob(ctx context.Context, client *rocketjob.Client, id string, p *progressLine) (*rocketjob.Job, error) {
+	if !p.on {
+		return client.Wait(ctx, id, 250*time.Millisecond)
+	}
+	defer p.done()
+	for {
+		job, err := client.Get(ctx, id)
+		if err != nil {
+			return nil, err
+		}
+		switch job.State {
+		case rocketjob.StateCompleted, rocketjob.StateFailed, rocketjob.StateAborted:
+			return job, nil
+		}
+		if job.Kind == rocketjob.KindSliced && job.State == rocketjob.StateRunning {
+			if pr, err := client.Progress(ctx, job); err == nil {
+				extra := fmt.Sprintf("%s/%s records", commas(pr.Processed), commas(pr.Records))
+				if pr.Remaining > 0 {
+					extra += ", " + humanDuration(pr.Remaining) + " left"
+				}
+				p.bar(true, "processing", pr.Processed, pr.Records, extra)
+			}
+		} else {
+			p.set(true, fmt.Sprintf("job %s is %s", job.ID.Hex(), job.State))
+		}
+		select {
+		case <-ctx.Done():
+			return job, ctx.Err()
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+// jobResult is nil for a completed job and an error with the failure
+// message otherwise.
+func jobResult(job *rocketjob.Job) error {
+	switch job.State {
+	case rocketjob.StateCompleted:
+		return nil
+	case rocketjob.StateAborted:
+		return fmt.Errorf("job %s was aborted", job.ID.Hex())
+	default:
+		m := "no failure message"
+		if job.Failure != nil && job.Failure.Message != "" {
+			m = job.Failure.Message
+		}
+		return fmt.Errorf("job %s %s: %s", job.ID.Hex(), job.State, m)
+	}
+}
+
+func jobPriorityCommand(st *appState) *cli.Command {
+	return &cli.Command{
+		Name:      "priority",
+		Usage:     "change a job's priority (1 runs first); running jobs follow within a slice",
+		ArgsUsage: "ID N",
+		UsageText: `rocketjob job priority 65a1b2c3d4e5f60718293a4b 5`,
+		Action: func(c *cli.Context) error {
+			a, err := args(c, 2, 2, "ID N")
+			if err != nil {
+				return err
+			}
+			if _, err := rocketjob.ParseID(a[0]); err != nil {
+				return err
+			}
+			p, err := strconv.Atoi(a[1])
+			if err != nil {
+				return usagef("%s: priority %q is not a number (1..100)", cmdName(c), a[1])
+			}
+			if err := rocketjob.CheckPriority(p); err != nil {
+				return err
+			}
+			client, err := st.connect(c)
+			if err != nil {
+				return err
+			}
+			defer closeClient(client)
+			job, err := client.SetPriority(c.Context, a[0], p)
+			if err != nil {
+				return err
+			}
+			msg(c, "job %s: priority %d", job.ID.Hex(), job.Priority)
+			return nil
+		},
+	}
+}
+
+func jobChangeCommand(st *appState, name, usage string, change func(*rocketjob.Client, context.Context, string) (*rocketjob.Job, error)) *cli.Command {
+	return &cli.Command{
+		Name:      name,
+		Usage:     usage,
+		ArgsUsage: "ID",
+		UsageText: "rocketjob job " + name + " 65a1b2c3d4e5f60718293a4b",
+		Action: func(c *cli.Context) error {
+			a, err := args(c, 1, 1, "ID")
+			if err != nil {
+				return err
+			}
+			if _, err := rocketjob.ParseID(a[0]); err != nil {
+				return err
+			}
+			client, err := st.connect(c)
+			if err != nil {
+				return err
+			}
+			defer closeClient(client)
+			job, err := change(client, c.Context, a[0])
+			if err != nil {
+				return err
+			}
+			msg(c, "job %s is %s", job.ID.Hex(), job.State)
+			return nil
+		},
+	}
+}
+
+func jobDestroyCommand(st *appState) *cli.Command {
+	return &cli.Command{
+		Name:      "destroy",
+		Usage:     "remove a job and all its slices, whatever its state",
+		ArgsUsage: "ID",
+		UsageText: "rocketjob job destroy 65a1b2c3d4e5f60718293a4b",
+		Action: func(c *cli.Context) error {
+			a, err := args(c, 1, 1, "ID")
+			if err != nil {
+				return err
+			}
+			if _, err := rocketjob.ParseID(a[0]); err != nil {
+				return err
+			}
+			client, err := st.connect(c)
+			if err != nil {
+				return err
+			}
+			defer closeClient(client)
+			if err := client.Destroy(c.Context, a[0]); err != nil {
+				return err
+			}
+			msg(c, "job %s destroyed", a[0])
+			return nil
+		},
+	}
+}

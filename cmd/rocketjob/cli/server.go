@@ -1,0 +1,84 @@
+package cli
+
+import (
+	"log/slog"
+	"strings"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/rocketjob-go/rocketjob/server"
+)
+
+func serverCommand(st *appState) *cli.Command {
+	return &cli.Command{
+		Name:  "server",
+		Usage: "run a server process: workers that process jobs until SIGINT/SIGTERM or a stop command",
+		Description: `Runs workers that take the most urgent job with work and process it. Run as
+many servers, on as many machines, as you like: they share the work through the
+database. SIGINT or SIGTERM (or 'rocketjob servers stop') stops taking work,
+lets the work in flight finish within --shutdown-timeout and exits 0.`,
+		UsageText: `rocketjob server --workers 8
+rocketjob server --name worker-1 --uri mongodb://db.example.com:27017/
+rocketjob server --embedded ./rocketjob-data      # runs its own embedded database too`,
+		Flags: []cli.Flag{
+			&cli.IntFlag{Name: "workers", Value: server.DefaultWorkers, Usage: "`N` concurrent workers"},
+			&cli.StringFlag{Name: "name", Usage: "server `NAME` (default host:pid); two live servers cannot share one"},
+			&cli.StringFlag{Name: "embedded", Usage: "start the embedded database in `DIR` and use it (its URI is printed on stderr)"},
+			&cli.StringFlag{Name: "listen", Value: "127.0.0.1:0", Usage: "with --embedded: TCP `HOST:PORT` of the embedded database"},
+			&cli.DurationFlag{Name: "re-check", Value: server.DefaultReCheck, Usage: "how often a busy worker looks for a more urgent job (`D`)"},
+			&cli.DurationFlag{Name: "poll", Value: server.DefaultPollInterval, Usage: "how long an idle worker waits before looking for work again (`D`)"},
+			&cli.DurationFlag{Name: "heartbeat", Value: server.DefaultHeartbeatInterval, Usage: "heartbeat and command check interval (`D`)"},
+			&cli.DurationFlag{Name: "dead-after", Usage: "another server's heartbeat age after which its work is requeued (`D`, default 4 heartbeats)"},
+			&cli.DurationFlag{Name: "shutdown-timeout", Value: server.DefaultShutdownTimeout, Usage: "how long to wait for work in flight when stopping (`D`)"},
+			&cli.StringFlag{Name: "log-level", Value: "info", Usage: "`LEVEL` of the logs on stderr: debug, info, warn or error"},
+		},
+		Action: func(c *cli.Context) error {
+			if _, err := args(c, 0, 0, "no arguments"); err != nil {
+				return err
+			}
+			if n := c.Int("workers"); n < 1 {
+				return usagef("%s: --workers must be at least 1 (got %d)", cmdName(c), n)
+			}
+			for _, d := range []string{"re-check", "poll", "heartbeat", "dead-after", "shutdown-timeout"} {
+				if c.Duration(d) < 0 {
+					return usagef("%s: --%s must not be negative", cmdName(c), d)
+				}
+			}
+			var level slog.Level
+			if err := level.UnmarshalText([]byte(strings.ToLower(c.String("log-level")))); err != nil {
+				return usagef("%s: --log-level %q: use debug, info, warn or error", cmdName(c), c.String("log-level"))
+			}
+			logger := slog.New(slog.NewTextHandler(c.App.ErrWriter, &slog.HandlerOptions{Level: level}))
+
+			uri, workURI := c.String("uri"), c.String("work-uri")
+			if dir := c.String("embedded"); dir != "" {
+				db, err := startDB(c.Context, dir, c.String("listen"), c)
+				if err != nil {
+					return err
+				}
+				defer db.Close() // after the client is closed (defers run last-in first-out)
+				uri, workURI = db.URI(), db.URI()
+				msg(c, "embedded database listening on %s (data in %s)", db.URI(), db.Dir())
+			}
+			client, err := st.connectURI(c, uri, workURI)
+			if err != nil {
+				return err
+			}
+			defer closeClient(client)
+			srv, err := server.New(client, &server.Config{
+				Name:              c.String("name"),
+				Workers:           c.Int("workers"),
+				ReCheck:           c.Duration("re-check"),
+				PollInterval:      c.Duration("poll"),
+				HeartbeatInterval: c.Duration("heartbeat"),
+				DeadAfter:         c.Duration("dead-after"),
+				ShutdownTimeout:   c.Duration("shutdown-timeout"),
+				Logger:            logger,
+			})
+			if err != nil {
+				return err
+			}
+			return srv.Run(c.Context)
+		},
+	}
+}

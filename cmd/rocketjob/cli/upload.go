@@ -1,0 +1,271 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/rocketjob-go/rocketjob/rocketjob"
+	"github.com/rocketjob-go/rocketjob/sliced"
+)
+
+func uploadCommand(st *appState) *cli.Command {
+	return &cli.Command{
+		Name:      "upload",
+		Usage:     "upload a file (or stdin) into a new sliced job; prints the job id",
+		ArgsUsage: "FILE|-",
+		UsageText: `rocketjob upload --job reverse input.txt
+rocketjob upload --job reverse --priority 10 --slice-size 500 input.txt.gz
+gunzip -c big.csv.gz | rocketjob upload --job my_csv_job --format csv -`,
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "job", Usage: "job `TYPE` (a registered sliced job type)"},
+			priorityFlag(),
+			&cli.IntFlag{Name: "slice-size", Usage: "`N` records per slice (default: the job type's, usually 100)"},
+			&cli.StringFlag{Name: "format", Usage: "input `FORMAT`: lines, csv or jsonl (default: the job type's)"},
+			&cli.StringFlag{Name: "description", Usage: "free `TEXT` shown in listings"},
+			paramFlag(),
+			&cli.BoolFlag{Name: "no-output", Usage: "do not keep the output records (nothing to download)"},
+		},
+		Action: func(c *cli.Context) error {
+			a, err := args(c, 1, 1, "FILE|-")
+			if err != nil {
+				return err
+			}
+			typ := c.String("job")
+			if typ == "" {
+				return usagef("%s: missing --job TYPE (see '%s --help')", cmdName(c), c.Command.HelpName)
+			}
+			// Everything that can be checked without the file and the
+			// database is checked first.
+			spec, err := st.reg.Lookup(typ)
+			if err != nil {
+				return err
+			}
+			if spec.Kind != rocketjob.KindSliced {
+				return fmt.Errorf("job type %q is a simple job: enqueue it instead (rocketjob job enqueue %s)", typ, typ)
+			}
+			opts := &sliced.UploadOptions{Description: c.String("description")}
+			if opts.Priority, err = priorityOption(c); err != nil {
+				return err
+			}
+			if c.IsSet("slice-size") {
+				if opts.SliceSize = c.Int("slice-size"); opts.SliceSize < 1 || opts.SliceSize > 100_000 {
+					return fmt.Errorf("--slice-size must be between 1 and 100000 (got %d)", opts.SliceSize)
+				}
+			}
+			if f := c.String("format"); f != "" {
+				if opts.Format, err = sliced.ParseFormat(f); err != nil {
+					return usagef("--format: %v", err)
+				}
+			}
+			if pairs := c.StringSlice("param"); len(pairs) > 0 {
+				params, err := rocketjob.ParseParams(st.reg, typ, pairs)
+				if err != nil {
+					return err
+				}
+				if params != nil {
+					return fmt.Errorf("job type %q: parameters of sliced jobs cannot be stored yet", typ)
+				}
+			}
+			// Jobs uploaded from the command line keep their output until
+			// destroyed, so it can always be downloaded.
+			collect, keep := !c.Bool("no-output"), false
+			opts.CollectOutput, opts.DestroyOnComplete = &collect, &keep
+
+			var in *os.File
+			if a[0] == "-" {
+				in, opts.Name = os.Stdin, "stdin"
+			} else {
+				if in, err = os.Open(a[0]); err != nil {
+					return err
+				}
+				defer in.Close()
+				if fi, err := in.Stat(); err == nil && fi.IsDir() {
+					return fmt.Errorf("%s is a directory", a[0])
+				}
+				opts.Name = a[0]
+			}
+			client, err := st.connect(c)
+			if err != nil {
+				return err
+			}
+			defer closeClient(client)
+			job, err := uploadFile(c.Context, client, typ, in, opts, newProgress(c.App.ErrWriter))
+			if err != nil {
+				return err
+			}
+			fmt.Fprintln(out(c), job.ID.Hex())
+			return nil
+		},
+	}
+}
+
+// uploadFile uploads f, showing a progress bar (bytes read) when p is on a
+// terminal and f is a regular file.
+func uploadFile(ctx context.Context, client *rocketjob.Client, typ string, f *os.File, opts *sliced.UploadOptions, p *progressLine) (*rocketjob.Job, error) {
+	var size int64
+	if fi, err := f.Stat(); err == nil && fi.Mode().IsRegular() {
+		size = fi.Size()
+	}
+	if p.on && size > 0 {
+		stop := make(chan struct{})
+		finished := make(chan struct{})
+		go func() {
+			defer close(finished)
+			tick := time.NewTicker(200 * time.Millisecond)
+			defer tick.Stop()
+			for {
+				select {
+				case <-stop:
+					return
+				case <-tick.C:
+					// The file offset is how far the upload has read.
+					if pos, err := f.Seek(0, io.SeekCurrent); err == nil {
+						p.bar(true, "uploading", pos, size, humanBytes(pos)+" of "+humanBytes(size))
+					}
+				}
+			}
+		}()
+		defer func() {
+			close(stop)
+			<-finished
+			p.done()
+		}()
+	}
+	job, err := sliced.Upload(ctx, client, typ, f, opts)
+	if err != nil {
+		var ie *sliced.InputError
+		if errors.As(err, &ie) {
+			return nil, fmt.Errorf("%s: %w (nothing was uploaded)", opts.Name, err)
+		}
+		return nil, err
+	}
+	return job, nil
+}
+
+func downloadCommand(st *appState) *cli.Command {
+	return &cli.Command{
+		Name:      "download",
+		Usage:     "download a sliced job's output (or, with --failed, its failed records as CSV)",
+		ArgsUsage: "JOB_ID FILE|-",
+		UsageText: `rocketjob download 65a1b2c3d4e5f60718293a4b output.txt
+rocketjob download 65a1b2c3d4e5f60718293a4b output.txt.gz      # gzip (.zst: zstd)
+rocketjob download --failed 65a1b2c3d4e5f60718293a4b - | less  # record,error,input`,
+		Flags: []cli.Flag{
+			&cli.BoolFlag{Name: "failed", Usage: "download the failed records with their errors (CSV: record, error, input)"},
+		},
+		Action: func(c *cli.Context) error {
+			a, err := args(c, 2, 2, "JOB_ID FILE|-")
+			if err != nil {
+				return err
+			}
+			id, dest := a[0], a[1]
+			if _, err := rocketjob.ParseID(id); err != nil {
+				return err
+			}
+			client, err := st.connect(c)
+			if err != nil {
+				return err
+			}
+			defer closeClient(client)
+			failed := c.Bool("failed")
+			if !failed {
+				job, err := client.Get(c.Context, id)
+				if err != nil {
+					return err
+				}
+				if err := downloadable(job); err != nil {
+					return err
+				}
+			}
+			n, err := downloadTo(c.Context, client, id, dest, failed, c.App.Writer)
+			if err != nil {
+				return err
+			}
+			what := "records"
+			if failed {
+				what = "failed records"
+			}
+			if dest != "-" {
+				msg(c, "wrote %s %s to %s", commas(n), what, dest)
+			}
+			return nil
+		},
+	}
+}
+
+// downloadable refuses the output download of a job whose output is not
+// (yet) complete.
+func downloadable(job *rocketjob.Job) error {
+	id := job.ID.Hex()
+	switch {
+	case job.Kind != rocketjob.KindSliced:
+		return fmt.Errorf("job %s is a simple job: it has no records to download", id)
+	case !job.CollectOutput:
+		return fmt.Errorf("job %s does not keep its output (uploaded with --no-output)", id)
+	case job.State == rocketjob.StateCompleted || job.State == rocketjob.StateFailed:
+		return nil
+	default:
+		return fmt.Errorf("job %s is %s: its output is not complete (wait with: rocketjob job wait %s)", id, job.State, id)
+	}
+}
+
+// downloadTo writes the output (or the failed records) of job id to dest:
+// "-" is stdout; a file is written to a temporary file in the same folder
+// and renamed into place on success, compressed by its extension (.gz,
+// .zst). It returns the number of records written.
+func downloadTo(ctx context.Context, client *rocketjob.Client, id, dest string, failed bool, stdout io.Writer) (int64, error) {
+	download := sliced.Download
+	if failed {
+		download = sliced.DownloadFailed
+	}
+	if dest == "-" {
+		return download(ctx, client, id, stdout)
+	}
+	if fi, err := os.Stat(dest); err == nil && fi.IsDir() {
+		return 0, fmt.Errorf("%s is a directory", dest)
+	}
+	dir, base := filepath.Split(dest)
+	if dir == "" {
+		dir = "."
+	}
+	tmp, err := os.CreateTemp(dir, "."+base+".*.tmp")
+	if err != nil {
+		return 0, err
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			tmp.Close()
+			os.Remove(tmp.Name())
+		}
+	}()
+	w, err := sliced.CreateOutput(tmp, dest)
+	if err != nil {
+		return 0, err
+	}
+	n, err := download(ctx, client, id, w)
+	if err != nil {
+		return n, err
+	}
+	if err := w.Close(); err != nil {
+		return n, fmt.Errorf("writing %s: %w", dest, err)
+	}
+	if err := tmp.Chmod(0o644); err != nil {
+		return n, err
+	}
+	if err := tmp.Close(); err != nil {
+		return n, fmt.Errorf("writing %s: %w", dest, err)
+	}
+	if err := os.Rename(tmp.Name(), dest); err != nil {
+		return n, err
+	}
+	ok = true
+	return n, nil
+}

@@ -1,0 +1,102 @@
+// Package examples holds the example job types that the rocketjob command
+// registers: the simple job nap and the sliced jobs copy, reverse, upcase,
+// square and sleep. They exercise output, failed records, priority and
+// crashes, and show how small a job type is.
+package examples
+
+import (
+	"context"
+	"errors"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/rocketjob-go/rocketjob/rocketjob"
+	"github.com/rocketjob-go/rocketjob/sliced"
+)
+
+// NapArgs are the arguments of the nap job.
+type NapArgs struct {
+	// MS is how long to sleep, in milliseconds.
+	MS int `bson:"ms"`
+	// Fail makes the job fail after its nap.
+	Fail bool `bson:"fail"`
+}
+
+// Validate refuses a negative nap.
+func (a NapArgs) Validate() error {
+	if a.MS < 0 {
+		return errors.New("ms must not be negative")
+	}
+	return nil
+}
+
+// ErrNapFailed is what nap returns when asked to fail.
+var ErrNapFailed = errors.New("nap failed as asked (fail=true)")
+
+// Nap sleeps args.MS milliseconds (or until ctx ends) and fails when args.Fail.
+func Nap(ctx context.Context, _ *rocketjob.Job, args NapArgs) error {
+	select {
+	case <-time.After(time.Duration(args.MS) * time.Millisecond):
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	if args.Fail {
+		return ErrNapFailed
+	}
+	return nil
+}
+
+// Reverse reverses a line by characters (invalid UTF-8 bytes stay single
+// bytes, so any line reverses without loss).
+func Reverse(_ context.Context, line string) (string, error) {
+	b := make([]byte, 0, len(line))
+	for i := len(line); i > 0; {
+		_, size := utf8.DecodeLastRuneInString(line[:i])
+		b = append(b, line[i-size:i]...)
+		i -= size
+	}
+	return string(b), nil
+}
+
+// Upcase upper-cases a line.
+func Upcase(_ context.Context, line string) (string, error) { return strings.ToUpper(line), nil }
+
+// Copy returns the line unchanged.
+func Copy(_ context.Context, line string) (string, error) { return line, nil }
+
+// Square parses an integer and returns its square; anything else fails the record.
+func Square(_ context.Context, line string) (string, error) {
+	n, err := strconv.ParseInt(strings.TrimSpace(line), 10, 32)
+	if err != nil {
+		return "", errors.New("not an integer: " + strconv.Quote(line))
+	}
+	return strconv.FormatInt(n*n, 10), nil
+}
+
+// Sleep sleeps the number of milliseconds on the line and returns the line.
+func Sleep(ctx context.Context, line string) (string, error) {
+	ms, err := strconv.Atoi(strings.TrimSpace(line))
+	if err != nil || ms < 0 {
+		return "", errors.New("not a number of milliseconds: " + strconv.Quote(line))
+	}
+	select {
+	case <-time.After(time.Duration(ms) * time.Millisecond):
+		return line, nil
+	case <-ctx.Done():
+		return "", ctx.Err()
+	}
+}
+
+// Register adds every example type to r.
+func Register(r *rocketjob.Registry) error {
+	return errors.Join(
+		rocketjob.Register(r, "nap", Nap),
+		sliced.RegisterLines(r, "copy", Copy, nil),
+		sliced.RegisterLines(r, "reverse", Reverse, nil),
+		sliced.RegisterLines(r, "upcase", Upcase, nil),
+		sliced.RegisterLines(r, "square", Square, nil),
+		sliced.RegisterLines(r, "sleep", Sleep, &sliced.Options{SliceSize: 10}),
+	)
+}

@@ -1,0 +1,154 @@
+// Package dbtest lets the tests of a package share one embedded database.
+//
+// Use it from TestMain:
+//
+//	func TestMain(m *testing.M) { dbtest.Main(m) }
+//
+// and give every test its own databases with DBNames.
+package dbtest
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+
+	"github.com/rocketjob-go/rocketjob/internal/embedded"
+)
+
+// maxNameLen is the maximum length of the part of a database name derived
+// from the test name.
+const maxNameLen = 40
+
+var (
+	uri string // set by Main
+
+	clientMu sync.Mutex
+	client   *mongo.Client
+
+	counter atomic.Int64
+)
+
+// Main starts one embedded database in a temp folder for the package's
+// tests, runs them, stops it and removes the folder. Use from TestMain:
+//
+//	func TestMain(m *testing.M) { dbtest.Main(m) }
+//
+// If the database fails to start, Main prints the reason and exits with
+// status 1 without running the tests.
+func Main(m *testing.M) {
+	os.Exit(run(m))
+}
+
+// run does Main's work and returns the exit code, so deferred clean-up runs.
+func run(m *testing.M) int {
+	dir, err := os.MkdirTemp(os.TempDir(), "rocketjob-dbtest-")
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "dbtest: create temp folder: %v\n", err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	db, err := embedded.Start(ctx, embedded.Options{Dir: dir})
+	cancel()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "dbtest: start embedded database: %v\n", err)
+		return 1
+	}
+	uri = db.URI()
+
+	code := m.Run()
+
+	// Disconnect first: the server waits for connected clients when stopping.
+	clientMu.Lock()
+	if client != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		_ = client.Disconnect(ctx)
+		cancel()
+		client = nil
+	}
+	clientMu.Unlock()
+
+	if err := db.Close(); err != nil {
+		fmt.Fprintf(os.Stderr, "dbtest: stop embedded database: %v\n", err)
+		if code == 0 {
+			code = 1
+		}
+	}
+	return code
+}
+
+// URI returns the URI of the package's embedded database. It panics if the
+// package's TestMain does not call Main.
+func URI() string {
+	if uri == "" {
+		panic("dbtest: no embedded database: add `func TestMain(m *testing.M) { dbtest.Main(m) }` to the package's tests")
+	}
+	return uri
+}
+
+// Client returns a mongo-driver *mongo.Client connected to the package's
+// embedded database. The client is created on first use and shared by all
+// tests; do not disconnect it (Main does).
+func Client(t testing.TB) *mongo.Client {
+	t.Helper()
+	u := URI()
+	clientMu.Lock()
+	defer clientMu.Unlock()
+	if client == nil {
+		c, err := mongo.Connect(options.Client().ApplyURI(u).SetServerSelectionTimeout(10 * time.Second))
+		if err != nil {
+			t.Fatalf("dbtest: connect to %s: %v", u, err)
+		}
+		client = c
+	}
+	return client
+}
+
+// DBNames returns two fresh, unique database names (jobs db, work db) for
+// one test, derived from t.Name(), and drops both databases in t.Cleanup.
+func DBNames(t testing.TB) (jobsDB, workDB string) {
+	t.Helper()
+	c := Client(t)
+	base := sanitize(t.Name()) + "_" + strconv.FormatInt(counter.Add(1), 10)
+	jobsDB, workDB = base+"_jobs", base+"_work"
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		for _, name := range []string{jobsDB, workDB} {
+			if err := c.Database(name).Drop(ctx); err != nil {
+				t.Errorf("dbtest: drop database %s: %v", name, err)
+			}
+		}
+	})
+	return jobsDB, workDB
+}
+
+// sanitize lower-cases name, replaces every character outside [a-z0-9_]
+// with '_' and truncates the result to maxNameLen characters.
+func sanitize(name string) string {
+	var b strings.Builder
+	for _, r := range strings.ToLower(name) {
+		if b.Len() == maxNameLen {
+			break
+		}
+		if (r >= 'a' && r <= 'z') || (r >= '0' && r <= '9') || r == '_' {
+			b.WriteRune(r)
+		} else {
+			b.WriteByte('_')
+		}
+	}
+	if b.Len() == 0 {
+		return "test"
+	}
+	return b.String()
+}

@@ -1,0 +1,149 @@
+// Package model holds the documents rocketjob stores: jobs, servers and the
+// job state machine. The public package rocketjob re-exports these types; they
+// live here so the store, the client and the server can share them without an
+// import cycle.
+package model
+
+import (
+	"fmt"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+)
+
+// State is the state of a job.
+type State string
+
+// Job states, as in Ruby's RocketJob.
+const (
+	StateQueued    State = "queued"
+	StateRunning   State = "running"
+	StatePaused    State = "paused"
+	StateCompleted State = "completed"
+	StateFailed    State = "failed"
+	StateAborted   State = "aborted"
+)
+
+// States lists every state, in lifecycle order.
+var States = []State{StateQueued, StateRunning, StatePaused, StateCompleted, StateFailed, StateAborted}
+
+// ParseState returns the State named s.
+func ParseState(s string) (State, error) {
+	for _, st := range States {
+		if string(st) == s {
+			return st, nil
+		}
+	}
+	return "", fmt.Errorf("unknown state %q (valid: queued, running, paused, completed, failed, aborted)", s)
+}
+
+// Live reports whether a job in this state may still run.
+func (s State) Live() bool {
+	return s == StateQueued || s == StateRunning || s == StatePaused || s == StateFailed
+}
+
+// Step is the sub-state of a running sliced job.
+type Step string
+
+// Steps of a running sliced job.
+const (
+	StepBefore     Step = "before"     // the before hook runs on one server
+	StepProcessing Step = "processing" // workers process slices
+	StepAfter      Step = "after"      // the after hook runs on one server
+)
+
+// Kind tells simple jobs (one Perform call) from sliced jobs (records in slices).
+type Kind string
+
+// Job kinds.
+const (
+	KindSimple Kind = "simple"
+	KindSliced Kind = "sliced"
+)
+
+// CanTransition reports whether a job may move from one state to another.
+func CanTransition(from, to State) bool {
+	switch to {
+	case StateRunning:
+		// queued -> running (start), paused -> running (resume), failed -> running (sliced retry),
+		// running -> running (a step change of a sliced job).
+		return from == StateQueued || from == StatePaused || from == StateFailed || from == StateRunning
+	case StateQueued:
+		// running -> queued (requeue after a crash or for a retry), paused -> queued (resume
+		// before start), failed -> queued (retry).
+		return from == StateRunning || from == StatePaused || from == StateFailed
+	case StatePaused:
+		return from == StateQueued || from == StateRunning
+	case StateCompleted, StateFailed:
+		return from == StateRunning
+	case StateAborted:
+		return from.Live()
+	}
+	return false
+}
+
+// Failure records why a job failed.
+type Failure struct {
+	Message string    `bson:"message" json:"message"`
+	At      time.Time `bson:"at" json:"at"`
+	Server  string    `bson:"server,omitempty" json:"server,omitempty"`
+}
+
+// Job is one job document in the jobs collection.
+type Job struct {
+	ID          bson.ObjectID `bson:"_id" json:"id"`
+	Type        string        `bson:"type" json:"type"`
+	Kind        Kind          `bson:"kind" json:"kind"`
+	State       State         `bson:"state" json:"state"`
+	Step        Step          `bson:"step,omitempty" json:"step,omitempty"`
+	Priority    int           `bson:"priority" json:"priority"`
+	Description string        `bson:"description,omitempty" json:"description,omitempty"`
+	Params      bson.Raw      `bson:"params,omitempty" json:"-"`
+
+	RunAt       time.Time  `bson:"run_at" json:"run_at"`
+	CreatedAt   time.Time  `bson:"created_at" json:"created_at"`
+	StartedAt   *time.Time `bson:"started_at,omitempty" json:"started_at,omitempty"`
+	CompletedAt *time.Time `bson:"completed_at,omitempty" json:"completed_at,omitempty"`
+
+	// Version counts the job's transitions; every transition is conditioned on it.
+	Version int64 `bson:"version" json:"version"`
+	// Attempt counts the runs started (simple jobs) or retries (sliced jobs).
+	Attempt int `bson:"attempt" json:"attempt"`
+	// Server is the server running the job (simple jobs) or its before/after step.
+	Server  string   `bson:"server,omitempty" json:"server,omitempty"`
+	Failure *Failure `bson:"failure,omitempty" json:"failure,omitempty"`
+
+	// Sliced jobs.
+	SliceSize         int      `bson:"slice_size,omitempty" json:"slice_size,omitempty"`
+	Format            string   `bson:"format,omitempty" json:"format,omitempty"`
+	Header            []string `bson:"header,omitempty" json:"header,omitempty"`
+	LineEnding        string   `bson:"line_ending,omitempty" json:"-"`
+	NoFinalNewline    bool     `bson:"no_final_newline,omitempty" json:"-"`
+	CollectOutput     bool     `bson:"collect_output,omitempty" json:"collect_output,omitempty"`
+	DestroyOnComplete bool     `bson:"destroy_on_complete,omitempty" json:"destroy_on_complete,omitempty"`
+	StopOnError       bool     `bson:"stop_on_error,omitempty" json:"stop_on_error,omitempty"`
+	RecordCount       int64    `bson:"record_count" json:"record_count"`
+	SliceCount        int64    `bson:"slice_count" json:"slice_count"`
+	ProcessedCount    int64    `bson:"processed_count" json:"processed_count"`
+	FailedRecordCount int64    `bson:"failed_record_count" json:"failed_record_count"`
+}
+
+// Server is one server process's document in the servers collection.
+type Server struct {
+	Name        string    `bson:"_id" json:"name"`
+	State       string    `bson:"state" json:"state"`
+	PID         int       `bson:"pid" json:"pid"`
+	Host        string    `bson:"host" json:"host"`
+	Workers     int       `bson:"workers" json:"workers"`
+	Busy        int       `bson:"busy" json:"busy"`
+	StartedAt   time.Time `bson:"started_at" json:"started_at"`
+	HeartbeatAt time.Time `bson:"heartbeat_at" json:"heartbeat_at"`
+	Version     string    `bson:"version" json:"version"`
+}
+
+// Server states.
+const (
+	ServerRunning  = "running"
+	ServerPaused   = "paused"
+	ServerStopping = "stopping"
+)

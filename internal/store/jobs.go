@@ -1,0 +1,249 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+
+	"github.com/rocketjob-go/rocketjob/internal/model"
+)
+
+// Collections of the jobs database.
+const (
+	jobsCollection      = "jobs"
+	jobClaimsCollection = "job_claims"
+)
+
+// rollForwardAfter is how old a transition claim must be, with the job still at
+// the claimed version, before another process applies it (its claimer died
+// between the claim and the update).
+const rollForwardAfter = 10 * time.Second
+
+func (s *Store) jobs() *mongo.Collection      { return s.jobsDB.Collection(jobsCollection) }
+func (s *Store) jobClaims() *mongo.Collection { return s.jobsDB.Collection(jobClaimsCollection) }
+
+// InsertJob writes a new job document.
+func (s *Store) InsertJob(ctx context.Context, job *model.Job) error {
+	return retry(ctx, func() error {
+		_, err := s.jobs().InsertOne(ctx, job)
+		if isDup(err) {
+			return nil // an earlier try went through
+		}
+		return err
+	})
+}
+
+// GetJob reads one job.
+func (s *Store) GetJob(ctx context.Context, id bson.ObjectID) (*model.Job, error) {
+	var job model.Job
+	err := retry(ctx, func() error {
+		return s.jobs().FindOne(ctx, bson.D{{Key: "_id", Value: id}}).Decode(&job)
+	})
+	if errors.Is(err, mongo.ErrNoDocuments) {
+		return nil, fmt.Errorf("job %s: %w", id.Hex(), model.ErrJobNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading job %s: %w", id.Hex(), err)
+	}
+	return &job, nil
+}
+
+// JobFilter selects jobs for ListJobs.
+type JobFilter struct {
+	States []model.State
+	Type   string
+	Limit  int64
+	Skip   int64
+}
+
+// ListJobs returns jobs ordered by priority, then age.
+func (s *Store) ListJobs(ctx context.Context, f JobFilter) ([]model.Job, error) {
+	filter := bson.D{}
+	if len(f.States) > 0 {
+		filter = append(filter, bson.E{Key: "state", Value: bson.D{{Key: "$in", Value: f.States}}})
+	}
+	if f.Type != "" {
+		filter = append(filter, bson.E{Key: "type", Value: f.Type})
+	}
+	opts := options.Find().SetSort(bson.D{{Key: "priority", Value: 1}, {Key: "_id", Value: 1}})
+	if f.Limit > 0 {
+		opts.SetLimit(f.Limit)
+	}
+	if f.Skip > 0 {
+		opts.SetSkip(f.Skip)
+	}
+	var jobs []model.Job
+	err := retry(ctx, func() error {
+		cur, err := s.jobs().Find(ctx, filter, opts)
+		if err != nil {
+			return err
+		}
+		jobs = nil
+		return cur.All(ctx, &jobs)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("listing jobs: %w", err)
+	}
+	return jobs, nil
+}
+
+// RunnableJobs returns up to limit jobs that may have work now: queued or
+// running, due, ordered by priority then age (index {state, priority, _id}).
+func (s *Store) RunnableJobs(ctx context.Context, now time.Time, limit int64) ([]model.Job, error) {
+	filter := bson.D{
+		{Key: "state", Value: bson.D{{Key: "$in", Value: bson.A{model.StateQueued, model.StateRunning}}}},
+		{Key: "run_at", Value: bson.D{{Key: "$lte", Value: now}}},
+	}
+	opts := options.Find().SetSort(bson.D{{Key: "priority", Value: 1}, {Key: "_id", Value: 1}}).SetLimit(limit)
+	var jobs []model.Job
+	err := retry(ctx, func() error {
+		cur, err := s.jobs().Find(ctx, filter, opts)
+		if err != nil {
+			return err
+		}
+		jobs = nil
+		return cur.All(ctx, &jobs)
+	})
+	return jobs, err
+}
+
+// JobsOfServer returns the running jobs whose current run or step belongs to server.
+func (s *Store) JobsOfServer(ctx context.Context, server string) ([]model.Job, error) {
+	var jobs []model.Job
+	err := retry(ctx, func() error {
+		cur, err := s.jobs().Find(ctx, bson.D{{Key: "state", Value: model.StateRunning}, {Key: "server", Value: server}})
+		if err != nil {
+			return err
+		}
+		jobs = nil
+		return cur.All(ctx, &jobs)
+	})
+	return jobs, err
+}
+
+// Change is what a transition writes besides the new state and version.
+type Change struct {
+	Set   bson.D
+	Unset []string
+}
+
+// Transition moves job to state to (or keeps its state, when to is the
+// current one, to change only fields), applying change, if and only if nobody has
+// moved the job since it was read (its version). It returns the updated job,
+// an *model.InvalidTransitionError for an illegal move, or model.ErrConflict
+// when another process moved it first.
+//
+// On MongoDB the update conditioned on the version is atomic. On FerretDB it is
+// not, so a unique insert of "<job>:<version>" into job_claims decides first;
+// the claim holds the update so that, if its writer dies before applying it,
+// another process rolls it forward.
+func (s *Store) Transition(ctx context.Context, job *model.Job, to model.State, change Change, by string) (*model.Job, error) {
+	if to != job.State && !model.CanTransition(job.State, to) {
+		return nil, &model.InvalidTransitionError{JobID: job.ID.Hex(), From: job.State, To: to}
+	}
+	set := append(bson.D{{Key: "state", Value: to}, {Key: "version", Value: job.Version + 1}}, change.Set...)
+	update := bson.D{{Key: "$set", Value: set}}
+	if len(change.Unset) > 0 {
+		unset := bson.D{}
+		for _, f := range change.Unset {
+			unset = append(unset, bson.E{Key: f, Value: ""})
+		}
+		update = append(update, bson.E{Key: "$unset", Value: unset})
+	}
+	if s.ferret {
+		// The update is kept as bytes: stored field names cannot start with "$".
+		raw, err := bson.Marshal(update)
+		if err != nil {
+			return nil, err
+		}
+		claim := bson.D{
+			{Key: "_id", Value: claimID(job)},
+			{Key: "by", Value: by},
+			{Key: "at", Value: time.Now()},
+			{Key: "update", Value: bson.Binary{Data: raw}},
+		}
+		err = retry(ctx, func() error {
+			_, err := s.jobClaims().InsertOne(ctx, claim)
+			return err
+		})
+		if isDup(err) {
+			s.rollForward(ctx, job)
+			return nil, fmt.Errorf("job %s: %w", job.ID.Hex(), model.ErrConflict)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("job %s: %w", job.ID.Hex(), err)
+		}
+	}
+	var matched int64
+	err := retry(ctx, func() error {
+		res, err := s.jobs().UpdateOne(ctx, bson.D{{Key: "_id", Value: job.ID}, {Key: "version", Value: job.Version}}, update)
+		if err == nil {
+			matched = res.MatchedCount
+		}
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("job %s: %w", job.ID.Hex(), err)
+	}
+	if matched == 0 {
+		return nil, fmt.Errorf("job %s: %w", job.ID.Hex(), model.ErrConflict)
+	}
+	return s.GetJob(ctx, job.ID)
+}
+
+func claimID(job *model.Job) string { return fmt.Sprintf("%s:%d", job.ID.Hex(), job.Version) }
+
+// rollForward applies a transition claim whose writer died before applying it.
+func (s *Store) rollForward(ctx context.Context, job *model.Job) {
+	var claim struct {
+		At     time.Time `bson:"at"`
+		Update []byte    `bson:"update"`
+	}
+	if err := s.jobClaims().FindOne(ctx, bson.D{{Key: "_id", Value: claimID(job)}}).Decode(&claim); err != nil {
+		return
+	}
+	if time.Since(claim.At) < rollForwardAfter {
+		return
+	}
+	_, _ = s.jobs().UpdateOne(ctx, bson.D{{Key: "_id", Value: job.ID}, {Key: "version", Value: job.Version}}, bson.Raw(claim.Update))
+}
+
+// DeleteJob removes a job document and its transition claims.
+func (s *Store) DeleteJob(ctx context.Context, id bson.ObjectID) error {
+	err := retry(ctx, func() error {
+		_, err := s.jobs().DeleteOne(ctx, bson.D{{Key: "_id", Value: id}})
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("deleting job %s: %w", id.Hex(), err)
+	}
+	return retry(ctx, func() error {
+		_, err := s.jobClaims().DeleteMany(ctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$regex", Value: "^" + id.Hex() + ":"}}}})
+		return err
+	})
+}
+
+// CountJobs returns the number of jobs in each state.
+func (s *Store) CountJobs(ctx context.Context) (map[model.State]int64, error) {
+	counts := map[model.State]int64{}
+	cur, err := s.jobs().Find(ctx, bson.D{}, options.Find().SetProjection(bson.D{{Key: "state", Value: 1}}))
+	if err != nil {
+		return nil, err
+	}
+	defer cur.Close(ctx)
+	for cur.Next(ctx) {
+		var j struct {
+			State model.State `bson:"state"`
+		}
+		if err := cur.Decode(&j); err != nil {
+			return nil, err
+		}
+		counts[j.State]++
+	}
+	return counts, cur.Err()
+}

@@ -1,0 +1,133 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+)
+
+// ErrNoWork is returned by a Feeder when a full pass over the job's input found
+// no slice it could claim.
+var ErrNoWork = errors.New("no slice to claim")
+
+// InputSlice is one slice of a job's input: count records starting at record
+// number First (1-based), packed into Records.
+type InputSlice struct {
+	Num     int64  `bson:"-"`
+	First   int64  `bson:"first"`
+	Count   int    `bson:"count"`
+	Records []byte `bson:"records"`
+}
+
+// Claimed is a slice a worker owns, at one attempt.
+type Claimed struct {
+	InputSlice
+	Attempt int
+}
+
+// Result is what processing a slice produced.
+type Result struct {
+	Output      []byte // packed output records (nil when output is not collected)
+	OutputCount int
+	Failed      []byte // packed failure records
+	FailedCount int
+}
+
+// OutputSlice is one slice's collected output, as streamed by a download.
+type OutputSlice struct {
+	Num     int64
+	Count   int
+	Records []byte
+}
+
+// Progress is a job's slice counts, read on demand (never on a hot path).
+type Progress struct {
+	Done          int64 // slices finished (with or without failed records)
+	Running       int64 // slices claimed and not finished
+	Failed        int64 // finished slices with failed records
+	Processed     int64 // records finished (output or failed)
+	FailedRecords int64
+}
+
+// SliceStore is the slice claim strategy: one for MongoDB (atomic
+// findOneAndUpdate on the input slices) and one for FerretDB (insert-only
+// claims, streaming reads). Both pass one conformance suite.
+type SliceStore interface {
+	// InsertInput bulk-inserts input slices (upload).
+	InsertInput(ctx context.Context, job bson.ObjectID, slices []InputSlice) error
+	// NewFeeder returns a claimer of the job's slices for one server process.
+	// A Feeder is safe for concurrent use by the server's workers.
+	NewFeeder(job bson.ObjectID, server string) Feeder
+	// Complete records a claimed slice's result, exactly once per slice: it
+	// reports false when another attempt of the slice already completed (the
+	// result is then discarded).
+	Complete(ctx context.Context, job bson.ObjectID, c *Claimed, r Result) (bool, error)
+	// Release gives a claimed, unfinished slice back (graceful stop).
+	Release(ctx context.Context, job bson.ObjectID, c *Claimed) error
+	// RequeueServer gives back every unfinished slice claimed by server (a
+	// zombie); it matches the exact server name.
+	RequeueServer(ctx context.Context, job bson.ObjectID, server string) (int, error)
+	// RetryFailed requeues the finished slices that have failed records.
+	RetryFailed(ctx context.Context, job bson.ObjectID) (int, error)
+	// Progress counts slices and records of a job with sliceCount slices
+	// holding recordCount records.
+	Progress(ctx context.Context, job bson.ObjectID, sliceCount, recordCount int64) (Progress, error)
+	// StreamOutput calls fn for each slice's output in slice order.
+	StreamOutput(ctx context.Context, job bson.ObjectID, fn func(OutputSlice) error) error
+	// StreamFailed calls fn for each finished slice's failure records in slice order.
+	StreamFailed(ctx context.Context, job bson.ObjectID, fn func(OutputSlice) error) error
+	// DropInput removes the input (and claim) collections of a completed job.
+	DropInput(ctx context.Context, job bson.ObjectID) error
+	// Drop removes all of a job's slice collections.
+	Drop(ctx context.Context, job bson.ObjectID) error
+}
+
+// Feeder claims the slices of one job for one server.
+type Feeder interface {
+	// Next claims the next slice, or returns ErrNoWork after a pass found none.
+	Next(ctx context.Context) (*Claimed, error)
+	// Close releases the feeder's cursor.
+	Close(ctx context.Context) error
+}
+
+// Collection names of a job's slices on the work database.
+func sliceColl(db *mongo.Database, job bson.ObjectID, kind string) *mongo.Collection {
+	return db.Collection("slices_" + job.Hex() + "_" + kind)
+}
+
+const sliceKinds = "input claims requeue done output failed"
+
+func dropAll(ctx context.Context, db *mongo.Database, job bson.ObjectID, kinds string) error {
+	var errs []error
+	for _, k := range strings.Fields(kinds) {
+		errs = append(errs, retry(ctx, func() error { return sliceColl(db, job, k).Drop(ctx) }))
+	}
+	return errors.Join(errs...)
+}
+
+// sliceID is a slice's _id: the zero-padded slice number, so ids sort right.
+func sliceID(num int64) string { return fmt.Sprintf("%09d", num) }
+
+// attemptID is "<slice>:<attempt>", the id of per-attempt documents.
+func attemptID(num int64, attempt int) string { return fmt.Sprintf("%09d:%d", num, attempt) }
+
+func parseSliceID(id string) (int64, error) { return strconv.ParseInt(id, 10, 64) }
+
+func parseAttemptID(id string) (num int64, attempt int, err error) {
+	s, a, ok := strings.Cut(id, ":")
+	if !ok {
+		return 0, 0, fmt.Errorf("bad slice attempt id %q", id)
+	}
+	if num, err = strconv.ParseInt(s, 10, 64); err != nil {
+		return 0, 0, fmt.Errorf("bad slice attempt id %q", id)
+	}
+	if attempt, err = strconv.Atoi(a); err != nil {
+		return 0, 0, fmt.Errorf("bad slice attempt id %q", id)
+	}
+	return num, attempt, nil
+}

@@ -1,0 +1,259 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+)
+
+// Input slice states of the MongoDB strategy.
+const (
+	sliceQueued  = "queued"
+	sliceRunning = "running"
+	sliceFailed  = "failed"
+)
+
+// mongoSlices is the MongoDB strategy: input slices carry a state, a worker
+// claims one with an atomic findOneAndUpdate on the index {state, _id}; a
+// finished slice's output is written under the slice's _id (so a re-run
+// replaces, never duplicates) and its input is deleted, or marked failed when
+// it has failed records.
+type mongoSlices struct {
+	db *mongo.Database
+}
+
+func (m *mongoSlices) coll(job bson.ObjectID, kind string) *mongo.Collection {
+	return sliceColl(m.db, job, kind)
+}
+
+func (m *mongoSlices) InsertInput(ctx context.Context, job bson.ObjectID, in []InputSlice) error {
+	coll := m.coll(job, "input")
+	err := retry(ctx, func() error {
+		return ensureIndexes(ctx, coll, []mongo.IndexModel{
+			{Keys: bson.D{{Key: "state", Value: 1}, {Key: "_id", Value: 1}}, Options: options.Index().SetName("state_id")}})
+	})
+	if err != nil {
+		return err
+	}
+	return insertInput(ctx, coll, in, bson.D{{Key: "state", Value: sliceQueued}, {Key: "attempts", Value: 0}})
+}
+
+func (m *mongoSlices) NewFeeder(job bson.ObjectID, server string) Feeder {
+	return &mongoFeeder{m: m, job: job, server: server}
+}
+
+type mongoFeeder struct {
+	m      *mongoSlices
+	job    bson.ObjectID
+	server string
+}
+
+func (mf *mongoFeeder) Next(ctx context.Context) (*Claimed, error) {
+	var doc struct {
+		ID       string `bson:"_id"`
+		First    int64  `bson:"first"`
+		Count    int    `bson:"count"`
+		Records  []byte `bson:"records"`
+		Attempts int    `bson:"attempts"`
+	}
+	err := retry(ctx, func() error {
+		return mf.m.coll(mf.job, "input").FindOneAndUpdate(ctx,
+			bson.D{{Key: "state", Value: sliceQueued}},
+			bson.D{
+				{Key: "$set", Value: bson.D{{Key: "state", Value: sliceRunning}, {Key: "server", Value: mf.server}, {Key: "started_at", Value: time.Now()}}},
+				{Key: "$inc", Value: bson.D{{Key: "attempts", Value: 1}}},
+			},
+			options.FindOneAndUpdate().SetReturnDocument(options.After),
+		).Decode(&doc)
+	})
+	if errors.Is(err, mongo.ErrNoDocuments) {
+		return nil, ErrNoWork
+	}
+	if err != nil {
+		return nil, fmt.Errorf("claiming a slice: %w", err)
+	}
+	num, err := parseSliceID(doc.ID)
+	if err != nil {
+		return nil, err
+	}
+	return &Claimed{InputSlice: InputSlice{Num: num, First: doc.First, Count: doc.Count, Records: doc.Records}, Attempt: doc.Attempts}, nil
+}
+
+func (mf *mongoFeeder) Close(context.Context) error { return nil }
+
+func (m *mongoSlices) Complete(ctx context.Context, job bson.ObjectID, c *Claimed, r Result) (bool, error) {
+	id := sliceID(c.Num)
+	byID := bson.D{{Key: "_id", Value: id}}
+	if r.Output != nil {
+		err := retry(ctx, func() error {
+			_, err := m.coll(job, "output").ReplaceOne(ctx, byID,
+				bson.D{{Key: "_id", Value: id}, {Key: "count", Value: r.OutputCount}, {Key: "records", Value: bson.Binary{Data: r.Output}}},
+				options.Replace().SetUpsert(true))
+			return err
+		})
+		if err != nil {
+			return false, fmt.Errorf("writing output of slice %d: %w", c.Num, err)
+		}
+	}
+	err := retry(ctx, func() error {
+		if r.FailedCount == 0 {
+			_, err := m.coll(job, "failed").DeleteOne(ctx, byID)
+			return err
+		}
+		_, err := m.coll(job, "failed").ReplaceOne(ctx, byID,
+			bson.D{{Key: "_id", Value: id}, {Key: "count", Value: r.FailedCount}, {Key: "records", Value: bson.Binary{Data: r.Failed}}},
+			options.Replace().SetUpsert(true))
+		return err
+	})
+	if err != nil {
+		return false, fmt.Errorf("writing failed records of slice %d: %w", c.Num, err)
+	}
+	// Release the input only if this attempt still owns it.
+	mine := bson.D{{Key: "_id", Value: id}, {Key: "state", Value: sliceRunning}, {Key: "attempts", Value: c.Attempt}}
+	var n int64
+	err = retry(ctx, func() error {
+		if r.FailedCount > 0 {
+			res, err := m.coll(job, "input").UpdateOne(ctx, mine, bson.D{{Key: "$set", Value: bson.D{
+				{Key: "state", Value: sliceFailed}, {Key: "failed", Value: r.FailedCount}}}})
+			if err == nil {
+				n = res.ModifiedCount
+			}
+			return err
+		}
+		res, err := m.coll(job, "input").DeleteOne(ctx, mine)
+		if err == nil {
+			n = res.DeletedCount
+		}
+		return err
+	})
+	if err != nil {
+		return false, fmt.Errorf("finishing slice %d: %w", c.Num, err)
+	}
+	return n == 1, nil
+}
+
+func (m *mongoSlices) Release(ctx context.Context, job bson.ObjectID, c *Claimed) error {
+	return retry(ctx, func() error {
+		_, err := m.coll(job, "input").UpdateOne(ctx,
+			bson.D{{Key: "_id", Value: sliceID(c.Num)}, {Key: "state", Value: sliceRunning}, {Key: "attempts", Value: c.Attempt}},
+			bson.D{{Key: "$set", Value: bson.D{{Key: "state", Value: sliceQueued}}}, {Key: "$unset", Value: bson.D{{Key: "server", Value: ""}}}})
+		return err
+	})
+}
+
+func (m *mongoSlices) RequeueServer(ctx context.Context, job bson.ObjectID, server string) (int, error) {
+	var n int64
+	err := retry(ctx, func() error {
+		res, err := m.coll(job, "input").UpdateMany(ctx,
+			bson.D{{Key: "state", Value: sliceRunning}, {Key: "server", Value: server}},
+			bson.D{{Key: "$set", Value: bson.D{{Key: "state", Value: sliceQueued}}}, {Key: "$unset", Value: bson.D{{Key: "server", Value: ""}}}})
+		if err == nil {
+			n = res.ModifiedCount
+		}
+		return err
+	})
+	return int(n), err
+}
+
+func (m *mongoSlices) RetryFailed(ctx context.Context, job bson.ObjectID) (int, error) {
+	var n int64
+	err := retry(ctx, func() error {
+		res, err := m.coll(job, "input").UpdateMany(ctx,
+			bson.D{{Key: "state", Value: sliceFailed}},
+			bson.D{{Key: "$set", Value: bson.D{{Key: "state", Value: sliceQueued}}}, {Key: "$unset", Value: bson.D{{Key: "server", Value: ""}, {Key: "failed", Value: ""}}}})
+		if err == nil {
+			n = res.ModifiedCount
+		}
+		return err
+	})
+	return int(n), err
+}
+
+func (m *mongoSlices) Progress(ctx context.Context, job bson.ObjectID, sliceCount, recordCount int64) (Progress, error) {
+	var p Progress
+	var pending int64 // records in queued and running slices
+	err := retry(ctx, func() error {
+		p, pending = Progress{}, 0
+		cur, err := m.coll(job, "input").Find(ctx, bson.D{}, options.Find().SetProjection(bson.D{{Key: "state", Value: 1}, {Key: "count", Value: 1}, {Key: "failed", Value: 1}}))
+		if err != nil {
+			return err
+		}
+		defer cur.Close(ctx)
+		for cur.Next(ctx) {
+			var d struct {
+				State  string `bson:"state"`
+				Count  int64  `bson:"count"`
+				Failed int64  `bson:"failed"`
+			}
+			if err := cur.Decode(&d); err != nil {
+				return err
+			}
+			switch d.State {
+			case sliceRunning:
+				p.Running++
+				pending += d.Count
+			case sliceFailed:
+				p.Failed++
+				p.FailedRecords += d.Failed
+			default:
+				p.Done-- // counted down from sliceCount below
+				pending += d.Count
+			}
+		}
+		return cur.Err()
+	})
+	if err != nil {
+		return p, err
+	}
+	// Finished slices without failures are gone from the input.
+	p.Done += sliceCount - p.Running
+	p.Processed = recordCount - pending
+	return p, nil
+}
+
+func (m *mongoSlices) StreamOutput(ctx context.Context, job bson.ObjectID, fn func(OutputSlice) error) error {
+	return streamSorted(ctx, m.coll(job, "output"), fn)
+}
+
+func (m *mongoSlices) StreamFailed(ctx context.Context, job bson.ObjectID, fn func(OutputSlice) error) error {
+	return streamSorted(ctx, m.coll(job, "failed"), fn)
+}
+
+func streamSorted(ctx context.Context, coll *mongo.Collection, fn func(OutputSlice) error) error {
+	cur, err := coll.Find(ctx, bson.D{}, options.Find().SetSort(bson.D{{Key: "_id", Value: 1}}).SetBatchSize(64))
+	if err != nil {
+		return err
+	}
+	defer cur.Close(ctx)
+	for cur.Next(ctx) {
+		var d struct {
+			ID      string `bson:"_id"`
+			Count   int    `bson:"count"`
+			Records []byte `bson:"records"`
+		}
+		if err := cur.Decode(&d); err != nil {
+			return err
+		}
+		num, err := parseSliceID(d.ID)
+		if err != nil {
+			return err
+		}
+		if err := fn(OutputSlice{Num: num, Count: d.Count, Records: d.Records}); err != nil {
+			return err
+		}
+	}
+	return cur.Err()
+}
+
+func (m *mongoSlices) DropInput(ctx context.Context, job bson.ObjectID) error {
+	return dropAll(ctx, m.db, job, "input")
+}
+
+func (m *mongoSlices) Drop(ctx context.Context, job bson.ObjectID) error {
+	return dropAll(ctx, m.db, job, sliceKinds)
+}

@@ -1,0 +1,245 @@
+// Package store holds every collection name, filter, update and index
+// rocketjob uses, for the jobs database (jobs, servers, claims) and the work
+// database (slices). It detects FerretDB at connect and picks the slice claim
+// strategy that is correct there.
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+)
+
+// Defaults for Config.
+const (
+	DefaultURI     = "mongodb://127.0.0.1:27017/"
+	DefaultDB      = "rocketjob"
+	DefaultWorkDB  = "rocketjob_work"
+	ConnectTimeout = 5 * time.Second
+)
+
+// Config says where the two databases are.
+type Config struct {
+	URI     string // jobs database server; default DefaultURI
+	WorkURI string // work (slices) database server; default URI
+	DB      string // jobs database name; default DefaultDB
+	WorkDB  string // work database name; default DefaultWorkDB
+}
+
+// Store is a connection to the jobs and work databases.
+type Store struct {
+	jobsClient *mongo.Client
+	workClient *mongo.Client
+	jobsDB     *mongo.Database
+	workDB     *mongo.Database
+	ferret     bool
+	slices     SliceStore
+}
+
+// Open connects to both databases, detects FerretDB and creates the indexes.
+// It fails within ConnectTimeout when a server cannot be reached, with an
+// error that names the URI (password hidden).
+func Open(ctx context.Context, cfg Config) (*Store, error) {
+	if cfg.URI == "" {
+		cfg.URI = DefaultURI
+	}
+	if cfg.WorkURI == "" {
+		cfg.WorkURI = cfg.URI
+	}
+	if cfg.DB == "" {
+		cfg.DB = DefaultDB
+	}
+	if cfg.WorkDB == "" {
+		cfg.WorkDB = DefaultWorkDB
+	}
+	jc, err := connect(ctx, cfg.URI)
+	if err != nil {
+		return nil, err
+	}
+	wc := jc
+	if cfg.WorkURI != cfg.URI {
+		if wc, err = connect(ctx, cfg.WorkURI); err != nil {
+			_ = jc.Disconnect(context.Background())
+			return nil, err
+		}
+	}
+	s := &Store{jobsClient: jc, workClient: wc, jobsDB: jc.Database(cfg.DB), workDB: wc.Database(cfg.WorkDB)}
+	s.ferret, err = isFerret(ctx, s.workDB)
+	if err != nil {
+		s.Close(context.Background())
+		return nil, fmt.Errorf("database %s: %w", Redact(cfg.WorkURI), err)
+	}
+	if s.ferret {
+		s.slices = &ferretSlices{db: s.workDB}
+	} else {
+		s.slices = &mongoSlices{db: s.workDB}
+	}
+	if err := s.ensureIndexes(ctx); err != nil {
+		s.Close(context.Background())
+		return nil, fmt.Errorf("creating indexes: %w", err)
+	}
+	return s, nil
+}
+
+func connect(ctx context.Context, uri string) (*mongo.Client, error) {
+	opts := options.Client().ApplyURI(uri).
+		SetServerSelectionTimeout(ConnectTimeout).
+		SetConnectTimeout(ConnectTimeout).
+		SetAppName("rocketjob")
+	c, err := mongo.Connect(opts)
+	if err != nil {
+		return nil, fmt.Errorf("database %s: %w", Redact(uri), err)
+	}
+	pctx, cancel := context.WithTimeout(ctx, ConnectTimeout)
+	defer cancel()
+	if err := c.Ping(pctx, nil); err != nil {
+		_ = c.Disconnect(context.Background())
+		return nil, fmt.Errorf("cannot reach database at %s: %w", Redact(uri), shortErr(err))
+	}
+	return c, nil
+}
+
+// shortErr keeps the driver's long server-selection errors to their gist.
+func shortErr(err error) error {
+	if errors.Is(err, context.DeadlineExceeded) || mongo.IsTimeout(err) {
+		return errors.New("no answer within " + ConnectTimeout.String())
+	}
+	msg := err.Error()
+	if i := strings.Index(msg, ", Type: Unknown"); i > 0 {
+		msg = msg[:i]
+	}
+	return errors.New(msg)
+}
+
+// Redact hides the password of a connection URI.
+func Redact(uri string) string {
+	u, err := url.Parse(uri)
+	if err != nil {
+		return "(unparseable URI)"
+	}
+	if u.User != nil {
+		if _, ok := u.User.Password(); ok {
+			u.User = url.UserPassword(u.User.Username(), "xxxxx")
+		}
+	}
+	return u.String()
+}
+
+func isFerret(ctx context.Context, db *mongo.Database) (bool, error) {
+	var info bson.M
+	if err := db.RunCommand(ctx, bson.D{{Key: "buildInfo", Value: 1}}).Decode(&info); err != nil {
+		return false, err
+	}
+	_, ok := info["ferretdbVersion"]
+	return ok, nil
+}
+
+// Ferret reports whether the work database is FerretDB.
+func (s *Store) Ferret() bool { return s.ferret }
+
+// Slices returns the slice store strategy chosen for the work database.
+func (s *Store) Slices() SliceStore { return s.slices }
+
+// WithSlices replaces the slice strategy (for the conformance tests).
+func (s *Store) WithSlices(mongoStrategy bool) *Store {
+	c := *s
+	if mongoStrategy {
+		c.slices = &mongoSlices{db: s.workDB}
+	} else {
+		c.slices = &ferretSlices{db: s.workDB}
+	}
+	return &c
+}
+
+// Close disconnects both clients.
+func (s *Store) Close(ctx context.Context) error {
+	err := s.jobsClient.Disconnect(ctx)
+	if s.workClient != s.jobsClient {
+		err = errors.Join(err, s.workClient.Disconnect(ctx))
+	}
+	return err
+}
+
+// Indexes of the jobs database (the slice strategies create their own).
+var jobIndexes = []mongo.IndexModel{
+	{Keys: bson.D{{Key: "state", Value: 1}, {Key: "priority", Value: 1}, {Key: "_id", Value: 1}}, Options: options.Index().SetName("state_priority_id")},
+	{Keys: bson.D{{Key: "type", Value: 1}, {Key: "state", Value: 1}}, Options: options.Index().SetName("type_state")},
+}
+
+func (s *Store) ensureIndexes(ctx context.Context) error {
+	return ensureIndexes(ctx, s.jobs(), jobIndexes)
+}
+
+// ensureIndexes creates the indexes that do not exist yet, one at a time:
+// FerretDB v1.24.2 panics on a createIndexes of indexes that already exist.
+func ensureIndexes(ctx context.Context, coll *mongo.Collection, models []mongo.IndexModel) error {
+	var existing []struct {
+		Name string `bson:"name"`
+	}
+	cur, err := coll.Indexes().List(ctx)
+	if err != nil {
+		return err
+	}
+	if err := cur.All(ctx, &existing); err != nil {
+		return err
+	}
+	have := map[string]bool{}
+	for _, ix := range existing {
+		have[ix.Name] = true
+	}
+	for _, m := range models {
+		var o options.IndexOptions
+		for _, set := range m.Options.List() {
+			_ = set(&o)
+		}
+		if o.Name != nil && have[*o.Name] {
+			continue
+		}
+		if _, err := coll.Indexes().CreateOne(ctx, m); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// transient reports whether err is worth retrying: SQLite lock contention in
+// FerretDB and network blips.
+func transient(err error) bool {
+	if err == nil {
+		return false
+	}
+	if mongo.IsNetworkError(err) || mongo.IsTimeout(err) {
+		return true
+	}
+	msg := err.Error()
+	return strings.Contains(msg, "SQLITE_BUSY") || strings.Contains(msg, "database is locked")
+}
+
+// retry runs op until it succeeds, fails with a non-transient error, or ctx ends.
+func retry(ctx context.Context, op func() error) error {
+	delay := 5 * time.Millisecond
+	for attempt := 0; ; attempt++ {
+		err := op()
+		if !transient(err) || attempt >= 12 {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return errors.Join(err, ctx.Err())
+		case <-time.After(delay):
+		}
+		if delay < time.Second {
+			delay *= 2
+		}
+	}
+}
+
+// isDup reports a duplicate-key error: the loser of a unique insert.
+func isDup(err error) bool { return mongo.IsDuplicateKeyError(err) }

@@ -1,0 +1,89 @@
+package server
+
+import (
+	"context"
+	"os"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+
+	"github.com/rocketjob-go/rocketjob/internal/model"
+	"github.com/rocketjob-go/rocketjob/rocketjob"
+)
+
+// heartbeatLoop writes the server's heartbeat every interval and applies the
+// commands sent to it since the last beat.
+func (s *Server) heartbeatLoop(ctx context.Context) {
+	lastCmd := bson.NewObjectIDFromTimestamp(time.Now())
+	t := time.NewTicker(s.cfg.HeartbeatInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		existed, err := s.beat(ctx)
+		if err != nil {
+			s.log.Warn("heartbeat", "err", err)
+			continue
+		}
+		if !existed {
+			s.log.Warn("this server had been declared dead by another server; its work in flight was requeued (output stays exactly-once)")
+		}
+		cmds, err := s.store.CommandsSince(ctx, s.cfg.Name, lastCmd)
+		if err != nil {
+			s.log.Warn("reading commands", "err", err)
+			continue
+		}
+		for _, c := range cmds {
+			lastCmd = c.ID
+			s.apply(c.Command)
+		}
+	}
+}
+
+func (s *Server) apply(command string) {
+	s.log.Info("command received", "command", command)
+	switch command {
+	case rocketjob.CommandPause:
+		s.paused.Store(true)
+	case rocketjob.CommandResume:
+		s.paused.Store(false)
+		s.sel.wake()
+	case rocketjob.CommandStop:
+		s.Stop()
+	}
+}
+
+// beat writes the server document.
+func (s *Server) beat(ctx context.Context) (bool, error) {
+	state := model.ServerRunning
+	switch {
+	case s.stopping.Load():
+		state = model.ServerStopping
+	case s.paused.Load():
+		state = model.ServerPaused
+	}
+	host, _ := os.Hostname()
+	return s.store.Heartbeat(ctx, &model.Server{
+		Name:        s.cfg.Name,
+		State:       state,
+		PID:         os.Getpid(),
+		Host:        host,
+		Workers:     s.cfg.Workers,
+		Busy:        int(s.busy.Load()),
+		StartedAt:   s.started(),
+		HeartbeatAt: time.Now().UTC().Truncate(time.Millisecond),
+		Version:     Version,
+	})
+}
+
+func (s *Server) started() time.Time {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.startedAt.IsZero() {
+		s.startedAt = time.Now().UTC().Truncate(time.Millisecond)
+	}
+	return s.startedAt
+}

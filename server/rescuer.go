@@ -1,0 +1,87 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/rocketjob-go/rocketjob/internal/model"
+	"github.com/rocketjob-go/rocketjob/internal/store"
+)
+
+// rescueLoop looks for dead servers at every heartbeat interval, for as long
+// as this server runs: any live server rescues, so no housekeeping job is
+// needed.
+func (s *Server) rescueLoop(ctx context.Context) {
+	t := time.NewTicker(s.cfg.HeartbeatInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		servers, err := s.store.ListServers(ctx)
+		if err != nil {
+			s.log.Warn("rescuer: listing servers", "err", err)
+			continue
+		}
+		for i := range servers {
+			dead := &servers[i]
+			if dead.Name == s.cfg.Name || time.Since(dead.HeartbeatAt) < s.cfg.DeadAfter {
+				continue
+			}
+			if err := s.rescue(ctx, dead); err != nil {
+				s.log.Warn("rescuer", "dead", dead.Name, "err", err)
+			}
+		}
+	}
+}
+
+// rescue puts the work of a dead server back in the queue, then removes its
+// document. Every requeue names the exact server and is guarded by the job's
+// version (or the slice's attempt), so work that completed in the meantime is
+// never overwritten.
+func (s *Server) rescue(ctx context.Context, dead *model.Server) error {
+	log := s.log.With("dead", dead.Name, "heartbeat", dead.HeartbeatAt)
+	log.Warn("server is dead: requeuing its work")
+	jobs, err := s.store.JobsOfServer(ctx, dead.Name)
+	if err != nil {
+		return err
+	}
+	for i := range jobs {
+		job := &jobs[i]
+		to := model.StateQueued // a simple job runs again
+		if job.Kind == model.KindSliced {
+			to = model.StateRunning // its before or after step runs again
+		}
+		_, err := s.moveWhile(ctx, job, to, store.Change{Unset: []string{"server"}}, func(j *model.Job) bool {
+			return j.State == model.StateRunning && j.Server == dead.Name
+		})
+		if err != nil && !errors.Is(err, model.ErrConflict) {
+			return err
+		}
+		log.Info("job requeued", "job", job.ID.Hex(), "type", job.Type)
+	}
+	running, err := s.store.ListJobs(ctx, store.JobFilter{States: []model.State{model.StateRunning, model.StatePaused, model.StateFailed}})
+	if err != nil {
+		return err
+	}
+	for _, job := range running {
+		if job.Kind != model.KindSliced {
+			continue
+		}
+		n, err := s.store.Slices().RequeueServer(ctx, job.ID, dead.Name)
+		if err != nil {
+			return err
+		}
+		if n > 0 {
+			log.Info("slices requeued", "job", job.ID.Hex(), "slices", n)
+		}
+	}
+	if _, err := s.store.RemoveServer(ctx, dead.Name, dead.HeartbeatAt); err != nil {
+		return err
+	}
+	s.sel.invalidate()
+	return nil
+}

@@ -1,0 +1,141 @@
+package server
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+
+	"github.com/rocketjob-go/rocketjob/internal/model"
+	"github.com/rocketjob-go/rocketjob/internal/store"
+)
+
+// candidateLimit is how many runnable jobs one selection query reads.
+const candidateLimit = 50
+
+// selector keeps this server's view of the runnable jobs, ordered by priority
+// then age, refreshed by one query at most every pollInterval (when workers
+// are idle) or reCheck (when they are busy), so workers never query per slice.
+type selector struct {
+	store        *store.Store
+	reCheck      time.Duration
+	pollInterval time.Duration
+
+	mu        sync.Mutex
+	jobs      []model.Job
+	fetchedAt time.Time
+	skip      map[bson.ObjectID]time.Time // jobs with nothing to claim here, until then
+	wakeCh    chan struct{}
+}
+
+func newSelector(s *store.Store, reCheck, poll time.Duration) *selector {
+	return &selector{store: s, reCheck: reCheck, pollInterval: poll, skip: map[bson.ObjectID]time.Time{}, wakeCh: make(chan struct{})}
+}
+
+// refresh re-reads the runnable jobs when the cached list is older than maxAge.
+func (sel *selector) refresh(ctx context.Context, maxAge time.Duration) error {
+	sel.mu.Lock()
+	fresh := time.Since(sel.fetchedAt) < maxAge
+	sel.mu.Unlock()
+	if fresh {
+		return nil
+	}
+	jobs, err := sel.store.RunnableJobs(ctx, time.Now(), candidateLimit)
+	if err != nil {
+		return err
+	}
+	sel.mu.Lock()
+	sel.jobs, sel.fetchedAt = jobs, time.Now()
+	sel.mu.Unlock()
+	return nil
+}
+
+// invalidate makes the next refresh query the database.
+func (sel *selector) invalidate() {
+	sel.mu.Lock()
+	sel.fetchedAt = time.Time{}
+	sel.mu.Unlock()
+}
+
+// next returns the most urgent job that is not skipped, or nil.
+func (sel *selector) next() *model.Job {
+	sel.mu.Lock()
+	defer sel.mu.Unlock()
+	now := time.Now()
+	for i := range sel.jobs {
+		j := &sel.jobs[i]
+		if until, ok := sel.skip[j.ID]; ok {
+			if now.Before(until) {
+				continue
+			}
+			delete(sel.skip, j.ID)
+		}
+		if j.State == model.StateQueued || j.State == model.StateRunning {
+			job := *j
+			return &job
+		}
+	}
+	return nil
+}
+
+// better reports whether a job other than current should be worked on now:
+// current is no longer runnable, or a more urgent job has work.
+func (sel *selector) better(current *model.Job) bool {
+	best := sel.next()
+	if best == nil {
+		return false
+	}
+	if best.ID == current.ID {
+		return false
+	}
+	sel.mu.Lock()
+	defer sel.mu.Unlock()
+	for i := range sel.jobs {
+		if sel.jobs[i].ID == current.ID {
+			return best.Priority < current.Priority
+		}
+	}
+	return true // current is gone from the runnable list: paused, aborted, failed or destroyed
+}
+
+// current returns the cached copy of a job, if it is still runnable.
+func (sel *selector) current(id bson.ObjectID) (model.Job, bool) {
+	sel.mu.Lock()
+	defer sel.mu.Unlock()
+	for _, j := range sel.jobs {
+		if j.ID == id {
+			return j, true
+		}
+	}
+	return model.Job{}, false
+}
+
+// skipFor hides a job from this server for d (it has nothing to claim here).
+func (sel *selector) skipFor(id bson.ObjectID, d time.Duration) {
+	sel.mu.Lock()
+	sel.skip[id] = time.Now().Add(d)
+	sel.mu.Unlock()
+}
+
+// wait blocks an idle worker for the poll interval, or until woken.
+func (sel *selector) wait(ctx context.Context) {
+	sel.mu.Lock()
+	ch := sel.wakeCh
+	sel.mu.Unlock()
+	t := time.NewTimer(sel.pollInterval)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-ch:
+	case <-t.C:
+	}
+}
+
+// wake releases every idle worker.
+func (sel *selector) wake() {
+	sel.mu.Lock()
+	close(sel.wakeCh)
+	sel.wakeCh = make(chan struct{})
+	sel.mu.Unlock()
+}

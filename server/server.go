@@ -1,0 +1,256 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+
+	"github.com/rocketjob-go/rocketjob/internal/model"
+	"github.com/rocketjob-go/rocketjob/internal/store"
+	"github.com/rocketjob-go/rocketjob/rocketjob"
+)
+
+// Defaults for Config.
+const (
+	DefaultWorkers           = 4
+	DefaultReCheck           = 5 * time.Second
+	DefaultPollInterval      = time.Second
+	DefaultHeartbeatInterval = 5 * time.Second
+	DefaultDeadAfter         = 4 * DefaultHeartbeatInterval
+	DefaultShutdownTimeout   = 30 * time.Second
+)
+
+// Version is reported in the servers collection.
+const Version = "0.1.0"
+
+// Config configures a server. Zero fields take the defaults above.
+type Config struct {
+	// Name identifies the server; default "host:pid". Two live servers cannot
+	// share a name.
+	Name string
+	// Workers is the number of concurrent workers.
+	Workers int
+	// ReCheck is how often a busy worker looks for a more urgent job, besides
+	// after every slice.
+	ReCheck time.Duration
+	// PollInterval is how long an idle worker waits before looking for work again.
+	PollInterval time.Duration
+	// HeartbeatInterval is how often the server writes its heartbeat and reads
+	// its commands; the rescuer runs at the same pace.
+	HeartbeatInterval time.Duration
+	// DeadAfter is how old another server's heartbeat may be before it is a
+	// zombie whose work is requeued. Keep it several heartbeat intervals.
+	DeadAfter time.Duration
+	// ShutdownTimeout bounds how long a stopping server waits for work in
+	// flight before it gives that work back to the queue.
+	ShutdownTimeout time.Duration
+	// Logger receives the server's structured logs; nil means slog.Default().
+	Logger *slog.Logger
+}
+
+func (c *Config) withDefaults() Config {
+	out := Config{}
+	if c != nil {
+		out = *c
+	}
+	if out.Name == "" {
+		host, _ := os.Hostname()
+		out.Name = fmt.Sprintf("%s:%d", host, os.Getpid())
+	}
+	def := func(d *time.Duration, v time.Duration) {
+		if *d == 0 {
+			*d = v
+		}
+	}
+	if out.Workers == 0 {
+		out.Workers = DefaultWorkers
+	}
+	def(&out.ReCheck, DefaultReCheck)
+	def(&out.PollInterval, DefaultPollInterval)
+	def(&out.HeartbeatInterval, DefaultHeartbeatInterval)
+	def(&out.DeadAfter, 4*out.HeartbeatInterval)
+	def(&out.ShutdownTimeout, DefaultShutdownTimeout)
+	if out.Logger == nil {
+		out.Logger = slog.Default()
+	}
+	return out
+}
+
+func (c Config) validate() error {
+	switch {
+	case c.Workers < 1:
+		return fmt.Errorf("workers must be at least 1 (got %d)", c.Workers)
+	case c.ReCheck < 0 || c.PollInterval < 0 || c.HeartbeatInterval < 0 || c.ShutdownTimeout < 0:
+		return errors.New("durations must not be negative")
+	case c.DeadAfter < 2*c.HeartbeatInterval:
+		return fmt.Errorf("dead-after (%s) must be at least twice the heartbeat interval (%s)", c.DeadAfter, c.HeartbeatInterval)
+	}
+	return nil
+}
+
+// Server is one server process: workers, heartbeat and rescuer.
+type Server struct {
+	cfg    Config
+	client *rocketjob.Client
+	store  *store.Store
+	reg    *rocketjob.Registry
+	log    *slog.Logger
+
+	paused   atomic.Bool
+	stopping atomic.Bool
+	stopCh   chan struct{} // closed by a stop command
+	stopOnce sync.Once
+	busy     atomic.Int32
+
+	sel *selector
+
+	mu        sync.Mutex
+	feeders   map[bson.ObjectID]*jobFeeder
+	startedAt time.Time
+}
+
+// New checks cfg and returns a server; Run starts it.
+func New(client *rocketjob.Client, cfg *Config) (*Server, error) {
+	c := cfg.withDefaults()
+	if err := c.validate(); err != nil {
+		return nil, fmt.Errorf("server config: %w", err)
+	}
+	s := &Server{
+		cfg:     c,
+		client:  client,
+		store:   client.Store(),
+		reg:     client.Registry(),
+		log:     c.Logger.With("server", c.Name),
+		stopCh:  make(chan struct{}),
+		feeders: map[bson.ObjectID]*jobFeeder{},
+	}
+	s.sel = newSelector(s.store, c.ReCheck, c.PollInterval)
+	return s, nil
+}
+
+// Name returns the server's name.
+func (s *Server) Name() string { return s.cfg.Name }
+
+// Run runs the server until ctx is cancelled or a stop command arrives, then
+// shuts down gracefully and returns nil. It returns an error only when the
+// server cannot start (e.g. its name is taken by a live server).
+func (s *Server) Run(ctx context.Context) error {
+	if err := s.takeName(ctx); err != nil {
+		return err
+	}
+	if _, err := s.beat(ctx); err != nil {
+		return fmt.Errorf("server %s: first heartbeat: %w", s.cfg.Name, err)
+	}
+	s.log.Info("server started", "workers", s.cfg.Workers)
+
+	// workCtx is what job code runs under: it outlives ctx by the shutdown
+	// timeout so work in flight can finish.
+	workCtx, cancelWork := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelWork()
+	bgCtx, cancelBg := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelBg()
+
+	var bg sync.WaitGroup
+	bg.Go(func() { s.heartbeatLoop(bgCtx) })
+	bg.Go(func() { s.rescueLoop(bgCtx) })
+
+	var workers sync.WaitGroup
+	for i := range s.cfg.Workers {
+		workers.Go(func() { s.workerLoop(workCtx, i) })
+	}
+
+	select {
+	case <-ctx.Done():
+	case <-s.stopCh:
+	}
+	s.log.Info("server stopping", "timeout", s.cfg.ShutdownTimeout)
+	s.stopping.Store(true)
+	s.sel.wake()
+	done := make(chan struct{})
+	go func() { workers.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(s.cfg.ShutdownTimeout):
+		s.log.Warn("shutdown timeout: giving back work in flight")
+		cancelWork()
+		<-done
+	}
+	s.closeFeeders(context.WithoutCancel(ctx))
+	cancelBg()
+	bg.Wait()
+	rmCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	if _, err := s.store.RemoveServer(rmCtx, s.cfg.Name, time.Time{}); err != nil {
+		s.log.Warn("removing server document", "err", err)
+	}
+	s.log.Info("server stopped")
+	return nil
+}
+
+// Stop asks a running server to shut down gracefully, like a stop command.
+func (s *Server) Stop() {
+	s.stopOnce.Do(func() { close(s.stopCh) })
+}
+
+// takeName refuses a name that a live server uses and rescues the work of a
+// dead predecessor that had the same name.
+func (s *Server) takeName(ctx context.Context) error {
+	old, err := s.store.GetServer(ctx, s.cfg.Name)
+	if errors.Is(err, model.ErrServerNotFound) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("server %s: %w", s.cfg.Name, err)
+	}
+	if time.Since(old.HeartbeatAt) < s.cfg.DeadAfter {
+		return fmt.Errorf("server name %q is in use by a live server (pid %d on %s, heartbeat %s ago)",
+			s.cfg.Name, old.PID, old.Host, time.Since(old.HeartbeatAt).Round(time.Second))
+	}
+	s.log.Info("taking over the name of a dead server: requeuing its work")
+	return s.rescue(ctx, old)
+}
+
+func (s *Server) feeder(job *model.Job) *jobFeeder {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	f, ok := s.feeders[job.ID]
+	if !ok {
+		f = &jobFeeder{Feeder: s.store.Slices().NewFeeder(job.ID, s.cfg.Name)}
+		s.feeders[job.ID] = f
+	}
+	return f
+}
+
+func (s *Server) dropFeeder(ctx context.Context, id bson.ObjectID) {
+	s.mu.Lock()
+	f, ok := s.feeders[id]
+	delete(s.feeders, id)
+	s.mu.Unlock()
+	if ok {
+		_ = f.Close(ctx)
+	}
+}
+
+func (s *Server) closeFeeders(ctx context.Context) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for id, f := range s.feeders {
+		_ = f.Close(ctx)
+		delete(s.feeders, id)
+	}
+}
+
+// jobFeeder is a job's slice claimer shared by this server's workers, with
+// the count of slices in flight here.
+type jobFeeder struct {
+	store.Feeder
+	inFlight  atomic.Int32
+	exhausted atomic.Bool
+}

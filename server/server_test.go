@@ -1,0 +1,247 @@
+package server_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/rocketjob-go/rocketjob/examples"
+	"github.com/rocketjob-go/rocketjob/internal/dbtest"
+	"github.com/rocketjob-go/rocketjob/rocketjob"
+	"github.com/rocketjob-go/rocketjob/server"
+	"github.com/rocketjob-go/rocketjob/sliced"
+)
+
+func TestMain(m *testing.M) { dbtest.Main(m) }
+
+type bundle struct {
+	reg         *rocketjob.Registry
+	jobs, work  string
+	client      *rocketjob.Client
+	runs        sync.Map // job id -> *atomic.Int32
+	afterCalls  atomic.Int32
+	squareFixed atomic.Bool
+}
+
+func setup(t *testing.T) *bundle {
+	t.Helper()
+	b := &bundle{reg: rocketjob.NewRegistry()}
+	must(t, examples.Register(b.reg))
+	must(t, rocketjob.Register(b.reg, "count", func(ctx context.Context, job *rocketjob.Job, _ struct{}) error {
+		n, _ := b.runs.LoadOrStore(job.ID.Hex(), new(atomic.Int32))
+		n.(*atomic.Int32).Add(1)
+		return nil
+	}))
+	must(t, sliced.RegisterLines(b.reg, "after_once", examples.Upcase, &sliced.Options{
+		SliceSize: 2,
+		After:     func(context.Context, *rocketjob.Job) error { b.afterCalls.Add(1); return nil },
+	}))
+	must(t, sliced.RegisterLines(b.reg, "fixable", func(ctx context.Context, line string) (string, error) {
+		if strings.HasPrefix(line, "bad") && !b.squareFixed.Load() {
+			return "", errors.New("cannot handle " + line)
+		}
+		return strings.ToUpper(line), nil
+	}, &sliced.Options{SliceSize: 3}))
+	b.jobs, b.work = dbtest.DBNames(t)
+	b.client = b.newClient(t)
+	return b
+}
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func (b *bundle) newClient(t *testing.T) *rocketjob.Client {
+	t.Helper()
+	c, err := rocketjob.NewClient(context.Background(), rocketjob.Config{URI: dbtest.URI(), DB: b.jobs, WorkDB: b.work, Registry: b.reg})
+	must(t, err)
+	t.Cleanup(func() { _ = c.Close(context.Background()) })
+	return c
+}
+
+// startServer runs a server on its own client connection until the test ends.
+func (b *bundle) startServer(t *testing.T, name string, workers int) *server.Server {
+	t.Helper()
+	srv, err := server.New(b.newClient(t), &server.Config{
+		Name: name, Workers: workers, PollInterval: 50 * time.Millisecond, ReCheck: 200 * time.Millisecond,
+		HeartbeatInterval: 200 * time.Millisecond, DeadAfter: time.Second, ShutdownTimeout: 5 * time.Second,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+	})
+	must(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("server %s: %v", name, err)
+		}
+	})
+	return srv
+}
+
+func (b *bundle) wait(t *testing.T, id string) *rocketjob.Job {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	job, err := b.client.Wait(ctx, id, 20*time.Millisecond)
+	if err != nil {
+		t.Fatalf("waiting for job %s: %v (state %v)", id, err, job)
+	}
+	return job
+}
+
+func TestSimpleJobsRunExactlyOnceAcrossServers(t *testing.T) {
+	b := setup(t)
+	ctx := context.Background()
+	var ids []string
+	for i := range 30 {
+		job, err := b.client.Enqueue(ctx, "count", nil, &rocketjob.EnqueueOptions{Priority: 1 + i%5})
+		must(t, err)
+		ids = append(ids, job.ID.Hex())
+	}
+	b.startServer(t, "s1", 3)
+	b.startServer(t, "s2", 3)
+	for _, id := range ids {
+		if job := b.wait(t, id); job.State != rocketjob.StateCompleted {
+			t.Fatalf("job %s ended %s: %+v", id, job.State, job.Failure)
+		}
+	}
+	for _, id := range ids {
+		n, ok := b.runs.Load(id)
+		if !ok || n.(*atomic.Int32).Load() != 1 {
+			t.Fatalf("job %s ran %v times, want 1", id, n)
+		}
+	}
+}
+
+func TestFailingSimpleJobIsFailedWithItsError(t *testing.T) {
+	b := setup(t)
+	job, err := b.client.Enqueue(context.Background(), "nap", examples.NapArgs{MS: 1, Fail: true}, nil)
+	must(t, err)
+	b.startServer(t, "s1", 1)
+	got := b.wait(t, job.ID.Hex())
+	if got.State != rocketjob.StateFailed || got.Failure == nil || !strings.Contains(got.Failure.Message, "fail=true") {
+		t.Fatalf("job: %s %+v", got.State, got.Failure)
+	}
+}
+
+func lines(n int, f func(i int) string) string {
+	var sb strings.Builder
+	for i := range n {
+		sb.WriteString(f(i))
+		sb.WriteByte('\n')
+	}
+	return sb.String()
+}
+
+func TestSlicedRoundTripWithTwoServers(t *testing.T) {
+	b := setup(t)
+	ctx := context.Background()
+	input := lines(2345, func(i int) string { return fmt.Sprintf("line %05d héllo", i) })
+	job, err := sliced.Upload(ctx, b.client, "reverse", strings.NewReader(input), &sliced.UploadOptions{SliceSize: 50})
+	must(t, err)
+	if job.RecordCount != 2345 || job.SliceCount != 47 {
+		t.Fatalf("uploaded %d records in %d slices", job.RecordCount, job.SliceCount)
+	}
+	b.startServer(t, "s1", 4)
+	b.startServer(t, "s2", 4)
+	if got := b.wait(t, job.ID.Hex()); got.State != rocketjob.StateCompleted || got.ProcessedCount != 2345 {
+		t.Fatalf("job ended %s, processed %d: %+v", got.State, got.ProcessedCount, got.Failure)
+	}
+	var out bytes.Buffer
+	n, err := sliced.Download(ctx, b.client, job.ID.Hex(), &out)
+	must(t, err)
+	want := lines(2345, func(i int) string {
+		s, _ := examples.Reverse(ctx, fmt.Sprintf("line %05d héllo", i))
+		return s
+	})
+	if n != 2345 || out.String() != want {
+		t.Fatalf("download: %d records; equal to reverse(input): %v", n, out.String() == want)
+	}
+}
+
+func TestFailedRecordsThenRetry(t *testing.T) {
+	b := setup(t)
+	ctx := context.Background()
+	input := "a\nbad1\nc\nd\ne\nbad2\ng\n"
+	job, err := sliced.Upload(ctx, b.client, "fixable", strings.NewReader(input), nil)
+	must(t, err)
+	b.startServer(t, "s1", 2)
+	got := b.wait(t, job.ID.Hex())
+	if got.State != rocketjob.StateFailed || got.FailedRecordCount != 2 || got.Failure == nil || got.Failure.Message != "2 of 7 records failed" {
+		t.Fatalf("job: %s failed=%d %+v", got.State, got.FailedRecordCount, got.Failure)
+	}
+	var failed bytes.Buffer
+	_, err = sliced.DownloadFailed(ctx, b.client, job.ID.Hex(), &failed)
+	must(t, err)
+	if want := "record,error,input\n2,cannot handle bad1,bad1\n6,cannot handle bad2,bad2\n"; failed.String() != want {
+		t.Fatalf("failed records:\n%s\nwant:\n%s", failed.String(), want)
+	}
+	var out bytes.Buffer
+	_, err = sliced.Download(ctx, b.client, job.ID.Hex(), &out)
+	must(t, err)
+	if out.String() != "A\nC\nD\nE\nG\n" {
+		t.Fatalf("partial output %q", out.String())
+	}
+	b.squareFixed.Store(true)
+	_, err = b.client.Retry(ctx, job.ID.Hex())
+	must(t, err)
+	if got = b.wait(t, job.ID.Hex()); got.State != rocketjob.StateCompleted {
+		t.Fatalf("after retry: %s %+v", got.State, got.Failure)
+	}
+	out.Reset()
+	_, err = sliced.Download(ctx, b.client, job.ID.Hex(), &out)
+	must(t, err)
+	if out.String() != "A\nBAD1\nC\nD\nE\nBAD2\nG\n" {
+		t.Fatalf("output after retry %q", out.String())
+	}
+}
+
+func TestAfterHookRunsExactlyOnce(t *testing.T) {
+	b := setup(t)
+	ctx := context.Background()
+	var ids []string
+	for range 3 {
+		job, err := sliced.Upload(ctx, b.client, "after_once", strings.NewReader(lines(40, func(i int) string { return "x" })), nil)
+		must(t, err)
+		ids = append(ids, job.ID.Hex())
+	}
+	b.startServer(t, "s1", 4)
+	b.startServer(t, "s2", 4)
+	for _, id := range ids {
+		if got := b.wait(t, id); got.State != rocketjob.StateCompleted {
+			t.Fatalf("job %s: %s", id, got.State)
+		}
+	}
+	if n := b.afterCalls.Load(); n != 3 {
+		t.Fatalf("after hook ran %d times for 3 jobs", n)
+	}
+}
+
+func TestEmptyUploadCompletes(t *testing.T) {
+	b := setup(t)
+	job, err := sliced.Upload(context.Background(), b.client, "copy", strings.NewReader(""), nil)
+	must(t, err)
+	b.startServer(t, "s1", 1)
+	if got := b.wait(t, job.ID.Hex()); got.State != rocketjob.StateCompleted || got.RecordCount != 0 {
+		t.Fatalf("empty job: %s %d", got.State, got.RecordCount)
+	}
+	var out bytes.Buffer
+	_, err = sliced.Download(context.Background(), b.client, job.ID.Hex(), &out)
+	must(t, err)
+	if out.Len() != 0 {
+		t.Fatalf("output of empty input: %q", out.String())
+	}
+}

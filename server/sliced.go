@@ -1,0 +1,255 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+
+	"github.com/rocketjob-go/rocketjob/internal/model"
+	"github.com/rocketjob-go/rocketjob/internal/store"
+	"github.com/rocketjob-go/rocketjob/rocketjob"
+	"github.com/rocketjob-go/rocketjob/sliced"
+)
+
+// runSliced does whatever a sliced job needs next: its before step, slices,
+// or its after step.
+func (s *Server) runSliced(ctx context.Context, job *model.Job) error {
+	spec, err := s.reg.Lookup(job.Type)
+	if err != nil || spec.Kind != model.KindSliced {
+		s.sel.skipFor(job.ID, s.cfg.ReCheck) // another server may know the type
+		return nil
+	}
+	switch {
+	case job.State == model.StateQueued, job.Step == model.StepBefore && job.Server == "":
+		return s.runBefore(ctx, spec, job)
+	case job.Step == model.StepProcessing:
+		return s.processSlices(ctx, spec, job)
+	case job.Step == model.StepAfter && job.Server == "":
+		job, err = s.store.Transition(ctx, job, model.StateRunning, store.Change{Set: bson.D{{Key: "server", Value: s.cfg.Name}}}, s.cfg.Name)
+		if err != nil {
+			return err
+		}
+		return s.runAfter(ctx, spec, job)
+	default:
+		s.sel.skipFor(job.ID, s.cfg.PollInterval) // another server runs its before or after step
+		return nil
+	}
+}
+
+// runBefore claims the before step, runs the Before hook and opens the job's
+// slices to every worker.
+func (s *Server) runBefore(ctx context.Context, spec *rocketjob.TypeSpec, job *model.Job) error {
+	set := bson.D{{Key: "step", Value: model.StepBefore}, {Key: "server", Value: s.cfg.Name}}
+	if job.StartedAt == nil {
+		set = append(set, bson.E{Key: "started_at", Value: time.Now().UTC()})
+	}
+	job, err := s.store.Transition(ctx, job, model.StateRunning, store.Change{Set: set}, s.cfg.Name)
+	if err != nil {
+		return err
+	}
+	s.sel.invalidate()
+	if spec.Before != nil {
+		err := call(func() error { return spec.Before(rocketjob.ContextWithJob(ctx, job), job) })
+		rctx := context.WithoutCancel(ctx)
+		if ctx.Err() != nil {
+			_, err = s.ownerMove(rctx, job, model.StateRunning, store.Change{Unset: []string{"server"}})
+			return err
+		}
+		if err != nil {
+			_, err = s.ownerMove(rctx, job, model.StateFailed, store.Change{Set: s.failure("before hook: " + err.Error())})
+			return err
+		}
+	}
+	_, err = s.ownerMove(ctx, job, model.StateRunning, store.Change{
+		Set: bson.D{{Key: "step", Value: model.StepProcessing}}, Unset: []string{"server"}})
+	s.sel.invalidate()
+	return err
+}
+
+// processSlices claims and processes slices of job until it has none left
+// here, a more urgent job has work, or the server stops or pauses.
+func (s *Server) processSlices(ctx context.Context, spec *rocketjob.TypeSpec, job *model.Job) error {
+	f := s.feeder(job)
+	for {
+		if s.stopping.Load() || s.paused.Load() {
+			return nil
+		}
+		c, err := f.Next(ctx)
+		if errors.Is(err, store.ErrNoWork) {
+			f.exhausted.Store(true)
+			s.sel.skipFor(job.ID, s.cfg.ReCheck)
+			if f.inFlight.Load() == 0 {
+				return s.maybeFinish(ctx, spec, job.ID)
+			}
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		f.exhausted.Store(false)
+		f.inFlight.Add(1)
+		res, firstErr := s.processSlice(ctx, spec, job, c)
+		rctx := context.WithoutCancel(ctx)
+		if ctx.Err() != nil {
+			// Cut short by the shutdown deadline: the results may be errors
+			// caused by the cancellation, so give the slice back instead.
+			err = s.store.Slices().Release(rctx, job.ID, c)
+			f.inFlight.Add(-1)
+			return err
+		}
+		_, err = s.store.Slices().Complete(rctx, job.ID, c, res)
+		f.inFlight.Add(-1)
+		if err != nil {
+			if rerr := s.store.Slices().Release(rctx, job.ID, c); rerr != nil {
+				s.log.Warn("giving back a slice", "job", job.ID.Hex(), "slice", c.Num, "err", rerr)
+			}
+			return err
+		}
+		if res.FailedCount > 0 && job.StopOnError {
+			return s.stopOnError(ctx, job.ID, firstErr)
+		}
+		if f.exhausted.Load() && f.inFlight.Load() == 0 {
+			return s.maybeFinish(ctx, spec, job.ID)
+		}
+		if err := s.sel.refresh(ctx, s.cfg.ReCheck); err != nil {
+			return err
+		}
+		if s.sel.better(job) {
+			return nil
+		}
+		if cur, ok := s.sel.current(job.ID); ok {
+			job = &cur
+		}
+	}
+}
+
+// processSlice runs the type's function on every record of a slice. A record
+// whose function fails (or panics) becomes a failed record; the others go on.
+func (s *Server) processSlice(ctx context.Context, spec *rocketjob.TypeSpec, job *model.Job, c *store.Claimed) (store.Result, string) {
+	jctx := rocketjob.ContextWithJob(ctx, job)
+	var r store.Result
+	if job.CollectOutput {
+		r.Output = make([]byte, 0, len(c.Records)+len(c.Records)/8)
+	}
+	var first string
+	n := c.First
+	for rec, err := range sliced.Records(c.Records) {
+		if err != nil {
+			rest := c.Count - int(n-c.First)
+			msg := fmt.Sprintf("slice %d: %v", c.Num, err)
+			r.Failed = sliced.AppendFailure(r.Failed, n, nil, msg)
+			r.FailedCount += max(rest, 1)
+			if first == "" {
+				first = fmt.Sprintf("record %d: %s", n, msg)
+			}
+			break
+		}
+		var out []byte
+		err := call(func() error {
+			var err error
+			out, err = spec.PerformRecord(jctx, job, rec)
+			return err
+		})
+		if err != nil {
+			r.Failed = sliced.AppendFailure(r.Failed, n, rec, err.Error())
+			r.FailedCount++
+			if first == "" {
+				first = fmt.Sprintf("record %d: %v", n, err)
+			}
+		} else if r.Output != nil {
+			r.Output = sliced.AppendRecord(r.Output, out)
+			r.OutputCount++
+		}
+		n++
+	}
+	return r, first
+}
+
+// stopOnError fails a stop_on_error job at its first failed record.
+func (s *Server) stopOnError(ctx context.Context, id bson.ObjectID, first string) error {
+	job, err := s.store.GetJob(ctx, id)
+	if err != nil || job.State != model.StateRunning {
+		return err
+	}
+	_, err = s.moveWhile(ctx, job, model.StateFailed, store.Change{Set: s.failure("stopped at the first failed record: " + first)},
+		func(j *model.Job) bool { return j.State == model.StateRunning })
+	s.sel.invalidate()
+	return err
+}
+
+// maybeFinish completes a job when all its slices are done: the one process
+// whose transition to the after step wins runs the After hook.
+func (s *Server) maybeFinish(ctx context.Context, spec *rocketjob.TypeSpec, id bson.ObjectID) error {
+	job, err := s.store.GetJob(ctx, id)
+	if errors.Is(err, model.ErrJobNotFound) {
+		s.dropFeeder(ctx, id)
+		_ = s.store.Slices().Drop(ctx, id) // destroyed while we worked: remove what we wrote since
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if job.State != model.StateRunning || job.Step != model.StepProcessing {
+		return nil
+	}
+	p, err := s.store.Slices().Progress(ctx, id, job.SliceCount, job.RecordCount)
+	if err != nil {
+		return err
+	}
+	if p.Done < job.SliceCount {
+		return nil // slices in flight elsewhere, or requeued: their finisher checks again
+	}
+	job, err = s.store.Transition(ctx, job, model.StateRunning, store.Change{Set: bson.D{
+		{Key: "step", Value: model.StepAfter}, {Key: "server", Value: s.cfg.Name}}}, s.cfg.Name)
+	if err != nil {
+		return err
+	}
+	s.dropFeeder(ctx, id)
+	return s.runAfter(ctx, spec, job)
+}
+
+// runAfter finishes a job whose slices are all done (this server holds the
+// after step): when records failed, the job fails (and can be retried);
+// otherwise the After hook runs and the job completes.
+func (s *Server) runAfter(ctx context.Context, spec *rocketjob.TypeSpec, job *model.Job) error {
+	rctx := context.WithoutCancel(ctx)
+	p, err := s.store.Slices().Progress(rctx, job.ID, job.SliceCount, job.RecordCount)
+	if err != nil {
+		return err
+	}
+	counts := bson.D{{Key: "processed_count", Value: p.Processed}, {Key: "failed_record_count", Value: p.FailedRecords}}
+	if p.FailedRecords > 0 {
+		set := append(s.failure(fmt.Sprintf("%d of %d records failed", p.FailedRecords, job.RecordCount)), counts...)
+		set = append(set, bson.E{Key: "step", Value: model.StepProcessing})
+		_, err = s.ownerMove(rctx, job, model.StateFailed, store.Change{Set: set, Unset: []string{"server"}})
+		s.sel.invalidate()
+		return err
+	}
+	if spec.After != nil {
+		err := call(func() error { return spec.After(rocketjob.ContextWithJob(ctx, job), job) })
+		if ctx.Err() != nil {
+			_, err = s.ownerMove(rctx, job, model.StateRunning, store.Change{Unset: []string{"server"}})
+			return err
+		}
+		if err != nil {
+			_, err = s.ownerMove(rctx, job, model.StateFailed, store.Change{Set: append(s.failure("after hook: "+err.Error()), counts...)})
+			return err
+		}
+	}
+	set := append(bson.D{{Key: "completed_at", Value: time.Now().UTC()}}, counts...)
+	if _, err = s.ownerMove(rctx, job, model.StateCompleted, store.Change{Set: set, Unset: []string{"server"}}); err != nil {
+		return err
+	}
+	s.sel.invalidate()
+	s.log.Info("job completed", "job", job.ID.Hex(), "type", job.Type, "records", job.RecordCount)
+	if job.DestroyOnComplete {
+		if err := s.store.DeleteJob(rctx, job.ID); err != nil {
+			return err
+		}
+		return s.store.Slices().Drop(rctx, job.ID)
+	}
+	return s.store.Slices().DropInput(rctx, job.ID)
+}

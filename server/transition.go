@@ -1,0 +1,44 @@
+package server
+
+import (
+	"context"
+	"errors"
+
+	"github.com/rocketjob-go/rocketjob/internal/model"
+	"github.com/rocketjob-go/rocketjob/internal/store"
+)
+
+// maxConflicts bounds how often a transition is retried when other processes
+// change the job document meanwhile (e.g. its priority).
+const maxConflicts = 50
+
+// moveWhile applies a transition, retrying on a fresh read after a conflict
+// caused by an unrelated change (a new priority, say) for as long as still(job)
+// holds. When it stops holding (the job was aborted, destroyed, or moved by
+// someone entitled to) the move is dropped and ErrConflict returned.
+func (s *Server) moveWhile(ctx context.Context, job *model.Job, to model.State, ch store.Change, still func(*model.Job) bool) (*model.Job, error) {
+	for range maxConflicts {
+		moved, err := s.store.Transition(ctx, job, to, ch, s.cfg.Name)
+		if !errors.Is(err, model.ErrConflict) {
+			return moved, err
+		}
+		job, err = s.store.GetJob(ctx, job.ID)
+		if err != nil {
+			return nil, err
+		}
+		if !still(job) {
+			return nil, model.ErrConflict
+		}
+	}
+	return nil, model.ErrConflict
+}
+
+// ownerMove applies a transition this server is entitled to because it owns
+// the job's current run or step: it is retried while the job is still running
+// that run or step on this server.
+func (s *Server) ownerMove(ctx context.Context, job *model.Job, to model.State, ch store.Change) (*model.Job, error) {
+	step, attempt := job.Step, job.Attempt
+	return s.moveWhile(ctx, job, to, ch, func(j *model.Job) bool {
+		return j.State == model.StateRunning && j.Server == s.cfg.Name && j.Step == step && j.Attempt == attempt
+	})
+}

@@ -1,0 +1,114 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime/debug"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+
+	"github.com/rocketjob-go/rocketjob/internal/model"
+	"github.com/rocketjob-go/rocketjob/internal/store"
+	"github.com/rocketjob-go/rocketjob/rocketjob"
+)
+
+// workerLoop takes the most urgent job with work, works on it, and looks again.
+func (s *Server) workerLoop(ctx context.Context, id int) {
+	log := s.log.With("worker", id)
+	for !s.stopping.Load() {
+		if s.paused.Load() {
+			s.sel.wait(ctx)
+			continue
+		}
+		if err := s.sel.refresh(ctx, s.cfg.PollInterval); err != nil {
+			log.Warn("reading jobs", "err", err)
+			s.sel.wait(ctx)
+			continue
+		}
+		job := s.sel.next()
+		if job == nil {
+			s.sel.wait(ctx)
+			continue
+		}
+		s.busy.Add(1)
+		var err error
+		if job.Kind == model.KindSimple {
+			err = s.runSimple(ctx, job)
+		} else {
+			err = s.runSliced(ctx, job)
+		}
+		s.busy.Add(-1)
+		switch {
+		case err == nil:
+		case errors.Is(err, model.ErrConflict), errors.Is(err, model.ErrJobNotFound):
+			s.sel.invalidate() // another process moved the job first: look again
+		default:
+			log.Error("job", "job", job.ID.Hex(), "type", job.Type, "err", err)
+			s.sel.skipFor(job.ID, s.cfg.PollInterval)
+			s.sel.invalidate()
+		}
+	}
+}
+
+// call runs job code, turning a panic into an error.
+func call(fn func() error) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("panic: %v\n%s", r, debug.Stack())
+		}
+	}()
+	return fn()
+}
+
+func (s *Server) failure(msg string) bson.D {
+	return bson.D{
+		{Key: "failure", Value: model.Failure{Message: msg, At: time.Now().UTC(), Server: s.cfg.Name}},
+		{Key: "completed_at", Value: time.Now().UTC()},
+	}
+}
+
+// runSimple claims a queued simple job, performs it and records the result.
+func (s *Server) runSimple(ctx context.Context, job *model.Job) error {
+	if job.State != model.StateQueued {
+		s.sel.skipFor(job.ID, s.cfg.PollInterval)
+		return nil
+	}
+	spec, err := s.reg.Lookup(job.Type)
+	if err != nil {
+		s.sel.skipFor(job.ID, s.cfg.ReCheck) // another server may know the type
+		return nil
+	}
+	now := time.Now().UTC()
+	job, err = s.store.Transition(ctx, job, model.StateRunning, store.Change{Set: bson.D{
+		{Key: "server", Value: s.cfg.Name}, {Key: "started_at", Value: now}, {Key: "attempt", Value: job.Attempt + 1},
+	}, Unset: []string{"failure"}}, s.cfg.Name)
+	if err != nil {
+		return err
+	}
+	s.sel.invalidate()
+	log := s.log.With("job", job.ID.Hex(), "type", job.Type)
+	log.Info("job started")
+	runErr := call(func() error { return spec.Perform(rocketjob.ContextWithJob(ctx, job), job) })
+
+	// Record the result even while shutting down.
+	rctx := context.WithoutCancel(ctx)
+	switch {
+	case ctx.Err() != nil:
+		// The shutdown deadline cut the job short: give it back.
+		_, err = s.ownerMove(rctx, job, model.StateQueued, store.Change{Unset: []string{"server"}})
+		log.Warn("job requeued at shutdown", "err", err)
+	case runErr != nil:
+		_, err = s.ownerMove(rctx, job, model.StateFailed, store.Change{Set: s.failure(runErr.Error())})
+		log.Info("job failed", "err", runErr)
+	default:
+		_, err = s.ownerMove(rctx, job, model.StateCompleted, store.Change{Set: bson.D{{Key: "completed_at", Value: time.Now().UTC()}}})
+		log.Info("job completed", "took", time.Since(now).Round(time.Millisecond))
+	}
+	if errors.Is(err, model.ErrConflict) {
+		log.Warn("job changed while running (aborted, or requeued by a rescuer): result dropped")
+		return nil
+	}
+	return err
+}

@@ -1,0 +1,112 @@
+package sliced
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"reflect"
+
+	"github.com/rocketjob-go/rocketjob/rocketjob"
+)
+
+// DefaultSliceSize is the number of records per slice unless a type or an
+// upload says otherwise.
+const DefaultSliceSize = 100
+
+// Options are a sliced job type's defaults; nil means all defaults.
+type Options struct {
+	// SliceSize is the number of records per slice (default 100).
+	SliceSize int
+	// Priority is the default priority of the type's jobs (default 50).
+	Priority int
+	// DiscardOutput drops the output records instead of collecting them for
+	// download (the per-record function then runs only for its side effects).
+	DiscardOutput bool
+	// DestroyOnComplete removes a completed job and its slices.
+	DestroyOnComplete bool
+	// StopOnError fails the job at the first failed record instead of
+	// finishing the other slices first.
+	StopOnError bool
+	// Before runs once, on one server, before any slice is processed.
+	Before func(ctx context.Context, job *rocketjob.Job) error
+	// After runs exactly once, on one server, after the last slice, when no
+	// record failed.
+	After func(ctx context.Context, job *rocketjob.Job) error
+}
+
+func register(r *rocketjob.Registry, name string, f Format, opts *Options, fn func(context.Context, *rocketjob.Job, []byte) ([]byte, error)) error {
+	if opts == nil {
+		opts = &Options{}
+	}
+	size := opts.SliceSize
+	if size == 0 {
+		size = DefaultSliceSize
+	}
+	if size < 1 {
+		return fmt.Errorf("job type %q: slice size must be at least 1", name)
+	}
+	return r.Add(rocketjob.TypeSpec{
+		Name:              name,
+		Kind:              rocketjob.KindSliced,
+		Priority:          opts.Priority,
+		Format:            string(f),
+		PerformRecord:     fn,
+		Before:            opts.Before,
+		After:             opts.After,
+		SliceSize:         size,
+		CollectOutput:     !opts.DiscardOutput,
+		DestroyOnComplete: opts.DestroyOnComplete,
+		StopOnError:       opts.StopOnError,
+	})
+}
+
+// RegisterLines registers a sliced job type whose records are lines of text
+// (any bytes, kept exactly). fn returns the output line or an error, which
+// makes the record a failed record; the other records go on.
+//
+//	sliced.RegisterLines(reg, "upcase", func(ctx context.Context, line string) (string, error) {
+//		return strings.ToUpper(line), nil
+//	}, nil)
+func RegisterLines(r *rocketjob.Registry, name string, fn func(ctx context.Context, line string) (string, error), opts *Options) error {
+	return register(r, name, Lines, opts, func(ctx context.Context, _ *rocketjob.Job, rec []byte) ([]byte, error) {
+		out, err := fn(ctx, string(rec))
+		return []byte(out), err
+	})
+}
+
+// RegisterCSV registers a sliced job type whose records are CSV rows. fn gets
+// the file's header and one row and returns the output row; the download
+// writes the header back on top.
+func RegisterCSV(r *rocketjob.Registry, name string, fn func(ctx context.Context, header, row []string) ([]string, error), opts *Options) error {
+	return register(r, name, CSV, opts, func(ctx context.Context, job *rocketjob.Job, rec []byte) ([]byte, error) {
+		row, err := DecodeFields(rec)
+		if err != nil {
+			return nil, err
+		}
+		out, err := fn(ctx, job.Header, row)
+		if err != nil {
+			return nil, err
+		}
+		return EncodeFields(nil, out), nil
+	})
+}
+
+// RegisterJSONL registers a sliced job type whose records are JSON values,
+// one per line, decoded into In; fn's Out is written back as one JSON line.
+// A line that does not decode into In is a failed record.
+func RegisterJSONL[In, Out any](r *rocketjob.Registry, name string, fn func(ctx context.Context, in In) (Out, error), opts *Options) error {
+	if reflect.TypeFor[In]() == nil {
+		return fmt.Errorf("job type %q: In must be a concrete type", name)
+	}
+	return register(r, name, JSONL, opts, func(ctx context.Context, _ *rocketjob.Job, rec []byte) ([]byte, error) {
+		var in In
+		if err := json.Unmarshal(rec, &in); err != nil {
+			return nil, fmt.Errorf("decoding record: %w", err)
+		}
+		out, err := fn(ctx, in)
+		if err != nil {
+			return nil, err
+		}
+		return json.Marshal(out)
+	})
+}

@@ -1,0 +1,255 @@
+package sliced
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"iter"
+	"time"
+
+	"github.com/rocketjob-go/rocketjob/internal/store"
+	"github.com/rocketjob-go/rocketjob/rocketjob"
+)
+
+// Upload limits.
+const (
+	// MaxSliceBytes closes a slice early when its records reach this size, so
+	// a slice of long lines stays well under MongoDB's 16 MB document limit.
+	MaxSliceBytes = 4 << 20
+	// uploadBatchBytes is how much slice data one insertMany carries.
+	uploadBatchBytes = 8 << 20
+)
+
+// UploadOptions are per-job settings of an upload; nil means the type's defaults.
+type UploadOptions struct {
+	// Priority 1..100 (1 runs first); 0 means the type's default.
+	Priority int
+	// Description is free text shown in listings.
+	Description string
+	// RunAt delays processing until then.
+	RunAt time.Time
+	// SliceSize is the number of records per slice; 0 means the type's.
+	SliceSize int
+	// Format overrides the type's input format (lines, csv, jsonl).
+	Format Format
+	// Name is the file name, used to detect compression and in messages.
+	Name string
+	// CollectOutput, DestroyOnComplete and StopOnError override the type's
+	// defaults when not nil.
+	CollectOutput, DestroyOnComplete, StopOnError *bool
+}
+
+// Upload streams r (compressed with gzip, zstd or zip, or plain) into a new
+// sliced job of type typ and returns the job. The job becomes runnable only
+// once every slice is stored: a failed or interrupted upload leaves no job
+// (its partial slices are dropped). Bad input is an *InputError naming the
+// line or byte offset.
+func Upload(ctx context.Context, c *rocketjob.Client, typ string, r io.Reader, opts *UploadOptions) (*rocketjob.Job, error) {
+	if opts == nil {
+		opts = &UploadOptions{}
+	}
+	job, spec, err := newJob(c, typ, opts)
+	if err != nil {
+		return nil, err
+	}
+	in, err := OpenInput(r, opts.Name)
+	if err != nil {
+		return nil, err
+	}
+	defer in.Close()
+	format := Format(spec.Format)
+	if opts.Format != "" {
+		if format, err = ParseFormat(string(opts.Format)); err != nil {
+			return nil, err
+		}
+	}
+	job.Format = string(format)
+	rd := NewReader(in, format)
+	err = storeRecords(ctx, c, job, func(yield func([]byte) bool) error {
+		for {
+			rec, err := rd.Next()
+			if errors.Is(err, io.EOF) {
+				return nil
+			}
+			if err != nil {
+				return err
+			}
+			if !yield(rec) {
+				return nil
+			}
+		}
+	})
+	if err != nil {
+		return nil, err
+	}
+	job.Header = rd.Header()
+	if le := rd.LineEnding(); le != "\n" {
+		job.LineEnding = le
+	}
+	job.NoFinalNewline = !rd.FinalNewline()
+	return job, insertJob(ctx, c, job)
+}
+
+// UploadRecords stores the records of seq (each one line of a Lines job, or
+// one JSON value of a JSONL job) into a new sliced job, like Upload.
+func UploadRecords(ctx context.Context, c *rocketjob.Client, typ string, seq iter.Seq[[]byte], opts *UploadOptions) (*rocketjob.Job, error) {
+	if opts == nil {
+		opts = &UploadOptions{}
+	}
+	job, spec, err := newJob(c, typ, opts)
+	if err != nil {
+		return nil, err
+	}
+	job.Format = spec.Format
+	err = storeRecords(ctx, c, job, func(yield func([]byte) bool) error {
+		for rec := range seq {
+			if len(rec) > MaxRecordSize {
+				return fmt.Errorf("%w (%d bytes)", ErrRecordTooLong, len(rec))
+			}
+			if !yield(rec) {
+				return nil
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return job, insertJob(ctx, c, job)
+}
+
+// UploadRange creates a sliced job whose records are the integer ranges
+// "first,last" covering [start, end] in steps of step numbers (the job's
+// function parses them), one range per slice: for jobs that walk a database
+// by id instead of reading a file.
+func UploadRange(ctx context.Context, c *rocketjob.Client, typ string, start, end, step int64, opts *UploadOptions) (*rocketjob.Job, error) {
+	if step < 1 || end < start {
+		return nil, fmt.Errorf("range [%d, %d] step %d: need start <= end and step >= 1", start, end, step)
+	}
+	o := UploadOptions{}
+	if opts != nil {
+		o = *opts
+	}
+	o.SliceSize = 1
+	return UploadRecords(ctx, c, typ, func(yield func([]byte) bool) {
+		for a := start; a <= end; a += step {
+			b := min(a+step-1, end)
+			if !yield(fmt.Appendf(nil, "%d,%d", a, b)) || b == end {
+				return
+			}
+		}
+	}, &o)
+}
+
+func newJob(c *rocketjob.Client, typ string, opts *UploadOptions) (*rocketjob.Job, *rocketjob.TypeSpec, error) {
+	spec, err := c.Registry().Lookup(typ)
+	if err != nil {
+		return nil, nil, err
+	}
+	if spec.Kind != rocketjob.KindSliced {
+		return nil, nil, fmt.Errorf("job type %q is a simple job: enqueue it instead of uploading a file", typ)
+	}
+	job, err := rocketjob.NewJob(spec, opts.Priority, opts.RunAt, opts.Description)
+	if err != nil {
+		return nil, nil, err
+	}
+	job.SliceSize = spec.SliceSize
+	if opts.SliceSize != 0 {
+		job.SliceSize = opts.SliceSize
+	}
+	if job.SliceSize < 1 || job.SliceSize > 100_000 {
+		return nil, nil, fmt.Errorf("slice size must be between 1 and 100000 (got %d)", job.SliceSize)
+	}
+	job.CollectOutput = pick(opts.CollectOutput, spec.CollectOutput)
+	job.DestroyOnComplete = pick(opts.DestroyOnComplete, spec.DestroyOnComplete)
+	job.StopOnError = pick(opts.StopOnError, spec.StopOnError)
+	return job, spec, nil
+}
+
+func pick(p *bool, def bool) bool {
+	if p != nil {
+		return *p
+	}
+	return def
+}
+
+// storeRecords packs the records from next into slices and bulk-inserts them. On any
+// error it drops what it stored, so no half-job remains.
+func storeRecords(ctx context.Context, c *rocketjob.Client, job *rocketjob.Job, next func(yield func([]byte) bool) error) (err error) {
+	slices := c.Store().Slices()
+	defer func() {
+		if err != nil {
+			_ = slices.Drop(context.WithoutCancel(ctx), job.ID)
+		}
+	}()
+	var (
+		batch      []store.InputSlice
+		batchBytes int
+		cur        store.InputSlice
+		num        int64
+		records    int64
+	)
+	flush := func() error {
+		if len(batch) == 0 {
+			return nil
+		}
+		err := slices.InsertInput(ctx, job.ID, batch)
+		batch = make([]store.InputSlice, 0, len(batch))
+		batchBytes = 0
+		return err
+	}
+	closeSlice := func() error {
+		if cur.Count == 0 {
+			return nil
+		}
+		batch = append(batch, cur)
+		batchBytes += len(cur.Records)
+		cur = store.InputSlice{}
+		if batchBytes >= uploadBatchBytes || len(batch) >= 1000 {
+			return flush()
+		}
+		return nil
+	}
+	var inner error
+	err = next(func(rec []byte) bool {
+		if cur.Count == 0 {
+			num++
+			cur = store.InputSlice{Num: num, First: records + 1, Records: make([]byte, 0, 4096)}
+		}
+		cur.Records = AppendRecord(cur.Records, rec)
+		cur.Count++
+		records++
+		if cur.Count >= job.SliceSize || len(cur.Records) >= MaxSliceBytes {
+			if inner = closeSlice(); inner != nil {
+				return false
+			}
+		}
+		return ctx.Err() == nil
+	})
+	if err == nil {
+		err = inner
+	}
+	if err == nil {
+		err = ctx.Err()
+	}
+	if err == nil {
+		err = closeSlice()
+	}
+	if err == nil {
+		err = flush()
+	}
+	if err != nil {
+		return fmt.Errorf("upload: %w", err)
+	}
+	job.RecordCount, job.SliceCount = records, num
+	return nil
+}
+
+func insertJob(ctx context.Context, c *rocketjob.Client, job *rocketjob.Job) error {
+	if err := c.Store().InsertJob(ctx, job); err != nil {
+		_ = c.Store().Slices().Drop(context.WithoutCancel(ctx), job.ID)
+		return fmt.Errorf("upload: %w", err)
+	}
+	return nil
+}
