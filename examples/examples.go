@@ -7,6 +7,7 @@ package examples
 import (
 	"context"
 	"errors"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -15,6 +16,44 @@ import (
 	"github.com/rocketjob-go/rocketjob/rocketjob"
 	"github.com/rocketjob-go/rocketjob/sliced"
 )
+
+// RunLogEnv names an environment variable: when it holds a file path, nap
+// appends "nap <job id>" to that file each time it runs, and the sliced
+// examples append "<type> <job id> <line>" for every record they process.
+// Tests use it to count side effects (each job or record must run exactly once
+// when no server crashes).
+const RunLogEnv = "ROCKETJOB_EXAMPLE_LOG"
+
+// logRun appends one line to the run log, if there is one.
+func logRun(ctx context.Context, typ, what string) error {
+	path := os.Getenv(RunLogEnv)
+	if path == "" {
+		return nil
+	}
+	id := "-"
+	if job := rocketjob.JobFromContext(ctx); job != nil {
+		id = job.ID.Hex()
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	if err != nil {
+		return err
+	}
+	_, err = f.WriteString(typ + " " + id + " " + what + "\n")
+	return errors.Join(err, f.Close())
+}
+
+// logged wraps a line function so that it writes to the run log.
+func logged(typ string, fn func(context.Context, string) (string, error)) func(context.Context, string) (string, error) {
+	if os.Getenv(RunLogEnv) == "" {
+		return fn
+	}
+	return func(ctx context.Context, line string) (string, error) {
+		if err := logRun(ctx, typ, line); err != nil {
+			return "", err
+		}
+		return fn(ctx, line)
+	}
+}
 
 // NapArgs are the arguments of the nap job.
 type NapArgs struct {
@@ -37,6 +76,9 @@ var ErrNapFailed = errors.New("nap failed as asked (fail=true)")
 
 // Nap sleeps args.MS milliseconds (or until ctx ends) and fails when args.Fail.
 func Nap(ctx context.Context, _ *rocketjob.Job, args NapArgs) error {
+	if err := logRun(ctx, "nap", "run"); err != nil {
+		return err
+	}
 	select {
 	case <-time.After(time.Duration(args.MS) * time.Millisecond):
 	case <-ctx.Done():
@@ -93,10 +135,10 @@ func Sleep(ctx context.Context, line string) (string, error) {
 func Register(r *rocketjob.Registry) error {
 	return errors.Join(
 		rocketjob.Register(r, "nap", Nap),
-		sliced.RegisterLines(r, "copy", Copy, nil),
-		sliced.RegisterLines(r, "reverse", Reverse, nil),
-		sliced.RegisterLines(r, "upcase", Upcase, nil),
-		sliced.RegisterLines(r, "square", Square, nil),
-		sliced.RegisterLines(r, "sleep", Sleep, &sliced.Options{SliceSize: 10}),
+		sliced.RegisterLines(r, "copy", logged("copy", Copy), nil),
+		sliced.RegisterLines(r, "reverse", logged("reverse", Reverse), nil),
+		sliced.RegisterLines(r, "upcase", logged("upcase", Upcase), nil),
+		sliced.RegisterLines(r, "square", logged("square", Square), nil),
+		sliced.RegisterLines(r, "sleep", logged("sleep", Sleep), &sliced.Options{SliceSize: 10}),
 	)
 }
