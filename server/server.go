@@ -143,9 +143,15 @@ func (s *Server) Name() string { return s.cfg.Name }
 // server cannot start (e.g. its name is taken by a live server).
 func (s *Server) Run(ctx context.Context) error {
 	if err := s.takeName(ctx); err != nil {
+		if ctx.Err() != nil {
+			return nil // stopped before it started
+		}
 		return err
 	}
 	if _, err := s.beat(ctx); err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
 		return fmt.Errorf("server %s: first heartbeat: %w", s.cfg.Name, err)
 	}
 	s.log.Info("server started", "workers", s.cfg.Workers)

@@ -243,3 +243,8 @@ func retry(ctx context.Context, op func() error) error {
 
 // isDup reports a duplicate-key error: the loser of a unique insert.
 func isDup(err error) bool { return mongo.IsDuplicateKeyError(err) }
+
+// WorkCollections lists the collections of the work database.
+func (s *Store) WorkCollections(ctx context.Context) ([]string, error) {
+	return s.workDB.ListCollectionNames(ctx, bson.D{})
+}

@@ -1,0 +1,413 @@
+package rocketjob
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+
+	"github.com/rocketjob-go/rocketjob/internal/store"
+)
+
+// Config says where the databases are and which job types exist.
+type Config struct {
+	// URI of the jobs database server (jobs, servers). Default: $ROCKETJOB_URI,
+	// else mongodb://127.0.0.1:27017/.
+	URI string
+	// WorkURI of the work database server (slices). Default: $ROCKETJOB_WORK_URI, else URI.
+	WorkURI string
+	// DB is the jobs database name. Default: $ROCKETJOB_DB, else "rocketjob".
+	DB string
+	// WorkDB is the work database name. Default: $ROCKETJOB_WORK_DB, else "rocketjob_work".
+	WorkDB string
+	// Registry holds the job types this program knows. Enqueue refuses other types.
+	Registry *Registry
+}
+
+func (c Config) withEnv() Config {
+	env := func(v *string, name string) {
+		if *v == "" {
+			*v = os.Getenv(name)
+		}
+	}
+	env(&c.URI, "ROCKETJOB_URI")
+	env(&c.WorkURI, "ROCKETJOB_WORK_URI")
+	env(&c.DB, "ROCKETJOB_DB")
+	env(&c.WorkDB, "ROCKETJOB_WORK_DB")
+	if c.Registry == nil {
+		c.Registry = NewRegistry()
+	}
+	return c
+}
+
+// Client enqueues, finds and changes jobs. It is safe for concurrent use.
+type Client struct {
+	store    *store.Store
+	registry *Registry
+}
+
+// NewClient connects to the databases named by cfg (empty fields come from the
+// environment). It fails within a few seconds, with the URI in the message
+// (password hidden), when a database cannot be reached.
+func NewClient(ctx context.Context, cfg Config) (*Client, error) {
+	cfg = cfg.withEnv()
+	s, err := store.Open(ctx, store.Config{URI: cfg.URI, WorkURI: cfg.WorkURI, DB: cfg.DB, WorkDB: cfg.WorkDB})
+	if err != nil {
+		return nil, err
+	}
+	return &Client{store: s, registry: cfg.Registry}, nil
+}
+
+// Close disconnects from the databases.
+func (c *Client) Close(ctx context.Context) error { return c.store.Close(ctx) }
+
+// Registry returns the client's job types.
+func (c *Client) Registry() *Registry { return c.registry }
+
+// Store is for this module's own packages (server, sliced); its type is
+// internal and may change.
+func (c *Client) Store() *store.Store { return c.store }
+
+// EnqueueOptions are per-job settings; nil means the type's defaults.
+type EnqueueOptions struct {
+	// Priority 1..100, 1 runs first; 0 means the type's default (50 unless set).
+	Priority int
+	// RunAt delays the job until then; zero means now.
+	RunAt time.Time
+	// Description is free text shown in listings.
+	Description string
+}
+
+// Enqueue writes a new simple job of type typ with args (the type's argument
+// struct, a pointer to it, or bson.Raw) and returns it. An unknown type, a bad
+// priority or arguments that do not fit the type are errors (ErrUnknownType,
+// ErrBadPriority, ErrBadArgs) and nothing is written.
+func (c *Client) Enqueue(ctx context.Context, typ string, args any, opts *EnqueueOptions) (*Job, error) {
+	spec, err := c.registry.Lookup(typ)
+	if err != nil {
+		return nil, err
+	}
+	if spec.Kind != KindSimple {
+		return nil, fmt.Errorf("job type %q is a sliced job: upload its input with the sliced package or `rocketjob upload`", typ)
+	}
+	if opts == nil {
+		opts = &EnqueueOptions{}
+	}
+	job, err := NewJob(spec, opts.Priority, opts.RunAt, opts.Description)
+	if err != nil {
+		return nil, err
+	}
+	if job.Params, err = encodeArgs(spec, args); err != nil {
+		return nil, err
+	}
+	if err := c.store.InsertJob(ctx, job); err != nil {
+		return nil, fmt.Errorf("enqueuing %s job: %w", typ, err)
+	}
+	return job, nil
+}
+
+// NewJob builds (without writing) a queued job of the given type, checking the
+// priority (0 means the type's default).
+func NewJob(spec *TypeSpec, priority int, runAt time.Time, description string) (*Job, error) {
+	if priority == 0 {
+		priority = spec.Priority
+	}
+	if priority == 0 {
+		priority = DefaultPriority
+	}
+	if err := CheckPriority(priority); err != nil {
+		return nil, err
+	}
+	now := time.Now().UTC().Truncate(time.Millisecond)
+	if runAt.IsZero() {
+		runAt = now
+	}
+	return &Job{
+		ID:          bson.NewObjectID(),
+		Type:        spec.Name,
+		Kind:        spec.Kind,
+		State:       StateQueued,
+		Priority:    priority,
+		Description: description,
+		RunAt:       runAt.UTC().Truncate(time.Millisecond),
+		CreatedAt:   now,
+	}, nil
+}
+
+// ParseID turns a job id string into its ObjectID, or an error wrapping
+// ErrJobNotFound for a malformed id.
+func ParseID(id string) (bson.ObjectID, error) {
+	oid, err := bson.ObjectIDFromHex(id)
+	if err != nil {
+		return oid, fmt.Errorf("%w: %q is not a job id (24 hex digits)", ErrJobNotFound, id)
+	}
+	return oid, nil
+}
+
+// Get reads a job.
+func (c *Client) Get(ctx context.Context, id string) (*Job, error) {
+	oid, err := ParseID(id)
+	if err != nil {
+		return nil, err
+	}
+	return c.store.GetJob(ctx, oid)
+}
+
+// ListOptions filter List; the zero value lists every job.
+type ListOptions struct {
+	States []State
+	Type   string
+	Limit  int64
+	Skip   int64
+}
+
+// List returns jobs ordered by priority, then age.
+func (c *Client) List(ctx context.Context, opts *ListOptions) ([]Job, error) {
+	if opts == nil {
+		opts = &ListOptions{}
+	}
+	return c.store.ListJobs(ctx, store.JobFilter{States: opts.States, Type: opts.Type, Limit: opts.Limit, Skip: opts.Skip})
+}
+
+// change reads the job, lets decide pick the target state and change, and
+// applies it as a transition, reading again when another process got there
+// first.
+func (c *Client) change(ctx context.Context, id string, decide func(*Job) (State, store.Change, error)) (*Job, error) {
+	oid, err := ParseID(id)
+	if err != nil {
+		return nil, err
+	}
+	for attempt := 0; ; attempt++ {
+		job, err := c.store.GetJob(ctx, oid)
+		if err != nil {
+			return nil, err
+		}
+		to, ch, err := decide(job)
+		if err != nil {
+			return nil, err
+		}
+		updated, err := c.store.Transition(ctx, job, to, ch, "client")
+		if errors.Is(err, ErrConflict) && attempt < 20 {
+			select {
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			case <-time.After(time.Duration(attempt+1) * 20 * time.Millisecond):
+			}
+			continue
+		}
+		return updated, err
+	}
+}
+
+// SetPriority changes a job's priority (1 runs first). It takes effect on
+// queued and running jobs: workers re-check priorities after every slice and
+// every re-check interval.
+func (c *Client) SetPriority(ctx context.Context, id string, priority int) (*Job, error) {
+	if err := CheckPriority(priority); err != nil {
+		return nil, err
+	}
+	return c.change(ctx, id, func(j *Job) (State, store.Change, error) {
+		if !j.State.Live() {
+			return "", store.Change{}, fmt.Errorf("job %s is %s: %w", j.ID.Hex(), j.State, &InvalidTransitionError{JobID: j.ID.Hex(), From: j.State, To: j.State})
+		}
+		return j.State, store.Change{Set: bson.D{{Key: "priority", Value: priority}}}, nil
+	})
+}
+
+// Pause stops a queued job from starting, or a running sliced job from
+// claiming more slices (slices in flight finish). A running simple job cannot
+// be paused.
+func (c *Client) Pause(ctx context.Context, id string) (*Job, error) {
+	return c.change(ctx, id, func(j *Job) (State, store.Change, error) {
+		if j.State == StateRunning && j.Kind == KindSimple {
+			return "", store.Change{}, &InvalidTransitionError{JobID: j.ID.Hex(), From: j.State, To: StatePaused}
+		}
+		return StatePaused, store.Change{}, nil
+	})
+}
+
+// Resume continues a paused job.
+func (c *Client) Resume(ctx context.Context, id string) (*Job, error) {
+	return c.change(ctx, id, func(j *Job) (State, store.Change, error) {
+		if j.State != StatePaused {
+			return "", store.Change{}, &InvalidTransitionError{JobID: j.ID.Hex(), From: j.State, To: StateRunning}
+		}
+		if j.Kind == KindSliced && j.StartedAt != nil {
+			return StateRunning, store.Change{}, nil
+		}
+		return StateQueued, store.Change{}, nil
+	})
+}
+
+// Abort stops a live job for good. Work in flight finishes but its result is
+// not applied to the job.
+func (c *Client) Abort(ctx context.Context, id string) (*Job, error) {
+	return c.change(ctx, id, func(j *Job) (State, store.Change, error) {
+		now := time.Now().UTC()
+		return StateAborted, store.Change{Set: bson.D{{Key: "completed_at", Value: now}}}, nil
+	})
+}
+
+// Retry runs a failed job again. A sliced job re-runs only its slices with
+// failed records (whole slices: Perform is at-least-once); a simple job runs
+// again from the start.
+func (c *Client) Retry(ctx context.Context, id string) (*Job, error) {
+	oid, err := ParseID(id)
+	if err != nil {
+		return nil, err
+	}
+	job, err := c.store.GetJob(ctx, oid)
+	if err != nil {
+		return nil, err
+	}
+	if job.State != StateFailed {
+		return nil, &InvalidTransitionError{JobID: id, From: job.State, To: StateQueued}
+	}
+	if job.Kind == KindSliced && job.Step == StepProcessing {
+		if _, err := c.store.Slices().RetryFailed(ctx, oid); err != nil {
+			return nil, fmt.Errorf("job %s: requeuing failed slices: %w", id, err)
+		}
+	}
+	return c.change(ctx, id, func(j *Job) (State, store.Change, error) {
+		if j.State != StateFailed {
+			return "", store.Change{}, &InvalidTransitionError{JobID: id, From: j.State, To: StateQueued}
+		}
+		ch := store.Change{Unset: []string{"failure", "server", "completed_at"}}
+		if j.Kind == KindSliced && j.Step != "" {
+			return StateRunning, ch, nil
+		}
+		return StateQueued, ch, nil
+	})
+}
+
+// Destroy removes a job and all its slices, whatever its state. Servers
+// working on it stop at their next slice.
+func (c *Client) Destroy(ctx context.Context, id string) error {
+	oid, err := ParseID(id)
+	if err != nil {
+		return err
+	}
+	job, err := c.store.GetJob(ctx, oid)
+	if err != nil {
+		return err
+	}
+	if err := c.store.DeleteJob(ctx, oid); err != nil {
+		return err
+	}
+	if job.Kind == KindSliced {
+		if err := c.store.Slices().Drop(ctx, oid); err != nil {
+			return fmt.Errorf("job %s: dropping slices: %w", id, err)
+		}
+	}
+	return nil
+}
+
+// Wait polls a job until it completed, failed or was aborted (or ctx ends) and
+// returns it.
+func (c *Client) Wait(ctx context.Context, id string, poll time.Duration) (*Job, error) {
+	if poll <= 0 {
+		poll = 200 * time.Millisecond
+	}
+	for {
+		job, err := c.Get(ctx, id)
+		if err != nil {
+			return nil, err
+		}
+		if job.State == StateCompleted || job.State == StateFailed || job.State == StateAborted {
+			return job, nil
+		}
+		select {
+		case <-ctx.Done():
+			return job, ctx.Err()
+		case <-time.After(poll):
+		}
+	}
+}
+
+// Progress is a sliced job's progress.
+type Progress struct {
+	Records   int64 `json:"record_count"`
+	Processed int64 `json:"processed_count"`
+	Failed    int64 `json:"failed_record_count"`
+	Slices    struct {
+		Total   int64 `json:"total"`
+		Queued  int64 `json:"queued"`
+		Running int64 `json:"running"`
+		Failed  int64 `json:"failed"`
+		Done    int64 `json:"done"`
+	} `json:"slices"`
+	Percent        float64       `json:"percent"`
+	RecordsPerHour float64       `json:"records_per_hour"`
+	Remaining      time.Duration `json:"remaining_ns"`
+}
+
+// Progress counts a sliced job's slices and records. It reads the slice
+// collections, so call it for display, not in a loop.
+func (c *Client) Progress(ctx context.Context, job *Job) (*Progress, error) {
+	p := &Progress{Records: job.RecordCount}
+	p.Slices.Total = job.SliceCount
+	if job.Kind != KindSliced {
+		return p, nil
+	}
+	if job.State == StateCompleted {
+		p.Processed, p.Failed = job.ProcessedCount, job.FailedRecordCount
+		p.Slices.Done = job.SliceCount
+	} else {
+		sp, err := c.store.Slices().Progress(ctx, job.ID, job.SliceCount, job.RecordCount)
+		if err != nil {
+			return nil, fmt.Errorf("job %s: progress: %w", job.ID.Hex(), err)
+		}
+		p.Processed, p.Failed = sp.Processed, sp.FailedRecords
+		p.Slices.Done, p.Slices.Running, p.Slices.Failed = sp.Done, sp.Running, sp.Failed
+		p.Slices.Queued = max(0, job.SliceCount-sp.Done-sp.Running)
+	}
+	if job.RecordCount > 0 {
+		p.Percent = 100 * float64(p.Processed) / float64(job.RecordCount)
+	} else if job.State == StateCompleted {
+		p.Percent = 100
+	}
+	if job.StartedAt != nil && p.Processed > 0 {
+		end := time.Now()
+		if job.CompletedAt != nil {
+			end = *job.CompletedAt
+		}
+		elapsed := end.Sub(*job.StartedAt)
+		if elapsed > 0 {
+			p.RecordsPerHour = float64(p.Processed) / elapsed.Hours()
+			if left := job.RecordCount - p.Processed; left > 0 {
+				p.Remaining = time.Duration(float64(left) / p.RecordsPerHour * float64(time.Hour))
+			}
+		}
+	}
+	return p, nil
+}
+
+// Servers lists the server processes.
+func (c *Client) Servers(ctx context.Context) ([]Server, error) { return c.store.ListServers(ctx) }
+
+// Server commands.
+const (
+	CommandPause  = "pause"
+	CommandResume = "resume"
+	CommandStop   = "stop"
+)
+
+// CommandServer sends pause, resume or stop to the server named name, or to
+// every server when name is empty. Servers act on it at their next heartbeat.
+func (c *Client) CommandServer(ctx context.Context, name, command string) error {
+	switch command {
+	case CommandPause, CommandResume, CommandStop:
+	default:
+		return fmt.Errorf("unknown server command %q (pause, resume, stop)", command)
+	}
+	target := name
+	if name == "" {
+		target = store.AllServers
+	} else if _, err := c.store.GetServer(ctx, name); err != nil {
+		return err
+	}
+	return c.store.SendCommand(ctx, target, command)
+}

@@ -1,0 +1,293 @@
+package rocketjob
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"reflect"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+)
+
+// Priorities: 1 runs first, 100 last.
+const (
+	MinPriority     = 1
+	MaxPriority     = 100
+	DefaultPriority = 50
+)
+
+// TypeSpec describes a job type to a Registry. Register (simple jobs) and the
+// sliced package's Register functions (sliced jobs) fill it in; most programs
+// never build one by hand.
+type TypeSpec struct {
+	// Name is the type's registered name, e.g. "send_email".
+	Name string
+	// Kind is KindSimple or KindSliced.
+	Kind Kind
+	// Args is the type of the job's arguments (a struct), or nil for none.
+	Args reflect.Type
+	// Priority is the default priority of the type's jobs (0 means DefaultPriority).
+	Priority int
+
+	// Perform runs a simple job.
+	Perform func(ctx context.Context, job *Job) error
+
+	// Format is the input format of a sliced job: "lines", "csv" or "jsonl".
+	Format string
+	// PerformRecord processes one record of a sliced job and returns its output record.
+	PerformRecord func(ctx context.Context, job *Job, record []byte) ([]byte, error)
+	// Before runs once before a sliced job's slices are processed; After runs
+	// exactly once after the last slice, on one server. Either may be nil.
+	Before, After func(ctx context.Context, job *Job) error
+	// SliceSize is the default number of records per slice (0 means 100).
+	SliceSize int
+	// CollectOutput keeps the output records for download.
+	CollectOutput bool
+	// DestroyOnComplete removes a completed job and all its slices.
+	DestroyOnComplete bool
+	// StopOnError fails the job at the first failed record instead of
+	// finishing the other slices first.
+	StopOnError bool
+}
+
+// Registry maps job type names to their code. Build one at start-up, register
+// every type, and give it to the Client and the server.
+type Registry struct {
+	mu    sync.RWMutex
+	types map[string]*TypeSpec
+}
+
+// NewRegistry returns an empty registry.
+func NewRegistry() *Registry { return &Registry{types: map[string]*TypeSpec{}} }
+
+// Add registers a type. It fails on an empty or duplicate name or a spec
+// without the function its kind needs.
+func (r *Registry) Add(spec TypeSpec) error {
+	if spec.Name == "" || strings.ContainsAny(spec.Name, " \t\n") {
+		return fmt.Errorf("job type name %q: must be non-empty without spaces", spec.Name)
+	}
+	switch spec.Kind {
+	case KindSimple:
+		if spec.Perform == nil {
+			return fmt.Errorf("job type %q: simple jobs need Perform", spec.Name)
+		}
+	case KindSliced:
+		if spec.PerformRecord == nil {
+			return fmt.Errorf("job type %q: sliced jobs need PerformRecord", spec.Name)
+		}
+	default:
+		return fmt.Errorf("job type %q: unknown kind %q", spec.Name, spec.Kind)
+	}
+	if spec.Priority != 0 {
+		if err := CheckPriority(spec.Priority); err != nil {
+			return fmt.Errorf("job type %q: %w", spec.Name, err)
+		}
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if _, dup := r.types[spec.Name]; dup {
+		return fmt.Errorf("job type %q is already registered", spec.Name)
+	}
+	r.types[spec.Name] = &spec
+	return nil
+}
+
+// Lookup returns the spec of a registered type, or an error wrapping
+// ErrUnknownType that lists the registered names.
+func (r *Registry) Lookup(name string) (*TypeSpec, error) {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	if s, ok := r.types[name]; ok {
+		return s, nil
+	}
+	return nil, fmt.Errorf("%w %q (registered: %s)", ErrUnknownType, name, strings.Join(r.namesLocked(), ", "))
+}
+
+// Names returns the registered type names, sorted.
+func (r *Registry) Names() []string {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return r.namesLocked()
+}
+
+func (r *Registry) namesLocked() []string {
+	names := make([]string, 0, len(r.types))
+	for n := range r.types {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// Register registers a simple job type whose arguments are an A (a struct,
+// stored as BSON). work runs once per job run; returning an error fails the
+// run. User code never type-asserts: work receives the decoded A.
+//
+//	rocketjob.Register(reg, "send_email", func(ctx context.Context, job *rocketjob.Job, args EmailArgs) error {
+//		return send(ctx, args.To)
+//	})
+func Register[A any](r *Registry, name string, work func(ctx context.Context, job *Job, args A) error) error {
+	t := reflect.TypeFor[A]()
+	if t.Kind() != reflect.Struct {
+		return fmt.Errorf("job type %q: arguments must be a struct, not %s", name, t)
+	}
+	return r.Add(TypeSpec{
+		Name: name,
+		Kind: KindSimple,
+		Args: t,
+		Perform: func(ctx context.Context, job *Job) error {
+			var args A
+			if len(job.Params) > 0 {
+				if err := bson.Unmarshal(job.Params, &args); err != nil {
+					return fmt.Errorf("%w: %v", ErrBadArgs, err)
+				}
+			}
+			return work(ctx, job, args)
+		},
+	})
+}
+
+// Validator is implemented by argument structs that check themselves; Enqueue
+// calls Validate and refuses the job when it returns an error.
+type Validator interface {
+	Validate() error
+}
+
+// encodeArgs turns args (an A, a *A, bson.Raw or a map) into the job's params,
+// checking that they decode into the type's argument struct.
+func encodeArgs(spec *TypeSpec, args any) (bson.Raw, error) {
+	if args == nil {
+		if spec.Args == nil {
+			return nil, nil
+		}
+		args = reflect.New(spec.Args).Interface()
+	}
+	if spec.Args == nil {
+		return nil, fmt.Errorf("%w: job type %q takes no arguments", ErrBadArgs, spec.Name)
+	}
+	var raw bson.Raw
+	switch a := args.(type) {
+	case bson.Raw:
+		raw = a
+	default:
+		v := reflect.ValueOf(args)
+		if v.Kind() == reflect.Pointer {
+			v = v.Elem()
+		}
+		if v.Kind() == reflect.Struct && v.Type() != spec.Args {
+			return nil, fmt.Errorf("%w: job type %q takes %s, not %s", ErrBadArgs, spec.Name, spec.Args, v.Type())
+		}
+		b, err := bson.Marshal(args)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %v", ErrBadArgs, err)
+		}
+		raw = b
+	}
+	decoded := reflect.New(spec.Args)
+	if err := bson.Unmarshal(raw, decoded.Interface()); err != nil {
+		return nil, fmt.Errorf("%w: job type %q: %v", ErrBadArgs, spec.Name, err)
+	}
+	if v, ok := decoded.Interface().(Validator); ok {
+		if err := v.Validate(); err != nil {
+			return nil, fmt.Errorf("%w: job type %q: %v", ErrBadArgs, spec.Name, err)
+		}
+	}
+	return raw, nil
+}
+
+// ParseParams turns command-line "key=value" pairs into arguments for the
+// type named typ, converting each value to its field's type (ints, floats,
+// bools, durations, RFC 3339 times, strings). Keys are the fields' BSON names.
+func ParseParams(r *Registry, typ string, pairs []string) (bson.Raw, error) {
+	spec, err := r.Lookup(typ)
+	if err != nil {
+		return nil, err
+	}
+	if len(pairs) == 0 {
+		return nil, nil
+	}
+	if spec.Args == nil {
+		return nil, fmt.Errorf("%w: job type %q takes no parameters", ErrBadArgs, typ)
+	}
+	fields := map[string]reflect.StructField{}
+	var names []string
+	for i := 0; i < spec.Args.NumField(); i++ {
+		f := spec.Args.Field(i)
+		if !f.IsExported() {
+			continue
+		}
+		name := strings.ToLower(f.Name)
+		if tag, _, _ := strings.Cut(f.Tag.Get("bson"), ","); tag != "" {
+			if tag == "-" {
+				continue
+			}
+			name = tag
+		}
+		fields[name] = f
+		names = append(names, name)
+	}
+	doc := bson.D{}
+	for _, p := range pairs {
+		k, v, ok := strings.Cut(p, "=")
+		if !ok || k == "" {
+			return nil, fmt.Errorf("%w: parameter %q is not key=value", ErrBadArgs, p)
+		}
+		f, ok := fields[k]
+		if !ok {
+			return nil, fmt.Errorf("%w: job type %q has no parameter %q (valid: %s)", ErrBadArgs, typ, k, strings.Join(names, ", "))
+		}
+		val, err := parseValue(f.Type, v)
+		if err != nil {
+			return nil, fmt.Errorf("%w: parameter %s: %v", ErrBadArgs, k, err)
+		}
+		doc = append(doc, bson.E{Key: k, Value: val})
+	}
+	raw, err := bson.Marshal(doc)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrBadArgs, err)
+	}
+	return encodeArgs(spec, bson.Raw(raw))
+}
+
+func parseValue(t reflect.Type, s string) (any, error) {
+	switch {
+	case t == reflect.TypeFor[time.Duration]():
+		d, err := time.ParseDuration(s)
+		return int64(d), err
+	case t == reflect.TypeFor[time.Time]():
+		return time.Parse(time.RFC3339, s)
+	}
+	switch t.Kind() {
+	case reflect.String:
+		return s, nil
+	case reflect.Bool:
+		return strconv.ParseBool(s)
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		n, err := strconv.ParseInt(s, 10, 64)
+		if err != nil {
+			return nil, fmt.Errorf("%q is not an integer", s)
+		}
+		return n, nil
+	case reflect.Float32, reflect.Float64:
+		return strconv.ParseFloat(s, 64)
+	case reflect.Slice:
+		if t.Elem().Kind() == reflect.String {
+			return strings.Split(s, ","), nil
+		}
+	}
+	return nil, errors.New("a " + t.String() + " cannot be given on the command line")
+}
+
+// CheckPriority returns an error wrapping ErrBadPriority unless p is in 1..100.
+func CheckPriority(p int) error {
+	if p < MinPriority || p > MaxPriority {
+		return fmt.Errorf("%w (got %d)", ErrBadPriority, p)
+	}
+	return nil
+}
