@@ -23,6 +23,7 @@ func (s *Server) heartbeatLoop(ctx context.Context) {
 			return
 		case <-t.C:
 		}
+		s.pruneFeeders(ctx)
 		existed, err := s.beat(ctx)
 		if err != nil {
 			s.log.Warn("heartbeat", "err", err)

@@ -244,6 +244,23 @@ func (s *Server) dropFeeder(ctx context.Context, id bson.ObjectID) {
 	}
 }
 
+// pruneFeeders closes the feeders of jobs that are no longer runnable (they
+// completed, failed or were destroyed, possibly on another server) and have
+// no slice in flight here, so their cursors do not linger.
+func (s *Server) pruneFeeders(ctx context.Context) {
+	s.mu.Lock()
+	var stale []bson.ObjectID
+	for id, f := range s.feeders {
+		if _, ok := s.sel.current(id); !ok && f.inFlight.Load() == 0 {
+			stale = append(stale, id)
+		}
+	}
+	s.mu.Unlock()
+	for _, id := range stale {
+		s.dropFeeder(ctx, id)
+	}
+}
+
 func (s *Server) closeFeeders(ctx context.Context) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
