@@ -1,10 +1,3 @@
-// Package sliced holds the streaming file formats of rocketjob: reading the
-// records of an uploaded file (plain lines, CSV or JSON Lines, optionally
-// compressed), packing records into the binary blob of one slice, and writing
-// the records of a download back out in the same shape.
-//
-// Everything streams: no function here reads a whole file into memory, and a
-// single record is bounded by MaxRecordSize.
 package sliced
 
 import (

@@ -1,0 +1,38 @@
+// Package sliced runs jobs over files of millions of records: the records are
+// grouped into slices (default 100 records) stored in per-job collections on
+// the work database, and every worker of every server claims slices
+// atomically.
+//
+// # Job types
+//
+// Register a function per record; returning an error makes that record a
+// failed record (stored with its record number and the error) and the rest
+// of the slice goes on:
+//
+//	sliced.RegisterLines(reg, "upcase", func(ctx context.Context, line string) (string, error) {
+//		return strings.ToUpper(line), nil
+//	}, &sliced.Options{SliceSize: 500})
+//
+//	sliced.RegisterCSV(reg, "totals", func(ctx context.Context, header, row []string) ([]string, error) {...}, nil)
+//	sliced.RegisterJSONL(reg, "enrich", func(ctx context.Context, in Order) (Enriched, error) {...}, nil)
+//
+// Options add Before and After hooks (After runs exactly once, on one server,
+// after the last slice), StopOnError, DestroyOnComplete and DiscardOutput.
+//
+// # Upload and download
+//
+// Upload streams a file (plain, gzip, zstd, or zip with one entry; detected
+// by magic bytes) into a new job; the job becomes runnable only once every
+// slice is stored, so a failed upload leaves nothing behind. UploadRecords
+// takes an iterator and UploadRange integer ranges. Download writes the output
+// in input order, in the input's shape (CSV header, line endings, final
+// newline); DownloadFailed writes the failed records as CSV (record, error,
+// input). Memory stays bounded: nothing holds a file or a collection.
+//
+// # Formats
+//
+// Lines keeps every byte of a line (invalid UTF-8 and NUL included); CSV
+// keeps the header on the job; JSONL skips blank lines. Bad input is an
+// *InputError that names the line or byte offset. A record is at most
+// MaxRecordSize bytes.
+package sliced
