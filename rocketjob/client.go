@@ -173,8 +173,8 @@ func (c *Client) List(ctx context.Context, opts *ListOptions) ([]Job, error) {
 }
 
 // change reads the job, lets decide pick the target state and change, and
-// applies it as a transition, reading again when another process got there
-// first.
+// applies it as a transition (or, when the state stays, an update), reading
+// again when another process got there first.
 func (c *Client) change(ctx context.Context, id string, decide func(*Job) (State, store.Change, error)) (*Job, error) {
 	oid, err := ParseID(id)
 	if err != nil {
@@ -189,7 +189,12 @@ func (c *Client) change(ctx context.Context, id string, decide func(*Job) (State
 		if err != nil {
 			return nil, err
 		}
-		updated, err := c.store.Transition(ctx, job, to, ch, "client")
+		var updated *Job
+		if to == job.State {
+			updated, err = c.store.Update(ctx, job, ch, "client")
+		} else {
+			updated, err = c.store.Transition(ctx, job, to, ch, "client")
+		}
 		if errors.Is(err, ErrConflict) && attempt < 20 {
 			select {
 			case <-ctx.Done():
@@ -222,7 +227,7 @@ func (c *Client) SetPriority(ctx context.Context, id string, priority int) (*Job
 // be paused.
 func (c *Client) Pause(ctx context.Context, id string) (*Job, error) {
 	return c.change(ctx, id, func(j *Job) (State, store.Change, error) {
-		if j.State == StateRunning && j.Kind == KindSimple {
+		if j.State == StatePaused || j.State == StateRunning && j.Kind == KindSimple {
 			return "", store.Change{}, &InvalidTransitionError{JobID: j.ID.Hex(), From: j.State, To: StatePaused}
 		}
 		return StatePaused, store.Change{}, nil
@@ -246,6 +251,9 @@ func (c *Client) Resume(ctx context.Context, id string) (*Job, error) {
 // not applied to the job.
 func (c *Client) Abort(ctx context.Context, id string) (*Job, error) {
 	return c.change(ctx, id, func(j *Job) (State, store.Change, error) {
+		if !j.State.Live() {
+			return "", store.Change{}, &InvalidTransitionError{JobID: j.ID.Hex(), From: j.State, To: StateAborted}
+		}
 		now := time.Now().UTC()
 		return StateAborted, store.Change{Set: bson.D{{Key: "completed_at", Value: now}}}, nil
 	})

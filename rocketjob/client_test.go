@@ -97,6 +97,9 @@ func TestEnqueueAndManage(t *testing.T) {
 	if got, err = c.Pause(ctx, job.ID.Hex()); err != nil || got.State != rocketjob.StatePaused {
 		t.Fatalf("pause: %v %v", got, err)
 	}
+	if _, err := c.Pause(ctx, job.ID.Hex()); !errors.As(err, new(*rocketjob.InvalidTransitionError)) {
+		t.Fatalf("pause of a paused job: %v", err)
+	}
 	if got, err = c.Resume(ctx, job.ID.Hex()); err != nil || got.State != rocketjob.StateQueued {
 		t.Fatalf("resume: %v %v", got, err)
 	}
@@ -109,6 +112,9 @@ func TestEnqueueAndManage(t *testing.T) {
 	}
 	if _, err := c.Resume(ctx, job.ID.Hex()); !errors.As(err, &bad) {
 		t.Fatalf("resume of an aborted job: %v", err)
+	}
+	if _, err := c.Abort(ctx, job.ID.Hex()); !errors.As(err, &bad) {
+		t.Fatalf("abort of an aborted job: %v", err)
 	}
 	list, err := c.List(ctx, &rocketjob.ListOptions{States: []rocketjob.State{rocketjob.StateAborted}, Type: "send_email"})
 	if err != nil || len(list) != 1 {

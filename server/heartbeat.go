@@ -14,10 +14,12 @@ import (
 // heartbeatLoop writes the server's heartbeat every interval and applies the
 // commands sent to it since the last beat.
 func (s *Server) heartbeatLoop(ctx context.Context) {
-	lastCmd := bson.NewObjectIDFromTimestamp(time.Now())
+	started := time.Now().UTC().Truncate(time.Millisecond)
+	seen := map[bson.ObjectID]time.Time{} // commands applied, by send time
+	window := commandWindow * s.cfg.HeartbeatInterval
 	t := time.NewTicker(s.cfg.HeartbeatInterval)
 	defer t.Stop()
-	for {
+	for beats := 1; ; beats++ {
 		select {
 		case <-ctx.Done():
 			return
@@ -26,23 +28,50 @@ func (s *Server) heartbeatLoop(ctx context.Context) {
 		s.pruneFeeders(ctx)
 		existed, err := s.beat(ctx)
 		if err != nil {
-			s.log.Warn("heartbeat", "err", err)
+			if ctx.Err() == nil {
+				s.log.Warn("heartbeat", "err", err)
+			}
 			continue
 		}
 		if !existed {
 			s.log.Warn("this server had been declared dead by another server; its work in flight was requeued (output stays exactly-once)")
 		}
-		cmds, err := s.store.CommandsSince(ctx, s.cfg.Name, lastCmd)
+		// Commands are read over a window of recent send times (clocks of
+		// other hosts may lag) and applied once each, in the order sent.
+		since := time.Now().Add(-window)
+		if since.Before(started) {
+			since = started
+		}
+		cmds, err := s.store.CommandsSince(ctx, s.cfg.Name, since)
 		if err != nil {
-			s.log.Warn("reading commands", "err", err)
+			if ctx.Err() == nil {
+				s.log.Warn("reading commands", "err", err)
+			}
 			continue
 		}
 		for _, c := range cmds {
-			lastCmd = c.ID
-			s.apply(c.Command)
+			if _, done := seen[c.ID]; !done {
+				seen[c.ID] = c.At
+				s.apply(c.Command)
+			}
+		}
+		for id, at := range seen {
+			if at.Before(since) {
+				delete(seen, id)
+			}
+		}
+		if beats%pruneEvery == 0 {
+			_ = s.store.PruneCommands(ctx, time.Now().Add(-commandRetention))
 		}
 	}
 }
+
+// Command bookkeeping.
+const (
+	commandWindow    = 10        // heartbeats over which commands are read
+	pruneEvery       = 100       // heartbeats between deletions of old commands
+	commandRetention = time.Hour // how long a command is kept
+)
 
 func (s *Server) apply(command string) {
 	s.log.Info("command received", "command", command)

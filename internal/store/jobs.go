@@ -132,8 +132,7 @@ type Change struct {
 	Unset []string
 }
 
-// Transition moves job to state to (or keeps its state, when to is the
-// current one, to change only fields), applying change, if and only if nobody has
+// Transition moves job to state to, applying change, if and only if nobody has
 // moved the job since it was read (its version). It returns the updated job,
 // an *model.InvalidTransitionError for an illegal move, or model.ErrConflict
 // when another process moved it first.
@@ -143,9 +142,19 @@ type Change struct {
 // the claim holds the update so that, if its writer dies before applying it,
 // another process rolls it forward.
 func (s *Store) Transition(ctx context.Context, job *model.Job, to model.State, change Change, by string) (*model.Job, error) {
-	if to != job.State && !model.CanTransition(job.State, to) {
+	if !model.CanTransition(job.State, to) {
 		return nil, &model.InvalidTransitionError{JobID: job.ID.Hex(), From: job.State, To: to}
 	}
+	return s.apply(ctx, job, to, change, by)
+}
+
+// Update changes fields of a job (its priority, say) without changing its
+// state, guarded by its version exactly like a transition.
+func (s *Store) Update(ctx context.Context, job *model.Job, change Change, by string) (*model.Job, error) {
+	return s.apply(ctx, job, job.State, change, by)
+}
+
+func (s *Store) apply(ctx context.Context, job *model.Job, to model.State, change Change, by string) (*model.Job, error) {
 	set := append(bson.D{{Key: "state", Value: to}, {Key: "version", Value: job.Version + 1}}, change.Set...)
 	update := bson.D{{Key: "$set", Value: set}}
 	if len(change.Unset) > 0 {

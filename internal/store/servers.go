@@ -95,7 +95,7 @@ type Command struct {
 
 // SendCommand records a command; servers pick it up on their next heartbeat.
 func (s *Store) SendCommand(ctx context.Context, server, command string) error {
-	c := Command{ID: bson.NewObjectID(), Server: server, Command: command, At: time.Now()}
+	c := Command{ID: bson.NewObjectID(), Server: server, Command: command, At: time.Now().UTC().Truncate(time.Millisecond)}
 	return retry(ctx, func() error {
 		_, err := s.commands().InsertOne(ctx, c)
 		if isDup(err) {
@@ -105,15 +105,18 @@ func (s *Store) SendCommand(ctx context.Context, server, command string) error {
 	})
 }
 
-// CommandsSince returns the commands for server (or all servers) newer than after, oldest first.
-func (s *Store) CommandsSince(ctx context.Context, server string, after bson.ObjectID) ([]Command, error) {
+// CommandsSince returns the commands for server (or all servers) sent at or
+// after since, in the order they were sent. ObjectIDs from different
+// processes are not ordered within a second, so callers remember which ids
+// they applied rather than resuming after the last one.
+func (s *Store) CommandsSince(ctx context.Context, server string, since time.Time) ([]Command, error) {
 	filter := bson.D{
-		{Key: "_id", Value: bson.D{{Key: "$gt", Value: after}}},
+		{Key: "at", Value: bson.D{{Key: "$gte", Value: since}}},
 		{Key: "server", Value: bson.D{{Key: "$in", Value: bson.A{server, AllServers}}}},
 	}
 	var list []Command
 	err := retry(ctx, func() error {
-		cur, err := s.commands().Find(ctx, filter, options.Find().SetSort(bson.D{{Key: "_id", Value: 1}}))
+		cur, err := s.commands().Find(ctx, filter, options.Find().SetSort(bson.D{{Key: "at", Value: 1}, {Key: "_id", Value: 1}}))
 		if err != nil {
 			return err
 		}
@@ -121,4 +124,12 @@ func (s *Store) CommandsSince(ctx context.Context, server string, after bson.Obj
 		return cur.All(ctx, &list)
 	})
 	return list, err
+}
+
+// PruneCommands deletes commands sent before cutoff.
+func (s *Store) PruneCommands(ctx context.Context, cutoff time.Time) error {
+	return retry(ctx, func() error {
+		_, err := s.commands().DeleteMany(ctx, bson.D{{Key: "at", Value: bson.D{{Key: "$lt", Value: cutoff}}}})
+		return err
+	})
 }

@@ -167,14 +167,18 @@ func (s *Store) Close(ctx context.Context) error {
 	return err
 }
 
-// Indexes of the jobs database (the slice strategies create their own).
-var jobIndexes = []mongo.IndexModel{
-	{Keys: bson.D{{Key: "state", Value: 1}, {Key: "priority", Value: 1}, {Key: "_id", Value: 1}}, Options: options.Index().SetName("state_priority_id")},
-	{Keys: bson.D{{Key: "type", Value: 1}, {Key: "state", Value: 1}}, Options: options.Index().SetName("type_state")},
+// jobIndexes returns the indexes of the jobs collection (the slice strategies
+// create their own). The driver mutates index options, so each call builds
+// new ones.
+func jobIndexes() []mongo.IndexModel {
+	return []mongo.IndexModel{
+		{Keys: bson.D{{Key: "state", Value: 1}, {Key: "priority", Value: 1}, {Key: "_id", Value: 1}}, Options: options.Index().SetName("state_priority_id")},
+		{Keys: bson.D{{Key: "type", Value: 1}, {Key: "state", Value: 1}}, Options: options.Index().SetName("type_state")},
+	}
 }
 
 func (s *Store) ensureIndexes(ctx context.Context) error {
-	return ensureIndexes(ctx, s.jobs(), jobIndexes)
+	return ensureIndexes(ctx, s.jobs(), jobIndexes())
 }
 
 // ensureIndexes creates the indexes that do not exist yet, one at a time:

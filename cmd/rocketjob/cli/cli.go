@@ -75,6 +75,9 @@ func Run(ctx context.Context, app *cli.App, args []string) int {
 	if err == nil {
 		return ExitOK
 	}
+	if ctx.Err() != nil && errors.Is(err, context.Canceled) {
+		err = errors.New("interrupted")
+	}
 	fmt.Fprintln(app.ErrWriter, "rocketjob: "+oneLine(err.Error()))
 	return exitCode(err)
 }
@@ -102,7 +105,6 @@ A typical session:
    id=$(rocketjob upload --job reverse input.txt)
    rocketjob job wait "$id" && rocketjob download "$id" output.txt`,
 		Flags:                     globalFlags(),
-		HideHelpCommand:           false,
 		DisableSliceFlagSeparator: true,
 		ExitErrHandler:            func(*cli.Context, error) {}, // Run maps errors to exit codes
 		OnUsageError:              onUsageError,
@@ -317,4 +319,9 @@ func out(c *cli.Context) io.Writer { return c.App.Writer }
 // msg writes a message line to the message writer (stderr).
 func msg(c *cli.Context, format string, a ...any) {
 	fmt.Fprintf(c.App.ErrWriter, format+"\n", a...)
+}
+
+// usageText builds a command's help usage: its synopsis, then examples.
+func usageText(synopsis string, examples ...string) string {
+	return synopsis + "\n\nExamples:\n   " + strings.Join(examples, "\n   ")
 }

@@ -38,9 +38,10 @@ kept) and a server with --workers workers in this process, runs a few 'nap'
 jobs, then generates --records lines, uploads them into a 'reverse' job,
 downloads the output and checks that every line came back reversed, in order.
 Prints a summary on stdout; exits 1 if anything does not check out.`,
-		UsageText: `rocketjob demo
-rocketjob demo --records 1000000 --workers 8
-rocketjob demo --data ./demo-data       # keep the database, then: rocketjob --uri ... job list`,
+		UsageText: usageText("rocketjob demo [--data DIR] [--records N] [--workers N]",
+			"rocketjob demo",
+			"rocketjob demo --records 1000000 --workers 8",
+			"rocketjob demo --data ./demo-data       # keep the database, then: rocketjob --uri ... job list"),
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "data", Usage: "keep the database in `DIR` (default: a temporary folder, removed at the end)"},
 			&cli.IntFlag{Name: "records", Value: DefaultDemoRecords, Usage: "`N` lines to generate and process"},
@@ -104,7 +105,7 @@ func (d *demo) run(ctx context.Context) (err error) {
 	}
 
 	d.say("starting the embedded database in %s", dataDir)
-	db, err := startDB(ctx, dataDir, "127.0.0.1:0", d.c)
+	db, err := startDB(ctx, dataDir, "127.0.0.1:0", slog.LevelError, d.c)
 	if err != nil {
 		return err
 	}
@@ -195,8 +196,13 @@ func (d *demo) naps(ctx context.Context) error {
 		}
 		ids = append(ids, job.ID.Hex())
 	}
+	wctx, cancel := context.WithTimeout(ctx, demoStall)
+	defer cancel()
 	for _, id := range ids {
-		job, err := d.client.Wait(ctx, id, 50*time.Millisecond)
+		job, err := d.client.Wait(wctx, id, 50*time.Millisecond)
+		if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
+			return fmt.Errorf("nap job %s is still %s after %s", id, job.State, demoStall)
+		}
 		if err != nil {
 			return err
 		}
@@ -267,8 +273,14 @@ func (d *demo) sliced(ctx context.Context, tmp string) error {
 	return nil
 }
 
-// wait waits for the job, with a progress bar on a terminal.
+// demoStall is how long the demo waits without any progress before it
+// gives up.
+const demoStall = time.Minute
+
+// wait waits for the job, with a progress bar on a terminal, and gives up
+// when nothing moves for demoStall.
 func (d *demo) wait(ctx context.Context, id string) (*rocketjob.Job, error) {
+	lastProcessed, lastChange, lastCheck := int64(-1), time.Now(), time.Time{}
 	for {
 		job, err := d.client.Get(ctx, id)
 		if err != nil {
@@ -282,14 +294,21 @@ func (d *demo) wait(ctx context.Context, id string) (*rocketjob.Job, error) {
 			d.prog.done()
 			return job, nil
 		}
-		if d.prog.on && job.State == rocketjob.StateRunning {
+		if d.prog.on || time.Since(lastCheck) >= 2*time.Second {
+			lastCheck = time.Now()
 			if p, err := d.client.Progress(ctx, job); err == nil {
+				if p.Processed != lastProcessed {
+					lastProcessed, lastChange = p.Processed, time.Now()
+				}
 				extra := fmt.Sprintf("%s/%s records", commas(p.Processed), commas(p.Records))
 				if p.Remaining > 0 {
 					extra += ", " + humanDuration(p.Remaining) + " left"
 				}
 				d.prog.bar(true, "processing", p.Processed, p.Records, extra)
 			}
+		}
+		if time.Since(lastChange) > demoStall {
+			return nil, fmt.Errorf("job %s (%s) made no progress for %s", id, job.State, demoStall)
 		}
 		select {
 		case <-ctx.Done():

@@ -20,11 +20,12 @@ func jobCommand(st *appState) *cli.Command {
 	return &cli.Command{
 		Name:  "job",
 		Usage: "enqueue, list, show, wait for and change jobs",
-		UsageText: `rocketjob job enqueue nap --param ms=500
-rocketjob job list --state running
-rocketjob job show ID
-rocketjob job wait ID --timeout 10m
-rocketjob job priority ID 5`,
+		UsageText: usageText("rocketjob job enqueue|list|show|wait|priority|pause|resume|abort|retry|destroy ...",
+			"rocketjob job enqueue nap --param ms=500",
+			"rocketjob job list --state running",
+			"rocketjob job show ID",
+			"rocketjob job wait ID --timeout 10m",
+			"rocketjob job priority ID 5"),
 		Action: groupAction,
 		Subcommands: []*cli.Command{
 			jobEnqueueCommand(st),
@@ -42,7 +43,7 @@ rocketjob job priority ID 5`,
 }
 
 func priorityFlag() cli.Flag {
-	return &cli.IntFlag{Name: "priority", Usage: "`N` from 1 (runs first) to 100 (default: the job type's, usually 50)"}
+	return &cli.IntFlag{Name: "priority", Usage: "`N` from 1 (runs first) to 100", DefaultText: "the job type's, usually 50"}
 }
 
 func paramFlag() cli.Flag {
@@ -85,9 +86,10 @@ func jobEnqueueCommand(st *appState) *cli.Command {
 		Name:      "enqueue",
 		Usage:     "enqueue a simple job; prints its id",
 		ArgsUsage: "TYPE",
-		UsageText: `rocketjob job enqueue nap --param ms=500
-rocketjob job enqueue nap --priority 10 --run-at 30s --description "nightly nap"
-rocketjob job enqueue nap --run-at 2030-01-02T03:04:05Z`,
+		UsageText: usageText("rocketjob job enqueue TYPE [--priority N] [--run-at T] [--description TEXT] [--param K=V ...]",
+			"rocketjob job enqueue nap --param ms=500",
+			"rocketjob job enqueue nap --priority 10 --run-at 30s --description \"nightly nap\"",
+			"rocketjob job enqueue nap --run-at 2030-01-02T03:04:05Z"),
 		Flags: []cli.Flag{
 			priorityFlag(),
 			&cli.StringFlag{Name: "run-at", Usage: "start no earlier than `T`: an RFC 3339 time or a delay such as 10s"},
@@ -246,9 +248,10 @@ func jobListCommand(st *appState) *cli.Command {
 	return &cli.Command{
 		Name:  "list",
 		Usage: "list jobs, most urgent first",
-		UsageText: `rocketjob job list
-rocketjob job list --state queued,running --type reverse
-rocketjob job list --json`,
+		UsageText: usageText("rocketjob job list [--state S[,S...]] [--type T] [--limit N] [--json]",
+			"rocketjob job list",
+			"rocketjob job list --state queued,running --type reverse",
+			"rocketjob job list --json"),
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "state", Usage: "only jobs in state `S` (queued, running, paused, completed, failed, aborted; comma-separated for several)"},
 			&cli.StringFlag{Name: "type", Usage: "only jobs of type `T`"},
@@ -307,8 +310,9 @@ func jobShowCommand(st *appState) *cli.Command {
 		Name:      "show",
 		Usage:     "show a job: state, timings, record counts, progress",
 		ArgsUsage: "ID",
-		UsageText: `rocketjob job show 65a1b2c3d4e5f60718293a4b
-rocketjob job show 65a1b2c3d4e5f60718293a4b --json`,
+		UsageText: usageText("rocketjob job show ID [--json]",
+			"rocketjob job show 65a1b2c3d4e5f60718293a4b",
+			"rocketjob job show 65a1b2c3d4e5f60718293a4b --json"),
 		Flags: []cli.Flag{&cli.BoolFlag{Name: "json", Usage: "print JSON"}},
 		Action: func(c *cli.Context) error {
 			a, err := args(c, 1, 1, "ID")
@@ -393,8 +397,9 @@ func jobWaitCommand(st *appState) *cli.Command {
 		Name:      "wait",
 		Usage:     "wait until a job completes (exit 0), fails or is aborted (exit 1)",
 		ArgsUsage: "ID",
-		UsageText: `rocketjob job wait 65a1b2c3d4e5f60718293a4b
-rocketjob job wait 65a1b2c3d4e5f60718293a4b --timeout 10m && echo done`,
+		UsageText: usageText("rocketjob job wait ID [--timeout D]",
+			"rocketjob job wait 65a1b2c3d4e5f60718293a4b",
+			"rocketjob job wait 65a1b2c3d4e5f60718293a4b --timeout 10m && echo done"),
 		Flags: []cli.Flag{
 			&cli.DurationFlag{Name: "timeout", Usage: "give up (exit 1) after `D` (0: wait forever)"},
 		},
@@ -493,7 +498,8 @@ func jobPriorityCommand(st *appState) *cli.Command {
 		Name:      "priority",
 		Usage:     "change a job's priority (1 runs first); running jobs follow within a slice",
 		ArgsUsage: "ID N",
-		UsageText: `rocketjob job priority 65a1b2c3d4e5f60718293a4b 5`,
+		UsageText: usageText("rocketjob job priority ID N",
+			"rocketjob job priority 65a1b2c3d4e5f60718293a4b 5"),
 		Action: func(c *cli.Context) error {
 			a, err := args(c, 2, 2, "ID N")
 			if err != nil {
@@ -529,7 +535,7 @@ func jobChangeCommand(st *appState, name, usage string, change func(*rocketjob.C
 		Name:      name,
 		Usage:     usage,
 		ArgsUsage: "ID",
-		UsageText: "rocketjob job " + name + " 65a1b2c3d4e5f60718293a4b",
+		UsageText: usageText("rocketjob job "+name+" ID", "rocketjob job "+name+" 65a1b2c3d4e5f60718293a4b"),
 		Action: func(c *cli.Context) error {
 			a, err := args(c, 1, 1, "ID")
 			if err != nil {
@@ -558,7 +564,7 @@ func jobDestroyCommand(st *appState) *cli.Command {
 		Name:      "destroy",
 		Usage:     "remove a job and all its slices, whatever its state",
 		ArgsUsage: "ID",
-		UsageText: "rocketjob job destroy 65a1b2c3d4e5f60718293a4b",
+		UsageText: usageText("rocketjob job destroy ID", "rocketjob job destroy 65a1b2c3d4e5f60718293a4b"),
 		Action: func(c *cli.Context) error {
 			a, err := args(c, 1, 1, "ID")
 			if err != nil {

@@ -2,7 +2,6 @@ package cli
 
 import (
 	"log/slog"
-	"strings"
 
 	"github.com/urfave/cli/v2"
 
@@ -17,18 +16,19 @@ func serverCommand(st *appState) *cli.Command {
 many servers, on as many machines, as you like: they share the work through the
 database. SIGINT or SIGTERM (or 'rocketjob servers stop') stops taking work,
 lets the work in flight finish within --shutdown-timeout and exits 0.`,
-		UsageText: `rocketjob server --workers 8
-rocketjob server --name worker-1 --uri mongodb://db.example.com:27017/
-rocketjob server --embedded ./rocketjob-data      # runs its own embedded database too`,
+		UsageText: usageText("rocketjob server [--workers N] [--name NAME] [--embedded DIR] [options]",
+			"rocketjob server --workers 8",
+			"rocketjob server --name worker-1 --uri mongodb://db.example.com:27017/",
+			"rocketjob server --embedded ./rocketjob-data      # runs its own embedded database too"),
 		Flags: []cli.Flag{
 			&cli.IntFlag{Name: "workers", Value: server.DefaultWorkers, Usage: "`N` concurrent workers"},
 			&cli.StringFlag{Name: "name", Usage: "server `NAME` (default host:pid); two live servers cannot share one"},
-			&cli.StringFlag{Name: "embedded", Usage: "start the embedded database in `DIR` and use it (its URI is printed on stderr)"},
+			&cli.StringFlag{Name: "embedded", Usage: "start the embedded database in `DIR` and use it instead of --uri (its URI is printed on stderr)"},
 			&cli.StringFlag{Name: "listen", Value: "127.0.0.1:0", Usage: "with --embedded: TCP `HOST:PORT` of the embedded database"},
 			&cli.DurationFlag{Name: "re-check", Value: server.DefaultReCheck, Usage: "how often a busy worker looks for a more urgent job (`D`)"},
 			&cli.DurationFlag{Name: "poll", Value: server.DefaultPollInterval, Usage: "how long an idle worker waits before looking for work again (`D`)"},
 			&cli.DurationFlag{Name: "heartbeat", Value: server.DefaultHeartbeatInterval, Usage: "heartbeat and command check interval (`D`)"},
-			&cli.DurationFlag{Name: "dead-after", Usage: "another server's heartbeat age after which its work is requeued (`D`, default 4 heartbeats)"},
+			&cli.DurationFlag{Name: "dead-after", Usage: "another server's heartbeat age after which its work is requeued (`D`)", DefaultText: "4 heartbeats"},
 			&cli.DurationFlag{Name: "shutdown-timeout", Value: server.DefaultShutdownTimeout, Usage: "how long to wait for work in flight when stopping (`D`)"},
 			&cli.StringFlag{Name: "log-level", Value: "info", Usage: "`LEVEL` of the logs on stderr: debug, info, warn or error"},
 		},
@@ -44,15 +44,15 @@ rocketjob server --embedded ./rocketjob-data      # runs its own embedded databa
 					return usagef("%s: --%s must not be negative", cmdName(c), d)
 				}
 			}
-			var level slog.Level
-			if err := level.UnmarshalText([]byte(strings.ToLower(c.String("log-level")))); err != nil {
-				return usagef("%s: --log-level %q: use debug, info, warn or error", cmdName(c), c.String("log-level"))
+			level, err := logLevel(c)
+			if err != nil {
+				return err
 			}
 			logger := slog.New(slog.NewTextHandler(c.App.ErrWriter, &slog.HandlerOptions{Level: level}))
 
 			uri, workURI := c.String("uri"), c.String("work-uri")
 			if dir := c.String("embedded"); dir != "" {
-				db, err := startDB(c.Context, dir, c.String("listen"), c)
+				db, err := startDB(c.Context, dir, c.String("listen"), max(level, slog.LevelError), c)
 				if err != nil {
 					return err
 				}

@@ -13,9 +13,10 @@ func serversCommand(st *appState) *cli.Command {
 	return &cli.Command{
 		Name:  "servers",
 		Usage: "list server processes and pause, resume or stop them",
-		UsageText: `rocketjob servers list
-rocketjob servers pause --all
-rocketjob servers stop myhost:1234`,
+		UsageText: usageText("rocketjob servers list|pause|resume|stop ...",
+			"rocketjob servers list",
+			"rocketjob servers pause --all",
+			"rocketjob servers stop myhost:1234"),
 		Action: groupAction,
 		Subcommands: []*cli.Command{
 			serversListCommand(st),
@@ -30,8 +31,9 @@ func serversListCommand(st *appState) *cli.Command {
 	return &cli.Command{
 		Name:  "list",
 		Usage: "list the server processes",
-		UsageText: `rocketjob servers list
-rocketjob servers list --json`,
+		UsageText: usageText("rocketjob servers list [--json]",
+			"rocketjob servers list",
+			"rocketjob servers list --json"),
 		Flags: []cli.Flag{&cli.BoolFlag{Name: "json", Usage: "print JSON"}},
 		Action: func(c *cli.Context) error {
 			if _, err := args(c, 0, 0, "no arguments"); err != nil {
@@ -68,8 +70,9 @@ func serversCommandCommand(st *appState, command, usage string) *cli.Command {
 		Name:      command,
 		Usage:     usage,
 		ArgsUsage: "NAME|--all",
-		UsageText: fmt.Sprintf(`rocketjob servers %s myhost:1234
-rocketjob servers %s --all`, command, command),
+		UsageText: usageText("rocketjob servers "+command+" NAME|--all",
+			"rocketjob servers "+command+" myhost:1234",
+			"rocketjob servers "+command+" --all"),
 		Flags: []cli.Flag{&cli.BoolFlag{Name: "all", Usage: "every server"}},
 		Action: func(c *cli.Context) error {
 			a, err := args(c, 0, 1, "NAME or --all")

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"time"
@@ -20,14 +21,15 @@ func uploadCommand(st *appState) *cli.Command {
 		Name:      "upload",
 		Usage:     "upload a file (or stdin) into a new sliced job; prints the job id",
 		ArgsUsage: "FILE|-",
-		UsageText: `rocketjob upload --job reverse input.txt
-rocketjob upload --job reverse --priority 10 --slice-size 500 input.txt.gz
-gunzip -c big.csv.gz | rocketjob upload --job my_csv_job --format csv -`,
+		UsageText: usageText("rocketjob upload --job TYPE [--priority N] [--slice-size N] [--format lines|csv|jsonl] [--description TEXT] [--param K=V ...] [--no-output] FILE|-",
+			"rocketjob upload --job reverse input.txt",
+			"rocketjob upload --job reverse --priority 10 --slice-size 500 input.txt.gz",
+			"gunzip -c big.csv.gz | rocketjob upload --job my_csv_job --format csv -"),
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "job", Usage: "job `TYPE` (a registered sliced job type)"},
 			priorityFlag(),
-			&cli.IntFlag{Name: "slice-size", Usage: "`N` records per slice (default: the job type's, usually 100)"},
-			&cli.StringFlag{Name: "format", Usage: "input `FORMAT`: lines, csv or jsonl (default: the job type's)"},
+			&cli.IntFlag{Name: "slice-size", Usage: "`N` records per slice", DefaultText: "the job type's, usually 100"},
+			&cli.StringFlag{Name: "format", Usage: "input `FORMAT`: lines, csv or jsonl", DefaultText: "the job type's"},
 			&cli.StringFlag{Name: "description", Usage: "free `TEXT` shown in listings"},
 			paramFlag(),
 			&cli.BoolFlag{Name: "no-output", Usage: "do not keep the output records (nothing to download)"},
@@ -154,9 +156,10 @@ func downloadCommand(st *appState) *cli.Command {
 		Name:      "download",
 		Usage:     "download a sliced job's output (or, with --failed, its failed records as CSV)",
 		ArgsUsage: "JOB_ID FILE|-",
-		UsageText: `rocketjob download 65a1b2c3d4e5f60718293a4b output.txt
-rocketjob download 65a1b2c3d4e5f60718293a4b output.txt.gz      # gzip (.zst: zstd)
-rocketjob download --failed 65a1b2c3d4e5f60718293a4b - | less  # record,error,input`,
+		UsageText: usageText("rocketjob download [--failed] JOB_ID FILE|-",
+			"rocketjob download 65a1b2c3d4e5f60718293a4b output.txt",
+			"rocketjob download 65a1b2c3d4e5f60718293a4b output.txt.gz      # gzip (.zst: zstd)",
+			"rocketjob download --failed 65a1b2c3d4e5f60718293a4b - | less  # record,error,input"),
 		Flags: []cli.Flag{
 			&cli.BoolFlag{Name: "failed", Usage: "download the failed records with their errors (CSV: record, error, input)"},
 		},
@@ -237,7 +240,11 @@ func downloadTo(ctx context.Context, client *rocketjob.Client, id, dest string, 
 	}
 	tmp, err := os.CreateTemp(dir, "."+base+".*.tmp")
 	if err != nil {
-		return 0, err
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err
+		}
+		return 0, fmt.Errorf("cannot write %s: %w", dest, err)
 	}
 	ok := false
 	defer func() {
