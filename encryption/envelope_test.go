@@ -81,7 +81,7 @@ func TestTamperingIsDetected(t *testing.T) {
 			}
 			return nil
 		},
-		"swapped slices": func() error { _, err := c.Open(s2, "input", "000000001"); return want(err) },
+		"swapped slices":   func() error { _, err := c.Open(s2, "input", "000000001"); return want(err) },
 		"other collection": func() error { _, err := c.Open(s1, "output", "000000001"); return want(err) },
 		"other job":        func() error { _, err := other.Open(s1, "input", "000000001"); return want(err) },
 		"truncated": func() error {
