@@ -9,6 +9,7 @@ import (
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 
+	"github.com/rocketjob-go/rocketjob/encryption"
 	"github.com/rocketjob-go/rocketjob/internal/store"
 )
 
@@ -25,6 +26,12 @@ type Config struct {
 	WorkDB string
 	// Registry holds the job types this program knows. Enqueue refuses other types.
 	Registry *Registry
+	// Keyring holds the keys of encrypted jobs. Default: the key file named by
+	// KeyFile, else $ROCKETJOB_KEYS, else none (encrypted jobs are refused).
+	Keyring *encryption.Keyring
+	// KeyFile is a file of keys, one per line, current first; it must not be
+	// readable by other users.
+	KeyFile string
 }
 
 func (c Config) withEnv() Config {
@@ -47,6 +54,7 @@ func (c Config) withEnv() Config {
 type Client struct {
 	store    *store.Store
 	registry *Registry
+	keyring  *encryption.Keyring
 }
 
 // NewClient connects to the databases named by cfg (empty fields come from the
@@ -54,11 +62,34 @@ type Client struct {
 // (password hidden), when a database cannot be reached.
 func NewClient(ctx context.Context, cfg Config) (*Client, error) {
 	cfg = cfg.withEnv()
+	if cfg.Keyring == nil {
+		kr, err := encryption.LoadKeyring(cfg.KeyFile)
+		if err != nil {
+			return nil, err
+		}
+		cfg.Keyring = kr
+	}
 	s, err := store.Open(ctx, store.Config{URI: cfg.URI, WorkURI: cfg.WorkURI, DB: cfg.DB, WorkDB: cfg.WorkDB})
 	if err != nil {
 		return nil, err
 	}
-	return &Client{store: s, registry: cfg.Registry}, nil
+	return &Client{store: s, registry: cfg.Registry, keyring: cfg.Keyring}, nil
+}
+
+// Keyring returns the client's keys (nil when none are configured).
+func (c *Client) Keyring() *encryption.Keyring { return c.keyring }
+
+// Codec returns the codec that seals and opens a job's slices. For an
+// encrypted job it fails (wrapping encryption.ErrNoKey or ErrNoKeyring) when
+// this process lacks the job's key.
+func (c *Client) Codec(job *Job) (*encryption.Codec, error) {
+	if job.Encrypt && job.KeyID != "" && !c.keyring.Has(job.KeyID) {
+		if c.keyring == nil {
+			return nil, fmt.Errorf("job %s is encrypted: %w", job.ID.Hex(), encryption.ErrNoKeyring)
+		}
+		return nil, fmt.Errorf("job %s is encrypted with key %q: %w (have %s)", job.ID.Hex(), job.KeyID, encryption.ErrNoKey, c.keyring)
+	}
+	return encryption.NewCodec(job.ID.Hex(), c.keyring, job.Compress, job.Encrypt)
 }
 
 // Close disconnects from the databases.

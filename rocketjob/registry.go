@@ -53,6 +53,9 @@ type TypeSpec struct {
 	// StopOnError fails the job at the first failed record instead of
 	// finishing the other slices first.
 	StopOnError bool
+	// Encrypt stores the job's slices AES-256-GCM encrypted; Compress stores
+	// them zstd-compressed (before encryption).
+	Encrypt, Compress bool
 }
 
 // Registry maps job type names to their code. Build one at start-up, register

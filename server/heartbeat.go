@@ -106,6 +106,8 @@ func (s *Server) beat(ctx context.Context) (bool, error) {
 		StartedAt:   s.started(),
 		HeartbeatAt: time.Now().UTC().Truncate(time.Millisecond),
 		Version:     Version,
+
+		WaitingForKey: s.waitingForKey(),
 	})
 }
 

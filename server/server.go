@@ -12,9 +12,11 @@ import (
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 
+	"github.com/rocketjob-go/rocketjob/encryption"
 	"github.com/rocketjob-go/rocketjob/internal/model"
 	"github.com/rocketjob-go/rocketjob/internal/store"
 	"github.com/rocketjob-go/rocketjob/rocketjob"
+	"github.com/rocketjob-go/rocketjob/sliced"
 )
 
 // Defaults for Config.
@@ -113,6 +115,7 @@ type Server struct {
 
 	mu        sync.Mutex
 	feeders   map[bson.ObjectID]*jobFeeder
+	noKey     map[bson.ObjectID]bool // encrypted jobs whose key this server lacks
 	startedAt time.Time
 }
 
@@ -130,6 +133,7 @@ func New(client *rocketjob.Client, cfg *Config) (*Server, error) {
 		log:     c.Logger.With("server", c.Name),
 		stopCh:  make(chan struct{}),
 		feeders: map[bson.ObjectID]*jobFeeder{},
+		noKey:   map[bson.ObjectID]bool{},
 	}
 	s.sel = newSelector(s.store, c.ReCheck, c.PollInterval)
 	return s, nil
@@ -223,15 +227,43 @@ func (s *Server) takeName(ctx context.Context) error {
 	return s.rescue(ctx, old)
 }
 
-func (s *Server) feeder(job *model.Job) *jobFeeder {
+// feeder returns this server's claimer of job's slices, with the codec and
+// CSV header its slices need. It fails when the job is encrypted with a key
+// this server lacks: the server then leaves the job to others and says so in
+// its heartbeat.
+func (s *Server) feeder(job *model.Job) (*jobFeeder, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	f, ok := s.feeders[job.ID]
-	if !ok {
-		f = &jobFeeder{Feeder: s.store.Slices().NewFeeder(job.ID, s.cfg.Name)}
-		s.feeders[job.ID] = f
+	if f, ok := s.feeders[job.ID]; ok {
+		return f, nil
 	}
-	return f
+	codec, err := s.client.Codec(job)
+	if err == nil {
+		job.Header, err = sliced.Header(s.client, job)
+	}
+	if err != nil {
+		s.noKey[job.ID] = true
+		return nil, err
+	}
+	delete(s.noKey, job.ID)
+	f := &jobFeeder{Feeder: s.store.Slices().NewFeeder(job.ID, s.cfg.Name), codec: codec, header: job.Header}
+	s.feeders[job.ID] = f
+	return f, nil
+}
+
+// waitingForKey lists the jobs skipped for want of their key.
+func (s *Server) waitingForKey() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var ids []string
+	for id := range s.noKey {
+		if _, ok := s.sel.current(id); ok {
+			ids = append(ids, id.Hex())
+		} else {
+			delete(s.noKey, id)
+		}
+	}
+	return ids
 }
 
 func (s *Server) dropFeeder(ctx context.Context, id bson.ObjectID) {
@@ -274,6 +306,8 @@ func (s *Server) closeFeeders(ctx context.Context) {
 // the count of slices in flight here.
 type jobFeeder struct {
 	store.Feeder
+	codec     *encryption.Codec
+	header    []string
 	inFlight  atomic.Int32
 	exhausted atomic.Bool
 }

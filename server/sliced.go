@@ -8,6 +8,7 @@ import (
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 
+	"github.com/rocketjob-go/rocketjob/encryption"
 	"github.com/rocketjob-go/rocketjob/internal/model"
 	"github.com/rocketjob-go/rocketjob/internal/store"
 	"github.com/rocketjob-go/rocketjob/rocketjob"
@@ -72,7 +73,12 @@ func (s *Server) runBefore(ctx context.Context, spec *rocketjob.TypeSpec, job *m
 // processSlices claims and processes slices of job until it has none left
 // here, a more urgent job has work, or the server stops or pauses.
 func (s *Server) processSlices(ctx context.Context, spec *rocketjob.TypeSpec, job *model.Job) error {
-	f := s.feeder(job)
+	f, err := s.feeder(job)
+	if err != nil {
+		s.log.Warn("skipping job", "job", job.ID.Hex(), "err", err)
+		s.sel.skipFor(job.ID, s.cfg.ReCheck)
+		return nil
+	}
 	for {
 		if s.stopping.Load() || s.paused.Load() {
 			return nil
@@ -91,12 +97,13 @@ func (s *Server) processSlices(ctx context.Context, spec *rocketjob.TypeSpec, jo
 		}
 		f.exhausted.Store(false)
 		f.inFlight.Add(1)
-		res, firstErr := s.processSlice(ctx, spec, job, c)
+		job.Header = f.header
+		res, firstErr, sealErr := s.processSlice(ctx, spec, job, f.codec, c)
 		rctx := context.WithoutCancel(ctx)
-		if ctx.Err() != nil {
+		if ctx.Err() != nil || sealErr != nil {
 			// Cut short by the shutdown deadline: the results may be errors
 			// caused by the cancellation, so give the slice back instead.
-			err = s.store.Slices().Release(rctx, job.ID, c)
+			err = errors.Join(sealErr, s.store.Slices().Release(rctx, job.ID, c))
 			f.inFlight.Add(-1)
 			return err
 		}
@@ -128,15 +135,28 @@ func (s *Server) processSlices(ctx context.Context, spec *rocketjob.TypeSpec, jo
 
 // processSlice runs the type's function on every record of a slice. A record
 // whose function fails (or panics) becomes a failed record; the others go on.
-func (s *Server) processSlice(ctx context.Context, spec *rocketjob.TypeSpec, job *model.Job, c *store.Claimed) (store.Result, string) {
+func (s *Server) processSlice(ctx context.Context, spec *rocketjob.TypeSpec, job *model.Job, codec *encryption.Codec, c *store.Claimed) (store.Result, string, error) {
 	jctx := rocketjob.ContextWithJob(ctx, job)
 	var r store.Result
+	plain, err := codec.Open(c.Records, sliced.InputKind, sliced.Slot(c.Num))
+	if err != nil {
+		// A tampered, truncated or undecryptable slice fails as a whole; the
+		// other slices go on.
+		msg := fmt.Sprintf("slice %d of job %s: %v", c.Num, job.ID.Hex(), err)
+		r.Failed = sliced.AppendFailure(nil, c.First, nil, msg)
+		r.FailedCount = max(c.Count, 1)
+		if job.CollectOutput {
+			r.Output = []byte{}
+		}
+		r, err = seal(codec, c.Num, r)
+		return r, fmt.Sprintf("record %d: %s", c.First, msg), err
+	}
 	if job.CollectOutput {
-		r.Output = make([]byte, 0, len(c.Records)+len(c.Records)/8)
+		r.Output = make([]byte, 0, len(plain)+len(plain)/8)
 	}
 	var first string
 	n := c.First
-	for rec, err := range sliced.Records(c.Records) {
+	for rec, err := range sliced.Records(plain) {
 		if err != nil {
 			rest := c.Count - int(n-c.First)
 			msg := fmt.Sprintf("slice %d: %v", c.Num, err)
@@ -158,6 +178,10 @@ func (s *Server) processSlice(ctx context.Context, spec *rocketjob.TypeSpec, job
 			r.FailedCount++
 			if first == "" {
 				first = fmt.Sprintf("record %d: %v", n, err)
+				if job.Encrypt {
+					// The error may quote the record: keep it out of the job document.
+					first = fmt.Sprintf("record %d failed (its error is stored encrypted with the failed records)", n)
+				}
 			}
 		} else if r.Output != nil {
 			r.Output = sliced.AppendRecord(r.Output, out)
@@ -165,7 +189,25 @@ func (s *Server) processSlice(ctx context.Context, spec *rocketjob.TypeSpec, job
 		}
 		n++
 	}
-	return r, first
+	r, err = seal(codec, c.Num, r)
+	return r, first, err
+}
+
+// seal compresses and encrypts a slice's output and failed records as the
+// job asks.
+func seal(codec *encryption.Codec, num int64, r store.Result) (store.Result, error) {
+	var err error
+	if r.Output != nil {
+		if r.Output, err = codec.Seal(r.Output, sliced.OutputKind, sliced.Slot(num)); err != nil {
+			return r, fmt.Errorf("sealing output of slice %d: %w", num, err)
+		}
+	}
+	if r.Failed != nil {
+		if r.Failed, err = codec.Seal(r.Failed, sliced.FailedKind, sliced.Slot(num)); err != nil {
+			return r, fmt.Errorf("sealing failed records of slice %d: %w", num, err)
+		}
+	}
+	return r, nil
 }
 
 // stopOnError fails a stop_on_error job at its first failed record.

@@ -25,15 +25,27 @@ func Download(ctx context.Context, c *rocketjob.Client, id string, w io.Writer) 
 	if !job.CollectOutput {
 		return 0, fmt.Errorf("job %s does not collect its output", id)
 	}
+	codec, err := c.Codec(job)
+	if err != nil {
+		return 0, err
+	}
+	header, err := Header(c, job)
+	if err != nil {
+		return 0, err
+	}
 	wr := NewWriter(w, WriterOptions{
 		Format:       Format(job.Format),
-		Header:       job.Header,
+		Header:       header,
 		LineEnding:   job.LineEnding,
 		FinalNewline: !job.NoFinalNewline,
 	})
 	var n int64
 	err = c.Store().Slices().StreamOutput(ctx, job.ID, func(s store.OutputSlice) error {
-		for rec, err := range Records(s.Records) {
+		plain, err := codec.Open(s.Records, OutputKind, Slot(s.Num))
+		if err != nil {
+			return fmt.Errorf("output of slice %d: %w", s.Num, err)
+		}
+		for rec, err := range Records(plain) {
 			if err != nil {
 				return fmt.Errorf("job %s: output of slice %d: %w", id, s.Num, err)
 			}
@@ -59,13 +71,21 @@ func DownloadFailed(ctx context.Context, c *rocketjob.Client, id string, w io.Wr
 	if err != nil {
 		return 0, err
 	}
+	codec, err := c.Codec(job)
+	if err != nil {
+		return 0, err
+	}
 	cw := csv.NewWriter(w)
 	if err := cw.Write([]string{"record", "error", "input"}); err != nil {
 		return 0, err
 	}
 	var n int64
 	err = c.Store().Slices().StreamFailed(ctx, job.ID, func(s store.OutputSlice) error {
-		for f, err := range Failures(s.Records) {
+		plain, err := codec.Open(s.Records, FailedKind, Slot(s.Num))
+		if err != nil {
+			return fmt.Errorf("failed records of slice %d: %w", s.Num, err)
+		}
+		for f, err := range Failures(plain) {
 			if err != nil {
 				return fmt.Errorf("job %s: failed records of slice %d: %w", id, s.Num, err)
 			}

@@ -27,6 +27,11 @@ type Options struct {
 	// StopOnError fails the job at the first failed record instead of
 	// finishing the other slices first.
 	StopOnError bool
+	// Encrypt stores every slice of the type's jobs (input, output, failed
+	// records) and the CSV header AES-256-GCM encrypted; servers need the key.
+	Encrypt bool
+	// Compress stores slices zstd-compressed (before encryption).
+	Compress bool
 	// Before runs once, on one server, before any slice is processed.
 	Before func(ctx context.Context, job *rocketjob.Job) error
 	// After runs exactly once, on one server, after the last slice, when no
@@ -57,6 +62,8 @@ func register(r *rocketjob.Registry, name string, f Format, opts *Options, fn fu
 		CollectOutput:     !opts.DiscardOutput,
 		DestroyOnComplete: opts.DestroyOnComplete,
 		StopOnError:       opts.StopOnError,
+		Encrypt:           opts.Encrypt,
+		Compress:          opts.Compress,
 	})
 }
 

@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"io"
 	"iter"
+	"strconv"
 	"time"
 
+	"github.com/rocketjob-go/rocketjob/encryption"
 	"github.com/rocketjob-go/rocketjob/internal/store"
 	"github.com/rocketjob-go/rocketjob/rocketjob"
 )
@@ -35,9 +37,9 @@ type UploadOptions struct {
 	Format Format
 	// Name is the file name, used to detect compression and in messages.
 	Name string
-	// CollectOutput, DestroyOnComplete and StopOnError override the type's
-	// defaults when not nil.
-	CollectOutput, DestroyOnComplete, StopOnError *bool
+	// CollectOutput, DestroyOnComplete, StopOnError, Encrypt and Compress
+	// override the type's defaults when not nil.
+	CollectOutput, DestroyOnComplete, StopOnError, Encrypt, Compress *bool
 }
 
 // Upload streams r (compressed with gzip, zstd or zip, or plain) into a new
@@ -83,7 +85,10 @@ func Upload(ctx context.Context, c *rocketjob.Client, typ string, r io.Reader, o
 	if err != nil {
 		return nil, err
 	}
-	job.Header = rd.Header()
+	if err := setHeader(c, job, rd.Header()); err != nil {
+		_ = c.Store().Slices().Drop(context.WithoutCancel(ctx), job.ID)
+		return nil, err
+	}
 	if le := rd.LineEnding(); le != "\n" {
 		job.LineEnding = le
 	}
@@ -164,6 +169,14 @@ func newJob(c *rocketjob.Client, typ string, opts *UploadOptions) (*rocketjob.Jo
 	job.CollectOutput = pick(opts.CollectOutput, spec.CollectOutput)
 	job.DestroyOnComplete = pick(opts.DestroyOnComplete, spec.DestroyOnComplete)
 	job.StopOnError = pick(opts.StopOnError, spec.StopOnError)
+	job.Encrypt = pick(opts.Encrypt, spec.Encrypt)
+	job.Compress = pick(opts.Compress, spec.Compress)
+	if job.Encrypt {
+		if c.Keyring() == nil {
+			return nil, nil, fmt.Errorf("job type %q: cannot encrypt: %w", typ, encryption.ErrNoKeyring)
+		}
+		job.KeyID = c.Keyring().Current()
+	}
 	return job, spec, nil
 }
 
@@ -174,10 +187,58 @@ func pick(p *bool, def bool) bool {
 	return def
 }
 
+// setHeader keeps the CSV header on the job, sealed when the job is encrypted.
+func setHeader(c *rocketjob.Client, job *rocketjob.Job, header []string) error {
+	if header == nil {
+		return nil
+	}
+	if !job.Encrypt {
+		job.Header = header
+		return nil
+	}
+	codec, err := c.Codec(job)
+	if err != nil {
+		return err
+	}
+	job.SealedHeader, err = codec.Seal(EncodeFields(nil, header), headerKind, "0")
+	return err
+}
+
+// Header returns a job's CSV header, opening it when the job is encrypted.
+func Header(c *rocketjob.Client, job *rocketjob.Job) ([]string, error) {
+	if job.SealedHeader == nil {
+		return job.Header, nil
+	}
+	codec, err := c.Codec(job)
+	if err != nil {
+		return nil, err
+	}
+	plain, err := codec.Open(job.SealedHeader, headerKind, "0")
+	if err != nil {
+		return nil, fmt.Errorf("job %s: header: %w", job.ID.Hex(), err)
+	}
+	return DecodeFields(plain)
+}
+
+// Kinds of sealed data, bound into the encryption's additional data.
+const (
+	InputKind  = "input"
+	OutputKind = "output"
+	FailedKind = "failed"
+	headerKind = "header"
+)
+
+// Slot is the slot id of slice num in the encryption's additional data.
+func Slot(num int64) string { return strconv.FormatInt(num, 10) }
+
 // storeRecords packs the records from next into slices and bulk-inserts them. On any
 // error it drops what it stored, so no half-job remains.
 func storeRecords(ctx context.Context, c *rocketjob.Client, job *rocketjob.Job, next func(yield func([]byte) bool) error) (err error) {
 	slices := c.Store().Slices()
+	codec, err := c.Codec(job)
+	if err != nil {
+		return err
+	}
 	defer func() {
 		if err != nil {
 			_ = slices.Drop(context.WithoutCancel(ctx), job.ID)
@@ -203,6 +264,13 @@ func storeRecords(ctx context.Context, c *rocketjob.Client, job *rocketjob.Job, 
 		if cur.Count == 0 {
 			return nil
 		}
+		job.RawBytes += int64(len(cur.Records))
+		sealed, err := codec.Seal(cur.Records, InputKind, Slot(cur.Num))
+		if err != nil {
+			return fmt.Errorf("sealing slice %d: %w", cur.Num, err)
+		}
+		cur.Records = sealed
+		job.StoredBytes += int64(len(sealed))
 		batch = append(batch, cur)
 		batchBytes += len(cur.Records)
 		cur = store.InputSlice{}

@@ -29,7 +29,8 @@ import (
 const maxNameLen = 40
 
 var (
-	uri string // set by Main
+	uri     string // set by Main
+	dataDir string // set by Main
 
 	clientMu sync.Mutex
 	client   *mongo.Client
@@ -64,7 +65,7 @@ func run(m *testing.M) int {
 		fmt.Fprintf(os.Stderr, "dbtest: start embedded database: %v\n", err)
 		return 1
 	}
-	uri = db.URI()
+	uri, dataDir = db.URI(), dir
 
 	code := m.Run()
 
@@ -94,6 +95,13 @@ func URI() string {
 		panic("dbtest: no embedded database: add `func TestMain(m *testing.M) { dbtest.Main(m) }` to the package's tests")
 	}
 	return uri
+}
+
+// Dir returns the data folder of the package's embedded database, for tests
+// that inspect what is stored at rest.
+func Dir() string {
+	URI()
+	return dataDir
 }
 
 // Client returns a mongo-driver *mongo.Client connected to the package's

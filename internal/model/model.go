@@ -122,10 +122,21 @@ type Job struct {
 	CollectOutput     bool     `bson:"collect_output,omitempty" json:"collect_output,omitempty"`
 	DestroyOnComplete bool     `bson:"destroy_on_complete,omitempty" json:"destroy_on_complete,omitempty"`
 	StopOnError       bool     `bson:"stop_on_error,omitempty" json:"stop_on_error,omitempty"`
-	RecordCount       int64    `bson:"record_count" json:"record_count"`
-	SliceCount        int64    `bson:"slice_count" json:"slice_count"`
-	ProcessedCount    int64    `bson:"processed_count" json:"processed_count"`
-	FailedRecordCount int64    `bson:"failed_record_count" json:"failed_record_count"`
+	// Encrypt and Compress say how the job's slices are stored; KeyID names
+	// the key its slices were written with (never the key itself). With
+	// Encrypt, the CSV header is kept only in SealedHeader.
+	Encrypt      bool   `bson:"encrypt,omitempty" json:"encrypt,omitempty"`
+	Compress     bool   `bson:"compress,omitempty" json:"compress,omitempty"`
+	KeyID        string `bson:"key_id,omitempty" json:"key_id,omitempty"`
+	SealedHeader []byte `bson:"sealed_header,omitempty" json:"-"`
+	// RawBytes and StoredBytes measure the uploaded input: record bytes, and
+	// what the input slices take once compressed and encrypted.
+	RawBytes          int64 `bson:"raw_bytes,omitempty" json:"raw_bytes,omitempty"`
+	StoredBytes       int64 `bson:"stored_bytes,omitempty" json:"stored_bytes,omitempty"`
+	RecordCount       int64 `bson:"record_count" json:"record_count"`
+	SliceCount        int64 `bson:"slice_count" json:"slice_count"`
+	ProcessedCount    int64 `bson:"processed_count" json:"processed_count"`
+	FailedRecordCount int64 `bson:"failed_record_count" json:"failed_record_count"`
 }
 
 // Server is one server process's document in the servers collection.
@@ -139,6 +150,9 @@ type Server struct {
 	StartedAt   time.Time `bson:"started_at" json:"started_at"`
 	HeartbeatAt time.Time `bson:"heartbeat_at" json:"heartbeat_at"`
 	Version     string    `bson:"version" json:"version"`
+	// WaitingForKey lists the encrypted jobs this server skips because its
+	// keyring lacks their key.
+	WaitingForKey []string `bson:"waiting_for_key,omitempty" json:"waiting_for_key,omitempty"`
 }
 
 // Server states.

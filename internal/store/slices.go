@@ -9,6 +9,7 @@ import (
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
 )
 
 // ErrNoWork is returned by a Feeder when a full pass over the job's input found
@@ -130,4 +131,97 @@ func parseAttemptID(id string) (num int64, attempt int, err error) {
 		return 0, 0, fmt.Errorf("bad slice attempt id %q", id)
 	}
 	return num, attempt, nil
+}
+
+// RewriteSlices rewrites the records of every document of one of a job's
+// slice collections (kind: "input", "output" or "failed") with fn, which gets
+// the slice number and the stored records. It writes a new collection and
+// renames it over the old one, so it never updates documents in place (slow
+// and not atomic on FerretDB). The job must not be processing meanwhile.
+func (s *Store) RewriteSlices(ctx context.Context, job bson.ObjectID, kind string, fn func(num int64, records []byte) ([]byte, error)) (int, error) {
+	from := sliceColl(s.workDB, job, kind)
+	to := sliceColl(s.workDB, job, kind+"_rewrite")
+	if err := to.Drop(ctx); err != nil {
+		return 0, err
+	}
+	cur, err := from.Find(ctx, bson.D{}, options.Find().SetBatchSize(64))
+	if err != nil {
+		return 0, err
+	}
+	defer cur.Close(ctx)
+	var batch []any
+	n := 0
+	flush := func() error {
+		if len(batch) == 0 {
+			return nil
+		}
+		_, err := to.InsertMany(ctx, batch)
+		batch = batch[:0]
+		return err
+	}
+	for cur.Next(ctx) {
+		var doc bson.D
+		if err := bson.Unmarshal(cur.Current, &doc); err != nil {
+			return n, err
+		}
+		id, _ := cur.Current.Lookup("_id").StringValueOK()
+		num, err := parseSliceID(strings.SplitN(id, ":", 2)[0])
+		if err != nil {
+			return n, err
+		}
+		for i, e := range doc {
+			if e.Key != "records" {
+				continue
+			}
+			bin, ok := e.Value.(bson.Binary)
+			if !ok {
+				return n, fmt.Errorf("slice %s: records are not binary", id)
+			}
+			out, err := fn(num, bin.Data)
+			if err != nil {
+				return n, fmt.Errorf("slice %d: %w", num, err)
+			}
+			doc[i].Value = bson.Binary{Data: out}
+		}
+		batch = append(batch, doc)
+		n++
+		if len(batch) >= 256 {
+			if err := flush(); err != nil {
+				return n, err
+			}
+		}
+	}
+	if err := cur.Err(); err != nil {
+		return n, err
+	}
+	if err := flush(); err != nil {
+		return n, err
+	}
+	if n == 0 {
+		return 0, to.Drop(ctx)
+	}
+	// FerretDB has no renameCollection with dropTarget: move the old
+	// collection aside, put the new one in place, then drop the old one.
+	old := sliceColl(s.workDB, job, kind+"_old")
+	if err := old.Drop(ctx); err != nil {
+		return n, err
+	}
+	if err := s.rename(ctx, from.Name(), old.Name()); err != nil {
+		return n, err
+	}
+	if err := s.rename(ctx, to.Name(), from.Name()); err != nil {
+		return n, errors.Join(err, s.rename(ctx, old.Name(), from.Name()))
+	}
+	return n, old.Drop(ctx)
+}
+
+func (s *Store) rename(ctx context.Context, from, to string) error {
+	cmd := bson.D{
+		{Key: "renameCollection", Value: s.workDB.Name() + "." + from},
+		{Key: "to", Value: s.workDB.Name() + "." + to},
+	}
+	if err := s.workClient.Database("admin").RunCommand(ctx, cmd).Err(); err != nil {
+		return fmt.Errorf("renaming %s to %s: %w", from, to, err)
+	}
+	return nil
 }

@@ -1,0 +1,55 @@
+package sliced
+
+import (
+	"context"
+	"fmt"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+
+	"github.com/rocketjob-go/rocketjob/internal/store"
+	"github.com/rocketjob-go/rocketjob/rocketjob"
+)
+
+// Rekey re-encrypts a job's stored slices (input, output and failed records)
+// and its CSV header under the keyring's current key, so that older keys can
+// be removed from every keyring afterwards. It needs the job's old key and
+// the new one in the client's keyring. The job must not be queued or running
+// (pause it first); it returns the number of slices rewritten.
+func Rekey(ctx context.Context, c *rocketjob.Client, id string) (int, error) {
+	job, err := slicedJob(ctx, c, id)
+	if err != nil {
+		return 0, err
+	}
+	if !job.Encrypt {
+		return 0, fmt.Errorf("job %s is not encrypted", id)
+	}
+	if job.State == rocketjob.StateQueued || job.State == rocketjob.StateRunning {
+		return 0, fmt.Errorf("job %s is %s: pause it before re-encrypting its slices", id, job.State)
+	}
+	codec, err := c.Codec(job)
+	if err != nil {
+		return 0, err
+	}
+	total := 0
+	for _, kind := range []string{InputKind, OutputKind, FailedKind} {
+		n, err := c.Store().RewriteSlices(ctx, job.ID, kind, func(num int64, sealed []byte) ([]byte, error) {
+			return codec.Rewrap(sealed, kind, Slot(num))
+		})
+		total += n
+		if err != nil {
+			return total, fmt.Errorf("job %s: re-encrypting %s slices: %w", id, kind, err)
+		}
+	}
+	set := bson.D{{Key: "key_id", Value: c.Keyring().Current()}}
+	if job.SealedHeader != nil {
+		h, err := codec.Rewrap(job.SealedHeader, headerKind, "0")
+		if err != nil {
+			return total, fmt.Errorf("job %s: header: %w", id, err)
+		}
+		set = append(set, bson.E{Key: "sealed_header", Value: h})
+	}
+	if _, err := c.Store().Update(ctx, job, store.Change{Set: set}, "rekey"); err != nil {
+		return total, err
+	}
+	return total, nil
+}
