@@ -127,6 +127,7 @@ A typical session:
 			downloadCommand(st),
 			jobCommand(st),
 			serversCommand(st),
+			keysCommand(st),
 		},
 	}
 	for _, c := range app.Commands {
@@ -161,6 +162,7 @@ func globalFlags() []cli.Flag {
 		&cli.StringFlag{Name: "work-uri", Usage: "work (slices) database `URI` (default: --uri)", EnvVars: []string{"ROCKETJOB_WORK_URI"}},
 		&cli.StringFlag{Name: "db", Usage: "jobs database `NAME` (default rocketjob)", EnvVars: []string{"ROCKETJOB_DB"}},
 		&cli.StringFlag{Name: "work-db", Usage: "work database `NAME` (default rocketjob_work)", EnvVars: []string{"ROCKETJOB_WORK_DB"}},
+		&cli.StringFlag{Name: "key-file", Usage: "encryption keys, one per line, current first; mode 600 (default: $ROCKETJOB_KEYS)", EnvVars: []string{"ROCKETJOB_KEY_FILE"}},
 	}
 }
 
@@ -177,6 +179,7 @@ func (st *appState) connectURI(c *cli.Context, uri, workURI string) (*rocketjob.
 		DB:       c.String("db"),
 		WorkDB:   c.String("work-db"),
 		Registry: st.reg,
+		KeyFile:  c.String("key-file"),
 	})
 	if err != nil {
 		return nil, err

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -164,6 +165,12 @@ type jobView struct {
 	SliceCount        int64              `json:"slice_count"`
 	Slices            *sliceCounts       `json:"slices,omitempty"`
 	CollectOutput     bool               `json:"collect_output"`
+	Encrypt           bool               `json:"encrypt"`
+	Compress          bool               `json:"compress"`
+	KeyID             string             `json:"key_id,omitempty"`
+	RawBytes          int64              `json:"raw_bytes,omitempty"`
+	StoredBytes       int64              `json:"stored_bytes,omitempty"`
+	Waiting           string             `json:"waiting,omitempty"`
 	Percent           float64            `json:"percent"`
 	RecordsPerHour    float64            `json:"records_per_hour"`
 	ETASeconds        *float64           `json:"eta_seconds"`
@@ -198,6 +205,11 @@ func newJobView(job *rocketjob.Job, p *rocketjob.Progress) jobView {
 		FailedRecordCount: job.FailedRecordCount,
 		SliceCount:        job.SliceCount,
 		CollectOutput:     job.CollectOutput,
+		Encrypt:           job.Encrypt,
+		Compress:          job.Compress,
+		KeyID:             job.KeyID,
+		RawBytes:          job.RawBytes,
+		StoredBytes:       job.StoredBytes,
 	}
 	if job.State == rocketjob.StateRunning {
 		v.Step = string(job.Step)
@@ -235,7 +247,37 @@ func showJob(ctx context.Context, client *rocketjob.Client, id string) (jobView,
 	if err != nil {
 		return jobView{}, err
 	}
-	return newJobView(job, p), nil
+	v := newJobView(job, p)
+	if v.Waiting, err = waiting(ctx, client, job); err != nil {
+		return jobView{}, err
+	}
+	return v, nil
+}
+
+// waiting explains why an encrypted job makes no progress: the servers that
+// lack its key (they say so in their heartbeat).
+func waiting(ctx context.Context, client *rocketjob.Client, job *rocketjob.Job) (string, error) {
+	if !job.Encrypt || (job.State != rocketjob.StateQueued && job.State != rocketjob.StateRunning) {
+		return "", nil
+	}
+	servers, err := client.Servers(ctx)
+	if err != nil {
+		return "", err
+	}
+	var lacking []string
+	for _, s := range servers {
+		if slices.Contains(s.WaitingForKey, job.ID.Hex()) {
+			lacking = append(lacking, s.Name)
+		}
+	}
+	if len(lacking) == 0 {
+		return "", nil
+	}
+	msg := fmt.Sprintf("server(s) %s lack key %q for this job", strings.Join(lacking, ", "), job.KeyID)
+	if len(lacking) == len(servers) {
+		msg = "waiting: every server lacks key " + strconv.Quote(job.KeyID) + " for this job (" + strings.Join(lacking, ", ") + ")"
+	}
+	return msg, nil
 }
 
 func writeJSON(w io.Writer, v any) error {
@@ -381,6 +423,13 @@ func printJob(w io.Writer, v jobView) error {
 			line("eta", "-")
 		}
 		line("collect_output", "%t", v.CollectOutput)
+		if v.Encrypt || v.Compress {
+			line("storage", "encrypt=%t compress=%t key=%s", v.Encrypt, v.Compress, orDash(v.KeyID))
+			line("input_bytes", "%s stored of %s raw", commas(v.StoredBytes), commas(v.RawBytes))
+		}
+		if v.Waiting != "" {
+			line("waiting", "%s", v.Waiting)
+		}
 	}
 	if v.Failure != nil {
 		where := ""
@@ -585,4 +634,11 @@ func jobDestroyCommand(st *appState) *cli.Command {
 			return nil
 		},
 	}
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
 }

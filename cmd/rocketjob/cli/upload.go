@@ -21,9 +21,10 @@ func uploadCommand(st *appState) *cli.Command {
 		Name:      "upload",
 		Usage:     "upload a file (or stdin) into a new sliced job; prints the job id",
 		ArgsUsage: "FILE|-",
-		UsageText: usageText("rocketjob upload --job TYPE [--priority N] [--slice-size N] [--format lines|csv|jsonl] [--description TEXT] [--param K=V ...] [--no-output] FILE|-",
+		UsageText: usageText("rocketjob upload --job TYPE [--priority N] [--slice-size N] [--format lines|csv|jsonl] [--description TEXT] [--param K=V ...] [--no-output] [--encrypt] [--compress] FILE|-",
 			"rocketjob upload --job reverse input.txt",
 			"rocketjob upload --job reverse --priority 10 --slice-size 500 input.txt.gz",
+			"ROCKETJOB_KEYS=$(rocketjob keys generate) rocketjob upload --job upcase --encrypt --compress cards.txt",
 			"gunzip -c big.csv.gz | rocketjob upload --job my_csv_job --format csv -"),
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "job", Usage: "job `TYPE` (a registered sliced job type)"},
@@ -33,6 +34,8 @@ func uploadCommand(st *appState) *cli.Command {
 			&cli.StringFlag{Name: "description", Usage: "free `TEXT` shown in listings"},
 			paramFlag(),
 			&cli.BoolFlag{Name: "no-output", Usage: "do not keep the output records (nothing to download)"},
+			&cli.BoolFlag{Name: "encrypt", Usage: "store the job's slices AES-256-GCM encrypted (needs a key: rocketjob keys generate)"},
+			&cli.BoolFlag{Name: "compress", Usage: "store the job's slices zstd-compressed"},
 		},
 		Action: func(c *cli.Context) error {
 			a, err := args(c, 1, 1, "FILE|-")
@@ -79,6 +82,14 @@ func uploadCommand(st *appState) *cli.Command {
 			// destroyed, so it can always be downloaded.
 			collect, keep := !c.Bool("no-output"), false
 			opts.CollectOutput, opts.DestroyOnComplete = &collect, &keep
+			if c.IsSet("encrypt") {
+				v := c.Bool("encrypt")
+				opts.Encrypt = &v
+			}
+			if c.IsSet("compress") {
+				v := c.Bool("compress")
+				opts.Compress = &v
+			}
 
 			var in *os.File
 			if a[0] == "-" {
