@@ -113,6 +113,10 @@ type Server struct {
 
 	sel *selector
 
+	completions chan completion
+	followUps   sync.WaitGroup  // finishing work started by the completer
+	workCtx     context.Context // what job code runs under
+
 	mu        sync.Mutex
 	feeders   map[bson.ObjectID]*jobFeeder
 	noKey     map[bson.ObjectID]bool // encrypted jobs whose key this server lacks
@@ -126,14 +130,15 @@ func New(client *rocketjob.Client, cfg *Config) (*Server, error) {
 		return nil, fmt.Errorf("server config: %w", err)
 	}
 	s := &Server{
-		cfg:     c,
-		client:  client,
-		store:   client.Store(),
-		reg:     client.Registry(),
-		log:     c.Logger.With("server", c.Name),
-		stopCh:  make(chan struct{}),
-		feeders: map[bson.ObjectID]*jobFeeder{},
-		noKey:   map[bson.ObjectID]bool{},
+		cfg:         c,
+		client:      client,
+		store:       client.Store(),
+		reg:         client.Registry(),
+		log:         c.Logger.With("server", c.Name),
+		stopCh:      make(chan struct{}),
+		feeders:     map[bson.ObjectID]*jobFeeder{},
+		noKey:       map[bson.ObjectID]bool{},
+		completions: make(chan completion, 2*c.Workers),
 	}
 	s.sel = newSelector(s.store, c.ReCheck, c.PollInterval)
 	return s, nil
@@ -164,12 +169,16 @@ func (s *Server) Run(ctx context.Context) error {
 	// timeout so work in flight can finish.
 	workCtx, cancelWork := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelWork()
+	s.workCtx = workCtx
 	bgCtx, cancelBg := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelBg()
 
 	var bg sync.WaitGroup
 	bg.Go(func() { s.heartbeatLoop(bgCtx) })
 	bg.Go(func() { s.rescueLoop(bgCtx) })
+
+	completer := make(chan struct{})
+	go func() { s.completeLoop(context.WithoutCancel(ctx)); close(completer) }()
 
 	var workers sync.WaitGroup
 	for i := range s.cfg.Workers {
@@ -184,7 +193,13 @@ func (s *Server) Run(ctx context.Context) error {
 	s.stopping.Store(true)
 	s.sel.wake()
 	done := make(chan struct{})
-	go func() { workers.Wait(); close(done) }()
+	go func() {
+		workers.Wait()
+		close(s.completions) // the completer writes what is left, then ends
+		<-completer
+		s.followUps.Wait()
+		close(done)
+	}()
 	select {
 	case <-done:
 	case <-time.After(s.cfg.ShutdownTimeout):
@@ -246,7 +261,7 @@ func (s *Server) feeder(job *model.Job) (*jobFeeder, error) {
 		return nil, err
 	}
 	delete(s.noKey, job.ID)
-	f := &jobFeeder{Feeder: s.store.Slices().NewFeeder(job.ID, s.cfg.Name), codec: codec, header: job.Header}
+	f := &jobFeeder{Feeder: s.store.Slices().NewFeeder(job.ID, s.cfg.Name, job.SliceCount), codec: codec, header: job.Header}
 	s.feeders[job.ID] = f
 	return f, nil
 }
@@ -283,7 +298,7 @@ func (s *Server) pruneFeeders(ctx context.Context) {
 	s.mu.Lock()
 	var stale []bson.ObjectID
 	for id, f := range s.feeders {
-		if _, ok := s.sel.current(id); !ok && f.inFlight.Load() == 0 {
+		if _, ok := s.sel.current(id); !ok && f.inFlight.Load() == 0 && f.workers.Load() == 0 {
 			stale = append(stale, id)
 		}
 	}
@@ -308,6 +323,7 @@ type jobFeeder struct {
 	store.Feeder
 	codec     *encryption.Codec
 	header    []string
-	inFlight  atomic.Int32
+	inFlight  atomic.Int32 // slices processing or waiting to be written
+	workers   atomic.Int32 // workers on the job here
 	exhausted atomic.Bool
 }

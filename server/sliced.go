@@ -71,7 +71,9 @@ func (s *Server) runBefore(ctx context.Context, spec *rocketjob.TypeSpec, job *m
 }
 
 // processSlices claims and processes slices of job until it has none left
-// here, a more urgent job has work, or the server stops or pauses.
+// here, a more urgent job has work, or the server stops or pauses. Results go
+// to the completer, which writes them in batches; a slice counts as in
+// flight until its completion is written.
 func (s *Server) processSlices(ctx context.Context, spec *rocketjob.TypeSpec, job *model.Job) error {
 	f, err := s.feeder(job)
 	if err != nil {
@@ -79,6 +81,16 @@ func (s *Server) processSlices(ctx context.Context, spec *rocketjob.TypeSpec, jo
 		s.sel.skipFor(job.ID, s.cfg.ReCheck)
 		return nil
 	}
+	f.workers.Add(1)
+	defer func() {
+		// The last worker to leave gives back the slices claimed ahead, so
+		// other servers can take them while this one works elsewhere.
+		if f.workers.Add(-1) == 0 {
+			if err := f.Release(context.WithoutCancel(ctx)); err != nil {
+				s.log.Warn("giving back claimed slices", "job", job.ID.Hex(), "err", err)
+			}
+		}
+	}()
 	for {
 		if s.stopping.Load() || s.paused.Load() {
 			return nil
@@ -90,7 +102,7 @@ func (s *Server) processSlices(ctx context.Context, spec *rocketjob.TypeSpec, jo
 			if f.inFlight.Load() == 0 {
 				return s.maybeFinish(ctx, spec, job.ID)
 			}
-			return nil
+			return nil // the completer finishes the job after the last write
 		}
 		if err != nil {
 			return err
@@ -99,27 +111,16 @@ func (s *Server) processSlices(ctx context.Context, spec *rocketjob.TypeSpec, jo
 		f.inFlight.Add(1)
 		job.Header = f.header
 		res, firstErr, sealErr := s.processSlice(ctx, spec, job, f.codec, c)
-		rctx := context.WithoutCancel(ctx)
 		if ctx.Err() != nil || sealErr != nil {
 			// Cut short by the shutdown deadline: the results may be errors
 			// caused by the cancellation, so give the slice back instead.
-			err = errors.Join(sealErr, s.store.Slices().Release(rctx, job.ID, c))
+			err = errors.Join(sealErr, s.store.Slices().Release(context.WithoutCancel(ctx), job.ID, c))
 			f.inFlight.Add(-1)
 			return err
 		}
-		_, err = s.store.Slices().Complete(rctx, job.ID, c, res)
-		f.inFlight.Add(-1)
-		if err != nil {
-			if rerr := s.store.Slices().Release(rctx, job.ID, c); rerr != nil {
-				s.log.Warn("giving back a slice", "job", job.ID.Hex(), "slice", c.Num, "err", rerr)
-			}
-			return err
-		}
+		s.completions <- completion{job: *job, spec: spec, feeder: f, c: c, r: res, firstErr: firstErr}
 		if res.FailedCount > 0 && job.StopOnError {
-			return s.stopOnError(ctx, job.ID, firstErr)
-		}
-		if f.exhausted.Load() && f.inFlight.Load() == 0 {
-			return s.maybeFinish(ctx, spec, job.ID)
+			return nil // the completer fails the job once the slice is written
 		}
 		if err := s.sel.refresh(ctx, s.cfg.ReCheck); err != nil {
 			return err

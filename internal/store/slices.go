@@ -61,13 +61,18 @@ type Progress struct {
 type SliceStore interface {
 	// InsertInput bulk-inserts input slices (upload).
 	InsertInput(ctx context.Context, job bson.ObjectID, slices []InputSlice) error
-	// NewFeeder returns a claimer of the job's slices for one server process.
-	// A Feeder is safe for concurrent use by the server's workers.
-	NewFeeder(job bson.ObjectID, server string) Feeder
+	// NewFeeder returns a claimer of the slices of a job with sliceCount
+	// slices, for one server process. A Feeder is safe for concurrent use by
+	// the server's workers.
+	NewFeeder(job bson.ObjectID, server string, sliceCount int64) Feeder
 	// Complete records a claimed slice's result, exactly once per slice: it
 	// reports false when another attempt of the slice already completed (the
 	// result is then discarded).
 	Complete(ctx context.Context, job bson.ObjectID, c *Claimed, r Result) (bool, error)
+	// CompleteMany is Complete for several slices of one job, in as few
+	// writes as the strategy allows; won[i] reports Complete's result for
+	// done[i].
+	CompleteMany(ctx context.Context, job bson.ObjectID, done []Completion) (won []bool, err error)
 	// Release gives a claimed, unfinished slice back (graceful stop).
 	Release(ctx context.Context, job bson.ObjectID, c *Claimed) error
 	// RequeueServer gives back every unfinished slice claimed by server (a
@@ -88,11 +93,21 @@ type SliceStore interface {
 	Drop(ctx context.Context, job bson.ObjectID) error
 }
 
-// Feeder claims the slices of one job for one server.
+// Completion is a claimed slice with its result.
+type Completion struct {
+	*Claimed
+	Result
+}
+
+// Feeder claims the slices of one job for one server. A feeder may claim a
+// small block of slices at once and hand them out one by one.
 type Feeder interface {
-	// Next claims the next slice, or returns ErrNoWork after a pass found none.
+	// Next returns the next claimed slice, or ErrNoWork when none is left
+	// to claim (for now).
 	Next(ctx context.Context) (*Claimed, error)
-	// Close releases the feeder's cursor.
+	// Release gives back the slices claimed but not yet handed out by Next.
+	Release(ctx context.Context) error
+	// Close releases the claimed slices and the feeder's cursor.
 	Close(ctx context.Context) error
 }
 

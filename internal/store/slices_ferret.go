@@ -165,130 +165,330 @@ func stream(ctx context.Context, coll *mongo.Collection, fn func(bson.Raw) error
 	})
 }
 
-func (f *ferretSlices) NewFeeder(job bson.ObjectID, server string) Feeder {
-	return &ferretFeeder{f: f, job: job, server: server}
+// Claiming, as measured on FerretDB: each write is its own SQLite
+// transaction and writers queue for one lock, so claims are made in blocks
+// with one insertMany.
+const (
+	claimBlock  = 8                      // slices claimed per insertMany
+	inputBatch  = 64                     // input slices per cursor batch
+	rescanAfter = 500 * time.Millisecond // how long "no work" is believed before looking again
+)
+
+func (f *ferretSlices) NewFeeder(job bson.ObjectID, server string, sliceCount int64) Feeder {
+	return &ferretFeeder{f: f, job: job, server: server, sliceCount: sliceCount}
 }
 
+// ferretFeeder streams the input collection and claims blocks of the slices
+// it passes. A pass starts with a snapshot of the small collections (done,
+// claims, requeue); when the snapshot shows nothing claimable the input is not
+// read at all.
 type ferretFeeder struct {
-	f      *ferretSlices
-	job    bson.ObjectID
-	server string
+	f          *ferretSlices
+	job        bson.ObjectID
+	server     string
+	sliceCount int64
 
-	mu      sync.Mutex
-	cur     *mongo.Cursor
-	st      *jobState
-	claimed int // claims made in the current pass
+	mu          sync.Mutex
+	cur         *mongo.Cursor
+	st          *jobState
+	found       int         // candidates seen in the current pass
+	pending     []*Claimed  // claimed, not yet handed out
+	noWorkUntil time.Time
 }
 
 func (ff *ferretFeeder) Next(ctx context.Context) (*Claimed, error) {
 	ff.mu.Lock()
 	defer ff.mu.Unlock()
-	restarts := 0
-	for {
+	for restarts := 0; ; {
+		if len(ff.pending) > 0 {
+			c := ff.pending[0]
+			ff.pending = ff.pending[1:]
+			return c, nil
+		}
 		if ff.cur == nil {
-			if err := ff.startPass(ctx); err != nil {
+			if time.Now().Before(ff.noWorkUntil) {
+				return nil, ErrNoWork
+			}
+			more, err := ff.startPass(ctx)
+			if err != nil {
+				return nil, err
+			}
+			if !more {
+				ff.noWorkUntil = time.Now().Add(rescanAfter)
+				return nil, ErrNoWork
+			}
+		}
+		block, ended, err := ff.readBlock(ctx)
+		if err != nil {
+			ff.closeCursor(ctx)
+			if ctx.Err() != nil || restarts > 3 {
+				return nil, err
+			}
+			restarts++ // a lost cursor: start a new pass; the claims keep it exact
+			continue
+		}
+		if ended {
+			found := ff.found
+			ff.closeCursor(ctx)
+			if len(block) == 0 && found == 0 {
+				ff.noWorkUntil = time.Now().Add(rescanAfter)
+				return nil, ErrNoWork
+			}
+		}
+		if len(block) > 0 {
+			if err := ff.claim(ctx, block); err != nil {
 				return nil, err
 			}
 		}
-		if !ff.cur.Next(ctx) {
-			err := ff.cur.Err()
-			_ = ff.cur.Close(ctx)
-			ff.cur = nil
-			if err != nil {
-				if ctx.Err() != nil || restarts > 3 {
-					return nil, fmt.Errorf("reading input slices: %w", err)
-				}
-				restarts++ // a lost cursor: start a new pass, claims keep it exact
-				continue
-			}
-			if ff.claimed == 0 {
-				return nil, ErrNoWork
-			}
-			continue // claimed something this pass: look again for requeued slices
-		}
-		var in inputDoc
-		if err := ff.cur.Decode(&in); err != nil {
-			return nil, fmt.Errorf("decoding input slice: %w", err)
-		}
-		num, err := parseSliceID(in.ID)
-		if err != nil {
-			return nil, err
-		}
-		if _, done := ff.st.done[num]; done {
-			continue
-		}
-		want := max(1, ff.st.requeued[num])
-		if ff.st.claimed[num] >= want {
-			continue
-		}
-		claim := bson.D{{Key: "_id", Value: attemptID(num, want)}, {Key: "server", Value: ff.server}, {Key: "at", Value: time.Now()}}
-		err = ff.f.insert(ctx, ff.job, "claims", claim)
-		ff.st.claimed[num] = want
-		if isDup(err) {
-			continue
-		}
-		if err != nil {
-			return nil, fmt.Errorf("claiming slice %d: %w", num, err)
-		}
-		ff.claimed++
-		return &Claimed{InputSlice: InputSlice{Num: num, First: in.First, Count: in.Count, Records: in.Records}, Attempt: want}, nil
 	}
 }
 
-func (ff *ferretFeeder) startPass(ctx context.Context) error {
+// startPass snapshots the job's claim state and opens the input cursor, or
+// reports that no slice is claimable.
+func (ff *ferretFeeder) startPass(ctx context.Context) (bool, error) {
 	st, err := ff.f.loadState(ctx, ff.job)
 	if err != nil {
-		return fmt.Errorf("loading slice state: %w", err)
+		return false, fmt.Errorf("loading slice state: %w", err)
 	}
-	var cur *mongo.Cursor
+	ff.st = st
+	claimable := false
+	for num := int64(1); num <= ff.sliceCount && !claimable; num++ {
+		claimable = st.claimable(num)
+	}
+	if !claimable {
+		return false, nil
+	}
 	err = retry(ctx, func() error {
 		var err error
-		cur, err = ff.f.coll(ff.job, "input").Find(ctx, bson.D{}, options.Find().SetBatchSize(16))
+		ff.cur, err = ff.f.coll(ff.job, "input").Find(ctx, bson.D{}, options.Find().SetBatchSize(inputBatch))
 		return err
 	})
 	if err != nil {
-		return fmt.Errorf("reading input slices: %w", err)
+		return false, fmt.Errorf("reading input slices: %w", err)
 	}
-	ff.st, ff.cur, ff.claimed = st, cur, 0
+	ff.found = 0
+	return true, nil
+}
+
+// claimable reports whether slice num may be claimed now: not finished, and
+// its current attempt not claimed yet.
+func (st *jobState) claimable(num int64) bool {
+	if _, done := st.done[num]; done {
+		return false
+	}
+	return st.claimed[num] < max(1, st.requeued[num])
+}
+
+// readBlock reads input slices until it has a block of claimable ones or the
+// cursor ends.
+func (ff *ferretFeeder) readBlock(ctx context.Context) (block []inputDoc, ended bool, err error) {
+	for len(block) < claimBlock {
+		if !ff.cur.Next(ctx) {
+			if err := ff.cur.Err(); err != nil {
+				return nil, false, fmt.Errorf("reading input slices: %w", err)
+			}
+			return block, true, nil
+		}
+		var in inputDoc
+		if err := ff.cur.Decode(&in); err != nil {
+			return nil, false, fmt.Errorf("decoding input slice: %w", err)
+		}
+		num, err := parseSliceID(in.ID)
+		if err != nil {
+			return nil, false, err
+		}
+		if ff.st.claimable(num) {
+			block = append(block, in)
+			ff.found++
+		}
+	}
+	return block, false, nil
+}
+
+// claim inserts claims for a block of slices with one unordered insertMany;
+// the slices whose claim went in become pending, the others belong to
+// another server.
+func (ff *ferretFeeder) claim(ctx context.Context, block []inputDoc) error {
+	docs := make([]any, len(block))
+	attempts := make([]int, len(block))
+	nums := make([]int64, len(block))
+	now, token := time.Now(), bson.NewObjectID()
+	for i, in := range block {
+		nums[i], _ = parseSliceID(in.ID)
+		attempts[i] = max(1, ff.st.requeued[nums[i]])
+		docs[i] = bson.D{{Key: "_id", Value: attemptID(nums[i], attempts[i])}, {Key: "server", Value: ff.server},
+			{Key: "at", Value: now}, {Key: "token", Value: token}}
+	}
+	lost, retried, err := insertMany(ctx, ff.f.coll(ff.job, "claims"), docs)
+	if err != nil {
+		return fmt.Errorf("claiming slices: %w", err)
+	}
+	if retried {
+		// A claim that came back as a duplicate may be our own, written
+		// before a transient error: a claim is ours if it carries our token.
+		mine := make([]bool, len(docs))
+		err := ff.f.resolveDups(ctx, ff.job, "claims", docs, lost, func(_ int, raw bson.Raw) bool {
+			t, ok := raw.Lookup("token").ObjectIDOK()
+			return ok && t == token
+		}, mine)
+		if err != nil {
+			return fmt.Errorf("claiming slices: %w", err)
+		}
+		for i := range lost {
+			lost[i] = lost[i] && !mine[i]
+		}
+	}
+	for i, in := range block {
+		ff.st.claimed[nums[i]] = attempts[i]
+		if lost[i] {
+			continue
+		}
+		ff.pending = append(ff.pending, &Claimed{InputSlice: InputSlice{Num: nums[i], First: in.First, Count: in.Count, Records: in.Records}, Attempt: attempts[i]})
+	}
 	return nil
 }
 
-func (ff *ferretFeeder) Close(ctx context.Context) error {
+// insertMany inserts docs unordered and reports which were duplicates (lost
+// to an earlier insert of the same _id). When it had to retry after a
+// transient error (retried), a duplicate may be one of its own earlier
+// inserts: callers that care look at the stored document.
+func insertMany(ctx context.Context, coll *mongo.Collection, docs []any) (dup []bool, retried bool, err error) {
+	tries := 0
+	err = retry(ctx, func() error {
+		tries++
+		dup = make([]bool, len(docs))
+		_, err := coll.InsertMany(ctx, docs, options.InsertMany().SetOrdered(false))
+		if err == nil {
+			return nil
+		}
+		var bwe mongo.BulkWriteException
+		if !errors.As(err, &bwe) || bwe.WriteConcernError != nil {
+			return err
+		}
+		for _, we := range bwe.WriteErrors {
+			if we.Code != 11000 {
+				return err
+			}
+			dup[we.Index] = true
+		}
+		return nil
+	})
+	return dup, tries > 1, err
+}
+
+func (ff *ferretFeeder) closeCursor(ctx context.Context) {
+	if ff.cur != nil {
+		_ = ff.cur.Close(ctx)
+		ff.cur = nil
+	}
+}
+
+func (ff *ferretFeeder) Release(ctx context.Context) error {
 	ff.mu.Lock()
 	defer ff.mu.Unlock()
-	if ff.cur == nil {
-		return nil
+	var errs []error
+	for _, c := range ff.pending {
+		errs = append(errs, ff.f.Release(ctx, ff.job, c))
 	}
-	err := ff.cur.Close(ctx)
-	ff.cur = nil
+	ff.pending = nil
+	ff.noWorkUntil = time.Time{}
+	return errors.Join(errs...)
+}
+
+func (ff *ferretFeeder) Close(ctx context.Context) error {
+	err := ff.Release(ctx)
+	ff.mu.Lock()
+	defer ff.mu.Unlock()
+	ff.closeCursor(ctx)
 	return err
 }
 
 func (f *ferretSlices) Complete(ctx context.Context, job bson.ObjectID, c *Claimed, r Result) (bool, error) {
-	id := attemptID(c.Num, c.Attempt)
-	if r.Output != nil {
-		err := f.insert(ctx, job, "output", bson.D{{Key: "_id", Value: id}, {Key: "count", Value: r.OutputCount},
-			{Key: "records", Value: bson.Binary{Data: r.Output}}})
-		if err != nil && !isDup(err) {
-			return false, fmt.Errorf("writing output of slice %d: %w", c.Num, err)
-		}
-	}
-	if r.FailedCount > 0 {
-		err := f.insert(ctx, job, "failed", bson.D{{Key: "_id", Value: id}, {Key: "count", Value: r.FailedCount},
-			{Key: "records", Value: bson.Binary{Data: r.Failed}}})
-		if err != nil && !isDup(err) {
-			return false, fmt.Errorf("writing failed records of slice %d: %w", c.Num, err)
-		}
-	}
-	err := f.insert(ctx, job, "done", bson.D{{Key: "_id", Value: sliceID(c.Num)}, {Key: "attempt", Value: c.Attempt},
-		{Key: "processed", Value: int64(c.Count)}, {Key: "failed", Value: int64(r.FailedCount)}, {Key: "output", Value: r.Output != nil}})
-	if isDup(err) {
-		return false, nil
-	}
+	won, err := f.CompleteMany(ctx, job, []Completion{{Claimed: c, Result: r}})
 	if err != nil {
-		return false, fmt.Errorf("finishing slice %d: %w", c.Num, err)
+		return false, err
 	}
-	return true, nil
+	return won[0], nil
+}
+
+// CompleteMany writes the outputs and failed records of several slices, then
+// their done documents, each kind with one insertMany. A done document that
+// is a duplicate means another attempt finished that slice first.
+func (f *ferretSlices) CompleteMany(ctx context.Context, job bson.ObjectID, done []Completion) ([]bool, error) {
+	var outputs, failed []any
+	dones := make([]any, len(done))
+	for i, d := range done {
+		id := attemptID(d.Num, d.Attempt)
+		if d.Output != nil {
+			outputs = append(outputs, bson.D{{Key: "_id", Value: id}, {Key: "count", Value: d.OutputCount},
+				{Key: "records", Value: bson.Binary{Data: d.Output}}})
+		}
+		if d.FailedCount > 0 {
+			failed = append(failed, bson.D{{Key: "_id", Value: id}, {Key: "count", Value: d.FailedCount},
+				{Key: "records", Value: bson.Binary{Data: d.Failed}}})
+		}
+		dones[i] = bson.D{{Key: "_id", Value: sliceID(d.Num)}, {Key: "attempt", Value: d.Attempt},
+			{Key: "processed", Value: int64(d.Count)}, {Key: "failed", Value: int64(d.FailedCount)}, {Key: "output", Value: d.Output != nil}}
+	}
+	if len(outputs) > 0 {
+		if _, _, err := insertMany(ctx, f.coll(job, "output"), outputs); err != nil {
+			return nil, fmt.Errorf("writing output slices: %w", err)
+		}
+	}
+	if len(failed) > 0 {
+		if _, _, err := insertMany(ctx, f.coll(job, "failed"), failed); err != nil {
+			return nil, fmt.Errorf("writing failed records: %w", err)
+		}
+	}
+	dup, retried, err := insertMany(ctx, f.coll(job, "done"), dones)
+	if err != nil {
+		return nil, fmt.Errorf("finishing slices: %w", err)
+	}
+	won := make([]bool, len(done))
+	for i := range won {
+		won[i] = !dup[i]
+	}
+	if retried {
+		// A duplicate may be this call's own insert from before a transient
+		// error: it won if the stored document names this attempt.
+		err := f.resolveDups(ctx, job, "done", dones, dup, func(i int, raw bson.Raw) bool {
+			a, ok := raw.Lookup("attempt").AsInt64OK()
+			return ok && int(a) == done[i].Attempt
+		}, won)
+		if err != nil {
+			return nil, err
+		}
+	}
+	return won, nil
+}
+
+// resolveDups reads the stored documents behind duplicate-key errors and sets
+// mine[i] when mineFn says the stored document is the caller's own.
+func (f *ferretSlices) resolveDups(ctx context.Context, job bson.ObjectID, kind string, docs []any, dup []bool, mineFn func(int, bson.Raw) bool, mine []bool) error {
+	idx := map[string]int{}
+	var ids bson.A
+	for i, d := range dup {
+		if d {
+			id := docs[i].(bson.D)[0].Value.(string)
+			idx[id] = i
+			ids = append(ids, id)
+		}
+	}
+	if len(ids) == 0 {
+		return nil
+	}
+	cur, err := f.coll(job, kind).Find(ctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: ids}}}})
+	if err != nil {
+		return err
+	}
+	defer cur.Close(ctx)
+	for cur.Next(ctx) {
+		i := idx[cur.Current.Lookup("_id").StringValue()]
+		if mineFn(i, cur.Current) {
+			mine[i] = true
+		}
+	}
+	return cur.Err()
 }
 
 func (f *ferretSlices) requeue(ctx context.Context, job bson.ObjectID, num int64, attempt int) error {

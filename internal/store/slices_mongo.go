@@ -43,7 +43,7 @@ func (m *mongoSlices) InsertInput(ctx context.Context, job bson.ObjectID, in []I
 	return insertInput(ctx, coll, in, bson.D{{Key: "state", Value: sliceQueued}, {Key: "attempts", Value: 0}})
 }
 
-func (m *mongoSlices) NewFeeder(job bson.ObjectID, server string) Feeder {
+func (m *mongoSlices) NewFeeder(job bson.ObjectID, server string, _ int64) Feeder {
 	return &mongoFeeder{m: m, job: job, server: server}
 }
 
@@ -84,7 +84,21 @@ func (mf *mongoFeeder) Next(ctx context.Context) (*Claimed, error) {
 	return &Claimed{InputSlice: InputSlice{Num: num, First: doc.First, Count: doc.Count, Records: doc.Records}, Attempt: doc.Attempts}, nil
 }
 
+// Release has nothing to do: the MongoDB feeder claims one slice at a time.
+func (mf *mongoFeeder) Release(context.Context) error { return nil }
+
 func (mf *mongoFeeder) Close(context.Context) error { return nil }
+
+func (m *mongoSlices) CompleteMany(ctx context.Context, job bson.ObjectID, done []Completion) ([]bool, error) {
+	won := make([]bool, len(done))
+	for i, d := range done {
+		var err error
+		if won[i], err = m.Complete(ctx, job, d.Claimed, d.Result); err != nil {
+			return won, err
+		}
+	}
+	return won, nil
+}
 
 func (m *mongoSlices) Complete(ctx context.Context, job bson.ObjectID, c *Claimed, r Result) (bool, error) {
 	id := sliceID(c.Num)

@@ -99,7 +99,7 @@ func TestClaimEverySliceOnce(t *testing.T) {
 		ctx := context.Background()
 		job := bson.NewObjectID()
 		upload(t, s, job, 25)
-		claims := claimAll(t, s.NewFeeder(job, "a"))
+		claims := claimAll(t, s.NewFeeder(job, "a", 25))
 		if len(claims) != 25 {
 			t.Fatalf("claimed %d slices, want 25", len(claims))
 		}
@@ -137,7 +137,7 @@ func TestClaimEverySliceOnce(t *testing.T) {
 				t.Fatalf("output %d = %q, want %q (in slice order)", i, o, want)
 			}
 		}
-		if c, err := s.NewFeeder(job, "b").Next(ctx); !errors.Is(err, store.ErrNoWork) {
+		if c, err := s.NewFeeder(job, "b", 25).Next(ctx); !errors.Is(err, store.ErrNoWork) {
 			t.Fatalf("claimed %v after all done, err %v", c, err)
 		}
 	})
@@ -148,7 +148,7 @@ func TestFailedSlicesRetry(t *testing.T) {
 		ctx := context.Background()
 		job := bson.NewObjectID()
 		upload(t, s, job, 5)
-		for _, c := range claimAll(t, s.NewFeeder(job, "a")) {
+		for _, c := range claimAll(t, s.NewFeeder(job, "a", 5)) {
 			failed := 0
 			if c.Num == 3 {
 				failed = 2
@@ -171,7 +171,7 @@ func TestFailedSlicesRetry(t *testing.T) {
 		if err != nil || n != 1 {
 			t.Fatalf("retry: %d, %v", n, err)
 		}
-		again := claimAll(t, s.NewFeeder(job, "b"))
+		again := claimAll(t, s.NewFeeder(job, "b", 5))
 		if len(again) != 1 || again[0].Num != 3 {
 			t.Fatalf("after retry claimed %v", again)
 		}
@@ -191,7 +191,7 @@ func TestRequeueServerAndRelease(t *testing.T) {
 		ctx := context.Background()
 		job := bson.NewObjectID()
 		upload(t, s, job, 6)
-		fa, fab := s.NewFeeder(job, "a"), s.NewFeeder(job, "ab")
+		fa, fab := s.NewFeeder(job, "a", 6), s.NewFeeder(job, "ab", 6)
 		var mine, theirs []*store.Claimed
 		for range 3 {
 			c, err := fa.Next(ctx)
@@ -200,12 +200,19 @@ func TestRequeueServerAndRelease(t *testing.T) {
 			}
 			mine = append(mine, c)
 		}
+		// A feeder may have claimed ahead: give those back.
+		if err := fa.Release(ctx); err != nil {
+			t.Fatal(err)
+		}
 		for range 2 {
 			c, err := fab.Next(ctx)
 			if err != nil {
 				t.Fatal(err)
 			}
 			theirs = append(theirs, c)
+		}
+		if err := fab.Release(ctx); err != nil {
+			t.Fatal(err)
 		}
 		complete(t, s, job, mine[0], 0) // finished before its server died: never requeued
 		n, err := s.RequeueServer(ctx, job, "a")
@@ -216,7 +223,7 @@ func TestRequeueServerAndRelease(t *testing.T) {
 			t.Fatal(err)
 		}
 		got := map[int64]bool{}
-		for _, c := range claimAll(t, s.NewFeeder(job, "c")) {
+		for _, c := range claimAll(t, s.NewFeeder(job, "c", 6)) {
 			got[c.Num] = true
 			complete(t, s, job, c, 0)
 		}
@@ -260,7 +267,7 @@ func TestFerretClaimsUnderConcurrency(t *testing.T) {
 		}
 		defer s.Close(context.Background())
 		wg.Go(func() {
-			f := s.Slices().NewFeeder(job, fmt.Sprintf("server-%d", i))
+			f := s.Slices().NewFeeder(job, fmt.Sprintf("server-%d", i), slices)
 			for {
 				c, err := f.Next(context.Background())
 				if errors.Is(err, store.ErrNoWork) {

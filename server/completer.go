@@ -1,0 +1,111 @@
+package server
+
+import (
+	"context"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+
+	"github.com/rocketjob-go/rocketjob/internal/model"
+	"github.com/rocketjob-go/rocketjob/internal/store"
+	"github.com/rocketjob-go/rocketjob/rocketjob"
+)
+
+// Batching of slice completions: on FerretDB every write is one SQLite
+// transaction behind a single writer lock, so the completer writes the
+// outputs and done markers of many slices with one insertMany each.
+const (
+	completeBatch  = 64                   // slices per write, at most
+	completeLinger = 5 * time.Millisecond // how long a batch waits to fill
+)
+
+// completion is a processed slice on its way to the database.
+type completion struct {
+	job      model.Job
+	spec     *rocketjob.TypeSpec
+	feeder   *jobFeeder
+	c        *store.Claimed
+	r        store.Result
+	firstErr string
+}
+
+// completeLoop writes completions in batches until the channel is closed
+// (after the workers stopped), then returns. A crash loses at most the
+// batch being gathered: those slices stay claimed by this server and are
+// requeued when it is declared dead, so nothing is lost; output stays
+// exactly-once through the done markers.
+func (s *Server) completeLoop(ctx context.Context) {
+	for first := range s.completions {
+		batch := []completion{first}
+		linger := time.NewTimer(completeLinger)
+	gather:
+		for len(batch) < completeBatch {
+			select {
+			case c, ok := <-s.completions:
+				if !ok {
+					break gather
+				}
+				batch = append(batch, c)
+			case <-linger.C:
+				break gather
+			}
+		}
+		linger.Stop()
+		s.complete(ctx, batch)
+	}
+}
+
+// complete writes one batch, job by job, then does what a finished slice
+// may trigger: failing a stop_on_error job, finishing an exhausted job.
+func (s *Server) complete(ctx context.Context, batch []completion) {
+	byJob := map[bson.ObjectID][]completion{}
+	var order []bson.ObjectID
+	for _, c := range batch {
+		if _, ok := byJob[c.job.ID]; !ok {
+			order = append(order, c.job.ID)
+		}
+		byJob[c.job.ID] = append(byJob[c.job.ID], c)
+	}
+	for _, id := range order {
+		cs := byJob[id]
+		done := make([]store.Completion, len(cs))
+		for i, c := range cs {
+			done[i] = store.Completion{Claimed: c.c, Result: c.r}
+		}
+		won, err := s.store.Slices().CompleteMany(ctx, id, done)
+		if err != nil {
+			s.log.Error("writing slice results; giving the slices back", "job", id.Hex(), "slices", len(cs), "err", err)
+			for _, c := range cs {
+				if rerr := s.store.Slices().Release(ctx, id, c.c); rerr != nil {
+					s.log.Warn("giving back a slice", "job", id.Hex(), "slice", c.c.Num, "err", rerr)
+				}
+			}
+		}
+		f := cs[0].feeder
+		f.inFlight.Add(-int32(len(cs)))
+		stopped := false
+		for i, c := range cs {
+			if err == nil && !won[i] {
+				s.log.Info("slice was finished by another attempt; result dropped", "job", id.Hex(), "slice", c.c.Num)
+			}
+			if err == nil && c.r.FailedCount > 0 && c.job.StopOnError && !stopped {
+				stopped = true
+				s.background(func(ctx context.Context) error { return s.stopOnError(ctx, id, c.firstErr) })
+			}
+		}
+		if !stopped && f.exhausted.Load() && f.inFlight.Load() == 0 {
+			spec := cs[0].spec
+			s.background(func(ctx context.Context) error { return s.maybeFinish(ctx, spec, id) })
+		}
+	}
+}
+
+// background runs follow-up work (which may run a job's After hook) off the
+// completer, tracked so that shutdown waits for it.
+func (s *Server) background(fn func(context.Context) error) {
+	s.followUps.Go(func() {
+		if err := fn(s.workCtx); err != nil {
+			s.log.Error("finishing a job", "err", err)
+		}
+	})
+}
