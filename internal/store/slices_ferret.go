@@ -191,8 +191,8 @@ type ferretFeeder struct {
 	mu          sync.Mutex
 	cur         *mongo.Cursor
 	st          *jobState
-	found       int         // candidates seen in the current pass
-	pending     []*Claimed  // claimed, not yet handed out
+	found       int        // candidates seen in the current pass
+	pending     []*Claimed // claimed, not yet handed out
 	noWorkUntil time.Time
 }
 
