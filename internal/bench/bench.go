@@ -1,0 +1,472 @@
+package bench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"runtime"
+	"runtime/debug"
+	"runtime/pprof"
+	"strings"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+
+	"github.com/rocketjob-go/rocketjob/encryption"
+	"github.com/rocketjob-go/rocketjob/internal/embedded"
+	"github.com/rocketjob-go/rocketjob/internal/store"
+	"github.com/rocketjob-go/rocketjob/rocketjob"
+	"github.com/rocketjob-go/rocketjob/server"
+	"github.com/rocketjob-go/rocketjob/sliced"
+)
+
+// Defaults for Config.
+const (
+	DefaultN         = 1_000_000
+	DefaultSliceSize = 100
+	DefaultWorkers   = 4
+)
+
+// JobType is the sliced job type the rocketjob side registers: each line
+// reversed, byte by byte.
+const JobType = "bench_reverse"
+
+// Tuning of the run; the baseline packs and batches like sliced.Upload.
+const (
+	serverPoll      = 20 * time.Millisecond
+	serverReCheck   = time.Second
+	jobPoll         = 50 * time.Millisecond
+	insertBatch     = 1000    // input slices per insertMany (sliced.Upload's)
+	insertBytes     = 8 << 20 // or this many record bytes (sliced.Upload's)
+	outputBatch     = 100     // output slices per insertMany in the baseline
+	cursorBatch     = 1000    // documents per cursor batch in the baseline
+	heapSampleEvery = 100 * time.Millisecond
+)
+
+// Config is one benchmark run. Zero fields take the defaults.
+type Config struct {
+	// N is the number of lines (default DefaultN, 1,000,000).
+	N int
+	// SliceSize is the number of records per slice on both sides (default 100).
+	SliceSize int
+	// Workers is the rocketjob server's worker count and the baseline's
+	// processing goroutines (default 4).
+	Workers int
+	// URI is the database server both sides use; empty starts an embedded
+	// FerretDB in a temporary folder, removed at the end. Each run uses
+	// fresh database names and drops them when it ends.
+	URI string
+	// Logf receives progress lines (one per phase); nil discards them.
+	Logf func(format string, args ...any)
+	// Trace routes every database call through a counting proxy and adds,
+	// per phase, the calls made (count, time, errors) to the report. It
+	// costs a little latency per call on both sides. Needs a single-host URI.
+	Trace bool
+	// Sealed adds a third side: rocketjob with every slice compressed and
+	// encrypted (a random key), to measure what encryption costs end to end.
+	Sealed bool
+	// CPUProfile, when set, writes a CPU profile of the rocketjob side to
+	// this file and one of the baseline to CPUProfile+".baseline". With the
+	// embedded database the profile includes FerretDB and SQLite.
+	CPUProfile string
+}
+
+func (c Config) withDefaults() Config {
+	if c.N == 0 {
+		c.N = DefaultN
+	}
+	if c.SliceSize == 0 {
+		c.SliceSize = DefaultSliceSize
+	}
+	if c.Workers == 0 {
+		c.Workers = DefaultWorkers
+	}
+	if c.Logf == nil {
+		c.Logf = func(string, ...any) {}
+	}
+	return c
+}
+
+func (c Config) validate() error {
+	switch {
+	case c.N < 1:
+		return fmt.Errorf("bench: n must be at least 1 (got %d)", c.N)
+	case c.SliceSize < 1 || c.SliceSize > 100_000:
+		return fmt.Errorf("bench: slice size must be between 1 and 100000 (got %d)", c.SliceSize)
+	case c.Workers < 1:
+		return fmt.Errorf("bench: workers must be at least 1 (got %d)", c.Workers)
+	}
+	return nil
+}
+
+// Side is the result of one system under test.
+type Side struct {
+	// Name is "rocketjob" or "baseline".
+	Name string
+	// Insert is the upload (rocketjob) or bulk insert (baseline) time;
+	// Process the time to process every slice; ReadBack the download or
+	// read-back time, verification included; Total their sum.
+	Insert, Process, ReadBack, Total time.Duration
+	// Records is the number of output records read back and verified.
+	Records int64
+	// Slices is the number of input slices.
+	Slices int64
+	// PeakRSS is the process's peak resident memory during this side, in
+	// bytes (VmHWM, reset before the side where the kernel allows).
+	PeakRSS int64
+	// PeakHeap is the highest Go heap in use sampled during this side.
+	PeakHeap uint64
+	// Calls are the database calls of each phase, when Config.Trace is on.
+	Calls map[string][]CallStat
+}
+
+// RecordsPerSec is the end-to-end rate, N / Total.
+func (s *Side) RecordsPerSec() float64 {
+	if s.Total <= 0 {
+		return 0
+	}
+	return float64(s.Records) / s.Total.Seconds()
+}
+
+// Report is the outcome of Run: both sides, verified, on the same database.
+type Report struct {
+	N, SliceSize, Workers int
+	// Database describes the server both sides used.
+	Database string
+	// LoadAvg is /proc/loadavg before the run; CPUs the usable CPUs.
+	LoadAvg string
+	CPUs    int
+	// RocketJob and Baseline are the two sides; Sealed, when asked for, is
+	// rocketjob with encrypted, compressed slices.
+	RocketJob, Baseline Side
+	Sealed              *Side
+	// PeakRSS is the process's peak resident memory over the whole run
+	// (bytes); PeakHeap the highest Go heap in use sampled. With the embedded
+	// database both include FerretDB and SQLite.
+	PeakRSS  int64
+	PeakHeap uint64
+	// ResetPeakRSS tells whether the peak RSS could be reset between sides
+	// (otherwise each side's PeakRSS is the peak so far).
+	ResetPeakRSS bool
+}
+
+// Ratio is rocketjob's end-to-end rate over the baseline's (1 = as fast).
+func (r *Report) Ratio() float64 {
+	if b := r.Baseline.RecordsPerSec(); b > 0 {
+		return r.RocketJob.RecordsPerSec() / b
+	}
+	return 0
+}
+
+// Run runs the batch workload of cfg.N lines through rocketjob (upload, an
+// in-process server, download) and then through the raw-driver baseline, on
+// the same database server, verifies every output record of both, and
+// reports the timings. A verification failure is an error.
+func Run(ctx context.Context, cfg Config) (rep *Report, err error) {
+	cfg = cfg.withDefaults()
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	rep = &Report{N: cfg.N, SliceSize: cfg.SliceSize, Workers: cfg.Workers, LoadAvg: loadAvg(), CPUs: runtime.GOMAXPROCS(0)}
+
+	uri := cfg.URI
+	if uri == "" {
+		var stop func() error
+		if uri, stop, err = startEmbedded(ctx); err != nil {
+			return nil, err
+		}
+		defer func() { err = errors.Join(err, stop()) }()
+		rep.Database = "embedded FerretDB (SQLite), temporary folder"
+	} else {
+		rep.Database = store.Redact(uri)
+	}
+	var tr *tracer
+	if cfg.Trace {
+		var proxied string
+		if tr, proxied, err = startTracer(uri); err != nil {
+			return nil, err
+		}
+		defer tr.close()
+		uri = proxied
+	}
+
+	mc, err := mongo.Connect(options.Client().ApplyURI(uri).SetServerSelectionTimeout(store.ConnectTimeout))
+	if err != nil {
+		return nil, err
+	}
+	// Disconnect before the embedded database closes (deferred calls run last first).
+	defer func() { _ = mc.Disconnect(context.WithoutCancel(ctx)) }()
+	if rep.Database, err = describe(ctx, mc, rep.Database); err != nil {
+		return nil, err
+	}
+
+	prefix := fmt.Sprintf("bench_%d_%x", os.Getpid(), time.Now().UnixNano())
+	dbs := []string{prefix + "_jobs", prefix + "_work", prefix + "_raw", prefix + "_sjobs", prefix + "_swork"}
+	drop := func(names ...string) {
+		for _, n := range names {
+			if derr := mc.Database(n).Drop(context.WithoutCancel(ctx)); derr != nil {
+				cfg.Logf("bench: dropping database %s: %v", n, derr)
+			}
+		}
+	}
+	defer drop(dbs...)
+
+	heap := startHeapSampler()
+	defer heap.stop()
+	rep.ResetPeakRSS = resetPeakRSS()
+	b := &bencher{cfg: cfg, tr: tr}
+
+	cfg.Logf("bench: rocketjob: %d lines, slice size %d, %d workers", cfg.N, cfg.SliceSize, cfg.Workers)
+	rep.RocketJob, err = b.side("rocketjob", "", func(s *Side) error { return b.rocketjob(ctx, uri, dbs[0], dbs[1], false, s) })
+	rep.RocketJob.PeakHeap = heap.take()
+	if err != nil {
+		return rep, err
+	}
+	drop(dbs[0], dbs[1]) // so the next side starts from the same empty server
+	if cfg.Sealed {
+		runtime.GC()
+		debug.FreeOSMemory()
+		resetPeakRSS()
+		cfg.Logf("bench: rocketjob, encrypted and compressed: %d lines", cfg.N)
+		sealed, err := b.side("rocketjob sealed", ".sealed", func(s *Side) error { return b.rocketjob(ctx, uri, dbs[3], dbs[4], true, s) })
+		sealed.PeakHeap = heap.take()
+		rep.Sealed = &sealed
+		if err != nil {
+			return rep, err
+		}
+		drop(dbs[3], dbs[4])
+	}
+	runtime.GC()
+	debug.FreeOSMemory()
+	rep.ResetPeakRSS = resetPeakRSS() && rep.ResetPeakRSS
+
+	cfg.Logf("bench: baseline: %d lines, slice size %d, %d workers", cfg.N, cfg.SliceSize, cfg.Workers)
+	rep.Baseline, err = b.side("baseline", ".baseline", func(s *Side) error { return b.baseline(ctx, mc.Database(dbs[2]), s) })
+	rep.Baseline.PeakHeap = heap.take()
+	rep.PeakRSS = max(rep.RocketJob.PeakRSS, rep.Baseline.PeakRSS)
+	rep.PeakHeap = max(rep.RocketJob.PeakHeap, rep.Baseline.PeakHeap)
+	if err != nil {
+		return rep, err
+	}
+	cfg.Logf("bench: rocketjob %.0f records/s, baseline %.0f records/s, ratio %.2f",
+		rep.RocketJob.RecordsPerSec(), rep.Baseline.RecordsPerSec(), rep.Ratio())
+	return rep, nil
+}
+
+// startEmbedded starts FerretDB in a new temporary folder; stop closes it
+// and removes the folder.
+func startEmbedded(ctx context.Context) (uri string, stop func() error, err error) {
+	dir, err := os.MkdirTemp("", "rocketjob-bench-")
+	if err != nil {
+		return "", nil, err
+	}
+	db, err := embedded.Start(ctx, embedded.Options{Dir: filepath.Join(dir, "data")})
+	if err != nil {
+		_ = os.RemoveAll(dir)
+		return "", nil, err
+	}
+	return db.URI(), func() error { return errors.Join(db.Close(), os.RemoveAll(dir)) }, nil
+}
+
+// bencher holds what both sides share.
+type bencher struct {
+	cfg Config
+	tr  *tracer
+}
+
+// side runs one side, with its CPU profile, and fills in its totals.
+func (b *bencher) side(name, profileSuffix string, run func(*Side) error) (Side, error) {
+	s := Side{Name: name}
+	if b.tr != nil {
+		s.Calls = map[string][]CallStat{}
+	}
+	if b.cfg.CPUProfile != "" {
+		f, err := os.Create(b.cfg.CPUProfile + profileSuffix)
+		if err != nil {
+			return s, err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return s, err
+		}
+		defer pprof.StopCPUProfile()
+	}
+	err := run(&s)
+	s.Total = s.Insert + s.Process + s.ReadBack
+	s.PeakRSS = peakRSS()
+	if err != nil {
+		return s, fmt.Errorf("%s: %w", name, err)
+	}
+	return s, nil
+}
+
+// phase times fn as one phase of a side and collects its calls.
+func (b *bencher) phase(s *Side, name string, d *time.Duration, fn func() error) error {
+	if b.tr != nil {
+		b.tr.take() // calls between phases (connecting, stopping the server) are not timed
+	}
+	start := time.Now()
+	err := fn()
+	*d = time.Since(start)
+	if b.tr != nil {
+		s.Calls[name] = b.tr.take()
+	}
+	if err != nil {
+		return fmt.Errorf("%s: %w", name, err)
+	}
+	b.cfg.Logf("bench: %s %s: %s", s.Name, name, d.Round(time.Millisecond))
+	return nil
+}
+
+// Phase names, in order.
+const (
+	PhaseInsert   = "insert"
+	PhaseProcess  = "process"
+	PhaseReadBack = "read-back"
+)
+
+// rocketjob runs the workload through the public API: sliced.Upload, an
+// in-process server, sliced.Download.
+func (b *bencher) rocketjob(ctx context.Context, uri, jobsDB, workDB string, sealed bool, s *Side) error {
+	cfg := b.cfg
+	reg := rocketjob.NewRegistry()
+	err := sliced.RegisterLines(reg, JobType, func(_ context.Context, line string) (string, error) {
+		return reverseString(line), nil
+	}, &sliced.Options{SliceSize: cfg.SliceSize})
+	if err != nil {
+		return err
+	}
+	ccfg := rocketjob.Config{URI: uri, WorkURI: uri, DB: jobsDB, WorkDB: workDB, Registry: reg}
+	if sealed {
+		key, err := encryption.GenerateKey()
+		if err != nil {
+			return err
+		}
+		if ccfg.Keyring, err = encryption.ParseKeyring(key); err != nil {
+			return err
+		}
+	}
+	client, err := rocketjob.NewClient(ctx, ccfg)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = client.Close(context.WithoutCancel(ctx)) }()
+
+	// The server is up before the upload, as in a deployment; its idle
+	// polling runs during the upload.
+	srv, err := server.New(client, &server.Config{
+		Name:         "bench-" + jobsDB,
+		Workers:      cfg.Workers,
+		PollInterval: serverPoll,
+		ReCheck:      serverReCheck,
+		Logger:       slog.New(slog.DiscardHandler),
+	})
+	if err != nil {
+		return err
+	}
+	srvCtx, stopSrv := context.WithCancel(ctx)
+	srvDone := make(chan error, 1)
+	go func() { srvDone <- srv.Run(srvCtx) }()
+	srvStopped := false
+	stopServer := func() error {
+		if srvStopped {
+			return nil
+		}
+		srvStopped = true
+		stopSrv()
+		return <-srvDone
+	}
+	defer func() { _ = stopServer() }()
+
+	var job *rocketjob.Job
+	err = b.phase(s, PhaseInsert, &s.Insert, func() error {
+		job, err = sliced.Upload(ctx, client, JobType, Lines(cfg.N), &sliced.UploadOptions{
+			SliceSize: cfg.SliceSize, Name: "batch.txt", Description: "bench: batch workload",
+			Encrypt: &sealed, Compress: &sealed,
+		})
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	s.Slices = job.SliceCount
+	id := job.ID.Hex()
+
+	err = b.phase(s, PhaseProcess, &s.Process, func() error {
+		t := time.NewTicker(jobPoll)
+		defer t.Stop()
+		for {
+			j, err := client.Get(ctx, id)
+			if err != nil {
+				return err
+			}
+			switch j.State {
+			case rocketjob.StateCompleted:
+				return nil
+			case rocketjob.StateFailed, rocketjob.StateAborted:
+				msg := ""
+				if j.Failure != nil {
+					msg = ": " + j.Failure.Message
+				}
+				return fmt.Errorf("job %s ended %s%s", id, j.State, msg)
+			}
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case err := <-srvDone:
+				srvStopped = true
+				return fmt.Errorf("server stopped before the job completed: %v", err)
+			case <-t.C:
+			}
+		}
+	})
+	if err != nil {
+		return err
+	}
+	// Stopped before the download (not timed): its last act is dropping the
+	// job's input, which should not overlap the download.
+	if err := stopServer(); err != nil {
+		return fmt.Errorf("server: %w", err)
+	}
+
+	return b.phase(s, PhaseReadBack, &s.ReadBack, func() error {
+		v := newVerifier(cfg.N)
+		n, err := sliced.Download(ctx, client, id, v)
+		s.Records = n
+		if err != nil {
+			return err
+		}
+		return v.done()
+	})
+}
+
+// reverseString is the job's function: the line, reversed byte by byte.
+func reverseString(s string) string {
+	var b strings.Builder
+	b.Grow(len(s))
+	for i := len(s) - 1; i >= 0; i-- {
+		b.WriteByte(s[i])
+	}
+	return b.String()
+}
+
+// describe names the database server, with its version.
+func describe(ctx context.Context, mc *mongo.Client, where string) (string, error) {
+	var info struct {
+		Version         string `bson:"version"`
+		FerretDBVersion string `bson:"ferretdbVersion"`
+	}
+	err := mc.Database("admin").RunCommand(ctx, bson.D{{Key: "buildInfo", Value: 1}}).Decode(&info)
+	if err != nil {
+		return where, fmt.Errorf("database %s: %w", where, err)
+	}
+	if info.FerretDBVersion != "" {
+		return fmt.Sprintf("%s (FerretDB %s, MongoDB %s API)", where, info.FerretDBVersion, info.Version), nil
+	}
+	return fmt.Sprintf("%s (MongoDB %s)", where, info.Version), nil
+}
