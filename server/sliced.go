@@ -238,11 +238,11 @@ func (s *Server) maybeFinish(ctx context.Context, spec *rocketjob.TypeSpec, id b
 	if job.State != model.StateRunning || job.Step != model.StepProcessing {
 		return nil
 	}
-	p, err := s.store.Slices().Progress(ctx, id, job.SliceCount, job.RecordCount)
+	done, err := s.store.Slices().AllDone(ctx, id, job.SliceCount)
 	if err != nil {
 		return err
 	}
-	if p.Done < job.SliceCount {
+	if !done {
 		return nil // slices in flight elsewhere, or requeued: their finisher checks again
 	}
 	job, err = s.store.Transition(ctx, job, model.StateRunning, store.Change{Set: bson.D{

@@ -80,6 +80,9 @@ type SliceStore interface {
 	RequeueServer(ctx context.Context, job bson.ObjectID, server string) (int, error)
 	// RetryFailed requeues the finished slices that have failed records.
 	RetryFailed(ctx context.Context, job bson.ObjectID) (int, error)
+	// AllDone reports whether every one of the job's sliceCount slices is
+	// finished (with or without failed records). It is cheaper than Progress.
+	AllDone(ctx context.Context, job bson.ObjectID, sliceCount int64) (bool, error)
 	// Progress counts slices and records of a job with sliceCount slices
 	// holding recordCount records.
 	Progress(ctx context.Context, job bson.ObjectID, sliceCount, recordCount int64) (Progress, error)

@@ -134,18 +134,25 @@ func (f *ferretSlices) loadState(ctx context.Context, job bson.ObjectID) (*jobSt
 	if err != nil {
 		return nil, err
 	}
-	err = stream(ctx, f.coll(job, "requeue"), func(raw bson.Raw) error {
+	if st.requeued, err = f.loadRequeued(ctx, job); err != nil {
+		return nil, err
+	}
+	return st, nil
+}
+
+// loadRequeued reads the requeue collection: the highest attempt made
+// claimable for each requeued slice.
+func (f *ferretSlices) loadRequeued(ctx context.Context, job bson.ObjectID) (map[int64]int, error) {
+	requeued := map[int64]int{}
+	err := stream(ctx, f.coll(job, "requeue"), func(raw bson.Raw) error {
 		n, a, err := parseAttemptID(raw.Lookup("_id").StringValue())
 		if err != nil {
 			return err
 		}
-		st.requeued[n] = max(st.requeued[n], a)
+		requeued[n] = max(requeued[n], a)
 		return nil
 	})
-	if err != nil {
-		return nil, err
-	}
-	return st, nil
+	return requeued, err
 }
 
 // stream reads a whole collection in natural order.
@@ -169,7 +176,7 @@ func stream(ctx context.Context, coll *mongo.Collection, fn func(bson.Raw) error
 // transaction and writers queue for one lock, so claims are made in blocks
 // with one insertMany.
 const (
-	claimBlock  = 8                      // slices claimed per insertMany
+	claimBlock  = 16                     // slices claimed per insertMany
 	inputBatch  = 64                     // input slices per cursor batch
 	rescanAfter = 500 * time.Millisecond // how long "no work" is believed before looking again
 )
@@ -221,6 +228,7 @@ func (ff *ferretFeeder) Next(ctx context.Context) (*Claimed, error) {
 		block, ended, err := ff.readBlock(ctx)
 		if err != nil {
 			ff.closeCursor(ctx)
+			ff.st = nil // the pass did not complete: the next one reloads everything
 			if ctx.Err() != nil || restarts > 3 {
 				return nil, err
 			}
@@ -237,6 +245,8 @@ func (ff *ferretFeeder) Next(ctx context.Context) (*Claimed, error) {
 		}
 		if len(block) > 0 {
 			if err := ff.claim(ctx, block); err != nil {
+				ff.closeCursor(ctx)
+				ff.st = nil
 				return nil, err
 			}
 		}
@@ -244,8 +254,27 @@ func (ff *ferretFeeder) Next(ctx context.Context) (*Claimed, error) {
 }
 
 // startPass snapshots the job's claim state and opens the input cursor, or
-// reports that no slice is claimable.
+// reports that no slice is claimable. After a complete pass, every slice it
+// passed was claimed (by this server or another) or done, so only a requeue
+// can make a slice claimable again: it then reads just the small requeue
+// collection, and the big ones only when a requeue appeared.
 func (ff *ferretFeeder) startPass(ctx context.Context) (bool, error) {
+	if ff.st != nil {
+		requeued, err := ff.f.loadRequeued(ctx, ff.job)
+		if err != nil {
+			return false, fmt.Errorf("loading requeued slices: %w", err)
+		}
+		fresh := false
+		for num, a := range requeued {
+			if a > ff.st.claimed[num] {
+				fresh = true
+				break
+			}
+		}
+		if !fresh {
+			return false, nil
+		}
+	}
 	st, err := ff.f.loadState(ctx, ff.job)
 	if err != nil {
 		return false, fmt.Errorf("loading slice state: %w", err)
@@ -547,6 +576,16 @@ func (f *ferretSlices) RetryFailed(ctx context.Context, job bson.ObjectID) (int,
 		n++
 	}
 	return n, nil
+}
+
+func (f *ferretSlices) AllDone(ctx context.Context, job bson.ObjectID, sliceCount int64) (bool, error) {
+	var n int64
+	err := retry(ctx, func() error {
+		var err error
+		n, err = f.coll(job, "done").CountDocuments(ctx, bson.D{})
+		return err
+	})
+	return n >= sliceCount, err
 }
 
 func (f *ferretSlices) Progress(ctx context.Context, job bson.ObjectID, _, _ int64) (Progress, error) {

@@ -188,6 +188,19 @@ func (m *mongoSlices) RetryFailed(ctx context.Context, job bson.ObjectID) (int, 
 	return int(n), err
 }
 
+// AllDone: finished slices without failed records are deleted from the
+// input and those with failed records stay, marked failed; so all are done
+// when none is queued or running (an indexed count).
+func (m *mongoSlices) AllDone(ctx context.Context, job bson.ObjectID, _ int64) (bool, error) {
+	var n int64
+	err := retry(ctx, func() error {
+		var err error
+		n, err = m.coll(job, "input").CountDocuments(ctx, bson.D{{Key: "state", Value: bson.D{{Key: "$in", Value: bson.A{sliceQueued, sliceRunning}}}}})
+		return err
+	})
+	return n == 0, err
+}
+
 func (m *mongoSlices) Progress(ctx context.Context, job bson.ObjectID, sliceCount, recordCount int64) (Progress, error) {
 	var p Progress
 	var pending int64 // records in queued and running slices
