@@ -128,6 +128,7 @@ A typical session:
 			jobCommand(st),
 			serversCommand(st),
 			keysCommand(st),
+			benchCommand(),
 		},
 	}
 	for _, c := range app.Commands {
