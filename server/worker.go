@@ -43,7 +43,9 @@ func (s *Server) workerLoop(ctx context.Context, id int) {
 		switch {
 		case err == nil:
 		case errors.Is(err, model.ErrConflict), errors.Is(err, model.ErrJobNotFound):
-			s.sel.invalidate() // another process moved the job first: look again
+			// Another process moved the job first: take the next candidate;
+			// the list is re-read at the next poll.
+			s.sel.skipFor(job.ID, s.cfg.PollInterval)
 		default:
 			log.Error("job", "job", job.ID.Hex(), "type", job.Type, "err", err)
 			s.sel.skipFor(job.ID, s.cfg.PollInterval)
@@ -80,6 +82,9 @@ func (s *Server) runSimple(ctx context.Context, job *model.Job) error {
 		s.sel.skipFor(job.ID, s.cfg.ReCheck) // another server may know the type
 		return nil
 	}
+	// The other workers here take the next candidate instead of racing this
+	// one for the same job.
+	s.sel.skipFor(job.ID, s.cfg.PollInterval)
 	now := time.Now().UTC()
 	job, err = s.store.Transition(ctx, job, model.StateRunning, store.Change{Set: bson.D{
 		{Key: "server", Value: s.cfg.Name}, {Key: "started_at", Value: now}, {Key: "attempt", Value: job.Attempt + 1},

@@ -90,7 +90,7 @@ type SliceStore interface {
 	StreamOutput(ctx context.Context, job bson.ObjectID, fn func(OutputSlice) error) error
 	// StreamFailed calls fn for each finished slice's failure records in slice order.
 	StreamFailed(ctx context.Context, job bson.ObjectID, fn func(OutputSlice) error) error
-	// DropInput removes the input (and claim) collections of a completed job.
+	// DropInput removes the input of a completed job.
 	DropInput(ctx context.Context, job bson.ObjectID) error
 	// Drop removes all of a job's slice collections.
 	Drop(ctx context.Context, job bson.ObjectID) error

@@ -666,8 +666,12 @@ func (f *ferretSlices) streamFinished(ctx context.Context, job bson.ObjectID, ki
 	return ro.finish(kind)
 }
 
+// DropInput drops only the input: the small claims and requeue collections
+// stay until the job is destroyed, so a server still in a claim pass when the
+// job completed (an open cursor, an old snapshot) loses every claim it tries
+// as a duplicate instead of running a finished slice again.
 func (f *ferretSlices) DropInput(ctx context.Context, job bson.ObjectID) error {
-	return dropAll(ctx, f.db, job, "input claims requeue")
+	return dropAll(ctx, f.db, job, "input")
 }
 
 func (f *ferretSlices) Drop(ctx context.Context, job bson.ObjectID) error {
