@@ -15,11 +15,14 @@ import (
 func (s *Server) rescueLoop(ctx context.Context) {
 	t := time.NewTicker(s.cfg.HeartbeatInterval)
 	defer t.Stop()
-	for {
+	for beats := 1; ; beats++ {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		}
+		if beats%orphanEvery == 0 {
+			s.dropOrphans(ctx)
 		}
 		servers, err := s.store.ListServers(ctx)
 		if err != nil {
@@ -84,4 +87,28 @@ func (s *Server) rescue(ctx context.Context, dead *model.Server) error {
 	}
 	s.sel.invalidate()
 	return nil
+}
+
+// Orphaned slices: collections of a job that has no job document.
+const (
+	orphanEvery = 500            // heartbeats between looks
+	orphanAge   = 24 * time.Hour // an upload older than this without its job document was killed
+)
+
+// dropOrphans drops the slice collections of jobs that do not exist and are
+// older than orphanAge (an upload killed half-way; a job destroyed while a
+// server was still writing one of its slices).
+func (s *Server) dropOrphans(ctx context.Context) {
+	ids, err := s.store.OrphanSliceJobs(ctx, time.Now().Add(-orphanAge))
+	if err != nil {
+		s.log.Warn("looking for orphaned slices", "err", err)
+		return
+	}
+	for _, id := range ids {
+		if err := s.store.Slices().Drop(ctx, id); err != nil {
+			s.log.Warn("dropping orphaned slices", "job", id.Hex(), "err", err)
+			continue
+		}
+		s.log.Info("dropped the slices of a job that does not exist (a killed upload?)", "job", id.Hex())
+	}
 }

@@ -6,10 +6,13 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
+
+	"github.com/rocketjob-go/rocketjob/internal/model"
 )
 
 // ErrNoWork is returned by a Feeder when a full pass over the job's input found
@@ -242,4 +245,34 @@ func (s *Store) rename(ctx context.Context, from, to string) error {
 		return fmt.Errorf("renaming %s to %s: %w", from, to, err)
 	}
 	return nil
+}
+
+// OrphanSliceJobs returns the ids of jobs that have slice collections on the
+// work database but no job document, and whose id is older than cutoff: the
+// remains of an upload whose process was killed (a failed upload cleans up
+// after itself) or of a slice written while its job was destroyed.
+func (s *Store) OrphanSliceJobs(ctx context.Context, cutoff time.Time) ([]bson.ObjectID, error) {
+	names, err := s.WorkCollections(ctx)
+	if err != nil {
+		return nil, err
+	}
+	seen := map[bson.ObjectID]bool{}
+	var orphans []bson.ObjectID
+	for _, name := range names {
+		rest, ok := strings.CutPrefix(name, "slices_")
+		if !ok || len(rest) < 24 {
+			continue
+		}
+		id, err := bson.ObjectIDFromHex(rest[:24])
+		if err != nil || seen[id] || !id.Timestamp().Before(cutoff) {
+			continue
+		}
+		seen[id] = true
+		if _, err := s.GetJob(ctx, id); errors.Is(err, model.ErrJobNotFound) {
+			orphans = append(orphans, id)
+		} else if err != nil {
+			return orphans, err
+		}
+	}
+	return orphans, nil
 }

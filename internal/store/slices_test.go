@@ -6,10 +6,12 @@ import (
 	"fmt"
 	"sync"
 	"testing"
+	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 
 	"github.com/rocketjob-go/rocketjob/internal/dbtest"
+	"github.com/rocketjob-go/rocketjob/internal/model"
 	"github.com/rocketjob-go/rocketjob/internal/store"
 )
 
@@ -295,5 +297,27 @@ func TestFerretClaimsUnderConcurrency(t *testing.T) {
 		if n != 1 {
 			t.Fatalf("slice %d claimed %d times", num, n)
 		}
+	}
+}
+
+func TestOrphanSliceJobs(t *testing.T) {
+	t.Parallel()
+	s := open(t)
+	ctx := context.Background()
+	old := bson.NewObjectIDFromTimestamp(time.Now().Add(-48 * time.Hour))
+	recent := bson.NewObjectID()
+	withJob := bson.NewObjectIDFromTimestamp(time.Now().Add(-48 * time.Hour))
+	for _, id := range []bson.ObjectID{old, recent, withJob} {
+		upload(t, s.Slices(), id, 2)
+	}
+	if err := s.InsertJob(ctx, &model.Job{ID: withJob, Type: "copy", Kind: model.KindSliced, State: model.StateQueued}); err != nil {
+		t.Fatal(err)
+	}
+	orphans, err := s.OrphanSliceJobs(ctx, time.Now().Add(-24*time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(orphans) != 1 || orphans[0] != old {
+		t.Fatalf("orphans %v, want only %s (old, no job document)", orphans, old.Hex())
 	}
 }
