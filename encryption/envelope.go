@@ -136,8 +136,9 @@ func (c *Codec) Open(sealed []byte, collection, slot string) ([]byte, error) {
 		if len(body) < 1 || len(body) < 1+int(body[0])+nonceSize {
 			return nil, fmt.Errorf("%w: truncated envelope", ErrCorrupt)
 		}
-		keyID := string(body[1 : 1+body[0]])
-		body = body[1+body[0]:]
+		idEnd := 1 + int(body[0]) // as int: 1+byte wraps at 255
+		keyID := string(body[1:idEnd])
+		body = body[idEnd:]
 		a, err := c.aead(keyID)
 		if err != nil {
 			return nil, err
@@ -172,7 +173,7 @@ func KeyID(sealed []byte) string {
 	if len(sealed) < 3 || sealed[0] != version || sealed[1]&flagEncrypted == 0 || len(sealed) < 3+int(sealed[2]) {
 		return ""
 	}
-	return string(sealed[3 : 3+sealed[2]])
+	return string(sealed[3 : 3+int(sealed[2])])
 }
 
 var (

@@ -134,7 +134,7 @@ func Sleep(ctx context.Context, line string) (string, error) {
 // Register adds every example type to r.
 func Register(r *rocketjob.Registry) error {
 	return errors.Join(
-		rocketjob.Register(r, "nap", Nap),
+		rocketjob.Register(r, "nap", Nap, nil),
 		sliced.RegisterLines(r, "copy", logged("copy", Copy), nil),
 		sliced.RegisterLines(r, "reverse", logged("reverse", Reverse), nil),
 		sliced.RegisterLines(r, "upcase", logged("upcase", Upcase), nil),

@@ -110,6 +110,8 @@ type EnqueueOptions struct {
 	RunAt time.Time
 	// Description is free text shown in listings.
 	Description string
+	// RetryLimit overrides the type's retry limit when not nil.
+	RetryLimit *int
 }
 
 // Enqueue writes a new simple job of type typ with args (the type's argument
@@ -133,6 +135,13 @@ func (c *Client) Enqueue(ctx context.Context, typ string, args any, opts *Enqueu
 	}
 	if job.Params, err = encodeArgs(spec, args); err != nil {
 		return nil, err
+	}
+	job.RetryLimit, job.RetryBase = spec.RetryLimit, spec.RetryBase
+	if opts.RetryLimit != nil {
+		if *opts.RetryLimit < 0 {
+			return nil, fmt.Errorf("%w: retry limit must not be negative", ErrBadArgs)
+		}
+		job.RetryLimit = *opts.RetryLimit
 	}
 	if err := c.store.InsertJob(ctx, job); err != nil {
 		return nil, fmt.Errorf("enqueuing %s job: %w", typ, err)
@@ -318,6 +327,8 @@ func (c *Client) Retry(ctx context.Context, id string) (*Job, error) {
 		if j.Kind == KindSliced && j.Step != "" {
 			return StateRunning, ch, nil
 		}
+		// A simple job gets its retries again.
+		ch.Set = bson.D{{Key: "attempt", Value: 0}, {Key: "run_at", Value: time.Now().UTC()}}
 		return StateQueued, ch, nil
 	})
 }

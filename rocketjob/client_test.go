@@ -27,7 +27,7 @@ func (a emailArgs) Validate() error {
 func setup(t *testing.T) *rocketjob.Client {
 	t.Helper()
 	reg := rocketjob.NewRegistry()
-	err := rocketjob.Register(reg, "send_email", func(ctx context.Context, job *rocketjob.Job, args emailArgs) error { return nil })
+	err := rocketjob.Register(reg, "send_email", func(ctx context.Context, job *rocketjob.Job, args emailArgs) error { return nil }, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -134,7 +134,7 @@ func TestEnqueueAndManage(t *testing.T) {
 func TestParseParams(t *testing.T) {
 	t.Parallel()
 	reg := rocketjob.NewRegistry()
-	_ = rocketjob.Register(reg, "send_email", func(context.Context, *rocketjob.Job, emailArgs) error { return nil })
+	_ = rocketjob.Register(reg, "send_email", func(context.Context, *rocketjob.Job, emailArgs) error { return nil }, nil)
 	raw, err := rocketjob.ParseParams(reg, "send_email", []string{"to=a@b.c", "retries=4"})
 	if err != nil {
 		t.Fatal(err)
@@ -146,5 +146,21 @@ func TestParseParams(t *testing.T) {
 		if _, err := rocketjob.ParseParams(reg, "send_email", bad); !errors.Is(err, rocketjob.ErrBadArgs) {
 			t.Errorf("%v: err = %v, want ErrBadArgs", bad, err)
 		}
+	}
+}
+
+func TestRetryDelayFollowsTheFormula(t *testing.T) {
+	t.Parallel()
+	base := 100 * time.Millisecond
+	for attempt, want := range map[int]time.Duration{1: base, 2: 2 * base, 3: 4 * base, 6: 32 * base, 60: rocketjob.MaxRetryDelay} {
+		if got := rocketjob.RetryDelay(base, attempt, 0); got != want {
+			t.Errorf("attempt %d, no jitter: %s, want %s", attempt, got, want)
+		}
+		if got := rocketjob.RetryDelay(base, attempt, 0.999); got < want || got > want+want/4 {
+			t.Errorf("attempt %d, most jitter: %s, want within [%s, %s]", attempt, got, want, want+want/4)
+		}
+	}
+	if got := rocketjob.RetryDelay(0, 1, 0); got != rocketjob.DefaultRetryBase {
+		t.Errorf("default base: %s", got)
 	}
 }

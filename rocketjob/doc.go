@@ -15,7 +15,7 @@
 //	reg := rocketjob.NewRegistry()
 //	rocketjob.Register(reg, "send_email", func(ctx context.Context, job *rocketjob.Job, args EmailArgs) error {
 //		return send(ctx, args.To)
-//	})
+//	}, nil)
 //
 // A sliced job processes the records of an uploaded file; see package sliced.
 //

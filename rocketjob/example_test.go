@@ -19,7 +19,7 @@ func ExampleRegister() {
 	err := rocketjob.Register(reg, "send_email", func(ctx context.Context, job *rocketjob.Job, args EmailArgs) error {
 		fmt.Println("sending to", args.To) // args is an EmailArgs: no casts
 		return nil
-	})
+	}, nil)
 	fmt.Println(err, reg.Names())
 
 	_, err = reg.Lookup("send_sms")
@@ -31,7 +31,7 @@ func ExampleRegister() {
 
 func ExampleParseParams() {
 	reg := rocketjob.NewRegistry()
-	_ = rocketjob.Register(reg, "send_email", func(context.Context, *rocketjob.Job, EmailArgs) error { return nil })
+	_ = rocketjob.Register(reg, "send_email", func(context.Context, *rocketjob.Job, EmailArgs) error { return nil }, nil)
 
 	// What `rocketjob job enqueue send_email --param to=... --param retries=3` does:
 	params, err := rocketjob.ParseParams(reg, "send_email", []string{"to=ops@example.com", "retries=3"})

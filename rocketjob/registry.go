@@ -36,6 +36,10 @@ type TypeSpec struct {
 
 	// Perform runs a simple job.
 	Perform func(ctx context.Context, job *Job) error
+	// RetryLimit is how many times a failed simple job is retried, the first
+	// time after RetryBase.
+	RetryLimit int
+	RetryBase  time.Duration
 
 	// Format is the input format of a sliced job: "lines", "csv" or "jsonl".
 	Format string
@@ -127,22 +131,68 @@ func (r *Registry) namesLocked() []string {
 	return names
 }
 
+// TypeOptions are a simple job type's defaults; nil means all defaults.
+type TypeOptions struct {
+	// Priority is the default priority (1..100; 0 means DefaultPriority).
+	Priority int
+	// RetryLimit is how many times a failed run is retried, after an
+	// exponential backoff with jitter (see RetryDelay), before the job stays
+	// failed with its last error. Default 0: no retries.
+	RetryLimit int
+	// RetryBase is the delay before the first retry (default DefaultRetryBase).
+	RetryBase time.Duration
+}
+
+// Retry backoff.
+const (
+	// DefaultRetryBase is the delay before a simple job's first retry.
+	DefaultRetryBase = time.Second
+	// MaxRetryDelay caps the backoff before jitter.
+	MaxRetryDelay = time.Hour
+)
+
+// RetryDelay is the wait before retry number attempt (1 for the first):
+// base doubled for each earlier retry, capped at MaxRetryDelay, plus a
+// jitter of up to a quarter of that (u in [0, 1) picks where), so retries of
+// many jobs that failed together spread out.
+func RetryDelay(base time.Duration, attempt int, u float64) time.Duration {
+	if base <= 0 {
+		base = DefaultRetryBase
+	}
+	d := base
+	for i := 1; i < attempt && d < MaxRetryDelay; i++ {
+		d *= 2
+	}
+	d = min(d, MaxRetryDelay)
+	return d + time.Duration(u*float64(d)/4)
+}
+
 // Register registers a simple job type whose arguments are an A (a struct,
 // stored as BSON). work runs once per job run; returning an error fails the
-// run. User code never type-asserts: work receives the decoded A.
+// run (or schedules a retry, see TypeOptions.RetryLimit). User code never
+// type-asserts: work receives the decoded A. opts may be nil.
 //
 //	rocketjob.Register(reg, "send_email", func(ctx context.Context, job *rocketjob.Job, args EmailArgs) error {
 //		return send(ctx, args.To)
-//	})
-func Register[A any](r *Registry, name string, work func(ctx context.Context, job *Job, args A) error) error {
+//	}, &rocketjob.TypeOptions{RetryLimit: 3})
+func Register[A any](r *Registry, name string, work func(ctx context.Context, job *Job, args A) error, opts *TypeOptions) error {
 	t := reflect.TypeFor[A]()
 	if t.Kind() != reflect.Struct {
 		return fmt.Errorf("job type %q: arguments must be a struct, not %s", name, t)
 	}
+	if opts == nil {
+		opts = &TypeOptions{}
+	}
+	if opts.RetryLimit < 0 {
+		return fmt.Errorf("job type %q: retry limit must not be negative", name)
+	}
 	return r.Add(TypeSpec{
-		Name: name,
-		Kind: KindSimple,
-		Args: t,
+		Name:       name,
+		Kind:       KindSimple,
+		Args:       t,
+		Priority:   opts.Priority,
+		RetryLimit: opts.RetryLimit,
+		RetryBase:  opts.RetryBase,
 		Perform: func(ctx context.Context, job *Job) error {
 			var args A
 			if len(job.Params) > 0 {

@@ -39,7 +39,7 @@ func setup(t *testing.T) *bundle {
 		n, _ := b.runs.LoadOrStore(job.ID.Hex(), new(atomic.Int32))
 		n.(*atomic.Int32).Add(1)
 		return nil
-	}))
+	}, nil))
 	must(t, sliced.RegisterLines(b.reg, "after_once", examples.Upcase, &sliced.Options{
 		SliceSize: 2,
 		After:     func(context.Context, *rocketjob.Job) error { b.afterCalls.Add(1); return nil },

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"runtime/debug"
 	"time"
 
@@ -104,6 +105,12 @@ func (s *Server) runSimple(ctx context.Context, job *model.Job) error {
 		// The shutdown deadline cut the job short: give it back.
 		_, err = s.ownerMove(rctx, job, model.StateQueued, store.Change{Unset: []string{"server"}})
 		log.Warn("job requeued at shutdown", "err", err)
+	case runErr != nil && job.Attempt <= job.RetryLimit:
+		delay := rocketjob.RetryDelay(job.RetryBase, job.Attempt, rand.Float64())
+		set := s.failure(runErr.Error())[:1] // the last error, no completion time
+		set = append(set, bson.E{Key: "run_at", Value: time.Now().Add(delay).UTC()})
+		_, err = s.ownerMove(rctx, job, model.StateQueued, store.Change{Set: set, Unset: []string{"server"}})
+		log.Info("job failed; retrying", "err", runErr, "retry", job.Attempt, "of", job.RetryLimit, "in", delay.Round(time.Millisecond))
 	case runErr != nil:
 		_, err = s.ownerMove(rctx, job, model.StateFailed, store.Change{Set: s.failure(runErr.Error())})
 		log.Info("job failed", "err", runErr)

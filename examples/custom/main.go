@@ -54,7 +54,7 @@ func greet(_ context.Context, header, row []string) ([]string, error) {
 func main() {
 	reg := rocketjob.NewRegistry()
 	if err := errors.Join(
-		rocketjob.Register(reg, "send_email", sendEmail),
+		rocketjob.Register(reg, "send_email", sendEmail, &rocketjob.TypeOptions{RetryLimit: 3}),
 		sliced.RegisterCSV(reg, "greet", greet, &sliced.Options{SliceSize: 500}),
 	); err != nil {
 		panic(err)

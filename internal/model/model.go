@@ -109,6 +109,10 @@ type Job struct {
 	Version int64 `bson:"version" json:"version"`
 	// Attempt counts the runs started (simple jobs) or retries (sliced jobs).
 	Attempt int `bson:"attempt" json:"attempt"`
+	// RetryLimit is how many failed runs of a simple job are retried, the
+	// first after RetryBase, each next one after twice as long (plus jitter).
+	RetryLimit int           `bson:"retry_limit,omitempty" json:"retry_limit,omitempty"`
+	RetryBase  time.Duration `bson:"retry_base,omitempty" json:"retry_base,omitempty"`
 	// Server is the server running the job (simple jobs) or its before/after step.
 	Server  string   `bson:"server,omitempty" json:"server,omitempty"`
 	Failure *Failure `bson:"failure,omitempty" json:"failure,omitempty"`

@@ -5,7 +5,7 @@
 //
 //	func main() {
 //		reg := rocketjob.NewRegistry()
-//		rocketjob.Register(reg, "send_email", sendEmail)
+//		rocketjob.Register(reg, "send_email", sendEmail, nil)
 //		cli.Main(reg)
 //	}
 //

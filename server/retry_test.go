@@ -1,0 +1,71 @@
+package server_test
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/rocketjob-go/rocketjob/rocketjob"
+)
+
+// A failing simple job is retried after the backoff, then stays failed with
+// its last error when it runs out of retries.
+func TestSimpleJobRetriesWithBackoff(t *testing.T) {
+	b := setup(t)
+	var mu sync.Mutex
+	starts := map[string][]time.Time{}
+	const base = 100 * time.Millisecond
+	must(t, rocketjob.Register(b.reg, "flaky", func(ctx context.Context, job *rocketjob.Job, args struct {
+		FailTimes int `bson:"fail_times"`
+	}) error {
+		mu.Lock()
+		defer mu.Unlock()
+		starts[job.ID.Hex()] = append(starts[job.ID.Hex()], time.Now())
+		if n := len(starts[job.ID.Hex()]); n <= args.FailTimes {
+			return fmt.Errorf("failure %d", n)
+		}
+		return nil
+	}, &rocketjob.TypeOptions{RetryLimit: 2, RetryBase: base}))
+	ctx := context.Background()
+	recovers, err := b.client.Enqueue(ctx, "flaky", bsonArgs(t, b, 2), nil)
+	must(t, err)
+	gives, err := b.client.Enqueue(ctx, "flaky", bsonArgs(t, b, 5), nil)
+	must(t, err)
+	b.startServer(t, "s1", 2)
+
+	if got := b.wait(t, recovers.ID.Hex()); got.State != rocketjob.StateCompleted || got.Attempt != 3 {
+		t.Fatalf("job that fails twice: %s after %d runs", got.State, got.Attempt)
+	}
+	got := b.wait(t, gives.ID.Hex())
+	if got.State != rocketjob.StateFailed || got.Attempt != 3 || got.Failure == nil || got.Failure.Message != "failure 3" {
+		t.Fatalf("job that keeps failing: %s after %d runs, %+v", got.State, got.Attempt, got.Failure)
+	}
+	mu.Lock()
+	for _, id := range []string{recovers.ID.Hex(), gives.ID.Hex()} {
+		s := starts[id]
+		for i := 1; i < len(s); i++ {
+			min := rocketjob.RetryDelay(base, i, 0)
+			if gap := s[i].Sub(s[i-1]); gap < min {
+				t.Errorf("job %s: retry %d after %s, want at least %s", id, i, gap, min)
+			}
+		}
+	}
+	mu.Unlock()
+	// Retry gives a failed job its retries again.
+	_, err = b.client.Retry(ctx, gives.ID.Hex())
+	must(t, err)
+	if got := b.wait(t, gives.ID.Hex()); got.State != rocketjob.StateCompleted {
+		t.Fatalf("after a manual retry: %s %+v", got.State, got.Failure)
+	}
+}
+
+func bsonArgs(t *testing.T, b *bundle, failTimes int) any {
+	t.Helper()
+	raw, err := rocketjob.ParseParams(b.reg, "flaky", []string{fmt.Sprintf("fail_times=%d", failTimes)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return raw
+}
