@@ -112,6 +112,12 @@ type EnqueueOptions struct {
 	Description string
 	// RetryLimit overrides the type's retry limit when not nil.
 	RetryLimit *int
+	// ExpiresAt: if the job has not started by then it is aborted as
+	// expired and never runs. Zero means never.
+	ExpiresAt time.Time
+	// DependsOn holds ids of jobs that must complete first; if one of them
+	// fails, is aborted or destroyed, this job fails with that cause.
+	DependsOn []string
 }
 
 // Enqueue writes a new simple job of type typ with args (the type's argument
@@ -131,6 +137,9 @@ func (c *Client) Enqueue(ctx context.Context, typ string, args any, opts *Enqueu
 	}
 	job, err := NewJob(spec, opts.Priority, opts.RunAt, opts.Description)
 	if err != nil {
+		return nil, err
+	}
+	if err := c.Schedule(ctx, job, opts.ExpiresAt, opts.DependsOn); err != nil {
 		return nil, err
 	}
 	if job.Params, err = encodeArgs(spec, args); err != nil {
@@ -175,6 +184,23 @@ func NewJob(spec *TypeSpec, priority int, runAt time.Time, description string) (
 		RunAt:       runAt.UTC().Truncate(time.Millisecond),
 		CreatedAt:   now,
 	}, nil
+}
+
+// Schedule sets a new job's expiry and dependencies (before it is written),
+// checking that every dependency exists.
+func (c *Client) Schedule(ctx context.Context, job *Job, expiresAt time.Time, dependsOn []string) error {
+	if !expiresAt.IsZero() {
+		t := expiresAt.UTC().Truncate(time.Millisecond)
+		job.ExpiresAt = &t
+	}
+	for _, id := range dependsOn {
+		dep, err := c.Get(ctx, id)
+		if err != nil {
+			return fmt.Errorf("dependency: %w", err)
+		}
+		job.DependsOn = append(job.DependsOn, dep.ID)
+	}
+	return nil
 }
 
 // ParseID turns a job id string into its ObjectID, or an error wrapping

@@ -34,10 +34,12 @@ func (s *Server) workerLoop(ctx context.Context, id int) {
 			continue
 		}
 		s.busy.Add(1)
-		var err error
-		if job.Kind == model.KindSimple {
+		ok, err := s.mayStart(ctx, job)
+		switch {
+		case err != nil || !ok:
+		case job.Kind == model.KindSimple:
 			err = s.runSimple(ctx, job)
-		} else {
+		default:
 			err = s.runSliced(ctx, job)
 		}
 		s.busy.Add(-1)

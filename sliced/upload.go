@@ -37,6 +37,10 @@ type UploadOptions struct {
 	Format Format
 	// Name is the file name, used to detect compression and in messages.
 	Name string
+	// ExpiresAt: a job not started by then is aborted as expired.
+	ExpiresAt time.Time
+	// DependsOn holds ids of jobs that must complete before this one starts.
+	DependsOn []string
 	// CollectOutput, DestroyOnComplete, StopOnError, Encrypt and Compress
 	// override the type's defaults when not nil.
 	CollectOutput, DestroyOnComplete, StopOnError, Encrypt, Compress *bool
@@ -51,7 +55,7 @@ func Upload(ctx context.Context, c *rocketjob.Client, typ string, r io.Reader, o
 	if opts == nil {
 		opts = &UploadOptions{}
 	}
-	job, spec, err := newJob(c, typ, opts)
+	job, spec, err := newJob(ctx, c, typ, opts)
 	if err != nil {
 		return nil, err
 	}
@@ -102,7 +106,7 @@ func UploadRecords(ctx context.Context, c *rocketjob.Client, typ string, seq ite
 	if opts == nil {
 		opts = &UploadOptions{}
 	}
-	job, spec, err := newJob(c, typ, opts)
+	job, spec, err := newJob(ctx, c, typ, opts)
 	if err != nil {
 		return nil, err
 	}
@@ -147,7 +151,7 @@ func UploadRange(ctx context.Context, c *rocketjob.Client, typ string, start, en
 	}, &o)
 }
 
-func newJob(c *rocketjob.Client, typ string, opts *UploadOptions) (*rocketjob.Job, *rocketjob.TypeSpec, error) {
+func newJob(ctx context.Context, c *rocketjob.Client, typ string, opts *UploadOptions) (*rocketjob.Job, *rocketjob.TypeSpec, error) {
 	spec, err := c.Registry().Lookup(typ)
 	if err != nil {
 		return nil, nil, err
@@ -157,6 +161,9 @@ func newJob(c *rocketjob.Client, typ string, opts *UploadOptions) (*rocketjob.Jo
 	}
 	job, err := rocketjob.NewJob(spec, opts.Priority, opts.RunAt, opts.Description)
 	if err != nil {
+		return nil, nil, err
+	}
+	if err := c.Schedule(ctx, job, opts.ExpiresAt, opts.DependsOn); err != nil {
 		return nil, nil, err
 	}
 	job.SliceSize = spec.SliceSize

@@ -100,10 +100,15 @@ type Job struct {
 	Description string        `bson:"description,omitempty" json:"description,omitempty"`
 	Params      bson.Raw      `bson:"params,omitempty" json:"-"`
 
-	RunAt       time.Time  `bson:"run_at" json:"run_at"`
-	CreatedAt   time.Time  `bson:"created_at" json:"created_at"`
-	StartedAt   *time.Time `bson:"started_at,omitempty" json:"started_at,omitempty"`
-	CompletedAt *time.Time `bson:"completed_at,omitempty" json:"completed_at,omitempty"`
+	RunAt time.Time `bson:"run_at" json:"run_at"`
+	// ExpiresAt: a job not started by then is aborted as expired, never run.
+	ExpiresAt *time.Time `bson:"expires_at,omitempty" json:"expires_at,omitempty"`
+	// DependsOn lists jobs that must complete before this one starts; if one
+	// fails or is aborted or destroyed, this job fails.
+	DependsOn   []bson.ObjectID `bson:"depends_on,omitempty" json:"depends_on,omitempty"`
+	CreatedAt   time.Time       `bson:"created_at" json:"created_at"`
+	StartedAt   *time.Time      `bson:"started_at,omitempty" json:"started_at,omitempty"`
+	CompletedAt *time.Time      `bson:"completed_at,omitempty" json:"completed_at,omitempty"`
 
 	// Version counts the job's transitions; every transition is conditioned on it.
 	Version int64 `bson:"version" json:"version"`

@@ -65,21 +65,32 @@ func priorityOption(c *cli.Context) (int, error) {
 }
 
 // parseRunAt reads --run-at: an RFC 3339 time or a duration from now.
-func parseRunAt(s string) (time.Time, error) {
+func parseRunAt(s string) (time.Time, error) { return parseWhen("--run-at", s) }
+
+// parseWhen reads a time flag: an RFC 3339 time or a duration from now.
+func parseWhen(flag, s string) (time.Time, error) {
 	if s == "" {
 		return time.Time{}, nil
 	}
 	if d, err := time.ParseDuration(s); err == nil {
 		if d < 0 {
-			return time.Time{}, usagef("--run-at %s: the delay must not be negative", s)
+			return time.Time{}, usagef("%s %s: the delay must not be negative", flag, s)
 		}
 		return time.Now().Add(d), nil
 	}
 	t, err := time.Parse(time.RFC3339, s)
 	if err != nil {
-		return time.Time{}, usagef("--run-at %q: not an RFC 3339 time (2025-01-02T15:04:05Z) nor a duration (10s, 5m)", s)
+		return time.Time{}, usagef("%s %q: not an RFC 3339 time (2025-01-02T15:04:05Z) nor a duration (10s, 5m)", flag, s)
 	}
 	return t, nil
+}
+
+// scheduleFlags are the flags of enqueue and upload that say when a job may run.
+func scheduleFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: "expires-at", Usage: "abort the job as expired if it has not started by `T` (RFC 3339 time or a delay such as 1h)"},
+		&cli.StringSliceFlag{Name: "after", Usage: "start only after job `ID` completed (repeatable); fail if it fails"},
+	}
 }
 
 func jobEnqueueCommand(st *appState) *cli.Command {
@@ -87,16 +98,18 @@ func jobEnqueueCommand(st *appState) *cli.Command {
 		Name:      "enqueue",
 		Usage:     "enqueue a simple job; prints its id",
 		ArgsUsage: "TYPE",
-		UsageText: usageText("rocketjob job enqueue TYPE [--priority N] [--run-at T] [--description TEXT] [--param K=V ...]",
+		UsageText: usageText("rocketjob job enqueue TYPE [--priority N] [--run-at T] [--expires-at T] [--after ID ...] [--retry-limit N] [--description TEXT] [--param K=V ...]",
 			"rocketjob job enqueue nap --param ms=500",
 			"rocketjob job enqueue nap --priority 10 --run-at 30s --description \"nightly nap\"",
-			"rocketjob job enqueue nap --run-at 2030-01-02T03:04:05Z"),
-		Flags: []cli.Flag{
+			"rocketjob job enqueue nap --run-at 2030-01-02T03:04:05Z",
+			"rocketjob job enqueue nap --after 6548f0c2a1b2c3d4e5f60718 --expires-at 1h --retry-limit 3"),
+		Flags: append([]cli.Flag{
 			priorityFlag(),
 			&cli.StringFlag{Name: "run-at", Usage: "start no earlier than `T`: an RFC 3339 time or a delay such as 10s"},
 			&cli.StringFlag{Name: "description", Usage: "free `TEXT` shown in listings"},
+			&cli.IntFlag{Name: "retry-limit", Usage: "retry a failed run up to `N` times, with exponential backoff", DefaultText: "the job type's"},
 			paramFlag(),
-		},
+		}, scheduleFlags()...),
 		Action: func(c *cli.Context) error {
 			a, err := args(c, 1, 1, "TYPE")
 			if err != nil {
@@ -131,9 +144,15 @@ func jobEnqueueCommand(st *appState) *cli.Command {
 				return err
 			}
 			defer closeClient(client)
-			job, err := client.Enqueue(c.Context, typ, jobArgs, &rocketjob.EnqueueOptions{
-				Priority: prio, RunAt: runAt, Description: c.String("description"),
-			})
+			opts := &rocketjob.EnqueueOptions{Priority: prio, RunAt: runAt, Description: c.String("description"), DependsOn: c.StringSlice("after")}
+			if opts.ExpiresAt, err = parseWhen("--expires-at", c.String("expires-at")); err != nil {
+				return err
+			}
+			if c.IsSet("retry-limit") {
+				n := c.Int("retry-limit")
+				opts.RetryLimit = &n
+			}
+			job, err := client.Enqueue(c.Context, typ, jobArgs, opts)
 			if err != nil {
 				return err
 			}
@@ -157,6 +176,9 @@ type jobView struct {
 	StartedAt         *time.Time         `json:"started_at"`
 	CompletedAt       *time.Time         `json:"completed_at"`
 	Attempt           int                `json:"attempt"`
+	RetryLimit        int                `json:"retry_limit,omitempty"`
+	ExpiresAt         *time.Time         `json:"expires_at,omitempty"`
+	DependsOn         []string           `json:"depends_on,omitempty"`
 	Server            string             `json:"server,omitempty"`
 	Failure           *rocketjob.Failure `json:"failure"`
 	RecordCount       int64              `json:"record_count"`
@@ -198,6 +220,8 @@ func newJobView(job *rocketjob.Job, p *rocketjob.Progress) jobView {
 		StartedAt:         job.StartedAt,
 		CompletedAt:       job.CompletedAt,
 		Attempt:           job.Attempt,
+		RetryLimit:        job.RetryLimit,
+		ExpiresAt:         job.ExpiresAt,
 		Server:            job.Server,
 		Failure:           job.Failure,
 		RecordCount:       job.RecordCount,
@@ -210,6 +234,9 @@ func newJobView(job *rocketjob.Job, p *rocketjob.Progress) jobView {
 		KeyID:             job.KeyID,
 		RawBytes:          job.RawBytes,
 		StoredBytes:       job.StoredBytes,
+	}
+	for _, d := range job.DependsOn {
+		v.DependsOn = append(v.DependsOn, d.Hex())
 	}
 	if job.State == rocketjob.StateRunning {
 		v.Step = string(job.Step)
@@ -397,6 +424,15 @@ func printJob(w io.Writer, v jobView) error {
 	line("created_at", "%s", timeString(&v.CreatedAt))
 	if v.State == string(rocketjob.StateQueued) && v.RunAt.After(time.Now()) {
 		line("run_at", "%s", timeString(&v.RunAt))
+	}
+	if v.ExpiresAt != nil {
+		line("expires_at", "%s", timeString(v.ExpiresAt))
+	}
+	if len(v.DependsOn) > 0 {
+		line("after", "%s", strings.Join(v.DependsOn, ", "))
+	}
+	if v.RetryLimit > 0 {
+		line("attempt", "%d (retry limit %d)", v.Attempt, v.RetryLimit)
 	}
 	line("started_at", "%s", timeString(v.StartedAt))
 	line("completed_at", "%s", timeString(v.CompletedAt))

@@ -21,7 +21,7 @@ func uploadCommand(st *appState) *cli.Command {
 		Name:      "upload",
 		Usage:     "upload a file (or stdin) into a new sliced job; prints the job id",
 		ArgsUsage: "FILE|-",
-		UsageText: usageText("rocketjob upload --job TYPE [--priority N] [--slice-size N] [--format lines|csv|jsonl] [--description TEXT] [--param K=V ...] [--no-output] [--encrypt] [--compress] FILE|-",
+		UsageText: usageText("rocketjob upload --job TYPE [--priority N] [--slice-size N] [--format lines|csv|jsonl] [--description TEXT] [--param K=V ...] [--no-output] [--encrypt] [--compress] [--run-at T] [--expires-at T] [--after ID ...] FILE|-",
 			"rocketjob upload --job reverse input.txt",
 			"rocketjob upload --job reverse --priority 10 --slice-size 500 input.txt.gz",
 			"ROCKETJOB_KEYS=$(rocketjob keys generate) rocketjob upload --job upcase --encrypt --compress cards.txt",
@@ -36,6 +36,8 @@ func uploadCommand(st *appState) *cli.Command {
 			&cli.BoolFlag{Name: "no-output", Usage: "do not keep the output records (nothing to download)"},
 			&cli.BoolFlag{Name: "encrypt", Usage: "store the job's slices AES-256-GCM encrypted (needs a key: rocketjob keys generate)"},
 			&cli.BoolFlag{Name: "compress", Usage: "store the job's slices zstd-compressed"},
+			&cli.StringFlag{Name: "run-at", Usage: "start no earlier than `T`: an RFC 3339 time or a delay such as 10s"},
+			scheduleFlags()[0], scheduleFlags()[1],
 		},
 		Action: func(c *cli.Context) error {
 			a, err := args(c, 1, 1, "FILE|-")
@@ -55,7 +57,13 @@ func uploadCommand(st *appState) *cli.Command {
 			if spec.Kind != rocketjob.KindSliced {
 				return fmt.Errorf("job type %q is a simple job: enqueue it instead (rocketjob job enqueue %s)", typ, typ)
 			}
-			opts := &sliced.UploadOptions{Description: c.String("description")}
+			opts := &sliced.UploadOptions{Description: c.String("description"), DependsOn: c.StringSlice("after")}
+			if opts.RunAt, err = parseRunAt(c.String("run-at")); err != nil {
+				return err
+			}
+			if opts.ExpiresAt, err = parseWhen("--expires-at", c.String("expires-at")); err != nil {
+				return err
+			}
 			if opts.Priority, err = priorityOption(c); err != nil {
 				return err
 			}

@@ -1,0 +1,66 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+
+	"github.com/rocketjob-go/rocketjob/internal/model"
+	"github.com/rocketjob-go/rocketjob/internal/store"
+)
+
+// mayStart decides whether a queued job may start now: an expired job is
+// aborted, a job whose dependency failed fails, a job whose dependencies
+// have not all completed waits. It reports false when the worker should
+// look at another job.
+func (s *Server) mayStart(ctx context.Context, job *model.Job) (bool, error) {
+	if job.State != model.StateQueued {
+		return true, nil
+	}
+	if job.ExpiresAt != nil && time.Now().After(*job.ExpiresAt) {
+		msg := fmt.Sprintf("expired: not started by %s", job.ExpiresAt.Format(time.RFC3339))
+		_, err := s.moveWhile(ctx, job, model.StateAborted, store.Change{Set: s.failure(msg)},
+			func(j *model.Job) bool { return j.State == model.StateQueued })
+		s.sel.invalidate()
+		return false, ignoreConflict(err)
+	}
+	for _, id := range job.DependsOn {
+		dep, err := s.store.GetJob(ctx, id)
+		var cause string
+		switch {
+		case errors.Is(err, model.ErrJobNotFound):
+			cause = fmt.Sprintf("dependency %s was destroyed", id.Hex())
+		case err != nil:
+			return false, err
+		case dep.State == model.StateFailed || dep.State == model.StateAborted:
+			cause = fmt.Sprintf("dependency %s is %s", id.Hex(), dep.State)
+			if dep.Failure != nil {
+				cause += ": " + dep.Failure.Message
+			}
+		case dep.State != model.StateCompleted:
+			s.sel.skipFor(job.ID, s.cfg.PollInterval) // wait for it
+			return false, nil
+		}
+		if cause != "" {
+			// queued -> running -> failed: a job fails only from running.
+			running, err := s.moveWhile(ctx, job, model.StateRunning, store.Change{Set: bson.D{{Key: "server", Value: s.cfg.Name}}},
+				func(j *model.Job) bool { return j.State == model.StateQueued })
+			if err == nil {
+				_, err = s.ownerMove(ctx, running, model.StateFailed, store.Change{Set: s.failure(cause)})
+			}
+			s.sel.invalidate()
+			return false, ignoreConflict(err)
+		}
+	}
+	return true, nil
+}
+
+func ignoreConflict(err error) error {
+	if errors.Is(err, model.ErrConflict) {
+		return nil
+	}
+	return err
+}
