@@ -82,6 +82,9 @@ func (s *Server) rescue(ctx context.Context, dead *model.Server) error {
 			log.Info("slices requeued", "job", job.ID.Hex(), "slices", n)
 		}
 	}
+	if _, err := s.store.ReleaseSlotsOf(ctx, dead.Name); err != nil {
+		return err
+	}
 	if _, err := s.store.RemoveServer(ctx, dead.Name, dead.HeartbeatAt); err != nil {
 		return err
 	}

@@ -81,6 +81,23 @@ func (s *Server) processSlices(ctx context.Context, spec *rocketjob.TypeSpec, jo
 		s.sel.skipFor(job.ID, s.cfg.ReCheck)
 		return nil
 	}
+	if job.MaxWorkers > 0 {
+		// Throttled: hold one of the job's worker slots, or leave the job to
+		// others and take the next one.
+		slot, err := s.store.AcquireSlot(ctx, job.ID, job.MaxWorkers, s.cfg.Name)
+		if err != nil {
+			return err
+		}
+		if slot == nil {
+			s.sel.skipFor(job.ID, s.cfg.PollInterval)
+			return nil
+		}
+		defer func() {
+			if err := s.store.ReleaseSlot(context.WithoutCancel(ctx), slot); err != nil {
+				s.log.Warn("releasing a worker slot", "job", job.ID.Hex(), "err", err)
+			}
+		}()
+	}
 	f.workers.Add(1)
 	defer func() {
 		// The last worker to leave gives back the slices claimed ahead, so

@@ -37,6 +37,9 @@ type UploadOptions struct {
 	Format Format
 	// Name is the file name, used to detect compression and in messages.
 	Name string
+	// MaxWorkers, when above zero, caps the workers processing the job at
+	// once, across all servers; throttled workers take other jobs meanwhile.
+	MaxWorkers int
 	// ExpiresAt: a job not started by then is aborted as expired.
 	ExpiresAt time.Time
 	// DependsOn holds ids of jobs that must complete before this one starts.
@@ -176,6 +179,9 @@ func newJob(ctx context.Context, c *rocketjob.Client, typ string, opts *UploadOp
 	job.CollectOutput = pick(opts.CollectOutput, spec.CollectOutput)
 	job.DestroyOnComplete = pick(opts.DestroyOnComplete, spec.DestroyOnComplete)
 	job.StopOnError = pick(opts.StopOnError, spec.StopOnError)
+	if job.MaxWorkers = opts.MaxWorkers; job.MaxWorkers < 0 {
+		return nil, nil, fmt.Errorf("max workers must not be negative (got %d)", job.MaxWorkers)
+	}
 	job.Encrypt = pick(opts.Encrypt, spec.Encrypt)
 	job.Compress = pick(opts.Compress, spec.Compress)
 	if job.Encrypt {

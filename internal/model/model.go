@@ -131,6 +131,9 @@ type Job struct {
 	CollectOutput     bool     `bson:"collect_output,omitempty" json:"collect_output,omitempty"`
 	DestroyOnComplete bool     `bson:"destroy_on_complete,omitempty" json:"destroy_on_complete,omitempty"`
 	StopOnError       bool     `bson:"stop_on_error,omitempty" json:"stop_on_error,omitempty"`
+	// MaxWorkers, when above zero, caps the workers processing the job's
+	// slices at once, across all servers.
+	MaxWorkers int `bson:"max_workers,omitempty" json:"max_workers,omitempty"`
 	// Encrypt and Compress say how the job's slices are stored; KeyID names
 	// the key its slices were written with (never the key itself). With
 	// Encrypt, the CSV header is kept only in SealedHeader.

@@ -37,6 +37,7 @@ func uploadCommand(st *appState) *cli.Command {
 			&cli.BoolFlag{Name: "encrypt", Usage: "store the job's slices AES-256-GCM encrypted (needs a key: rocketjob keys generate)"},
 			&cli.BoolFlag{Name: "compress", Usage: "store the job's slices zstd-compressed"},
 			&cli.StringFlag{Name: "run-at", Usage: "start no earlier than `T`: an RFC 3339 time or a delay such as 10s"},
+			&cli.IntFlag{Name: "max-workers", Usage: "at most `N` workers on this job at once, across all servers (0: no limit)"},
 			scheduleFlags()[0], scheduleFlags()[1],
 		},
 		Action: func(c *cli.Context) error {
@@ -57,7 +58,7 @@ func uploadCommand(st *appState) *cli.Command {
 			if spec.Kind != rocketjob.KindSliced {
 				return fmt.Errorf("job type %q is a simple job: enqueue it instead (rocketjob job enqueue %s)", typ, typ)
 			}
-			opts := &sliced.UploadOptions{Description: c.String("description"), DependsOn: c.StringSlice("after")}
+			opts := &sliced.UploadOptions{Description: c.String("description"), DependsOn: c.StringSlice("after"), MaxWorkers: c.Int("max-workers")}
 			if opts.RunAt, err = parseRunAt(c.String("run-at")); err != nil {
 				return err
 			}
