@@ -118,6 +118,13 @@ type EnqueueOptions struct {
 	// DependsOn holds ids of jobs that must complete first; if one of them
 	// fails, is aborted or destroyed, this job fails with that cause.
 	DependsOn []string
+	// Cron makes the job recurring: a schedule such as "0 2 * * *" (an
+	// optional leading seconds field, descriptors like @hourly and a
+	// "CRON_TZ=Europe/Berlin " prefix are accepted). The first instance runs
+	// at the schedule's next time (RunAt is ignored); each instance that
+	// completes or fails enqueues the next. One schedule of a type runs as a
+	// single chain: enqueuing it again while an instance is live is refused.
+	Cron string
 }
 
 // Enqueue writes a new simple job of type typ with args (the type's argument
@@ -141,6 +148,11 @@ func (c *Client) Enqueue(ctx context.Context, typ string, args any, opts *Enqueu
 	}
 	if err := c.Schedule(ctx, job, opts.ExpiresAt, opts.DependsOn); err != nil {
 		return nil, err
+	}
+	if opts.Cron != "" {
+		if err := c.cronStart(ctx, job, opts.Cron); err != nil {
+			return nil, err
+		}
 	}
 	if job.Params, err = encodeArgs(spec, args); err != nil {
 		return nil, err
@@ -200,6 +212,26 @@ func (c *Client) Schedule(ctx context.Context, job *Job, expiresAt time.Time, de
 		}
 		job.DependsOn = append(job.DependsOn, dep.ID)
 	}
+	return nil
+}
+
+// cronStart makes job the first instance of a cron chain, refusing a second
+// chain of the same type and schedule.
+func (c *Client) cronStart(ctx context.Context, job *Job, spec string) error {
+	next, err := NextCronRun(spec, time.Now())
+	if err != nil {
+		return err
+	}
+	live, err := c.store.ListJobs(ctx, store.JobFilter{Type: job.Type, States: []State{StateQueued, StateRunning, StatePaused}})
+	if err != nil {
+		return err
+	}
+	for _, j := range live {
+		if j.Cron == spec {
+			return fmt.Errorf("job type %q already runs on schedule %q: job %s is %s", job.Type, spec, j.ID.Hex(), j.State)
+		}
+	}
+	job.Cron, job.RunAt, job.ID = spec, next, CronJobID(job.Type, spec, next)
 	return nil
 }
 

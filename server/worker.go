@@ -102,6 +102,12 @@ func (s *Server) runSimple(ctx context.Context, job *model.Job) error {
 
 	// Record the result even while shutting down.
 	rctx := context.WithoutCancel(ctx)
+	final := ctx.Err() == nil && (runErr == nil || job.Attempt > job.RetryLimit)
+	if final && job.Cron != "" {
+		if err := s.scheduleNext(rctx, job); err != nil {
+			log.Error("scheduling the next run of a cron job", "cron", job.Cron, "err", err)
+		}
+	}
 	switch {
 	case ctx.Err() != nil:
 		// The shutdown deadline cut the job short: give it back.

@@ -103,6 +103,10 @@ type Job struct {
 	RunAt time.Time `bson:"run_at" json:"run_at"`
 	// ExpiresAt: a job not started by then is aborted as expired, never run.
 	ExpiresAt *time.Time `bson:"expires_at,omitempty" json:"expires_at,omitempty"`
+	// Cron is the schedule of a recurring simple job: when an instance
+	// completes or fails, the next one is enqueued for the schedule's next
+	// time (at most one instance queued or running).
+	Cron string `bson:"cron,omitempty" json:"cron,omitempty"`
 	// DependsOn lists jobs that must complete before this one starts; if one
 	// fails or is aborted or destroyed, this job fails.
 	DependsOn   []bson.ObjectID `bson:"depends_on,omitempty" json:"depends_on,omitempty"`

@@ -98,16 +98,18 @@ func jobEnqueueCommand(st *appState) *cli.Command {
 		Name:      "enqueue",
 		Usage:     "enqueue a simple job; prints its id",
 		ArgsUsage: "TYPE",
-		UsageText: usageText("rocketjob job enqueue TYPE [--priority N] [--run-at T] [--expires-at T] [--after ID ...] [--retry-limit N] [--description TEXT] [--param K=V ...]",
+		UsageText: usageText("rocketjob job enqueue TYPE [--priority N] [--run-at T] [--expires-at T] [--after ID ...] [--retry-limit N] [--cron SPEC] [--description TEXT] [--param K=V ...]",
 			"rocketjob job enqueue nap --param ms=500",
 			"rocketjob job enqueue nap --priority 10 --run-at 30s --description \"nightly nap\"",
 			"rocketjob job enqueue nap --run-at 2030-01-02T03:04:05Z",
-			"rocketjob job enqueue nap --after 6548f0c2a1b2c3d4e5f60718 --expires-at 1h --retry-limit 3"),
+			"rocketjob job enqueue nap --after 6548f0c2a1b2c3d4e5f60718 --expires-at 1h --retry-limit 3",
+			"rocketjob job enqueue nap --cron \"CRON_TZ=Europe/London 0 2 * * *\" --param ms=100"),
 		Flags: append([]cli.Flag{
 			priorityFlag(),
 			&cli.StringFlag{Name: "run-at", Usage: "start no earlier than `T`: an RFC 3339 time or a delay such as 10s"},
 			&cli.StringFlag{Name: "description", Usage: "free `TEXT` shown in listings"},
 			&cli.IntFlag{Name: "retry-limit", Usage: "retry a failed run up to `N` times, with exponential backoff", DefaultText: "the job type's"},
+			&cli.StringFlag{Name: "cron", Usage: "recurring job on schedule `SPEC` (\"0 2 * * *\", \"CRON_TZ=Europe/Berlin 0 2 * * *\", @hourly; optional leading seconds field)"},
 			paramFlag(),
 		}, scheduleFlags()...),
 		Action: func(c *cli.Context) error {
@@ -127,6 +129,11 @@ func jobEnqueueCommand(st *appState) *cli.Command {
 			if err != nil {
 				return err
 			}
+			if spec := c.String("cron"); spec != "" {
+				if _, err := rocketjob.NextCronRun(spec, time.Now()); err != nil {
+					return usagef("--cron: %v", err)
+				}
+			}
 			prio, err := priorityOption(c)
 			if err != nil {
 				return err
@@ -144,7 +151,8 @@ func jobEnqueueCommand(st *appState) *cli.Command {
 				return err
 			}
 			defer closeClient(client)
-			opts := &rocketjob.EnqueueOptions{Priority: prio, RunAt: runAt, Description: c.String("description"), DependsOn: c.StringSlice("after")}
+			opts := &rocketjob.EnqueueOptions{Priority: prio, RunAt: runAt, Description: c.String("description"), DependsOn: c.StringSlice("after"), Cron: c.String("cron")}
+
 			if opts.ExpiresAt, err = parseWhen("--expires-at", c.String("expires-at")); err != nil {
 				return err
 			}
@@ -177,6 +185,7 @@ type jobView struct {
 	CompletedAt       *time.Time         `json:"completed_at"`
 	Attempt           int                `json:"attempt"`
 	RetryLimit        int                `json:"retry_limit,omitempty"`
+	Cron              string             `json:"cron,omitempty"`
 	ExpiresAt         *time.Time         `json:"expires_at,omitempty"`
 	DependsOn         []string           `json:"depends_on,omitempty"`
 	Server            string             `json:"server,omitempty"`
@@ -221,6 +230,7 @@ func newJobView(job *rocketjob.Job, p *rocketjob.Progress) jobView {
 		CompletedAt:       job.CompletedAt,
 		Attempt:           job.Attempt,
 		RetryLimit:        job.RetryLimit,
+		Cron:              job.Cron,
 		ExpiresAt:         job.ExpiresAt,
 		Server:            job.Server,
 		Failure:           job.Failure,
@@ -427,6 +437,9 @@ func printJob(w io.Writer, v jobView) error {
 	}
 	if v.ExpiresAt != nil {
 		line("expires_at", "%s", timeString(v.ExpiresAt))
+	}
+	if v.Cron != "" {
+		line("cron", "%s", v.Cron)
 	}
 	if len(v.DependsOn) > 0 {
 		line("after", "%s", strings.Join(v.DependsOn, ", "))

@@ -1,0 +1,36 @@
+package server
+
+import (
+	"context"
+	"time"
+
+	"github.com/rocketjob-go/rocketjob/internal/model"
+	"github.com/rocketjob-go/rocketjob/rocketjob"
+)
+
+// scheduleNext enqueues the next instance of a cron job that just ended. It
+// runs before the ending transition, so a crash in between cannot break the
+// chain; the instance's id is derived from the type, schedule and time, so
+// doing it twice inserts it once.
+func (s *Server) scheduleNext(ctx context.Context, job *model.Job) error {
+	next, err := rocketjob.NextCronRun(job.Cron, time.Now())
+	if err != nil {
+		return err
+	}
+	now := time.Now().UTC().Truncate(time.Millisecond)
+	successor := &model.Job{
+		ID:          rocketjob.CronJobID(job.Type, job.Cron, next),
+		Type:        job.Type,
+		Kind:        job.Kind,
+		State:       model.StateQueued,
+		Priority:    job.Priority,
+		Description: job.Description,
+		Params:      job.Params,
+		Cron:        job.Cron,
+		RetryLimit:  job.RetryLimit,
+		RetryBase:   job.RetryBase,
+		RunAt:       next,
+		CreatedAt:   now,
+	}
+	return s.store.InsertJob(ctx, successor)
+}
