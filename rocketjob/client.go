@@ -118,6 +118,8 @@ type EnqueueOptions struct {
 	// DependsOn holds ids of jobs that must complete first; if one of them
 	// fails, is aborted or destroyed, this job fails with that cause.
 	DependsOn []string
+	// Window restricts processing to a daily window; nil means any time.
+	Window *Window
 	// Cron makes the job recurring: a schedule such as "0 2 * * *" (an
 	// optional leading seconds field, descriptors like @hourly and a
 	// "CRON_TZ=Europe/Berlin " prefix are accepted). The first instance runs
@@ -147,6 +149,9 @@ func (c *Client) Enqueue(ctx context.Context, typ string, args any, opts *Enqueu
 		return nil, err
 	}
 	if err := c.Schedule(ctx, job, opts.ExpiresAt, opts.DependsOn); err != nil {
+		return nil, err
+	}
+	if err := SetWindow(job, opts.Window); err != nil {
 		return nil, err
 	}
 	if opts.Cron != "" {
@@ -233,6 +238,26 @@ func (c *Client) cronStart(ctx context.Context, job *Job, spec string) error {
 	}
 	job.Cron, job.RunAt, job.ID = spec, next, CronJobID(job.Type, spec, next)
 	return nil
+}
+
+// SetWindow gives a new job a processing window (nil: none).
+func SetWindow(job *Job, w *Window) error {
+	if w == nil {
+		return nil
+	}
+	if err := w.Check(); err != nil {
+		return err
+	}
+	job.WindowStart, job.WindowDuration, job.WindowLocation = w.Start, w.Duration, w.Location
+	return nil
+}
+
+// JobWindow returns a job's processing window, or nil.
+func JobWindow(job *Job) *Window {
+	if job.WindowStart == "" {
+		return nil
+	}
+	return &Window{Start: job.WindowStart, Duration: job.WindowDuration, Location: job.WindowLocation}
 }
 
 // ParseID turns a job id string into its ObjectID, or an error wrapping

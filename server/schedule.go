@@ -10,6 +10,7 @@ import (
 
 	"github.com/rocketjob-go/rocketjob/internal/model"
 	"github.com/rocketjob-go/rocketjob/internal/store"
+	"github.com/rocketjob-go/rocketjob/rocketjob"
 )
 
 // mayStart decides whether a queued job may start now: an expired job is
@@ -17,6 +18,9 @@ import (
 // have not all completed waits. It reports false when the worker should
 // look at another job.
 func (s *Server) mayStart(ctx context.Context, job *model.Job) (bool, error) {
+	if !s.inWindow(job) {
+		return false, nil
+	}
 	if job.State != model.StateQueued {
 		return true, nil
 	}
@@ -63,4 +67,24 @@ func ignoreConflict(err error) error {
 		return nil
 	}
 	return err
+}
+
+// inWindow reports whether a job may process now, by its processing window;
+// outside the window the job is left alone until the window opens (or the
+// next re-check, whichever comes first).
+func (s *Server) inWindow(job *model.Job) bool {
+	w := rocketjob.JobWindow(job)
+	if w == nil {
+		return true
+	}
+	now := s.cfg.Now()
+	if w.Contains(now) {
+		return true
+	}
+	wait := s.cfg.ReCheck
+	if next := w.Next(now); !next.IsZero() {
+		wait = min(wait, next.Sub(now))
+	}
+	s.sel.skipFor(job.ID, max(wait, s.cfg.PollInterval))
+	return false
 }

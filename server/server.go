@@ -55,6 +55,9 @@ type Config struct {
 	ShutdownTimeout time.Duration
 	// Logger receives the server's structured logs; nil means slog.Default().
 	Logger *slog.Logger
+	// Now is the clock for processing windows; nil means time.Now. Tests
+	// inject a fake one.
+	Now func() time.Time
 }
 
 func (c *Config) withDefaults() Config {
@@ -81,6 +84,9 @@ func (c *Config) withDefaults() Config {
 	def(&out.ShutdownTimeout, DefaultShutdownTimeout)
 	if out.Logger == nil {
 		out.Logger = slog.Default()
+	}
+	if out.Now == nil {
+		out.Now = time.Now
 	}
 	return out
 }

@@ -142,7 +142,7 @@ func (s *Server) processSlices(ctx context.Context, spec *rocketjob.TypeSpec, jo
 		if err := s.sel.refresh(ctx, s.cfg.ReCheck); err != nil {
 			return err
 		}
-		if s.sel.better(job) {
+		if s.sel.better(job) || !s.inWindow(job) {
 			return nil
 		}
 		if cur, ok := s.sel.current(job.ID); ok {

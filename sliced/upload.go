@@ -37,6 +37,8 @@ type UploadOptions struct {
 	Format Format
 	// Name is the file name, used to detect compression and in messages.
 	Name string
+	// Window restricts processing to a daily window; nil means any time.
+	Window *rocketjob.Window
 	// MaxWorkers, when above zero, caps the workers processing the job at
 	// once, across all servers; throttled workers take other jobs meanwhile.
 	MaxWorkers int
@@ -167,6 +169,9 @@ func newJob(ctx context.Context, c *rocketjob.Client, typ string, opts *UploadOp
 		return nil, nil, err
 	}
 	if err := c.Schedule(ctx, job, opts.ExpiresAt, opts.DependsOn); err != nil {
+		return nil, nil, err
+	}
+	if err := rocketjob.SetWindow(job, opts.Window); err != nil {
 		return nil, nil, err
 	}
 	job.SliceSize = spec.SliceSize

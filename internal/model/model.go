@@ -103,6 +103,11 @@ type Job struct {
 	RunAt time.Time `bson:"run_at" json:"run_at"`
 	// ExpiresAt: a job not started by then is aborted as expired, never run.
 	ExpiresAt *time.Time `bson:"expires_at,omitempty" json:"expires_at,omitempty"`
+	// WindowStart ("HH:MM"), WindowDuration and WindowLocation make a daily
+	// processing window (see rocketjob.Window): outside it nothing of the job runs.
+	WindowStart    string        `bson:"window_start,omitempty" json:"window_start,omitempty"`
+	WindowDuration time.Duration `bson:"window_duration,omitempty" json:"window_duration,omitempty"`
+	WindowLocation string        `bson:"window_location,omitempty" json:"window_location,omitempty"`
 	// Cron is the schedule of a recurring simple job: when an instance
 	// completes or fails, the next one is enqueued for the schedule's next
 	// time (at most one instance queued or running).

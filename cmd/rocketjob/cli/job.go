@@ -90,7 +90,31 @@ func scheduleFlags() []cli.Flag {
 	return []cli.Flag{
 		&cli.StringFlag{Name: "expires-at", Usage: "abort the job as expired if it has not started by `T` (RFC 3339 time or a delay such as 1h)"},
 		&cli.StringSliceFlag{Name: "after", Usage: "start only after job `ID` completed (repeatable); fail if it fails"},
+		&cli.StringFlag{Name: "window", Usage: "process only in a daily window `START,DURATION[,ZONE]`, e.g. 22:30,3h,Europe/London"},
 	}
+}
+
+// parseWindow reads --window START,DURATION[,ZONE].
+func parseWindow(s string) (*rocketjob.Window, error) {
+	if s == "" {
+		return nil, nil
+	}
+	parts := strings.Split(s, ",")
+	if len(parts) < 2 || len(parts) > 3 {
+		return nil, usagef("--window %q: want START,DURATION[,ZONE], e.g. 22:30,3h,Europe/London", s)
+	}
+	d, err := time.ParseDuration(parts[1])
+	if err != nil {
+		return nil, usagef("--window %q: %v", s, err)
+	}
+	w := &rocketjob.Window{Start: parts[0], Duration: d}
+	if len(parts) == 3 {
+		w.Location = parts[2]
+	}
+	if err := w.Check(); err != nil {
+		return nil, usagef("--window: %v", err)
+	}
+	return w, nil
 }
 
 func jobEnqueueCommand(st *appState) *cli.Command {
@@ -129,6 +153,10 @@ func jobEnqueueCommand(st *appState) *cli.Command {
 			if err != nil {
 				return err
 			}
+			window, err := parseWindow(c.String("window"))
+			if err != nil {
+				return err
+			}
 			if spec := c.String("cron"); spec != "" {
 				if _, err := rocketjob.NextCronRun(spec, time.Now()); err != nil {
 					return usagef("--cron: %v", err)
@@ -151,7 +179,7 @@ func jobEnqueueCommand(st *appState) *cli.Command {
 				return err
 			}
 			defer closeClient(client)
-			opts := &rocketjob.EnqueueOptions{Priority: prio, RunAt: runAt, Description: c.String("description"), DependsOn: c.StringSlice("after"), Cron: c.String("cron")}
+			opts := &rocketjob.EnqueueOptions{Priority: prio, RunAt: runAt, Description: c.String("description"), DependsOn: c.StringSlice("after"), Cron: c.String("cron"), Window: window}
 
 			if opts.ExpiresAt, err = parseWhen("--expires-at", c.String("expires-at")); err != nil {
 				return err

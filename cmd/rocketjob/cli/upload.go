@@ -38,7 +38,7 @@ func uploadCommand(st *appState) *cli.Command {
 			&cli.BoolFlag{Name: "compress", Usage: "store the job's slices zstd-compressed"},
 			&cli.StringFlag{Name: "run-at", Usage: "start no earlier than `T`: an RFC 3339 time or a delay such as 10s"},
 			&cli.IntFlag{Name: "max-workers", Usage: "at most `N` workers on this job at once, across all servers (0: no limit)"},
-			scheduleFlags()[0], scheduleFlags()[1],
+			scheduleFlags()[0], scheduleFlags()[1], scheduleFlags()[2],
 		},
 		Action: func(c *cli.Context) error {
 			a, err := args(c, 1, 1, "FILE|-")
@@ -63,6 +63,9 @@ func uploadCommand(st *appState) *cli.Command {
 				return err
 			}
 			if opts.ExpiresAt, err = parseWhen("--expires-at", c.String("expires-at")); err != nil {
+				return err
+			}
+			if opts.Window, err = parseWindow(c.String("window")); err != nil {
 				return err
 			}
 			if opts.Priority, err = priorityOption(c); err != nil {
