@@ -373,13 +373,17 @@ func (c *Client) Resume(ctx context.Context, id string) (*Job, error) {
 // Abort stops a live job for good. Work in flight finishes but its result is
 // not applied to the job.
 func (c *Client) Abort(ctx context.Context, id string) (*Job, error) {
-	return c.change(ctx, id, func(j *Job) (State, store.Change, error) {
+	job, err := c.change(ctx, id, func(j *Job) (State, store.Change, error) {
 		if !j.State.Live() {
 			return "", store.Change{}, &InvalidTransitionError{JobID: j.ID.Hex(), From: j.State, To: StateAborted}
 		}
 		now := time.Now().UTC()
 		return StateAborted, store.Change{Set: bson.D{{Key: "completed_at", Value: now}}}, nil
 	})
+	if err == nil {
+		err = c.store.ReleaseTypeSlot(ctx, job.ID, "")
+	}
+	return job, err
 }
 
 // Retry runs a failed job again. A sliced job re-runs only its slices with
@@ -428,6 +432,9 @@ func (c *Client) Destroy(ctx context.Context, id string) error {
 		return err
 	}
 	if err := c.store.DeleteJob(ctx, oid); err != nil {
+		return err
+	}
+	if err := c.store.ReleaseTypeSlot(ctx, oid, ""); err != nil {
 		return err
 	}
 	if job.Kind == KindSliced {

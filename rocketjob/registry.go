@@ -60,6 +60,9 @@ type TypeSpec struct {
 	// Encrypt stores the job's slices AES-256-GCM encrypted; Compress stores
 	// them zstd-compressed (before encryption).
 	Encrypt, Compress bool
+	// MaxRunningJobs, when above zero, caps how many jobs of the type run at
+	// once across all servers.
+	MaxRunningJobs int
 }
 
 // Registry maps job type names to their code. Build one at start-up, register
@@ -141,6 +144,9 @@ type TypeOptions struct {
 	RetryLimit int
 	// RetryBase is the delay before the first retry (default DefaultRetryBase).
 	RetryBase time.Duration
+	// MaxRunningJobs, when above zero, caps how many jobs of the type run at
+	// once across all servers; the others wait in the queue.
+	MaxRunningJobs int
 }
 
 // Retry backoff.
@@ -193,6 +199,8 @@ func Register[A any](r *Registry, name string, work func(ctx context.Context, jo
 		Priority:   opts.Priority,
 		RetryLimit: opts.RetryLimit,
 		RetryBase:  opts.RetryBase,
+
+		MaxRunningJobs: opts.MaxRunningJobs,
 		Perform: func(ctx context.Context, job *Job) error {
 			var args A
 			if len(job.Params) > 0 {

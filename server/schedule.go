@@ -88,3 +88,12 @@ func (s *Server) inWindow(job *model.Job) bool {
 	s.sel.skipFor(job.ID, max(wait, s.cfg.PollInterval))
 	return false
 }
+
+// releaseTypeSlot gives back a running-job slot of job ("": every one it
+// holds). A lost release is reclaimed by the next AcquireTypeSlot that runs
+// short.
+func (s *Server) releaseTypeSlot(ctx context.Context, job *model.Job, slot string) {
+	if err := s.store.ReleaseTypeSlot(context.WithoutCancel(ctx), job.ID, slot); err != nil {
+		s.log.Warn("releasing a running-job slot", "job", job.ID.Hex(), "err", err)
+	}
+}

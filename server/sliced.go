@@ -43,14 +43,28 @@ func (s *Server) runSliced(ctx context.Context, job *model.Job) error {
 // runBefore claims the before step, runs the Before hook and opens the job's
 // slices to every worker.
 func (s *Server) runBefore(ctx context.Context, spec *rocketjob.TypeSpec, job *model.Job) error {
+	var typeSlot string
+	if spec.MaxRunningJobs > 0 && job.State == model.StateQueued {
+		// The job holds a running-job slot of its type until it ends.
+		slot, err := s.store.AcquireTypeSlot(ctx, job.Type, spec.MaxRunningJobs, job.ID)
+		if err != nil || slot == "" {
+			s.sel.skipFor(job.ID, s.cfg.PollInterval)
+			return err
+		}
+		typeSlot = slot
+	}
 	set := bson.D{{Key: "step", Value: model.StepBefore}, {Key: "server", Value: s.cfg.Name}}
 	if job.StartedAt == nil {
 		set = append(set, bson.E{Key: "started_at", Value: time.Now().UTC()})
 	}
-	job, err := s.store.Transition(ctx, job, model.StateRunning, store.Change{Set: set}, s.cfg.Name)
+	started, err := s.store.Transition(ctx, job, model.StateRunning, store.Change{Set: set}, s.cfg.Name)
 	if err != nil {
+		if typeSlot != "" {
+			s.releaseTypeSlot(ctx, job, typeSlot) // another server started it
+		}
 		return err
 	}
+	job = started
 	s.sel.invalidate()
 	if spec.Before != nil {
 		err := call(func() error { return spec.Before(rocketjob.ContextWithJob(ctx, job), job) })
@@ -61,6 +75,7 @@ func (s *Server) runBefore(ctx context.Context, spec *rocketjob.TypeSpec, job *m
 		}
 		if err != nil {
 			_, err = s.ownerMove(rctx, job, model.StateFailed, store.Change{Set: s.failure("before hook: " + err.Error())})
+			s.releaseTypeSlot(rctx, job, "")
 			return err
 		}
 	}
@@ -236,6 +251,7 @@ func (s *Server) stopOnError(ctx context.Context, id bson.ObjectID, first string
 	}
 	_, err = s.moveWhile(ctx, job, model.StateFailed, store.Change{Set: s.failure("stopped at the first failed record: " + first)},
 		func(j *model.Job) bool { return j.State == model.StateRunning })
+	s.releaseTypeSlot(ctx, job, "")
 	s.sel.invalidate()
 	return err
 }
@@ -286,6 +302,7 @@ func (s *Server) runAfter(ctx context.Context, spec *rocketjob.TypeSpec, job *mo
 		set = append(set, bson.E{Key: "step", Value: model.StepProcessing})
 		_, err = s.ownerMove(rctx, job, model.StateFailed, store.Change{Set: set, Unset: []string{"server"}})
 		s.sel.invalidate()
+		s.releaseTypeSlot(rctx, job, "")
 		return err
 	}
 	if spec.After != nil {
@@ -303,6 +320,7 @@ func (s *Server) runAfter(ctx context.Context, spec *rocketjob.TypeSpec, job *mo
 	if _, err = s.ownerMove(rctx, job, model.StateCompleted, store.Change{Set: set, Unset: []string{"server"}}); err != nil {
 		return err
 	}
+	s.releaseTypeSlot(rctx, job, "")
 	s.sel.invalidate()
 	s.log.Info("job completed", "job", job.ID.Hex(), "type", job.Type, "records", job.RecordCount)
 	if job.DestroyOnComplete {

@@ -88,6 +88,13 @@ func (s *Server) runSimple(ctx context.Context, job *model.Job) error {
 	// The other workers here take the next candidate instead of racing this
 	// one for the same job.
 	s.sel.skipFor(job.ID, s.cfg.PollInterval)
+	if spec.MaxRunningJobs > 0 {
+		slot, err := s.store.AcquireTypeSlot(ctx, job.Type, spec.MaxRunningJobs, job.ID)
+		if err != nil || slot == "" {
+			return err // all slots taken: the job waits, the worker moves on
+		}
+		defer s.releaseTypeSlot(ctx, job, slot)
+	}
 	now := time.Now().UTC()
 	job, err = s.store.Transition(ctx, job, model.StateRunning, store.Change{Set: bson.D{
 		{Key: "server", Value: s.cfg.Name}, {Key: "started_at", Value: now}, {Key: "attempt", Value: job.Attempt + 1},

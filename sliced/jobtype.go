@@ -32,6 +32,9 @@ type Options struct {
 	Encrypt bool
 	// Compress stores slices zstd-compressed (before encryption).
 	Compress bool
+	// MaxRunningJobs, when above zero, caps how many jobs of the type run at
+	// once across all servers; the others wait in the queue.
+	MaxRunningJobs int
 	// Before runs once, on one server, before any slice is processed.
 	Before func(ctx context.Context, job *rocketjob.Job) error
 	// After runs exactly once, on one server, after the last slice, when no
@@ -64,6 +67,7 @@ func register(r *rocketjob.Registry, name string, f Format, opts *Options, fn fu
 		StopOnError:       opts.StopOnError,
 		Encrypt:           opts.Encrypt,
 		Compress:          opts.Compress,
+		MaxRunningJobs:    opts.MaxRunningJobs,
 	})
 }
 

@@ -2,11 +2,14 @@ package store
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
+
+	"github.com/rocketjob-go/rocketjob/internal/model"
 )
 
 // slotsCollection holds the worker slots of throttled jobs: a job with
@@ -60,4 +63,79 @@ func (s *Store) ReleaseSlotsOf(ctx context.Context, server string) (int64, error
 		return err
 	})
 	return n, err
+}
+
+// Type slots cap the running jobs of one type across servers: a job holds
+// "type:<name>:<k>" from its start until it completes, fails or is aborted.
+// A slot whose job no longer runs (its release was lost in a crash) is
+// reclaimed when the slots run out.
+
+// AcquireTypeSlot takes one of max running-job slots of type typ for job and
+// returns its id; "" when all are held by running jobs.
+func (s *Store) AcquireTypeSlot(ctx context.Context, typ string, max int, job bson.ObjectID) (string, error) {
+	for round := 0; round < 2; round++ {
+		for k := range max {
+			id := fmt.Sprintf("type:%s:%d", typ, k)
+			err := retry(ctx, func() error {
+				_, err := s.slots().InsertOne(ctx, bson.D{{Key: "_id", Value: id}, {Key: "type", Value: typ},
+					{Key: "job", Value: job}, {Key: "at", Value: time.Now()}})
+				return err
+			})
+			if err == nil {
+				return id, nil
+			}
+			if !isDup(err) {
+				return "", err
+			}
+		}
+		if round == 0 {
+			if n, err := s.reclaimTypeSlots(ctx, typ); err != nil || n == 0 {
+				return "", err
+			}
+		}
+	}
+	return "", nil
+}
+
+// reclaimTypeSlots deletes the slots of typ held by jobs that no longer run.
+func (s *Store) reclaimTypeSlots(ctx context.Context, typ string) (int, error) {
+	cur, err := s.slots().Find(ctx, bson.D{{Key: "type", Value: typ}})
+	if err != nil {
+		return 0, err
+	}
+	var held []struct {
+		ID  string        `bson:"_id"`
+		Job bson.ObjectID `bson:"job"`
+	}
+	if err := cur.All(ctx, &held); err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, h := range held {
+		j, err := s.GetJob(ctx, h.Job)
+		if err == nil && (j.State == model.StateRunning || j.State == model.StatePaused || j.State == model.StateQueued) {
+			continue
+		}
+		if err != nil && !errors.Is(err, model.ErrJobNotFound) {
+			return n, err
+		}
+		if _, err := s.slots().DeleteOne(ctx, bson.D{{Key: "_id", Value: h.ID}, {Key: "job", Value: h.Job}}); err != nil {
+			return n, err
+		}
+		n++
+	}
+	return n, nil
+}
+
+// ReleaseTypeSlot gives back the running-job slot slot (from
+// AcquireTypeSlot) of job, or every slot the job holds when slot is "".
+func (s *Store) ReleaseTypeSlot(ctx context.Context, job bson.ObjectID, slot string) error {
+	filter := bson.D{{Key: "job", Value: job}}
+	if slot != "" {
+		filter = append(filter, bson.E{Key: "_id", Value: slot})
+	}
+	return retry(ctx, func() error {
+		_, err := s.slots().DeleteMany(ctx, filter)
+		return err
+	})
 }
