@@ -75,7 +75,7 @@ func mustGet(t *testing.T, b *bundle, id string) *rocketjob.Job {
 	return j
 }
 
-func waitFor(t *testing.T, what string, cond func() bool) {
+func waitFor(t testing.TB, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for !cond() {

@@ -31,7 +31,7 @@ type bundle struct {
 	squareFixed atomic.Bool
 }
 
-func setup(t *testing.T) *bundle {
+func setup(t testing.TB) *bundle {
 	t.Helper()
 	b := &bundle{reg: rocketjob.NewRegistry()}
 	must(t, examples.Register(b.reg))
@@ -55,14 +55,14 @@ func setup(t *testing.T) *bundle {
 	return b
 }
 
-func must(t *testing.T, err error) {
+func must(t testing.TB, err error) {
 	t.Helper()
 	if err != nil {
 		t.Fatal(err)
 	}
 }
 
-func (b *bundle) newClient(t *testing.T) *rocketjob.Client {
+func (b *bundle) newClient(t testing.TB) *rocketjob.Client {
 	t.Helper()
 	c, err := rocketjob.NewClient(context.Background(), rocketjob.Config{URI: dbtest.URI(), DB: b.jobs, WorkDB: b.work, Registry: b.reg})
 	must(t, err)
@@ -71,7 +71,7 @@ func (b *bundle) newClient(t *testing.T) *rocketjob.Client {
 }
 
 // startServer runs a server on its own client connection until the test ends.
-func (b *bundle) startServer(t *testing.T, name string, workers int) *server.Server {
+func (b *bundle) startServer(t testing.TB, name string, workers int) *server.Server {
 	t.Helper()
 	srv, err := server.New(b.newClient(t), &server.Config{
 		Name: name, Workers: workers, PollInterval: 50 * time.Millisecond, ReCheck: 200 * time.Millisecond,
@@ -91,7 +91,7 @@ func (b *bundle) startServer(t *testing.T, name string, workers int) *server.Ser
 	return srv
 }
 
-func (b *bundle) wait(t *testing.T, id string) *rocketjob.Job {
+func (b *bundle) wait(t testing.TB, id string) *rocketjob.Job {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
