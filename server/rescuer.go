@@ -46,6 +46,9 @@ func (s *Server) rescueLoop(ctx context.Context) {
 // version (or the slice's attempt), so work that completed in the meantime is
 // never overwritten.
 func (s *Server) rescue(ctx context.Context, dead *model.Server) error {
+	if won, err := s.store.ClaimRescue(ctx, dead.Name, dead.HeartbeatAt); err != nil || !won {
+		return err // another live server is rescuing it
+	}
 	log := s.log.With("dead", dead.Name, "heartbeat", dead.HeartbeatAt)
 	log.Warn("server is dead: requeuing its work")
 	jobs, err := s.store.JobsOfServer(ctx, dead.Name)

@@ -97,7 +97,16 @@ func (s *Store) AcquireTypeSlot(ctx context.Context, typ string, max int, job bs
 	return "", nil
 }
 
-// reclaimTypeSlots deletes the slots of typ held by jobs that no longer run.
+// reclaimGrace is how long a slot must have been held before another
+// process may reclaim it: far longer than a holder takes to release it.
+const reclaimGrace = 30 * time.Second
+
+// reclaimTypeSlots deletes the slots of typ held for longer than the grace
+// period by jobs that no longer run (their holder died before releasing).
+// A delete on FerretDB is not atomic (it finds, then deletes by _id), so a
+// delete racing a new holder of the same slot could remove the new holder's
+// document: a unique insert first makes exactly one process reclaim a given
+// stale holding, and the holding is stale, so nobody else deletes it.
 func (s *Store) reclaimTypeSlots(ctx context.Context, typ string) (int, error) {
 	cur, err := s.slots().Find(ctx, bson.D{{Key: "type", Value: typ}})
 	if err != nil {
@@ -106,17 +115,25 @@ func (s *Store) reclaimTypeSlots(ctx context.Context, typ string) (int, error) {
 	var held []struct {
 		ID  string        `bson:"_id"`
 		Job bson.ObjectID `bson:"job"`
+		At  time.Time     `bson:"at"`
 	}
 	if err := cur.All(ctx, &held); err != nil {
 		return 0, err
 	}
 	n := 0
 	for _, h := range held {
+		if time.Since(h.At) < reclaimGrace {
+			continue
+		}
 		j, err := s.GetJob(ctx, h.Job)
 		if err == nil && (j.State == model.StateRunning || j.State == model.StatePaused || j.State == model.StateQueued) {
 			continue
 		}
 		if err != nil && !errors.Is(err, model.ErrJobNotFound) {
+			return n, err
+		}
+		won, err := s.claimOnce(ctx, fmt.Sprintf("reclaim:%s:%s:%d", h.ID, h.Job.Hex(), h.At.UnixMilli()))
+		if err != nil || !won {
 			return n, err
 		}
 		if _, err := s.slots().DeleteOne(ctx, bson.D{{Key: "_id", Value: h.ID}, {Key: "job", Value: h.Job}}); err != nil {
@@ -125,6 +142,27 @@ func (s *Store) reclaimTypeSlots(ctx context.Context, typ string) (int, error) {
 		n++
 	}
 	return n, nil
+}
+
+// claimOnce reports whether this call is the first to claim key: a unique
+// insert into the claims collection, for one-time actions of any process.
+func (s *Store) claimOnce(ctx context.Context, key string) (bool, error) {
+	err := retry(ctx, func() error {
+		_, err := s.jobClaims().InsertOne(ctx, bson.D{{Key: "_id", Value: key}, {Key: "at", Value: time.Now()}})
+		return err
+	})
+	if isDup(err) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+// ClaimRescue reports whether this call is the one to rescue the server
+// with this name and last heartbeat in the current minute: rescues by
+// several live servers at once would race on FerretDB's non-atomic deletes,
+// and a rescuer that died half-way is taken over the next minute.
+func (s *Store) ClaimRescue(ctx context.Context, server string, heartbeat time.Time) (bool, error) {
+	return s.claimOnce(ctx, fmt.Sprintf("rescue:%s:%d:%d", server, heartbeat.UnixMilli(), time.Now().Unix()/60))
 }
 
 // ReleaseTypeSlot gives back the running-job slot slot (from

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -178,7 +179,31 @@ func jobIndexes() []mongo.IndexModel {
 }
 
 func (s *Store) ensureIndexes(ctx context.Context) error {
+	// Create the collections that take unique-insert claims before anyone
+	// races to create them with a first insert.
+	if err := ensureCollections(ctx, s.jobsDB, jobsCollection, jobClaimsCollection, slotsCollection, serversCollection, commandsCollection); err != nil {
+		return err
+	}
 	return ensureIndexes(ctx, s.jobs(), jobIndexes())
+}
+
+// ensureCollections creates the named collections that do not exist yet.
+func ensureCollections(ctx context.Context, db *mongo.Database, names ...string) error {
+	have, err := db.ListCollectionNames(ctx, bson.D{})
+	if err != nil {
+		return err
+	}
+	for _, name := range names {
+		if slices.Contains(have, name) {
+			continue
+		}
+		err := db.CreateCollection(ctx, name)
+		var ce mongo.CommandError
+		if err != nil && !(errors.As(err, &ce) && (ce.Code == 48 || ce.Name == "NamespaceExists")) {
+			return fmt.Errorf("creating collection %s: %w", name, err)
+		}
+	}
+	return nil
 }
 
 // ensureIndexes creates the indexes that do not exist yet, one at a time:
