@@ -63,6 +63,9 @@ type TypeSpec struct {
 	// MaxRunningJobs, when above zero, caps how many jobs of the type run at
 	// once across all servers.
 	MaxRunningJobs int
+	// RateLimit, when above zero, caps the type's slices (sliced jobs) or job
+	// starts (simple jobs) per second across all servers.
+	RateLimit int
 }
 
 // Registry maps job type names to their code. Build one at start-up, register
@@ -147,6 +150,9 @@ type TypeOptions struct {
 	// MaxRunningJobs, when above zero, caps how many jobs of the type run at
 	// once across all servers; the others wait in the queue.
 	MaxRunningJobs int
+	// RateLimit, when above zero, caps how many of the type's jobs start per
+	// second across all servers.
+	RateLimit int
 }
 
 // Retry backoff.
@@ -201,6 +207,7 @@ func Register[A any](r *Registry, name string, work func(ctx context.Context, jo
 		RetryBase:  opts.RetryBase,
 
 		MaxRunningJobs: opts.MaxRunningJobs,
+		RateLimit:      opts.RateLimit,
 		Perform: func(ctx context.Context, job *Job) error {
 			var args A
 			if len(job.Params) > 0 {

@@ -24,6 +24,11 @@ func (s *Server) rescueLoop(ctx context.Context) {
 		if beats%orphanEvery == 0 {
 			s.dropOrphans(ctx)
 		}
+		if beats%rateTokenPruneEvery == 0 {
+			if err := s.store.PruneRateTokens(ctx, time.Now().Add(-time.Minute)); err != nil {
+				s.log.Warn("pruning rate tokens", "err", err)
+			}
+		}
 		servers, err := s.store.ListServers(ctx)
 		if err != nil {
 			s.log.Warn("rescuer: listing servers", "err", err)
@@ -94,6 +99,10 @@ func (s *Server) rescue(ctx context.Context, dead *model.Server) error {
 	s.sel.invalidate()
 	return nil
 }
+
+// rateTokenPruneEvery is the number of heartbeats between deletions of the
+// rate-limit tokens of past seconds.
+const rateTokenPruneEvery = 12
 
 // Orphaned slices: collections of a job that has no job document.
 const (

@@ -97,3 +97,19 @@ func (s *Server) releaseTypeSlot(ctx context.Context, job *model.Job, slot strin
 		s.log.Warn("releasing a running-job slot", "job", job.ID.Hex(), "err", err)
 	}
 }
+
+// rateToken takes a token of the type's per-second rate limit, if it has
+// one. Without a token the job is left until the next second and the worker
+// takes other work.
+func (s *Server) rateToken(ctx context.Context, spec *rocketjob.TypeSpec, job *model.Job) (bool, error) {
+	if spec.RateLimit <= 0 {
+		return true, nil
+	}
+	now := time.Now()
+	ok, err := s.store.TakeRateToken(ctx, spec.Name, spec.RateLimit, now)
+	if err != nil || ok {
+		return ok, err
+	}
+	s.sel.skipFor(job.ID, now.Truncate(time.Second).Add(time.Second).Sub(now))
+	return false, nil
+}

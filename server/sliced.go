@@ -127,6 +127,9 @@ func (s *Server) processSlices(ctx context.Context, spec *rocketjob.TypeSpec, jo
 		if s.stopping.Load() || s.paused.Load() {
 			return nil
 		}
+		if ok, err := s.rateToken(ctx, spec, job); err != nil || !ok {
+			return err
+		}
 		c, err := f.Next(ctx)
 		if errors.Is(err, store.ErrNoWork) {
 			f.exhausted.Store(true)

@@ -88,6 +88,9 @@ func (s *Server) runSimple(ctx context.Context, job *model.Job) error {
 	// The other workers here take the next candidate instead of racing this
 	// one for the same job.
 	s.sel.skipFor(job.ID, s.cfg.PollInterval)
+	if ok, err := s.rateToken(ctx, spec, job); err != nil || !ok {
+		return err
+	}
 	if spec.MaxRunningJobs > 0 {
 		slot, err := s.store.AcquireTypeSlot(ctx, job.Type, spec.MaxRunningJobs, job.ID)
 		if err != nil || slot == "" {

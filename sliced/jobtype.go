@@ -35,6 +35,10 @@ type Options struct {
 	// MaxRunningJobs, when above zero, caps how many jobs of the type run at
 	// once across all servers; the others wait in the queue.
 	MaxRunningJobs int
+	// RateLimit, when above zero, caps how many slices of the type's jobs
+	// start per second across all servers (records per second: RateLimit
+	// times SliceSize). Throttled workers take other work meanwhile.
+	RateLimit int
 	// Before runs once, on one server, before any slice is processed.
 	Before func(ctx context.Context, job *rocketjob.Job) error
 	// After runs exactly once, on one server, after the last slice, when no
@@ -68,6 +72,7 @@ func register(r *rocketjob.Registry, name string, f Format, opts *Options, fn fu
 		Encrypt:           opts.Encrypt,
 		Compress:          opts.Compress,
 		MaxRunningJobs:    opts.MaxRunningJobs,
+		RateLimit:         opts.RateLimit,
 	})
 }
 

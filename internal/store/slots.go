@@ -177,3 +177,31 @@ func (s *Store) ReleaseTypeSlot(ctx context.Context, job bson.ObjectID, slot str
 		return err
 	})
 }
+
+// TakeRateToken takes one of perSecond tokens of key for the current second
+// (a unique insert of "rate:<key>:<second>:<k>"), and reports false when the
+// second's tokens are gone. Tokens are never reused, so deleting old ones is
+// safe even with FerretDB's non-atomic deletes.
+func (s *Store) TakeRateToken(ctx context.Context, key string, perSecond int, now time.Time) (bool, error) {
+	sec := now.Unix()
+	start := int(now.UnixNano() % int64(perSecond)) // spread processes over the tokens
+	for i := range perSecond {
+		k := (start + i) % perSecond
+		won, err := s.claimOnce(ctx, fmt.Sprintf("rate:%s:%d:%d", key, sec, k))
+		if err != nil || won {
+			return won, err
+		}
+	}
+	return false, nil
+}
+
+// PruneRateTokens deletes the rate tokens of seconds before cutoff.
+func (s *Store) PruneRateTokens(ctx context.Context, cutoff time.Time) error {
+	return retry(ctx, func() error {
+		_, err := s.jobClaims().DeleteMany(ctx, bson.D{
+			{Key: "_id", Value: bson.D{{Key: "$regex", Value: "^rate:"}}},
+			{Key: "at", Value: bson.D{{Key: "$lt", Value: cutoff}}},
+		})
+		return err
+	})
+}
