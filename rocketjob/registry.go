@@ -57,6 +57,9 @@ type TypeSpec struct {
 	// StopOnError fails the job at the first failed record instead of
 	// finishing the other slices first.
 	StopOnError bool
+	// SliceRetryLimit retries the slices with failed records automatically,
+	// up to this many times, before the job fails.
+	SliceRetryLimit int
 	// Encrypt stores the job's slices AES-256-GCM encrypted; Compress stores
 	// them zstd-compressed (before encryption).
 	Encrypt, Compress bool

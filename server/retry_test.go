@@ -3,11 +3,13 @@ package server_test
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/rocketjob-go/rocketjob/rocketjob"
+	"github.com/rocketjob-go/rocketjob/sliced"
 )
 
 // A failing simple job is retried after the backoff, then stays failed with
@@ -68,4 +70,42 @@ func bsonArgs(t *testing.T, b *bundle, failTimes int) any {
 		t.Fatal(err)
 	}
 	return raw
+}
+
+// Slices with failed records are retried automatically up to the type's
+// slice retry limit before the job fails.
+func TestSliceRetryLimit(t *testing.T) {
+	b := setup(t)
+	var mu sync.Mutex
+	seen := map[string]int{}
+	must(t, sliced.RegisterLines(b.reg, "second_time_lucky", func(ctx context.Context, line string) (string, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		seen[line]++
+		if strings.HasPrefix(line, "flaky") && seen[line] == 1 {
+			return "", fmt.Errorf("%s failed its first try", line)
+		}
+		if strings.HasPrefix(line, "broken") {
+			return "", fmt.Errorf("%s always fails", line)
+		}
+		return line, nil
+	}, &sliced.Options{SliceSize: 2, SliceRetryLimit: 2}))
+	ctx := context.Background()
+	ok, err := sliced.Upload(ctx, b.client, "second_time_lucky", strings.NewReader("a\nflaky1\nb\nc\nflaky2\n"), nil)
+	must(t, err)
+	bad, err := sliced.Upload(ctx, b.client, "second_time_lucky", strings.NewReader("d\nbroken\n"), nil)
+	must(t, err)
+	b.startServer(t, "s1", 2)
+	if got := b.wait(t, ok.ID.Hex()); got.State != rocketjob.StateCompleted || got.Attempt != 1 {
+		t.Fatalf("job with flaky records: %s after %d slice retries", got.State, got.Attempt)
+	}
+	got := b.wait(t, bad.ID.Hex())
+	if got.State != rocketjob.StateFailed || got.Attempt != 2 || got.FailedRecordCount != 1 {
+		t.Fatalf("job with a broken record: %s after %d retries, %d failed", got.State, got.Attempt, got.FailedRecordCount)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if seen["broken"] != 3 || seen["flaky1"] != 2 || seen["a"] != 2 || seen["b"] != 1 {
+		t.Fatalf("runs per record: %v (whole slices are retried)", seen)
+	}
 }

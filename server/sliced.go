@@ -300,6 +300,18 @@ func (s *Server) runAfter(ctx context.Context, spec *rocketjob.TypeSpec, job *mo
 		return err
 	}
 	counts := bson.D{{Key: "processed_count", Value: p.Processed}, {Key: "failed_record_count", Value: p.FailedRecords}}
+	if p.FailedRecords > 0 && job.Attempt < job.SliceRetryLimit {
+		// Retry the slices with failed records before failing the job.
+		n, err := s.store.Slices().RetryFailed(rctx, job.ID)
+		if err != nil {
+			return err
+		}
+		_, err = s.ownerMove(rctx, job, model.StateRunning, store.Change{
+			Set: bson.D{{Key: "step", Value: model.StepProcessing}, {Key: "attempt", Value: job.Attempt + 1}}, Unset: []string{"server"}})
+		s.sel.invalidate()
+		s.log.Info("retrying failed slices", "job", job.ID.Hex(), "slices", n, "retry", job.Attempt+1, "of", job.SliceRetryLimit)
+		return err
+	}
 	if p.FailedRecords > 0 {
 		set := append(s.failure(fmt.Sprintf("%d of %d records failed", p.FailedRecords, job.RecordCount)), counts...)
 		set = append(set, bson.E{Key: "step", Value: model.StepProcessing})

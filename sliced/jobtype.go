@@ -27,6 +27,10 @@ type Options struct {
 	// StopOnError fails the job at the first failed record instead of
 	// finishing the other slices first.
 	StopOnError bool
+	// SliceRetryLimit retries the slices that had failed records
+	// automatically, up to this many times, once all slices are done; only
+	// then does the job fail.
+	SliceRetryLimit int
 	// Encrypt stores every slice of the type's jobs (input, output, failed
 	// records) and the CSV header AES-256-GCM encrypted; servers need the key.
 	Encrypt bool
@@ -69,6 +73,7 @@ func register(r *rocketjob.Registry, name string, f Format, opts *Options, fn fu
 		CollectOutput:     !opts.DiscardOutput,
 		DestroyOnComplete: opts.DestroyOnComplete,
 		StopOnError:       opts.StopOnError,
+		SliceRetryLimit:   opts.SliceRetryLimit,
 		Encrypt:           opts.Encrypt,
 		Compress:          opts.Compress,
 		MaxRunningJobs:    opts.MaxRunningJobs,

@@ -184,6 +184,7 @@ func newJob(ctx context.Context, c *rocketjob.Client, typ string, opts *UploadOp
 	job.CollectOutput = pick(opts.CollectOutput, spec.CollectOutput)
 	job.DestroyOnComplete = pick(opts.DestroyOnComplete, spec.DestroyOnComplete)
 	job.StopOnError = pick(opts.StopOnError, spec.StopOnError)
+	job.SliceRetryLimit = spec.SliceRetryLimit
 	if job.MaxWorkers = opts.MaxWorkers; job.MaxWorkers < 0 {
 		return nil, nil, fmt.Errorf("max workers must not be negative (got %d)", job.MaxWorkers)
 	}

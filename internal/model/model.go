@@ -140,6 +140,9 @@ type Job struct {
 	CollectOutput     bool     `bson:"collect_output,omitempty" json:"collect_output,omitempty"`
 	DestroyOnComplete bool     `bson:"destroy_on_complete,omitempty" json:"destroy_on_complete,omitempty"`
 	StopOnError       bool     `bson:"stop_on_error,omitempty" json:"stop_on_error,omitempty"`
+	// SliceRetryLimit is how many times the slices with failed records are
+	// retried automatically before the job fails.
+	SliceRetryLimit int `bson:"slice_retry_limit,omitempty" json:"slice_retry_limit,omitempty"`
 	// MaxWorkers, when above zero, caps the workers processing the job's
 	// slices at once, across all servers.
 	MaxWorkers int `bson:"max_workers,omitempty" json:"max_workers,omitempty"`
