@@ -26,6 +26,18 @@ func Rekey(ctx context.Context, c *rocketjob.Client, id string) (int, error) {
 	if job.State == rocketjob.StateQueued || job.State == rocketjob.StateRunning {
 		return 0, fmt.Errorf("job %s is %s: pause it before re-encrypting its slices", id, job.State)
 	}
+	if job.State != rocketjob.StateCompleted {
+		// A paused or failed job may still have slices in flight on servers
+		// (finishing after the pause): their results must not land in a
+		// collection being rewritten.
+		p, err := c.Progress(ctx, job)
+		if err != nil {
+			return 0, err
+		}
+		if p.Slices.Running > 0 {
+			return 0, fmt.Errorf("job %s has %d slices in flight: try again once they are done", id, p.Slices.Running)
+		}
+	}
 	codec, err := c.Codec(job)
 	if err != nil {
 		return 0, err
