@@ -129,6 +129,7 @@ A typical session:
 			serversCommand(st),
 			keysCommand(st),
 			benchCommand(),
+			uiCommand(st),
 		},
 	}
 	for _, c := range app.Commands {

@@ -31,6 +31,7 @@ lets the work in flight finish within --shutdown-timeout and exits 0.`,
 			&cli.DurationFlag{Name: "dead-after", Usage: "another server's heartbeat age after which its work is requeued (`D`)", DefaultText: "4 heartbeats"},
 			&cli.DurationFlag{Name: "shutdown-timeout", Value: server.DefaultShutdownTimeout, Usage: "how long to wait for work in flight when stopping (`D`)"},
 			&cli.StringFlag{Name: "log-level", Value: "info", Usage: "`LEVEL` of the logs on stderr: debug, info, warn or error"},
+			&cli.StringFlag{Name: "ui", Usage: "also serve the web UI, REST API and /metrics on `HOST:PORT` (login: $ROCKETJOB_UI_TOKEN or $ROCKETJOB_UI_USERS_FILE)"},
 		},
 		Action: func(c *cli.Context) error {
 			if _, err := args(c, 0, 0, "no arguments"); err != nil {
@@ -49,6 +50,9 @@ lets the work in flight finish within --shutdown-timeout and exits 0.`,
 				return err
 			}
 			logger := slog.New(slog.NewTextHandler(c.App.ErrWriter, &slog.HandlerOptions{Level: level}))
+			if _, _, err := uiServerConfig(c, logger); err != nil {
+				return err // refuse before starting anything
+			}
 
 			uri, workURI := c.String("uri"), c.String("work-uri")
 			if dir := c.String("embedded"); dir != "" {
@@ -78,6 +82,11 @@ lets the work in flight finish within --shutdown-timeout and exits 0.`,
 			if err != nil {
 				return err
 			}
+			stopUI, err := startServerUI(c, client, logger)
+			if err != nil {
+				return err
+			}
+			defer stopUI()
 			return srv.Run(c.Context)
 		},
 	}

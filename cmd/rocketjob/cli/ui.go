@@ -1,0 +1,144 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/rocketjob-go/rocketjob/internal/web"
+	"github.com/rocketjob-go/rocketjob/rocketjob"
+)
+
+// usersFileEnv names the users file of the web UI when no flag does.
+const usersFileEnv = "ROCKETJOB_UI_USERS_FILE"
+
+func uiCommand(st *appState) *cli.Command {
+	return &cli.Command{
+		Name:  "ui",
+		Usage: "serve the web UI, the REST API (/api) and Prometheus metrics (/metrics)",
+		Description: `Serves Mission Control: a dashboard, the jobs with their progress, uploads,
+downloads and actions (priority, pause, resume, abort, retry, destroy), the
+servers, a JSON REST API under /api, /metrics for Prometheus and /healthz,
+/readyz. Run as many as you like, anywhere that reaches the database; it
+processes no jobs itself (see 'rocketjob server --ui').
+
+Authentication: the access token (admin) is read from the environment
+variable named by --token-env, never from the command line; --users-file adds
+users with the admin or read-only role, one per line "name:role:hash" (hash:
+hex SHA-256 of the password, or bcrypt). Without either, only a loopback
+address is accepted.`,
+		UsageText: usageText("rocketjob ui [--listen HOST:PORT] [--token-env NAME] [--users-file FILE] [--max-upload BYTES]",
+			"rocketjob ui                                   # http://127.0.0.1:8080, no login (loopback only)",
+			"ROCKETJOB_UI_TOKEN=$(openssl rand -hex 16) rocketjob ui --listen 0.0.0.0:8080",
+			"rocketjob ui --listen :8080 --users-file /etc/rocketjob/users"),
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "listen", Value: web.DefaultListen, Usage: "TCP `HOST:PORT` to serve on (anything but loopback needs a token or a users file)"},
+			&cli.StringFlag{Name: "token-env", Value: web.TokenEnv, Usage: "environment variable `NAME` holding the admin access token"},
+			&cli.StringFlag{Name: "users-file", Usage: "users `FILE`: name:role:hash per line (roles admin, read-only)", EnvVars: []string{usersFileEnv}},
+			&cli.Int64Flag{Name: "max-upload", Value: web.DefaultMaxUpload, Usage: "largest upload in `BYTES`"},
+			&cli.StringFlag{Name: "log-level", Value: "info", Usage: "`LEVEL` of the logs on stderr: debug (every request), info, warn or error"},
+		},
+		Action: func(c *cli.Context) error {
+			if _, err := args(c, 0, 0, "no arguments"); err != nil {
+				return err
+			}
+			if c.Int64("max-upload") < 1 {
+				return usagef("%s: --max-upload must be at least 1", cmdName(c))
+			}
+			level, err := logLevel(c)
+			if err != nil {
+				return err
+			}
+			logger := slog.New(slog.NewTextHandler(c.App.ErrWriter, &slog.HandlerOptions{Level: level}))
+			cfg := web.Config{
+				Listen:    c.String("listen"),
+				Token:     os.Getenv(c.String("token-env")),
+				UsersFile: c.String("users-file"),
+				MaxUpload: c.Int64("max-upload"),
+				Logger:    logger,
+			}
+			if err := cfg.Validate(); err != nil {
+				return usagef("%s: %v", cmdName(c), err)
+			}
+			client, err := st.connect(c)
+			if err != nil {
+				return err
+			}
+			defer closeClient(client)
+			serve, err := listenUI(c, client, cfg)
+			if err != nil {
+				return err
+			}
+			return serve(c.Context)
+		},
+	}
+}
+
+// listenUI builds the handler and opens its port; the returned function
+// serves until ctx ends.
+func listenUI(c *cli.Context, client *rocketjob.Client, cfg web.Config) (func(context.Context) error, error) {
+	h, err := web.New(client, cfg)
+	if err != nil {
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		h.Close()
+		return nil, fmt.Errorf("web UI: %w", err)
+	}
+	auth := "no login: loopback only"
+	switch {
+	case cfg.Token != "" && cfg.UsersFile != "":
+		auth = "sign in with the access token or a user of " + cfg.UsersFile
+	case cfg.Token != "":
+		auth = "sign in with the access token"
+	case cfg.UsersFile != "":
+		auth = "sign in as a user of " + cfg.UsersFile
+	}
+	msg(c, "web UI, REST API and /metrics on http://%s (%s)", ln.Addr(), auth)
+	return func(ctx context.Context) error {
+		defer h.Close()
+		return h.Serve(ctx, ln)
+	}, nil
+}
+
+// uiServerConfig reads `server --ui`: the token comes from
+// $ROCKETJOB_UI_TOKEN and the users file from $ROCKETJOB_UI_USERS_FILE. It
+// returns ok=false without --ui.
+func uiServerConfig(c *cli.Context, logger *slog.Logger) (cfg web.Config, ok bool, err error) {
+	listen := c.String("ui")
+	if listen == "" {
+		return cfg, false, nil
+	}
+	cfg = web.Config{Listen: listen, Token: os.Getenv(web.TokenEnv), UsersFile: os.Getenv(usersFileEnv), Logger: logger}
+	if err := cfg.Validate(); err != nil {
+		return cfg, false, usagef("%s: --ui: %v", cmdName(c), err)
+	}
+	return cfg, true, nil
+}
+
+// startServerUI serves the web UI of `server --ui` in the background until
+// the returned stop function is called (when the server has stopped).
+func startServerUI(c *cli.Context, client *rocketjob.Client, logger *slog.Logger) (stop func(), err error) {
+	cfg, ok, err := uiServerConfig(c, logger)
+	if err != nil || !ok {
+		return func() {}, err
+	}
+	serve, err := listenUI(c, client, cfg)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(context.WithoutCancel(c.Context))
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := serve(ctx); err != nil {
+			logger.Error("web UI stopped", "err", err)
+		}
+	}()
+	return func() { cancel(); <-done }, nil
+}

@@ -1,0 +1,606 @@
+package web
+
+import (
+	"bufio"
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"mime"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/crypto/bcrypt"
+)
+
+// Role is what a user may do.
+type Role string
+
+// Roles of the users file. The access token has the admin role.
+const (
+	// RoleAdmin may read everything and change jobs and servers.
+	RoleAdmin Role = "admin"
+	// RoleReadOnly may read everything (pages, API, metrics) and change nothing.
+	RoleReadOnly Role = "read-only"
+)
+
+// Session settings.
+const (
+	sessionCookie = "rocketjob_session"
+	sessionTTL    = 12 * time.Hour
+	maxSessions   = 10000
+	csrfField     = "csrf_token"
+	csrfHeader    = "X-CSRF-Token"
+)
+
+// Failed logins per client address before it must wait.
+const (
+	loginFailures = 10
+	loginWindow   = time.Minute
+)
+
+// user is one line of the users file.
+type user struct {
+	name   string
+	role   Role
+	sha256 []byte // unsalted SHA-256 of the password, or
+	bcrypt []byte // a bcrypt hash
+}
+
+// check reports whether password is the user's.
+func (u *user) check(password string) bool {
+	if u.bcrypt != nil {
+		return bcrypt.CompareHashAndPassword(u.bcrypt, []byte(password)) == nil
+	}
+	sum := sha256.Sum256([]byte(password))
+	return subtle.ConstantTimeCompare(sum[:], u.sha256) == 1
+}
+
+// loadUsers reads a users file: one user per line "name:role:hash", where
+// role is admin or read-only and hash is the hex SHA-256 of the password or
+// a bcrypt hash ($2a$, $2b$, $2y$). Blank lines and lines starting with #
+// are skipped. Errors name the line, never the hash.
+func loadUsers(path string) (map[string]*user, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("users file: %w", err)
+	}
+	defer f.Close()
+	users := map[string]*user{}
+	sc := bufio.NewScanner(f)
+	for n := 1; sc.Scan(); n++ {
+		line := strings.TrimSpace(sc.Text())
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		bad := func(why string) error { return fmt.Errorf("users file %s, line %d: %s", path, n, why) }
+		name, rest, ok1 := strings.Cut(line, ":")
+		role, hash, ok2 := strings.Cut(rest, ":")
+		if !ok1 || !ok2 {
+			return nil, bad("want name:role:hash")
+		}
+		if name == "" || strings.ContainsAny(name, " \t") {
+			return nil, bad("the user name must be non-empty without spaces")
+		}
+		u := &user{name: name, role: Role(role)}
+		if u.role != RoleAdmin && u.role != RoleReadOnly {
+			return nil, bad(fmt.Sprintf("unknown role %q (admin or read-only)", role))
+		}
+		switch {
+		case strings.HasPrefix(hash, "$2a$") || strings.HasPrefix(hash, "$2b$") || strings.HasPrefix(hash, "$2y$"):
+			if _, err := bcrypt.Cost([]byte(hash)); err != nil {
+				return nil, bad("malformed bcrypt hash")
+			}
+			u.bcrypt = []byte(hash)
+		default:
+			sum, err := hex.DecodeString(hash)
+			if err != nil || len(sum) != sha256.Size {
+				return nil, bad("the hash must be 64 hex digits (SHA-256) or a bcrypt hash")
+			}
+			u.sha256 = sum
+		}
+		if _, dup := users[name]; dup {
+			return nil, bad(fmt.Sprintf("user %q appears twice", name))
+		}
+		users[name] = u
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("users file %s: %w", path, err)
+	}
+	if len(users) == 0 {
+		return nil, fmt.Errorf("users file %s has no users", path)
+	}
+	return users, nil
+}
+
+// authenticator checks credentials: the token (admin) and the users file.
+type authenticator struct {
+	token   string
+	users   map[string]*user
+	dummy   *user // checked for unknown users, so timing does not tell names
+	limiter *loginLimiter
+}
+
+func newAuthenticator(token, usersFile string) (*authenticator, error) {
+	a := &authenticator{token: token, limiter: newLoginLimiter()}
+	if usersFile != "" {
+		users, err := loadUsers(usersFile)
+		if err != nil {
+			return nil, err
+		}
+		a.users = users
+	}
+	sum := sha256.Sum256([]byte("no such user"))
+	a.dummy = &user{sha256: sum[:]}
+	return a, nil
+}
+
+// required reports whether requests must authenticate.
+func (a *authenticator) required() bool { return a.token != "" || a.users != nil }
+
+func (a *authenticator) checkToken(token string) bool {
+	if a.token == "" {
+		return false
+	}
+	return subtle.ConstantTimeCompare([]byte(token), []byte(a.token)) == 1
+}
+
+// checkUser returns the user whose name and password these are, or nil.
+func (a *authenticator) checkUser(name, password string) *user {
+	u, ok := a.users[name]
+	if !ok {
+		a.dummy.check(password)
+		return nil
+	}
+	if !u.check(password) {
+		return nil
+	}
+	return u
+}
+
+// how a request authenticated.
+type via int
+
+const (
+	viaNone    via = iota // no authentication configured: everyone is admin
+	viaBearer             // Authorization: Bearer TOKEN
+	viaBasic              // Authorization: Basic (users file)
+	viaSession            // the session cookie of a browser
+)
+
+// principal is who makes a request.
+type principal struct {
+	Name string
+	Role Role
+	via  via
+	sess *session // the browser session, if any (also when no auth is configured)
+	// csrfPending: a multipart form whose CSRF token the upload handler
+	// checks when it reads the form's first fields.
+	csrfPending bool
+}
+
+func (p *principal) canAct() bool { return p.Role == RoleAdmin }
+
+type principalKey struct{}
+
+// principalFrom returns the authenticated caller of a request (nil on
+// public routes).
+func principalFrom(r *http.Request) *principal {
+	p, _ := r.Context().Value(principalKey{}).(*principal)
+	return p
+}
+
+// session is a browser's login (or, without authentication, its CSRF token).
+type session struct {
+	id      string
+	user    string
+	role    Role
+	csrf    string
+	expires time.Time
+
+	mu    sync.Mutex
+	flash string
+}
+
+// takeFlash returns and clears the message shown once on the next page.
+func (s *session) takeFlash() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	f := s.flash
+	s.flash = ""
+	return f
+}
+
+func (s *session) setFlash(msg string) {
+	s.mu.Lock()
+	s.flash = msg
+	s.mu.Unlock()
+}
+
+// sessionStore keeps sessions in memory: a restart logs everyone out.
+type sessionStore struct {
+	mu sync.Mutex
+	m  map[string]*session
+}
+
+func newSessionStore() *sessionStore { return &sessionStore{m: map[string]*session{}} }
+
+func randomToken() string {
+	var b [32]byte
+	_, _ = rand.Read(b[:])
+	return base64.RawURLEncoding.EncodeToString(b[:])
+}
+
+// create starts a session, pruning expired ones (and the oldest when there
+// are too many).
+func (s *sessionStore) create(name string, role Role) *session {
+	now := time.Now()
+	sess := &session{id: randomToken(), user: name, role: role, csrf: randomToken(), expires: now.Add(sessionTTL)}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.m) >= maxSessions {
+		var oldest *session
+		for id, x := range s.m {
+			if now.After(x.expires) {
+				delete(s.m, id)
+				continue
+			}
+			if oldest == nil || x.expires.Before(oldest.expires) {
+				oldest = x
+			}
+		}
+		if len(s.m) >= maxSessions && oldest != nil {
+			delete(s.m, oldest.id)
+		}
+	}
+	s.m[sess.id] = sess
+	return sess
+}
+
+func (s *sessionStore) get(id string) *session {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	sess, ok := s.m[id]
+	if !ok {
+		return nil
+	}
+	if time.Now().After(sess.expires) {
+		delete(s.m, id)
+		return nil
+	}
+	return sess
+}
+
+func (s *sessionStore) delete(id string) {
+	s.mu.Lock()
+	delete(s.m, id)
+	s.mu.Unlock()
+}
+
+func setSessionCookie(w http.ResponseWriter, r *http.Request, sess *session) {
+	http.SetCookie(w, &http.Cookie{
+		Name: sessionCookie, Value: sess.id, Path: "/", HttpOnly: true, Secure: r.TLS != nil,
+		SameSite: http.SameSiteStrictMode, Expires: sess.expires,
+	})
+}
+
+func clearSessionCookie(w http.ResponseWriter, r *http.Request) {
+	http.SetCookie(w, &http.Cookie{
+		Name: sessionCookie, Value: "", Path: "/", HttpOnly: true, Secure: r.TLS != nil,
+		SameSite: http.SameSiteStrictMode, MaxAge: -1,
+	})
+}
+
+// cookieSession returns the live session named by the request's cookie.
+func (h *Handler) cookieSession(r *http.Request) *session {
+	c, err := r.Cookie(sessionCookie)
+	if err != nil || c.Value == "" {
+		return nil
+	}
+	return h.sessions.get(c.Value)
+}
+
+// isAPI reports whether a path answers JSON (errors included).
+func isAPI(r *http.Request) bool {
+	p := r.URL.Path
+	return strings.HasPrefix(p, "/api/") || p == "/metrics" || p == "/healthz" || p == "/readyz"
+}
+
+func unsafeMethod(m string) bool {
+	return m != http.MethodGet && m != http.MethodHead && m != http.MethodOptions
+}
+
+// crossOrigin guards every state-changing request that a browser could
+// send on its own (cookies, cached credentials): it is refused when it
+// comes from another site (Sec-Fetch-Site, else Origin, else Referer).
+var crossOrigin = http.NewCrossOriginProtection()
+
+// sameOrigin reports whether an unsafe request comes from this site (or
+// from no browser at all).
+func sameOrigin(r *http.Request) bool {
+	if crossOrigin.Check(r) != nil {
+		return false
+	}
+	if r.Header.Get("Origin") == "" && r.Header.Get("Sec-Fetch-Site") == "" {
+		if ref := r.Header.Get("Referer"); ref != "" {
+			u, err := url.Parse(ref)
+			if err != nil || !strings.EqualFold(u.Host, r.Host) {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// guard authenticates a request, refuses cross-site and unproven
+// (CSRF) state changes and checks the role that level needs.
+//
+//   - Authorization: Bearer TOKEN is the admin token; no CSRF token needed.
+//   - Authorization: Basic is a user of the users file (API clients);
+//     cross-site requests are refused (browsers may resend cached credentials).
+//   - The session cookie is a browser login: every state change must come
+//     from this site and carry the session's CSRF token (form field
+//     csrf_token or header X-CSRF-Token).
+//   - Without authentication configured (loopback only), everyone is admin;
+//     browsers still get a session for the CSRF token.
+func (h *Handler) guard(level access, next http.HandlerFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if level == public {
+			next(w, r)
+			return
+		}
+		p, err := h.authenticate(r)
+		if err != nil {
+			h.unauthorized(w, r, err)
+			return
+		}
+		if info, ok := r.Context().Value(reqInfoKey{}).(*reqInfo); ok {
+			info.user = p.Name
+		}
+		if unsafeMethod(r.Method) {
+			if p.via != viaBearer && !sameOrigin(r) {
+				h.fail(w, r, apiErr(http.StatusForbidden, "csrf", "cross-site request refused"))
+				return
+			}
+			if p.sess != nil && (p.via == viaSession || p.via == viaNone) {
+				if err := h.checkCSRF(r, p); err != nil {
+					h.fail(w, r, err)
+					return
+				}
+			}
+		}
+		if level == adminAccess && !p.canAct() {
+			h.fail(w, r, apiErr(http.StatusForbidden, "forbidden", "user "+p.Name+" is read-only"))
+			return
+		}
+		next(w, r.WithContext(context.WithValue(r.Context(), principalKey{}, p)))
+	})
+}
+
+// errUnauthenticated is a request without credentials where they are needed.
+var errUnauthenticated = errors.New("authentication required")
+
+// authenticate finds the caller of r.
+func (h *Handler) authenticate(r *http.Request) (*principal, error) {
+	if authz := r.Header.Get("Authorization"); authz != "" {
+		scheme, cred, _ := strings.Cut(authz, " ")
+		switch {
+		case strings.EqualFold(scheme, "Bearer"):
+			if h.auth.checkToken(strings.TrimSpace(cred)) {
+				return &principal{Name: "token", Role: RoleAdmin, via: viaBearer}, nil
+			}
+			return nil, errors.New("invalid token")
+		case strings.EqualFold(scheme, "Basic"):
+			name, password, ok := r.BasicAuth()
+			if !ok {
+				return nil, errors.New("malformed basic credentials")
+			}
+			ip := clientIP(r)
+			if !h.auth.limiter.allow(ip) {
+				return nil, errTooManyAttempts
+			}
+			u := h.auth.checkUser(name, password)
+			if u == nil {
+				h.auth.limiter.fail(ip)
+				return nil, errors.New("invalid user name or password")
+			}
+			return &principal{Name: u.name, Role: u.role, via: viaBasic}, nil
+		default:
+			return nil, fmt.Errorf("unsupported authorization scheme %q (Bearer or Basic)", scheme)
+		}
+	}
+	if sess := h.cookieSession(r); sess != nil {
+		if !h.auth.required() {
+			return &principal{Name: "anonymous", Role: RoleAdmin, via: viaNone, sess: sess}, nil
+		}
+		if sess.user != "" {
+			return &principal{Name: sess.user, Role: sess.role, via: viaSession, sess: sess}, nil
+		}
+	}
+	if !h.auth.required() {
+		return &principal{Name: "anonymous", Role: RoleAdmin, via: viaNone}, nil
+	}
+	return nil, errUnauthenticated
+}
+
+// checkCSRF checks the session's CSRF token on a state-changing browser
+// request. A multipart form's token is checked by the upload handler as it
+// streams the form.
+func (h *Handler) checkCSRF(r *http.Request, p *principal) error {
+	token := r.Header.Get(csrfHeader)
+	if token == "" {
+		ct, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+		switch ct {
+		case "multipart/form-data":
+			p.csrfPending = true
+			return nil
+		case "application/x-www-form-urlencoded":
+			r.Body = http.MaxBytesReader(nil, r.Body, 1<<20)
+			if err := r.ParseForm(); err != nil {
+				return apiErr(http.StatusBadRequest, "bad_request", "unreadable form")
+			}
+			token = r.PostForm.Get(csrfField)
+		}
+	}
+	if !validCSRF(p.sess, token) {
+		return apiErr(http.StatusForbidden, "csrf", "missing or wrong CSRF token: reload the page and try again")
+	}
+	return nil
+}
+
+func validCSRF(sess *session, token string) bool {
+	return sess != nil && token != "" && subtle.ConstantTimeCompare([]byte(token), []byte(sess.csrf)) == 1
+}
+
+// unauthorized answers a request that could not authenticate: 401 JSON for
+// the API, the login page for a browser.
+func (h *Handler) unauthorized(w http.ResponseWriter, r *http.Request, err error) {
+	if errors.Is(err, errTooManyAttempts) {
+		h.fail(w, r, apiErr(http.StatusTooManyRequests, "too_many_attempts", "too many failed logins: wait a minute"))
+		return
+	}
+	if isAPI(r) || r.Header.Get("Authorization") != "" {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="rocketjob"`)
+		msg := "authentication required: send Authorization: Bearer TOKEN (or Basic for a user of the users file)"
+		if !errors.Is(err, errUnauthenticated) {
+			msg = err.Error()
+		}
+		h.fail(w, r, apiErr(http.StatusUnauthorized, "unauthorized", msg))
+		return
+	}
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		// A form sent after the session expired: sign in again (the form is lost).
+		http.Redirect(w, r, "/login", http.StatusSeeOther)
+		return
+	}
+	http.Redirect(w, r, "/login?next="+url.QueryEscape(r.URL.RequestURI()), http.StatusSeeOther)
+}
+
+// loginLimiter counts failed logins per client address.
+type loginLimiter struct {
+	mu       sync.Mutex
+	failures map[string][]time.Time
+}
+
+var errTooManyAttempts = errors.New("too many failed attempts")
+
+func newLoginLimiter() *loginLimiter { return &loginLimiter{failures: map[string][]time.Time{}} }
+
+func (l *loginLimiter) recent(ip string, now time.Time) []time.Time {
+	var keep []time.Time
+	for _, t := range l.failures[ip] {
+		if now.Sub(t) < loginWindow {
+			keep = append(keep, t)
+		}
+	}
+	if len(keep) == 0 {
+		delete(l.failures, ip)
+	} else {
+		l.failures[ip] = keep
+	}
+	return keep
+}
+
+func (l *loginLimiter) allow(ip string) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.recent(ip, time.Now())) < loginFailures
+}
+
+func (l *loginLimiter) fail(ip string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	now := time.Now()
+	if len(l.failures) > 10000 { // forget everyone rather than grow without bound
+		l.failures = map[string][]time.Time{}
+	}
+	l.failures[ip] = append(l.recent(ip, now), now)
+}
+
+func clientIP(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
+
+// safeNext returns next if it is a path on this site, else "/".
+func safeNext(next string) string {
+	if next == "" || !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") || strings.HasPrefix(next, "/\\") || strings.HasPrefix(next, "/login") {
+		return "/"
+	}
+	return next
+}
+
+// loginPage shows the login form (or goes home when no login is needed).
+func (h *Handler) loginPage(w http.ResponseWriter, r *http.Request) {
+	if !h.auth.required() {
+		http.Redirect(w, r, "/", http.StatusSeeOther)
+		return
+	}
+	h.renderLogin(w, r, http.StatusOK, "")
+}
+
+// login checks the form and starts a session: an empty user name means the
+// password is the access token.
+func (h *Handler) login(w http.ResponseWriter, r *http.Request) {
+	if !h.auth.required() {
+		http.Redirect(w, r, "/", http.StatusSeeOther)
+		return
+	}
+	if !sameOrigin(r) {
+		h.fail(w, r, apiErr(http.StatusForbidden, "csrf", "cross-site request refused"))
+		return
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
+	if err := r.ParseForm(); err != nil {
+		h.renderLogin(w, r, http.StatusBadRequest, "Unreadable form.")
+		return
+	}
+	ip := clientIP(r)
+	if !h.auth.limiter.allow(ip) {
+		h.renderLogin(w, r, http.StatusTooManyRequests, "Too many failed logins: wait a minute.")
+		return
+	}
+	name, password := strings.TrimSpace(r.PostForm.Get("user")), r.PostForm.Get("password")
+	var sess *session
+	switch {
+	case name == "" && h.auth.checkToken(password):
+		sess = h.sessions.create("token", RoleAdmin)
+	case name != "":
+		if u := h.auth.checkUser(name, password); u != nil {
+			sess = h.sessions.create(u.name, u.role)
+		}
+	}
+	if sess == nil {
+		h.auth.limiter.fail(ip)
+		h.log.Info("failed login", "user", name, "remote", r.RemoteAddr)
+		h.renderLogin(w, r, http.StatusUnauthorized, "Wrong user name, password or token.")
+		return
+	}
+	if old := h.cookieSession(r); old != nil {
+		h.sessions.delete(old.id)
+	}
+	setSessionCookie(w, r, sess)
+	h.log.Info("login", "user", sess.user, "role", sess.role, "remote", r.RemoteAddr)
+	http.Redirect(w, r, safeNext(r.PostForm.Get("next")), http.StatusSeeOther)
+}
+
+// logout ends the browser session.
+func (h *Handler) logout(w http.ResponseWriter, r *http.Request) {
+	if p := principalFrom(r); p != nil && p.sess != nil {
+		h.sessions.delete(p.sess.id)
+	}
+	clearSessionCookie(w, r)
+	http.Redirect(w, r, "/login", http.StatusSeeOther)
+}

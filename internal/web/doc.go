@@ -1,0 +1,127 @@
+// Package web is Mission Control: the web UI, the JSON REST API and the
+// Prometheus metrics of rocketjob, served by `rocketjob ui` and
+// `rocketjob server --ui`.
+//
+//	h, err := web.New(client, web.Config{Listen: "127.0.0.1:8080", Token: os.Getenv(web.TokenEnv)})
+//	defer h.Close()
+//	ln, _ := net.Listen("tcp", "127.0.0.1:8080")
+//	err = h.Serve(ctx, ln) // or mount h (an http.Handler) anywhere
+//
+// # Pages
+//
+// Server-rendered HTML (html/template, embedded; one small script, no build
+// step), readable on a phone:
+//
+//   - / dashboard: jobs by state, records/s over the last ten minutes,
+//     servers and their workers, the oldest queued job, running jobs.
+//   - /jobs: jobs by state and type, most urgent first, with progress
+//     bars; search by job id or description; paging.
+//   - /jobs/{id}: progress (records total, processed, failed; slices by
+//     state), timings, options, parameters, failure, the first failed
+//     records; actions (priority, pause, resume, abort, retry, destroy) and
+//     downloads of the output and of the failed records.
+//   - /upload: a job type, options and a file (streamed into the job).
+//   - /servers: state, heartbeat age, busy workers; pause, resume, stop.
+//
+// Parts of a page marked data-live refresh in place every few seconds
+// (the script fetches the page again and swaps them), without reloading.
+//
+// # REST API
+//
+// Every answer is JSON; every error is {"error": {"code": C, "message": M}}
+// with a stable code: unauthorized (401), forbidden and csrf (403),
+// not_found (404, also for a malformed job id), bad_parameter,
+// bad_priority, unknown_type, bad_args, bad_input, missing_file,
+// simple_job (400), invalid_transition, conflict, not_ready, no_output,
+// no_key (409), too_large (413), unsupported_media_type (415),
+// too_many_attempts (429), internal (500: the message names only the
+// request id, the log has the rest).
+//
+//	POST   /api/jobs                      multipart (fields, then the file) or JSON -> 202
+//	GET    /api/jobs?state=S[,S]&type=T&q=TEXT&page=N&per_page=N
+//	GET    /api/jobs/{id}                 progress (total, processed, succeeded, failed, slices) and timings
+//	GET    /api/jobs/{id}/output          the output file, streamed; ?gzip=1 a .gz file;
+//	                                      ?format=json&offset=N&limit=N a page of records
+//	GET    /api/jobs/{id}/failures        a page of failed records (offset, limit); ?format=csv all of them
+//	POST   /api/jobs/{id}/priority        {"priority": N}, a form field or ?priority=N
+//	POST   /api/jobs/{id}/pause|resume|abort|retry
+//	DELETE /api/jobs/{id}
+//	GET    /api/servers
+//	POST   /api/servers/{name}/pause|resume|stop   (name * is every server) -> 202
+//	GET    /api/stats                     counts by state and type, oldest queued job, queue, throughput
+//	GET    /api/types                     the registered job types
+//
+// POST /api/jobs takes the options type, priority, slice_size, format,
+// description, run_at (RFC 3339 or a delay such as 10m), encrypt and
+// compress as form fields before the file part, as query parameters, or
+// as JSON keys. A JSON body carries "records" (strings for a lines job,
+// JSON values for a JSONL job, arrays of strings for a CSV job, the first
+// being the header) or, for a simple job, "params". It answers 202 with
+// id, status_url and results_url. Jobs created here keep their output
+// until destroyed, like the command line's. Uploads are streamed (JSON
+// records are spooled to a temporary file) and bounded by
+// Config.MaxUpload.
+//
+// # Metrics and health
+//
+// /metrics (Prometheus text format; needs a login like the API) exports
+// rocketjob_jobs{state,type}, rocketjob_queue_depth_jobs{priority},
+// rocketjob_queue_depth_records{priority},
+// rocketjob_oldest_queued_job_age_seconds,
+// rocketjob_records_processed_total, rocketjob_records_failed_total,
+// rocketjob_records_per_second, rocketjob_server_heartbeat_timestamp_seconds,
+// rocketjob_server_heartbeat_age_seconds, rocketjob_server_workers,
+// rocketjob_server_busy_workers, rocketjob_server_state, rocketjob_stats_up,
+// the HTTP request counts and latencies, and the Go and process
+// collectors. /healthz answers 200 while the process runs; /readyz 200
+// when the jobs database answers. Both need no login and say nothing else.
+//
+// Records/s and the processed and failed counters are computed by the UI
+// process: every Config.SampleInterval it lists the jobs, counts the
+// progress of up to 16 running jobs (which reads their slice collections)
+// and adds up what changed since the previous sample, in a ring buffer of
+// the last samples. They start at zero when the UI starts, and two UI
+// processes each count on their own. /api/stats and /metrics use the last
+// sample (at most two sample intervals old). Job lists read only the job
+// documents (plus the last sample of running jobs); a job page reads its
+// progress afresh.
+//
+// # Security
+//
+// Authentication is an access token (Config.Token, from
+// $ROCKETJOB_UI_TOKEN on the command line; role admin) and/or a users file
+// (Config.UsersFile). It is required unless Listen is a loopback address:
+// New refuses otherwise. API clients send "Authorization: Bearer TOKEN", or
+// HTTP Basic with a user of the users file; browsers sign in on /login
+// (user empty: the password is the token) and get an HttpOnly,
+// SameSite=Strict session cookie (kept in memory: a restart signs everyone
+// out; Secure when served over TLS).
+//
+// The users file has one user per line, "name:role:hash"; blank lines and
+// lines starting with # are skipped. role is admin or read-only (read-only
+// users see everything and change nothing: 403). hash is the hex SHA-256
+// of the password (echo -n 'secret' | sha256sum) or, better, a bcrypt hash
+// ($2a$/$2b$/$2y$, e.g. htpasswd -nbB name secret | cut -d: -f2):
+//
+//	# rocketjob UI users
+//	alice:admin:$2y$10$...
+//	bob:read-only:2bb80d537b1da3e38bd30361aa855686bde0eacd7162fef6a25fe97bf527a25b
+//
+// Every state change from a browser must come from this site
+// (Sec-Fetch-Site / Origin / Referer; cross-site requests get 403 csrf)
+// and carry the session's CSRF token (form field csrf_token or header
+// X-CSRF-Token). Requests with a bearer token are not subject to CSRF
+// checks; Basic-authenticated ones are checked for their origin. Failed
+// logins are limited per client address. Every answer carries a strict
+// Content-Security-Policy (no inline script or style), nosniff,
+// frame-ancestors 'none' and no-store. Encryption keys are never shown:
+// only key ids. Put a TLS-terminating proxy in front for remote access
+// (it must pass the Host header through).
+//
+// # Logs
+//
+// One structured log line (log/slog) per request: method, path, route,
+// status, bytes, duration, user, remote address and request id (also sent
+// as X-Request-Id). Reads that succeed log at debug level; changes and
+// errors at info or above.
+package web

@@ -1,0 +1,591 @@
+package web
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/binary"
+	"encoding/csv"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"iter"
+	"mime"
+	"net/http"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+
+	"github.com/rocketjob-go/rocketjob/rocketjob"
+	"github.com/rocketjob-go/rocketjob/sliced"
+)
+
+// maxFieldBytes bounds one form field or JSON string option.
+const maxFieldBytes = 64 << 10
+
+// uploadParams are the settings of a new job, from form fields, query
+// parameters or a JSON body.
+type uploadParams struct {
+	Type        string
+	Priority    int
+	SliceSize   int
+	Format      string
+	Description string
+	RunAt       time.Time
+	Encrypt     *bool
+	Compress    *bool
+	Params      json.RawMessage // simple jobs, JSON bodies only
+	// runAtText is the run_at as given (to show the form again).
+	runAtText string
+}
+
+// set sets one option from its text. Unknown names are an error, so a
+// misspelt option is not silently ignored.
+func (u *uploadParams) set(name, value string) error {
+	value = strings.TrimSpace(value)
+	switch name {
+	case "type", "job":
+		u.Type = value
+	case "priority":
+		if value == "" {
+			u.Priority = 0
+			return nil
+		}
+		p, err := parsePriority(value)
+		if err != nil {
+			return err
+		}
+		u.Priority = p
+	case "slice_size":
+		if value == "" {
+			u.SliceSize = 0
+			return nil
+		}
+		n, err := strconv.Atoi(value)
+		if err != nil || n < 1 || n > 100_000 {
+			return badParam("slice_size must be a number from 1 to 100000 (got %q)", truncate(value, 20))
+		}
+		u.SliceSize = n
+	case "format":
+		if value != "" {
+			if _, err := sliced.ParseFormat(value); err != nil {
+				return badParam("format: %v", err)
+			}
+		}
+		u.Format = value
+	case "description":
+		if len(value) > 1000 {
+			return badParam("description is longer than 1000 bytes")
+		}
+		u.Description = value
+	case "run_at":
+		u.runAtText = value
+		t, err := parseRunAt(value)
+		if err != nil {
+			return err
+		}
+		u.RunAt = t
+	case "encrypt", "compress":
+		b, err := parseBool(value)
+		if err != nil {
+			return badParam("%s: %v", name, err)
+		}
+		if name == "encrypt" {
+			u.Encrypt = &b
+		} else {
+			u.Compress = &b
+		}
+	default:
+		return badParam("unknown option %q (type, priority, slice_size, format, description, run_at, encrypt, compress)", truncate(name, 40))
+	}
+	return nil
+}
+
+// setAll sets the options given as query parameters.
+func (u *uploadParams) setAll(v url.Values) error {
+	for name, values := range v {
+		if len(values) > 0 {
+			if err := u.set(name, values[len(values)-1]); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// parseBool reads a checkbox ("on") or a boolean.
+func parseBool(s string) (bool, error) {
+	switch strings.ToLower(s) {
+	case "on", "yes":
+		return true, nil
+	case "", "off", "no":
+		return false, nil
+	}
+	return strconv.ParseBool(s)
+}
+
+// parseRunAt reads an RFC 3339 time or a delay from now such as 10m.
+func parseRunAt(s string) (time.Time, error) {
+	if s == "" {
+		return time.Time{}, nil
+	}
+	if d, err := time.ParseDuration(s); err == nil {
+		if d < 0 {
+			return time.Time{}, badParam("run_at: the delay must not be negative")
+		}
+		return time.Now().Add(d), nil
+	}
+	for _, layout := range []string{time.RFC3339, "2006-01-02T15:04"} { // the second is an HTML datetime-local
+		if t, err := time.Parse(layout, s); err == nil {
+			return t, nil
+		}
+	}
+	return time.Time{}, badParam("run_at %q: not an RFC 3339 time (2030-01-02T15:04:05Z) nor a delay (10s, 5m)", truncate(s, 40))
+}
+
+// slicedSpec looks up a job type that takes a file.
+func (h *Handler) spec(typ string) (*rocketjob.TypeSpec, error) {
+	if typ == "" {
+		return nil, badParam("missing type: the job type to run")
+	}
+	return h.client.Registry().Lookup(typ)
+}
+
+// uploadOptions checks u for a sliced job. Jobs uploaded from the web keep
+// their output until destroyed, like the CLI's.
+func (h *Handler) uploadOptions(u *uploadParams) (*sliced.UploadOptions, error) {
+	spec, err := h.spec(u.Type)
+	if err != nil {
+		return nil, err
+	}
+	if spec.Kind != rocketjob.KindSliced {
+		return nil, apiErr(http.StatusBadRequest, "simple_job", fmt.Sprintf("job type %q is a simple job: POST JSON {\"type\": %q, \"params\": {...}} instead of a file", u.Type, u.Type))
+	}
+	collect, keep := true, false
+	opts := &sliced.UploadOptions{
+		Priority: u.Priority, Description: u.Description, RunAt: u.RunAt, SliceSize: u.SliceSize,
+		Format: sliced.Format(u.Format), CollectOutput: &collect, DestroyOnComplete: &keep,
+		Encrypt: u.Encrypt, Compress: u.Compress,
+	}
+	if (u.Encrypt != nil && *u.Encrypt || u.Encrypt == nil && spec.Encrypt) && h.client.Keyring() == nil {
+		return nil, apiErr(http.StatusBadRequest, "no_key", "this UI process has no encryption key (ROCKETJOB_KEYS or --key-file): it cannot upload encrypted jobs")
+	}
+	return opts, nil
+}
+
+// createJob creates a job from an upload request: a multipart form (the
+// fields, then the file) or a JSON body. It answers the job and the options
+// read (to show a form again after an error).
+func (h *Handler) createJob(w http.ResponseWriter, r *http.Request, p *principal) (*rocketjob.Job, *uploadParams, error) {
+	u := &uploadParams{}
+	r.Body = http.MaxBytesReader(w, r.Body, h.cfg.MaxUpload)
+	ct, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	switch ct {
+	case "multipart/form-data":
+		if err := u.setAll(r.URL.Query()); err != nil {
+			return nil, u, err
+		}
+		job, err := h.uploadMultipart(r, p, u)
+		return job, u, err
+	case "application/json":
+		if err := u.setAll(r.URL.Query()); err != nil {
+			return nil, u, err
+		}
+		job, err := h.uploadJSON(r, u)
+		return job, u, err
+	}
+	return nil, u, apiErr(http.StatusUnsupportedMediaType, "unsupported_media_type", "send multipart/form-data (fields, then the file) or application/json")
+}
+
+// uploadMultipart streams a multipart form: option fields first (and, for
+// a browser session, the CSRF token), then the file, which goes straight
+// into the job's slices without being stored anywhere else.
+func (h *Handler) uploadMultipart(r *http.Request, p *principal, u *uploadParams) (*rocketjob.Job, error) {
+	mr, err := r.MultipartReader()
+	if err != nil {
+		return nil, apiErr(http.StatusBadRequest, "bad_request", "unreadable multipart form")
+	}
+	for {
+		part, err := mr.NextPart()
+		if errors.Is(err, io.EOF) {
+			return nil, apiErr(http.StatusBadRequest, "missing_file", "no file: the form needs a file part named file, after the other fields")
+		}
+		if err != nil {
+			var mbe *http.MaxBytesError
+			if errors.As(err, &mbe) {
+				return nil, err
+			}
+			return nil, apiErr(http.StatusBadRequest, "bad_request", "unreadable multipart form")
+		}
+		name := part.FormName()
+		if name == "file" || part.FileName() != "" {
+			if p.csrfPending {
+				return nil, apiErr(http.StatusForbidden, "csrf", "missing CSRF token: it must come before the file")
+			}
+			if part.FileName() == "" {
+				return nil, apiErr(http.StatusBadRequest, "missing_file", "choose a file to upload")
+			}
+			if u.Type == "" {
+				return nil, badParam("missing type: give the type (and the other fields) before the file part, or as ?type=")
+			}
+			opts, err := h.uploadOptions(u)
+			if err != nil {
+				return nil, err
+			}
+			opts.Name = part.FileName()
+			br := bufio.NewReaderSize(part, 64<<10)
+			if _, err := br.Peek(1); errors.Is(err, io.EOF) {
+				return nil, apiErr(http.StatusBadRequest, "bad_input", "the file "+truncate(opts.Name, 100)+" is empty")
+			}
+			return sliced.Upload(r.Context(), h.client, u.Type, br, opts)
+		}
+		value, err := io.ReadAll(io.LimitReader(part, maxFieldBytes+1))
+		if err != nil {
+			return nil, apiErr(http.StatusBadRequest, "bad_request", "unreadable multipart form")
+		}
+		if len(value) > maxFieldBytes {
+			return nil, badParam("field %q is too long", truncate(name, 40))
+		}
+		if name == csrfField {
+			if p.csrfPending {
+				if !validCSRF(p.sess, string(value)) {
+					return nil, apiErr(http.StatusForbidden, "csrf", "wrong CSRF token: reload the page and try again")
+				}
+				p.csrfPending = false
+			}
+			continue
+		}
+		if err := u.set(name, string(value)); err != nil {
+			return nil, err
+		}
+	}
+}
+
+// uploadJSON reads {"type": T, "records": [...], options...} or, for a
+// simple job, {"type": T, "params": {...}, options...}, in any key order.
+// Records are spooled to a temporary file while the body is read, so a
+// large body is never held in memory: strings for a lines job, JSON values
+// for a JSONL job, arrays of strings for a CSV job (the first is the header).
+func (h *Handler) uploadJSON(r *http.Request, u *uploadParams) (*rocketjob.Job, error) {
+	dec := json.NewDecoder(r.Body)
+	dec.UseNumber()
+	syntax := func(err error) error {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return err
+		}
+		return apiErr(http.StatusBadRequest, "bad_request", "invalid JSON body: "+truncate(err.Error(), 200))
+	}
+	if err := expectDelim(dec, '{'); err != nil {
+		return nil, syntax(err)
+	}
+	var sp *spool
+	defer func() {
+		if sp != nil {
+			sp.close()
+		}
+	}()
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return nil, syntax(err)
+		}
+		key, _ := tok.(string)
+		switch key {
+		case "records":
+			if sp != nil {
+				return nil, badParam("records appears twice")
+			}
+			if sp, err = newSpool(); err != nil {
+				return nil, err
+			}
+			if err := expectDelim(dec, '['); err != nil {
+				return nil, apiErr(http.StatusBadRequest, "bad_input", "records must be an array")
+			}
+			for dec.More() {
+				var raw json.RawMessage
+				if err := dec.Decode(&raw); err != nil {
+					return nil, syntax(err)
+				}
+				if err := sp.add(raw); err != nil {
+					return nil, err
+				}
+			}
+			if err := expectDelim(dec, ']'); err != nil {
+				return nil, syntax(err)
+			}
+		case "params":
+			if err := dec.Decode(&u.Params); err != nil {
+				return nil, syntax(err)
+			}
+		case "encrypt", "compress":
+			var b bool
+			if err := dec.Decode(&b); err != nil {
+				return nil, badParam("%s must be true or false", key)
+			}
+			if err := u.set(key, strconv.FormatBool(b)); err != nil {
+				return nil, err
+			}
+		case "priority", "slice_size":
+			var n json.Number
+			if err := dec.Decode(&n); err != nil {
+				return nil, badParam("%s must be a number", key)
+			}
+			if err := u.set(key, n.String()); err != nil {
+				return nil, err
+			}
+		default:
+			var s string
+			if err := dec.Decode(&s); err != nil {
+				return nil, badParam("%s must be a string", truncate(key, 40))
+			}
+			if err := u.set(key, s); err != nil {
+				return nil, err
+			}
+		}
+	}
+	if err := expectDelim(dec, '}'); err != nil {
+		return nil, syntax(err)
+	}
+	spec, err := h.spec(u.Type)
+	if err != nil {
+		return nil, err
+	}
+	if spec.Kind == rocketjob.KindSimple {
+		if sp != nil {
+			return nil, badParam("job type %q is a simple job: it takes params, not records", u.Type)
+		}
+		return h.enqueue(r.Context(), u)
+	}
+	if len(u.Params) > 0 {
+		return nil, badParam("job type %q is a sliced job: it takes records, not params", u.Type)
+	}
+	if sp == nil || sp.n == 0 {
+		return nil, apiErr(http.StatusBadRequest, "bad_input", "no records: give \"records\": [...] or upload a file")
+	}
+	if u.Format != "" && u.Format != spec.Format {
+		return nil, badParam("format: JSON records take the job type's format (%s)", spec.Format)
+	}
+	opts, err := h.uploadOptions(u)
+	if err != nil {
+		return nil, err
+	}
+	return h.uploadSpool(r.Context(), spec, sp, opts)
+}
+
+func expectDelim(dec *json.Decoder, d json.Delim) error {
+	tok, err := dec.Token()
+	if err != nil {
+		return err
+	}
+	if got, ok := tok.(json.Delim); !ok || got != d {
+		return fmt.Errorf("expected %q", string(d))
+	}
+	return nil
+}
+
+// enqueue creates a simple job from JSON params.
+func (h *Handler) enqueue(ctx context.Context, u *uploadParams) (*rocketjob.Job, error) {
+	var args any // an untyped nil without params: the type's zero arguments
+	if p := bytes.TrimSpace(u.Params); len(p) > 0 && !bytes.Equal(p, []byte("null")) {
+		if p[0] != '{' {
+			return nil, apiErr(http.StatusBadRequest, "bad_args", "params must be a JSON object")
+		}
+		var doc bson.D
+		if err := bson.UnmarshalExtJSON(p, false, &doc); err != nil {
+			return nil, apiErr(http.StatusBadRequest, "bad_args", "params: "+truncate(err.Error(), 200))
+		}
+		raw, err := bson.Marshal(doc)
+		if err != nil {
+			return nil, apiErr(http.StatusBadRequest, "bad_args", "params: "+truncate(err.Error(), 200))
+		}
+		args = bson.Raw(raw)
+	}
+	return h.client.Enqueue(ctx, u.Type, args, &rocketjob.EnqueueOptions{Priority: u.Priority, RunAt: u.RunAt, Description: u.Description})
+}
+
+// uploadSpool uploads the spooled JSON records into a new sliced job. A
+// record of the wrong shape stops the upload (nothing is left behind) and
+// is a 400 naming its index.
+func (h *Handler) uploadSpool(ctx context.Context, spec *rocketjob.TypeSpec, sp *spool, opts *sliced.UploadOptions) (*rocketjob.Job, error) {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	var badRecord error
+	stop := func(err error) {
+		badRecord = err
+		cancel(err)
+	}
+	finish := func(job *rocketjob.Job, err error) (*rocketjob.Job, error) {
+		if badRecord != nil {
+			return nil, badRecord
+		}
+		return job, err
+	}
+	bad := func(i int64, format string, a ...any) error {
+		return apiErr(http.StatusBadRequest, "bad_input", fmt.Sprintf("records[%d]: ", i)+fmt.Sprintf(format, a...))
+	}
+	switch sliced.Format(spec.Format) {
+	case sliced.CSV:
+		pr, pw := io.Pipe()
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			cw := csv.NewWriter(pw)
+			for i, raw := range sp.all(stop) {
+				var row []string
+				if err := json.Unmarshal(raw, &row); err != nil {
+					err = bad(i, "a CSV job takes arrays of strings (the first is the header)")
+					stop(err)
+					pw.CloseWithError(err)
+					return
+				}
+				if err := cw.Write(row); err != nil {
+					pw.CloseWithError(err)
+					return
+				}
+			}
+			cw.Flush()
+			pw.CloseWithError(cw.Error())
+		}()
+		opts.Format, opts.Name = sliced.CSV, "records.csv"
+		job, err := sliced.Upload(ctx, h.client, spec.Name, pr, opts)
+		pr.Close() // unblocks the writer if the upload stopped early
+		<-done
+		return finish(job, err)
+	case sliced.JSONL:
+		seq := func(yield func([]byte) bool) {
+			for _, raw := range sp.all(stop) {
+				var b bytes.Buffer
+				if err := json.Compact(&b, raw); err != nil {
+					stop(err)
+					return
+				}
+				if !yield(b.Bytes()) {
+					return
+				}
+			}
+		}
+		return finish(sliced.UploadRecords(ctx, h.client, spec.Name, seq, opts))
+	default:
+		seq := func(yield func([]byte) bool) {
+			for i, raw := range sp.all(stop) {
+				var line string
+				if err := json.Unmarshal(raw, &line); err != nil {
+					stop(bad(i, "a lines job takes strings"))
+					return
+				}
+				if strings.ContainsAny(line, "\r\n") {
+					stop(bad(i, "a line must not contain a line break"))
+					return
+				}
+				if !yield([]byte(line)) {
+					return
+				}
+			}
+		}
+		return finish(sliced.UploadRecords(ctx, h.client, spec.Name, seq, opts))
+	}
+}
+
+// spool keeps JSON records in a temporary file, each prefixed by its length.
+type spool struct {
+	f *os.File
+	w *bufio.Writer
+	n int64
+}
+
+func newSpool() (*spool, error) {
+	f, err := os.CreateTemp("", "rocketjob-upload-*.spool")
+	if err != nil {
+		return nil, fmt.Errorf("spooling records: %w", err)
+	}
+	return &spool{f: f, w: bufio.NewWriterSize(f, 256<<10)}, nil
+}
+
+func (s *spool) add(raw []byte) error {
+	var n [binary.MaxVarintLen64]byte
+	if _, err := s.w.Write(n[:binary.PutUvarint(n[:], uint64(len(raw)))]); err != nil {
+		return fmt.Errorf("spooling records: %w", err)
+	}
+	if _, err := s.w.Write(raw); err != nil {
+		return fmt.Errorf("spooling records: %w", err)
+	}
+	s.n++
+	return nil
+}
+
+// all replays the records with their index; a read error goes to fail.
+func (s *spool) all(fail func(error)) iter.Seq2[int64, []byte] {
+	return func(yield func(int64, []byte) bool) {
+		if err := s.w.Flush(); err != nil {
+			fail(err)
+			return
+		}
+		if _, err := s.f.Seek(0, io.SeekStart); err != nil {
+			fail(err)
+			return
+		}
+		br := bufio.NewReaderSize(s.f, 256<<10)
+		var buf []byte
+		for i := int64(0); i < s.n; i++ {
+			n, err := binary.ReadUvarint(br)
+			if err != nil {
+				fail(fmt.Errorf("reading spooled records: %w", err))
+				return
+			}
+			if uint64(cap(buf)) < n {
+				buf = make([]byte, n)
+			}
+			buf = buf[:n]
+			if _, err := io.ReadFull(br, buf); err != nil {
+				fail(fmt.Errorf("reading spooled records: %w", err))
+				return
+			}
+			if !yield(i, buf) {
+				return
+			}
+		}
+	}
+}
+
+func (s *spool) close() {
+	s.f.Close()
+	os.Remove(s.f.Name())
+}
+
+// apiCreateJob: POST /api/jobs. Answers 202 with the job's id, its status
+// URL and its results URL (Location: the status URL).
+func (h *Handler) apiCreateJob(w http.ResponseWriter, r *http.Request) {
+	job, _, err := h.createJob(w, r, principalFrom(r))
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	id := job.ID.Hex()
+	h.log.Info("job created", "job", id, "type", job.Type, "records", job.RecordCount, "user", principalFrom(r).Name)
+	h.stats.invalidate()
+	resp := map[string]any{
+		"id": id, "type": job.Type, "state": job.State, "record_count": job.RecordCount,
+		"status_url": "/api/jobs/" + id, "page_url": "/jobs/" + id, "job": newJobJSON(job, nil, nil),
+	}
+	if job.Kind == rocketjob.KindSliced {
+		resp["results_url"] = "/api/jobs/" + id + "/output"
+		resp["failures_url"] = "/api/jobs/" + id + "/failures"
+	}
+	w.Header().Set("Location", "/api/jobs/"+id)
+	writeJSON(w, http.StatusAccepted, resp)
+}
+
+// RunAtText is the start time as typed (to show the form again).
+func (u *uploadParams) RunAtText() string { return u.runAtText }
+
+// Encrypted reports whether encryption was asked for.
+func (u *uploadParams) Encrypted() bool { return u.Encrypt != nil && *u.Encrypt }
+
+// Compressed reports whether compression was asked for.
+func (u *uploadParams) Compressed() bool { return u.Compress != nil && *u.Compress }
