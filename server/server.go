@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"go.mongodb.org/mongo-driver/v2/bson"
 
 	"github.com/rocketjob-go/rocketjob/encryption"
@@ -119,6 +120,8 @@ type Server struct {
 
 	sel *selector
 
+	sliceSeconds *prometheus.HistogramVec // time to process one slice, by job type
+
 	completions chan completion
 	followUps   sync.WaitGroup  // finishing work started by the completer
 	workCtx     context.Context // what job code runs under
@@ -147,8 +150,18 @@ func New(client *rocketjob.Client, cfg *Config) (*Server, error) {
 		completions: make(chan completion, 2*c.Workers),
 	}
 	s.sel = newSelector(s.store, c.ReCheck, c.PollInterval)
+	s.sliceSeconds = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:        "rocketjob_slice_duration_seconds",
+		Help:        "Time this server took to process one slice (all its records), by job type.",
+		Buckets:     prometheus.ExponentialBuckets(0.001, 2, 16),
+		ConstLabels: prometheus.Labels{"server": c.Name},
+	}, []string{"type"})
 	return s, nil
 }
+
+// Collectors returns the server's Prometheus metrics (slice latency by job
+// type), to register wherever the process serves /metrics.
+func (s *Server) Collectors() []prometheus.Collector { return []prometheus.Collector{s.sliceSeconds} }
 
 // Name returns the server's name.
 func (s *Server) Name() string { return s.cfg.Name }

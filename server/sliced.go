@@ -145,7 +145,9 @@ func (s *Server) processSlices(ctx context.Context, spec *rocketjob.TypeSpec, jo
 		f.exhausted.Store(false)
 		f.inFlight.Add(1)
 		job.Header = f.header
+		began := time.Now()
 		res, firstErr, sealErr := s.processSlice(ctx, spec, job, f.codec, c)
+		s.sliceSeconds.WithLabelValues(job.Type).Observe(time.Since(began).Seconds())
 		if ctx.Err() != nil || sealErr != nil {
 			// Cut short by the shutdown deadline: the results may be errors
 			// caused by the cancellation, so give the slice back instead.

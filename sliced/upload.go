@@ -14,6 +14,11 @@ import (
 	"github.com/rocketjob-go/rocketjob/rocketjob"
 )
 
+// ErrBadOptions is wrapped by the errors about upload options that cannot
+// work (a simple job type, a slice size out of range, ...): nothing is
+// written when it is returned.
+var ErrBadOptions = errors.New("invalid upload options")
+
 // Upload limits.
 const (
 	// MaxSliceBytes closes a slice early when its records reach this size, so
@@ -162,7 +167,7 @@ func newJob(ctx context.Context, c *rocketjob.Client, typ string, opts *UploadOp
 		return nil, nil, err
 	}
 	if spec.Kind != rocketjob.KindSliced {
-		return nil, nil, fmt.Errorf("job type %q is a simple job: enqueue it instead of uploading a file", typ)
+		return nil, nil, fmt.Errorf("%w: job type %q is a simple job: enqueue it instead of uploading a file", ErrBadOptions, typ)
 	}
 	job, err := rocketjob.NewJob(spec, opts.Priority, opts.RunAt, opts.Description)
 	if err != nil {
@@ -179,14 +184,14 @@ func newJob(ctx context.Context, c *rocketjob.Client, typ string, opts *UploadOp
 		job.SliceSize = opts.SliceSize
 	}
 	if job.SliceSize < 1 || job.SliceSize > 100_000 {
-		return nil, nil, fmt.Errorf("slice size must be between 1 and 100000 (got %d)", job.SliceSize)
+		return nil, nil, fmt.Errorf("%w: slice size must be between 1 and 100000 (got %d)", ErrBadOptions, job.SliceSize)
 	}
 	job.CollectOutput = pick(opts.CollectOutput, spec.CollectOutput)
 	job.DestroyOnComplete = pick(opts.DestroyOnComplete, spec.DestroyOnComplete)
 	job.StopOnError = pick(opts.StopOnError, spec.StopOnError)
 	job.SliceRetryLimit = spec.SliceRetryLimit
 	if job.MaxWorkers = opts.MaxWorkers; job.MaxWorkers < 0 {
-		return nil, nil, fmt.Errorf("max workers must not be negative (got %d)", job.MaxWorkers)
+		return nil, nil, fmt.Errorf("%w: max workers must not be negative (got %d)", ErrBadOptions, job.MaxWorkers)
 	}
 	job.Encrypt = pick(opts.Encrypt, spec.Encrypt)
 	job.Compress = pick(opts.Compress, spec.Compress)

@@ -121,7 +121,8 @@ type Job struct {
 
 	// Version counts the job's transitions; every transition is conditioned on it.
 	Version int64 `bson:"version" json:"version"`
-	// Attempt counts the runs started (simple jobs) or retries (sliced jobs).
+	// Attempt counts the runs started (simple jobs) or the automatic retries
+	// of failed slices (sliced jobs, see SliceRetryLimit).
 	Attempt int `bson:"attempt" json:"attempt"`
 	// RetryLimit is how many failed runs of a simple job are retried, the
 	// first after RetryBase, each next one after twice as long (plus jitter).

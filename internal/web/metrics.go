@@ -21,7 +21,7 @@ type metrics struct {
 	handler  http.Handler
 }
 
-func newMetrics(stats *statsCache) *metrics {
+func newMetrics(stats *statsCache, extra ...prometheus.Collector) *metrics {
 	m := &metrics{
 		reg: prometheus.NewRegistry(),
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -36,6 +36,7 @@ func newMetrics(stats *statsCache) *metrics {
 	}
 	m.reg.MustRegister(m.requests, m.latency, &statsCollector{stats: stats},
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	m.reg.MustRegister(extra...)
 	m.handler = promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})
 	return m
 }

@@ -13,6 +13,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/rocketjob-go/rocketjob/rocketjob"
 )
 
@@ -52,6 +54,10 @@ type Config struct {
 	SampleInterval time.Duration
 	// Logger receives request logs and errors; nil means slog.Default().
 	Logger *slog.Logger
+	// Collectors are extra metrics served on /metrics, e.g. the slice
+	// latency histogram of a server running in the same process
+	// (server.Server.Collectors).
+	Collectors []prometheus.Collector
 }
 
 func (c Config) withDefaults() Config {
@@ -159,7 +165,7 @@ func New(client *rocketjob.Client, cfg Config) (*Handler, error) {
 		h.log.Warn("the access token is short: use at least 16 random characters (e.g. openssl rand -hex 16)")
 	}
 	h.stats = newStatsCache(client, cfg.SampleInterval, h.log)
-	h.metrics = newMetrics(h.stats)
+	h.metrics = newMetrics(h.stats, cfg.Collectors...)
 	h.routes()
 	go h.sample()
 	return h, nil

@@ -82,7 +82,7 @@ lets the work in flight finish within --shutdown-timeout and exits 0.`,
 			if err != nil {
 				return err
 			}
-			stopUI, err := startServerUI(c, client, logger)
+			stopUI, err := startServerUI(c, client, logger, srv.Collectors()...)
 			if err != nil {
 				return err
 			}

@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/urfave/cli/v2"
 
 	"github.com/rocketjob-go/rocketjob/internal/web"
@@ -123,11 +124,12 @@ func uiServerConfig(c *cli.Context, logger *slog.Logger) (cfg web.Config, ok boo
 
 // startServerUI serves the web UI of `server --ui` in the background until
 // the returned stop function is called (when the server has stopped).
-func startServerUI(c *cli.Context, client *rocketjob.Client, logger *slog.Logger) (stop func(), err error) {
+func startServerUI(c *cli.Context, client *rocketjob.Client, logger *slog.Logger, metrics ...prometheus.Collector) (stop func(), err error) {
 	cfg, ok, err := uiServerConfig(c, logger)
 	if err != nil || !ok {
 		return func() {}, err
 	}
+	cfg.Collectors = metrics
 	serve, err := listenUI(c, client, cfg)
 	if err != nil {
 		return nil, err
