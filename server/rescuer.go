@@ -34,14 +34,19 @@ func (s *Server) rescueLoop(ctx context.Context) {
 			s.log.Warn("rescuer: listing servers", "err", err)
 			continue
 		}
+		live := map[string]bool{s.cfg.Name: true}
 		for i := range servers {
 			dead := &servers[i]
 			if dead.Name == s.cfg.Name || time.Since(dead.HeartbeatAt) < s.cfg.DeadAfter {
+				live[dead.Name] = true
 				continue
 			}
 			if err := s.rescue(ctx, dead); err != nil {
 				s.log.Warn("rescuer", "dead", dead.Name, "err", err)
 			}
+		}
+		if beats%orphanJobsEvery == 0 {
+			s.requeueOrphanedJobs(ctx, live)
 		}
 	}
 }
@@ -103,6 +108,40 @@ func (s *Server) rescue(ctx context.Context, dead *model.Server) error {
 // rateTokenPruneEvery is the number of heartbeats between deletions of the
 // rate-limit tokens of past seconds.
 const rateTokenPruneEvery = 12
+
+// orphanJobsEvery is the number of heartbeats between looks for running
+// jobs whose server is gone.
+const orphanJobsEvery = 5
+
+// requeueOrphanedJobs requeues running jobs (or steps) whose server no longer
+// exists: a transition that server claimed just before it died can be rolled
+// forward by another process after the server was rescued and removed.
+func (s *Server) requeueOrphanedJobs(ctx context.Context, live map[string]bool) {
+	jobs, err := s.store.ListJobs(ctx, store.JobFilter{States: []model.State{model.StateRunning}})
+	if err != nil {
+		s.log.Warn("looking for orphaned jobs", "err", err)
+		return
+	}
+	for i := range jobs {
+		job := &jobs[i]
+		if job.Server == "" || live[job.Server] {
+			continue
+		}
+		gone := job.Server
+		to := model.StateQueued
+		if job.Kind == model.KindSliced {
+			to = model.StateRunning
+		}
+		_, err := s.moveWhile(ctx, job, to, store.Change{Unset: []string{"server"}}, func(j *model.Job) bool {
+			return j.State == model.StateRunning && j.Server == gone
+		})
+		if err != nil && !errors.Is(err, model.ErrConflict) {
+			s.log.Warn("requeuing an orphaned job", "job", job.ID.Hex(), "err", err)
+			continue
+		}
+		s.log.Warn("job was running on a server that no longer exists: requeued", "job", job.ID.Hex(), "server", gone)
+	}
+}
 
 // Orphaned slices: collections of a job that has no job document.
 const (

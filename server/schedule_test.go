@@ -6,7 +6,10 @@ import (
 	"testing"
 	"time"
 
+	"go.mongodb.org/mongo-driver/v2/bson"
+
 	"github.com/rocketjob-go/rocketjob/examples"
+	"github.com/rocketjob-go/rocketjob/internal/dbtest"
 	"github.com/rocketjob-go/rocketjob/rocketjob"
 	"github.com/rocketjob-go/rocketjob/sliced"
 )
@@ -54,5 +57,21 @@ func TestDependenciesRunInOrder(t *testing.T) {
 	got := b.wait(t, doomed.ID.Hex())
 	if got.State != rocketjob.StateFailed || got.Failure == nil || !strings.Contains(got.Failure.Message, "dependency "+failing.ID.Hex()+" is failed") {
 		t.Fatalf("job depending on a failed one: %s %+v", got.State, got.Failure)
+	}
+}
+
+// A job left running on a server that no longer exists (its claim was rolled
+// forward after the server was rescued and removed) is requeued and runs.
+func TestJobOfAVanishedServerIsRequeued(t *testing.T) {
+	b := setup(t)
+	ctx := context.Background()
+	job, err := b.client.Enqueue(ctx, "count", nil, nil)
+	must(t, err)
+	_, err = dbtest.Client(t).Database(b.jobs).Collection("jobs").UpdateOne(ctx, bson.D{{Key: "_id", Value: job.ID}},
+		bson.D{{Key: "$set", Value: bson.D{{Key: "state", Value: "running"}, {Key: "server", Value: "ghost"}, {Key: "attempt", Value: 1}}}})
+	must(t, err)
+	b.startServer(t, "s1", 1)
+	if got := b.wait(t, job.ID.Hex()); got.State != rocketjob.StateCompleted || got.Attempt != 2 {
+		t.Fatalf("job of a vanished server: %s, attempt %d", got.State, got.Attempt)
 	}
 }
