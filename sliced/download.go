@@ -91,7 +91,7 @@ func DownloadFailed(ctx context.Context, c *rocketjob.Client, id string, w io.Wr
 			}
 			input := string(f.Record)
 			if job.Format == string(CSV) && len(f.Record) > 0 {
-				if input, err = csvLine(f.Record); err != nil {
+				if input, err = CSVLine(f.Record); err != nil {
 					return err
 				}
 			}
@@ -109,7 +109,9 @@ func DownloadFailed(ctx context.Context, c *rocketjob.Client, id string, w io.Wr
 	return n, cw.Error()
 }
 
-func csvLine(rec []byte) (string, error) {
+// CSVLine turns a CSV record (packed fields, see EncodeFields) back into one
+// CSV line without its line ending.
+func CSVLine(rec []byte) (string, error) {
 	fields, err := DecodeFields(rec)
 	if err != nil {
 		return "", err

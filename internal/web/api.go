@@ -3,7 +3,6 @@ package web
 import (
 	"compress/gzip"
 	"context"
-	"encoding/csv"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -904,7 +903,7 @@ func (h *Handler) failedRecords(ctx context.Context, job *rocketjob.Job, offset,
 			}
 			input := string(f.Record)
 			if job.Format == string(sliced.CSV) && len(f.Record) > 0 {
-				if input, err = csvLine(f.Record); err != nil {
+				if input, err = sliced.CSVLine(f.Record); err != nil {
 					return err
 				}
 			}
@@ -918,20 +917,6 @@ func (h *Handler) failedRecords(ctx context.Context, job *rocketjob.Job, offset,
 	return out, more, nil
 }
 
-// csvLine turns packed CSV fields back into one CSV line.
-func csvLine(rec []byte) (string, error) {
-	fields, err := sliced.DecodeFields(rec)
-	if err != nil {
-		return "", err
-	}
-	var b strings.Builder
-	cw := csv.NewWriter(&b)
-	if err := cw.Write(fields); err != nil {
-		return "", err
-	}
-	cw.Flush()
-	return strings.TrimSuffix(b.String(), "\n"), cw.Error()
-}
 
 // apiFailures: GET /api/jobs/{id}/failures. A page of failed records as
 // JSON (offset, limit) by default; ?format=csv streams them all as CSV
