@@ -917,7 +917,6 @@ func (h *Handler) failedRecords(ctx context.Context, job *rocketjob.Job, offset,
 	return out, more, nil
 }
 
-
 // apiFailures: GET /api/jobs/{id}/failures. A page of failed records as
 // JSON (offset, limit) by default; ?format=csv streams them all as CSV
 // (record, error, input) like `rocketjob download --failed`.
