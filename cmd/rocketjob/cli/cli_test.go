@@ -151,32 +151,34 @@ func TestHelp(t *testing.T) {
 
 func TestFailuresBeforeTheDatabase(t *testing.T) {
 	// None of these may need a database: the URI points nowhere and each
-	// must fail at once with exit 1.
+	// must fail at once: exit 2 for a flag or argument value out of range
+	// (a usage error), exit 1 for the rest.
 	ctx := context.Background()
 	noDB := []string{"--uri", "mongodb://127.0.0.1:1/"}
 	for _, tc := range []struct {
 		args []string
 		want string
+		code int
 	}{
-		{[]string{"job", "enqueue", "no_such_type"}, `unknown job type "no_such_type"`},
-		{[]string{"job", "enqueue", "reverse"}, "is a sliced job"},
-		{[]string{"job", "enqueue", "nap", "--priority", "0"}, "priority must be between 1 and 100"},
-		{[]string{"job", "enqueue", "nap", "--priority", "101"}, "priority must be between 1 and 100"},
-		{[]string{"job", "enqueue", "nap", "--param", "minutes=3"}, `has no parameter "minutes"`},
-		{[]string{"job", "enqueue", "nap", "--param", "ms=abc"}, "not an integer"},
-		{[]string{"job", "enqueue", "nap", "--param", "ms=-5"}, "ms must not be negative"},
-		{[]string{"job", "show", "123"}, "not a job id"},
-		{[]string{"job", "priority", "65a1b2c3d4e5f60718293a4b", "-3"}, "priority must be between 1 and 100"},
+		{[]string{"job", "enqueue", "no_such_type"}, `unknown job type "no_such_type"`, ExitFailure},
+		{[]string{"job", "enqueue", "reverse"}, "is a sliced job", ExitFailure},
+		{[]string{"job", "enqueue", "nap", "--priority", "0"}, "priority must be between 1 and 100", ExitUsage},
+		{[]string{"job", "enqueue", "nap", "--priority", "101"}, "priority must be between 1 and 100", ExitUsage},
+		{[]string{"job", "enqueue", "nap", "--param", "minutes=3"}, `has no parameter "minutes"`, ExitFailure},
+		{[]string{"job", "enqueue", "nap", "--param", "ms=abc"}, "not an integer", ExitFailure},
+		{[]string{"job", "enqueue", "nap", "--param", "ms=-5"}, "ms must not be negative", ExitFailure},
+		{[]string{"job", "show", "123"}, "not a job id", ExitFailure},
+		{[]string{"job", "priority", "65a1b2c3d4e5f60718293a4b", "-3"}, "priority must be between 1 and 100", ExitUsage},
 		// The unknown type is refused before the file is opened.
-		{[]string{"upload", "--job", "no_such_type", "/no/such/file"}, `unknown job type "no_such_type"`},
-		{[]string{"upload", "--job", "nap", "/no/such/file"}, "is a simple job"},
-		{[]string{"upload", "--job", "reverse", "--priority", "0", "/no/such/file"}, "priority must be between 1 and 100"},
-		{[]string{"upload", "--job", "reverse", "/no/such/file"}, "no such file"},
+		{[]string{"upload", "--job", "no_such_type", "/no/such/file"}, `unknown job type "no_such_type"`, ExitFailure},
+		{[]string{"upload", "--job", "nap", "/no/such/file"}, "is a simple job", ExitFailure},
+		{[]string{"upload", "--job", "reverse", "--priority", "0", "/no/such/file"}, "priority must be between 1 and 100", ExitUsage},
+		{[]string{"upload", "--job", "reverse", "/no/such/file"}, "no such file", ExitFailure},
 	} {
 		t.Run(strings.Join(tc.args, "_"), func(t *testing.T) {
 			r := run(t, ctx, append(noDB, tc.args...)...)
-			if r.code != ExitFailure {
-				t.Errorf("exit code %d, want %d; stderr %q", r.code, ExitFailure, r.stderr)
+			if r.code != tc.code {
+				t.Errorf("exit code %d, want %d; stderr %q", r.code, tc.code, r.stderr)
 			}
 			if r.stdout != "" {
 				t.Errorf("stdout = %q, want nothing", r.stdout)

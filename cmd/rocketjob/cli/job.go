@@ -51,6 +51,18 @@ func paramFlag() cli.Flag {
 	return &cli.StringSliceFlag{Name: "param", Usage: "job parameter `KEY=VALUE` (repeatable)"}
 }
 
+// paramPairs returns the --param values, refusing one that is not KEY=VALUE
+// as a usage error.
+func paramPairs(c *cli.Context) ([]string, error) {
+	pairs := c.StringSlice("param")
+	for _, p := range pairs {
+		if k, _, ok := strings.Cut(p, "="); !ok || k == "" {
+			return nil, usagef("--param %q: want KEY=VALUE", p)
+		}
+	}
+	return pairs, nil
+}
+
 // priorityOption returns the --priority value (0: the type's default),
 // refusing an explicit value outside 1..100.
 func priorityOption(c *cli.Context) (int, error) {
@@ -59,7 +71,7 @@ func priorityOption(c *cli.Context) (int, error) {
 	}
 	p := c.Int("priority")
 	if err := rocketjob.CheckPriority(p); err != nil {
-		return 0, err
+		return 0, usagef("--priority: %v", err)
 	}
 	return p, nil
 }
@@ -166,7 +178,11 @@ func jobEnqueueCommand(st *appState) *cli.Command {
 			if err != nil {
 				return err
 			}
-			params, err := rocketjob.ParseParams(st.reg, typ, c.StringSlice("param"))
+			pairs, err := paramPairs(c)
+			if err != nil {
+				return err
+			}
+			params, err := rocketjob.ParseParams(st.reg, typ, pairs)
 			if err != nil {
 				return err
 			}
@@ -639,7 +655,7 @@ func jobPriorityCommand(st *appState) *cli.Command {
 				return usagef("%s: priority %q is not a number (1..100)", cmdName(c), a[1])
 			}
 			if err := rocketjob.CheckPriority(p); err != nil {
-				return err
+				return usagef("%s: %v", cmdName(c), err)
 			}
 			client, err := st.connect(c)
 			if err != nil {

@@ -73,7 +73,7 @@ func uploadCommand(st *appState) *cli.Command {
 			}
 			if c.IsSet("slice-size") {
 				if opts.SliceSize = c.Int("slice-size"); opts.SliceSize < 1 || opts.SliceSize > 100_000 {
-					return fmt.Errorf("--slice-size must be between 1 and 100000 (got %d)", opts.SliceSize)
+					return usagef("--slice-size must be between 1 and 100000 (got %d)", opts.SliceSize)
 				}
 			}
 			if f := c.String("format"); f != "" {
@@ -81,7 +81,11 @@ func uploadCommand(st *appState) *cli.Command {
 					return usagef("--format: %v", err)
 				}
 			}
-			if pairs := c.StringSlice("param"); len(pairs) > 0 {
+			pairs, err := paramPairs(c)
+			if err != nil {
+				return err
+			}
+			if len(pairs) > 0 {
 				params, err := rocketjob.ParseParams(st.reg, typ, pairs)
 				if err != nil {
 					return err
