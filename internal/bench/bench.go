@@ -18,6 +18,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/rocketjob-go/rocketjob/encryption"
+	"github.com/rocketjob-go/rocketjob/internal/bench/riverbench"
 	"github.com/rocketjob-go/rocketjob/internal/embedded"
 	"github.com/rocketjob-go/rocketjob/internal/store"
 	"github.com/rocketjob-go/rocketjob/rocketjob"
@@ -74,6 +75,10 @@ type Config struct {
 	// this file and one of the baseline to CPUProfile+".baseline". With the
 	// embedded database the profile includes FerretDB and SQLite.
 	CPUProfile string
+	// RiverDSN, when set, adds River on the PostgreSQL server it names
+	// (postgres://...) as a peer: one job per record, see package
+	// internal/bench/riverbench. Empty skips River.
+	RiverDSN string
 }
 
 func (c Config) withDefaults() Config {
@@ -145,6 +150,11 @@ type Report struct {
 	// rocketjob with encrypted, compressed slices.
 	RocketJob, Baseline Side
 	Sealed              *Side
+	// River, when Config.RiverDSN is set, is River on PostgreSQL, one job
+	// per record; RiverDatabase and RiverSettings describe its server and
+	// configuration.
+	River                        *Side
+	RiverDatabase, RiverSettings string
 	// PeakRSS is the process's peak resident memory over the whole run
 	// (bytes); PeakHeap the highest Go heap in use sampled. With the embedded
 	// database both include FerretDB and SQLite.
@@ -255,7 +265,44 @@ func Run(ctx context.Context, cfg Config) (rep *Report, err error) {
 	}
 	cfg.Logf("bench: rocketjob %.0f records/s, baseline %.0f records/s, ratio %.2f",
 		rep.RocketJob.RecordsPerSec(), rep.Baseline.RecordsPerSec(), rep.Ratio())
+
+	if cfg.RiverDSN != "" {
+		// The embedded database is still open but idle.
+		runtime.GC()
+		debug.FreeOSMemory()
+		rep.ResetPeakRSS = resetPeakRSS() && rep.ResetPeakRSS
+		cfg.Logf("bench: river: %d lines, one job per record", cfg.N)
+		river, err := b.side("river", ".river", func(s *Side) error {
+			v := newVerifier(cfg.N)
+			res, err := riverbench.Run(ctx, riverbench.Config{
+				DSN: cfg.RiverDSN, N: cfg.N, Input: Lines(cfg.N), Record: v.record, Logf: cfg.Logf,
+			})
+			s.Insert, s.Process, s.ReadBack = res.Insert, res.Process, res.ReadBack
+			s.Records, s.Slices = res.Records, res.Jobs
+			rep.RiverDatabase, rep.RiverSettings = store.Redact(cfg.RiverDSN)+" ("+res.Server+")", res.Settings
+			if err != nil {
+				return err
+			}
+			return v.done()
+		})
+		river.PeakHeap = heap.take()
+		rep.River = &river
+		if err != nil {
+			return rep, err
+		}
+		cfg.Logf("bench: river %.0f records/s, rocketjob/river %.2f", river.RecordsPerSec(), rep.RiverRatio())
+	}
 	return rep, nil
+}
+
+// RiverRatio is rocketjob's end-to-end rate over River's, or 0 without River.
+func (r *Report) RiverRatio() float64 {
+	if r.River != nil {
+		if v := r.River.RecordsPerSec(); v > 0 {
+			return r.RocketJob.RecordsPerSec() / v
+		}
+	}
+	return 0
 }
 
 // startEmbedded starts FerretDB in a new temporary folder; stop closes it

@@ -11,6 +11,7 @@ import (
 const (
 	TargetRatio = 0.5    // rocketjob end to end at least half the baseline's rate
 	TargetRate  = 50_000 // records/s for 1M short lines, slice size 100, 4 workers
+	TargetRiver = 10     // rocketjob end to end at least 10x River's rate (one job per record)
 )
 
 // maxCallRows is how many call kinds the report lists per phase.
@@ -30,6 +31,9 @@ func (r *Report) String() string {
 	if r.Sealed != nil {
 		sides = []*Side{&r.RocketJob, r.Sealed, &r.Baseline}
 	}
+	if r.River != nil {
+		sides = append(sides, r.River)
+	}
 	for _, s := range sides {
 		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", s.Name, secs(s.Insert), secs(s.Process), secs(s.ReadBack),
 			secs(s.Total), commas(int64(s.RecordsPerSec())), mb(s.PeakRSS), mb(int64(s.PeakHeap)))
@@ -37,6 +41,11 @@ func (r *Report) String() string {
 	fmt.Fprintf(w, "rocketjob/baseline time\t%s\t%s\t%s\t%s\t\t\t\t\n", times(r.RocketJob.Insert, r.Baseline.Insert),
 		times(r.RocketJob.Process, r.Baseline.Process), times(r.RocketJob.ReadBack, r.Baseline.ReadBack),
 		times(r.RocketJob.Total, r.Baseline.Total))
+	if r.River != nil {
+		fmt.Fprintf(w, "rocketjob/river time\t%s\t%s\t%s\t%s\t\t\t\t\n", times(r.RocketJob.Insert, r.River.Insert),
+			times(r.RocketJob.Process, r.River.Process), times(r.RocketJob.ReadBack, r.River.ReadBack),
+			times(r.RocketJob.Total, r.River.Total))
+	}
 	_ = w.Flush()
 
 	fmt.Fprintf(&b, "\nrocketjob/baseline rate: %.2f (target >= %.2f: %s); rocketjob %s records/s (target >= %s: %s)\n",
@@ -46,8 +55,15 @@ func (r *Report) String() string {
 		cost := 1 - r.Sealed.RecordsPerSec()/r.RocketJob.RecordsPerSec()
 		fmt.Fprintf(&b, "encrypt+compress costs %.0f%% of plain end-to-end throughput (target <= 20%%: %s)\n", 100*cost, verdict(cost <= 0.20))
 	}
+	if r.River != nil {
+		fmt.Fprintf(&b, "rocketjob/river rate: %.2f (target >= %d: %s); river: %s, one job per record, %s\n",
+			r.RiverRatio(), TargetRiver, verdict(r.RiverRatio() >= TargetRiver), r.RiverDatabase, r.RiverSettings)
+	}
 	fmt.Fprintf(&b, "verified: rocketjob %s records, baseline %s records, in input order\n",
 		commas(r.RocketJob.Records), commas(r.Baseline.Records))
+	if r.River != nil {
+		fmt.Fprintf(&b, "verified: river %s records, in input order (its peak RSS is this process only, not PostgreSQL's)\n", commas(r.River.Records))
+	}
 	note := "per side"
 	if !r.ResetPeakRSS {
 		note = "could not be reset between sides: each is the peak so far"
