@@ -2,6 +2,7 @@ package sliced
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"io"
 	"reflect"
@@ -184,6 +185,30 @@ func FuzzOpenInput(f *testing.F) {
 			var ie *InputError
 			if !errors.As(err, &ie) {
 				t.Fatalf("%s: error %v (%T) is not an *InputError", name, err, err)
+			}
+		}
+	})
+}
+
+// FuzzReaderJSONL checks that reading any JSON Lines input never panics,
+// fails only with an *InputError naming a line, and that every record it
+// returns is one valid JSON value.
+func FuzzReaderJSONL(f *testing.F) {
+	for _, s := range []string{"", "{}\n", "{\"a\":1}\n\n[1,2]\n", "1 2\n", "{\"a\":\n", "\xef\xbb\xbf\"x\"\r\n", "  \n\t\n", "nul\x00l\n"} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, x []byte) {
+		recs, _, err := readAll(t, x, JSONL)
+		if err != nil {
+			var ie *InputError
+			if !errors.As(err, &ie) || ie.Line <= 0 {
+				t.Fatalf("error %v (%T) is not an *InputError with a line", err, err)
+			}
+			return
+		}
+		for _, rec := range recs {
+			if !json.Valid(rec) {
+				t.Fatalf("record %q of %q is not valid JSON", rec, x)
 			}
 		}
 	})
