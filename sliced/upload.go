@@ -100,7 +100,7 @@ func Upload(ctx context.Context, c *rocketjob.Client, typ string, r io.Reader, o
 		return nil, err
 	}
 	if err := setHeader(c, job, rd.Header()); err != nil {
-		_ = c.Store().Slices().Drop(context.WithoutCancel(ctx), job.ID)
+		dropBestEffort(ctx, c, job)
 		return nil, err
 	}
 	if le := rd.LineEnding(); le != "\n" {
@@ -265,7 +265,7 @@ func storeRecords(ctx context.Context, c *rocketjob.Client, job *rocketjob.Job, 
 	}
 	defer func() {
 		if err != nil {
-			_ = slices.Drop(context.WithoutCancel(ctx), job.ID)
+			dropBestEffort(ctx, c, job)
 		}
 	}()
 	var (
@@ -340,8 +340,20 @@ func storeRecords(ctx context.Context, c *rocketjob.Client, job *rocketjob.Job, 
 
 func insertJob(ctx context.Context, c *rocketjob.Client, job *rocketjob.Job) error {
 	if err := c.Store().InsertJob(ctx, job); err != nil {
-		_ = c.Store().Slices().Drop(context.WithoutCancel(ctx), job.ID)
+		dropBestEffort(ctx, c, job)
 		return fmt.Errorf("upload: %w", err)
 	}
 	return nil
+}
+
+// cleanupTimeout bounds the clean-up of a failed upload: with the database
+// gone it cannot succeed, and servers drop leftover slices later anyway.
+const cleanupTimeout = 5 * time.Second
+
+// dropBestEffort drops the slices of an upload that failed. No job document
+// exists yet, so whatever it cannot drop is never run.
+func dropBestEffort(ctx context.Context, c *rocketjob.Client, job *rocketjob.Job) {
+	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
+	defer cancel()
+	_ = c.Store().Slices().Drop(dctx, job.ID)
 }

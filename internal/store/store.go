@@ -251,13 +251,23 @@ func transient(err error) bool {
 	return strings.Contains(msg, "SQLITE_BUSY") || strings.Contains(msg, "database is locked")
 }
 
-// retry runs op until it succeeds, fails with a non-transient error, or ctx ends.
+// retryBudget bounds how long one operation is retried: long enough to ride
+// out SQLite lock contention and a database restart, short enough that a
+// command facing a dead database gives up with an error instead of hanging.
+const retryBudget = 20 * time.Second
+
+// retry runs op until it succeeds, fails with a non-transient error, the
+// retry budget is spent, or ctx ends.
 func retry(ctx context.Context, op func() error) error {
 	delay := 5 * time.Millisecond
+	start := time.Now()
 	for attempt := 0; ; attempt++ {
 		err := op()
-		if !transient(err) || attempt >= 12 {
+		if !transient(err) {
 			return err
+		}
+		if time.Since(start) > retryBudget {
+			return &UnavailableError{Waited: time.Since(start).Round(time.Second), Err: err}
 		}
 		select {
 		case <-ctx.Done():
@@ -268,6 +278,33 @@ func retry(ctx context.Context, op func() error) error {
 			delay *= 2
 		}
 	}
+}
+
+// UnavailableError is what an operation returns when the database kept
+// failing with connection or lock errors for the whole retry budget. Its
+// message is one short line; Unwrap gives the driver's error.
+type UnavailableError struct {
+	Waited time.Duration
+	Err    error
+}
+
+func (e *UnavailableError) Error() string {
+	return fmt.Sprintf("database unavailable (retried for %s): %s", e.Waited, lastError(e.Err))
+}
+
+func (e *UnavailableError) Unwrap() error { return e.Err }
+
+// lastError pulls the gist out of the driver's long server-selection errors
+// ("... Last error: dial tcp ...: connection refused }, ] }").
+func lastError(err error) string {
+	msg := err.Error()
+	if _, rest, ok := strings.Cut(msg, "Last error: "); ok {
+		if i := strings.Index(rest, " }"); i > 0 {
+			return rest[:i]
+		}
+		return rest
+	}
+	return msg
 }
 
 // isDup reports a duplicate-key error: the loser of a unique insert.
