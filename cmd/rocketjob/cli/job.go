@@ -438,26 +438,16 @@ func jobShowCommand(st *appState) *cli.Command {
 			"rocketjob job show 65a1b2c3d4e5f60718293a4b --json"),
 		Flags: []cli.Flag{&cli.BoolFlag{Name: "json", Usage: "print JSON"}},
 		Action: func(c *cli.Context) error {
-			a, err := args(c, 1, 1, "ID")
-			if err != nil {
-				return err
-			}
-			if _, err := rocketjob.ParseID(a[0]); err != nil {
-				return err
-			}
-			client, err := st.connect(c)
-			if err != nil {
-				return err
-			}
-			defer closeClient(client)
-			v, err := showJob(c.Context, client, a[0])
-			if err != nil {
-				return err
-			}
-			if c.Bool("json") {
-				return writeJSON(out(c), v)
-			}
-			return printJob(out(c), v)
+			return st.withJobID(c, func(client *rocketjob.Client, id string) error {
+				v, err := showJob(c.Context, client, id)
+				if err != nil {
+					return err
+				}
+				if c.Bool("json") {
+					return writeJSON(out(c), v)
+				}
+				return printJob(out(c), v)
+			})
 		},
 	}
 }
@@ -679,24 +669,14 @@ func jobChangeCommand(st *appState, name, usage string, change func(*rocketjob.C
 		ArgsUsage: "ID",
 		UsageText: usageText("rocketjob job "+name+" ID", "rocketjob job "+name+" 65a1b2c3d4e5f60718293a4b"),
 		Action: func(c *cli.Context) error {
-			a, err := args(c, 1, 1, "ID")
-			if err != nil {
-				return err
-			}
-			if _, err := rocketjob.ParseID(a[0]); err != nil {
-				return err
-			}
-			client, err := st.connect(c)
-			if err != nil {
-				return err
-			}
-			defer closeClient(client)
-			job, err := change(client, c.Context, a[0])
-			if err != nil {
-				return err
-			}
-			msg(c, "job %s is %s", job.ID.Hex(), job.State)
-			return nil
+			return st.withJobID(c, func(client *rocketjob.Client, id string) error {
+				job, err := change(client, c.Context, id)
+				if err != nil {
+					return err
+				}
+				msg(c, "job %s is %s", job.ID.Hex(), job.State)
+				return nil
+			})
 		},
 	}
 }
@@ -708,25 +688,34 @@ func jobDestroyCommand(st *appState) *cli.Command {
 		ArgsUsage: "ID",
 		UsageText: usageText("rocketjob job destroy ID", "rocketjob job destroy 65a1b2c3d4e5f60718293a4b"),
 		Action: func(c *cli.Context) error {
-			a, err := args(c, 1, 1, "ID")
-			if err != nil {
-				return err
-			}
-			if _, err := rocketjob.ParseID(a[0]); err != nil {
-				return err
-			}
-			client, err := st.connect(c)
-			if err != nil {
-				return err
-			}
-			defer closeClient(client)
-			if err := client.Destroy(c.Context, a[0]); err != nil {
-				return err
-			}
-			msg(c, "job %s destroyed", a[0])
-			return nil
+			return st.withJobID(c, func(client *rocketjob.Client, id string) error {
+				if err := client.Destroy(c.Context, id); err != nil {
+					return err
+				}
+				msg(c, "job %s destroyed", id)
+				return nil
+			})
 		},
 	}
+}
+
+// withJobID runs fn for a command whose one argument is a job id: the id is
+// checked before connecting (a malformed id needs no database), and the
+// client is closed afterwards.
+func (st *appState) withJobID(c *cli.Context, fn func(client *rocketjob.Client, id string) error) error {
+	a, err := args(c, 1, 1, "ID")
+	if err != nil {
+		return err
+	}
+	if _, err := rocketjob.ParseID(a[0]); err != nil {
+		return err
+	}
+	client, err := st.connect(c)
+	if err != nil {
+		return err
+	}
+	defer closeClient(client)
+	return fn(client, a[0])
 }
 
 func orDash(s string) string {
