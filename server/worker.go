@@ -67,11 +67,15 @@ func call(fn func() error) (err error) {
 	return fn()
 }
 
+// failure is the change that ends a job with msg: the failure and the
+// completion time.
 func (s *Server) failure(msg string) bson.D {
-	return bson.D{
-		{Key: "failure", Value: model.Failure{Message: msg, At: time.Now().UTC(), Server: s.cfg.Name}},
-		{Key: "completed_at", Value: time.Now().UTC()},
-	}
+	return bson.D{s.lastError(msg), {Key: "completed_at", Value: time.Now().UTC()}}
+}
+
+// lastError records msg as the job's failure without ending it (a retry follows).
+func (s *Server) lastError(msg string) bson.E {
+	return bson.E{Key: "failure", Value: model.Failure{Message: msg, At: time.Now().UTC(), Server: s.cfg.Name}}
 }
 
 // runSimple claims a queued simple job, performs it and records the result.
@@ -125,8 +129,7 @@ func (s *Server) runSimple(ctx context.Context, job *model.Job) error {
 		log.Warn("job requeued at shutdown", "err", err)
 	case runErr != nil && job.Attempt <= job.RetryLimit:
 		delay := rocketjob.RetryDelay(job.RetryBase, job.Attempt, rand.Float64())
-		set := s.failure(runErr.Error())[:1] // the last error, no completion time
-		set = append(set, bson.E{Key: "run_at", Value: time.Now().Add(delay).UTC()})
+		set := bson.D{s.lastError(runErr.Error()), {Key: "run_at", Value: time.Now().Add(delay).UTC()}}
 		_, err = s.ownerMove(rctx, job, model.StateQueued, store.Change{Set: set, Unset: []string{"server"}})
 		log.Info("job failed; retrying", "err", runErr, "retry", job.Attempt, "of", job.RetryLimit, "in", delay.Round(time.Millisecond))
 	case runErr != nil:

@@ -45,26 +45,8 @@ func insertInput(ctx context.Context, coll *mongo.Collection, in []InputSlice, e
 			{Key: "records", Value: bson.Binary{Data: s.Records}}}
 		docs[i] = append(d, extra...)
 	}
-	return retry(ctx, func() error {
-		_, err := coll.InsertMany(ctx, docs, options.InsertMany().SetOrdered(false))
-		if err != nil && onlyDuplicates(err) {
-			return nil
-		}
-		return err
-	})
-}
-
-func onlyDuplicates(err error) bool {
-	var bwe mongo.BulkWriteException
-	if !errors.As(err, &bwe) || bwe.WriteConcernError != nil || len(bwe.WriteErrors) == 0 {
-		return false
-	}
-	for _, we := range bwe.WriteErrors {
-		if we.Code != 11000 {
-			return false
-		}
-	}
-	return true
+	_, _, err := insertMany(ctx, coll, docs) // duplicates: slices an earlier try wrote
+	return err
 }
 
 func (f *ferretSlices) insert(ctx context.Context, job bson.ObjectID, kind string, doc bson.D) error {
