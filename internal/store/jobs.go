@@ -236,23 +236,3 @@ func (s *Store) DeleteJob(ctx context.Context, id bson.ObjectID) error {
 		return err
 	})
 }
-
-// CountJobs returns the number of jobs in each state.
-func (s *Store) CountJobs(ctx context.Context) (map[model.State]int64, error) {
-	counts := map[model.State]int64{}
-	cur, err := s.jobs().Find(ctx, bson.D{}, options.Find().SetProjection(bson.D{{Key: "state", Value: 1}}))
-	if err != nil {
-		return nil, err
-	}
-	defer cur.Close(ctx)
-	for cur.Next(ctx) {
-		var j struct {
-			State model.State `bson:"state"`
-		}
-		if err := cur.Decode(&j); err != nil {
-			return nil, err
-		}
-		counts[j.State]++
-	}
-	return counts, cur.Err()
-}
