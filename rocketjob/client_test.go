@@ -91,6 +91,11 @@ func TestEnqueueAndManage(t *testing.T) {
 	if got, err = c.SetPriority(ctx, job.ID.Hex(), 3); err != nil || got.Priority != 3 {
 		t.Fatalf("priority: %v %v", got, err)
 	}
+	// The job a change returns is the job as stored.
+	if stored, err := c.Get(ctx, job.ID.Hex()); err != nil || stored.Version != got.Version || stored.Priority != got.Priority ||
+		stored.State != got.State || !stored.RunAt.Equal(got.RunAt) || stored.Description != got.Description {
+		t.Fatalf("returned %+v, stored %+v (%v)", got, stored, err)
+	}
 	if _, err := c.SetPriority(ctx, job.ID.Hex(), 0); !errors.Is(err, rocketjob.ErrBadPriority) {
 		t.Fatalf("priority 0: %v", err)
 	}

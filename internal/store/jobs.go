@@ -202,7 +202,46 @@ func (s *Store) apply(ctx context.Context, job *model.Job, to model.State, chang
 	if matched == 0 {
 		return nil, fmt.Errorf("job %s: %w", job.ID.Hex(), model.ErrConflict)
 	}
-	return s.GetJob(ctx, job.ID)
+	// The update was conditioned on the version we read, so the stored job
+	// is exactly job with the change applied: apply it here rather than read
+	// it again (on FerretDB every read by _id scans the collection).
+	return applied(job, set, change.Unset)
+}
+
+// applied returns a copy of job with the top-level fields of set assigned
+// and those of unset removed, as the database stored them.
+func applied(job *model.Job, set bson.D, unset []string) (*model.Job, error) {
+	raw, err := bson.Marshal(job)
+	if err != nil {
+		return nil, err
+	}
+	var doc bson.D
+	if err := bson.Unmarshal(raw, &doc); err != nil {
+		return nil, err
+	}
+	drop := map[string]bool{}
+	for _, k := range unset {
+		drop[k] = true
+	}
+	for _, e := range set {
+		drop[e.Key] = true
+	}
+	out := doc[:0]
+	for _, e := range doc {
+		if !drop[e.Key] {
+			out = append(out, e)
+		}
+	}
+	out = append(out, set...)
+	raw, err = bson.Marshal(out)
+	if err != nil {
+		return nil, err
+	}
+	var moved model.Job
+	if err := bson.Unmarshal(raw, &moved); err != nil {
+		return nil, err
+	}
+	return &moved, nil
 }
 
 func claimID(job *model.Job) string { return fmt.Sprintf("%s:%d", job.ID.Hex(), job.Version) }
