@@ -64,8 +64,9 @@ type DB struct {
 	uri  string
 	lock *os.File
 
-	cancel context.CancelFunc
-	done   chan error // receives Run's result, then is closed
+	cancel  context.CancelFunc
+	done    chan error    // receives Run's result, then is closed
+	indexed chan struct{} // closed when the _id indexer has stopped
 
 	closeOnce sync.Once
 	closeErr  error
@@ -178,12 +179,17 @@ func start(ctx context.Context, dir, listen, port string, logger *slog.Logger, l
 		done <- f.Run(runCtx)
 	}()
 
-	db = &DB{dir: dir, uri: uri, lock: lock, cancel: cancel, done: done}
+	db = &DB{dir: dir, uri: uri, lock: lock, cancel: cancel, done: done, indexed: make(chan struct{})}
 	if err = waitAccepting(ctx, uri, done); err != nil {
 		cancel()
 		<-done
 		return nil, fmt.Errorf("start embedded database in %s: %s", dir, clean(err))
 	}
+	go func() {
+		defer close(db.indexed)
+		x := &idIndexer{dir: dir, log: logger, seen: map[string]time.Time{}}
+		x.run(runCtx)
+	}()
 	return db, nil
 }
 
@@ -202,6 +208,7 @@ func (db *DB) Dir() string { return db.dir }
 func (db *DB) Close() error {
 	db.closeOnce.Do(func() {
 		db.cancel()
+		<-db.indexed
 		runErr := <-db.done
 		if runErr != nil {
 			runErr = fmt.Errorf("stop embedded database in %s: %s", db.dir, clean(runErr))

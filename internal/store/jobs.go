@@ -188,9 +188,20 @@ func (s *Store) apply(ctx context.Context, job *model.Job, to model.State, chang
 			return nil, fmt.Errorf("job %s: %w", job.ID.Hex(), err)
 		}
 	}
+	claimedAt := time.Now()
 	var matched int64
 	err := retry(ctx, func() error {
-		res, err := s.jobs().UpdateOne(ctx, bson.D{{Key: "_id", Value: job.ID}, {Key: "version", Value: job.Version}}, update)
+		filter := bson.D{{Key: "_id", Value: job.ID}, {Key: "version", Value: job.Version}}
+		if s.ferret && time.Since(claimedAt) < rollForwardAfter/2 {
+			// The claim makes this process the only one to move the job from
+			// this version until another may roll the claim forward, so the
+			// update can name the job by _id alone, the one filter FerretDB
+			// runs in the database: an _id+version filter decodes every job
+			// in Go (250 ms at 10k jobs, against 35 ms by _id, and under 1 ms
+			// with the embedded database's _id index).
+			filter = filter[:1]
+		}
+		res, err := s.jobs().UpdateOne(ctx, filter, update)
 		if err == nil {
 			matched = res.MatchedCount
 		}
