@@ -13,6 +13,9 @@ import (
 // as this server runs: any live server rescues, so no housekeeping job is
 // needed.
 func (s *Server) rescueLoop(ctx context.Context) {
+	// A database written by an older version, or jobs written behind the
+	// store's back, have no copies in the run queue yet.
+	s.repairQueue(ctx)
 	t := time.NewTicker(s.cfg.HeartbeatInterval)
 	defer t.Stop()
 	for beats := 1; ; beats++ {
@@ -23,6 +26,11 @@ func (s *Server) rescueLoop(ctx context.Context) {
 		}
 		if beats%orphanEvery == 0 {
 			s.dropOrphans(ctx)
+		}
+		if won, err := s.store.ClaimQueueSweep(ctx, time.Now()); err != nil {
+			s.log.Warn("run queue", "err", err)
+		} else if won {
+			s.repairQueue(ctx)
 		}
 		if beats%rateTokenPruneEvery == 0 {
 			if err := s.store.PruneRateTokens(ctx, time.Now().Add(-time.Minute)); err != nil {
@@ -48,6 +56,19 @@ func (s *Server) rescueLoop(ctx context.Context) {
 		if beats%orphanJobsEvery == 0 {
 			s.requeueOrphanedJobs(ctx, live)
 		}
+	}
+}
+
+// repairQueue brings the run queue (FerretDB) in line with the jobs: copies
+// a crash or a race left missing or stale.
+func (s *Server) repairQueue(ctx context.Context) {
+	n, err := s.store.ReconcileQueue(ctx)
+	switch {
+	case err != nil && ctx.Err() == nil:
+		s.log.Warn("repairing the run queue", "err", err)
+	case n > 0:
+		s.log.Info("run queue repaired", "copies", n)
+		s.sel.invalidate()
 	}
 }
 

@@ -9,7 +9,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/bson"
 
 	"github.com/rocketjob-go/rocketjob/examples"
-	"github.com/rocketjob-go/rocketjob/internal/dbtest"
+	"github.com/rocketjob-go/rocketjob/internal/store"
 	"github.com/rocketjob-go/rocketjob/rocketjob"
 	"github.com/rocketjob-go/rocketjob/sliced"
 )
@@ -67,8 +67,9 @@ func TestJobOfAVanishedServerIsRequeued(t *testing.T) {
 	ctx := context.Background()
 	job, err := b.client.Enqueue(ctx, "count", nil, nil)
 	must(t, err)
-	_, err = dbtest.Client(t).Database(b.jobs).Collection("jobs").UpdateOne(ctx, bson.D{{Key: "_id", Value: job.ID}},
-		bson.D{{Key: "$set", Value: bson.D{{Key: "state", Value: "running"}, {Key: "server", Value: "ghost"}, {Key: "attempt", Value: 1}}}})
+	// What a rolled-forward claim of server "ghost" leaves behind.
+	_, err = b.client.Store().Transition(ctx, job, rocketjob.StateRunning, store.Change{
+		Set: bson.D{{Key: "server", Value: "ghost"}, {Key: "attempt", Value: 1}}}, "ghost")
 	must(t, err)
 	b.startServer(t, "s1", 1)
 	if got := b.wait(t, job.ID.Hex()); got.State != rocketjob.StateCompleted || got.Attempt != 2 {

@@ -46,9 +46,13 @@ func (s *Server) workerLoop(ctx context.Context, id int) {
 		switch {
 		case err == nil:
 		case errors.Is(err, model.ErrConflict), errors.Is(err, model.ErrJobNotFound):
-			// Another process moved the job first: take the next candidate;
-			// the list is re-read at the next poll.
+			// Another process moved the job first, or the candidate was a
+			// stale copy: take the next candidate; the list is re-read at
+			// the next poll.
 			s.sel.skipFor(job.ID, s.cfg.PollInterval)
+			if err := s.store.RepairQueued(ctx, job); err != nil {
+				log.Warn("repairing the run queue", "job", job.ID.Hex(), "err", err)
+			}
 		default:
 			log.Error("job", "job", job.ID.Hex(), "type", job.Type, "err", err)
 			s.sel.skipFor(job.ID, s.cfg.PollInterval)

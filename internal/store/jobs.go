@@ -29,13 +29,17 @@ func (s *Store) jobClaims() *mongo.Collection { return s.jobsDB.Collection(jobCl
 
 // InsertJob writes a new job document.
 func (s *Store) InsertJob(ctx context.Context, job *model.Job) error {
-	return retry(ctx, func() error {
+	err := retry(ctx, func() error {
 		_, err := s.jobs().InsertOne(ctx, job)
 		if isDup(err) {
 			return nil // an earlier try went through
 		}
 		return err
 	})
+	if err == nil {
+		s.syncQueue(ctx, nil, job)
+	}
+	return err
 }
 
 // GetJob reads one job.
@@ -93,8 +97,12 @@ func (s *Store) ListJobs(ctx context.Context, f JobFilter) ([]model.Job, error) 
 }
 
 // RunnableJobs returns up to limit jobs that may have work now: queued or
-// running, due, ordered by priority then age (index {state, priority, _id}).
+// running, due, ordered by priority then age: on MongoDB from the index
+// {state, priority, _id}, on FerretDB from the run queue (queue.go).
 func (s *Store) RunnableJobs(ctx context.Context, now time.Time, limit int64) ([]model.Job, error) {
+	if s.ferret {
+		return s.queuedRunnable(ctx, now, int(limit))
+	}
 	filter := bson.D{
 		{Key: "state", Value: bson.D{{Key: "$in", Value: bson.A{model.StateQueued, model.StateRunning}}}},
 		{Key: "run_at", Value: bson.D{{Key: "$lte", Value: now}}},
@@ -215,8 +223,13 @@ func (s *Store) apply(ctx context.Context, job *model.Job, to model.State, chang
 	}
 	// The update was conditioned on the version we read, so the stored job
 	// is exactly job with the change applied: apply it here rather than read
-	// it again (on FerretDB every read by _id scans the collection).
-	return applied(job, set, change.Unset)
+	// it again.
+	moved, err := applied(job, set, change.Unset)
+	if err != nil {
+		return nil, err
+	}
+	s.syncQueue(ctx, job, moved)
+	return moved, nil
 }
 
 // applied returns a copy of job with the top-level fields of set assigned
@@ -269,11 +282,24 @@ func (s *Store) rollForward(ctx context.Context, job *model.Job) {
 	if time.Since(claim.At) < rollForwardAfter {
 		return
 	}
-	_, _ = s.jobs().UpdateOne(ctx, bson.D{{Key: "_id", Value: job.ID}, {Key: "version", Value: job.Version}}, bson.Raw(claim.Update))
+	res, err := s.jobs().UpdateOne(ctx, bson.D{{Key: "_id", Value: job.ID}, {Key: "version", Value: job.Version}}, bson.Raw(claim.Update))
+	if err == nil && res.ModifiedCount > 0 {
+		_ = s.RepairQueued(ctx, job)
+	}
 }
 
-// DeleteJob removes a job document and its transition claims.
+// DeleteJob removes a job document, its copy in the run queue and its
+// transition claims.
 func (s *Store) DeleteJob(ctx context.Context, id bson.ObjectID) error {
+	var before *model.Job
+	if s.ferret {
+		var err error
+		if before, err = s.GetJob(ctx, id); errors.Is(err, model.ErrJobNotFound) {
+			return nil
+		} else if err != nil {
+			return err
+		}
+	}
 	err := retry(ctx, func() error {
 		_, err := s.jobs().DeleteOne(ctx, bson.D{{Key: "_id", Value: id}})
 		return err
@@ -281,6 +307,7 @@ func (s *Store) DeleteJob(ctx context.Context, id bson.ObjectID) error {
 	if err != nil {
 		return fmt.Errorf("deleting job %s: %w", id.Hex(), err)
 	}
+	s.syncQueue(ctx, before, nil)
 	return retry(ctx, func() error {
 		_, err := s.jobClaims().DeleteMany(ctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$regex", Value: "^" + id.Hex() + ":"}}}})
 		return err

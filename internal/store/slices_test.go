@@ -19,13 +19,23 @@ func TestMain(m *testing.M) { dbtest.Main(m) }
 
 func open(t *testing.T) *store.Store {
 	t.Helper()
+	s, _ := openNamed(t)
+	return s
+}
+
+// openNamed opens a store on new databases and returns the jobs database's name.
+func openNamed(t *testing.T) (*store.Store, string) {
+	t.Helper()
 	jobs, work := dbtest.DBNames(t)
 	s, err := store.Open(context.Background(), store.Config{URI: dbtest.URI(), DB: jobs, WorkDB: work})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = s.Close(context.Background()) })
-	return s
+	if !s.Ferret() {
+		t.Fatal("the tests run on the embedded FerretDB")
+	}
+	return s, jobs
 }
 
 // strategies runs a test against both slice strategies. The MongoDB one runs
