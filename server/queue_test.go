@@ -1,0 +1,33 @@
+package server_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+
+	"github.com/rocketjob-go/rocketjob/internal/dbtest"
+	"github.com/rocketjob-go/rocketjob/internal/model"
+	"github.com/rocketjob-go/rocketjob/rocketjob"
+)
+
+// A job whose writer died before it put the job's copy in the run queue (or
+// a database from before the run queue) is found by the reconciliation
+// servers run (each at start, one of them every minute), and runs.
+func TestJobWithoutRunQueueCopyRuns(t *testing.T) {
+	b := setup(t)
+	ctx := context.Background()
+	now := time.Now().UTC()
+	job := model.Job{ID: bson.NewObjectID(), Type: "count", Kind: model.KindSimple, State: model.StateQueued,
+		Priority: 50, RunAt: now, CreatedAt: now}
+	_, err := dbtest.Client(t).Database(b.jobs).Collection("jobs").InsertOne(ctx, job)
+	must(t, err)
+	if got, err := b.client.Store().RunnableJobs(ctx, now, 50); err != nil || len(got) != 0 {
+		t.Fatalf("before any server ran: %d runnable, %v; want none (no copy)", len(got), err)
+	}
+	b.startServer(t, "s1", 1)
+	if got := b.wait(t, job.ID.Hex()); got.State != rocketjob.StateCompleted {
+		t.Fatalf("job without a run-queue copy: %s", got.State)
+	}
+}
