@@ -27,9 +27,11 @@ func (s *Server) rescueLoop(ctx context.Context) {
 		if beats%orphanEvery == 0 {
 			s.dropOrphans(ctx)
 		}
-		if won, err := s.store.ClaimQueueSweep(ctx, time.Now()); err != nil {
-			s.log.Warn("run queue", "err", err)
-		} else if won {
+		sweep, err := s.store.ClaimSweep(ctx, time.Now())
+		if err != nil {
+			s.log.Warn("housekeeping", "err", err)
+		}
+		if sweep {
 			s.repairQueue(ctx)
 		}
 		if beats%rateTokenPruneEvery == 0 {
@@ -53,7 +55,7 @@ func (s *Server) rescueLoop(ctx context.Context) {
 				s.log.Warn("rescuer", "dead", dead.Name, "err", err)
 			}
 		}
-		if beats%orphanJobsEvery == 0 {
+		if sweep {
 			s.requeueOrphanedJobs(ctx, live)
 		}
 	}
@@ -130,13 +132,10 @@ func (s *Server) rescue(ctx context.Context, dead *model.Server) error {
 // rate-limit tokens of past seconds.
 const rateTokenPruneEvery = 12
 
-// orphanJobsEvery is the number of heartbeats between looks for running
-// jobs whose server is gone.
-const orphanJobsEvery = 5
-
 // requeueOrphanedJobs requeues running jobs (or steps) whose server no longer
 // exists: a transition that server claimed just before it died can be rolled
-// forward by another process after the server was rescued and removed.
+// forward by another process after the server was rescued and removed. One
+// server a minute runs it: on FerretDB it reads every job.
 func (s *Server) requeueOrphanedJobs(ctx context.Context, live map[string]bool) {
 	jobs, err := s.store.ListJobs(ctx, store.JobFilter{States: []model.State{model.StateRunning}})
 	if err != nil {

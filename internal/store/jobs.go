@@ -308,8 +308,23 @@ func (s *Store) DeleteJob(ctx context.Context, id bson.ObjectID) error {
 		return fmt.Errorf("deleting job %s: %w", id.Hex(), err)
 	}
 	s.syncQueue(ctx, before, nil)
-	return retry(ctx, func() error {
-		_, err := s.jobClaims().DeleteMany(ctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$regex", Value: "^" + id.Hex() + ":"}}}})
-		return err
-	})
+	if !s.ferret {
+		return retry(ctx, func() error {
+			_, err := s.jobClaims().DeleteMany(ctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$regex", Value: "^" + id.Hex() + ":"}}}})
+			return err
+		})
+	}
+	// One claim per version, each deleted by _id: FerretDB would run a regex
+	// over every claim of every job in Go.
+	for v := range before.Version + 1 {
+		claim := claimID(&model.Job{ID: id, Version: v})
+		err := retry(ctx, func() error {
+			_, err := s.jobClaims().DeleteOne(ctx, bson.D{{Key: "_id", Value: claim}})
+			return err
+		})
+		if err != nil {
+			return fmt.Errorf("deleting job %s: %w", id.Hex(), err)
+		}
+	}
+	return nil
 }

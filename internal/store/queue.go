@@ -345,21 +345,3 @@ func (s *Store) ReconcileQueue(ctx context.Context) (int, error) {
 	}
 	return fixed, nil
 }
-
-// ClaimQueueSweep reports whether this call is the one to run
-// ReconcileQueue in the current minute (always false on MongoDB, which has
-// no run queue). It removes the claim of two minutes ago.
-func (s *Store) ClaimQueueSweep(ctx context.Context, now time.Time) (bool, error) {
-	if !s.ferret {
-		return false, nil
-	}
-	minute := now.Unix() / 60
-	won, err := s.claimOnce(ctx, fmt.Sprintf("queue-sweep:%d", minute))
-	if won {
-		_ = retry(ctx, func() error {
-			_, err := s.jobClaims().DeleteOne(ctx, bson.D{{Key: "_id", Value: fmt.Sprintf("queue-sweep:%d", minute-2)}})
-			return err
-		})
-	}
-	return won, err
-}

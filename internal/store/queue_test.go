@@ -197,3 +197,42 @@ func TestRepairQueued(t *testing.T) {
 		t.Fatalf("after repair: %v, want none", got)
 	}
 }
+
+// TestDeleteJobRemovesItsClaims checks that destroying a job leaves none of
+// its transition claims behind (they are deleted one by one, by _id).
+func TestDeleteJobRemovesItsClaims(t *testing.T) {
+	ctx := context.Background()
+	s, jobsDB := openNamed(t)
+	claims := dbtest.Client(t).Database(jobsDB).Collection("job_claims")
+	job, other := newJob(50), newJob(50)
+	for _, j := range []*model.Job{job, other} {
+		if err := s.InsertJob(ctx, j); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var err error
+	for _, to := range []model.State{model.StateRunning, model.StatePaused, model.StateRunning} {
+		if job, err = s.Transition(ctx, job, to, store.Change{}, "test"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := s.Transition(ctx, other, model.StateRunning, store.Change{}, "test"); err != nil {
+		t.Fatal(err)
+	}
+	of := func(j *model.Job) int64 {
+		n, err := claims.CountDocuments(ctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$regex", Value: "^" + j.ID.Hex() + ":"}}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	if n := of(job); n != 3 {
+		t.Fatalf("%d claims before the delete, want 3", n)
+	}
+	if err := s.DeleteJob(ctx, job.ID); err != nil {
+		t.Fatal(err)
+	}
+	if n, o := of(job), of(other); n != 0 || o != 1 {
+		t.Fatalf("after the delete: %d claims of the job (want 0), %d of another job (want 1)", n, o)
+	}
+}

@@ -157,6 +157,21 @@ func (s *Store) claimOnce(ctx context.Context, key string) (bool, error) {
 	return err == nil, err
 }
 
+// ClaimSweep reports whether this call is the one to run the cluster's
+// housekeeping of the current minute (ReconcileQueue, orphaned jobs). It
+// removes the claim of two minutes ago.
+func (s *Store) ClaimSweep(ctx context.Context, now time.Time) (bool, error) {
+	minute := now.Unix() / 60
+	won, err := s.claimOnce(ctx, fmt.Sprintf("sweep:%d", minute))
+	if won {
+		_ = retry(ctx, func() error {
+			_, err := s.jobClaims().DeleteOne(ctx, bson.D{{Key: "_id", Value: fmt.Sprintf("sweep:%d", minute-2)}})
+			return err
+		})
+	}
+	return won, err
+}
+
 // ClaimRescue reports whether this call is the one to rescue the server
 // with this name and last heartbeat in the current minute: rescues by
 // several live servers at once would race on FerretDB's non-atomic deletes,
