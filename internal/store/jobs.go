@@ -221,9 +221,9 @@ func (s *Store) apply(ctx context.Context, job *model.Job, to model.State, chang
 	if matched == 0 {
 		return nil, fmt.Errorf("job %s: %w", job.ID.Hex(), model.ErrConflict)
 	}
-	// The update was conditioned on the version we read, so the stored job
-	// is exactly job with the change applied: apply it here rather than read
-	// it again.
+	// The update was conditioned on the version we read (by its filter, or
+	// on FerretDB by the claim), so the stored job is exactly job with the
+	// change applied: apply it here rather than read it again.
 	moved, err := applied(job, set, change.Unset)
 	if err != nil {
 		return nil, err

@@ -69,32 +69,40 @@ func (s *Store) syncQueue(ctx context.Context, before, after *model.Job) {
 	}
 }
 
+// queuedVersion returns the version of the copy of job id in coll, if any.
+func queuedVersion(ctx context.Context, coll *mongo.Collection, id bson.ObjectID) (version int64, ok bool, err error) {
+	var have struct {
+		Version int64 `bson:"version"`
+	}
+	err = coll.FindOne(ctx, bson.D{{Key: "_id", Value: id}}).Decode(&have)
+	if errors.Is(err, mongo.ErrNoDocuments) {
+		return 0, false, nil
+	}
+	return have.Version, err == nil, err
+}
+
 // putQueued writes the copy of job in its priority's queue, unless a copy of
 // the same or a later version is there already. It reports whether it wrote.
 func (s *Store) putQueued(ctx context.Context, job *model.Job) (bool, error) {
 	coll := s.queue(job.Priority)
-	id := bson.D{{Key: "_id", Value: job.ID}}
 	wrote := false
 	err := retry(ctx, func() error {
 		for range 2 {
-			var have struct {
-				Version int64 `bson:"version"`
-			}
-			err := coll.FindOne(ctx, id).Decode(&have)
+			version, ok, err := queuedVersion(ctx, coll, job.ID)
 			switch {
-			case errors.Is(err, mongo.ErrNoDocuments):
+			case err != nil:
+				return err
+			case !ok:
 				_, err = coll.InsertOne(ctx, job)
 				if isDup(err) {
 					continue // written meanwhile: compare with that copy
 				}
 				wrote = err == nil
 				return err
-			case err != nil:
-				return err
-			case have.Version >= job.Version:
+			case version >= job.Version:
 				return nil
 			}
-			_, err = coll.ReplaceOne(ctx, id, job)
+			_, err = coll.ReplaceOne(ctx, bson.D{{Key: "_id", Value: job.ID}}, job)
 			wrote = err == nil
 			return err
 		}
@@ -108,20 +116,13 @@ func (s *Store) putQueued(ctx context.Context, job *model.Job) (bool, error) {
 // removed one.
 func (s *Store) dropQueued(ctx context.Context, priority int, id bson.ObjectID, version int64) (bool, error) {
 	coll := s.queue(priority)
-	filter := bson.D{{Key: "_id", Value: id}}
 	dropped := false
 	err := retry(ctx, func() error {
-		var have struct {
-			Version int64 `bson:"version"`
-		}
-		err := coll.FindOne(ctx, filter).Decode(&have)
-		if errors.Is(err, mongo.ErrNoDocuments) || (err == nil && have.Version > version) {
-			return nil
-		}
-		if err != nil {
+		have, ok, err := queuedVersion(ctx, coll, id)
+		if err != nil || !ok || have > version {
 			return err
 		}
-		res, err := coll.DeleteOne(ctx, filter)
+		res, err := coll.DeleteOne(ctx, bson.D{{Key: "_id", Value: id}})
 		dropped = err == nil && res.DeletedCount > 0
 		return err
 	})
