@@ -81,15 +81,7 @@ func (s *Store) ListJobs(ctx context.Context, f JobFilter) ([]model.Job, error) 
 	if f.Skip > 0 {
 		opts.SetSkip(f.Skip)
 	}
-	var jobs []model.Job
-	err := retry(ctx, func() error {
-		cur, err := s.jobs().Find(ctx, filter, opts)
-		if err != nil {
-			return err
-		}
-		jobs = nil
-		return cur.All(ctx, &jobs)
-	})
+	jobs, err := findAll[model.Job](ctx, s.jobs(), filter, opts)
 	if err != nil {
 		return nil, fmt.Errorf("listing jobs: %w", err)
 	}
@@ -108,30 +100,12 @@ func (s *Store) RunnableJobs(ctx context.Context, now time.Time, limit int64) ([
 		{Key: "run_at", Value: bson.D{{Key: "$lte", Value: now}}},
 	}
 	opts := options.Find().SetSort(bson.D{{Key: "priority", Value: 1}, {Key: "_id", Value: 1}}).SetLimit(limit)
-	var jobs []model.Job
-	err := retry(ctx, func() error {
-		cur, err := s.jobs().Find(ctx, filter, opts)
-		if err != nil {
-			return err
-		}
-		jobs = nil
-		return cur.All(ctx, &jobs)
-	})
-	return jobs, err
+	return findAll[model.Job](ctx, s.jobs(), filter, opts)
 }
 
 // JobsOfServer returns the running jobs whose current run or step belongs to server.
 func (s *Store) JobsOfServer(ctx context.Context, server string) ([]model.Job, error) {
-	var jobs []model.Job
-	err := retry(ctx, func() error {
-		cur, err := s.jobs().Find(ctx, bson.D{{Key: "state", Value: model.StateRunning}, {Key: "server", Value: server}})
-		if err != nil {
-			return err
-		}
-		jobs = nil
-		return cur.All(ctx, &jobs)
-	})
-	return jobs, err
+	return findAll[model.Job](ctx, s.jobs(), bson.D{{Key: "state", Value: model.StateRunning}, {Key: "server", Value: server}})
 }
 
 // Change is what a transition writes besides the new state and version.

@@ -192,15 +192,7 @@ func (s *Store) queuedRunnable(ctx context.Context, now time.Time, limit int) ([
 func (s *Store) dueQueued(ctx context.Context, priority int, now time.Time, n int) ([]model.Job, error) {
 	var due []model.Job
 	for skip := int64(0); len(due) < n; skip += queuePage {
-		var page []model.Job
-		err := retry(ctx, func() error {
-			cur, err := s.queue(priority).Find(ctx, bson.D{}, options.Find().SetSkip(skip).SetLimit(queuePage))
-			if err != nil {
-				return err
-			}
-			page = nil
-			return cur.All(ctx, &page)
-		})
+		page, err := findAll[model.Job](ctx, s.queue(priority), bson.D{}, options.Find().SetSkip(skip).SetLimit(queuePage))
 		if err != nil {
 			return nil, err
 		}
@@ -262,18 +254,10 @@ func (s *Store) ReconcileQueue(ctx context.Context) (int, error) {
 		return 0, err
 	}
 	for _, p := range prios {
-		var docs []struct {
+		docs, err := findAll[struct {
 			ID      bson.ObjectID `bson:"_id"`
 			Version int64         `bson:"version"`
-		}
-		err := retry(ctx, func() error {
-			cur, err := s.queue(p).Find(ctx, bson.D{}, options.Find().SetProjection(bson.D{{Key: "version", Value: 1}}))
-			if err != nil {
-				return err
-			}
-			docs = nil
-			return cur.All(ctx, &docs)
-		})
+		}](ctx, s.queue(p), bson.D{}, options.Find().SetProjection(bson.D{{Key: "version", Value: 1}}))
 		if err != nil {
 			return 0, fmt.Errorf("reading the run queue: %w", err)
 		}

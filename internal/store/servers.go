@@ -42,15 +42,7 @@ func (s *Store) Heartbeat(ctx context.Context, srv *model.Server) (existed bool,
 
 // ListServers returns every registered server, ordered by name.
 func (s *Store) ListServers(ctx context.Context) ([]model.Server, error) {
-	var list []model.Server
-	err := retry(ctx, func() error {
-		cur, err := s.servers().Find(ctx, bson.D{}, options.Find().SetSort(bson.D{{Key: "_id", Value: 1}}))
-		if err != nil {
-			return err
-		}
-		list = nil
-		return cur.All(ctx, &list)
-	})
+	list, err := findAll[model.Server](ctx, s.servers(), bson.D{}, options.Find().SetSort(bson.D{{Key: "_id", Value: 1}}))
 	if err != nil {
 		return nil, fmt.Errorf("listing servers: %w", err)
 	}
@@ -114,16 +106,7 @@ func (s *Store) CommandsSince(ctx context.Context, server string, since time.Tim
 		{Key: "at", Value: bson.D{{Key: "$gte", Value: since}}},
 		{Key: "server", Value: bson.D{{Key: "$in", Value: bson.A{server, AllServers}}}},
 	}
-	var list []Command
-	err := retry(ctx, func() error {
-		cur, err := s.commands().Find(ctx, filter, options.Find().SetSort(bson.D{{Key: "at", Value: 1}, {Key: "_id", Value: 1}}))
-		if err != nil {
-			return err
-		}
-		list = nil
-		return cur.All(ctx, &list)
-	})
-	return list, err
+	return findAll[Command](ctx, s.commands(), filter, options.Find().SetSort(bson.D{{Key: "at", Value: 1}, {Key: "_id", Value: 1}}))
 }
 
 // PruneCommands deletes commands sent before cutoff.

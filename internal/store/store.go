@@ -307,6 +307,20 @@ func lastError(err error) string {
 	return msg
 }
 
+// findAll runs a query, retried as a whole, and decodes every document.
+func findAll[T any](ctx context.Context, coll *mongo.Collection, filter any, opts ...options.Lister[options.FindOptions]) ([]T, error) {
+	var out []T
+	err := retry(ctx, func() error {
+		cur, err := coll.Find(ctx, filter, opts...)
+		if err != nil {
+			return err
+		}
+		out = nil
+		return cur.All(ctx, &out)
+	})
+	return out, err
+}
+
 // isDup reports a duplicate-key error: the loser of a unique insert.
 func isDup(err error) bool { return mongo.IsDuplicateKeyError(err) }
 
