@@ -3,8 +3,10 @@ package sliced
 import (
 	"context"
 	"encoding/csv"
+	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -12,11 +14,72 @@ import (
 	"github.com/rocketjob-go/rocketjob/rocketjob"
 )
 
+// ErrIncomplete is matched (with errors.Is) by every *IncompleteError: a
+// download found fewer records than its job recorded.
+var ErrIncomplete = errors.New("download incomplete")
+
+// IncompleteError is the error of a download that found fewer records in
+// the work database than the job document records: the client looks at
+// another work database than the one the job was processed on, the work
+// database lost the job's slices, or they were dropped meanwhile. Match it
+// with errors.As, or errors.Is(err, ErrIncomplete).
+type IncompleteError struct {
+	JobID string
+	// Kind is OutputKind for the output records, FailedKind for the failed
+	// records.
+	Kind string
+	// Want is how many records the job document records; Got how many the
+	// download found. Failed records count the input records they stand
+	// for (a slice that failed as a whole is one row for all its records).
+	Want, Got int64
+}
+
+func (e *IncompleteError) Error() string {
+	what := "output records"
+	if e.Kind == FailedKind {
+		what = "failed records"
+	}
+	return fmt.Sprintf("job %s: only %d of its %d %s are in the work database (a different work database than the job ran on, or its slices were lost)",
+		e.JobID, e.Got, e.Want, what)
+}
+
+// Is makes errors.Is(err, ErrIncomplete) match.
+func (e *IncompleteError) Is(target error) bool { return target == ErrIncomplete }
+
+// ExpectedCounts returns how many output records and failed records a
+// download of job must deliver, as its job document records them, and
+// whether those counts are final. They are final when the job completed, or
+// failed after all its records were processed (not a stop_on_error job,
+// which fails at its first failed record before the counts are written).
+// Output is the processed records minus the failed ones (0 when the job
+// does not collect its output).
+func ExpectedCounts(job *rocketjob.Job) (output, failed int64, final bool) {
+	switch {
+	case job.Kind != rocketjob.KindSliced:
+		return 0, 0, false
+	case job.State == rocketjob.StateCompleted:
+	case job.State == rocketjob.StateFailed && !job.StopOnError && job.ProcessedCount == job.RecordCount:
+	default:
+		return 0, 0, false
+	}
+	if job.CollectOutput {
+		output = job.ProcessedCount - job.FailedRecordCount
+	}
+	return output, job.FailedRecordCount, true
+}
+
 // Download writes a sliced job's output records to w in input order (output
 // line N belongs to input record N, minus failed records), in the job's
 // format: CSV gets its header back, line endings and a missing final newline
 // are kept. It streams; memory stays bounded. It returns the number of
 // records written.
+//
+// A download never reports success with records missing: when the job's
+// counts are final (see ExpectedCounts) and the work database holds fewer
+// output records, it fails with an *IncompleteError; a job destroyed during
+// the download fails with an error wrapping rocketjob.ErrJobNotFound. When
+// the records are missing altogether (or the output fits the write buffer),
+// nothing at all is written to w before the error.
 func Download(ctx context.Context, c *rocketjob.Client, id string, w io.Writer) (int64, error) {
 	job, err := slicedJob(ctx, c, id)
 	if err != nil {
@@ -39,6 +102,12 @@ func Download(ctx context.Context, c *rocketjob.Client, id string, w io.Writer) 
 		LineEnding:   job.LineEnding,
 		FinalNewline: !job.NoFinalNewline,
 	})
+	want, _, final := ExpectedCounts(job)
+	if final && want > 0 {
+		if err := present(ctx, c, job, OutputKind, want); err != nil {
+			return 0, err
+		}
+	}
 	var n int64
 	err = c.Store().Slices().StreamOutput(ctx, job.ID, func(s store.OutputSlice) error {
 		plain, err := codec.Open(s.Records, OutputKind, Slot(s.Num))
@@ -57,7 +126,11 @@ func Download(ctx context.Context, c *rocketjob.Client, id string, w io.Writer) 
 		return nil
 	})
 	if err != nil {
-		return n, fmt.Errorf("download of job %s: %w", id, err)
+		return n, destroyed(ctx, c, id, fmt.Errorf("download of job %s: %w", id, err))
+	}
+	// Checked before Close flushes the buffered records and the header.
+	if final && n < want {
+		return n, destroyed(ctx, c, id, &IncompleteError{JobID: id, Kind: OutputKind, Want: want, Got: n})
 	}
 	return n, wr.Close()
 }
@@ -66,6 +139,10 @@ func Download(ctx context.Context, c *rocketjob.Client, id string, w io.Writer) 
 // columns record (1-based record number), error and input (the record as
 // uploaded; a CSV row as one CSV line), in record order. It returns the
 // number of failed records written.
+//
+// Like Download, it fails with an *IncompleteError (and writes nothing when
+// none is found) when the job's counts are final and the work database
+// holds fewer failed records than the job records.
 func DownloadFailed(ctx context.Context, c *rocketjob.Client, id string, w io.Writer) (int64, error) {
 	job, err := slicedJob(ctx, c, id)
 	if err != nil {
@@ -75,16 +152,23 @@ func DownloadFailed(ctx context.Context, c *rocketjob.Client, id string, w io.Wr
 	if err != nil {
 		return 0, err
 	}
+	_, want, final := ExpectedCounts(job)
+	if final && want > 0 {
+		if err := present(ctx, c, job, FailedKind, want); err != nil {
+			return 0, err
+		}
+	}
 	cw := csv.NewWriter(w)
 	if err := cw.Write([]string{"record", "error", "input"}); err != nil {
 		return 0, err
 	}
-	var n int64
+	var n, covered int64 // rows written; input records they stand for
 	err = c.Store().Slices().StreamFailed(ctx, job.ID, func(s store.OutputSlice) error {
 		plain, err := codec.Open(s.Records, FailedKind, Slot(s.Num))
 		if err != nil {
 			return fmt.Errorf("failed records of slice %d: %w", s.Num, err)
 		}
+		covered += int64(s.Count)
 		for f, err := range Failures(plain) {
 			if err != nil {
 				return fmt.Errorf("job %s: failed records of slice %d: %w", id, s.Num, err)
@@ -103,10 +187,40 @@ func DownloadFailed(ctx context.Context, c *rocketjob.Client, id string, w io.Wr
 		return nil
 	})
 	if err != nil {
-		return n, fmt.Errorf("failed records of job %s: %w", id, err)
+		return n, destroyed(ctx, c, id, fmt.Errorf("failed records of job %s: %w", id, err))
+	}
+	if final && covered < want {
+		return n, destroyed(ctx, c, id, &IncompleteError{JobID: id, Kind: FailedKind, Want: want, Got: covered})
 	}
 	cw.Flush()
 	return n, cw.Error()
+}
+
+// present checks up front that the work database has the job's collection
+// of kind (OutputKind or FailedKind), which must hold want records: one
+// listing of collection names instead of a stream that finds nothing.
+func present(ctx context.Context, c *rocketjob.Client, job *rocketjob.Job, kind string, want int64) error {
+	id := job.ID.Hex()
+	names, err := c.Store().WorkCollections(ctx)
+	if err != nil {
+		return fmt.Errorf("job %s: listing the work database: %w", id, err)
+	}
+	if slices.Contains(names, "slices_"+id+"_"+kind) {
+		return nil
+	}
+	return destroyed(ctx, c, id, &IncompleteError{JobID: id, Kind: kind, Want: want})
+}
+
+// destroyed explains err, a download that failed or came up short, by the
+// job having been destroyed meanwhile when it is gone now.
+func destroyed(ctx context.Context, c *rocketjob.Client, id string, err error) error {
+	if ctx.Err() != nil {
+		return err
+	}
+	if _, gerr := c.Get(ctx, id); errors.Is(gerr, rocketjob.ErrJobNotFound) {
+		return fmt.Errorf("job %s was destroyed during the download: %w", id, rocketjob.ErrJobNotFound)
+	}
+	return err
 }
 
 // CSVLine turns a CSV record (packed fields, see EncodeFields) back into one
