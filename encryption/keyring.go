@@ -50,25 +50,43 @@ func GenerateKey() (string, error) {
 // ParseKeyring parses "ID:BASE64[,ID:BASE64...]" (commas or newlines between
 // keys; blank lines and lines starting with # ignored). The first key is the
 // current one.
+//
+// Its errors never contain key material: they name a malformed entry by its
+// position (entry 1 is the first key), and name an id only in the error about
+// a repeated id, where the entry is otherwise well-formed. An id that is
+// itself a key (id and key swapped) is refused.
 func ParseKeyring(s string) (*Keyring, error) {
 	k := &Keyring{keys: map[string][]byte{}}
+	first := map[string]int{} // id -> entry number
 	fields := strings.FieldsFunc(s, func(r rune) bool { return r == ',' || r == '\n' })
-	for i, f := range fields {
+	n := 0
+	for _, f := range fields {
 		f = strings.TrimSpace(f)
 		if f == "" || strings.HasPrefix(f, "#") {
 			continue
 		}
+		n++
 		id, b64, ok := strings.Cut(f, ":")
-		if !ok || id == "" || len(id) > 64 || strings.ContainsAny(id, " \t") {
-			return nil, fmt.Errorf("key %d: want ID:BASE64 (see `rocketjob keys generate`)", i+1)
+		switch {
+		case !ok:
+			return nil, fmt.Errorf("key entry %d: no ':' (want ID:BASE64, as printed by `rocketjob keys generate`)", n)
+		case looksLikeKey(id):
+			return nil, fmt.Errorf("key entry %d: the part before ':' is a key, not an id: are id and key swapped? (want ID:BASE64)", n)
+		case id == "" || len(id) > 64 || strings.ContainsAny(id, " \t\"'"):
+			return nil, fmt.Errorf("key entry %d: the id before ':' must be 1 to 64 characters without spaces or quotes (want ID:BASE64)", n)
 		}
 		key, err := base64.StdEncoding.DecodeString(b64)
 		if err != nil || len(key) != KeySize {
-			return nil, fmt.Errorf("key %q: want %d bytes of base64", id, KeySize)
+			hint := ""
+			if looksLikeKey(b64) {
+				hint = " (it is in another encoding: use standard base64)"
+			}
+			return nil, fmt.Errorf("key entry %d: the part after ':' is not a %d-byte key in standard base64%s (want ID:BASE64)", n, KeySize, hint)
 		}
-		if _, dup := k.keys[id]; dup {
-			return nil, fmt.Errorf("key %q appears twice", id)
+		if prev, dup := first[id]; dup {
+			return nil, fmt.Errorf("key entry %d: repeats the id of entry %d%s", n, prev, idLabel(id))
 		}
+		first[id] = n
 		k.ids = append(k.ids, id)
 		k.keys[id] = key
 	}
@@ -76,6 +94,33 @@ func ParseKeyring(s string) (*Keyring, error) {
 		return nil, ErrNoKeyring
 	}
 	return k, nil
+}
+
+// looksLikeKey reports whether s decodes to a key of KeySize bytes in any
+// common encoding (base64, base64url, with or without padding, or hex).
+func looksLikeKey(s string) bool {
+	s = strings.TrimSpace(s)
+	for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.URLEncoding, base64.RawStdEncoding, base64.RawURLEncoding} {
+		if b, err := enc.DecodeString(s); err == nil && len(b) == KeySize {
+			return true
+		}
+	}
+	b, err := hex.DecodeString(s)
+	return err == nil && len(b) == KeySize
+}
+
+// idLabel returns ` ("ID")` for an id short and plain enough to show in an
+// error, and "" otherwise. It is only used for ids of well-formed entries.
+func idLabel(id string) string {
+	if len(id) > 16 {
+		return ""
+	}
+	for _, r := range id {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' || r == '.') {
+			return ""
+		}
+	}
+	return fmt.Sprintf(" (%q)", id)
 }
 
 // LoadKeyring reads the keyring from the key file at path, if path is not
