@@ -12,6 +12,7 @@ import (
 	"io"
 	"iter"
 	"mime"
+	"mime/multipart"
 	"net/http"
 	"net/url"
 	"os"
@@ -42,12 +43,23 @@ type uploadParams struct {
 	Params      json.RawMessage // simple jobs, JSON bodies only
 	// runAtText is the run_at as given (to show the form again).
 	runAtText string
+	// given holds the options set so far: one given twice is an error,
+	// so neither value is silently dropped.
+	given map[string]bool
 }
 
 // set sets one option from its text. Unknown names are an error, so a
-// misspelt option is not silently ignored.
+// misspelt option is not silently ignored, and so is an option given
+// twice (in the query and the form, or twice in either).
 func (u *uploadParams) set(name, value string) error {
 	value = strings.TrimSpace(value)
+	key := name
+	if key == "job" {
+		key = "type"
+	}
+	if u.given[key] {
+		return badParam("option %q is given twice", truncate(name, 40))
+	}
 	switch name {
 	case "type", "job":
 		u.Type = value
@@ -103,14 +115,18 @@ func (u *uploadParams) set(name, value string) error {
 	default:
 		return badParam("unknown option %q (type, priority, slice_size, format, description, run_at, encrypt, compress)", truncate(name, 40))
 	}
+	if u.given == nil {
+		u.given = map[string]bool{}
+	}
+	u.given[key] = true
 	return nil
 }
 
 // setAll sets the options given as query parameters.
 func (u *uploadParams) setAll(v url.Values) error {
 	for name, values := range v {
-		if len(values) > 0 {
-			if err := u.set(name, values[len(values)-1]); err != nil {
+		for _, value := range values {
+			if err := u.set(name, value); err != nil {
 				return err
 			}
 		}
@@ -203,8 +219,11 @@ func (h *Handler) createJob(w http.ResponseWriter, r *http.Request, p *principal
 }
 
 // uploadMultipart streams a multipart form: option fields first (and, for
-// a browser session, the CSRF token), then the file, which goes straight
-// into the job's slices without being stored anywhere else.
+// a browser session, the CSRF token), then exactly one file, which goes
+// straight into the job's slices without being stored anywhere else. The
+// file must be the last part: a second file, or an option after the file
+// (which could only be read after the job was stored without it), is a 400
+// and no job is created.
 func (h *Handler) uploadMultipart(r *http.Request, p *principal, u *uploadParams) (*rocketjob.Job, error) {
 	mr, err := r.MultipartReader()
 	if err != nil {
@@ -238,11 +257,35 @@ func (h *Handler) uploadMultipart(r *http.Request, p *principal, u *uploadParams
 				return nil, err
 			}
 			opts.Name = part.FileName()
-			br := bufio.NewReaderSize(part, 64<<10)
+			file := &lastPart{part: part, mr: mr}
+			br := bufio.NewReaderSize(file, 64<<10)
 			if _, err := br.Peek(1); errors.Is(err, io.EOF) {
+				if file.err != io.EOF {
+					return nil, file.err
+				}
 				return nil, apiErr(http.StatusBadRequest, "bad_input", "the file "+truncate(opts.Name, 100)+" is empty")
 			}
-			return sliced.Upload(r.Context(), h.client, u.Type, br, opts)
+			job, err := sliced.Upload(r.Context(), h.client, u.Type, br, opts)
+			if file.err != nil && file.err != io.EOF {
+				// What follows the file was refused: Upload saw it as a read
+				// error and dropped the slices it stored.
+				if job != nil {
+					h.dropJob(r.Context(), job)
+				}
+				return nil, file.err
+			}
+			if err != nil {
+				return nil, err
+			}
+			if file.err == nil {
+				// The decoder stopped before the end of the part (bytes after
+				// a compressed stream): read on to see what follows.
+				if _, err := io.Copy(io.Discard, file); err != nil {
+					h.dropJob(r.Context(), job)
+					return nil, err
+				}
+			}
+			return job, nil
 		}
 		value, err := io.ReadAll(io.LimitReader(part, maxFieldBytes+1))
 		if err != nil {
@@ -263,6 +306,59 @@ func (h *Handler) uploadMultipart(r *http.Request, p *principal, u *uploadParams
 		if err := u.set(name, string(value)); err != nil {
 			return nil, err
 		}
+	}
+}
+
+// lastPart reads the file part of an upload form. At the end of the part
+// it reads on: the end of the form is io.EOF; anything else (a second file,
+// an option after the file, a broken form) is the error, so the upload
+// fails instead of storing a job without what followed.
+type lastPart struct {
+	part *multipart.Part
+	mr   *multipart.Reader
+	err  error // sticky: io.EOF once the form ended properly
+}
+
+func (l *lastPart) Read(p []byte) (int, error) {
+	if l.err != nil {
+		return 0, l.err
+	}
+	n, err := l.part.Read(p)
+	if errors.Is(err, io.EOF) {
+		l.err = l.end()
+		return n, l.err
+	}
+	if err != nil {
+		l.err = err
+	}
+	return n, err
+}
+
+// end reads what follows the file part.
+func (l *lastPart) end() error {
+	next, err := l.mr.NextPart()
+	if errors.Is(err, io.EOF) {
+		return io.EOF
+	}
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return err
+		}
+		return apiErr(http.StatusBadRequest, "bad_request", "unreadable multipart form")
+	}
+	if next.FormName() == "file" || next.FileName() != "" {
+		return badParam("the form has more than one file: upload one file per job")
+	}
+	return badParam("the option %q comes after the file: options must come before the file part", truncate(next.FormName(), 40))
+}
+
+// dropJob destroys a job an upload created but must not keep.
+func (h *Handler) dropJob(ctx context.Context, job *rocketjob.Job) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	if err := h.client.Destroy(ctx, job.ID.Hex()); err != nil {
+		h.log.Error("destroying a refused upload's job", "job", job.ID.Hex(), "err", err)
 	}
 }
 
