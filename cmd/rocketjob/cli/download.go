@@ -6,11 +6,12 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"os"
-	"path/filepath"
+	"strconv"
+	"strings"
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/rocketjob-go/rocketjob/internal/fileout"
 	"github.com/rocketjob-go/rocketjob/rocketjob"
 	"github.com/rocketjob-go/rocketjob/sliced"
 )
@@ -20,12 +21,19 @@ func downloadCommand(st *appState) *cli.Command {
 		Name:      "download",
 		Usage:     "download a sliced job's output (or, with --failed, its failed records as CSV)",
 		ArgsUsage: "JOB_ID FILE|-",
-		UsageText: usageText("rocketjob download [--failed] JOB_ID FILE|-",
+		Description: "The download succeeds (exit 0) only with every record the job recorded; otherwise it exits 1\n" +
+			"and leaves FILE as it was. FILE is written to a temporary file in its folder and renamed\n" +
+			"into place at the end; a new FILE gets --mode (default 600: outputs often hold personal\n" +
+			"data) less the umask, an existing FILE keeps its mode, and a device or FIFO (/dev/null)\n" +
+			"is written to, never replaced.",
+		UsageText: usageText("rocketjob download [--failed] [--mode MODE] JOB_ID FILE|-",
 			"rocketjob download 65a1b2c3d4e5f60718293a4b output.txt",
 			"rocketjob download 65a1b2c3d4e5f60718293a4b output.txt.gz      # gzip (.zst: zstd)",
+			"rocketjob download --mode 644 65a1b2c3d4e5f60718293a4b shared.txt",
 			"rocketjob download --failed 65a1b2c3d4e5f60718293a4b - | less  # record,error,input"),
 		Flags: []cli.Flag{
 			&cli.BoolFlag{Name: "failed", Usage: "download the failed records with their errors (CSV: record, error, input)"},
+			&cli.StringFlag{Name: "mode", Usage: "permissions `MODE` (octal) of a new FILE, less the umask; an existing FILE keeps its own", Value: "600"},
 		},
 		Action: func(c *cli.Context) error {
 			a, err := args(c, 2, 2, "JOB_ID FILE|-")
@@ -34,6 +42,10 @@ func downloadCommand(st *appState) *cli.Command {
 			}
 			id, dest := a[0], a[1]
 			if _, err := rocketjob.ParseID(id); err != nil {
+				return err
+			}
+			mode, err := parseMode(c.String("mode"))
+			if err != nil {
 				return err
 			}
 			client, err := st.connect(c)
@@ -51,8 +63,12 @@ func downloadCommand(st *appState) *cli.Command {
 					return err
 				}
 			}
-			n, err := downloadTo(c.Context, client, id, dest, failed, c.App.Writer)
+			n, err := downloadFile(c.Context, client, id, dest, failed, c.App.Writer, mode)
 			if err != nil {
+				var ie *sliced.IncompleteError
+				if errors.As(err, &ie) {
+					return &incompleteDownload{ie: ie, workDB: workDBName(c)}
+				}
 				return err
 			}
 			what := "records"
@@ -66,6 +82,41 @@ func downloadCommand(st *appState) *cli.Command {
 		},
 	}
 }
+
+// parseMode reads --mode: octal permission bits such as 600, 0640 or 0o644.
+func parseMode(s string) (fs.FileMode, error) {
+	v, err := strconv.ParseUint(strings.TrimPrefix(strings.TrimPrefix(s, "0o"), "0O"), 8, 32)
+	if err != nil || v > 0o777 || v == 0 {
+		return 0, usagef("--mode must be octal permissions from 1 to 777, such as 600 or 644 (got %q)", s)
+	}
+	return fs.FileMode(v), nil
+}
+
+// workDBName is the work database the command reads.
+func workDBName(c *cli.Context) string {
+	if name := c.String("work-db"); name != "" {
+		return name
+	}
+	return "rocketjob_work"
+}
+
+// incompleteDownload is a download that found fewer records than the job
+// recorded, told with the work database the command looked in.
+type incompleteDownload struct {
+	ie     *sliced.IncompleteError
+	workDB string
+}
+
+func (e *incompleteDownload) Error() string {
+	what := "output records"
+	if e.ie.Kind == sliced.FailedKind {
+		what = "failed records"
+	}
+	return fmt.Sprintf("job %s: only %s of its %s %s are in work database %q: check --work-db and --work-uri (the job may have run on another work database, or its slices were lost)",
+		e.ie.JobID, commas(e.ie.Got), commas(e.ie.Want), what, e.workDB)
+}
+
+func (e *incompleteDownload) Unwrap() error { return e.ie }
 
 // downloadable refuses the output download of a job whose output is not
 // (yet) complete.
@@ -83,11 +134,19 @@ func downloadable(job *rocketjob.Job) error {
 	}
 }
 
-// downloadTo writes the output (or the failed records) of job id to dest:
-// "-" is stdout; a file is written to a temporary file in the same folder
-// and renamed into place on success, compressed by its extension (.gz,
-// .zst). It returns the number of records written.
+// downloadTo writes the output (or the failed records) of job id to dest
+// as downloadFile does, a new file with fileout's default mode.
 func downloadTo(ctx context.Context, client *rocketjob.Client, id, dest string, failed bool, stdout io.Writer) (int64, error) {
+	return downloadFile(ctx, client, id, dest, failed, stdout, fileout.DefaultMode)
+}
+
+// downloadFile writes the output (or the failed records) of job id to dest:
+// "-" is stdout; a file is written through fileout (a temporary file renamed
+// into place on success, removed on failure; a new file gets mode less the
+// umask; an existing one keeps its mode; a device is written in place),
+// compressed by its extension (.gz, .zst). It returns the number of records
+// written.
+func downloadFile(ctx context.Context, client *rocketjob.Client, id, dest string, failed bool, stdout io.Writer, mode fs.FileMode) (int64, error) {
 	download := sliced.Download
 	if failed {
 		download = sliced.DownloadFailed
@@ -95,29 +154,12 @@ func downloadTo(ctx context.Context, client *rocketjob.Client, id, dest string, 
 	if dest == "-" {
 		return download(ctx, client, id, stdout)
 	}
-	if fi, err := os.Stat(dest); err == nil && fi.IsDir() {
-		return 0, fmt.Errorf("%s is a directory", dest)
-	}
-	dir, base := filepath.Split(dest)
-	if dir == "" {
-		dir = "."
-	}
-	tmp, err := os.CreateTemp(dir, "."+base+".*.tmp")
+	f, err := fileout.Create(dest, mode)
 	if err != nil {
-		var pe *fs.PathError
-		if errors.As(err, &pe) {
-			err = pe.Err
-		}
-		return 0, fmt.Errorf("cannot write %s: %w", dest, err)
+		return 0, err
 	}
-	ok := false
-	defer func() {
-		if !ok {
-			tmp.Close()
-			os.Remove(tmp.Name())
-		}
-	}()
-	w, err := sliced.CreateOutput(tmp, dest)
+	defer f.Abort()
+	w, err := sliced.CreateOutput(f, dest)
 	if err != nil {
 		return 0, err
 	}
@@ -128,15 +170,8 @@ func downloadTo(ctx context.Context, client *rocketjob.Client, id, dest string, 
 	if err := w.Close(); err != nil {
 		return n, fmt.Errorf("writing %s: %w", dest, err)
 	}
-	if err := tmp.Chmod(0o644); err != nil {
+	if err := f.Commit(); err != nil {
 		return n, err
 	}
-	if err := tmp.Close(); err != nil {
-		return n, fmt.Errorf("writing %s: %w", dest, err)
-	}
-	if err := os.Rename(tmp.Name(), dest); err != nil {
-		return n, err
-	}
-	ok = true
 	return n, nil
 }
