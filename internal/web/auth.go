@@ -42,10 +42,25 @@ const (
 	csrfHeader    = "X-CSRF-Token"
 )
 
-// Failed logins per client address before it must wait.
+// Limits of failed logins. Failures are counted per credential tried (the
+// user name of the users file, or a hash of the token presented), never per
+// client address: behind a proxy every client has the same address, and a
+// wrong token must not lock out the right one.
 const (
+	// loginFailures failures of one key within loginWindow lock that key
+	// until the oldest of them is loginWindow old.
 	loginFailures = 10
 	loginWindow   = time.Minute
+	// Past globalFailures failures of all keys within loginWindow, every
+	// further failure is answered 429 after failDelay (at most maxHeld at
+	// once): guessing slows down while correct credentials still get in.
+	globalFailures = 100
+	failDelay      = time.Second
+	maxHeld        = 64
+	// maxKeys bounds the keys remembered; when full, new keys are not
+	// counted (the global limit still applies), so a flood of names cannot
+	// flush a lock.
+	maxKeys = 10000
 )
 
 // user is one line of the users file.
@@ -341,12 +356,16 @@ func sameOrigin(r *http.Request) bool {
 	return true
 }
 
-// guard authenticates a request, refuses cross-site and unproven
-// (CSRF) state changes and checks the role that level needs.
+// guard refuses cross-site state changes, authenticates a request,
+// refuses unproven (CSRF) state changes and checks the role that level
+// needs.
 //
+//   - Every state change (any method but GET, HEAD, OPTIONS) from another
+//     site is refused, whatever the credentials: browsers say where a
+//     request comes from (Sec-Fetch-Site, Origin, Referer); API clients
+//     send none of these.
 //   - Authorization: Bearer TOKEN is the admin token; no CSRF token needed.
-//   - Authorization: Basic is a user of the users file (API clients);
-//     cross-site requests are refused (browsers may resend cached credentials).
+//   - Authorization: Basic is a user of the users file (API clients).
 //   - The session cookie is a browser login: every state change must come
 //     from this site and carry the session's CSRF token (form field
 //     csrf_token or header X-CSRF-Token).
@@ -358,6 +377,10 @@ func (h *Handler) guard(level access, next http.HandlerFunc) http.Handler {
 			next(w, r)
 			return
 		}
+		if unsafeMethod(r.Method) && !sameOrigin(r) {
+			h.fail(w, r, apiErr(http.StatusForbidden, "csrf", "cross-site request refused"))
+			return
+		}
 		p, err := h.authenticate(r)
 		if err != nil {
 			h.unauthorized(w, r, err)
@@ -367,10 +390,6 @@ func (h *Handler) guard(level access, next http.HandlerFunc) http.Handler {
 			info.user = p.Name
 		}
 		if unsafeMethod(r.Method) {
-			if p.via != viaBearer && !sameOrigin(r) {
-				h.fail(w, r, apiErr(http.StatusForbidden, "csrf", "cross-site request refused"))
-				return
-			}
 			if p.sess != nil && (p.via == viaSession || p.via == viaNone) {
 				if err := h.checkCSRF(r, p); err != nil {
 					h.fail(w, r, err)
@@ -386,6 +405,39 @@ func (h *Handler) guard(level access, next http.HandlerFunc) http.Handler {
 	})
 }
 
+// knownHost reports whether a request's Host names this server. Without a
+// login (loopback only) a page on any web site could otherwise reach the
+// UI through DNS rebinding: its own name, re-resolved to 127.0.0.1, makes
+// the browser treat the UI as that site. So the UI then answers only to
+// the host it listens on, "localhost" and loopback addresses (with any
+// port: the port does not tell a rebinding page from a local client). With
+// authentication any Host is fine: another site's page has no session.
+func (h *Handler) knownHost(r *http.Request) bool {
+	if h.auth.required() {
+		return true
+	}
+	host := r.Host
+	if hh, _, err := net.SplitHostPort(host); err == nil {
+		host = hh
+	} else if strings.HasPrefix(host, "[") && strings.HasSuffix(host, "]") {
+		host = host[1 : len(host)-1]
+	}
+	if host == "" {
+		return false
+	}
+	if strings.EqualFold(host, "localhost") || strings.EqualFold(host, h.listenHost) {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// refuseHost answers a request for an unknown Host (421 Misdirected Request).
+func refuseHost(w http.ResponseWriter, r *http.Request) {
+	writeError(w, r, apiErr(http.StatusMisdirectedRequest, "bad_host",
+		fmt.Sprintf("host %q is not this server: without a login the UI answers only to localhost and loopback addresses", truncate(r.Host, 100))))
+}
+
 // errUnauthenticated is a request without credentials where they are needed.
 var errUnauthenticated = errors.New("authentication required")
 
@@ -395,22 +447,29 @@ func (h *Handler) authenticate(r *http.Request) (*principal, error) {
 		scheme, cred, _ := strings.Cut(authz, " ")
 		switch {
 		case strings.EqualFold(scheme, "Bearer"):
-			if h.auth.checkToken(strings.TrimSpace(cred)) {
-				return &principal{Name: "token", Role: RoleAdmin, via: viaBearer}, nil
+			token := strings.TrimSpace(cred)
+			err := h.auth.attempt(r.Context(), tokenKey(token), func() bool { return h.auth.checkToken(token) })
+			if err != nil {
+				if errors.Is(err, errTooManyAttempts) {
+					return nil, err
+				}
+				return nil, errors.New("invalid token")
 			}
-			return nil, errors.New("invalid token")
+			return &principal{Name: "token", Role: RoleAdmin, via: viaBearer}, nil
 		case strings.EqualFold(scheme, "Basic"):
 			name, password, ok := r.BasicAuth()
 			if !ok {
 				return nil, errors.New("malformed basic credentials")
 			}
-			ip := clientIP(r)
-			if !h.auth.limiter.allow(ip) {
-				return nil, errTooManyAttempts
-			}
-			u := h.auth.checkUser(name, password)
-			if u == nil {
-				h.auth.limiter.fail(ip)
+			var u *user
+			err := h.auth.attempt(r.Context(), userKey(name), func() bool {
+				u = h.auth.checkUser(name, password)
+				return u != nil
+			})
+			if err != nil {
+				if errors.Is(err, errTooManyAttempts) {
+					return nil, err
+				}
 				return nil, errors.New("invalid user name or password")
 			}
 			return &principal{Name: u.name, Role: u.role, via: viaBasic}, nil
@@ -485,62 +544,131 @@ func (h *Handler) unauthorized(w http.ResponseWriter, r *http.Request, err error
 	http.Redirect(w, r, "/login?next="+url.QueryEscape(r.URL.RequestURI()), http.StatusSeeOther)
 }
 
-// loginLimiter counts failed logins per client address.
-type loginLimiter struct {
-	mu       sync.Mutex
-	failures map[string][]time.Time
+// loginKey names what a login tried: a user of the users file or a token
+// (hashed, so the table never holds a token or an unbounded name).
+type loginKey [sha256.Size]byte
+
+func tokenKey(token string) loginKey { return sha256.Sum256([]byte("token\x00" + token)) }
+
+func userKey(name string) loginKey { return sha256.Sum256([]byte("user\x00" + name)) }
+
+var (
+	errTooManyAttempts = errors.New("too many failed attempts")
+	errBadCredentials  = errors.New("wrong credentials")
+)
+
+// attempt checks one credential under the login limits. A locked key is
+// refused without a check (errTooManyAttempts). Otherwise check decides;
+// a failure is counted and, past the global limit, held for a while and
+// answered errTooManyAttempts. A correct credential is never held or
+// refused because of other keys' failures.
+func (a *authenticator) attempt(ctx context.Context, key loginKey, check func() bool) error {
+	if !a.limiter.allow(key) {
+		return errTooManyAttempts
+	}
+	if check() {
+		return nil
+	}
+	if a.limiter.fail(ctx, key) {
+		return errTooManyAttempts
+	}
+	return errBadCredentials
 }
 
-var errTooManyAttempts = errors.New("too many failed attempts")
+// loginLimiter counts failed logins per key and over all keys.
+type loginLimiter struct {
+	mu   sync.Mutex
+	keys map[loginKey][]time.Time // the last loginFailures failures of each key, oldest first
+	// all holds the times of the last globalFailures failures of any key,
+	// a ring whose oldest entry is at next.
+	all    [globalFailures]time.Time
+	next   int
+	held   int       // failures being held now
+	pruned time.Time // when keys was last pruned (at most once a second)
+}
 
-func newLoginLimiter() *loginLimiter { return &loginLimiter{failures: map[string][]time.Time{}} }
+func newLoginLimiter() *loginLimiter {
+	return &loginLimiter{keys: map[loginKey][]time.Time{}}
+}
 
-func (l *loginLimiter) recent(ip string, now time.Time) []time.Time {
-	var keep []time.Time
-	for _, t := range l.failures[ip] {
-		if now.Sub(t) < loginWindow {
-			keep = append(keep, t)
+// allow reports whether key may try: fewer than loginFailures failures
+// within loginWindow.
+func (l *loginLimiter) allow(key loginKey) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	f := l.keys[key]
+	return len(f) < loginFailures || time.Since(f[0]) >= loginWindow
+}
+
+// fail counts a failure of key and reports whether all keys together are
+// past the global limit; if so it first holds the caller for failDelay (or
+// until ctx ends) unless maxHeld failures are held already.
+func (l *loginLimiter) fail(ctx context.Context, key loginKey) (throttled bool) {
+	l.mu.Lock()
+	now := time.Now()
+	f, known := l.keys[key]
+	if !known && len(l.keys) >= maxKeys && now.Sub(l.pruned) >= time.Second {
+		l.pruned = now
+		for k, kf := range l.keys {
+			if now.Sub(kf[len(kf)-1]) >= loginWindow {
+				delete(l.keys, k)
+			}
 		}
 	}
-	if len(keep) == 0 {
-		delete(l.failures, ip)
-	} else {
-		l.failures[ip] = keep
+	if known || len(l.keys) < maxKeys {
+		if len(f) == loginFailures {
+			f = append(f[:0:0], f[1:]...)
+		}
+		l.keys[key] = append(f, now)
 	}
-	return keep
-}
-
-func (l *loginLimiter) allow(ip string) bool {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return len(l.recent(ip, time.Now())) < loginFailures
-}
-
-func (l *loginLimiter) fail(ip string) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	now := time.Now()
-	if len(l.failures) > 10000 { // forget everyone rather than grow without bound
-		l.failures = map[string][]time.Time{}
+	oldest := l.all[l.next]
+	l.all[l.next] = now
+	l.next = (l.next + 1) % globalFailures
+	throttled = !oldest.IsZero() && now.Sub(oldest) < loginWindow
+	hold := throttled && l.held < maxHeld
+	if hold {
+		l.held++
 	}
-	l.failures[ip] = append(l.recent(ip, now), now)
-}
-
-func clientIP(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
+	l.mu.Unlock()
+	if hold {
+		t := time.NewTimer(failDelay)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+		}
+		t.Stop()
+		l.mu.Lock()
+		l.held--
+		l.mu.Unlock()
 	}
-	return host
+	return throttled
 }
 
-// safeNext returns next if it is a path on this site, else "/".
+// safeNext returns next if it is a path on this site, else "/". Browsers
+// drop tabs and line breaks from a URL and read a backslash as a slash,
+// so "/\t/evil.example" or "/\\evil.example" would lead to another host:
+// control characters, spaces and backslashes are refused anywhere (in the
+// path also percent-encoded), and the path must start with exactly one
+// slash, also once decoded.
 func safeNext(next string) string {
-	if next == "" || !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") || strings.HasPrefix(next, "/\\") || strings.HasPrefix(next, "/login") {
+	if len(next) == 0 || next[0] != '/' || len(next) > 1 && next[1] == '/' {
+		return "/"
+	}
+	if strings.ContainsFunc(next, unsafeInURL) {
+		return "/"
+	}
+	u, err := url.Parse(next)
+	if err != nil || u.Scheme != "" || u.Host != "" || u.User != nil || u.Opaque != "" ||
+		!strings.HasPrefix(u.Path, "/") || strings.HasPrefix(u.Path, "//") || strings.ContainsFunc(u.Path, unsafeInURL) ||
+		strings.HasPrefix(u.Path, "/login") {
 		return "/"
 	}
 	return next
 }
+
+// unsafeInURL reports the characters a redirect target must not have, even
+// percent-encoded in its path: controls, spaces and backslashes.
+func unsafeInURL(c rune) bool { return c <= ' ' || c == 0x7f || c == '\\' }
 
 // loginPage shows the login form (or goes home when no login is needed).
 func (h *Handler) loginPage(w http.ResponseWriter, r *http.Request) {
@@ -567,23 +695,30 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request) {
 		h.renderLogin(w, r, http.StatusBadRequest, "Unreadable form.")
 		return
 	}
-	ip := clientIP(r)
-	if !h.auth.limiter.allow(ip) {
-		h.renderLogin(w, r, http.StatusTooManyRequests, "Too many failed logins: wait a minute.")
-		return
-	}
 	name, password := strings.TrimSpace(r.PostForm.Get("user")), r.PostForm.Get("password")
 	var sess *session
-	switch {
-	case name == "" && h.auth.checkToken(password):
-		sess = h.sessions.create("token", RoleAdmin)
-	case name != "":
-		if u := h.auth.checkUser(name, password); u != nil {
+	var err error
+	if name == "" {
+		err = h.auth.attempt(r.Context(), tokenKey(password), func() bool { return h.auth.checkToken(password) })
+		if err == nil {
+			sess = h.sessions.create("token", RoleAdmin)
+		}
+	} else {
+		var u *user
+		err = h.auth.attempt(r.Context(), userKey(name), func() bool {
+			u = h.auth.checkUser(name, password)
+			return u != nil
+		})
+		if err == nil {
 			sess = h.sessions.create(u.name, u.role)
 		}
 	}
+	if errors.Is(err, errTooManyAttempts) {
+		h.log.Info("login refused: too many failures", "user", name, "remote", r.RemoteAddr)
+		h.renderLogin(w, r, http.StatusTooManyRequests, "Too many failed logins: wait a minute.")
+		return
+	}
 	if sess == nil {
-		h.auth.limiter.fail(ip)
 		h.log.Info("failed login", "user", name, "remote", r.RemoteAddr)
 		h.renderLogin(w, r, http.StatusUnauthorized, "Wrong user name, password or token.")
 		return

@@ -117,8 +117,13 @@ func TestAuthAPI(t *testing.T) {
 		if r.status != http.StatusOK || b.priority(t, id) != 12 {
 			t.Fatalf("admin: %d %s", r.status, r.body)
 		}
-		// A bearer token is not subject to CSRF checks.
-		r = b.do(t, req{method: "POST", path: "/api/jobs/" + id + "/priority?priority=13", token: testToken, header: map[string]string{"Origin": "https://elsewhere.example"}})
+		// A bearer token needs no CSRF token, but a cross-site state change
+		// is refused whatever the credentials.
+		r = b.do(t, req{method: "POST", path: "/api/jobs/" + id + "/priority?priority=14", token: testToken, header: map[string]string{"Origin": "https://elsewhere.example"}})
+		if r.status != http.StatusForbidden || r.errCode(t) != "csrf" || b.priority(t, id) != 12 {
+			t.Fatalf("cross-site token: %d %s", r.status, r.body)
+		}
+		r = b.do(t, req{method: "POST", path: "/api/jobs/" + id + "/priority?priority=13", token: testToken})
 		if r.status != http.StatusOK || b.priority(t, id) != 13 {
 			t.Fatalf("token: %d %s", r.status, r.body)
 		}

@@ -120,11 +120,12 @@ type Handler struct {
 	log    *slog.Logger
 	mux    *http.ServeMux
 
-	auth     *authenticator
-	sessions *sessionStore
-	pages    *pageRenderer
-	stats    *statsCache
-	metrics  *metrics
+	auth       *authenticator
+	listenHost string // the host of cfg.Listen, a name the UI answers to
+	sessions   *sessionStore
+	pages      *pageRenderer
+	stats      *statsCache
+	metrics    *metrics
 
 	stopOnce sync.Once
 	stop     chan struct{}
@@ -150,16 +151,18 @@ func New(client *rocketjob.Client, cfg Config) (*Handler, error) {
 	if err != nil {
 		return nil, err
 	}
+	listenHost, _, _ := net.SplitHostPort(cfg.Listen)
 	h := &Handler{
-		client:   client,
-		cfg:      cfg,
-		log:      cfg.Logger.With("component", "web"),
-		mux:      http.NewServeMux(),
-		auth:     auth,
-		sessions: newSessionStore(),
-		pages:    pages,
-		stop:     make(chan struct{}),
-		done:     make(chan struct{}),
+		listenHost: listenHost,
+		client:     client,
+		cfg:        cfg,
+		log:        cfg.Logger.With("component", "web"),
+		mux:        http.NewServeMux(),
+		auth:       auth,
+		sessions:   newSessionStore(),
+		pages:      pages,
+		stop:       make(chan struct{}),
+		done:       make(chan struct{}),
 	}
 	if len(cfg.Token) > 0 && len(cfg.Token) < 16 {
 		h.log.Warn("the access token is short: use at least 16 random characters (e.g. openssl rand -hex 16)")
@@ -257,7 +260,8 @@ func (h *Handler) handle(pattern string, level access, fn http.HandlerFunc) {
 }
 
 // ServeHTTP serves one request: secure headers, panic recovery, request
-// log and metrics around the routes.
+// log and metrics around the routes. Without authentication a request for
+// another Host than this server's is refused (421), against DNS rebinding.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	rw := &recorder{ResponseWriter: w, status: http.StatusOK}
@@ -279,6 +283,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		h.logRequest(r, rw, start, info)
 	}()
+	if !h.knownHost(r) {
+		refuseHost(rw, r)
+		return
+	}
 	h.mux.ServeHTTP(rw, r)
 }
 
