@@ -55,6 +55,14 @@ type Options struct {
 	// Logger receives FerretDB's log records of level Warn and above;
 	// nil discards all of them.
 	Logger *slog.Logger
+	// TLS, when not nil, serves TLS on Listen instead of plain TCP; with a
+	// CA file clients must present a certificate it signed.
+	TLS *TLS
+	// InsecureListen allows a Listen address off the loopback interface
+	// without client certificates: anyone who can reach it can read and
+	// change every database. Without it, Start refuses such an address
+	// with an error wrapping ErrInsecureListen.
+	InsecureListen bool
 }
 
 // DB is a running embedded FerretDB server. Create it with Start and stop it
@@ -102,6 +110,16 @@ func Start(ctx context.Context, opts Options) (*DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("invalid listen address %q: %s", listen, clean(err))
 	}
+	if !opts.InsecureListen {
+		if err := CheckListen(listen, opts.TLS); err != nil {
+			return nil, err
+		}
+	}
+	if opts.TLS != nil {
+		if err := opts.TLS.check(); err != nil {
+			return nil, err
+		}
+	}
 
 	if err = os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("create data folder %s: %s", dir, clean(err))
@@ -117,7 +135,7 @@ func Start(ctx context.Context, opts Options) (*DB, error) {
 		return nil, err
 	}
 
-	db, err := start(ctx, dir, listen, port, opts.Logger, lock)
+	db, err := start(ctx, dir, listen, port, opts.Logger, opts.TLS, lock)
 	if err != nil {
 		releaseLock(lock)
 		return nil, err
@@ -126,7 +144,7 @@ func Start(ctx context.Context, opts Options) (*DB, error) {
 }
 
 // start does the part of Start that runs while the folder lock is held.
-func start(ctx context.Context, dir, listen, port string, logger *slog.Logger, lock *os.File) (db *DB, err error) {
+func start(ctx context.Context, dir, listen, port string, logger *slog.Logger, t *TLS, lock *os.File) (db *DB, err error) {
 	// ferretdb.New leaks its SQLite backend when its own listen fails, so
 	// detect a busy fixed port before creating it. The port may still be
 	// taken in between; that case is handled below.
@@ -151,8 +169,12 @@ func start(ctx context.Context, dir, listen, port string, logger *slog.Logger, l
 		}
 	}()
 
+	lc := ferretdb.ListenerConfig{TCP: listen}
+	if t != nil {
+		lc = ferretdb.ListenerConfig{TLS: listen, TLSCertFile: t.CertFile, TLSKeyFile: t.KeyFile, TLSCAFile: t.CAFile}
+	}
 	f, err := ferretdb.New(&ferretdb.Config{
-		Listener:  ferretdb.ListenerConfig{TCP: listen},
+		Listener:  lc,
 		Logger:    logger,
 		Handler:   "sqlite",
 		SQLiteURL: "file:" + strings.TrimSuffix(dir, "/") + "/",
@@ -194,8 +216,9 @@ func start(ctx context.Context, dir, listen, port string, logger *slog.Logger, l
 }
 
 // URI returns the MongoDB connection string of the server, for example
-// "mongodb://127.0.0.1:40123/". It contains the real bound port even when
-// Options.Listen used port 0.
+// "mongodb://127.0.0.1:40123/" ("...?tls=true" with Options.TLS: clients
+// add their tlsCAFile and tlsCertificateKeyFile). It contains the real
+// bound port even when Options.Listen used port 0.
 func (db *DB) URI() string { return db.uri }
 
 // Dir returns the absolute path of the data folder.
@@ -293,7 +316,8 @@ func isAddrInUse(err error) bool {
 }
 
 // clientURI rewrites the URI reported by FerretDB so that clients can use
-// it: a wildcard listen address ("0.0.0.0", "::") is replaced by 127.0.0.1.
+// it: a wildcard listen address ("0.0.0.0", "::") is replaced by 127.0.0.1;
+// the query (tls=true) is kept.
 func clientURI(ferretURI string) (string, error) {
 	u, err := url.Parse(ferretURI)
 	if err != nil {
@@ -306,7 +330,11 @@ func clientURI(ferretURI string) (string, error) {
 	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
 		host = "127.0.0.1"
 	}
-	return "mongodb://" + net.JoinHostPort(host, port) + "/", nil
+	uri := "mongodb://" + net.JoinHostPort(host, port) + "/"
+	if u.RawQuery != "" {
+		uri += "?" + u.RawQuery
+	}
+	return uri, nil
 }
 
 // waitAccepting dials the server until a TCP connection succeeds, the

@@ -248,7 +248,7 @@ func TestLoggerWarningsOnly(t *testing.T) {
 }
 
 func TestWildcardListen(t *testing.T) {
-	db := start(t, embedded.Options{Dir: t.TempDir(), Listen: ":0"})
+	db := start(t, embedded.Options{Dir: t.TempDir(), Listen: ":0", InsecureListen: true})
 	if !strings.HasPrefix(db.URI(), "mongodb://127.0.0.1:") || strings.HasSuffix(db.URI(), ":0/") {
 		t.Errorf("URI() = %q, want mongodb://127.0.0.1:PORT/", db.URI())
 	}
