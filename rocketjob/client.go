@@ -32,6 +32,12 @@ type Config struct {
 	// KeyFile is a file of keys, one per line, current first; it must not be
 	// readable by other users.
 	KeyFile string
+	// ClaimStrategy forces how slices are claimed: "findandmodify" (atomic
+	// updates, as on a MongoDB replica set), "insert" (unique inserts into
+	// side collections: correct on MongoDB and on FerretDB) or "auto" (the
+	// default: insert on FerretDB, findandmodify on MongoDB). Every process
+	// working on the same databases must use the same strategy.
+	ClaimStrategy string
 }
 
 func (c Config) withEnv() Config {
@@ -69,7 +75,7 @@ func NewClient(ctx context.Context, cfg Config) (*Client, error) {
 		}
 		cfg.Keyring = kr
 	}
-	s, err := store.Open(ctx, store.Config{URI: cfg.URI, WorkURI: cfg.WorkURI, DB: cfg.DB, WorkDB: cfg.WorkDB})
+	s, err := store.Open(ctx, store.Config{URI: cfg.URI, WorkURI: cfg.WorkURI, DB: cfg.DB, WorkDB: cfg.WorkDB, ClaimStrategy: cfg.ClaimStrategy})
 	if err != nil {
 		return nil, err
 	}
@@ -346,11 +352,15 @@ func (c *Client) SetPriority(ctx context.Context, id string, priority int) (*Job
 }
 
 // Pause stops a queued job from starting, or a running sliced job from
-// claiming more slices (slices in flight finish). A running simple job cannot
-// be paused.
+// claiming more slices: within one slice plus the servers' re-check interval
+// its workers leave it, slices claimed ahead go back unprocessed and slices
+// in flight finish. A running simple job cannot be paused, nor a sliced job
+// while one server runs its before or after hook (a short step: pause it
+// before or after).
 func (c *Client) Pause(ctx context.Context, id string) (*Job, error) {
 	return c.change(ctx, id, func(j *Job) (State, store.Change, error) {
-		if j.State == StatePaused || j.State == StateRunning && j.Kind == KindSimple {
+		hook := j.State == StateRunning && j.Kind == KindSliced && j.Step != StepProcessing && j.Server != ""
+		if j.State == StatePaused || j.State == StateRunning && j.Kind == KindSimple || hook {
 			return "", store.Change{}, &InvalidTransitionError{JobID: j.ID.Hex(), From: j.State, To: StatePaused}
 		}
 		return StatePaused, store.Change{}, nil
@@ -370,8 +380,11 @@ func (c *Client) Resume(ctx context.Context, id string) (*Job, error) {
 	})
 }
 
-// Abort stops a live job for good. Work in flight finishes but its result is
-// not applied to the job.
+// Abort stops a live job for good. Within one slice plus the servers'
+// re-check interval, a sliced job's workers leave it (its remaining slices
+// are never processed) and a running simple job's or hook's context is
+// cancelled with the cause ErrAborted; the result of a cancelled run is
+// dropped.
 func (c *Client) Abort(ctx context.Context, id string) (*Job, error) {
 	job, err := c.change(ctx, id, func(j *Job) (State, store.Change, error) {
 		if !j.State.Live() {
@@ -420,8 +433,10 @@ func (c *Client) Retry(ctx context.Context, id string) (*Job, error) {
 	})
 }
 
-// Destroy removes a job and all its slices, whatever its state. Servers
-// working on it stop at their next slice.
+// Destroy removes a job and all its slices, whatever its state. Within one
+// slice plus the servers' re-check interval its workers leave it and a
+// running simple job's or hook's context is cancelled with the cause
+// ErrDestroyed; results that arrive later are dropped.
 func (c *Client) Destroy(ctx context.Context, id string) error {
 	oid, err := ParseID(id)
 	if err != nil {
@@ -472,12 +487,18 @@ type Progress struct {
 	Records   int64 `json:"record_count"`
 	Processed int64 `json:"processed_count"`
 	Failed    int64 `json:"failed_record_count"`
-	Slices    struct {
-		Total   int64 `json:"total"`
-		Queued  int64 `json:"queued"`
+	// Slices counts each slice once: Queued + Claimed + Running + Failed +
+	// Done = Total.
+	Slices struct {
+		Total  int64 `json:"total"`
+		Queued int64 `json:"queued"`
+		// Claimed: claimed by a server, waiting for one of its workers (or
+		// processed and waiting to be written).
+		Claimed int64 `json:"claimed"`
+		// Running: a worker is on it now (as of the servers' last heartbeat).
 		Running int64 `json:"running"`
-		Failed  int64 `json:"failed"`
-		Done    int64 `json:"done"`
+		Failed  int64 `json:"failed"` // finished, with failed records
+		Done    int64 `json:"done"`   // finished, every record in the output
 	} `json:"slices"`
 	Percent        float64       `json:"percent"`
 	RecordsPerHour float64       `json:"records_per_hour"`
@@ -501,7 +522,12 @@ func (c *Client) Progress(ctx context.Context, job *Job) (*Progress, error) {
 			return nil, fmt.Errorf("job %s: progress: %w", job.ID.Hex(), err)
 		}
 		p.Processed, p.Failed = sp.Processed, sp.FailedRecords
-		p.Slices.Done, p.Slices.Running, p.Slices.Failed = sp.Done, sp.Running, sp.Failed
+		p.Slices.Failed = sp.Failed
+		p.Slices.Done = sp.Done - sp.Failed
+		// sp.Running counts every claimed, unfinished slice: the servers'
+		// heartbeats say how many of them a worker is on.
+		p.Slices.Running = min(sp.Running, c.processingNow(ctx, job.ID))
+		p.Slices.Claimed = sp.Running - p.Slices.Running
 		p.Slices.Queued = max(0, job.SliceCount-sp.Done-sp.Running)
 	}
 	if job.RecordCount > 0 {
@@ -523,6 +549,23 @@ func (c *Client) Progress(ctx context.Context, job *Job) (*Progress, error) {
 		}
 	}
 	return p, nil
+}
+
+// processingNow sums the slices of job that live servers reported
+// processing at their last heartbeat.
+func (c *Client) processingNow(ctx context.Context, job bson.ObjectID) int64 {
+	servers, err := c.store.ListServers(ctx)
+	if err != nil {
+		return 0
+	}
+	var n int64
+	for i := range servers {
+		srv := &servers[i]
+		if time.Since(srv.HeartbeatAt) < srv.DeadAfterOr(0) {
+			n += int64(srv.Processing[job.Hex()])
+		}
+	}
+	return n
 }
 
 // Servers lists the server processes.

@@ -18,6 +18,21 @@ var (
 	ErrConflict = model.ErrConflict
 	// ErrServerNotFound: no server has the given name.
 	ErrServerNotFound = model.ErrServerNotFound
+
+	// ErrAborted is the cause (context.Cause) of a running job's context when
+	// the job was aborted: the run's result is dropped. A job whose code
+	// honours its context frees its worker at once.
+	ErrAborted = model.ErrAborted
+	// ErrDestroyed is the cause of a running job's context when the job was
+	// destroyed.
+	ErrDestroyed = model.ErrDestroyed
+	// ErrPaused is the cause reported when a sliced job was paused: its
+	// workers stop claiming slices (slices in flight finish).
+	ErrPaused = model.ErrPaused
+	// ErrTakenAway is the cause of a running job's context when the job is no
+	// longer this run's: another server requeued it (this server was
+	// declared dead) or took it over.
+	ErrTakenAway = model.ErrTakenAway
 )
 
 // InvalidTransitionError is returned when a job cannot move from its current

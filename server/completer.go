@@ -68,6 +68,15 @@ func (s *Server) complete(ctx context.Context, batch []completion) {
 	}
 	for _, id := range order {
 		cs := byJob[id]
+		if f := cs[0].feeder; f.gone.Load() {
+			// Destroyed while these slices ran: writing them would bring
+			// back collections the destroy dropped.
+			s.log.Info("job destroyed: slice results dropped", "job", id.Hex(), "slices", len(cs))
+			if f.inFlight.Add(-int32(len(cs))) == 0 && f.workers.Load() == 0 {
+				s.leaveJob(ctx, id, f)
+			}
+			continue
+		}
 		done := make([]store.Completion, len(cs))
 		for i, c := range cs {
 			done[i] = store.Completion{Claimed: c.c, Result: c.r}
@@ -77,12 +86,14 @@ func (s *Server) complete(ctx context.Context, batch []completion) {
 			s.log.Error("writing slice results; giving the slices back", "job", id.Hex(), "slices", len(cs), "err", err)
 			for _, c := range cs {
 				if rerr := s.store.Slices().Release(ctx, id, c.c); rerr != nil {
-					s.log.Warn("giving back a slice", "job", id.Hex(), "slice", c.c.Num, "err", rerr)
+					s.giveBack.slice(id, c.c, rerr)
 				}
 			}
 		}
 		f := cs[0].feeder
-		f.inFlight.Add(-int32(len(cs)))
+		if f.inFlight.Add(-int32(len(cs))) == 0 && f.gone.Load() && f.workers.Load() == 0 {
+			s.leaveJob(ctx, id, f) // destroyed while this batch was written
+		}
 		stopped := false
 		for i, c := range cs {
 			if err == nil && !won[i] {

@@ -34,8 +34,10 @@ func (s *Server) heartbeatLoop(ctx context.Context) {
 			continue
 		}
 		if !existed {
-			s.log.Warn("this server had been declared dead by another server; its work in flight was requeued (output stays exactly-once)")
+			s.log.Warn("this server had been declared dead by another server, which requeued its work: leaving that work to others")
+			s.declaredDead()
 		}
+		s.giveBack.retry(ctx, s.store)
 		// Commands are read over a window of recent send times (clocks of
 		// other hosts may lag) and applied once each, in the order sent.
 		since := time.Now().Add(-window)
@@ -107,6 +109,10 @@ func (s *Server) beat(ctx context.Context) (bool, error) {
 		HeartbeatAt: time.Now().UTC().Truncate(time.Millisecond),
 		Version:     Version,
 
+		HeartbeatInterval: s.cfg.HeartbeatInterval,
+		DeadAfter:         s.cfg.DeadAfter,
+
+		Processing:    s.processing(),
 		WaitingForKey: s.waitingForKey(),
 	})
 }

@@ -47,7 +47,7 @@ func (s *Server) rescueLoop(ctx context.Context) {
 		live := map[string]bool{s.cfg.Name: true}
 		for i := range servers {
 			dead := &servers[i]
-			if dead.Name == s.cfg.Name || time.Since(dead.HeartbeatAt) < s.cfg.DeadAfter {
+			if dead.Name == s.cfg.Name || time.Since(dead.HeartbeatAt) < dead.DeadAfterOr(s.cfg.DeadAfter) {
 				live[dead.Name] = true
 				continue
 			}

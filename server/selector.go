@@ -82,21 +82,18 @@ func (sel *selector) next() *model.Job {
 // better reports whether a job other than current should be worked on now:
 // current is no longer runnable, or a more urgent job has work.
 func (sel *selector) better(current *model.Job) bool {
+	cur, ok := sel.current(current.ID)
+	if !ok {
+		// Gone from the runnable list: paused, aborted, failed or destroyed
+		// (or behind candidateLimit more urgent jobs). Leave it even when no
+		// other job waits: the job's controls must reach running work.
+		return true
+	}
 	best := sel.next()
-	if best == nil {
+	if best == nil || best.ID == current.ID {
 		return false
 	}
-	if best.ID == current.ID {
-		return false
-	}
-	sel.mu.Lock()
-	defer sel.mu.Unlock()
-	for i := range sel.jobs {
-		if sel.jobs[i].ID == current.ID {
-			return best.Priority < current.Priority
-		}
-	}
-	return true // current is gone from the runnable list: paused, aborted, failed or destroyed
+	return best.Priority < cur.Priority // cur carries a priority changed meanwhile
 }
 
 // current returns the cached copy of a job, if it is still runnable.

@@ -118,7 +118,8 @@ type Server struct {
 	stopOnce sync.Once
 	busy     atomic.Int32
 
-	sel *selector
+	sel   *selector
+	watch *watcher
 
 	sliceSeconds *prometheus.HistogramVec // time to process one slice, by job type
 
@@ -127,6 +128,7 @@ type Server struct {
 	workCtx     context.Context // what job code runs under
 
 	mu        sync.Mutex
+	giveBack  giveBack // what could not be given back during an outage
 	feeders   map[bson.ObjectID]*jobFeeder
 	noKey     map[bson.ObjectID]bool // encrypted jobs whose key this server lacks
 	startedAt time.Time
@@ -149,7 +151,9 @@ func New(client *rocketjob.Client, cfg *Config) (*Server, error) {
 		noKey:       map[bson.ObjectID]bool{},
 		completions: make(chan completion, 2*c.Workers),
 	}
+	s.giveBack.log = s.log
 	s.sel = newSelector(s.store, c.ReCheck, c.PollInterval)
+	s.watch = newWatcher(s.store, c.ReCheck, s.log)
 	s.sliceSeconds = prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name:        "rocketjob_slice_duration_seconds",
 		Help:        "Time this server took to process one slice (all its records), by job type.",
@@ -195,6 +199,7 @@ func (s *Server) Run(ctx context.Context) error {
 	var bg sync.WaitGroup
 	bg.Go(func() { s.heartbeatLoop(bgCtx) })
 	bg.Go(func() { s.rescueLoop(bgCtx) })
+	bg.Go(func() { s.watch.run(bgCtx) })
 
 	completer := make(chan struct{})
 	go func() { s.completeLoop(context.WithoutCancel(ctx)); close(completer) }()
@@ -253,7 +258,7 @@ func (s *Server) takeName(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("server %s: %w", s.cfg.Name, err)
 	}
-	if time.Since(old.HeartbeatAt) < s.cfg.DeadAfter {
+	if time.Since(old.HeartbeatAt) < old.DeadAfterOr(s.cfg.DeadAfter) {
 		return fmt.Errorf("server name %q is in use by a live server (pid %d on %s, heartbeat %s ago)",
 			s.cfg.Name, old.PID, old.Host, time.Since(old.HeartbeatAt).Round(time.Second))
 	}
@@ -285,6 +290,22 @@ func (s *Server) feeder(job *model.Job) (*jobFeeder, error) {
 	return f, nil
 }
 
+// processing counts, by job, the slices this server's workers are on now.
+func (s *Server) processing() map[string]int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var m map[string]int
+	for id, f := range s.feeders {
+		if n := f.processing.Load(); n > 0 {
+			if m == nil {
+				m = map[string]int{}
+			}
+			m[id.Hex()] = int(n)
+		}
+	}
+	return m
+}
+
 // waitingForKey lists the jobs skipped for want of their key.
 func (s *Server) waitingForKey() []string {
 	s.mu.Lock()
@@ -306,7 +327,18 @@ func (s *Server) dropFeeder(ctx context.Context, id bson.ObjectID) {
 	delete(s.feeders, id)
 	s.mu.Unlock()
 	if ok {
-		_ = f.Close(ctx)
+		if err := f.Close(ctx); err != nil {
+			s.giveBack.feeder(id, f.Feeder, err)
+		}
+	}
+}
+
+// dropStaleFeeder removes f from the feeders if it is still the job's.
+func (s *Server) dropStaleFeeder(id bson.ObjectID, f *jobFeeder) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.feeders[id] == f {
+		delete(s.feeders, id)
 	}
 }
 
@@ -327,11 +359,26 @@ func (s *Server) pruneFeeders(ctx context.Context) {
 	}
 }
 
+// declaredDead is called when this server finds that another declared it
+// dead and requeued its work: its workers leave the jobs whose slices they
+// claimed (a fresh feeder claims anew), and the watcher cancels its simple
+// jobs and hooks at its next pass (they no longer name this server).
+func (s *Server) declaredDead() {
+	s.mu.Lock()
+	for _, f := range s.feeders {
+		f.stale.Store(true)
+	}
+	s.mu.Unlock()
+	s.sel.invalidate()
+}
+
 func (s *Server) closeFeeders(ctx context.Context) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for id, f := range s.feeders {
-		_ = f.Close(ctx)
+		if err := f.Close(ctx); err != nil {
+			s.log.Warn("giving back claimed slices at shutdown", "job", id.Hex(), "err", err)
+		}
 		delete(s.feeders, id)
 	}
 }
@@ -340,9 +387,13 @@ func (s *Server) closeFeeders(ctx context.Context) {
 // the count of slices in flight here.
 type jobFeeder struct {
 	store.Feeder
-	codec     *encryption.Codec
-	header    []string
-	inFlight  atomic.Int32 // slices processing or waiting to be written
-	workers   atomic.Int32 // workers on the job here
-	exhausted atomic.Bool
+	codec      *encryption.Codec
+	header     []string
+	inFlight   atomic.Int32 // slices processing or waiting to be written
+	processing atomic.Int32 // slices a worker is on now
+	workers    atomic.Int32 // workers on the job here
+	exhausted  atomic.Bool
+	gone       atomic.Bool // the job was destroyed: results are dropped
+	stale      atomic.Bool // this server was declared dead: its claims were requeued
+	dropped    atomic.Bool // its slice collections were dropped after that
 }

@@ -29,11 +29,16 @@ type bundle struct {
 	runs        sync.Map // job id -> *atomic.Int32
 	afterCalls  atomic.Int32
 	squareFixed atomic.Bool
+	strategy    string // slice claim strategy; "" picks by server kind
 }
 
-func setup(t testing.TB) *bundle {
+func setup(t testing.TB) *bundle { return setupStrategy(t, "") }
+
+// setupStrategy is setup with a forced slice claim strategy ("insert" or
+// "findandmodify").
+func setupStrategy(t testing.TB, strategy string) *bundle {
 	t.Helper()
-	b := &bundle{reg: rocketjob.NewRegistry()}
+	b := &bundle{reg: rocketjob.NewRegistry(), strategy: strategy}
 	must(t, examples.Register(b.reg))
 	must(t, rocketjob.Register(b.reg, "count", func(ctx context.Context, job *rocketjob.Job, _ struct{}) error {
 		n, _ := b.runs.LoadOrStore(job.ID.Hex(), new(atomic.Int32))
@@ -64,7 +69,7 @@ func must(t testing.TB, err error) {
 
 func (b *bundle) newClient(t testing.TB) *rocketjob.Client {
 	t.Helper()
-	c, err := rocketjob.NewClient(context.Background(), rocketjob.Config{URI: dbtest.URI(), DB: b.jobs, WorkDB: b.work, Registry: b.reg})
+	c, err := rocketjob.NewClient(context.Background(), rocketjob.Config{URI: dbtest.URI(), DB: b.jobs, WorkDB: b.work, Registry: b.reg, ClaimStrategy: b.strategy})
 	must(t, err)
 	t.Cleanup(func() { _ = c.Close(context.Background()) })
 	return c

@@ -67,7 +67,13 @@ func (s *Server) runBefore(ctx context.Context, spec *rocketjob.TypeSpec, job *m
 	job = started
 	s.sel.invalidate()
 	if spec.Before != nil {
-		err := call(func() error { return spec.Before(rocketjob.ContextWithJob(ctx, job), job) })
+		hookCtx, w := s.watchStep(ctx, job)
+		err := call(func() error { return spec.Before(rocketjob.ContextWithJob(hookCtx, job), job) })
+		w.Done()
+		if cause := w.Err(); cause != nil {
+			s.log.Info("before hook cancelled", "job", job.ID.Hex(), "cause", cause)
+			return nil
+		}
 		rctx := context.WithoutCancel(ctx)
 		if ctx.Err() != nil {
 			_, err = s.ownerMove(rctx, job, model.StateRunning, store.Change{Unset: []string{"server"}})
@@ -113,18 +119,36 @@ func (s *Server) processSlices(ctx context.Context, spec *rocketjob.TypeSpec, jo
 			}
 		}()
 	}
+	// The worker stays while the job is processing: a pause, abort or
+	// destroy (seen within the re-check interval) makes it leave before its
+	// next slice.
+	_, w := s.watch.track(ctx, job, false, func(j *model.Job) bool {
+		return j.State == model.StateRunning && j.Step == model.StepProcessing
+	})
+	defer w.Done()
 	f.workers.Add(1)
 	defer func() {
 		// The last worker to leave gives back the slices claimed ahead, so
-		// other servers can take them while this one works elsewhere.
+		// other servers can take them while this one works elsewhere (or,
+		// when the job was destroyed, removes what was written since).
 		if f.workers.Add(-1) == 0 {
-			if err := f.Release(context.WithoutCancel(ctx)); err != nil {
-				s.log.Warn("giving back claimed slices", "job", job.ID.Hex(), "err", err)
-			}
+			s.leaveJob(context.WithoutCancel(ctx), job.ID, f)
 		}
 	}()
 	for {
 		if s.stopping.Load() || s.paused.Load() {
+			return nil
+		}
+		if f.stale.Load() {
+			return nil // this server was declared dead: its claims were requeued
+		}
+		if cause := w.Err(); cause != nil {
+			if errors.Is(cause, model.ErrDestroyed) {
+				f.gone.Store(true)
+			}
+			s.log.Info("leaving job", "job", job.ID.Hex(), "cause", cause)
+			s.sel.skipFor(job.ID, s.cfg.ReCheck)
+			s.sel.invalidate()
 			return nil
 		}
 		if ok, err := s.rateToken(ctx, spec, job); err != nil || !ok {
@@ -146,14 +170,18 @@ func (s *Server) processSlices(ctx context.Context, spec *rocketjob.TypeSpec, jo
 		f.inFlight.Add(1)
 		job.Header = f.header
 		began := time.Now()
+		f.processing.Add(1)
 		res, firstErr, sealErr := s.processSlice(ctx, spec, job, f.codec, c)
+		f.processing.Add(-1)
 		s.sliceSeconds.WithLabelValues(job.Type).Observe(time.Since(began).Seconds())
 		if ctx.Err() != nil || sealErr != nil {
 			// Cut short by the shutdown deadline: the results may be errors
 			// caused by the cancellation, so give the slice back instead.
-			err = errors.Join(sealErr, s.store.Slices().Release(context.WithoutCancel(ctx), job.ID, c))
+			if rerr := s.store.Slices().Release(context.WithoutCancel(ctx), job.ID, c); rerr != nil {
+				s.giveBack.slice(job.ID, c, rerr)
+			}
 			f.inFlight.Add(-1)
-			return err
+			return sealErr
 		}
 		s.completions <- completion{job: *job, spec: spec, feeder: f, c: c, r: res, firstErr: firstErr}
 		if res.FailedCount > 0 && job.StopOnError {
@@ -169,6 +197,44 @@ func (s *Server) processSlices(ctx context.Context, spec *rocketjob.TypeSpec, jo
 			job = &cur
 		}
 	}
+}
+
+// leaveJob is run by the last of this server's workers to leave a job: it
+// gives back the slices claimed ahead, or, when the job was destroyed and
+// nothing is in flight here, drops whatever this server wrote after the
+// destroy (the completer drops results that arrive later).
+func (s *Server) leaveJob(ctx context.Context, id bson.ObjectID, f *jobFeeder) {
+	if !f.gone.Load() {
+		// Workers also leave a job the selector no longer lists, which may
+		// mean it was destroyed: giving slices back would write into it.
+		if _, err := s.store.GetJob(ctx, id); errors.Is(err, model.ErrJobNotFound) {
+			f.gone.Store(true)
+		}
+	}
+	if f.gone.Load() {
+		if f.inFlight.Load() == 0 && f.dropped.CompareAndSwap(false, true) {
+			s.dropFeeder(ctx, id)
+			if err := s.store.Slices().Drop(ctx, id); err != nil {
+				s.log.Warn("dropping the slices of a destroyed job", "job", id.Hex(), "err", err)
+			}
+		}
+		return
+	}
+	if err := f.Release(ctx); err != nil {
+		s.giveBack.feeder(id, f.Feeder, err)
+	}
+	if f.stale.Load() {
+		s.dropStaleFeeder(id, f)
+	}
+}
+
+// watchStep watches a before or after hook: it runs while the job stays
+// running at that step on this server.
+func (s *Server) watchStep(ctx context.Context, job *model.Job) (context.Context, *watch) {
+	step := job.Step
+	return s.watch.track(ctx, job, true, func(j *model.Job) bool {
+		return j.State == model.StateRunning && j.Step == step && j.Server == s.cfg.Name
+	})
 }
 
 // processSlice runs the type's function on every record of a slice. A record
@@ -323,7 +389,13 @@ func (s *Server) runAfter(ctx context.Context, spec *rocketjob.TypeSpec, job *mo
 		return err
 	}
 	if spec.After != nil {
-		err := call(func() error { return spec.After(rocketjob.ContextWithJob(ctx, job), job) })
+		hookCtx, w := s.watchStep(ctx, job)
+		err := call(func() error { return spec.After(rocketjob.ContextWithJob(hookCtx, job), job) })
+		w.Done()
+		if cause := w.Err(); cause != nil {
+			s.log.Info("after hook cancelled", "job", job.ID.Hex(), "cause", cause)
+			return nil
+		}
 		if ctx.Err() != nil {
 			_, err = s.ownerMove(rctx, job, model.StateRunning, store.Change{Unset: []string{"server"}})
 			return err

@@ -116,7 +116,18 @@ func (s *Server) runSimple(ctx context.Context, job *model.Job) error {
 	s.sel.invalidate()
 	log := s.log.With("job", job.ID.Hex(), "type", job.Type)
 	log.Info("job started")
-	runErr := call(func() error { return spec.Perform(rocketjob.ContextWithJob(ctx, job), job) })
+	// The run lasts while the job is running here at this attempt: an abort,
+	// a destroy or a requeue by another server cancels its context.
+	attempt := job.Attempt
+	runCtx, w := s.watch.track(ctx, job, true, func(j *model.Job) bool {
+		return j.State == model.StateRunning && j.Server == s.cfg.Name && j.Attempt == attempt
+	})
+	runErr := call(func() error { return spec.Perform(rocketjob.ContextWithJob(runCtx, job), job) })
+	w.Done()
+	if cause := w.Err(); cause != nil {
+		log.Info("job run cancelled: result dropped", "cause", cause)
+		return nil
+	}
 
 	// Record the result even while shutting down.
 	rctx := context.WithoutCancel(ctx)

@@ -34,8 +34,8 @@ func Rekey(ctx context.Context, c *rocketjob.Client, id string) (int, error) {
 		if err != nil {
 			return 0, err
 		}
-		if p.Slices.Running > 0 {
-			return 0, fmt.Errorf("job %s has %d slices in flight: try again once they are done", id, p.Slices.Running)
+		if n := p.Slices.Running + p.Slices.Claimed; n > 0 {
+			return 0, fmt.Errorf("job %s has %d slices in flight: try again once they are done", id, n)
 		}
 	}
 	codec, err := c.Codec(job)

@@ -13,6 +13,14 @@ var (
 	ErrBadArgs        = errors.New("invalid job arguments")
 	ErrConflict       = errors.New("job was changed by another process")
 	ErrServerNotFound = errors.New("server not found")
+
+	// Causes of a cancelled run: a running job's context ends with one of
+	// these (context.Cause) when an operator or another server takes the job
+	// away from it.
+	ErrAborted   = errors.New("job was aborted")
+	ErrDestroyed = errors.New("job was destroyed")
+	ErrPaused    = errors.New("job was paused")
+	ErrTakenAway = errors.New("job was requeued or taken over by another server")
 )
 
 // InvalidTransitionError is returned when a job cannot move from its state to

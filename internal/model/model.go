@@ -175,9 +175,34 @@ type Server struct {
 	StartedAt   time.Time `bson:"started_at" json:"started_at"`
 	HeartbeatAt time.Time `bson:"heartbeat_at" json:"heartbeat_at"`
 	Version     string    `bson:"version" json:"version"`
+	// HeartbeatInterval and DeadAfter are the server's own liveness
+	// settings: other servers judge its heartbeat by them (with a floor), so
+	// servers started with different settings never declare each other dead
+	// while alive.
+	HeartbeatInterval time.Duration `bson:"heartbeat_interval,omitempty" json:"heartbeat_interval_ns,omitempty"`
+	DeadAfter         time.Duration `bson:"dead_after,omitempty" json:"dead_after_ns,omitempty"`
+	// Processing counts, by job id (hex), the slices this server's workers
+	// were processing at its last heartbeat (not those claimed ahead or
+	// waiting to be written).
+	Processing map[string]int `bson:"processing,omitempty" json:"processing,omitempty"`
 	// WaitingForKey lists the encrypted jobs this server skips because its
 	// keyring lacks their key.
 	WaitingForKey []string `bson:"waiting_for_key,omitempty" json:"waiting_for_key,omitempty"`
+}
+
+// MinDeadAfter is the floor under any server's published DeadAfter.
+const MinDeadAfter = time.Second
+
+// DeadAfterOr returns how old srv's heartbeat may be before it is dead: its
+// own published DeadAfter (fallback when it published none, as servers of
+// older versions), never less than two of its heartbeat intervals or
+// MinDeadAfter.
+func (srv *Server) DeadAfterOr(fallback time.Duration) time.Duration {
+	d := srv.DeadAfter
+	if d <= 0 {
+		d = fallback
+	}
+	return max(d, 2*srv.HeartbeatInterval, MinDeadAfter)
 }
 
 // Server states.

@@ -192,6 +192,16 @@ func (s *Store) apply(ctx context.Context, job *model.Job, to model.State, chang
 	if err != nil {
 		return nil, fmt.Errorf("job %s: %w", job.ID.Hex(), err)
 	}
+	if matched == 0 && s.ferret {
+		// A claimer slower than rollForwardAfter may find its own claim
+		// rolled forward by another process: the job is then one version on,
+		// with exactly this update applied, and the transition did happen.
+		// Reporting a conflict would leave a run nobody works on.
+		if cur, err := s.GetJob(ctx, job.ID); err == nil && cur.Version == job.Version+1 {
+			s.syncQueue(ctx, job, cur)
+			return cur, nil
+		}
+	}
 	if matched == 0 {
 		return nil, fmt.Errorf("job %s: %w", job.ID.Hex(), model.ErrConflict)
 	}
@@ -245,9 +255,14 @@ func applied(job *model.Job, set bson.D, unset []string) (*model.Job, error) {
 func claimID(job *model.Job) string { return fmt.Sprintf("%s:%d", job.ID.Hex(), job.Version) }
 
 // rollForward applies a transition claim whose writer died before applying it.
+// When the update gave the job's run (or step) to its claimer and the
+// claimer's server document is gone (it was declared dead and rescued before
+// this roll-forward), nobody would ever finish that run: it is given back at
+// once, as the rescuer would have, instead of waiting for the orphan sweep.
 func (s *Store) rollForward(ctx context.Context, job *model.Job) {
 	var claim struct {
 		At     time.Time `bson:"at"`
+		By     string    `bson:"by"`
 		Update []byte    `bson:"update"`
 	}
 	if err := s.jobClaims().FindOne(ctx, bson.D{{Key: "_id", Value: claimID(job)}}).Decode(&claim); err != nil {
@@ -257,9 +272,22 @@ func (s *Store) rollForward(ctx context.Context, job *model.Job) {
 		return
 	}
 	res, err := s.jobs().UpdateOne(ctx, bson.D{{Key: "_id", Value: job.ID}, {Key: "version", Value: job.Version}}, bson.Raw(claim.Update))
-	if err == nil && res.ModifiedCount > 0 {
-		_ = s.RepairQueued(ctx, job)
+	if err != nil || res.ModifiedCount == 0 {
+		return
 	}
+	_ = s.RepairQueued(ctx, job)
+	moved, err := s.GetJob(ctx, job.ID)
+	if err != nil || moved.State != model.StateRunning || moved.Server == "" || moved.Server != claim.By {
+		return
+	}
+	if _, err := s.GetServer(ctx, moved.Server); !errors.Is(err, model.ErrServerNotFound) {
+		return // alive (or unknown): its rescuer will requeue it if it dies
+	}
+	to := model.StateQueued // a simple job runs again
+	if moved.Kind == model.KindSliced {
+		to = model.StateRunning // its before or after step runs again
+	}
+	_, _ = s.Transition(ctx, moved, to, Change{Unset: []string{"server"}}, "rescuer")
 }
 
 // DeleteJob removes a job document, its copy in the run queue and its

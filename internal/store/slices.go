@@ -112,6 +112,8 @@ type Feeder interface {
 	// to claim (for now).
 	Next(ctx context.Context) (*Claimed, error)
 	// Release gives back the slices claimed but not yet handed out by Next.
+	// Slices it could not give back stay with the feeder: the next Release
+	// (or Next) takes them again.
 	Release(ctx context.Context) error
 	// Close releases the claimed slices and the feeder's cursor.
 	Close(ctx context.Context) error

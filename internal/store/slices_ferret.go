@@ -398,10 +398,14 @@ func (ff *ferretFeeder) Release(ctx context.Context) error {
 	ff.mu.Lock()
 	defer ff.mu.Unlock()
 	var errs []error
+	var kept []*Claimed
 	for _, c := range ff.pending {
-		errs = append(errs, ff.f.Release(ctx, ff.job, c))
+		if err := ff.f.Release(ctx, ff.job, c); err != nil {
+			errs = append(errs, err)
+			kept = append(kept, c) // handed out again, or given back by the next Release
+		}
 	}
-	ff.pending = nil
+	ff.pending = kept
 	ff.noWorkUntil = time.Time{}
 	return errors.Join(errs...)
 }

@@ -32,7 +32,18 @@ type Config struct {
 	WorkURI string // work (slices) database server; default URI
 	DB      string // jobs database name; default DefaultDB
 	WorkDB  string // work database name; default DefaultWorkDB
+	// ClaimStrategy forces the slice claim strategy: StrategyFindAndModify
+	// (atomic updates; correct only on MongoDB) or StrategyInsert (unique
+	// inserts; correct on both). Empty or StrategyAuto picks by server kind.
+	ClaimStrategy string
 }
+
+// Slice claim strategies (Config.ClaimStrategy).
+const (
+	StrategyAuto          = "auto"
+	StrategyFindAndModify = "findandmodify"
+	StrategyInsert        = "insert"
+)
 
 // Store is a connection to the jobs and work databases.
 type Store struct {
@@ -60,6 +71,11 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	if cfg.WorkDB == "" {
 		cfg.WorkDB = DefaultWorkDB
 	}
+	switch cfg.ClaimStrategy {
+	case "", StrategyAuto, StrategyFindAndModify, StrategyInsert:
+	default:
+		return nil, fmt.Errorf("unknown claim strategy %q (valid: auto, findandmodify, insert)", cfg.ClaimStrategy)
+	}
 	jc, err := connect(ctx, cfg.URI)
 	if err != nil {
 		return nil, err
@@ -77,9 +93,10 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		s.Close(context.Background())
 		return nil, fmt.Errorf("database %s: %w", Redact(cfg.WorkURI), err)
 	}
-	if s.ferret {
+	switch {
+	case cfg.ClaimStrategy == StrategyInsert, s.ferret && cfg.ClaimStrategy != StrategyFindAndModify:
 		s.slices = &ferretSlices{db: s.workDB}
-	} else {
+	default:
 		s.slices = &mongoSlices{db: s.workDB}
 	}
 	if err := s.ensureIndexes(ctx); err != nil {

@@ -253,6 +253,7 @@ type jobView struct {
 
 type sliceCounts struct {
 	Queued  int64 `json:"queued"`
+	Claimed int64 `json:"claimed"`
 	Running int64 `json:"running"`
 	Failed  int64 `json:"failed"`
 	Done    int64 `json:"done"`
@@ -303,7 +304,7 @@ func newJobView(job *rocketjob.Job, p *rocketjob.Progress) jobView {
 		if p.Records > 0 || job.Kind == rocketjob.KindSliced {
 			v.RecordCount = p.Records
 		}
-		v.Slices = &sliceCounts{Queued: p.Slices.Queued, Running: p.Slices.Running, Failed: p.Slices.Failed, Done: p.Slices.Done}
+		v.Slices = &sliceCounts{Queued: p.Slices.Queued, Claimed: p.Slices.Claimed, Running: p.Slices.Running, Failed: p.Slices.Failed, Done: p.Slices.Done}
 		if job.Kind == rocketjob.KindSliced {
 			v.Percent = p.Percent
 			v.RecordsPerHour = p.RecordsPerHour
@@ -491,8 +492,8 @@ func printJob(w io.Writer, v jobView) error {
 		line("processed_count", "%s", commas(v.ProcessedCount))
 		line("failed_record_count", "%s", commas(v.FailedRecordCount))
 		if v.Slices != nil {
-			line("slices", "%s queued, %s running, %s failed, %s done (of %s)",
-				commas(v.Slices.Queued), commas(v.Slices.Running), commas(v.Slices.Failed), commas(v.Slices.Done), commas(v.SliceCount))
+			line("slices", "%s queued, %s claimed, %s running, %s with failed records, %s done (of %s)",
+				commas(v.Slices.Queued), commas(v.Slices.Claimed), commas(v.Slices.Running), commas(v.Slices.Failed), commas(v.Slices.Done), commas(v.SliceCount))
 		}
 		line("percent", "%.1f%%", v.Percent)
 		if v.RecordsPerHour > 0 {

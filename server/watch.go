@@ -1,0 +1,165 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sync"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+
+	"github.com/rocketjob-go/rocketjob/internal/model"
+	"github.com/rocketjob-go/rocketjob/internal/store"
+)
+
+// watcher re-reads, every interval, the jobs this server's workers are on,
+// and tells them when a job is no longer theirs to run: it was paused,
+// aborted, destroyed, or requeued by another server. A worker on a sliced
+// job's slices leaves the job before its next slice; a simple job's Perform
+// and a before/after hook see their context cancelled with the cause
+// (model.ErrAborted, ...). This is what makes the operator's controls reach
+// running work whether or not any other job is waiting.
+type watcher struct {
+	store    *store.Store
+	interval time.Duration
+	log      *slog.Logger
+
+	mu   sync.Mutex
+	runs map[*watch]struct{}
+
+	// checked, when set (tests), receives after every pass.
+	checked chan struct{}
+}
+
+// watch is one tracked run: a simple job's Perform, a hook, or one worker's
+// stay on a sliced job's slices.
+type watch struct {
+	w      *watcher
+	id     bson.ObjectID
+	holds  func(*model.Job) bool // whether the job is still this run's
+	cancel context.CancelCauseFunc
+
+	mu    sync.Mutex
+	cause error
+}
+
+func newWatcher(s *store.Store, interval time.Duration, log *slog.Logger) *watcher {
+	return &watcher{store: s, interval: interval, log: log, runs: map[*watch]struct{}{}}
+}
+
+// track starts watching job for a run that lasts while holds(job) is true.
+// job must be fresh (just returned by a transition) or fresh=false, in which
+// case it is read once now. The returned context is ctx, cancelled with the
+// cause once holds is false; Done must be called when the run ends.
+func (w *watcher) track(ctx context.Context, job *model.Job, fresh bool, holds func(*model.Job) bool) (context.Context, *watch) {
+	rctx, cancel := context.WithCancelCause(ctx)
+	wt := &watch{w: w, id: job.ID, holds: holds, cancel: cancel}
+	if !fresh {
+		cur, err := w.store.GetJob(ctx, job.ID)
+		switch {
+		case errors.Is(err, model.ErrJobNotFound):
+			wt.end(nil)
+		case err == nil:
+			if !holds(cur) {
+				wt.end(cur)
+			}
+		}
+		// On another error the next pass decides.
+	}
+	w.mu.Lock()
+	w.runs[wt] = struct{}{}
+	w.mu.Unlock()
+	return rctx, wt
+}
+
+// Err returns why the run must end (model.ErrPaused, ErrAborted, ErrDestroyed
+// or ErrTakenAway), or nil while it may go on.
+func (wt *watch) Err() error {
+	wt.mu.Lock()
+	defer wt.mu.Unlock()
+	return wt.cause
+}
+
+// Done stops watching and releases the run's context.
+func (wt *watch) Done() {
+	wt.w.mu.Lock()
+	delete(wt.w.runs, wt)
+	wt.w.mu.Unlock()
+	wt.cancel(context.Canceled)
+}
+
+// end records why the run must end (job is nil when it was destroyed) and
+// cancels its context.
+func (wt *watch) end(job *model.Job) {
+	cause := leaveCause(job)
+	wt.mu.Lock()
+	if wt.cause == nil {
+		wt.cause = cause
+	}
+	wt.mu.Unlock()
+	wt.cancel(cause)
+}
+
+// leaveCause says why a job (nil: destroyed) no longer holds for a run.
+func leaveCause(job *model.Job) error {
+	switch {
+	case job == nil:
+		return model.ErrDestroyed
+	case job.State == model.StateAborted:
+		return model.ErrAborted
+	case job.State == model.StatePaused:
+		return model.ErrPaused
+	default:
+		return model.ErrTakenAway
+	}
+}
+
+// run checks the watched jobs every interval until ctx ends.
+func (w *watcher) run(ctx context.Context) {
+	t := time.NewTicker(w.interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		w.check(ctx)
+		if w.checked != nil {
+			select {
+			case w.checked <- struct{}{}:
+			default:
+			}
+		}
+	}
+}
+
+// check reads each watched job once and ends the runs it no longer holds for.
+func (w *watcher) check(ctx context.Context) {
+	w.mu.Lock()
+	byJob := map[bson.ObjectID][]*watch{}
+	for wt := range w.runs {
+		if wt.Err() == nil {
+			byJob[wt.id] = append(byJob[wt.id], wt)
+		}
+	}
+	w.mu.Unlock()
+	for id, runs := range byJob {
+		job, err := w.store.GetJob(ctx, id)
+		if errors.Is(err, model.ErrJobNotFound) {
+			job, err = nil, nil
+		}
+		if err != nil {
+			if ctx.Err() == nil {
+				w.log.Warn("re-reading a running job", "job", id.Hex(), "err", err)
+			}
+			continue
+		}
+		for _, wt := range runs {
+			if job == nil || !wt.holds(job) {
+				wt.end(job)
+			}
+		}
+	}
+}
