@@ -148,7 +148,6 @@ type progressJSON struct {
 type slicesJSON struct {
 	Total   int64 `json:"total"`
 	Queued  int64 `json:"queued"`
-	Claimed int64 `json:"claimed"`
 	Running int64 `json:"running"`
 	Failed  int64 `json:"failed"`
 	Done    int64 `json:"done"`
@@ -230,7 +229,7 @@ func newJobJSON(job *rocketjob.Job, p *rocketjob.Progress, sampled *counts) jobJ
 		if p != nil {
 			pr.Processed, pr.Failed = p.Processed, p.Failed
 			pr.RecordsPerHour = p.RecordsPerHour
-			pr.Slices = &slicesJSON{Total: p.Slices.Total, Queued: p.Slices.Queued, Claimed: p.Slices.Claimed, Running: p.Slices.Running, Failed: p.Slices.Failed, Done: p.Slices.Done}
+			pr.Slices = &slicesJSON{Total: p.Slices.Total, Queued: p.Slices.Queued, Running: p.Slices.Running, Failed: p.Slices.Failed, Done: p.Slices.Done}
 			if job.State == rocketjob.StateRunning && p.RecordsPerHour > 0 && p.Remaining > 0 {
 				eta := p.Remaining.Seconds()
 				pr.ETASeconds = &eta
@@ -712,14 +711,36 @@ func (h *Handler) apiOutput(w http.ResponseWriter, r *http.Request) {
 	}
 	h.stream(w, r, "job-"+id+"-output"+ext, ctype, func(ctx context.Context, out io.Writer) error {
 		_, err := sliced.Download(ctx, h.client, id, out)
-		return err
+		return h.downloadErr(ctx, id, err)
 	})
+}
+
+// downloadErr is the answer to a download that failed: a job destroyed
+// meanwhile is 404 (never 500), a download that found fewer records than
+// the job recorded (sliced.IncompleteError: the work database lacks them)
+// is a 500 that says so. nil stays nil.
+func (h *Handler) downloadErr(ctx context.Context, id string, err error) error {
+	if err == nil || errors.Is(err, rocketjob.ErrJobNotFound) {
+		return err
+	}
+	if ctx.Err() == nil {
+		if _, gerr := h.client.Get(ctx, id); errors.Is(gerr, rocketjob.ErrJobNotFound) {
+			return apiErr(http.StatusNotFound, "not_found", "job "+id+" was destroyed during the download")
+		}
+	}
+	var ie *sliced.IncompleteError
+	if errors.As(err, &ie) {
+		return apiErr(http.StatusInternalServerError, "incomplete", ie.Error())
+	}
+	return err
 }
 
 // stream writes a download produced by produce: headers go out with the
 // first byte, so an error before it is still a proper JSON error; an error
 // after it aborts the connection (the client sees a broken transfer, never
-// a silently short file).
+// a silently short file). A download checks its record count before its
+// last buffer is written (see sliced.Download), so a short one fails this
+// way too.
 func (h *Handler) stream(w http.ResponseWriter, r *http.Request, filename, ctype string, produce func(context.Context, io.Writer) error) {
 	fileGzip := r.URL.Query().Get("gzip") == "1" || r.URL.Query().Get("gzip") == "true"
 	hd := w.Header()
@@ -828,8 +849,14 @@ func (h *Handler) outputPage(w http.ResponseWriter, r *http.Request, job *rocket
 		}
 		return nil
 	})
+	if err == nil {
+		// The whole output was read: it must hold what the job recorded.
+		if want, _, final := sliced.ExpectedCounts(job); final && pos < want {
+			err = &sliced.IncompleteError{JobID: job.ID.Hex(), Kind: sliced.OutputKind, Want: want, Got: pos}
+		}
+	}
 	if err != nil && !errors.Is(err, errStop) {
-		h.fail(w, r, err)
+		h.fail(w, r, h.downloadErr(r.Context(), job.ID.Hex(), err))
 		return
 	}
 	resp := map[string]any{"id": job.ID.Hex(), "format": job.Format, "offset": offset, "limit": limit, "records": records, "next_offset": nil}
@@ -875,13 +902,14 @@ func (h *Handler) failedRecords(ctx context.Context, job *rocketjob.Job, offset,
 		return nil, false, err
 	}
 	out := make([]failureJSON, 0, min(limit, 100))
-	var pos int64
+	var pos, covered int64 // covered: the records the failure rows stand for
 	more := false
 	err = h.client.Store().Slices().StreamFailed(ctx, job.ID, func(s store.OutputSlice) error {
 		if int64(len(out)) >= limit {
 			more = true
 			return errStop
 		}
+		covered += int64(s.Count)
 		if pos+int64(s.Count) <= offset {
 			pos += int64(s.Count)
 			return nil
@@ -912,8 +940,14 @@ func (h *Handler) failedRecords(ctx context.Context, job *rocketjob.Job, offset,
 		}
 		return nil
 	})
+	if err == nil {
+		// Every failed record was read: they must be those the job recorded.
+		if _, want, final := sliced.ExpectedCounts(job); final && covered < want {
+			err = &sliced.IncompleteError{JobID: job.ID.Hex(), Kind: sliced.FailedKind, Want: want, Got: covered}
+		}
+	}
 	if err != nil && !errors.Is(err, errStop) {
-		return nil, false, err
+		return nil, false, h.downloadErr(ctx, job.ID.Hex(), err)
 	}
 	return out, more, nil
 }
@@ -951,7 +985,7 @@ func (h *Handler) apiFailures(w http.ResponseWriter, r *http.Request) {
 	if !asJSON {
 		h.stream(w, r, "job-"+id+"-failed.csv", "text/csv; charset=utf-8", func(ctx context.Context, out io.Writer) error {
 			_, err := sliced.DownloadFailed(ctx, h.client, id, out)
-			return err
+			return h.downloadErr(ctx, id, err)
 		})
 		return
 	}
