@@ -148,6 +148,7 @@ type progressJSON struct {
 type slicesJSON struct {
 	Total   int64 `json:"total"`
 	Queued  int64 `json:"queued"`
+	Claimed int64 `json:"claimed"`
 	Running int64 `json:"running"`
 	Failed  int64 `json:"failed"`
 	Done    int64 `json:"done"`
@@ -229,7 +230,7 @@ func newJobJSON(job *rocketjob.Job, p *rocketjob.Progress, sampled *counts) jobJ
 		if p != nil {
 			pr.Processed, pr.Failed = p.Processed, p.Failed
 			pr.RecordsPerHour = p.RecordsPerHour
-			pr.Slices = &slicesJSON{Total: p.Slices.Total, Queued: p.Slices.Queued, Running: p.Slices.Running, Failed: p.Slices.Failed, Done: p.Slices.Done}
+			pr.Slices = &slicesJSON{Total: p.Slices.Total, Queued: p.Slices.Queued, Claimed: p.Slices.Claimed, Running: p.Slices.Running, Failed: p.Slices.Failed, Done: p.Slices.Done}
 			if job.State == rocketjob.StateRunning && p.RecordsPerHour > 0 && p.Remaining > 0 {
 				eta := p.Remaining.Seconds()
 				pr.ETASeconds = &eta
