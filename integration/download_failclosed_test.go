@@ -3,6 +3,7 @@ package integration
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io/fs"
 	"os"
 	"os/exec"
@@ -156,6 +157,42 @@ func TestDownloadFailsClosedAndKeepsPermissions(t *testing.T) {
 		}
 		onlyFilesIn(t, out, "pipe")
 		fatalIf(t, os.Remove(fifo))
+	})
+
+	t.Run("an interrupted download leaves no file", func(t *testing.T) {
+		for attempt := 1; ; attempt++ {
+			dest := file("interrupted.txt")
+			p := startProc(t, c.dir, fmt.Sprintf("download-%d", attempt), baseEnv("ROCKETJOB_URI="+c.uri), "download", id, dest)
+			// Signal once the temporary file exists: the download is under way.
+			caught := false
+			for p.running() && !caught {
+				entries, _ := os.ReadDir(out)
+				caught = len(entries) > 0
+			}
+			if !caught {
+				if p.wait(time.Minute) != 0 || attempt == 5 {
+					t.Fatalf("the download finished before it could be interrupted, %d times", attempt)
+				}
+				fatalIf(t, os.Remove(dest))
+				continue
+			}
+			p.signal(os.Interrupt)
+			code := p.wait(time.Minute)
+			if code == 0 {
+				// It finished between the check and the signal: whole file.
+				sameBytes(t, "download finished despite the signal", readFile(t, dest), in)
+				fatalIf(t, os.Remove(dest))
+				if attempt == 5 {
+					t.Fatalf("the download finished before the signal, %d times", attempt)
+				}
+				continue
+			}
+			if code != 1 || !strings.Contains(p.stderr(), "interrupted") {
+				t.Fatalf("interrupted download: exit %d, stderr %q", code, p.stderr())
+			}
+			onlyFilesIn(t, out)
+			return
+		}
 	})
 
 	// Last: it loses the work database.
