@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -281,14 +282,14 @@ func retry(ctx context.Context, op func() error) error {
 	for attempt := 0; ; attempt++ {
 		err := op()
 		if !transient(err) {
-			return err
+			return storeErr(err)
 		}
 		if time.Since(start) > retryBudget {
 			return &UnavailableError{Waited: time.Since(start).Round(time.Second), Err: err}
 		}
 		select {
 		case <-ctx.Done():
-			return errors.Join(err, ctx.Err())
+			return errors.Join(storeErr(err), ctx.Err())
 		case <-time.After(delay):
 		}
 		if delay < time.Second {
@@ -306,10 +307,113 @@ type UnavailableError struct {
 }
 
 func (e *UnavailableError) Error() string {
-	return fmt.Sprintf("database unavailable (retried for %s): %s", e.Waited, lastError(e.Err))
+	return fmt.Sprintf("database unavailable (retried for %s): %s", e.Waited, StripFrames(lastError(e.Err)))
 }
 
 func (e *UnavailableError) Unwrap() error { return e.Err }
+
+// frames matches the "[file.go:123 pkg.Func] " prefixes that FerretDB's
+// lazyerrors package puts in its error messages (Go source locations of the
+// database server, meaningless to users).
+var frames = regexp.MustCompile(`\[[^\]\s]+\.go:\d+[^\]]*\] ?`)
+
+// StripFrames removes FerretDB's source locations from an error message.
+func StripFrames(msg string) string { return frames.ReplaceAllString(msg, "") }
+
+// storeErr is how retry returns a failure: a full disk becomes a
+// *DiskFullError, a message with FerretDB's source locations loses them
+// (the driver's error stays reachable with errors.As); other errors are
+// returned unchanged.
+func storeErr(err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case isDiskFull(err):
+		return &DiskFullError{Err: err}
+	case frames.MatchString(err.Error()):
+		return &cleanError{msg: StripFrames(err.Error()), err: err}
+	}
+	return err
+}
+
+type cleanError struct {
+	msg string
+	err error
+}
+
+func (e *cleanError) Error() string { return e.msg }
+func (e *cleanError) Unwrap() error { return e.err }
+
+// ErrDiskFull is matched (errors.Is) by the errors of operations that failed
+// because the database server's disk is full.
+var ErrDiskFull = errors.New("the database's disk is full")
+
+// DiskFullError is an operation that failed on a full disk. Where, when
+// known, says which disk (see Store.Locate).
+type DiskFullError struct {
+	Where string // e.g. "data folder /var/lib/rocketjob on host db1"
+	Err   error  // the driver's error
+}
+
+func (e *DiskFullError) Error() string {
+	if e.Where == "" {
+		return ErrDiskFull.Error()
+	}
+	return ErrDiskFull.Error() + " (" + e.Where + ")"
+}
+
+// Is makes errors.Is(err, ErrDiskFull) true.
+func (e *DiskFullError) Is(target error) bool { return target == ErrDiskFull }
+
+func (e *DiskFullError) Unwrap() error { return e.Err }
+
+// isDiskFull recognises a full disk: SQLite's SQLITE_FULL as FerretDB passes
+// it on, MongoDB's OutOfDiskSpace, or ENOSPC in words.
+func isDiskFull(err error) bool {
+	var se mongo.ServerError
+	if errors.As(err, &se) && se.HasErrorCode(14031) {
+		return true
+	}
+	msg := err.Error()
+	return strings.Contains(msg, "database or disk is full") || strings.Contains(msg, "No space left on device") ||
+		strings.Contains(msg, "no space left on device")
+}
+
+// The embedded database describes itself in this document (written by
+// internal/embedded, which this package must not import).
+const (
+	embeddedInfoDB   = "rocketjob_embedded"
+	embeddedInfoColl = "info"
+	embeddedInfoID   = "server"
+)
+
+// Locate fills in where the disk is full when err holds a *DiskFullError
+// and the database is rocketjob's embedded one ("data folder DIR on host
+// H"), and returns err. It reads one small document, within 2 s; on any
+// problem err is returned as it was.
+func (s *Store) Locate(ctx context.Context, err error) error {
+	var df *DiskFullError
+	if !errors.As(err, &df) || df.Where != "" {
+		return err
+	}
+	lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+	defer cancel()
+	for _, c := range []*mongo.Client{s.workClient, s.jobsClient} {
+		var info struct {
+			DataFolder string `bson:"data_folder"`
+			Host       string `bson:"host"`
+		}
+		e := c.Database(embeddedInfoDB).Collection(embeddedInfoColl).FindOne(lctx, bson.D{{Key: "_id", Value: embeddedInfoID}}).Decode(&info)
+		if e == nil && info.DataFolder != "" {
+			df.Where = "data folder " + info.DataFolder
+			if info.Host != "" {
+				df.Where += " on host " + info.Host
+			}
+			break
+		}
+	}
+	return err
+}
 
 // lastError pulls the gist out of the driver's long server-selection errors
 // ("... Last error: dial tcp ...: connection refused }, ] }").
