@@ -8,6 +8,7 @@
 package embedded
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -63,6 +64,10 @@ type Options struct {
 	// change every database. Without it, Start refuses such an address
 	// with an error wrapping ErrInsecureListen.
 	InsecureListen bool
+	// Reserve is the size of the disk reserve kept in the data folder and
+	// freed when the disk is full (see ReserveFileName); 0 means
+	// DefaultReserve, a negative value none.
+	Reserve int64
 }
 
 // DB is a running embedded FerretDB server. Create it with Start and stop it
@@ -74,7 +79,7 @@ type DB struct {
 
 	cancel  context.CancelFunc
 	done    chan error    // receives Run's result, then is closed
-	indexed chan struct{} // closed when the _id indexer has stopped
+	indexed chan struct{} // closed when the _id indexer and the reserve keeper have stopped
 
 	closeOnce sync.Once
 	closeErr  error
@@ -135,7 +140,7 @@ func Start(ctx context.Context, opts Options) (*DB, error) {
 		return nil, err
 	}
 
-	db, err := start(ctx, dir, listen, port, opts.Logger, opts.TLS, lock)
+	db, err := start(ctx, dir, listen, port, opts, lock)
 	if err != nil {
 		releaseLock(lock)
 		return nil, err
@@ -144,7 +149,7 @@ func Start(ctx context.Context, opts Options) (*DB, error) {
 }
 
 // start does the part of Start that runs while the folder lock is held.
-func start(ctx context.Context, dir, listen, port string, logger *slog.Logger, t *TLS, lock *os.File) (db *DB, err error) {
+func start(ctx context.Context, dir, listen, port string, opts Options, lock *os.File) (db *DB, err error) {
 	// ferretdb.New leaks its SQLite backend when its own listen fails, so
 	// detect a busy fixed port before creating it. The port may still be
 	// taken in between; that case is handled below.
@@ -156,10 +161,18 @@ func start(ctx context.Context, dir, listen, port string, logger *slog.Logger, t
 		_ = l.Close()
 	}
 
-	if logger == nil {
-		logger = slog.New(slog.DiscardHandler)
-	} else {
-		logger = slog.New(warnOnly{logger.Handler()})
+	logger := slog.New(slog.DiscardHandler)
+	if opts.Logger != nil {
+		logger = slog.New(warnOnly{opts.Logger.Handler()})
+	}
+	// The reserve is taken before the database grows; FerretDB's logs tell
+	// when the disk is full.
+	ferretLogger := logger
+	var res *reserve
+	if want := cmp.Or(opts.Reserve, DefaultReserve); want > 0 {
+		res = newReserve(dir, want, logger)
+		res.fill()
+		ferretLogger = slog.New(fullWatch{logger.Handler(), func() { res.release(dir) }})
 	}
 
 	// Never let a panic inside FerretDB's constructor escape to the caller.
@@ -170,12 +183,12 @@ func start(ctx context.Context, dir, listen, port string, logger *slog.Logger, t
 	}()
 
 	lc := ferretdb.ListenerConfig{TCP: listen}
-	if t != nil {
+	if t := opts.TLS; t != nil {
 		lc = ferretdb.ListenerConfig{TLS: listen, TLSCertFile: t.CertFile, TLSKeyFile: t.KeyFile, TLSCAFile: t.CAFile}
 	}
 	f, err := ferretdb.New(&ferretdb.Config{
 		Listener:  lc,
-		Logger:    logger,
+		Logger:    ferretLogger,
 		Handler:   "sqlite",
 		SQLiteURL: "file:" + strings.TrimSuffix(dir, "/") + "/",
 	})
@@ -207,10 +220,20 @@ func start(ctx context.Context, dir, listen, port string, logger *slog.Logger, t
 		<-done
 		return nil, fmt.Errorf("start embedded database in %s: %s", dir, clean(err))
 	}
+	if opts.TLS == nil {
+		if err := writeInfo(ctx, uri, dir); err != nil {
+			logger.Warn("describing the database in "+InfoDB+"."+InfoCollection, "err", clean(err))
+		}
+	}
 	go func() {
 		defer close(db.indexed)
-		x := &idIndexer{dir: dir, log: logger, seen: map[string]time.Time{}}
+		var wg sync.WaitGroup
+		if res != nil {
+			wg.Go(func() { res.run(runCtx) })
+		}
+		x := &idIndexer{dir: dir, log: ferretLogger, seen: map[string]time.Time{}}
 		x.run(runCtx)
+		wg.Wait()
 	}()
 	return db, nil
 }
