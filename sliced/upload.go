@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"io"
 	"iter"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/rocketjob-go/rocketjob/encryption"
@@ -58,9 +60,13 @@ type UploadOptions struct {
 
 // Upload streams r (compressed with gzip, zstd or zip, or plain) into a new
 // sliced job of type typ and returns the job. The job becomes runnable only
-// once every slice is stored: a failed or interrupted upload leaves no job
-// (its partial slices are dropped). Bad input is an *InputError naming the
-// line or byte offset.
+// once every slice is stored: a failed or interrupted upload (ctx ended)
+// leaves no job: the batch being written is let finish for a few seconds,
+// then its partial slices are dropped, within cleanupTimeout. Bad input is
+// an *InputError naming the line or byte offset; a full disk wraps
+// store.ErrDiskFull and says where it is. Upload returns when ctx ends only
+// once a read from r returns: wrap a reader that can block for long (a pipe,
+// a terminal) so that its reads end with ctx.
 func Upload(ctx context.Context, c *rocketjob.Client, typ string, r io.Reader, opts *UploadOptions) (*rocketjob.Job, error) {
 	if opts == nil {
 		opts = &UploadOptions{}
@@ -100,8 +106,7 @@ func Upload(ctx context.Context, c *rocketjob.Client, typ string, r io.Reader, o
 		return nil, err
 	}
 	if err := setHeader(c, job, rd.Header()); err != nil {
-		dropBestEffort(ctx, c, job)
-		return nil, err
+		return nil, failUpload(ctx, c, job, err)
 	}
 	if le := rd.LineEnding(); le != "\n" {
 		job.LineEnding = le
@@ -255,17 +260,25 @@ const (
 // Slot is the slot id of slice num in the encryption's additional data.
 func Slot(num int64) string { return strconv.FormatInt(num, 10) }
 
-// storeRecords packs the records from next into slices and bulk-inserts them. On any
-// error it drops what it stored, so no half-job remains.
+// insertGrace is how long a batch of slices being written when the upload's
+// context ends may still take: cutting it off on the client would leave the
+// server writing it after the clean-up has dropped the collection.
+const insertGrace = 5 * time.Second
+
+// storeRecords packs the records from next into slices and bulk-inserts them.
+// On any error, or when ctx ends, it drops what it stored, so no half-job
+// remains.
 func storeRecords(ctx context.Context, c *rocketjob.Client, job *rocketjob.Job, next func(yield func([]byte) bool) error) (err error) {
 	slices := c.Store().Slices()
 	codec, err := c.Codec(job)
 	if err != nil {
 		return err
 	}
+	ictx, icancel := linger(ctx, insertGrace)
+	defer icancel()
 	defer func() {
 		if err != nil {
-			dropBestEffort(ctx, c, job)
+			err = failUpload(ctx, c, job, err)
 		}
 	}()
 	var (
@@ -279,7 +292,7 @@ func storeRecords(ctx context.Context, c *rocketjob.Client, job *rocketjob.Job, 
 		if len(batch) == 0 {
 			return nil
 		}
-		err := slices.InsertInput(ctx, job.ID, batch)
+		err := slices.InsertInput(ictx, job.ID, batch)
 		batch = make([]store.InputSlice, 0, len(batch))
 		batchBytes = 0
 		return err
@@ -332,28 +345,111 @@ func storeRecords(ctx context.Context, c *rocketjob.Client, job *rocketjob.Job, 
 		err = flush()
 	}
 	if err != nil {
-		return fmt.Errorf("upload: %w", err)
+		return err
 	}
 	job.RecordCount, job.SliceCount = records, num
 	return nil
 }
 
+// insertJob writes the job document, which makes the upload a job. It is
+// not written once ctx has ended; a write in flight then is let finish
+// (insertGrace), so it cannot land after the clean-up.
 func insertJob(ctx context.Context, c *rocketjob.Client, job *rocketjob.Job) error {
-	if err := c.Store().InsertJob(ctx, job); err != nil {
-		dropBestEffort(ctx, c, job)
-		return fmt.Errorf("upload: %w", err)
+	if err := ctx.Err(); err != nil {
+		return failUpload(ctx, c, job, err)
+	}
+	ictx, cancel := linger(ctx, insertGrace)
+	defer cancel()
+	if err := c.Store().InsertJob(ictx, job); err != nil {
+		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
+		defer cancel()
+		_ = c.Store().DeleteJob(dctx, job.ID) // in case the insert went through after all
+		return failUpload(ctx, c, job, err)
 	}
 	return nil
 }
 
-// cleanupTimeout bounds the clean-up of a failed upload: with the database
-// gone it cannot succeed, and servers drop leftover slices later anyway.
-const cleanupTimeout = 5 * time.Second
+// linger returns a context that ends grace after ctx ends (or when cancel is
+// called).
+func linger(ctx context.Context, grace time.Duration) (context.Context, context.CancelFunc) {
+	lctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	stop := context.AfterFunc(ctx, func() {
+		t := time.AfterFunc(grace, cancel)
+		context.AfterFunc(lctx, func() { t.Stop() })
+	})
+	return lctx, func() { stop(); cancel() }
+}
 
-// dropBestEffort drops the slices of an upload that failed. No job document
-// exists yet, so whatever it cannot drop is never run.
-func dropBestEffort(ctx context.Context, c *rocketjob.Client, job *rocketjob.Job) {
+// cleanupTimeout bounds the clean-up of a failed upload: with the database
+// gone it cannot succeed, and servers drop leftover slices a day later.
+const cleanupTimeout = 10 * time.Second
+
+// failUpload drops the slices of an upload that failed with err and returns
+// the error to report: where the disk is when it is full, and whether the
+// partial slices could not be removed. No job document exists yet, so
+// slices it cannot drop are never run.
+func failUpload(ctx context.Context, c *rocketjob.Client, job *rocketjob.Job, err error) error {
+	err = c.Store().Locate(ctx, err)
+	if derr := dropUpload(ctx, c, job); derr != nil {
+		return fmt.Errorf("upload: %w; %w", err, &CleanupError{Job: job.ID.Hex(), Err: derr})
+	}
+	if errors.Is(err, store.ErrDiskFull) {
+		return fmt.Errorf("upload: %w; the partial upload was removed", err)
+	}
+	return fmt.Errorf("upload: %w", err)
+}
+
+// dropUpload drops the slice collections of a failed upload and checks that
+// they are gone, retrying until they are or cleanupTimeout has passed: on a
+// full disk the embedded database frees its reserve a moment after the
+// failed write, and a write cut off on the client may still land.
+func dropUpload(ctx context.Context, c *rocketjob.Client, job *rocketjob.Job) error {
 	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
 	defer cancel()
-	_ = c.Store().Slices().Drop(dctx, job.ID)
+	prefix := "slices_" + job.ID.Hex() + "_"
+	delay := 20 * time.Millisecond
+	for {
+		err := c.Store().Slices().Drop(dctx, job.ID)
+		if err == nil {
+			var names []string
+			if names, err = c.Store().WorkCollections(dctx); err == nil {
+				i := slices.IndexFunc(names, func(n string) bool { return strings.HasPrefix(n, prefix) })
+				if i < 0 {
+					return nil
+				}
+				err = fmt.Errorf("collection %s is still there", names[i])
+			}
+		}
+		select {
+		case <-dctx.Done():
+			return err
+		case <-time.After(delay):
+		}
+		delay = min(2*delay, time.Second)
+	}
+}
+
+// CleanupError is part of an upload's error when the slices it had stored
+// could not be dropped. No job document refers to them, so they are never
+// run; servers drop such slices a day later.
+type CleanupError struct {
+	Job string // the id the job would have had
+	Err error
+}
+
+func (e *CleanupError) Error() string {
+	why := firstLine(e.Err)
+	if errors.Is(e.Err, store.ErrDiskFull) {
+		why = "the disk is still full"
+	}
+	return fmt.Sprintf("its partial slices (job %s) could not be removed (%s): a server drops them a day later", e.Job, why)
+}
+
+func (e *CleanupError) Unwrap() error { return e.Err }
+
+// firstLine is the first line of err's message, without FerretDB's source
+// locations.
+func firstLine(err error) string {
+	s, _, _ := strings.Cut(err.Error(), "\n")
+	return store.StripFrames(s)
 }

@@ -10,7 +10,11 @@
 //	}
 //
 // Exit codes: 0 success, 1 failure, 2 usage error (unknown command or flag,
-// missing argument, malformed flag value). Errors are one line on stderr,
+// missing argument, malformed flag value); an upload stopped by SIGINT or
+// SIGTERM removes what it stored and exits 130 or 143 (128 + the signal
+// number, as shells report it); other commands stopped by a signal exit 1,
+// except servers and the database, which stop gracefully and exit 0.
+// Errors are one line on stderr,
 // prefixed "rocketjob: ". Standard output carries only data (job ids,
 // listings, the database URI), so commands compose in scripts:
 //
@@ -31,30 +35,79 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/rocketjob-go/rocketjob/internal/store"
 	"github.com/rocketjob-go/rocketjob/rocketjob"
 	"github.com/rocketjob-go/rocketjob/server"
 )
 
 // Exit codes.
 const (
-	ExitOK      = 0 // success
-	ExitFailure = 1 // the command failed (database unreachable, job failed, ...)
-	ExitUsage   = 2 // the command line is wrong
+	ExitOK          = 0   // success
+	ExitFailure     = 1   // the command failed (database unreachable, job failed, ...)
+	ExitUsage       = 2   // the command line is wrong
+	ExitInterrupted = 130 // SIGINT stopped an upload (SIGTERM: 143)
 )
 
 // Main runs the rocketjob command line with the job types of reg on
 // os.Args and exits the process with the command's exit code. SIGINT and
-// SIGTERM cancel the command's context: servers and the database shut down
-// gracefully; a second signal kills the process.
+// SIGTERM cancel the command's context (its cause names the signal):
+// servers and the database shut down gracefully, an upload removes what it
+// stored; a second signal kills the process.
 func Main(reg *rocketjob.Registry) {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, cancel := context.WithCancelCause(context.Background())
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
 	go func() {
-		<-ctx.Done()
-		stop() // a second signal gets the default behaviour
+		s := <-sigs
+		signal.Stop(sigs) // a second signal gets the default behaviour
+		if sig, ok := s.(syscall.Signal); ok {
+			cancel(&signalCause{sig: sig})
+		}
 	}()
 	code := Run(ctx, App(reg), os.Args)
-	stop()
+	signal.Stop(sigs)
 	os.Exit(code)
+}
+
+// signalCause is the cause of a context cancelled by a signal.
+type signalCause struct{ sig syscall.Signal }
+
+func (s *signalCause) Error() string { return signalName(s.sig) + " received" }
+
+// signalName is "SIGINT" or "SIGTERM".
+func signalName(sig syscall.Signal) string {
+	switch sig {
+	case syscall.SIGINT:
+		return "SIGINT"
+	case syscall.SIGTERM:
+		return "SIGTERM"
+	}
+	return sig.String()
+}
+
+// interruptedError is a command stopped before it finished because its
+// context was cancelled: by a signal (exit 128 + its number) or otherwise
+// (exit 1).
+type interruptedError struct {
+	sig syscall.Signal // 0: no signal
+	msg string
+}
+
+func (e *interruptedError) Error() string { return e.msg }
+
+// interrupted returns the error of a command that ctx stopped: "WHAT
+// interrupted by SIGINT[: DETAIL]".
+func interrupted(ctx context.Context, what, detail string) error {
+	e := &interruptedError{msg: strings.TrimSpace(what + " interrupted")}
+	var sc *signalCause
+	if errors.As(context.Cause(ctx), &sc) {
+		e.sig = sc.sig
+		e.msg += " by " + signalName(sc.sig)
+	}
+	if detail != "" {
+		e.msg += ": " + detail
+	}
+	return e
 }
 
 // Run runs app on args (args[0] is the program name) and returns the exit
@@ -250,6 +303,10 @@ func exitCode(err error) int {
 	if errors.As(err, &ue) {
 		return ExitUsage
 	}
+	var ie *interruptedError
+	if errors.As(err, &ie) && ie.sig != 0 {
+		return 128 + int(ie.sig)
+	}
 	var ec cli.ExitCoder
 	if errors.As(err, &ec) {
 		if ec.ExitCode() == 3 { // urfave/cli: help for an unknown topic
@@ -262,9 +319,10 @@ func exitCode(err error) int {
 	return ExitFailure
 }
 
-// oneLine keeps an error message on a single line.
+// oneLine keeps an error message on a single line, without the Go source
+// locations that FerretDB puts in its messages.
 func oneLine(s string) string {
-	s = strings.TrimSpace(s)
+	s = strings.TrimSpace(store.StripFrames(s))
 	s = strings.ReplaceAll(s, "\r\n", "; ")
 	s = strings.ReplaceAll(s, "\n", "; ")
 	return s

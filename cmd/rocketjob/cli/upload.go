@@ -124,6 +124,16 @@ func uploadCommand(st *appState) *cli.Command {
 			}
 			defer closeClient(client)
 			job, err := uploadFile(c.Context, client, typ, in, opts, newProgress(c.App.ErrWriter))
+			if err != nil && c.Context.Err() != nil {
+				// SIGINT or SIGTERM: the upload stopped and dropped what
+				// it had stored (or says why it could not).
+				detail := "the partial upload was removed"
+				var ce *sliced.CleanupError
+				if errors.As(err, &ce) {
+					detail = ce.Error()
+				}
+				return interrupted(c.Context, "upload", detail)
+			}
 			if err != nil {
 				return err
 			}
@@ -134,11 +144,15 @@ func uploadCommand(st *appState) *cli.Command {
 }
 
 // uploadFile uploads f, showing a progress bar (bytes read) when p is on a
-// terminal and f is a regular file.
+// terminal and f is a regular file. A pipe or a terminal is read so that the
+// upload stops when ctx ends even while no data comes.
 func uploadFile(ctx context.Context, client *rocketjob.Client, typ string, f *os.File, opts *sliced.UploadOptions, p *progressLine) (*rocketjob.Job, error) {
 	var size int64
+	var in io.Reader = f
 	if fi, err := f.Stat(); err == nil && fi.Mode().IsRegular() {
 		size = fi.Size()
+	} else {
+		in = newCtxReader(ctx, f)
 	}
 	if p.on && size > 0 {
 		stop := make(chan struct{})
@@ -165,7 +179,7 @@ func uploadFile(ctx context.Context, client *rocketjob.Client, typ string, f *os
 			p.done()
 		}()
 	}
-	job, err := sliced.Upload(ctx, client, typ, f, opts)
+	job, err := sliced.Upload(ctx, client, typ, in, opts)
 	if err != nil {
 		var ie *sliced.InputError
 		if errors.As(err, &ie) {
@@ -174,4 +188,55 @@ func uploadFile(ctx context.Context, client *rocketjob.Client, typ string, f *os
 		return nil, err
 	}
 	return job, nil
+}
+
+// ctxReader reads r in its own goroutine, so that a Read waiting for data
+// from a pipe or a terminal returns ctx's error when ctx ends. The read in
+// progress then is abandoned (the process is about to exit).
+type ctxReader struct {
+	ctx    context.Context
+	chunks chan readChunk
+	buf    []byte
+	err    error
+}
+
+type readChunk struct {
+	b   []byte
+	err error
+}
+
+func newCtxReader(ctx context.Context, r io.Reader) *ctxReader {
+	cr := &ctxReader{ctx: ctx, chunks: make(chan readChunk, 1)}
+	go func() {
+		for {
+			b := make([]byte, 64<<10)
+			n, err := r.Read(b)
+			select {
+			case cr.chunks <- readChunk{b[:n], err}:
+			case <-ctx.Done():
+				return
+			}
+			if err != nil {
+				return
+			}
+		}
+	}()
+	return cr
+}
+
+func (cr *ctxReader) Read(p []byte) (int, error) {
+	for len(cr.buf) == 0 {
+		if cr.err != nil {
+			return 0, cr.err
+		}
+		select {
+		case c := <-cr.chunks:
+			cr.buf, cr.err = c.b, c.err
+		case <-cr.ctx.Done():
+			return 0, cr.ctx.Err()
+		}
+	}
+	n := copy(p, cr.buf)
+	cr.buf = cr.buf[n:]
+	return n, nil
 }
