@@ -132,14 +132,16 @@ func parseWindow(s string) (*rocketjob.Window, error) {
 func jobEnqueueCommand(st *appState) *cli.Command {
 	return &cli.Command{
 		Name:      "enqueue",
-		Usage:     "enqueue a simple job; prints its id",
+		Usage:     "enqueue a simple job, or one per line of --from-file; prints the ids",
 		ArgsUsage: "TYPE",
-		UsageText: usageText("rocketjob job enqueue TYPE [--priority N] [--run-at T] [--expires-at T] [--after ID ...] [--retry-limit N] [--cron SPEC] [--description TEXT] [--param K=V ...]",
+		UsageText: usageText("rocketjob job enqueue TYPE [--priority N] [--run-at T] [--expires-at T] [--after ID ...] [--retry-limit N] [--cron SPEC] [--description TEXT] [--param K=V ... | --from-file ARGS.jsonl [--json]]",
 			"rocketjob job enqueue nap --param ms=500",
 			"rocketjob job enqueue nap --priority 10 --run-at 30s --description \"nightly nap\"",
 			"rocketjob job enqueue nap --run-at 2030-01-02T03:04:05Z",
 			"rocketjob job enqueue nap --after 6548f0c2a1b2c3d4e5f60718 --expires-at 1h --retry-limit 3",
-			"rocketjob job enqueue nap --cron \"CRON_TZ=Europe/London 0 2 * * *\" --param ms=100"),
+			"rocketjob job enqueue nap --cron \"CRON_TZ=Europe/London 0 2 * * *\" --param ms=100",
+			"rocketjob job enqueue nap --from-file naps.jsonl      # one job per line, e.g. {\"ms\": 100}",
+			"producer | rocketjob job enqueue nap --from-file - --json"),
 		Flags: append([]cli.Flag{
 			priorityFlag(),
 			&cli.StringFlag{Name: "run-at", Usage: "start no earlier than `T`: an RFC 3339 time or a delay such as 10s"},
@@ -147,6 +149,8 @@ func jobEnqueueCommand(st *appState) *cli.Command {
 			&cli.IntFlag{Name: "retry-limit", Usage: "retry a failed run up to `N` times, with exponential backoff", DefaultText: "the job type's"},
 			&cli.StringFlag{Name: "cron", Usage: "recurring job on schedule `SPEC` (\"0 2 * * *\", \"CRON_TZ=Europe/Berlin 0 2 * * *\", @hourly; optional leading seconds field)"},
 			paramFlag(),
+			&cli.StringFlag{Name: "from-file", Usage: "enqueue one job per line of `FILE` (\"-\": standard input), each line a JSON object of the job's arguments; all or none are enqueued"},
+			&cli.BoolFlag{Name: "json", Usage: "with --from-file: print the ids as a JSON array"},
 		}, scheduleFlags()...),
 		Action: func(c *cli.Context) error {
 			a, err := args(c, 1, 1, "TYPE")
@@ -182,13 +186,26 @@ func jobEnqueueCommand(st *appState) *cli.Command {
 			if err != nil {
 				return err
 			}
-			params, err := rocketjob.ParseParams(st.reg, typ, pairs)
-			if err != nil {
-				return err
-			}
 			var jobArgs any // an untyped nil when there are no parameters
-			if params != nil {
-				jobArgs = params
+			var bulk *argsFile
+			if c.IsSet("from-file") {
+				if len(pairs) > 0 || c.IsSet("cron") {
+					return usagef("--from-file takes the arguments from the file: give no --param or --cron with it")
+				}
+				if bulk, err = readArgsFile(c.App.Reader, c.String("from-file")); err != nil {
+					return err
+				}
+			} else {
+				if c.Bool("json") {
+					return usagef("--json goes with --from-file")
+				}
+				params, err := rocketjob.ParseParams(st.reg, typ, pairs)
+				if err != nil {
+					return err
+				}
+				if params != nil {
+					jobArgs = params
+				}
 			}
 			client, err := st.connect(c)
 			if err != nil {
@@ -203,6 +220,9 @@ func jobEnqueueCommand(st *appState) *cli.Command {
 			if c.IsSet("retry-limit") {
 				n := c.Int("retry-limit")
 				opts.RetryLimit = &n
+			}
+			if bulk != nil {
+				return bulk.enqueue(c, client, typ, opts)
 			}
 			job, err := client.Enqueue(c.Context, typ, jobArgs, opts)
 			if err != nil {
