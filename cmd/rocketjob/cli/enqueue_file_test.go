@@ -104,7 +104,7 @@ func TestEnqueueFromFileBadLine(t *testing.T) {
 	cases := []struct{ input, want string }{
 		{"{\"ms\": 1}\n{\"ms\": 2}\n\nnot json\n", "stdin line 4: not a JSON object"},
 		{"{\"ms\": 1}\n{\"ms\": \n", "stdin line 2:"},
-		{"{\"ms\": 1}\n{\"ms\": -5}\n", "stdin line 2: invalid job arguments"},     // fails NapArgs.Validate
+		{"{\"ms\": 1}\n{\"ms\": -5}\n", "stdin line 2: invalid job arguments"},       // fails NapArgs.Validate
 		{"{\"ms\": 1}\n{\"ms\": \"soon\"}\n", "stdin line 2: invalid job arguments"}, // does not decode
 		{"\n\n", "stdin has no job arguments"},
 	}
