@@ -476,7 +476,7 @@ func TestFailedRecordsAndRetry(t *testing.T) {
 			ProcessedCount    int64  `json:"processed_count"`
 			FailedRecordCount int64  `json:"failed_record_count"`
 			Slices            *struct {
-				Queued, Running, Failed, Done int64
+				Queued, Claimed, Running, Failed, Done int64
 			} `json:"slices"`
 		}
 		if err := json.Unmarshal([]byte(c.cliOK("job", "show", id, "--json")), &show); err != nil {
@@ -484,7 +484,7 @@ func TestFailedRecordsAndRetry(t *testing.T) {
 		}
 		if show.ID != id || show.Type != "square" || show.State != "failed" || show.Priority != 50 ||
 			show.RecordCount != 5 || show.ProcessedCount != 5 || show.FailedRecordCount != 2 ||
-			show.Slices == nil || *show.Slices != (struct{ Queued, Running, Failed, Done int64 }{0, 0, 2, 3}) {
+			show.Slices == nil || *show.Slices != (struct{ Queued, Claimed, Running, Failed, Done int64 }{0, 0, 0, 2, 1}) {
 			t.Errorf("round %d: job show --json: %+v slices %+v", round, show, show.Slices)
 		}
 		sameBytes(t, "output", c.download(id, fmt.Sprintf("out-%d.txt", round)), []byte("1\n4\n16\n"))

@@ -25,6 +25,7 @@ type selector struct {
 	mu        sync.Mutex
 	jobs      []model.Job
 	fetchedAt time.Time
+	taken     bool                        // a worker took a simple job from the list since it was read
 	skip      map[bson.ObjectID]time.Time // jobs with nothing to claim here, until then
 	wakeCh    chan struct{}
 }
@@ -46,9 +47,18 @@ func (sel *selector) refresh(ctx context.Context, maxAge time.Duration) error {
 		return err
 	}
 	sel.mu.Lock()
-	sel.jobs, sel.fetchedAt = jobs, time.Now()
+	sel.jobs, sel.fetchedAt, sel.taken = jobs, time.Now(), false
 	sel.mu.Unlock()
 	return nil
+}
+
+// consumed reports whether the list ran out because this server's workers
+// took its simple jobs: then it is worth reading again at once instead of
+// waiting for the poll interval.
+func (sel *selector) consumed() bool {
+	sel.mu.Lock()
+	defer sel.mu.Unlock()
+	return sel.taken
 }
 
 // invalidate makes the next refresh query the database.
@@ -73,6 +83,12 @@ func (sel *selector) next() *model.Job {
 		}
 		if j.State == model.StateQueued || j.State == model.StateRunning {
 			job := *j
+			if j.Kind == model.KindSimple {
+				// One worker per simple job: the others take the next
+				// candidate instead of racing this one for the same job.
+				sel.skip[j.ID] = now.Add(sel.pollInterval)
+				sel.taken = true
+			}
 			return &job
 		}
 	}

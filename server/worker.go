@@ -29,6 +29,13 @@ func (s *Server) workerLoop(ctx context.Context, id int) {
 			continue
 		}
 		job := s.sel.next()
+		if job == nil && s.sel.consumed() {
+			// The workers took every job listed: read the next ones now.
+			s.sel.invalidate()
+			if err := s.sel.refresh(ctx, 0); err == nil {
+				job = s.sel.next()
+			}
+		}
 		if job == nil {
 			s.sel.wait(ctx)
 			continue
@@ -93,9 +100,6 @@ func (s *Server) runSimple(ctx context.Context, job *model.Job) error {
 		s.sel.skipFor(job.ID, s.cfg.ReCheck) // another server may know the type
 		return nil
 	}
-	// The other workers here take the next candidate instead of racing this
-	// one for the same job.
-	s.sel.skipFor(job.ID, s.cfg.PollInterval)
 	if ok, err := s.rateToken(ctx, spec, job); err != nil || !ok {
 		return err
 	}
@@ -113,7 +117,6 @@ func (s *Server) runSimple(ctx context.Context, job *model.Job) error {
 	if err != nil {
 		return err
 	}
-	s.sel.invalidate()
 	log := s.log.With("job", job.ID.Hex(), "type", job.Type)
 	log.Info("job started")
 	// The run lasts while the job is running here at this attempt: an abort,

@@ -88,16 +88,22 @@ func (s *Store) ListJobs(ctx context.Context, f JobFilter) ([]model.Job, error) 
 	return jobs, nil
 }
 
-// RunnableJobs returns up to limit jobs that may have work now: queued or
-// running, due, ordered by priority then age: on MongoDB from the index
+// RunnableJobs returns up to limit jobs that may have work now: queued, or
+// running sliced jobs, due, ordered by priority then age: on MongoDB from the index
 // {state, priority, _id}, on FerretDB from the run queue (queue.go).
 func (s *Store) RunnableJobs(ctx context.Context, now time.Time, limit int64) ([]model.Job, error) {
 	if s.ferret {
 		return s.queuedRunnable(ctx, now, int(limit))
 	}
+	// A running simple job is one server's until it ends: only queued jobs
+	// and running sliced jobs (whose slices every worker shares) are offered.
 	filter := bson.D{
 		{Key: "state", Value: bson.D{{Key: "$in", Value: bson.A{model.StateQueued, model.StateRunning}}}},
 		{Key: "run_at", Value: bson.D{{Key: "$lte", Value: now}}},
+		{Key: "$or", Value: bson.A{
+			bson.D{{Key: "state", Value: model.StateQueued}},
+			bson.D{{Key: "kind", Value: bson.D{{Key: "$ne", Value: model.KindSimple}}}},
+		}},
 	}
 	opts := options.Find().SetSort(bson.D{{Key: "priority", Value: 1}, {Key: "_id", Value: 1}}).SetLimit(limit)
 	return findAll[model.Job](ctx, s.jobs(), filter, opts)

@@ -45,9 +45,12 @@ func (s *Store) queue(priority int) *mongo.Collection {
 	return s.jobsDB.Collection(fmt.Sprintf("%s%03d", queuePrefix, priority))
 }
 
-// runnable reports whether a job belongs in the run queue.
+// runnable reports whether a job belongs in the run queue: a queued job, or
+// a running sliced job (its slices are shared by every worker). A running
+// simple job is one server's until it ends: its copy would only be read and
+// skipped.
 func runnable(j *model.Job) bool {
-	return j != nil && (j.State == model.StateQueued || j.State == model.StateRunning)
+	return j != nil && (j.State == model.StateQueued || j.State == model.StateRunning && j.Kind != model.KindSimple)
 }
 
 // syncQueue brings the run queue in line with a job write: before is the job
@@ -265,9 +268,15 @@ func (s *Store) ReconcileQueue(ctx context.Context) (int, error) {
 			copies[d.ID] = append(copies[d.ID], copyOf{p, d.Version})
 		}
 	}
-	jobs, err := s.ListJobs(ctx, JobFilter{States: []model.State{model.StateQueued, model.StateRunning}})
+	all, err := s.ListJobs(ctx, JobFilter{States: []model.State{model.StateQueued, model.StateRunning}})
 	if err != nil {
 		return 0, err
+	}
+	jobs := all[:0]
+	for _, j := range all {
+		if runnable(&j) {
+			jobs = append(jobs, j)
+		}
 	}
 	fixed := 0
 	count := func(changed bool, err error) error {

@@ -84,7 +84,12 @@ func TestRunnableJobsFollowJobWrites(t *testing.T) {
 	if b, err = s.Transition(ctx, b, model.StateRunning, store.Change{}, "test"); err != nil {
 		t.Fatal(err)
 	}
-	want("running", d, b, a, c)
+	want("running", d, a, c) // a running simple job is one server's: not offered to others
+	b.Kind = model.KindSliced
+	if b, err = s.Update(ctx, b, store.Change{Set: bson.D{{Key: "kind", Value: model.KindSliced}}}, "test"); err != nil {
+		t.Fatal(err)
+	}
+	want("running sliced", d, b, a, c) // a running sliced job's slices are everyone's
 	if _, err = s.Transition(ctx, b, model.StateCompleted, store.Change{}, "test"); err != nil {
 		t.Fatal(err)
 	}
