@@ -42,8 +42,9 @@ type reserve struct {
 	want int64
 	log  *slog.Logger
 
-	mu   sync.Mutex
-	size int64 // bytes written in the file
+	mu        sync.Mutex
+	size      int64     // bytes written in the file
+	lastEmpty time.Time // when "already used" was last logged
 }
 
 func newReserve(dir string, want int64, log *slog.Logger) *reserve {
@@ -89,7 +90,11 @@ func (r *reserve) release(dir string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.size == 0 {
-		r.log.Error(fmt.Sprintf("the disk of the data folder %s is full, and its reserve is already used: free space there", dir))
+		// Every failed write reports it: say it once a minute.
+		if time.Since(r.lastEmpty) >= time.Minute {
+			r.lastEmpty = time.Now()
+			r.log.Error(fmt.Sprintf("the disk of the data folder %s is full, and its reserve is already used: free space there", dir))
+		}
 		return
 	}
 	if err := os.Truncate(r.path, 0); err != nil && !errors.Is(err, os.ErrNotExist) {

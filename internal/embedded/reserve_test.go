@@ -46,7 +46,26 @@ func TestReserveFreedOnDiskFull(t *testing.T) {
 	if got := fileSize(t, path); got != 0 {
 		t.Fatalf("reserve not freed on a full disk reported in an attribute: %d bytes left", got)
 	}
+
+	// With the reserve used, every failed write reports a full disk: the
+	// database says so once a minute, not once a write.
+	var n counter
+	r.log = slog.New(&n)
+	for range 100 {
+		log.Warn("database or disk is full (13)")
+	}
+	if n.records != 1 {
+		t.Errorf("%d log records for 100 failed writes with the reserve used, want 1", n.records)
+	}
 }
+
+// counter is a slog handler that counts records.
+type counter struct{ records int }
+
+func (c *counter) Enabled(context.Context, slog.Level) bool  { return true }
+func (c *counter) Handle(context.Context, slog.Record) error { c.records++; return nil }
+func (c *counter) WithAttrs([]slog.Attr) slog.Handler        { return c }
+func (c *counter) WithGroup(string) slog.Handler             { return c }
 
 // Start takes the default reserve; a negative Reserve takes none.
 func TestStartTakesTheReserve(t *testing.T) {
