@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/goleak"
+
 	"github.com/rocketjob-go/rocketjob/examples"
 	"github.com/rocketjob-go/rocketjob/internal/dbtest"
 	"github.com/rocketjob-go/rocketjob/rocketjob"
@@ -20,7 +22,9 @@ import (
 	"github.com/rocketjob-go/rocketjob/sliced"
 )
 
-func TestMain(m *testing.M) { dbtest.Main(m) }
+// TestMain runs the tests on one embedded database, then checks that no
+// goroutine outlived its server's Stop.
+func TestMain(m *testing.M) { dbtest.MainThen(m, func() error { return goleak.Find() }) }
 
 type bundle struct {
 	reg         *rocketjob.Registry

@@ -46,11 +46,17 @@ var (
 // If the database fails to start, Main prints the reason and exits with
 // status 1 without running the tests.
 func Main(m *testing.M) {
-	os.Exit(run(m))
+	os.Exit(run(m, nil))
+}
+
+// MainThen is Main with a check that runs once the tests passed and the
+// database stopped (a goroutine-leak check, say); its error fails the run.
+func MainThen(m *testing.M, check func() error) {
+	os.Exit(run(m, check))
 }
 
 // run does Main's work and returns the exit code, so deferred clean-up runs.
-func run(m *testing.M) int {
+func run(m *testing.M, check func() error) int {
 	dir, err := os.MkdirTemp(os.TempDir(), "rocketjob-dbtest-")
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "dbtest: create temp folder: %v\n", err)
@@ -82,6 +88,12 @@ func run(m *testing.M) int {
 	if err := db.Close(); err != nil {
 		fmt.Fprintf(os.Stderr, "dbtest: stop embedded database: %v\n", err)
 		if code == 0 {
+			code = 1
+		}
+	}
+	if code == 0 && check != nil {
+		if err := check(); err != nil {
+			fmt.Fprintf(os.Stderr, "dbtest: %v\n", err)
 			code = 1
 		}
 	}

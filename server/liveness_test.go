@@ -1,0 +1,132 @@
+package server_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/rocketjob-go/rocketjob/internal/model"
+	"github.com/rocketjob-go/rocketjob/internal/store"
+	"github.com/rocketjob-go/rocketjob/rocketjob"
+	"github.com/rocketjob-go/rocketjob/server"
+)
+
+// syncBuffer is a log destination safe for a server's goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// runServer starts a server with cfg until the test ends.
+func (b *bundle) runServer(t *testing.T, cfg server.Config) {
+	t.Helper()
+	srv, err := server.New(b.newClient(t), &cfg)
+	must(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("server %s: %v", cfg.Name, err)
+		}
+	})
+}
+
+// Servers started with different liveness settings (a rolling change of
+// settings) judge each other by the other's own settings: a server with a
+// short dead-after never declares a live server with a slow heartbeat dead.
+func TestLivenessIsJudgedByTheServersOwnSettings(t *testing.T) {
+	b := setup(t)
+	var slowLog, fastLog syncBuffer
+	b.runServer(t, server.Config{Name: "slow", Workers: 1, HeartbeatInterval: time.Second, DeadAfter: 4 * time.Second,
+		ReCheck: 200 * time.Millisecond, Logger: slog.New(slog.NewTextHandler(&slowLog, nil))})
+	start := time.Now()
+	b.runServer(t, server.Config{Name: "fast", Workers: 1, HeartbeatInterval: 100 * time.Millisecond, DeadAfter: 300 * time.Millisecond,
+		ReCheck: 200 * time.Millisecond, Logger: slog.New(slog.NewTextHandler(&fastLog, nil))})
+	// Three of the slow server's heartbeats: the fast one looked at it
+	// about thirty times meanwhile, each time with its heartbeat older than
+	// the fast one's own dead-after.
+	waitFor(t, "three heartbeats of the slow server", func() bool {
+		servers, err := b.client.Servers(context.Background())
+		must(t, err)
+		for _, s := range servers {
+			if s.Name == "slow" && s.HeartbeatAt.Sub(start) >= 2500*time.Millisecond {
+				return true
+			}
+		}
+		return false
+	})
+	if strings.Contains(fastLog.String(), "server is dead") {
+		t.Fatalf("the fast server declared the live slow one dead:\n%s", fastLog.String())
+	}
+	if strings.Contains(slowLog.String(), "declared dead") {
+		t.Fatalf("the slow server found itself declared dead:\n%s", slowLog.String())
+	}
+	if s := serverDoc(t, b, "slow"); s.DeadAfter != 4*time.Second || s.HeartbeatInterval != time.Second {
+		t.Fatalf("the slow server published %s / %s", s.HeartbeatInterval, s.DeadAfter)
+	}
+}
+
+// A server that finds its run of a simple job taken away (another server
+// declared it dead and requeued the job) cancels that run with
+// ErrTakenAway and drops its result; the job runs again.
+func TestRunTakenAwayIsCancelled(t *testing.T) {
+	b := setup(t)
+	ctx := context.Background()
+	var runs sync.Map
+	causes := make(chan error, 2)
+	must(t, rocketjob.Register(b.reg, "block_once", func(ctx context.Context, job *rocketjob.Job, _ struct{}) error {
+		if _, again := runs.LoadOrStore(job.ID, true); again {
+			return nil // the second run completes
+		}
+		<-ctx.Done()
+		causes <- context.Cause(ctx)
+		return nil // a result that must be dropped
+	}, nil))
+	job, err := b.client.Enqueue(ctx, "block_once", nil, nil)
+	must(t, err)
+	b.startServer(t, "s1", 1)
+	var running *model.Job
+	waitFor(t, "the job to run", func() bool {
+		running = mustGet(t, b, job.ID.Hex())
+		return running.State == rocketjob.StateRunning
+	})
+	// What a rescuer does to a server it declared dead: requeue its job and
+	// remove its document.
+	st := b.client.Store()
+	if _, err := st.Transition(ctx, running, model.StateQueued, store.Change{Unset: []string{"server"}}, "rescuer"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.RemoveServer(ctx, "s1", time.Time{}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case cause := <-causes:
+		if !errors.Is(cause, rocketjob.ErrTakenAway) {
+			t.Fatalf("cause %v, want ErrTakenAway", cause)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the run taken away was not cancelled")
+	}
+	if got := b.wait(t, job.ID.Hex()); got.State != rocketjob.StateCompleted || got.Attempt != 2 {
+		t.Fatalf("job ended %s after %d runs", got.State, got.Attempt)
+	}
+}
