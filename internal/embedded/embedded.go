@@ -85,6 +85,16 @@ type DB struct {
 	closeErr  error
 }
 
+// sqlitePragmas are the SQLite settings of the embedded database: FerretDB's
+// own defaults (a 10 s busy timeout, write-ahead log) plus synchronous=NORMAL.
+// With a write-ahead log, NORMAL syncs at checkpoints instead of at every
+// commit: a commit survives the process being killed (kill -9), and the
+// database is never corrupted, but the last commits before an operating-system
+// crash or power loss may be lost. Every write on FerretDB is its own SQLite
+// transaction, so a sync per commit made each job write wait for the disk
+// (3x fewer simple jobs a second, measured with rocketjob bench --simple).
+const sqlitePragmas = "_pragma=busy_timeout(10000)&_pragma=journal_mode(wal)&_pragma=synchronous(normal)&_pragma=auto_vacuum(none)"
+
 // Start starts an embedded FerretDB server on opts.Dir and returns once it
 // accepts connections. ctx only bounds the start-up; the server runs until
 // Close is called.
@@ -190,7 +200,7 @@ func start(ctx context.Context, dir, listen, port string, opts Options, lock *os
 		Listener:  lc,
 		Logger:    ferretLogger,
 		Handler:   "sqlite",
-		SQLiteURL: "file:" + strings.TrimSuffix(dir, "/") + "/",
+		SQLiteURL: "file:" + strings.TrimSuffix(dir, "/") + "/?" + sqlitePragmas,
 	})
 	if err != nil {
 		if isAddrInUse(err) {
