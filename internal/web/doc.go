@@ -30,6 +30,7 @@
 //
 // Every answer is JSON; every error is {"error": {"code": C, "message": M}}
 // with a stable code: unauthorized (401), forbidden and csrf (403),
+// bad_host (421),
 // not_found (404, also for a malformed job id), bad_parameter,
 // bad_priority, unknown_type, bad_args, bad_input, missing_file,
 // simple_job (400), invalid_transition, conflict, not_ready, no_output,
@@ -37,7 +38,7 @@
 // too_many_attempts (429), internal (500: the message names only the
 // request id, the log has the rest).
 //
-//	POST   /api/jobs                      multipart (fields, then the file) or JSON -> 202
+//	POST   /api/jobs                      multipart (fields, then exactly one file, last) or JSON -> 202
 //	GET    /api/jobs?state=S[,S]&type=T&q=TEXT&page=N&per_page=N
 //	GET    /api/jobs/{id}                 progress (total, processed, succeeded, failed, slices) and timings
 //	GET    /api/jobs/{id}/output          the output file, streamed; ?gzip=1 a .gz file;
@@ -110,9 +111,15 @@
 // Every state change from a browser must come from this site
 // (Sec-Fetch-Site / Origin / Referer; cross-site requests get 403 csrf)
 // and carry the session's CSRF token (form field csrf_token or header
-// X-CSRF-Token). Requests with a bearer token are not subject to CSRF
-// checks; Basic-authenticated ones are checked for their origin. Failed
-// logins are limited per client address. Every answer carries a strict
+// X-CSRF-Token). Requests with a bearer token need no CSRF token, but every
+// state change from another site is refused whatever the credentials.
+// Without a login, only requests whose Host is the listen host, localhost
+// or a loopback address are answered (421 bad_host otherwise: DNS
+// rebinding). Failed logins are counted per user name or per token tried,
+// never per client address: ten failures of one key in a minute lock that
+// key, a wrong token never locks out the right one, and past 100 failures a
+// minute each further failure is slowed and answered 429 while correct
+// credentials still get in. Every answer carries a strict
 // Content-Security-Policy (no inline script or style), nosniff,
 // frame-ancestors 'none' and no-store. Encryption keys are never shown:
 // only key ids. Put a TLS-terminating proxy in front for remote access
