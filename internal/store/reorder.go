@@ -1,10 +1,38 @@
 package store
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"os"
 )
+
+// ErrSliceMissing is matched (errors.Is) by every *SliceMissingError.
+var ErrSliceMissing = errors.New("a finished slice's records are missing")
+
+// SliceMissingError is a stream of a job's output or failed records that
+// did not find the records of slices the job finished: the work database
+// lost them (a document deleted, a collection restored from an older
+// copy). The strategies that know which slices finished (FerretDB's) report
+// it; the caller compares record counts otherwise.
+type SliceMissingError struct {
+	Kind    string // "output" or "failed"
+	Num     int64  // the first missing slice
+	Missing int    // how many slices are missing
+	// Found is the records (the slices' counts) of the slices that were
+	// found, including those after the gap that were never handed on.
+	Found int64
+}
+
+func (e *SliceMissingError) Error() string {
+	if e.Missing > 1 {
+		return fmt.Sprintf("%s of slice %d is missing (%d slices not found)", e.Kind, e.Num, e.Missing)
+	}
+	return fmt.Sprintf("%s of slice %d is missing", e.Kind, e.Num)
+}
+
+// Is makes errors.Is(err, ErrSliceMissing) match.
+func (e *SliceMissingError) Is(target error) bool { return target == ErrSliceMissing }
 
 // maxReorderBytes bounds the records a download holds in memory while it waits
 // for an earlier slice; later arrivals spill to a temp file.
@@ -16,6 +44,7 @@ type reorder struct {
 	expected []int64
 	next     int
 	emit     func(OutputSlice) error
+	found    int64 // records of the slices added
 
 	mem      map[int64]OutputSlice
 	memBytes int
@@ -36,6 +65,7 @@ func newReorder(expected []int64, emit func(OutputSlice) error) *reorder {
 }
 
 func (r *reorder) add(s OutputSlice) error {
+	r.found += int64(s.Count)
 	if r.next < len(r.expected) && s.Num == r.expected[r.next] {
 		r.next++
 		if err := r.emit(s); err != nil {
@@ -94,13 +124,22 @@ func (r *reorder) drain() error {
 	return nil
 }
 
-// finish reports slices that never arrived: that is data loss, never ignored.
+// finish reports slices that never arrived: that is data loss, never
+// ignored (a *SliceMissingError).
 func (r *reorder) finish(kind string) error {
 	if err := r.drain(); err != nil {
 		return err
 	}
 	if r.next < len(r.expected) {
-		return fmt.Errorf("%s of slice %d is missing (%d slices not found)", kind, r.expected[r.next], len(r.expected)-r.next)
+		missing := 0
+		for _, num := range r.expected[r.next:] {
+			_, inMem := r.mem[num]
+			_, spilled := r.spilled[num]
+			if !inMem && !spilled {
+				missing++
+			}
+		}
+		return &SliceMissingError{Kind: kind, Num: r.expected[r.next], Missing: missing, Found: r.found}
 	}
 	return nil
 }
