@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"sync"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -15,8 +16,8 @@ import (
 // transaction behind a single writer lock, so the completer writes the
 // outputs and done markers of many slices with one insertMany each.
 const (
-	completeBatch  = 64                   // slices per write, at most
-	completeLinger = 5 * time.Millisecond // how long a batch waits to fill
+	DefaultCompleteBatch  = 64                   // slices per write, at most
+	DefaultCompleteLinger = 5 * time.Millisecond // how long a batch waits to fill
 )
 
 // completion is a processed slice on its way to the database.
@@ -29,29 +30,101 @@ type completion struct {
 	firstErr string
 }
 
-// completeLoop writes completions in batches until the channel is closed
-// (after the workers stopped), then returns. A crash loses at most the
-// batch being gathered: those slices stay claimed by this server and are
-// requeued when it is declared dead, so nothing is lost; output stays
+// completerConfig configures the completer service.
+type completerConfig struct {
+	Batch  int           // completions per write, at most (default DefaultCompleteBatch)
+	Linger time.Duration // how long a batch waits to fill (default DefaultCompleteLinger)
+	Queue  int           // completions waiting to be gathered before submit blocks
+}
+
+func (c *completerConfig) defaults() {
+	if c.Batch == 0 {
+		c.Batch = DefaultCompleteBatch
+	}
+	if c.Linger == 0 {
+		c.Linger = DefaultCompleteLinger
+	}
+}
+
+// completer gathers the slices the workers processed into batches and hands
+// each batch to write. Stop writes what is still queued, then returns: it is
+// stopped after the workers, so nothing they submitted is lost. A crash loses
+// at most the batch being gathered: those slices stay claimed by this server
+// and are requeued when it is declared dead, so nothing is lost; output stays
 // exactly-once through the done markers.
-func (s *Server) completeLoop(ctx context.Context) {
-	for first := range s.completions {
+type completer struct {
+	cfg   completerConfig
+	in    chan completion
+	write func(context.Context, []completion)
+
+	mu     sync.Mutex
+	closed bool
+	done   chan struct{}
+}
+
+func newCompleter(cfg completerConfig, write func(context.Context, []completion)) *completer {
+	cfg.defaults()
+	return &completer{cfg: cfg, in: make(chan completion, cfg.Queue), write: write}
+}
+
+// Start launches the gathering loop; the batches are written with ctx's
+// values but not its cancellation (a stopping server still writes them).
+func (c *completer) Start(ctx context.Context) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.done != nil {
+		return nil
+	}
+	c.done = make(chan struct{})
+	go c.loop(context.WithoutCancel(ctx))
+	return nil
+}
+
+// submit queues a processed slice for writing. It must not be called after
+// Stop.
+func (c *completer) submit(x completion) { c.in <- x }
+
+// Stop closes the queue, waits until every completion in it was written (or
+// ctx ends) and returns.
+func (c *completer) Stop(ctx context.Context) error {
+	c.mu.Lock()
+	if c.done == nil {
+		c.mu.Unlock()
+		return errNotStarted
+	}
+	if !c.closed {
+		c.closed = true
+		close(c.in)
+	}
+	done := c.done
+	c.mu.Unlock()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (c *completer) loop(ctx context.Context) {
+	defer close(c.done)
+	for first := range c.in {
 		batch := []completion{first}
-		linger := time.NewTimer(completeLinger)
+		linger := time.NewTimer(c.cfg.Linger)
 	gather:
-		for len(batch) < completeBatch {
+		for len(batch) < c.cfg.Batch {
 			select {
-			case c, ok := <-s.completions:
+			case x, ok := <-c.in:
 				if !ok {
 					break gather
 				}
-				batch = append(batch, c)
+				batch = append(batch, x)
 			case <-linger.C:
 				break gather
 			}
 		}
 		linger.Stop()
-		s.complete(ctx, batch)
+		c.write(ctx, batch)
 	}
 }
 
@@ -115,7 +188,7 @@ func (s *Server) complete(ctx context.Context, batch []completion) {
 // completer, tracked so that shutdown waits for it.
 func (s *Server) background(fn func(context.Context) error) {
 	s.followUps.Go(func() {
-		if err := fn(s.workCtx); err != nil {
+		if err := fn(s.pool.workCtx()); err != nil {
 			s.log.Error("finishing a job", "err", err)
 		}
 	})

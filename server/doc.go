@@ -1,8 +1,7 @@
 // Package server runs rocketjob server processes: a pool of workers that
 // take the highest-priority job with work (then the oldest), claim its slices
-// atomically and record their output and failed records; a heartbeat that
-// also picks up remote commands (pause, resume, stop); and a rescuer that puts
-// the work of dead servers back in the queue.
+// atomically and record their output and failed records, with the services
+// around them (heartbeat, rescuer, housekeeper, watcher, completer).
 //
 // # Running a server
 //
@@ -20,6 +19,28 @@
 // a slice processed twice (after a crash) is stored once. The job code itself
 // is at-least-once: after a crash its slice or job runs again, so side effects
 // of Perform and of the per-record functions must be idempotent.
+//
+// # Services
+//
+// A server is a set of services, each in its own file with its own config
+// and the same Start/Stop lifecycle, wired by Server.Run: the heartbeat
+// (writes the server document, applies remote commands), the rescuer
+// (requeues the work of dead servers, judged by their own published
+// settings), the housekeeper (once a minute across the cluster: run-queue
+// reconciliation, jobs orphaned by a vanished server; now and then: slices of
+// jobs that no longer exist, old rate-limit tokens), the watcher (re-reads
+// the jobs the workers are on, so pause, abort and destroy reach running
+// work), the completer (writes processed slices in batches) and the worker
+// pool. Run starts them in that order and stops them in the reverse order.
+// Cron jobs need no service: each instance enqueues the next when it ends.
+//
+// # Controls
+//
+// Pause, abort, destroy and a lowered priority reach running work within one
+// slice plus ReCheck, whether or not another job waits: workers leave the
+// job before their next slice; a simple job's Perform (or a hook) sees its
+// context cancelled with the cause rocketjob.ErrAborted, ErrDestroyed or
+// ErrTakenAway, and the result of that run is dropped.
 //
 // # Choosing work
 //

@@ -2,126 +2,123 @@ package server
 
 import (
 	"context"
-	"os"
+	"log/slog"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 
 	"github.com/rocketjob-go/rocketjob/internal/model"
-	"github.com/rocketjob-go/rocketjob/rocketjob"
+	"github.com/rocketjob-go/rocketjob/internal/store"
 )
 
-// heartbeatLoop writes the server's heartbeat every interval and applies the
-// commands sent to it since the last beat.
-func (s *Server) heartbeatLoop(ctx context.Context) {
-	started := time.Now().UTC().Truncate(time.Millisecond)
-	seen := map[bson.ObjectID]time.Time{} // commands applied, by send time
-	window := commandWindow * s.cfg.HeartbeatInterval
-	t := time.NewTicker(s.cfg.HeartbeatInterval)
-	defer t.Stop()
-	for beats := 1; ; beats++ {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		s.pruneFeeders(ctx)
-		existed, err := s.beat(ctx)
-		if err != nil {
-			if ctx.Err() == nil {
-				s.log.Warn("heartbeat", "err", err)
-			}
-			continue
-		}
-		if !existed {
-			s.log.Warn("this server had been declared dead by another server, which requeued its work: leaving that work to others")
-			s.declaredDead()
-		}
-		s.giveBack.retry(ctx, s.store)
-		// Commands are read over a window of recent send times (clocks of
-		// other hosts may lag) and applied once each, in the order sent.
-		since := time.Now().Add(-window)
-		if since.Before(started) {
-			since = started
-		}
-		cmds, err := s.store.CommandsSince(ctx, s.cfg.Name, since)
-		if err != nil {
-			if ctx.Err() == nil {
-				s.log.Warn("reading commands", "err", err)
-			}
-			continue
-		}
-		for _, c := range cmds {
-			if _, done := seen[c.ID]; !done {
-				seen[c.ID] = c.At
-				s.apply(c.Command)
-			}
-		}
-		for id, at := range seen {
-			if at.Before(since) {
-				delete(seen, id)
-			}
-		}
-		if beats%pruneEvery == 0 {
-			_ = s.store.PruneCommands(ctx, time.Now().Add(-commandRetention))
-		}
-	}
-}
-
-// Command bookkeeping.
+// Command bookkeeping of the heartbeat.
 const (
 	commandWindow    = 10        // heartbeats over which commands are read
 	pruneEvery       = 100       // heartbeats between deletions of old commands
 	commandRetention = time.Hour // how long a command is kept
 )
 
-func (s *Server) apply(command string) {
-	s.log.Info("command received", "command", command)
-	switch command {
-	case rocketjob.CommandPause:
-		s.paused.Store(true)
-	case rocketjob.CommandResume:
-		s.paused.Store(false)
-		s.sel.wake()
-	case rocketjob.CommandStop:
-		s.Stop()
+// heartbeatConfig configures the heartbeat service.
+type heartbeatConfig struct {
+	// Name is the server's name: the _id of its document.
+	Name string
+	// Interval is how often the document is written and commands are read
+	// (default DefaultHeartbeatInterval).
+	Interval time.Duration
+}
+
+func (c *heartbeatConfig) defaults() {
+	if c.Interval == 0 {
+		c.Interval = DefaultHeartbeatInterval
 	}
 }
 
-// beat writes the server document.
-func (s *Server) beat(ctx context.Context) (bool, error) {
-	state := model.ServerRunning
-	switch {
-	case s.stopping.Load():
-		state = model.ServerStopping
-	case s.paused.Load():
-		state = model.ServerPaused
-	}
-	host, _ := os.Hostname()
-	return s.store.Heartbeat(ctx, &model.Server{
-		Name:        s.cfg.Name,
-		State:       state,
-		PID:         os.Getpid(),
-		Host:        host,
-		Workers:     s.cfg.Workers,
-		Busy:        int(s.busy.Load()),
-		StartedAt:   s.started(),
-		HeartbeatAt: time.Now().UTC().Truncate(time.Millisecond),
-		Version:     Version,
+// heartbeat writes the server's document every interval (what status
+// returns), applies the remote commands sent to it since its last beat,
+// calls declaredDead when it finds its document gone (another server declared
+// it dead and requeued its work) and afterBeat after every beat that reached
+// the database.
+type heartbeat struct {
+	ticker
+	cfg   heartbeatConfig
+	store *store.Store
+	log   *slog.Logger
 
-		HeartbeatInterval: s.cfg.HeartbeatInterval,
-		DeadAfter:         s.cfg.DeadAfter,
+	status       func() *model.Server
+	command      func(string)
+	declaredDead func()
+	afterBeat    func(context.Context)
 
-		Processing:    s.processing(),
-		WaitingForKey: s.waitingForKey(),
-	})
+	started time.Time                   // commands sent before are not ours
+	seen    map[bson.ObjectID]time.Time // commands applied, by send time
+	beats   int
+	written bool // a beat reached the database
 }
 
-func (s *Server) started() time.Time {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.startedAt.IsZero() {
-		s.startedAt = time.Now().UTC().Truncate(time.Millisecond)
+func newHeartbeat(cfg heartbeatConfig, st *store.Store, log *slog.Logger) *heartbeat {
+	cfg.defaults()
+	h := &heartbeat{cfg: cfg, store: st, log: log, seen: map[bson.ObjectID]time.Time{},
+		started: time.Now().UTC().Truncate(time.Millisecond),
+		status:  func() *model.Server { return &model.Server{Name: cfg.Name} },
+		command: func(string) {}, declaredDead: func() {}, afterBeat: func(context.Context) {}}
+	h.ticker = ticker{interval: cfg.Interval, pass: h.pass}
+	return h
+}
+
+// beat writes the server document once. It reports whether the document
+// still existed: false when a rescuer removed it since the last beat.
+func (h *heartbeat) beat(ctx context.Context) (bool, error) {
+	doc := h.status()
+	doc.Name = h.cfg.Name
+	doc.HeartbeatAt = time.Now().UTC().Truncate(time.Millisecond)
+	doc.HeartbeatInterval = h.cfg.Interval
+	existed, err := h.store.Heartbeat(ctx, doc)
+	if err == nil && !h.written {
+		h.written, existed = true, true // the first beat creates the document
 	}
-	return s.startedAt
+	return existed, err
+}
+
+func (h *heartbeat) pass(ctx context.Context) {
+	h.beats++
+	existed, err := h.beat(ctx)
+	if err != nil {
+		if ctx.Err() == nil {
+			h.log.Warn("heartbeat", "err", err)
+		}
+		return
+	}
+	if !existed {
+		h.log.Warn("this server had been declared dead by another server, which requeued its work: leaving that work to others")
+		h.declaredDead()
+	}
+	h.afterBeat(ctx)
+	// Commands are read over a window of recent send times (clocks of other
+	// hosts may lag) and applied once each, in the order sent.
+	since := time.Now().Add(-commandWindow * h.cfg.Interval)
+	if since.Before(h.started) {
+		since = h.started
+	}
+	cmds, err := h.store.CommandsSince(ctx, h.cfg.Name, since)
+	if err != nil {
+		if ctx.Err() == nil {
+			h.log.Warn("reading commands", "err", err)
+		}
+		return
+	}
+	for _, c := range cmds {
+		if _, done := h.seen[c.ID]; !done {
+			h.seen[c.ID] = c.At
+			h.log.Info("command received", "command", c.Command)
+			h.command(c.Command)
+		}
+	}
+	for id, at := range h.seen {
+		if at.Before(since) {
+			delete(h.seen, id)
+		}
+	}
+	if h.beats%pruneEvery == 0 {
+		_ = h.store.PruneCommands(ctx, time.Now().Add(-commandRetention))
+	}
 }

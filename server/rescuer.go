@@ -3,74 +3,70 @@ package server
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"time"
 
 	"github.com/rocketjob-go/rocketjob/internal/model"
 	"github.com/rocketjob-go/rocketjob/internal/store"
 )
 
-// rescueLoop looks for dead servers at every heartbeat interval, for as long
-// as this server runs: any live server rescues, so no housekeeping job is
-// needed.
-func (s *Server) rescueLoop(ctx context.Context) {
-	// A database written by an older version, or jobs written behind the
-	// store's back, have no copies in the run queue yet.
-	s.repairQueue(ctx)
-	t := time.NewTicker(s.cfg.HeartbeatInterval)
-	defer t.Stop()
-	for beats := 1; ; beats++ {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		if beats%orphanEvery == 0 {
-			s.dropOrphans(ctx)
-		}
-		sweep, err := s.store.ClaimSweep(ctx, time.Now())
-		if err != nil {
-			s.log.Warn("housekeeping", "err", err)
-		}
-		if sweep {
-			s.repairQueue(ctx)
-		}
-		if beats%rateTokenPruneEvery == 0 {
-			if err := s.store.PruneRateTokens(ctx, time.Now().Add(-time.Minute)); err != nil {
-				s.log.Warn("pruning rate tokens", "err", err)
-			}
-		}
-		servers, err := s.store.ListServers(ctx)
-		if err != nil {
-			s.log.Warn("rescuer: listing servers", "err", err)
-			continue
-		}
-		live := map[string]bool{s.cfg.Name: true}
-		for i := range servers {
-			dead := &servers[i]
-			if dead.Name == s.cfg.Name || time.Since(dead.HeartbeatAt) < dead.DeadAfterOr(s.cfg.DeadAfter) {
-				live[dead.Name] = true
-				continue
-			}
-			if err := s.rescue(ctx, dead); err != nil {
-				s.log.Warn("rescuer", "dead", dead.Name, "err", err)
-			}
-		}
-		if sweep {
-			s.requeueOrphanedJobs(ctx, live)
-		}
+// rescuerConfig configures the rescuer service.
+type rescuerConfig struct {
+	// Name is this server's name (never rescued by itself).
+	Name string
+	// Interval is how often the servers are looked at (default
+	// DefaultHeartbeatInterval).
+	Interval time.Duration
+	// DeadAfter judges servers that publish no dead-after of their own
+	// (default DefaultDeadAfter).
+	DeadAfter time.Duration
+}
+
+func (c *rescuerConfig) defaults() {
+	if c.Interval == 0 {
+		c.Interval = DefaultHeartbeatInterval
+	}
+	if c.DeadAfter == 0 {
+		c.DeadAfter = DefaultDeadAfter
 	}
 }
 
-// repairQueue brings the run queue (FerretDB) in line with the jobs: copies
-// a crash or a race left missing or stale.
-func (s *Server) repairQueue(ctx context.Context) {
-	n, err := s.store.ReconcileQueue(ctx)
-	switch {
-	case err != nil && ctx.Err() == nil:
-		s.log.Warn("repairing the run queue", "err", err)
-	case n > 0:
-		s.log.Info("run queue repaired", "copies", n)
-		s.sel.invalidate()
+// rescuer looks for dead servers every interval and puts their work back in
+// the queue: any live server rescues, so no housekeeping job is needed. A
+// server is dead when its heartbeat is older than its own published
+// dead-after (model.Server.DeadAfterOr).
+type rescuer struct {
+	ticker
+	cfg   rescuerConfig
+	store *store.Store
+	log   *slog.Logger
+	// rescued is called after a server's work was requeued.
+	rescued func()
+}
+
+func newRescuer(cfg rescuerConfig, st *store.Store, log *slog.Logger) *rescuer {
+	cfg.defaults()
+	r := &rescuer{cfg: cfg, store: st, log: log, rescued: func() {}}
+	r.ticker = ticker{interval: cfg.Interval, pass: r.pass}
+	return r
+}
+
+func (r *rescuer) pass(ctx context.Context) {
+	servers, err := r.store.ListServers(ctx)
+	if err != nil {
+		if ctx.Err() == nil {
+			r.log.Warn("rescuer: listing servers", "err", err)
+		}
+		return
+	}
+	for i := range servers {
+		srv := &servers[i]
+		if srv.Name == r.cfg.Name || time.Since(srv.HeartbeatAt) < srv.DeadAfterOr(r.cfg.DeadAfter) {
+			continue
+		}
+		if err := r.rescue(ctx, srv); err != nil && ctx.Err() == nil {
+			r.log.Warn("rescuer", "dead", srv.Name, "err", err)
+		}
 	}
 }
 
@@ -78,31 +74,24 @@ func (s *Server) repairQueue(ctx context.Context) {
 // document. Every requeue names the exact server and is guarded by the job's
 // version (or the slice's attempt), so work that completed in the meantime is
 // never overwritten.
-func (s *Server) rescue(ctx context.Context, dead *model.Server) error {
-	if won, err := s.store.ClaimRescue(ctx, dead.Name, dead.HeartbeatAt); err != nil || !won {
+func (r *rescuer) rescue(ctx context.Context, dead *model.Server) error {
+	if won, err := r.store.ClaimRescue(ctx, dead.Name, dead.HeartbeatAt); err != nil || !won {
 		return err // another live server is rescuing it
 	}
-	log := s.log.With("dead", dead.Name, "heartbeat", dead.HeartbeatAt)
+	log := r.log.With("dead", dead.Name, "heartbeat", dead.HeartbeatAt)
 	log.Warn("server is dead: requeuing its work")
-	jobs, err := s.store.JobsOfServer(ctx, dead.Name)
+	jobs, err := r.store.JobsOfServer(ctx, dead.Name)
 	if err != nil {
 		return err
 	}
 	for i := range jobs {
 		job := &jobs[i]
-		to := model.StateQueued // a simple job runs again
-		if job.Kind == model.KindSliced {
-			to = model.StateRunning // its before or after step runs again
-		}
-		_, err := s.moveWhile(ctx, job, to, store.Change{Unset: []string{"server"}}, func(j *model.Job) bool {
-			return j.State == model.StateRunning && j.Server == dead.Name
-		})
-		if err != nil && !errors.Is(err, model.ErrConflict) {
+		if err := requeueRun(ctx, r.store, r.cfg.Name, job, dead.Name); err != nil {
 			return err
 		}
 		log.Info("job requeued", "job", job.ID.Hex(), "type", job.Type)
 	}
-	running, err := s.store.ListJobs(ctx, store.JobFilter{States: []model.State{model.StateRunning, model.StatePaused, model.StateFailed}})
+	running, err := r.store.ListJobs(ctx, store.JobFilter{States: []model.State{model.StateRunning, model.StatePaused, model.StateFailed}})
 	if err != nil {
 		return err
 	}
@@ -110,7 +99,7 @@ func (s *Server) rescue(ctx context.Context, dead *model.Server) error {
 		if job.Kind != model.KindSliced {
 			continue
 		}
-		n, err := s.store.Slices().RequeueServer(ctx, job.ID, dead.Name)
+		n, err := r.store.Slices().RequeueServer(ctx, job.ID, dead.Name)
 		if err != nil {
 			return err
 		}
@@ -118,71 +107,28 @@ func (s *Server) rescue(ctx context.Context, dead *model.Server) error {
 			log.Info("slices requeued", "job", job.ID.Hex(), "slices", n)
 		}
 	}
-	if _, err := s.store.ReleaseSlotsOf(ctx, dead.Name); err != nil {
+	if _, err := r.store.ReleaseSlotsOf(ctx, dead.Name); err != nil {
 		return err
 	}
-	if _, err := s.store.RemoveServer(ctx, dead.Name, dead.HeartbeatAt); err != nil {
+	if _, err := r.store.RemoveServer(ctx, dead.Name, dead.HeartbeatAt); err != nil {
 		return err
 	}
-	s.sel.invalidate()
+	r.rescued()
 	return nil
 }
 
-// rateTokenPruneEvery is the number of heartbeats between deletions of the
-// rate-limit tokens of past seconds.
-const rateTokenPruneEvery = 12
-
-// requeueOrphanedJobs requeues running jobs (or steps) whose server no longer
-// exists: a transition that server claimed just before it died can be rolled
-// forward by another process after the server was rescued and removed. One
-// server a minute runs it: on FerretDB it reads every job.
-func (s *Server) requeueOrphanedJobs(ctx context.Context, live map[string]bool) {
-	jobs, err := s.store.ListJobs(ctx, store.JobFilter{States: []model.State{model.StateRunning}})
-	if err != nil {
-		s.log.Warn("looking for orphaned jobs", "err", err)
-		return
+// requeueRun gives back the run (simple job) or step (sliced job) that gone
+// held, unless the job moved on meanwhile.
+func requeueRun(ctx context.Context, st *store.Store, by string, job *model.Job, gone string) error {
+	to := model.StateQueued // a simple job runs again
+	if job.Kind == model.KindSliced {
+		to = model.StateRunning // its before or after step runs again
 	}
-	for i := range jobs {
-		job := &jobs[i]
-		if job.Server == "" || live[job.Server] {
-			continue
-		}
-		gone := job.Server
-		to := model.StateQueued
-		if job.Kind == model.KindSliced {
-			to = model.StateRunning
-		}
-		_, err := s.moveWhile(ctx, job, to, store.Change{Unset: []string{"server"}}, func(j *model.Job) bool {
-			return j.State == model.StateRunning && j.Server == gone
-		})
-		if err != nil && !errors.Is(err, model.ErrConflict) {
-			s.log.Warn("requeuing an orphaned job", "job", job.ID.Hex(), "err", err)
-			continue
-		}
-		s.log.Warn("job was running on a server that no longer exists: requeued", "job", job.ID.Hex(), "server", gone)
+	_, err := moveWhile(ctx, st, by, job, to, store.Change{Unset: []string{"server"}}, func(j *model.Job) bool {
+		return j.State == model.StateRunning && j.Server == gone
+	})
+	if errors.Is(err, model.ErrConflict) {
+		return nil
 	}
-}
-
-// Orphaned slices: collections of a job that has no job document.
-const (
-	orphanEvery = 500            // heartbeats between looks
-	orphanAge   = 24 * time.Hour // an upload older than this without its job document was killed
-)
-
-// dropOrphans drops the slice collections of jobs that do not exist and are
-// older than orphanAge (an upload killed half-way; a job destroyed while a
-// server was still writing one of its slices).
-func (s *Server) dropOrphans(ctx context.Context) {
-	ids, err := s.store.OrphanSliceJobs(ctx, time.Now().Add(-orphanAge))
-	if err != nil {
-		s.log.Warn("looking for orphaned slices", "err", err)
-		return
-	}
-	for _, id := range ids {
-		if err := s.store.Slices().Drop(ctx, id); err != nil {
-			s.log.Warn("dropping orphaned slices", "job", id.Hex(), "err", err)
-			continue
-		}
-		s.log.Info("dropped the slices of a job that does not exist (a killed upload?)", "job", id.Hex())
-	}
+	return err
 }

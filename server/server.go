@@ -104,7 +104,8 @@ func (c Config) validate() error {
 	return nil
 }
 
-// Server is one server process: workers, heartbeat and rescuer.
+// Server is one server process: a set of services (heartbeat, rescuer,
+// housekeeper, watcher, completer, worker pool) that Run wires together.
 type Server struct {
 	cfg    Config
 	client *rocketjob.Client
@@ -118,14 +119,19 @@ type Server struct {
 	stopOnce sync.Once
 	busy     atomic.Int32
 
-	sel   *selector
-	watch *watcher
+	sel *selector
+
+	// The services, in the order Run starts them.
+	heartbeat   *heartbeat
+	rescuer     *rescuer
+	housekeeper *housekeeper
+	watch       *watcher
+	completer   *completer
+	pool        *workerPool
 
 	sliceSeconds *prometheus.HistogramVec // time to process one slice, by job type
 
-	completions chan completion
-	followUps   sync.WaitGroup  // finishing work started by the completer
-	workCtx     context.Context // what job code runs under
+	followUps sync.WaitGroup // finishing work started by the completer
 
 	mu        sync.Mutex
 	giveBack  giveBack // what could not be given back during an outage
@@ -141,19 +147,37 @@ func New(client *rocketjob.Client, cfg *Config) (*Server, error) {
 		return nil, fmt.Errorf("server config: %w", err)
 	}
 	s := &Server{
-		cfg:         c,
-		client:      client,
-		store:       client.Store(),
-		reg:         client.Registry(),
-		log:         c.Logger.With("server", c.Name),
-		stopCh:      make(chan struct{}),
-		feeders:     map[bson.ObjectID]*jobFeeder{},
-		noKey:       map[bson.ObjectID]bool{},
-		completions: make(chan completion, 2*c.Workers),
+		cfg:     c,
+		client:  client,
+		store:   client.Store(),
+		reg:     client.Registry(),
+		log:     c.Logger.With("server", c.Name),
+		stopCh:  make(chan struct{}),
+		feeders: map[bson.ObjectID]*jobFeeder{},
+		noKey:   map[bson.ObjectID]bool{},
 	}
 	s.giveBack.log = s.log
 	s.sel = newSelector(s.store, c.ReCheck, c.PollInterval)
+
+	s.heartbeat = newHeartbeat(heartbeatConfig{Name: c.Name, Interval: c.HeartbeatInterval}, s.store, s.log)
+	s.heartbeat.status = s.status
+	s.heartbeat.command = s.apply
+	s.heartbeat.declaredDead = s.declaredDead
+	s.heartbeat.afterBeat = func(ctx context.Context) {
+		s.pruneFeeders(ctx)
+		s.giveBack.retry(ctx, s.store)
+	}
+	s.rescuer = newRescuer(rescuerConfig{Name: c.Name, Interval: c.HeartbeatInterval, DeadAfter: c.DeadAfter}, s.store, s.log)
+	s.rescuer.rescued = s.sel.invalidate
+	s.housekeeper = newHousekeeper(housekeeperConfig{Name: c.Name, Interval: c.HeartbeatInterval, DeadAfter: c.DeadAfter}, s.store, s.log)
+	s.housekeeper.repaired = s.sel.invalidate
 	s.watch = newWatcher(s.store, c.ReCheck, s.log)
+	s.completer = newCompleter(completerConfig{Queue: 2 * c.Workers}, s.complete)
+	s.pool = newWorkerPool(poolConfig{Workers: c.Workers}, s.workerLoop, func() {
+		s.stopping.Store(true)
+		s.sel.wake()
+	})
+
 	s.sliceSeconds = prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name:        "rocketjob_slice_duration_seconds",
 		Help:        "Time this server took to process one slice (all its records), by job type.",
@@ -173,6 +197,15 @@ func (s *Server) Name() string { return s.cfg.Name }
 // Run runs the server until ctx is cancelled or a stop command arrives, then
 // shuts down gracefully and returns nil. It returns an error only when the
 // server cannot start (e.g. its name is taken by a live server).
+//
+// It starts the services in this order: heartbeat (after a first beat that
+// must succeed), rescuer, housekeeper, watcher, completer, worker pool. It
+// stops them in the reverse order: the workers stop claiming and finish
+// within Config.ShutdownTimeout (then their work is cancelled and given
+// back); the completer writes what they processed; the follow-ups it
+// started (a job's after step) finish within the same deadline; the slices
+// claimed ahead are given back; then the watcher, housekeeper, rescuer and
+// heartbeat stop and the server's document is removed.
 func (s *Server) Run(ctx context.Context) error {
 	if err := s.takeName(ctx); err != nil {
 		if ctx.Err() != nil {
@@ -180,7 +213,7 @@ func (s *Server) Run(ctx context.Context) error {
 		}
 		return err
 	}
-	if _, err := s.beat(ctx); err != nil {
+	if _, err := s.heartbeat.beat(ctx); err != nil {
 		if ctx.Err() != nil {
 			return nil
 		}
@@ -188,25 +221,13 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	s.log.Info("server started", "workers", s.cfg.Workers)
 
-	// workCtx is what job code runs under: it outlives ctx by the shutdown
-	// timeout so work in flight can finish.
-	workCtx, cancelWork := context.WithCancel(context.WithoutCancel(ctx))
-	defer cancelWork()
-	s.workCtx = workCtx
-	bgCtx, cancelBg := context.WithCancel(context.WithoutCancel(ctx))
-	defer cancelBg()
-
-	var bg sync.WaitGroup
-	bg.Go(func() { s.heartbeatLoop(bgCtx) })
-	bg.Go(func() { s.rescueLoop(bgCtx) })
-	bg.Go(func() { s.watch.run(bgCtx) })
-
-	completer := make(chan struct{})
-	go func() { s.completeLoop(context.WithoutCancel(ctx)); close(completer) }()
-
-	var workers sync.WaitGroup
-	for i := range s.cfg.Workers {
-		workers.Go(func() { s.workerLoop(workCtx, i) })
+	bg := context.WithoutCancel(ctx)
+	for _, svc := range []interface{ Start(context.Context) error }{
+		s.heartbeat, s.rescuer, s.housekeeper, s.watch, s.completer, s.pool,
+	} {
+		if err := svc.Start(bg); err != nil {
+			return fmt.Errorf("server %s: %w", s.cfg.Name, err)
+		}
 	}
 
 	select {
@@ -214,33 +235,79 @@ func (s *Server) Run(ctx context.Context) error {
 	case <-s.stopCh:
 	}
 	s.log.Info("server stopping", "timeout", s.cfg.ShutdownTimeout)
-	s.stopping.Store(true)
-	s.sel.wake()
-	done := make(chan struct{})
-	go func() {
-		workers.Wait()
-		close(s.completions) // the completer writes what is left, then ends
-		<-completer
-		s.followUps.Wait()
-		close(done)
-	}()
-	select {
-	case <-done:
-	case <-time.After(s.cfg.ShutdownTimeout):
-		s.log.Warn("shutdown timeout: giving back work in flight")
-		cancelWork()
-		<-done
-	}
-	s.closeFeeders(context.WithoutCancel(ctx))
-	cancelBg()
-	bg.Wait()
-	rmCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	deadline, cancel := context.WithTimeout(bg, s.cfg.ShutdownTimeout)
 	defer cancel()
+	if err := s.pool.Stop(deadline); err != nil {
+		s.log.Warn("shutdown timeout: work in flight was given back")
+	}
+	_ = s.completer.Stop(bg)
+	followUps := make(chan struct{})
+	go func() { s.followUps.Wait(); close(followUps) }()
+	select {
+	case <-followUps:
+	case <-deadline.Done():
+		s.pool.abort()
+		<-followUps
+	}
+	s.closeFeeders(bg)
+	for _, svc := range []interface{ Stop(context.Context) error }{s.watch, s.housekeeper, s.rescuer, s.heartbeat} {
+		_ = svc.Stop(bg)
+	}
+	rmCtx, cancelRm := context.WithTimeout(bg, 5*time.Second)
+	defer cancelRm()
 	if _, err := s.store.RemoveServer(rmCtx, s.cfg.Name, time.Time{}); err != nil {
 		s.log.Warn("removing server document", "err", err)
 	}
 	s.log.Info("server stopped")
 	return nil
+}
+
+// status is the server document the heartbeat writes.
+func (s *Server) status() *model.Server {
+	state := model.ServerRunning
+	switch {
+	case s.stopping.Load():
+		state = model.ServerStopping
+	case s.paused.Load():
+		state = model.ServerPaused
+	}
+	host, _ := os.Hostname()
+	return &model.Server{
+		Name:      s.cfg.Name,
+		State:     state,
+		PID:       os.Getpid(),
+		Host:      host,
+		Workers:   s.cfg.Workers,
+		Busy:      int(s.busy.Load()),
+		StartedAt: s.started(),
+		Version:   Version,
+		DeadAfter: s.cfg.DeadAfter,
+
+		Processing:    s.processing(),
+		WaitingForKey: s.waitingForKey(),
+	}
+}
+
+func (s *Server) started() time.Time {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.startedAt.IsZero() {
+		s.startedAt = time.Now().UTC().Truncate(time.Millisecond)
+	}
+	return s.startedAt
+}
+
+// apply carries out a remote command read by the heartbeat.
+func (s *Server) apply(command string) {
+	switch command {
+	case rocketjob.CommandPause:
+		s.paused.Store(true)
+	case rocketjob.CommandResume:
+		s.paused.Store(false)
+		s.sel.wake()
+	case rocketjob.CommandStop:
+		s.Stop()
+	}
 }
 
 // Stop asks a running server to shut down gracefully, like a stop command.
@@ -263,7 +330,7 @@ func (s *Server) takeName(ctx context.Context) error {
 			s.cfg.Name, old.PID, old.Host, time.Since(old.HeartbeatAt).Round(time.Second))
 	}
 	s.log.Info("taking over the name of a dead server: requeuing its work")
-	return s.rescue(ctx, old)
+	return s.rescuer.rescue(ctx, old)
 }
 
 // feeder returns this server's claimer of job's slices, with the codec and

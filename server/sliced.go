@@ -183,7 +183,7 @@ func (s *Server) processSlices(ctx context.Context, spec *rocketjob.TypeSpec, jo
 			f.inFlight.Add(-1)
 			return sealErr
 		}
-		s.completions <- completion{job: *job, spec: spec, feeder: f, c: c, r: res, firstErr: firstErr}
+		s.completer.submit(completion{job: *job, spec: spec, feeder: f, c: c, r: res, firstErr: firstErr})
 		if res.FailedCount > 0 && job.StopOnError {
 			return nil // the completer fails the job once the slice is written
 		}

@@ -12,17 +12,18 @@ import (
 // change the job document meanwhile (e.g. its priority).
 const maxConflicts = 50
 
-// moveWhile applies a transition, retrying on a fresh read after a conflict
-// caused by an unrelated change (a new priority, say) for as long as still(job)
-// holds. When it stops holding (the job was aborted, destroyed, or moved by
-// someone entitled to) the move is dropped and ErrConflict returned.
-func (s *Server) moveWhile(ctx context.Context, job *model.Job, to model.State, ch store.Change, still func(*model.Job) bool) (*model.Job, error) {
+// moveWhile applies a transition (made by by), retrying on a fresh read
+// after a conflict caused by an unrelated change (a new priority, say) for as
+// long as still(job) holds. When it stops holding (the job was aborted,
+// destroyed, or moved by someone entitled to) the move is dropped and
+// ErrConflict returned.
+func moveWhile(ctx context.Context, st *store.Store, by string, job *model.Job, to model.State, ch store.Change, still func(*model.Job) bool) (*model.Job, error) {
 	for range maxConflicts {
-		moved, err := s.store.Transition(ctx, job, to, ch, s.cfg.Name)
+		moved, err := st.Transition(ctx, job, to, ch, by)
 		if !errors.Is(err, model.ErrConflict) {
 			return moved, err
 		}
-		job, err = s.store.GetJob(ctx, job.ID)
+		job, err = st.GetJob(ctx, job.ID)
 		if err != nil {
 			return nil, err
 		}
@@ -31,6 +32,11 @@ func (s *Server) moveWhile(ctx context.Context, job *model.Job, to model.State, 
 		}
 	}
 	return nil, model.ErrConflict
+}
+
+// moveWhile is moveWhile made by this server.
+func (s *Server) moveWhile(ctx context.Context, job *model.Job, to model.State, ch store.Change, still func(*model.Job) bool) (*model.Job, error) {
+	return moveWhile(ctx, s.store, s.cfg.Name, job, to, ch, still)
 }
 
 // ownerMove applies a transition this server is entitled to because it owns

@@ -21,15 +21,12 @@ import (
 // (model.ErrAborted, ...). This is what makes the operator's controls reach
 // running work whether or not any other job is waiting.
 type watcher struct {
-	store    *store.Store
-	interval time.Duration
-	log      *slog.Logger
+	ticker
+	store *store.Store
+	log   *slog.Logger
 
 	mu   sync.Mutex
 	runs map[*watch]struct{}
-
-	// checked, when set (tests), receives after every pass.
-	checked chan struct{}
 }
 
 // watch is one tracked run: a simple job's Perform, a hook, or one worker's
@@ -44,8 +41,12 @@ type watch struct {
 	cause error
 }
 
+// newWatcher returns a watcher that checks the watched jobs every interval
+// (the server's re-check interval).
 func newWatcher(s *store.Store, interval time.Duration, log *slog.Logger) *watcher {
-	return &watcher{store: s, interval: interval, log: log, runs: map[*watch]struct{}{}}
+	w := &watcher{store: s, log: log, runs: map[*watch]struct{}{}}
+	w.ticker = ticker{interval: interval, pass: w.check}
+	return w
 }
 
 // track starts watching job for a run that lasts while holds(job) is true.
@@ -112,26 +113,6 @@ func leaveCause(job *model.Job) error {
 		return model.ErrPaused
 	default:
 		return model.ErrTakenAway
-	}
-}
-
-// run checks the watched jobs every interval until ctx ends.
-func (w *watcher) run(ctx context.Context) {
-	t := time.NewTicker(w.interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		w.check(ctx)
-		if w.checked != nil {
-			select {
-			case w.checked <- struct{}{}:
-			default:
-			}
-		}
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"runtime/debug"
+	"sync"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -14,6 +15,91 @@ import (
 	"github.com/rocketjob-go/rocketjob/internal/store"
 	"github.com/rocketjob-go/rocketjob/rocketjob"
 )
+
+// poolConfig configures the worker pool.
+type poolConfig struct {
+	// Workers is the number of workers (default DefaultWorkers).
+	Workers int
+}
+
+func (c *poolConfig) defaults() {
+	if c.Workers == 0 {
+		c.Workers = DefaultWorkers
+	}
+}
+
+// workerPool runs cfg.Workers copies of work, each on its own goroutine,
+// under a context of their own: Stop first asks them to stop (stopping),
+// waits for them until its ctx ends (the shutdown deadline), then cancels
+// that context, so work cut short gives itself back, and waits again.
+type workerPool struct {
+	cfg      poolConfig
+	work     func(ctx context.Context, worker int)
+	stopping func() // tells the workers to take no new work
+
+	mu     sync.Mutex
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+func newWorkerPool(cfg poolConfig, work func(context.Context, int), stopping func()) *workerPool {
+	cfg.defaults()
+	return &workerPool{cfg: cfg, work: work, stopping: stopping}
+}
+
+// Start launches the workers. Their context outlives ctx's cancellation:
+// only Stop ends it, so work in flight can finish.
+func (p *workerPool) Start(ctx context.Context) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.ctx != nil {
+		return nil
+	}
+	p.ctx, p.cancel = context.WithCancel(context.WithoutCancel(ctx))
+	for i := range p.cfg.Workers {
+		p.wg.Go(func() { p.work(p.ctx, i) })
+	}
+	return nil
+}
+
+// workCtx is the context job code runs under (nil before Start).
+func (p *workerPool) workCtx() context.Context {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.ctx
+}
+
+// Stop asks the workers to stop and waits for them; when ctx ends first, it
+// cancels their context and waits for them to give their work back.
+func (p *workerPool) Stop(ctx context.Context) error {
+	p.mu.Lock()
+	cancel := p.cancel
+	p.mu.Unlock()
+	if cancel == nil {
+		return errNotStarted
+	}
+	p.stopping()
+	done := make(chan struct{})
+	go func() { p.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		cancel()
+		<-done
+		return ctx.Err()
+	}
+}
+
+// abort cancels the workers' context (the shutdown deadline passed).
+func (p *workerPool) abort() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.cancel != nil {
+		p.cancel()
+	}
+}
 
 // workerLoop takes the most urgent job with work, works on it, and looks again.
 func (s *Server) workerLoop(ctx context.Context, id int) {

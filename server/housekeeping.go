@@ -1,0 +1,152 @@
+package server
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"github.com/rocketjob-go/rocketjob/internal/model"
+	"github.com/rocketjob-go/rocketjob/internal/store"
+)
+
+// Housekeeping chores and how often they run, in passes of the housekeeper
+// (one pass per heartbeat interval).
+const (
+	orphanEvery         = 500            // passes between looks for orphaned slices
+	orphanAge           = 24 * time.Hour // an upload older than this without its job document was killed
+	rateTokenPruneEvery = 12             // passes between deletions of past seconds' rate tokens
+)
+
+// housekeeperConfig configures the housekeeper service.
+type housekeeperConfig struct {
+	// Name is this server's name.
+	Name string
+	// Interval is the time between passes (default DefaultHeartbeatInterval).
+	Interval time.Duration
+	// DeadAfter judges servers that publish no dead-after of their own.
+	DeadAfter time.Duration
+}
+
+func (c *housekeeperConfig) defaults() {
+	if c.Interval == 0 {
+		c.Interval = DefaultHeartbeatInterval
+	}
+	if c.DeadAfter == 0 {
+		c.DeadAfter = DefaultDeadAfter
+	}
+}
+
+// housekeeper does the cluster's chores. Once a minute across the cluster
+// (the first server whose unique-insert claim for that minute wins) it
+// reconciles the run queue with the jobs and requeues running jobs whose
+// server no longer exists; now and then it drops the slices of jobs that do
+// not exist and prunes old rate-limit tokens. At Start it reconciles the run
+// queue once, for jobs written by an older version or behind the store's back.
+type housekeeper struct {
+	ticker
+	cfg   housekeeperConfig
+	store *store.Store
+	log   *slog.Logger
+	// repaired is called when the run queue changed.
+	repaired func()
+
+	passes int
+}
+
+func newHousekeeper(cfg housekeeperConfig, st *store.Store, log *slog.Logger) *housekeeper {
+	cfg.defaults()
+	h := &housekeeper{cfg: cfg, store: st, log: log, repaired: func() {}}
+	h.ticker = ticker{interval: cfg.Interval, pass: h.pass}
+	return h
+}
+
+// Start reconciles the run queue, then starts the passes.
+func (h *housekeeper) Start(ctx context.Context) error {
+	h.repairQueue(ctx)
+	return h.ticker.Start(ctx)
+}
+
+func (h *housekeeper) pass(ctx context.Context) {
+	h.passes++
+	if h.passes%orphanEvery == 0 {
+		h.dropOrphans(ctx)
+	}
+	sweep, err := h.store.ClaimSweep(ctx, time.Now())
+	if err != nil && ctx.Err() == nil {
+		h.log.Warn("housekeeping", "err", err)
+	}
+	if sweep {
+		h.repairQueue(ctx)
+		h.requeueOrphanedJobs(ctx)
+	}
+	if h.passes%rateTokenPruneEvery == 0 {
+		if err := h.store.PruneRateTokens(ctx, time.Now().Add(-time.Minute)); err != nil && ctx.Err() == nil {
+			h.log.Warn("pruning rate tokens", "err", err)
+		}
+	}
+}
+
+// repairQueue brings the run queue (FerretDB) in line with the jobs: copies
+// a crash or a race left missing or stale.
+func (h *housekeeper) repairQueue(ctx context.Context) {
+	n, err := h.store.ReconcileQueue(ctx)
+	switch {
+	case err != nil && ctx.Err() == nil:
+		h.log.Warn("repairing the run queue", "err", err)
+	case n > 0:
+		h.log.Info("run queue repaired", "copies", n)
+		h.repaired()
+	}
+}
+
+// requeueOrphanedJobs requeues running jobs (or steps) whose server no longer
+// exists: a transition that server claimed just before it died can be rolled
+// forward by another process after the server was rescued and removed. On
+// FerretDB it reads every job, hence once a minute.
+func (h *housekeeper) requeueOrphanedJobs(ctx context.Context) {
+	servers, err := h.store.ListServers(ctx)
+	if err != nil {
+		h.log.Warn("looking for orphaned jobs", "err", err)
+		return
+	}
+	live := map[string]bool{h.cfg.Name: true}
+	for i := range servers {
+		if time.Since(servers[i].HeartbeatAt) < servers[i].DeadAfterOr(h.cfg.DeadAfter) {
+			live[servers[i].Name] = true
+		}
+	}
+	jobs, err := h.store.ListJobs(ctx, store.JobFilter{States: []model.State{model.StateRunning}})
+	if err != nil {
+		h.log.Warn("looking for orphaned jobs", "err", err)
+		return
+	}
+	for i := range jobs {
+		job := &jobs[i]
+		if job.Server == "" || live[job.Server] {
+			continue
+		}
+		if err := requeueRun(ctx, h.store, h.cfg.Name, job, job.Server); err != nil {
+			h.log.Warn("requeuing an orphaned job", "job", job.ID.Hex(), "err", err)
+			continue
+		}
+		h.log.Warn("job was running on a server that no longer exists: requeued", "job", job.ID.Hex(), "server", job.Server)
+	}
+}
+
+// dropOrphans drops the slice collections of jobs that do not exist and are
+// older than orphanAge (an upload killed half-way; a job destroyed while a
+// server was still writing one of its slices).
+func (h *housekeeper) dropOrphans(ctx context.Context) {
+	ids, err := h.store.OrphanSliceJobs(ctx, time.Now().Add(-orphanAge))
+	if err != nil {
+		h.log.Warn("looking for orphaned slices", "err", err)
+		return
+	}
+	for _, id := range ids {
+		if err := h.store.Slices().Drop(ctx, id); err != nil {
+			h.log.Warn("dropping orphaned slices", "job", id.Hex(), "err", err)
+			continue
+		}
+		h.log.Info("dropped the slices of a job that does not exist (a killed upload?)", "job", id.Hex())
+	}
+}
