@@ -28,10 +28,17 @@ type IncompleteError struct {
 	// Kind is OutputKind for the output records, FailedKind for the failed
 	// records.
 	Kind string
-	// Want is how many records the job document records; Got how many the
+	// Want is how many records the job document records (0 when its
+	// counts are not final yet: see ExpectedCounts); Got how many the
 	// download found. Failed records count the input records they stand
 	// for (a slice that failed as a whole is one row for all its records).
 	Want, Got int64
+	// Slice, when not 0, is the first slice that the work database records
+	// as finished but whose records (of Kind) are gone from it; Slices is
+	// how many such slices there are. The embedded database (FerretDB)
+	// names them; on MongoDB a loss shows in the counts alone.
+	Slice  int64
+	Slices int
 }
 
 func (e *IncompleteError) Error() string {
@@ -39,8 +46,31 @@ func (e *IncompleteError) Error() string {
 	if e.Kind == FailedKind {
 		what = "failed records"
 	}
-	return fmt.Sprintf("job %s: only %d of its %d %s are in the work database (a different work database than the job ran on, or its slices were lost)",
-		e.JobID, e.Got, e.Want, what)
+	if e.Slice == 0 {
+		return fmt.Sprintf("job %s: only %d of its %d %s are in the work database (a different work database than the job ran on, or its slices were lost)",
+			e.JobID, e.Got, e.Want, what)
+	}
+	if e.Want == 0 {
+		return fmt.Sprintf("job %s: the work database lost %s; %d %s found", e.JobID, e.Lost(), e.Got, what)
+	}
+	return fmt.Sprintf("job %s: only %d of its %d %s are in the work database: it lost %s", e.JobID, e.Got, e.Want, what, e.Lost())
+}
+
+// Lost names the slices whose records are gone ("the output of finished
+// slice 3"), or is empty when the loss shows in the counts alone.
+func (e *IncompleteError) Lost() string {
+	what := "the output"
+	if e.Kind == FailedKind {
+		what = "the failed records"
+	}
+	switch {
+	case e.Slice == 0:
+		return ""
+	case e.Slices > 1:
+		return fmt.Sprintf("%s of %d finished slices (the first: slice %d)", what, e.Slices, e.Slice)
+	default:
+		return fmt.Sprintf("%s of finished slice %d", what, e.Slice)
+	}
 }
 
 // Is makes errors.Is(err, ErrIncomplete) match.
@@ -76,7 +106,8 @@ func ExpectedCounts(job *rocketjob.Job) (output, failed int64, final bool) {
 //
 // A download never reports success with records missing: when the job's
 // counts are final (see ExpectedCounts) and the work database holds fewer
-// output records, it fails with an *IncompleteError; a job destroyed during
+// output records, or when it lacks the output of a slice it records as
+// finished (whatever the job's state), it fails with an *IncompleteError; a job destroyed during
 // the download fails with an error wrapping rocketjob.ErrJobNotFound. When
 // the records are missing altogether (or the output fits the write buffer),
 // nothing at all is written to w before the error.
@@ -126,7 +157,7 @@ func Download(ctx context.Context, c *rocketjob.Client, id string, w io.Writer) 
 		return nil
 	})
 	if err != nil {
-		return n, destroyed(ctx, c, id, fmt.Errorf("download of job %s: %w", id, err))
+		return n, destroyed(ctx, c, id, AsIncomplete(job, fmt.Errorf("download of job %s: %w", id, err)))
 	}
 	// Checked before Close flushes the buffered records and the header.
 	if final && n < want {
@@ -142,7 +173,8 @@ func Download(ctx context.Context, c *rocketjob.Client, id string, w io.Writer) 
 //
 // Like Download, it fails with an *IncompleteError (and writes nothing when
 // none is found) when the job's counts are final and the work database
-// holds fewer failed records than the job records.
+// holds fewer failed records than the job records, or when it lacks the
+// failed records of a slice it records as finished.
 func DownloadFailed(ctx context.Context, c *rocketjob.Client, id string, w io.Writer) (int64, error) {
 	job, err := slicedJob(ctx, c, id)
 	if err != nil {
@@ -187,7 +219,7 @@ func DownloadFailed(ctx context.Context, c *rocketjob.Client, id string, w io.Wr
 		return nil
 	})
 	if err != nil {
-		return n, destroyed(ctx, c, id, fmt.Errorf("failed records of job %s: %w", id, err))
+		return n, destroyed(ctx, c, id, AsIncomplete(job, fmt.Errorf("failed records of job %s: %w", id, err)))
 	}
 	if final && covered < want {
 		return n, destroyed(ctx, c, id, &IncompleteError{JobID: id, Kind: FailedKind, Want: want, Got: covered})
@@ -209,6 +241,31 @@ func present(ctx context.Context, c *rocketjob.Client, job *rocketjob.Job, kind 
 		return nil
 	}
 	return destroyed(ctx, c, id, &IncompleteError{JobID: id, Kind: kind, Want: want})
+}
+
+// AsIncomplete returns err as an *IncompleteError when it comes from a
+// stream of job's records (the slice store's StreamOutput or StreamFailed)
+// that found slices the work database records as finished without their
+// records; other errors (and nil) come back unchanged. Download and
+// DownloadFailed do this themselves; it serves other readers of the slice
+// store, such as the REST API's pages of records.
+func AsIncomplete(job *rocketjob.Job, err error) error {
+	var sm *store.SliceMissingError
+	if job == nil || !errors.As(err, &sm) {
+		return err
+	}
+	kind := OutputKind
+	if sm.Kind == "failed" {
+		kind = FailedKind
+	}
+	ie := &IncompleteError{JobID: job.ID.Hex(), Kind: kind, Got: sm.Found, Slice: sm.Num, Slices: sm.Missing}
+	if output, failed, final := ExpectedCounts(job); final {
+		ie.Want = output
+		if kind == FailedKind {
+			ie.Want = failed
+		}
+	}
+	return ie
 }
 
 // destroyed explains err, a download that failed or came up short, by the

@@ -718,15 +718,20 @@ func (h *Handler) apiOutput(w http.ResponseWriter, r *http.Request) {
 
 // downloadErr is the answer to a download that failed: a job destroyed
 // meanwhile is 404 (never 500), a download that found fewer records than
-// the job recorded (sliced.IncompleteError: the work database lacks them)
-// is a 500 that says so. nil stays nil.
+// the job recorded, or finished slices without their records
+// (sliced.IncompleteError: the work database lacks them), is a 500
+// 'incomplete' that says so. nil stays nil.
 func (h *Handler) downloadErr(ctx context.Context, id string, err error) error {
 	if err == nil || errors.Is(err, rocketjob.ErrJobNotFound) {
 		return err
 	}
 	if ctx.Err() == nil {
-		if _, gerr := h.client.Get(ctx, id); errors.Is(gerr, rocketjob.ErrJobNotFound) {
+		job, gerr := h.client.Get(ctx, id)
+		if errors.Is(gerr, rocketjob.ErrJobNotFound) {
 			return apiErr(http.StatusNotFound, "not_found", "job "+id+" was destroyed during the download")
+		}
+		if gerr == nil {
+			err = sliced.AsIncomplete(job, err) // pages read the slice store directly
 		}
 	}
 	var ie *sliced.IncompleteError

@@ -112,6 +112,14 @@ func (e *incompleteDownload) Error() string {
 	if e.ie.Kind == sliced.FailedKind {
 		what = "failed records"
 	}
+	if lost := e.ie.Lost(); lost != "" {
+		// The job ran on this work database, which lost some slices.
+		if e.ie.Want == 0 {
+			return fmt.Sprintf("job %s: work database %q lost %s; %s %s found", e.ie.JobID, e.workDB, lost, commas(e.ie.Got), what)
+		}
+		return fmt.Sprintf("job %s: only %s of its %s %s are in work database %q: it lost %s",
+			e.ie.JobID, commas(e.ie.Got), commas(e.ie.Want), what, e.workDB, lost)
+	}
 	return fmt.Sprintf("job %s: only %s of its %s %s are in work database %q: check --work-db and --work-uri (the job may have run on another work database, or its slices were lost)",
 		e.ie.JobID, commas(e.ie.Got), commas(e.ie.Want), what, e.workDB)
 }

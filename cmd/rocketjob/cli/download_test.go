@@ -35,3 +35,22 @@ func TestIncompleteDownloadMessage(t *testing.T) {
 		t.Errorf("errors.Is ErrIncomplete %v, exit code %d", errors.Is(err, sliced.ErrIncomplete), exitCode(err))
 	}
 }
+
+// A work database that lost finished slices is named as the culprit, not
+// --work-db.
+func TestIncompleteDownloadMessageLostSlices(t *testing.T) {
+	ie := &sliced.IncompleteError{JobID: "65a1b2c3d4e5f60718293a4b", Kind: sliced.OutputKind, Want: 20000, Got: 19000, Slice: 3, Slices: 1}
+	err := error(&incompleteDownload{ie: ie, workDB: "rocketjob_work"})
+	want := `job 65a1b2c3d4e5f60718293a4b: only 19,000 of its 20,000 output records are in work database "rocketjob_work": it lost the output of finished slice 3`
+	if err.Error() != want {
+		t.Errorf("message\n got %q\nwant %q", err, want)
+	}
+	ie.Want, ie.Slices = 0, 2
+	want = `job 65a1b2c3d4e5f60718293a4b: work database "rocketjob_work" lost the output of 2 finished slices (the first: slice 3); 19,000 output records found`
+	if err.Error() != want {
+		t.Errorf("message\n got %q\nwant %q", err, want)
+	}
+	if !errors.Is(err, sliced.ErrIncomplete) || exitCode(err) != ExitFailure {
+		t.Errorf("errors.Is ErrIncomplete %v, exit code %d", errors.Is(err, sliced.ErrIncomplete), exitCode(err))
+	}
+}
