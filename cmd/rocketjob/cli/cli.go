@@ -10,8 +10,9 @@
 //	}
 //
 // Exit codes: 0 success, 1 failure, 2 usage error (unknown command or flag,
-// missing argument, malformed flag value); an upload stopped by SIGINT or
-// SIGTERM removes what it stored and exits 130 or 143 (128 + the signal
+// missing argument, malformed flag value); an upload or a download stopped
+// by SIGINT or SIGTERM removes what it wrote (an upload its slices, a
+// download its temporary file) and exits 130 or 143 (128 + the signal
 // number, as shells report it); other commands stopped by a signal exit 1,
 // except servers and the database, which stop gracefully and exit 0.
 // Errors are one line on stderr,
@@ -45,14 +46,14 @@ const (
 	ExitOK          = 0   // success
 	ExitFailure     = 1   // the command failed (database unreachable, job failed, ...)
 	ExitUsage       = 2   // the command line is wrong
-	ExitInterrupted = 130 // SIGINT stopped an upload (SIGTERM: 143)
+	ExitInterrupted = 130 // SIGINT stopped an upload or a download (SIGTERM: 143)
 )
 
 // Main runs the rocketjob command line with the job types of reg on
 // os.Args and exits the process with the command's exit code. SIGINT and
 // SIGTERM cancel the command's context (its cause names the signal):
 // servers and the database shut down gracefully, an upload removes what it
-// stored; a second signal kills the process.
+// stored, a download its temporary file; a second signal kills the process.
 func Main(reg *rocketjob.Registry) {
 	ctx, cancel := context.WithCancelCause(context.Background())
 	sigs := make(chan os.Signal, 1)

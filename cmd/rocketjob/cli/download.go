@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"os"
 	"strconv"
 	"strings"
 
@@ -25,7 +26,8 @@ func downloadCommand(st *appState) *cli.Command {
 			"and leaves FILE as it was. FILE is written to a temporary file in its folder and renamed\n" +
 			"into place at the end; a new FILE gets --mode (default 600: outputs often hold personal\n" +
 			"data) less the umask, an existing FILE keeps its mode, and a device or FIFO (/dev/null)\n" +
-			"is written to, never replaced.",
+			"is written to, never replaced. Stopped by SIGINT (Ctrl-C) or SIGTERM, it removes its\n" +
+			"temporary file, leaves FILE as it was and exits 130 (SIGTERM: 143).",
 		UsageText: usageText("rocketjob download [--failed] [--mode MODE] JOB_ID FILE|-",
 			"rocketjob download 65a1b2c3d4e5f60718293a4b output.txt",
 			"rocketjob download 65a1b2c3d4e5f60718293a4b output.txt.gz      # gzip (.zst: zstd)",
@@ -48,22 +50,12 @@ func downloadCommand(st *appState) *cli.Command {
 			if err != nil {
 				return err
 			}
-			client, err := st.connect(c)
-			if err != nil {
-				return err
-			}
-			defer closeClient(client)
 			failed := c.Bool("failed")
-			if !failed {
-				job, err := client.Get(c.Context, id)
-				if err != nil {
-					return err
-				}
-				if err := downloadable(job); err != nil {
-					return err
-				}
+			n, err := download(c, st, id, dest, failed, mode)
+			if err != nil && c.Context.Err() != nil {
+				// SIGINT or SIGTERM: exit 130 or 143, like an upload.
+				return interrupted(c.Context, "download", interruptedDetail(dest))
 			}
-			n, err := downloadFile(c.Context, client, id, dest, failed, c.App.Writer, mode)
 			if err != nil {
 				var ie *sliced.IncompleteError
 				if errors.As(err, &ie) {
@@ -80,6 +72,45 @@ func downloadCommand(st *appState) *cli.Command {
 			}
 			return nil
 		},
+	}
+}
+
+// download connects and writes the output (or the failed records) of job
+// id to dest; an output download first checks that the job has its final
+// output.
+func download(c *cli.Context, st *appState, id, dest string, failed bool, mode fs.FileMode) (int64, error) {
+	client, err := st.connect(c)
+	if err != nil {
+		return 0, err
+	}
+	defer closeClient(client)
+	if !failed {
+		job, err := client.Get(c.Context, id)
+		if err != nil {
+			return 0, err
+		}
+		if err := downloadable(job); err != nil {
+			return 0, err
+		}
+	}
+	return downloadFile(c.Context, client, id, dest, failed, c.App.Writer, mode)
+}
+
+// interruptedDetail says what an interrupted download left at dest: a file
+// is written to a temporary file that is removed, so dest is as it was; a
+// device or FIFO, and stdout, got what was written before the signal.
+func interruptedDetail(dest string) string {
+	if dest == "-" {
+		return ""
+	}
+	fi, err := os.Stat(dest)
+	switch {
+	case err != nil:
+		return "the partial file was removed"
+	case fi.Mode().IsRegular():
+		return "the partial file was removed, " + dest + " is unchanged"
+	default:
+		return ""
 	}
 }
 
