@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -236,6 +237,77 @@ func TestAbortAndDestroyCancelARunningSimpleJob(t *testing.T) {
 				t.Fatalf("destroyed job: %v, %v", got, err)
 			case tc.name == "abort" && (err != nil || got.State != rocketjob.StateAborted || got.Failure != nil):
 				t.Fatalf("aborted job: %+v, %v", got, err)
+			}
+		})
+	}
+}
+
+// Pause, resume and priority changes in quick succession from several
+// clients while a sliced job with an after hook runs on two servers leave
+// nothing stuck: the job completes with exact output and its after hook
+// runs once.
+func TestControlSpamLeavesNothingStuck(t *testing.T) {
+	for _, strategy := range strategies {
+		t.Run(strategy, func(t *testing.T) {
+			b := setupStrategy(t, strategy)
+			ctx := context.Background()
+			in := lines(300, func(i int) string { return strings.Repeat("x", i%7) })
+			job, err := sliced.Upload(ctx, b.client, "after_once", strings.NewReader(in), nil)
+			must(t, err)
+			id := job.ID.Hex()
+			b.startServer(t, "s1", 2)
+			b.startServer(t, "s2", 2)
+			stop := make(chan struct{})
+			var spam sync.WaitGroup
+			for c := range 3 {
+				client := b.newClient(t)
+				spam.Go(func() {
+					for i := 0; ; i++ {
+						select {
+						case <-stop:
+							return
+						default:
+						}
+						// Refusals (a pause while the after hook runs, a
+						// resume of a running job) are expected.
+						switch (i + c) % 3 {
+						case 0:
+							_, _ = client.Pause(ctx, id)
+						case 1:
+							_, _ = client.Resume(ctx, id)
+						default:
+							_, _ = client.SetPriority(ctx, id, 1+(i*7+c)%100)
+						}
+					}
+				})
+			}
+			// Spam through the end of the slices and the after step, until
+			// the job completes (the spam resumes as often as it pauses).
+			deadline := time.Now().Add(3 * time.Minute)
+			for mustGet(t, b, id).State != rocketjob.StateCompleted {
+				if time.Now().After(deadline) {
+					j := mustGet(t, b, id)
+					t.Fatalf("job stuck under the spam: %s step %s on %q", j.State, j.Step, j.Server)
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+			close(stop)
+			spam.Wait()
+			if j := mustGet(t, b, id); j.State == rocketjob.StatePaused {
+				_, err := b.client.Resume(ctx, id)
+				must(t, err)
+			}
+			if got := b.wait(t, id); got.State != rocketjob.StateCompleted {
+				t.Fatalf("job ended %s: %+v", got.State, got.Failure)
+			}
+			var out bytes.Buffer
+			_, err = sliced.Download(ctx, b.client, id, &out)
+			must(t, err)
+			if want := strings.ToUpper(in); out.String() != want {
+				t.Fatalf("output differs from the input upcased (%d vs %d bytes)", out.Len(), len(want))
+			}
+			if n := b.afterCalls.Load(); n != 1 {
+				t.Fatalf("after hook ran %d times, want 1", n)
 			}
 		})
 	}
