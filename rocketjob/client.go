@@ -61,6 +61,7 @@ type Client struct {
 	store    *store.Store
 	registry *Registry
 	keyring  *encryption.Keyring
+	inserter inserter // batches the writes of concurrent Enqueue calls
 }
 
 // NewClient connects to the databases named by cfg (empty fields come from the
@@ -175,7 +176,7 @@ func (c *Client) Enqueue(ctx context.Context, typ string, args any, opts *Enqueu
 		}
 		job.RetryLimit = *opts.RetryLimit
 	}
-	if err := c.store.InsertJob(ctx, job); err != nil {
+	if err := c.inserter.insert(ctx, c.store, job); err != nil {
 		return nil, fmt.Errorf("enqueuing %s job: %w", typ, err)
 	}
 	return job, nil

@@ -655,8 +655,12 @@ func (s *spool) close() {
 }
 
 // apiCreateJob: POST /api/jobs. Answers 202 with the job's id, its status
-// URL and its results URL (Location: the status URL).
+// URL and its results URL (Location: the status URL). A JSON array body
+// enqueues many simple jobs (createMany).
 func (h *Handler) apiCreateJob(w http.ResponseWriter, r *http.Request) {
+	if h.createMany(w, r) {
+		return
+	}
 	job, _, err := h.createJob(w, r, principalFrom(r))
 	if err != nil {
 		h.fail(w, r, err)

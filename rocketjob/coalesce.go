@@ -1,0 +1,70 @@
+package rocketjob
+
+import (
+	"context"
+	"sync"
+
+	"github.com/rocketjob-go/rocketjob/internal/store"
+)
+
+// inserter writes the jobs of concurrent Enqueue calls of one Client
+// together. While a batch is being written, the jobs that arrive wait and
+// go into the next batch: one insertMany for the jobs and one for their
+// run-queue copies, instead of a write (and, on the embedded database, a
+// commit that waits for the disk and for the other writers) per job. A job
+// that arrives alone is written at once.
+type inserter struct {
+	mu      sync.Mutex
+	pending []pendingInsert
+	busy    bool
+}
+
+type pendingInsert struct {
+	job  *Job
+	done chan error
+}
+
+// insert writes job, with the jobs of other calls that arrive meanwhile.
+// When ctx ends first it returns ctx's error; the job may still be written,
+// as with any write cancelled in flight.
+func (in *inserter) insert(ctx context.Context, s *store.Store, job *Job) error {
+	p := pendingInsert{job: job, done: make(chan error, 1)}
+	in.mu.Lock()
+	in.pending = append(in.pending, p)
+	start := !in.busy
+	in.busy = true
+	in.mu.Unlock()
+	if start {
+		// The batch is everybody's: it must not end with this caller's context.
+		go in.flush(context.WithoutCancel(ctx), s)
+	}
+	select {
+	case err := <-p.done:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// flush writes the pending jobs, batch after batch, until none is left.
+func (in *inserter) flush(ctx context.Context, s *store.Store) {
+	for {
+		in.mu.Lock()
+		batch := in.pending
+		in.pending = nil
+		if len(batch) == 0 {
+			in.busy = false
+			in.mu.Unlock()
+			return
+		}
+		in.mu.Unlock()
+		jobs := make([]*Job, len(batch))
+		for i, p := range batch {
+			jobs[i] = p.job
+		}
+		_, err := s.InsertJobs(ctx, jobs)
+		for _, p := range batch {
+			p.done <- err
+		}
+	}
+}
