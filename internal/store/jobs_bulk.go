@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 
+	"go.mongodb.org/mongo-driver/v2/bson"
+
 	"github.com/rocketjob-go/rocketjob/internal/model"
 )
 
@@ -14,47 +16,71 @@ const InsertBatch = 1000
 // insertMany of the jobs, then, on FerretDB, one insertMany of their
 // run-queue copies per priority (the batched form of what InsertJob does
 // one job at a time). A job is written before its copy, so a worker never
-// finds a copy without its job.
+// finds a copy without its job; the copies of one batch are written while
+// the next batch of jobs is, so the database's two cores both work.
 //
 // The jobs must be new, with their ids set; a retried insertMany may meet
 // its own earlier inserts, which count as written. It returns how many jobs
 // were written (all of them, or the batches before the one that failed).
 func (s *Store) InsertJobs(ctx context.Context, jobs []*model.Job) (int, error) {
+	copies := make(chan []queued, 1)
+	copied := make(chan struct{})
+	go func() {
+		defer close(copied)
+		for batch := range copies {
+			s.queueNew(ctx, batch)
+		}
+	}()
+	defer func() {
+		close(copies)
+		<-copied
+	}()
 	written := 0
 	for len(jobs) > 0 {
 		batch := jobs[:min(InsertBatch, len(jobs))]
 		jobs = jobs[len(batch):]
 		docs := make([]any, len(batch))
+		var runnables []queued
 		for i, j := range batch {
-			docs[i] = j
+			// Marshalled once for both collections.
+			raw, err := bson.Marshal(j)
+			if err != nil {
+				return written, fmt.Errorf("inserting job %s: %w", j.ID.Hex(), err)
+			}
+			docs[i] = bson.Raw(raw)
+			if runnable(j) {
+				runnables = append(runnables, queued{priority: j.Priority, doc: bson.Raw(raw)})
+			}
 		}
 		if _, _, err := insertMany(ctx, s.jobs(), docs); err != nil {
 			return written, fmt.Errorf("inserting jobs: %w", err)
 		}
 		written += len(batch)
-		s.queueNew(ctx, batch)
+		if s.ferret && len(runnables) > 0 {
+			copies <- runnables
+		}
 	}
 	return written, nil
+}
+
+// queued is the run-queue copy of a new job.
+type queued struct {
+	priority int
+	doc      bson.Raw
 }
 
 // queueNew writes the run-queue copies of new jobs, one insertMany per
 // priority: syncQueue(ctx, nil, job) for each job, batched. A copy already
 // there (a retried insert) is kept; a failure is left to ReconcileQueue,
 // as syncQueue leaves it: the jobs themselves are written.
-func (s *Store) queueNew(ctx context.Context, jobs []*model.Job) {
-	if !s.ferret {
-		return
-	}
+func (s *Store) queueNew(ctx context.Context, copies []queued) {
 	byPriority := map[int][]any{}
 	var order []int
-	for _, j := range jobs {
-		if !runnable(j) {
-			continue
+	for _, c := range copies {
+		if _, ok := byPriority[c.priority]; !ok {
+			order = append(order, c.priority)
 		}
-		if _, ok := byPriority[j.Priority]; !ok {
-			order = append(order, j.Priority)
-		}
-		byPriority[j.Priority] = append(byPriority[j.Priority], j)
+		byPriority[c.priority] = append(byPriority[c.priority], c.doc)
 	}
 	for _, p := range order {
 		_, _, _ = insertMany(ctx, s.queue(p), byPriority[p])
