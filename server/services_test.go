@@ -183,7 +183,7 @@ func TestWatcherService(t *testing.T) {
 	w.passed = make(chan struct{})
 	startStop(t, w)
 	job := runningOn(t, st, "me")
-	runCtx, wt := w.track(ctx, job, true, func(j *model.Job) bool { return j.State == model.StateRunning })
+	runCtx, wt := w.track(ctx, job, true, func(j *model.Job) bool { return j.State == model.StateRunning }, nil)
 	defer wt.Done()
 	passes(t, w.passed, 1)
 	if wt.Err() != nil || runCtx.Err() != nil {

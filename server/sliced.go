@@ -124,7 +124,7 @@ func (s *Server) processSlices(ctx context.Context, spec *rocketjob.TypeSpec, jo
 	// next slice.
 	_, w := s.watch.track(ctx, job, false, func(j *model.Job) bool {
 		return j.State == model.StateRunning && j.Step == model.StepProcessing
-	})
+	}, sliceCause)
 	defer w.Done()
 	f.workers.Add(1)
 	defer func() {
@@ -146,7 +146,9 @@ func (s *Server) processSlices(ctx context.Context, spec *rocketjob.TypeSpec, jo
 			if errors.Is(cause, model.ErrDestroyed) {
 				f.gone.Store(true)
 			}
-			s.log.Info("leaving job", "job", job.ID.Hex(), "cause", cause)
+			if !errors.Is(cause, errMovedOn) {
+				s.log.Info("leaving job", "job", job.ID.Hex(), "cause", cause)
+			}
 			s.sel.skipFor(job.ID, s.cfg.ReCheck)
 			s.sel.invalidate()
 			return nil
@@ -234,7 +236,7 @@ func (s *Server) watchStep(ctx context.Context, job *model.Job) (context.Context
 	step := job.Step
 	return s.watch.track(ctx, job, true, func(j *model.Job) bool {
 		return j.State == model.StateRunning && j.Step == step && j.Server == s.cfg.Name
-	})
+	}, nil)
 }
 
 // processSlice runs the type's function on every record of a slice. A record

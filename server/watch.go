@@ -34,7 +34,8 @@ type watcher struct {
 type watch struct {
 	w      *watcher
 	id     bson.ObjectID
-	holds  func(*model.Job) bool // whether the job is still this run's
+	holds  func(*model.Job) bool  // whether the job is still this run's
+	why    func(*model.Job) error // why it is not, when holds turns false
 	cancel context.CancelCauseFunc
 
 	mu    sync.Mutex
@@ -53,9 +54,14 @@ func newWatcher(s *store.Store, interval time.Duration, log *slog.Logger) *watch
 // job must be fresh (just returned by a transition) or fresh=false, in which
 // case it is read once now. The returned context is ctx, cancelled with the
 // cause once holds is false; Done must be called when the run ends.
-func (w *watcher) track(ctx context.Context, job *model.Job, fresh bool, holds func(*model.Job) bool) (context.Context, *watch) {
+//
+// cause says why the run ends when holds turns false (nil: leaveCause).
+func (w *watcher) track(ctx context.Context, job *model.Job, fresh bool, holds func(*model.Job) bool, cause func(*model.Job) error) (context.Context, *watch) {
 	rctx, cancel := context.WithCancelCause(ctx)
-	wt := &watch{w: w, id: job.ID, holds: holds, cancel: cancel}
+	if cause == nil {
+		cause = leaveCause
+	}
+	wt := &watch{w: w, id: job.ID, holds: holds, why: cause, cancel: cancel}
 	if !fresh {
 		cur, err := w.store.GetJob(ctx, job.ID)
 		switch {
@@ -93,7 +99,7 @@ func (wt *watch) Done() {
 // end records why the run must end (job is nil when it was destroyed) and
 // cancels its context.
 func (wt *watch) end(job *model.Job) {
-	cause := leaveCause(job)
+	cause := wt.why(job)
 	wt.mu.Lock()
 	if wt.cause == nil {
 		wt.cause = cause
@@ -114,6 +120,19 @@ func leaveCause(job *model.Job) error {
 	default:
 		return model.ErrTakenAway
 	}
+}
+
+// errMovedOn: the job went on to its next step or ended (its last slices
+// were finished, possibly by other servers), so there is nothing left here.
+var errMovedOn = errors.New("job moved on to its next step")
+
+// sliceCause is why a worker on a job's slices leaves it: paused, aborted or
+// destroyed, else the job simply moved on (its after step, or its end).
+func sliceCause(job *model.Job) error {
+	if job == nil || job.State == model.StateAborted || job.State == model.StatePaused {
+		return leaveCause(job)
+	}
+	return errMovedOn
 }
 
 // check reads each watched job once and ends the runs it no longer holds for.

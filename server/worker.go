@@ -210,7 +210,7 @@ func (s *Server) runSimple(ctx context.Context, job *model.Job) error {
 	attempt := job.Attempt
 	runCtx, w := s.watch.track(ctx, job, true, func(j *model.Job) bool {
 		return j.State == model.StateRunning && j.Server == s.cfg.Name && j.Attempt == attempt
-	})
+	}, nil)
 	runErr := call(func() error { return spec.Perform(rocketjob.ContextWithJob(runCtx, job), job) })
 	w.Done()
 	if cause := w.Err(); cause != nil {
