@@ -65,8 +65,16 @@ type JobFilter struct {
 	Skip   int64
 }
 
-// ListJobs returns jobs ordered by priority, then age.
+// ListJobs returns jobs ordered by priority, then age. On FerretDB a listing
+// with a limit reads the run queue and the state index (liststate.go)
+// instead of every job, so its cost does not grow with the number of jobs;
+// among the jobs of one priority it orders by age the entries it reads,
+// which come in the order the jobs entered their state (a job resumed or
+// retried long after younger ones may be listed after them).
 func (s *Store) ListJobs(ctx context.Context, f JobFilter) ([]model.Job, error) {
+	if s.ferret && f.Limit > 0 {
+		return s.listFlat(ctx, f)
+	}
 	filter := bson.D{}
 	if len(f.States) > 0 {
 		filter = append(filter, bson.E{Key: "state", Value: bson.D{{Key: "$in", Value: f.States}}})

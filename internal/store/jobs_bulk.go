@@ -59,6 +59,10 @@ func (s *Store) InsertJobs(ctx context.Context, jobs []*model.Job) (int, error) 
 		if s.ferret && len(runnables) > 0 {
 			copies <- runnables
 		}
+		if s.ferret && len(runnables) < len(batch) {
+			// Jobs written in a state other than queued or running.
+			_ = s.putStatesNew(ctx, batch)
+		}
 	}
 	return written, nil
 }

@@ -60,6 +60,7 @@ func (s *Store) syncQueue(ctx context.Context, before, after *model.Job) {
 	if !s.ferret {
 		return
 	}
+	s.syncStates(ctx, before, after) // the state index of listings (liststate.go)
 	if runnable(after) {
 		_, _ = s.putQueued(ctx, after)
 	}
@@ -220,12 +221,14 @@ func (s *Store) RepairQueued(ctx context.Context, stale *model.Job) error {
 	}
 	job, err := s.GetJob(ctx, stale.ID)
 	if errors.Is(err, model.ErrJobNotFound) {
+		s.syncStates(ctx, stale, nil)
 		_, err = s.dropQueued(ctx, stale.Priority, stale.ID, stale.Version)
 		return err
 	}
 	if err != nil {
 		return err
 	}
+	s.syncStates(ctx, stale, job)
 	if runnable(job) {
 		if _, err := s.putQueued(ctx, job); err != nil {
 			return err
@@ -329,6 +332,11 @@ func (s *Store) ReconcileQueue(ctx context.Context) (int, error) {
 	for id, have := range copies {
 		if live[id] {
 			continue
+		}
+		// Its writer may have died before the queue and the state index
+		// followed the write: give the job its state index entry.
+		if job, err := s.GetJob(ctx, id); err == nil {
+			s.syncStates(ctx, nil, job)
 		}
 		for _, c := range have {
 			// Only the copy we read: a job resumed meanwhile has a newer one.

@@ -1,0 +1,375 @@
+package store
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+
+	"github.com/rocketjob-go/rocketjob/internal/model"
+)
+
+// The state index (FerretDB only): job listings with a limit that cost the
+// same with a thousand jobs as with a million.
+//
+// FerretDB v1.24.2 on SQLite runs every filter and every sort in Go over
+// the whole collection; it pushes down to SQLite only a lookup by _id and,
+// with no filter, sort or skip, a limit (so a find reads the first
+// documents in insertion order and stops). A listing "most urgent first,
+// limit 50" of the jobs collection therefore decodes every job (seconds at
+// 100k jobs, a minute at 1M).
+//
+// So, as the run queue keeps a copy of every runnable job per priority
+// (queue.go: queued jobs and running sliced jobs), the state index keeps an
+// entry {_id, v: version, type} for every other job, per state and
+// priority: state_running_p050 (running simple jobs), state_completed_p050,
+// ... A limited listing reads, priority by priority, the first entries of
+// the run queue and of the state index collections of the states asked
+// for, in the order the jobs entered them, puts a window of them in age
+// (_id) order, and reads each job by _id (indexed by the embedded database)
+// to return it as stored and to skip entries that are out of date. It
+// reads a few times the limit, whatever the number of jobs.
+//
+// Entries are hints, like the run-queue copies: the jobs collection is the
+// truth. syncStates follows every job write (it runs with syncQueue);
+// entries are versioned, so that writes that race cannot remove the entry
+// of a later version; an entry found out of date by a listing is removed.
+// A database written before the index existed gets its entries from one
+// scan, the first time a limited listing runs (buildStateIndex).
+
+const (
+	statePrefix = "state_"
+	// stateIndexColl holds one document once the index covers every job.
+	stateIndexColl = "state_index"
+	stateIndexDone = "built"
+)
+
+// stateEntry is a job's entry in the state index.
+type stateEntry struct {
+	ID      bson.ObjectID `bson:"_id"`
+	Version int64         `bson:"v"`
+	Type    string        `bson:"type"`
+}
+
+func (s *Store) stateColl(state model.State, priority int) *mongo.Collection {
+	return s.jobsDB.Collection(fmt.Sprintf("%s%s_p%03d", statePrefix, state, priority))
+}
+
+// indexedState is the state under which j is in the state index, or ""
+// (no job, or a runnable one: those are in the run queue instead).
+func indexedState(j *model.Job) model.State {
+	if j == nil || runnable(j) {
+		return ""
+	}
+	return j.State
+}
+
+// syncStates brings the state index in line with a job write: before is the
+// job as it was (nil for a new job), after as it is now (nil once deleted).
+// A failure leaves an entry missing (the job is left out of limited
+// listings) or out of date (skipped by them); the job write itself succeeded.
+func (s *Store) syncStates(ctx context.Context, before, after *model.Job) {
+	if !s.ferret {
+		return
+	}
+	from, to := indexedState(before), indexedState(after)
+	moved := from != to || (before != nil && after != nil && before.Priority != after.Priority)
+	if to != "" && moved {
+		_ = s.putState(ctx, after)
+	}
+	if from != "" && moved {
+		version := int64(math.MaxInt64) // deleted: whatever the entry's version
+		if after != nil {
+			version = after.Version
+		}
+		_ = s.dropState(ctx, from, before.Priority, before.ID, version)
+	}
+}
+
+// putState writes job's entry under its state and priority, unless an entry
+// of the same or a later version is there.
+func (s *Store) putState(ctx context.Context, job *model.Job) error {
+	coll := s.stateColl(job.State, job.Priority)
+	entry := stateEntry{ID: job.ID, Version: job.Version, Type: job.Type}
+	return retry(ctx, func() error {
+		_, err := coll.InsertOne(ctx, entry)
+		if !isDup(err) {
+			return err
+		}
+		var have stateEntry
+		err = coll.FindOne(ctx, bson.D{{Key: "_id", Value: job.ID}}).Decode(&have)
+		if err != nil || have.Version >= job.Version {
+			return err
+		}
+		_, err = coll.ReplaceOne(ctx, bson.D{{Key: "_id", Value: job.ID}}, entry)
+		return err
+	})
+}
+
+// dropState removes the entry of job id from a state and priority, unless
+// it is of a version later than version.
+func (s *Store) dropState(ctx context.Context, state model.State, priority int, id bson.ObjectID, version int64) error {
+	coll := s.stateColl(state, priority)
+	return retry(ctx, func() error {
+		var have stateEntry
+		err := coll.FindOne(ctx, bson.D{{Key: "_id", Value: id}}).Decode(&have)
+		if errors.Is(err, mongo.ErrNoDocuments) || err == nil && have.Version > version {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		_, err = coll.DeleteOne(ctx, bson.D{{Key: "_id", Value: id}})
+		return err
+	})
+}
+
+// putStatesNew writes the entries of new jobs that are not runnable, one
+// insertMany per state and priority (an entry already there is kept).
+func (s *Store) putStatesNew(ctx context.Context, jobs []*model.Job) error {
+	if !s.ferret {
+		return nil
+	}
+	type key struct {
+		state    model.State
+		priority int
+	}
+	groups := map[key][]any{}
+	for _, j := range jobs {
+		if st := indexedState(j); st != "" {
+			k := key{st, j.Priority}
+			groups[k] = append(groups[k], stateEntry{ID: j.ID, Version: j.Version, Type: j.Type})
+		}
+	}
+	for k, docs := range groups {
+		for len(docs) > 0 {
+			batch := docs[:min(InsertBatch, len(docs))]
+			docs = docs[len(batch):]
+			if _, _, err := insertMany(ctx, s.stateColl(k.state, k.priority), batch); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// ensureStateIndex makes sure the state index covers the jobs written
+// before it existed: the first time, it scans the jobs collection once.
+func (s *Store) ensureStateIndex(ctx context.Context) error {
+	coll := s.jobsDB.Collection(stateIndexColl)
+	err := retry(ctx, func() error {
+		return coll.FindOne(ctx, bson.D{{Key: "_id", Value: stateIndexDone}}).Err()
+	})
+	if !errors.Is(err, mongo.ErrNoDocuments) {
+		return err
+	}
+	return s.buildStateIndex(ctx)
+}
+
+// buildStateIndex writes the entries of every job that is not runnable (one
+// scan of the jobs collection), then
+// marks the index built. Jobs written meanwhile get their entries from their
+// writers; an entry this scan writes for a job changed meanwhile is out of
+// date, which listings detect.
+func (s *Store) buildStateIndex(ctx context.Context) error {
+	jobs, err := findAll[model.Job](ctx, s.jobs(), bson.D{{Key: "state", Value: bson.D{{Key: "$ne", Value: model.StateQueued}}}},
+		options.Find().SetProjection(bson.D{{Key: "state", Value: 1}, {Key: "kind", Value: 1}, {Key: "priority", Value: 1}, {Key: "version", Value: 1}, {Key: "type", Value: 1}}))
+	if err != nil {
+		return fmt.Errorf("building the state index: %w", err)
+	}
+	ptrs := make([]*model.Job, len(jobs))
+	for i := range jobs {
+		ptrs[i] = &jobs[i]
+	}
+	if err := s.putStatesNew(ctx, ptrs); err != nil {
+		return fmt.Errorf("building the state index: %w", err)
+	}
+	err = retry(ctx, func() error {
+		_, err := s.jobsDB.Collection(stateIndexColl).InsertOne(ctx, bson.D{{Key: "_id", Value: stateIndexDone}, {Key: "at", Value: time.Now()}})
+		if isDup(err) {
+			return nil
+		}
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("building the state index: %w", err)
+	}
+	return nil
+}
+
+// listSource is a collection a limited listing reads at one priority: the
+// run queue's (queued, running) or a state's.
+type listSource struct {
+	coll   *mongo.Collection
+	filter bson.D
+	state  model.State // "" for the run queue
+}
+
+// listLookups is how many jobs a listing reads by _id at once.
+const listLookups = 8
+
+// listFlat is ListJobs with a limit on FerretDB: most urgent first, from the
+// run queue and the state index (see above), without reading every job.
+func (s *Store) listFlat(ctx context.Context, f JobFilter) ([]model.Job, error) {
+	if err := s.ensureStateIndex(ctx); err != nil {
+		return nil, fmt.Errorf("listing jobs: %w", err)
+	}
+	want := map[model.State]bool{}
+	for _, st := range f.States {
+		want[st] = true
+	}
+	if len(want) == 0 {
+		for _, st := range model.States {
+			want[st] = true
+		}
+	}
+	var queueStates []model.State
+	for _, st := range []model.State{model.StateQueued, model.StateRunning} {
+		if want[st] {
+			queueStates = append(queueStates, st)
+		}
+	}
+	var names []string
+	err := retry(ctx, func() error {
+		var err error
+		names, err = s.jobsDB.ListCollectionNames(ctx, bson.D{})
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("listing jobs: %w", err)
+	}
+	typed := func(filter bson.D) bson.D {
+		if f.Type != "" {
+			filter = append(filter, bson.E{Key: "type", Value: f.Type})
+		}
+		return filter
+	}
+	sources := map[int][]listSource{}
+	for _, name := range names {
+		if p, ok := strings.CutPrefix(name, queuePrefix); ok && len(queueStates) > 0 {
+			if n, err := strconv.Atoi(p); err == nil {
+				filter := bson.D{}
+				if len(queueStates) == 1 {
+					filter = bson.D{{Key: "state", Value: queueStates[0]}}
+				}
+				sources[n] = append(sources[n], listSource{coll: s.jobsDB.Collection(name), filter: typed(filter)})
+			}
+			continue
+		}
+		rest, ok := strings.CutPrefix(name, statePrefix)
+		if !ok {
+			continue
+		}
+		state, p, ok := strings.Cut(rest, "_p")
+		n, err := strconv.Atoi(p)
+		if !ok || err != nil || !want[model.State(state)] {
+			continue
+		}
+		sources[n] = append(sources[n], listSource{coll: s.jobsDB.Collection(name), filter: typed(bson.D{}), state: model.State(state)})
+	}
+	prios := make([]int, 0, len(sources))
+	for p := range sources {
+		prios = append(prios, p)
+	}
+	slices.Sort(prios)
+	need := int(f.Skip + f.Limit)
+	var out []model.Job
+	for _, p := range prios {
+		if len(out) >= need {
+			break
+		}
+		jobs, err := s.listPriority(ctx, p, sources[p], want, f.Type, need-len(out))
+		if err != nil {
+			return nil, fmt.Errorf("listing jobs: %w", err)
+		}
+		out = append(out, jobs...)
+	}
+	if int(f.Skip) >= len(out) {
+		return nil, nil
+	}
+	out = out[f.Skip:]
+	return out[:min(len(out), int(f.Limit))], nil
+}
+
+// listPriority returns up to n jobs of priority p in the states of want
+// (and of type typ, unless empty), oldest first among the entries read: it
+// reads the first entries of each source, a few more than n, in _id order,
+// and reads again further when out-of-date entries leave it short.
+func (s *Store) listPriority(ctx context.Context, p int, sources []listSource, want map[model.State]bool, typ string, n int) ([]model.Job, error) {
+	for window := n + n/2 + 8; ; window *= 2 {
+		type candidate struct {
+			id  bson.ObjectID
+			src *listSource
+		}
+		var cands []candidate
+		exhausted := true
+		for i := range sources {
+			src := &sources[i]
+			ids, err := findAll[struct {
+				ID bson.ObjectID `bson:"_id"`
+			}](ctx, src.coll, src.filter, options.Find().SetLimit(int64(window)).SetProjection(bson.D{{Key: "_id", Value: 1}}))
+			if err != nil {
+				return nil, err
+			}
+			if len(ids) == window {
+				exhausted = false
+			}
+			for _, d := range ids {
+				cands = append(cands, candidate{d.ID, src})
+			}
+		}
+		slices.SortStableFunc(cands, func(a, b candidate) int { return bytes.Compare(a.id[:], b.id[:]) })
+		cands = slices.CompactFunc(cands, func(a, b candidate) bool { return a.id == b.id })
+
+		var out []model.Job
+		for start := 0; start < len(cands) && len(out) < n; start += listLookups {
+			chunk := cands[start:min(start+listLookups, len(cands))]
+			jobs := make([]*model.Job, len(chunk))
+			errs := make([]error, len(chunk))
+			var wg sync.WaitGroup
+			for i, c := range chunk {
+				wg.Go(func() { jobs[i], errs[i] = s.GetJob(ctx, c.id) })
+			}
+			wg.Wait()
+			for i, c := range chunk {
+				job, err := jobs[i], errs[i]
+				if errors.Is(err, model.ErrJobNotFound) {
+					if c.src.state != "" {
+						_ = s.dropState(ctx, c.src.state, p, c.id, math.MaxInt64)
+					}
+					continue
+				}
+				if err != nil {
+					return nil, err
+				}
+				if job.Priority != p || !want[job.State] || (typ != "" && job.Type != typ) {
+					if c.src.state != "" && (job.Priority != p || indexedState(job) != c.src.state) {
+						// Out of date: the job moved on without its entry
+						// (a write that raced, or a writer that died).
+						_ = s.dropState(ctx, c.src.state, p, c.id, job.Version)
+						if indexedState(job) != "" {
+							_ = s.putState(ctx, job)
+						}
+					}
+					continue
+				}
+				if len(out) < n {
+					out = append(out, *job)
+				}
+			}
+		}
+		if len(out) >= n || exhausted {
+			return out, nil
+		}
+	}
+}
