@@ -1,0 +1,243 @@
+package rocketjobtest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/rocketjob-go/rocketjob/rocketjob"
+	"github.com/rocketjob-go/rocketjob/sliced"
+)
+
+// Result is what a sliced job made of its input: its final state, its output
+// and its failed records. Records and RoundTrip return the same Result for
+// the same input, one computed inline, the other by a server.
+type Result struct {
+	// Job is the job at its end: State is StateCompleted, or StateFailed with
+	// its Failure ("2 of 10 records failed", "before hook: ..."). RecordCount,
+	// ProcessedCount and FailedRecordCount are set.
+	Job *rocketjob.Job
+	// Output holds the lines a download of the job writes, without line
+	// endings: one output record per line in input order, failed records
+	// left out; for a CSV type the header row comes first and rows are
+	// quoted as the download quotes them. Nil when the type discards its
+	// output.
+	Output []string
+	// Failed holds the failed records in record order.
+	Failed []FailedRecord
+}
+
+// FailedRecord is one input record whose function returned an error (or
+// panicked).
+type FailedRecord struct {
+	// Number is the 1-based record number (a CSV header row is not a record).
+	Number int64
+	// Record is the input record as it appears in the file: a line, a JSON
+	// value or a CSV row.
+	Record string
+	// Err is the record's error. Records returns the function's own error
+	// (errors.Is and errors.As work; a panic is a *PanicError); RoundTrip can
+	// only return the stored message, as an error whose Error() is that
+	// message.
+	Err error
+}
+
+// Records runs the records of records through the sliced type typ inline, in
+// this goroutine, as servers would process an upload of them: no database,
+// no server. Each element is one record as it appears in a file, in the
+// type's format: a line (Lines), a JSON value (JSONL; blank ones are
+// skipped), or a CSV row with the header row first (CSV). They are read with
+// the same reader as an upload, so input that Upload refuses is an error
+// here too (an *sliced.InputError naming the line).
+//
+// The run follows the type's options: the Before hook first (its error fails
+// the job before any record), every record (a failed record does not stop
+// the others unless StopOnError, which fails the job once the slice holding
+// the first one is done, leaving the later slices unprocessed), the
+// failed records again up to SliceRetryLimit times, and the After hook when
+// no record failed. rocketjob.JobFromContext works in the type's functions.
+//
+// The returned error is about the run itself (an unknown or simple type, bad
+// input, ctx ended); what the job's code did is in the Result.
+func Records(ctx context.Context, reg *rocketjob.Registry, typ string, records []string) (*Result, error) {
+	spec, err := reg.Lookup(typ)
+	if err != nil {
+		return nil, err
+	}
+	if spec.Kind != rocketjob.KindSliced {
+		return nil, fmt.Errorf("job type %q is a simple job: use Perform", typ)
+	}
+	format := sliced.Format(spec.Format)
+	input, header, err := read(format, records)
+	if err != nil {
+		return nil, err
+	}
+
+	job := newJob(spec)
+	job.Step = rocketjob.StepBefore
+	job.Format, job.Header = string(format), header
+	job.SliceSize, job.CollectOutput, job.StopOnError = spec.SliceSize, spec.CollectOutput, spec.StopOnError
+	job.SliceRetryLimit = spec.SliceRetryLimit
+	job.RecordCount = int64(len(input))
+	jctx := rocketjob.ContextWithJob(ctx, job)
+	res := &Result{Job: job}
+
+	if spec.Before != nil {
+		if err := call(func() error { return spec.Before(jctx, job) }); err != nil {
+			finish(job, err, "before hook: ")
+			return res, nil
+		}
+	}
+	job.Step = rocketjob.StepProcessing
+
+	outputs := make([][]byte, len(input))
+	errs := make([]error, len(input))
+	run := func(i int) error {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		var out []byte
+		errs[i] = call(func() error {
+			var err error
+			out, err = spec.PerformRecord(jctx, job, input[i])
+			return err
+		})
+		outputs[i] = out
+		return nil
+	}
+	var stopped error // the first failed record of a StopOnError job
+	end := len(input)
+	for i := 0; i < end; i++ {
+		if err := run(i); err != nil {
+			return nil, err
+		}
+		job.ProcessedCount++
+		if errs[i] != nil && job.StopOnError && stopped == nil {
+			// The rest of the record's slice goes on, as on a server.
+			stopped = fmt.Errorf("record %d: %w", i+1, errs[i])
+			size := max(job.SliceSize, 1)
+			end = min(end, (i/size+1)*size)
+		}
+	}
+	for stopped == nil && job.Attempt < job.SliceRetryLimit && failed(errs) > 0 {
+		job.Attempt++
+		for i, e := range errs {
+			if e != nil {
+				if err := run(i); err != nil {
+					return nil, err
+				}
+			}
+		}
+	}
+
+	job.FailedRecordCount = int64(failed(errs))
+	if res.Output, res.Failed, err = results(job, input, outputs, errs); err != nil {
+		return nil, err
+	}
+	switch {
+	case stopped != nil:
+		finish(job, stopped, "stopped at the first failed record: ")
+	case job.FailedRecordCount > 0:
+		finish(job, fmt.Errorf("%d of %d records failed", job.FailedRecordCount, job.RecordCount), "")
+	case spec.After != nil:
+		job.Step = rocketjob.StepAfter
+		err := call(func() error { return spec.After(jctx, job) })
+		finish(job, err, "after hook: ")
+	default:
+		finish(job, nil, "")
+	}
+	return res, nil
+}
+
+// failed counts the non-nil errors.
+func failed(errs []error) int {
+	n := 0
+	for _, e := range errs {
+		if e != nil {
+			n++
+		}
+	}
+	return n
+}
+
+// read reads records, one per element, with the reader an upload uses and
+// returns them with the CSV header.
+func read(format sliced.Format, records []string) ([][]byte, []string, error) {
+	var b strings.Builder
+	for _, r := range records {
+		b.WriteString(r)
+		b.WriteByte('\n')
+	}
+	rd := sliced.NewReader(strings.NewReader(b.String()), format)
+	var out [][]byte
+	for {
+		rec, err := rd.Next()
+		if errors.Is(err, io.EOF) {
+			return out, rd.Header(), nil
+		}
+		if err != nil {
+			return nil, nil, err
+		}
+		out = append(out, append([]byte(nil), rec...))
+	}
+}
+
+// results lays out the job's output as a download writes it, and its failed
+// records, up to the last record processed.
+func results(job *rocketjob.Job, input, outputs [][]byte, errs []error) ([]string, []FailedRecord, error) {
+	format := sliced.Format(job.Format)
+	var output []string
+	if job.CollectOutput {
+		output = []string{}
+		if format == sliced.CSV && len(job.Header) > 0 {
+			h, err := headerLine(job.Header)
+			if err != nil {
+				return nil, nil, err
+			}
+			output = append(output, h)
+		}
+	}
+	var fails []FailedRecord
+	for i := range job.ProcessedCount {
+		if errs[i] != nil {
+			rec, err := line(format, input[i])
+			if err != nil {
+				return nil, nil, err
+			}
+			fails = append(fails, FailedRecord{Number: i + 1, Record: rec, Err: errs[i]})
+			continue
+		}
+		if output != nil {
+			l, err := line(format, outputs[i])
+			if err != nil {
+				return nil, nil, fmt.Errorf("output of record %d: %w", i+1, err)
+			}
+			output = append(output, l)
+		}
+	}
+	return output, fails, nil
+}
+
+// line returns rec as the one line a download writes for it.
+func line(format sliced.Format, rec []byte) (string, error) {
+	if format != sliced.CSV {
+		return string(rec), nil
+	}
+	var b strings.Builder
+	w := sliced.NewWriter(&b, sliced.WriterOptions{Format: sliced.CSV})
+	if err := w.Write(rec); err != nil {
+		return "", err
+	}
+	err := w.Close()
+	return b.String(), err
+}
+
+// headerLine returns a CSV header row as a download writes it.
+func headerLine(header []string) (string, error) {
+	var b strings.Builder
+	w := sliced.NewWriter(&b, sliced.WriterOptions{Format: sliced.CSV, Header: header})
+	err := w.Close()
+	return b.String(), err
+}
