@@ -49,3 +49,19 @@ func TestRun(t *testing.T) {
 		t.Fatalf("got %d records (result %d, jobs %d), want %d", got, res.Records, res.Jobs, n)
 	}
 }
+
+// TestRunSimple runs a small simple-jobs workload on RIVERBENCH_DSN.
+func TestRunSimple(t *testing.T) {
+	dsn := os.Getenv("RIVERBENCH_DSN")
+	if dsn == "" {
+		t.Fatal("RIVERBENCH_DSN not set: this test (build tag riverbench) needs PostgreSQL; see scripts/bench-peers.sh")
+	}
+	const n = 500
+	res, err := RunSimple(context.Background(), SimpleConfig{DSN: dsn, N: n, Logf: t.Logf})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Jobs != n || res.Runs != n || res.Completed != n || res.Insert <= 0 || res.Process <= 0 {
+		t.Fatalf("result %+v: want %d jobs, runs and completed, and both phases timed", res, n)
+	}
+}

@@ -10,3 +10,9 @@ func TestRunNeedsInputAndRecord(t *testing.T) {
 		t.Fatal("Run without Input and Record succeeded")
 	}
 }
+
+func TestRunSimpleNeedsJobs(t *testing.T) {
+	if _, err := RunSimple(context.Background(), SimpleConfig{DSN: "postgres://127.0.0.1:1/x"}); err == nil {
+		t.Fatal("RunSimple without jobs succeeded")
+	}
+}
