@@ -107,3 +107,27 @@ func TestConfigValidate(t *testing.T) {
 		}
 	}
 }
+
+// TestRunSimpleSmall runs the simple-jobs benchmark on a few jobs with two
+// servers: every job must run exactly once, and the report must say so.
+func TestRunSimpleSmall(t *testing.T) {
+	const n = 2000
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	rep, err := RunSimple(ctx, SimpleConfig{N: n, Workers: 4, Servers: 2, Logf: t.Logf})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Log("\n" + rep.String())
+	if rep.Runs != n || rep.Enqueue <= 0 || rep.Process <= 0 || rep.Rate() <= 0 || rep.EnqueueRate() <= 0 {
+		t.Fatalf("report %+v: want %d runs and positive timings and rates", rep, n)
+	}
+	if s := rep.String(); !strings.Contains(s, "each ran exactly once (2,000 runs)") || !strings.Contains(s, "end-to-end jobs/s") {
+		t.Errorf("report lacks the verification or the rates:\n%s", s)
+	}
+	for _, c := range []SimpleConfig{{N: -1}, {Workers: -1}, {Servers: 65}} {
+		if _, err := RunSimple(ctx, c); err == nil {
+			t.Errorf("RunSimple(%+v) accepted a bad config", c)
+		}
+	}
+}

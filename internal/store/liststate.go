@@ -96,6 +96,78 @@ func (s *Store) syncStates(ctx context.Context, before, after *model.Job) {
 	}
 }
 
+// syncStatesMany is syncStates for the writes of several jobs (before[i]
+// became after[i]), in as few database writes as it can: one insertMany of
+// new entries per state and priority, and, for the entries to remove, a
+// read of each then one deleteMany per state and priority (FerretDB runs a
+// deleteMany over the whole collection: meant for the small ones, as
+// running). For batched job writes (starts, completions).
+func (s *Store) syncStatesMany(ctx context.Context, before, after []*model.Job) {
+	if !s.ferret {
+		return
+	}
+	type key struct {
+		state    model.State
+		priority int
+	}
+	puts := map[key][]*model.Job{}
+	type drop struct {
+		id      bson.ObjectID
+		version int64
+	}
+	drops := map[key][]drop{}
+	for i := range after {
+		b, a := before[i], after[i]
+		from, to := indexedState(b), indexedState(a)
+		moved := from != to || (b != nil && a != nil && b.Priority != a.Priority)
+		if !moved {
+			continue
+		}
+		if to != "" {
+			puts[key{to, a.Priority}] = append(puts[key{to, a.Priority}], a)
+		}
+		if from != "" {
+			version := int64(math.MaxInt64)
+			if a != nil {
+				version = a.Version
+			}
+			drops[key{from, b.Priority}] = append(drops[key{from, b.Priority}], drop{b.ID, version})
+		}
+	}
+	for k, jobs := range puts {
+		docs := make([]any, len(jobs))
+		for i, j := range jobs {
+			docs[i] = stateEntry{ID: j.ID, Version: j.Version, Type: j.Type}
+		}
+		dup, _, err := insertMany(ctx, s.stateColl(k.state, k.priority), docs)
+		if err != nil {
+			continue
+		}
+		for i, d := range dup {
+			if d {
+				_ = s.putState(ctx, jobs[i]) // keep the later version
+			}
+		}
+	}
+	for k, ds := range drops {
+		coll := s.stateColl(k.state, k.priority)
+		var ids bson.A
+		for _, d := range ds {
+			var have stateEntry
+			err := coll.FindOne(ctx, bson.D{{Key: "_id", Value: d.id}}).Decode(&have)
+			if err == nil && have.Version <= d.version {
+				ids = append(ids, d.id)
+			}
+		}
+		if len(ids) > 0 {
+			_ = retry(ctx, func() error {
+				_, err := coll.DeleteMany(ctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: ids}}}})
+				return err
+			})
+		}
+	}
+}
+
 // putState writes job's entry under its state and priority, unless an entry
 // of the same or a later version is there.
 func (s *Store) putState(ctx context.Context, job *model.Job) error {
@@ -306,7 +378,7 @@ func (s *Store) listFlat(ctx context.Context, f JobFilter) ([]model.Job, error) 
 // reads the first entries of each source, a few more than n, in _id order,
 // and reads again further when out-of-date entries leave it short.
 func (s *Store) listPriority(ctx context.Context, p int, sources []listSource, want map[model.State]bool, typ string, n int) ([]model.Job, error) {
-	for window := n + n/2 + 8; ; window *= 2 {
+	for window := n + 16; ; window *= 2 {
 		type candidate struct {
 			id  bson.ObjectID
 			src *listSource
