@@ -3,12 +3,15 @@ package server_test
 import (
 	"context"
 	"fmt"
+	"io"
+	"log/slog"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/rocketjob-go/rocketjob/rocketjob"
+	"github.com/rocketjob-go/rocketjob/server"
 	"github.com/rocketjob-go/rocketjob/sliced"
 )
 
@@ -107,5 +110,32 @@ func TestSliceRetryLimit(t *testing.T) {
 	defer mu.Unlock()
 	if seen["broken"] != 3 || seen["flaky1"] != 2 || seen["a"] != 2 || seen["b"] != 1 {
 		t.Fatalf("runs per record: %v (whole slices are retried)", seen)
+	}
+}
+
+// A job retried right after it failed starts again at the next poll, not
+// after the server's re-check interval: the server had set the job aside
+// (nothing left to claim), and a new version of the job lifts that.
+func TestRetriedJobIsNotHeldBackByReCheck(t *testing.T) {
+	b := setup(t)
+	ctx := context.Background()
+	job, err := sliced.Upload(ctx, b.client, "fixable", strings.NewReader("a\nbad1\nb\n"), nil)
+	must(t, err)
+	const reCheck = time.Minute
+	b.runServer(t, server.Config{Name: "s1", Workers: 1, PollInterval: 50 * time.Millisecond, ReCheck: reCheck,
+		HeartbeatInterval: 200 * time.Millisecond, DeadAfter: time.Second, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if got := b.wait(t, job.ID.Hex()); got.State != rocketjob.StateFailed {
+		t.Fatalf("job ended %s, want failed", got.State)
+	}
+	b.squareFixed.Store(true)
+	retried := time.Now()
+	_, err = b.client.Retry(ctx, job.ID.Hex())
+	must(t, err)
+	got := b.wait(t, job.ID.Hex())
+	if got.State != rocketjob.StateCompleted {
+		t.Fatalf("retried job ended %s", got.State)
+	}
+	if took := time.Since(retried); took >= reCheck/2 {
+		t.Fatalf("the retried job took %s: held back by the re-check interval (%s)", took, reCheck)
 	}
 }

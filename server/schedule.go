@@ -45,7 +45,7 @@ func (s *Server) mayStart(ctx context.Context, job *model.Job) (bool, error) {
 				cause += ": " + dep.Failure.Message
 			}
 		case dep.State != model.StateCompleted:
-			s.sel.skipFor(job.ID, s.cfg.PollInterval) // wait for it
+			s.sel.skipFor(job, s.cfg.PollInterval) // wait for it
 			return false, nil
 		}
 		if cause != "" {
@@ -85,7 +85,7 @@ func (s *Server) inWindow(job *model.Job) bool {
 	if next := w.Next(now); !next.IsZero() {
 		wait = min(wait, next.Sub(now))
 	}
-	s.sel.skipFor(job.ID, max(wait, s.cfg.PollInterval))
+	s.sel.skipFor(job, max(wait, s.cfg.PollInterval))
 	return false
 }
 
@@ -110,6 +110,6 @@ func (s *Server) rateToken(ctx context.Context, spec *rocketjob.TypeSpec, job *m
 	if err != nil || ok {
 		return ok, err
 	}
-	s.sel.skipFor(job.ID, now.Truncate(time.Second).Add(time.Second).Sub(now))
+	s.sel.skipFor(job, now.Truncate(time.Second).Add(time.Second).Sub(now))
 	return false, nil
 }

@@ -26,12 +26,12 @@ type selector struct {
 	jobs      []model.Job
 	fetchedAt time.Time
 	taken     bool                        // a worker took a simple job from the list since it was read
-	skip      map[bson.ObjectID]time.Time // jobs with nothing to claim here, until then
+	skip      map[bson.ObjectID]skipped // jobs with nothing to claim here, for now
 	wakeCh    chan struct{}
 }
 
 func newSelector(s *store.Store, reCheck, poll time.Duration) *selector {
-	return &selector{store: s, reCheck: reCheck, pollInterval: poll, skip: map[bson.ObjectID]time.Time{}, wakeCh: make(chan struct{})}
+	return &selector{store: s, reCheck: reCheck, pollInterval: poll, skip: map[bson.ObjectID]skipped{}, wakeCh: make(chan struct{})}
 }
 
 // refresh re-reads the runnable jobs when the cached list is older than maxAge.
@@ -75,8 +75,8 @@ func (sel *selector) next() *model.Job {
 	now := time.Now()
 	for i := range sel.jobs {
 		j := &sel.jobs[i]
-		if until, ok := sel.skip[j.ID]; ok {
-			if now.Before(until) {
+		if sk, ok := sel.skip[j.ID]; ok {
+			if now.Before(sk.until) && sk.version == j.Version {
 				continue
 			}
 			delete(sel.skip, j.ID)
@@ -86,7 +86,7 @@ func (sel *selector) next() *model.Job {
 			if j.Kind == model.KindSimple {
 				// One worker per simple job: the others take the next
 				// candidate instead of racing this one for the same job.
-				sel.skip[j.ID] = now.Add(sel.pollInterval)
+				sel.skip[j.ID] = skipped{until: now.Add(sel.pollInterval), version: j.Version}
 				sel.taken = true
 			}
 			return &job
@@ -124,10 +124,19 @@ func (sel *selector) current(id bson.ObjectID) (model.Job, bool) {
 	return model.Job{}, false
 }
 
-// skipFor hides a job from this server for d (it has nothing to claim here).
-func (sel *selector) skipFor(id bson.ObjectID, d time.Duration) {
+// skipped hides a job from this server until a time, or until the job
+// changes (a new version: resumed, retried, re-prioritised), whichever comes
+// first.
+type skipped struct {
+	until   time.Time
+	version int64
+}
+
+// skipFor hides a job from this server for d (it has nothing to claim here),
+// unless it changes meanwhile.
+func (sel *selector) skipFor(job *model.Job, d time.Duration) {
 	sel.mu.Lock()
-	sel.skip[id] = time.Now().Add(d)
+	sel.skip[job.ID] = skipped{until: time.Now().Add(d), version: job.Version}
 	sel.mu.Unlock()
 }
 

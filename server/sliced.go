@@ -20,7 +20,7 @@ import (
 func (s *Server) runSliced(ctx context.Context, job *model.Job) error {
 	spec, err := s.reg.Lookup(job.Type)
 	if err != nil || spec.Kind != model.KindSliced {
-		s.sel.skipFor(job.ID, s.cfg.ReCheck) // another server may know the type
+		s.sel.skipFor(job, s.cfg.ReCheck) // another server may know the type
 		return nil
 	}
 	switch {
@@ -35,7 +35,7 @@ func (s *Server) runSliced(ctx context.Context, job *model.Job) error {
 		}
 		return s.runAfter(ctx, spec, job)
 	default:
-		s.sel.skipFor(job.ID, s.cfg.PollInterval) // another server runs its before or after step
+		s.sel.skipFor(job, s.cfg.PollInterval) // another server runs its before or after step
 		return nil
 	}
 }
@@ -48,7 +48,7 @@ func (s *Server) runBefore(ctx context.Context, spec *rocketjob.TypeSpec, job *m
 		// The job holds a running-job slot of its type until it ends.
 		slot, err := s.store.AcquireTypeSlot(ctx, job.Type, spec.MaxRunningJobs, job.ID)
 		if err != nil || slot == "" {
-			s.sel.skipFor(job.ID, s.cfg.PollInterval)
+			s.sel.skipFor(job, s.cfg.PollInterval)
 			return err
 		}
 		typeSlot = slot
@@ -99,7 +99,7 @@ func (s *Server) processSlices(ctx context.Context, spec *rocketjob.TypeSpec, jo
 	f, err := s.feeder(job)
 	if err != nil {
 		s.log.Warn("skipping job", "job", job.ID.Hex(), "err", err)
-		s.sel.skipFor(job.ID, s.cfg.ReCheck)
+		s.sel.skipFor(job, s.cfg.ReCheck)
 		return nil
 	}
 	if job.MaxWorkers > 0 {
@@ -110,7 +110,7 @@ func (s *Server) processSlices(ctx context.Context, spec *rocketjob.TypeSpec, jo
 			return err
 		}
 		if slot == nil {
-			s.sel.skipFor(job.ID, s.cfg.PollInterval)
+			s.sel.skipFor(job, s.cfg.PollInterval)
 			return nil
 		}
 		defer func() {
@@ -149,7 +149,7 @@ func (s *Server) processSlices(ctx context.Context, spec *rocketjob.TypeSpec, jo
 			if !errors.Is(cause, errMovedOn) {
 				s.log.Info("leaving job", "job", job.ID.Hex(), "cause", cause)
 			}
-			s.sel.skipFor(job.ID, s.cfg.ReCheck)
+			s.sel.skipFor(job, s.cfg.ReCheck)
 			s.sel.invalidate()
 			return nil
 		}
@@ -159,7 +159,7 @@ func (s *Server) processSlices(ctx context.Context, spec *rocketjob.TypeSpec, jo
 		c, err := f.Next(ctx)
 		if errors.Is(err, store.ErrNoWork) {
 			f.exhausted.Store(true)
-			s.sel.skipFor(job.ID, s.cfg.ReCheck)
+			s.sel.skipFor(job, s.cfg.ReCheck)
 			if f.inFlight.Load() == 0 {
 				return s.maybeFinish(ctx, spec, job.ID)
 			}

@@ -142,13 +142,13 @@ func (s *Server) workerLoop(ctx context.Context, id int) {
 			// Another process moved the job first, or the candidate was a
 			// stale copy: take the next candidate; the list is re-read at
 			// the next poll.
-			s.sel.skipFor(job.ID, s.cfg.PollInterval)
+			s.sel.skipFor(job, s.cfg.PollInterval)
 			if err := s.store.RepairQueued(ctx, job); err != nil {
 				log.Warn("repairing the run queue", "job", job.ID.Hex(), "err", err)
 			}
 		default:
 			log.Error("job", "job", job.ID.Hex(), "type", job.Type, "err", err)
-			s.sel.skipFor(job.ID, s.cfg.PollInterval)
+			s.sel.skipFor(job, s.cfg.PollInterval)
 			s.sel.invalidate()
 		}
 	}
@@ -178,12 +178,12 @@ func (s *Server) lastError(msg string) bson.E {
 // runSimple claims a queued simple job, performs it and records the result.
 func (s *Server) runSimple(ctx context.Context, job *model.Job) error {
 	if job.State != model.StateQueued {
-		s.sel.skipFor(job.ID, s.cfg.PollInterval)
+		s.sel.skipFor(job, s.cfg.PollInterval)
 		return nil
 	}
 	spec, err := s.reg.Lookup(job.Type)
 	if err != nil {
-		s.sel.skipFor(job.ID, s.cfg.ReCheck) // another server may know the type
+		s.sel.skipFor(job, s.cfg.ReCheck) // another server may know the type
 		return nil
 	}
 	if ok, err := s.rateToken(ctx, spec, job); err != nil || !ok {
