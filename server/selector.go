@@ -25,7 +25,7 @@ type selector struct {
 	mu        sync.Mutex
 	jobs      []model.Job
 	fetchedAt time.Time
-	taken     bool                        // a worker took a simple job from the list since it was read
+	taken     bool                      // a worker took a simple job from the list since it was read
 	skip      map[bson.ObjectID]skipped // jobs with nothing to claim here, for now
 	wakeCh    chan struct{}
 }
