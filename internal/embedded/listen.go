@@ -5,9 +5,9 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
-	"net"
 	"os"
-	"strings"
+
+	"github.com/rocketjob-go/rocketjob/internal/netaddr"
 )
 
 // The embedded database (FerretDB v1.24.2 on SQLite) cannot check user names
@@ -41,17 +41,7 @@ func (t *TLS) ClientAuth() bool { return t != nil && t.CAFile != "" }
 // IsLoopback reports whether the listen address host:port binds only the
 // loopback interface: "localhost" or a loopback IP. An empty host, a
 // wildcard address or any other name or address is not loopback.
-func IsLoopback(listen string) bool {
-	host, _, err := net.SplitHostPort(listen)
-	if err != nil {
-		return false
-	}
-	if strings.EqualFold(host, "localhost") {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
-}
+func IsLoopback(addr string) bool { return netaddr.IsLoopback(addr) }
 
 // CheckListen returns an error wrapping ErrInsecureListen when listen is not
 // a loopback address and clients would not have to authenticate.

@@ -15,6 +15,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/rocketjob-go/rocketjob/internal/netaddr"
 	"github.com/rocketjob-go/rocketjob/rocketjob"
 )
 
@@ -100,17 +101,7 @@ func (c Config) Validate() error {
 // IsLoopback reports whether the HOST:PORT address addr only accepts
 // connections from this machine (127.0.0.0/8, ::1 or "localhost"). An empty
 // host (all interfaces) is not loopback.
-func IsLoopback(addr string) bool {
-	host, _, err := net.SplitHostPort(addr)
-	if err != nil {
-		return false
-	}
-	if strings.EqualFold(host, "localhost") {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
-}
+func IsLoopback(addr string) bool { return netaddr.IsLoopback(addr) }
 
 // Handler serves the web UI, the REST API (/api/...), /metrics, /healthz and
 // /readyz. Create it with New and stop its background sampler with Close.
