@@ -249,25 +249,53 @@ func (s *Store) ensureStateIndex(ctx context.Context) error {
 }
 
 // buildStateIndex writes the entries of every job that is not runnable (one
-// scan of the jobs collection), then
-// marks the index built. Jobs written meanwhile get their entries from their
-// writers; an entry this scan writes for a job changed meanwhile is out of
-// date, which listings detect.
+// scan of the jobs collection, in batches), then marks the index built.
+// Jobs written meanwhile get their entries from their writers; an entry
+// this scan writes for a job changed meanwhile is out of date, which
+// listings detect. A scan that fails part way is run again whole (its
+// entries already written are kept).
 func (s *Store) buildStateIndex(ctx context.Context) error {
-	jobs, err := findAll[model.Job](ctx, s.jobs(), bson.D{{Key: "state", Value: bson.D{{Key: "$ne", Value: model.StateQueued}}}},
-		options.Find().SetProjection(bson.D{{Key: "state", Value: 1}, {Key: "kind", Value: 1}, {Key: "priority", Value: 1}, {Key: "version", Value: 1}, {Key: "type", Value: 1}}))
-	if err != nil {
-		return fmt.Errorf("building the state index: %w", err)
+	type jobState struct {
+		ID       bson.ObjectID `bson:"_id"`
+		State    model.State   `bson:"state"`
+		Kind     model.Kind    `bson:"kind"`
+		Priority int           `bson:"priority"`
+		Version  int64         `bson:"version"`
+		Type     string        `bson:"type"`
 	}
-	ptrs := make([]*model.Job, len(jobs))
-	for i := range jobs {
-		ptrs[i] = &jobs[i]
-	}
-	if err := s.putStatesNew(ctx, ptrs); err != nil {
-		return fmt.Errorf("building the state index: %w", err)
-	}
-	err = retry(ctx, func() error {
-		_, err := s.jobsDB.Collection(stateIndexColl).InsertOne(ctx, bson.D{{Key: "_id", Value: stateIndexDone}, {Key: "at", Value: time.Now()}})
+	err := retry(ctx, func() error {
+		opts := options.Find().SetBatchSize(InsertBatch).SetProjection(bson.D{
+			{Key: "state", Value: 1}, {Key: "kind", Value: 1}, {Key: "priority", Value: 1}, {Key: "version", Value: 1}, {Key: "type", Value: 1}})
+		cur, err := s.jobs().Find(ctx, bson.D{{Key: "state", Value: bson.D{{Key: "$ne", Value: model.StateQueued}}}}, opts)
+		if err != nil {
+			return err
+		}
+		defer cur.Close(ctx)
+		batch := make([]*model.Job, 0, InsertBatch)
+		flush := func() error {
+			err := s.putStatesNew(ctx, batch)
+			batch = batch[:0]
+			return err
+		}
+		for cur.Next(ctx) {
+			var j jobState
+			if err := cur.Decode(&j); err != nil {
+				return err
+			}
+			batch = append(batch, &model.Job{ID: j.ID, State: j.State, Kind: j.Kind, Priority: j.Priority, Version: j.Version, Type: j.Type})
+			if len(batch) == cap(batch) {
+				if err := flush(); err != nil {
+					return err
+				}
+			}
+		}
+		if err := cur.Err(); err != nil {
+			return err
+		}
+		if err := flush(); err != nil {
+			return err
+		}
+		_, err = s.jobsDB.Collection(stateIndexColl).InsertOne(ctx, bson.D{{Key: "_id", Value: stateIndexDone}, {Key: "at", Value: time.Now()}})
 		if isDup(err) {
 			return nil
 		}
