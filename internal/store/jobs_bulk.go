@@ -23,6 +23,13 @@ const InsertBatch = 1000
 // its own earlier inserts, which count as written. It returns how many jobs
 // were written (all of them, or the batches before the one that failed).
 func (s *Store) InsertJobs(ctx context.Context, jobs []*model.Job) (int, error) {
+	if s.ferret {
+		// A new database's state index is complete from its first job on:
+		// mark it so, sparing the first listing a scan.
+		if _, err := s.stateIndexBuilt(ctx); err != nil {
+			return 0, fmt.Errorf("inserting jobs: %w", err)
+		}
+	}
 	copies := make(chan []queued, 1)
 	copied := make(chan struct{})
 	go func() {

@@ -238,14 +238,36 @@ func (s *Store) putStatesNew(ctx context.Context, jobs []*model.Job) error {
 // ensureStateIndex makes sure the state index covers the jobs written
 // before it existed: the first time, it scans the jobs collection once.
 func (s *Store) ensureStateIndex(ctx context.Context) error {
-	coll := s.jobsDB.Collection(stateIndexColl)
-	err := retry(ctx, func() error {
-		return coll.FindOne(ctx, bson.D{{Key: "_id", Value: stateIndexDone}}).Err()
-	})
-	if !errors.Is(err, mongo.ErrNoDocuments) {
+	built, err := s.stateIndexBuilt(ctx)
+	if built || err != nil {
 		return err
 	}
 	return s.buildStateIndex(ctx)
+}
+
+// stateIndexBuilt reports whether the state index covers every job: it is
+// marked built, or there is no job yet (then it marks it: every job written
+// from now on gets its entry from its writer).
+func (s *Store) stateIndexBuilt(ctx context.Context) (bool, error) {
+	marker := s.jobsDB.Collection(stateIndexColl)
+	err := retry(ctx, func() error {
+		return marker.FindOne(ctx, bson.D{{Key: "_id", Value: stateIndexDone}}).Err()
+	})
+	if !errors.Is(err, mongo.ErrNoDocuments) {
+		return err == nil, err
+	}
+	var some []bson.Raw
+	if some, err = findAll[bson.Raw](ctx, s.jobs(), bson.D{}, options.Find().SetLimit(1)); err != nil || len(some) > 0 {
+		return false, err
+	}
+	err = retry(ctx, func() error {
+		_, err := marker.InsertOne(ctx, bson.D{{Key: "_id", Value: stateIndexDone}, {Key: "at", Value: time.Now()}})
+		if isDup(err) {
+			return nil
+		}
+		return err
+	})
+	return err == nil, err
 }
 
 // buildStateIndex writes the entries of every job that is not runnable (one
