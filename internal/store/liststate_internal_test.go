@@ -31,6 +31,9 @@ func TestSyncStatesMany(t *testing.T) {
 	if _, err := s.InsertJobs(ctx, queued); err != nil {
 		t.Fatal(err)
 	}
+	if n, err := s.jobsDB.Collection(stateIndexColl).CountDocuments(ctx, bson.D{{Key: "_id", Value: stateIndexDone}}); err != nil || n != 1 {
+		t.Fatalf("a new database's first InsertJobs left %d built markers (%v), want 1", n, err)
+	}
 	// The batched writes: jobs updated by _id, then one sync for all.
 	write := func(from []*model.Job, to model.State) []*model.Job {
 		t.Helper()
