@@ -281,6 +281,9 @@ func storeRecords(ctx context.Context, c *rocketjob.Client, job *rocketjob.Job, 
 			err = failUpload(ctx, c, job, err)
 		}
 	}()
+	if err := slices.Prepare(ictx, job.ID); err != nil {
+		return err
+	}
 	var (
 		batch      []store.InputSlice
 		batchBytes int

@@ -62,6 +62,12 @@ type Progress struct {
 // findOneAndUpdate on the input slices) and one for FerretDB (insert-only
 // claims, streaming reads). Both pass one conformance suite.
 type SliceStore interface {
+	// Prepare creates what a job's slices need (collections, indexes) before
+	// its upload writes the first one, while there is room: on FerretDB a
+	// collection is created in two steps that a full disk can leave half
+	// done, which would make every later write to it fail. An upload calls
+	// it once; a job's slices work without it, only less robustly.
+	Prepare(ctx context.Context, job bson.ObjectID) error
 	// InsertInput bulk-inserts input slices (upload).
 	InsertInput(ctx context.Context, job bson.ObjectID, slices []InputSlice) error
 	// NewFeeder returns a claimer of the slices of a job with sliceCount

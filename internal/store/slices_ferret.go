@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -31,6 +32,27 @@ type ferretSlices struct {
 func (f *ferretSlices) coll(job bson.ObjectID, kind string) *mongo.Collection {
 	return sliceColl(f.db, job, kind)
 }
+
+// Prepare creates every collection of the job's slices up front.
+func (f *ferretSlices) Prepare(ctx context.Context, job bson.ObjectID) error {
+	for _, k := range strings.Fields(sliceKinds) {
+		err := retry(ctx, func() error {
+			err := f.db.CreateCollection(ctx, f.coll(job, k).Name())
+			if ce := (mongo.CommandError{}); errors.As(err, &ce) && ce.Code == codeNamespaceExists {
+				return nil
+			}
+			return err
+		})
+		if err != nil {
+			return fmt.Errorf("creating the slice collections of job %s: %w", job.Hex(), err)
+		}
+	}
+	return nil
+}
+
+// codeNamespaceExists is the server's error code for a collection that
+// exists already.
+const codeNamespaceExists = 48
 
 func (f *ferretSlices) InsertInput(ctx context.Context, job bson.ObjectID, in []InputSlice) error {
 	return insertInput(ctx, f.coll(job, "input"), in, nil)
@@ -332,6 +354,26 @@ func (ff *ferretFeeder) claim(ctx context.Context, block []inputDoc) error {
 	}
 	lost, retried, err := insertMany(ctx, ff.f.coll(ff.job, "claims"), docs)
 	if err != nil {
+		// Some claims may have gone in before the error (a full disk): they
+		// carry our token and nobody else would give them back, so they are
+		// handed out like any other.
+		all := make([]bool, len(docs))
+		for i := range all {
+			all[i] = true
+		}
+		mine := make([]bool, len(docs))
+		if rerr := ff.f.resolveDups(ctx, ff.job, "claims", docs, all, func(_ int, raw bson.Raw) bool {
+			t, ok := raw.Lookup("token").ObjectIDOK()
+			return ok && t == token
+		}, mine); rerr != nil {
+			return fmt.Errorf("claiming slices: %w (and reading back the claims made: %v)", err, rerr)
+		}
+		for i, in := range block {
+			if mine[i] {
+				ff.st.claimed[nums[i]] = attempts[i]
+				ff.pending = append(ff.pending, &Claimed{InputSlice: InputSlice{Num: nums[i], First: in.First, Count: in.Count, Records: in.Records}, Attempt: attempts[i]})
+			}
+		}
 		return fmt.Errorf("claiming slices: %w", err)
 	}
 	if retried {

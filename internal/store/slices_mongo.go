@@ -31,16 +31,17 @@ func (m *mongoSlices) coll(job bson.ObjectID, kind string) *mongo.Collection {
 	return sliceColl(m.db, job, kind)
 }
 
-func (m *mongoSlices) InsertInput(ctx context.Context, job bson.ObjectID, in []InputSlice) error {
+// Prepare creates the claim index of the job's input slices.
+func (m *mongoSlices) Prepare(ctx context.Context, job bson.ObjectID) error {
 	coll := m.coll(job, "input")
-	err := retry(ctx, func() error {
+	return retry(ctx, func() error {
 		return ensureIndexes(ctx, coll, []mongo.IndexModel{
 			{Keys: bson.D{{Key: "state", Value: 1}, {Key: "_id", Value: 1}}, Options: options.Index().SetName("state_id")}})
 	})
-	if err != nil {
-		return err
-	}
-	return insertInput(ctx, coll, in, bson.D{{Key: "state", Value: sliceQueued}, {Key: "attempts", Value: 0}})
+}
+
+func (m *mongoSlices) InsertInput(ctx context.Context, job bson.ObjectID, in []InputSlice) error {
+	return insertInput(ctx, m.coll(job, "input"), in, bson.D{{Key: "state", Value: sliceQueued}, {Key: "attempts", Value: 0}})
 }
 
 func (m *mongoSlices) NewFeeder(job bson.ObjectID, server string, _ int64) Feeder {
