@@ -3,6 +3,7 @@ package rocketjob
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 
 	"github.com/rocketjob-go/rocketjob/internal/store"
 )
@@ -17,6 +18,21 @@ type inserter struct {
 	mu      sync.Mutex
 	pending []pendingInsert
 	busy    bool
+	// marked: a new database's listing index was marked complete (once
+	// per Client, before its first write).
+	marked atomic.Bool
+}
+
+// markNew marks a new database's listing index complete, once.
+func (in *inserter) markNew(ctx context.Context, s *store.Store) error {
+	if in.marked.Load() {
+		return nil
+	}
+	if err := s.MarkNewStateIndex(ctx); err != nil {
+		return err
+	}
+	in.marked.Store(true)
+	return nil
 }
 
 type pendingInsert struct {
@@ -62,7 +78,10 @@ func (in *inserter) flush(ctx context.Context, s *store.Store) {
 		for i, p := range batch {
 			jobs[i] = p.job
 		}
-		_, err := s.InsertJobs(ctx, jobs)
+		err := in.markNew(ctx, s)
+		if err == nil {
+			_, err = s.InsertJobs(ctx, jobs)
+		}
 		for _, p := range batch {
 			p.done <- err
 		}

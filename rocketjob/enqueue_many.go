@@ -100,6 +100,9 @@ func (c *Client) enqueueMany(ctx context.Context, typ string, n int, arg func(in
 		job.RetryLimit, job.RetryBase = tmpl.RetryLimit, tmpl.RetryBase
 		jobs[i] = job
 	}
+	if err := c.inserter.markNew(ctx, c.store); err != nil {
+		return nil, fmt.Errorf("enqueuing %s jobs: %w", typ, err)
+	}
 	written, err := c.store.InsertJobs(ctx, jobs)
 	if err != nil {
 		return jobs[:written], fmt.Errorf("enqueuing %s jobs: %d of %d written: %w", typ, written, n, err)

@@ -23,13 +23,6 @@ const InsertBatch = 1000
 // its own earlier inserts, which count as written. It returns how many jobs
 // were written (all of them, or the batches before the one that failed).
 func (s *Store) InsertJobs(ctx context.Context, jobs []*model.Job) (int, error) {
-	if s.ferret {
-		// A new database's state index is complete from its first job on:
-		// mark it so, sparing the first listing a scan.
-		if _, err := s.stateIndexBuilt(ctx); err != nil {
-			return 0, fmt.Errorf("inserting jobs: %w", err)
-		}
-	}
 	copies := make(chan []queued, 1)
 	copied := make(chan struct{})
 	go func() {
@@ -96,4 +89,16 @@ func (s *Store) queueNew(ctx context.Context, copies []queued) {
 	for _, p := range order {
 		_, _, _ = insertMany(ctx, s.queue(p), byPriority[p])
 	}
+}
+
+// MarkNewStateIndex marks the state index of listings built when the
+// database has no job yet (on FerretDB): its index is then complete from
+// the first job on, and the first limited listing need not scan the jobs.
+// Writers of jobs call it once, before their first write.
+func (s *Store) MarkNewStateIndex(ctx context.Context) error {
+	if !s.ferret {
+		return nil
+	}
+	_, err := s.stateIndexBuilt(ctx)
+	return err
 }

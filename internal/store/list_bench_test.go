@@ -59,6 +59,9 @@ func listBenchJobs(b *testing.B, n int) (*Store, bson.ObjectID) {
 		}
 		batch = append(batch, j)
 		if len(batch) == cap(batch) || i == n-1 {
+			if err := s.MarkNewStateIndex(context.Background()); err != nil {
+				b.Fatal(err)
+			}
 			if _, err := s.InsertJobs(context.Background(), batch); err != nil {
 				b.Fatal(err)
 			}

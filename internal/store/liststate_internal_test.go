@@ -28,11 +28,17 @@ func TestSyncStatesMany(t *testing.T) {
 		queued = append(queued, &model.Job{ID: bson.NewObjectID(), Type: "nap", Kind: model.KindSimple, State: model.StateQueued,
 			Priority: 50 - i%2*10, RunAt: now, CreatedAt: now})
 	}
+	if err := s.MarkNewStateIndex(ctx); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := s.InsertJobs(ctx, queued); err != nil {
 		t.Fatal(err)
 	}
+	if err := s.MarkNewStateIndex(ctx); err != nil {
+		t.Fatal(err)
+	}
 	if n, err := s.jobsDB.Collection(stateIndexColl).CountDocuments(ctx, bson.D{{Key: "_id", Value: stateIndexDone}}); err != nil || n != 1 {
-		t.Fatalf("a new database's first InsertJobs left %d built markers (%v), want 1", n, err)
+		t.Fatalf("a new database marked before its first jobs has %d built markers (%v), want 1", n, err)
 	}
 	// The batched writes: jobs updated by _id, then one sync for all.
 	write := func(from []*model.Job, to model.State) []*model.Job {
