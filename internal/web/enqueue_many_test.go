@@ -2,6 +2,7 @@ package web_test
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -89,38 +90,9 @@ func TestCreateManyRefusesBadInput(t *testing.T) {
 //
 //	go test ./internal/web -run '^$' -bench CreateJob -benchtime 2000x
 func BenchmarkCreateJob(b *testing.B) {
-	b.Run("single/8-clients", func(b *testing.B) {
-		bb := setupB(b)
-		var wg sync.WaitGroup
-		work := make(chan int)
-		start := time.Now()
-		var lat time.Duration
-		var mu sync.Mutex
-		for range 8 {
-			wg.Go(func() {
-				for range work {
-					t0 := time.Now()
-					status := bb.post(b, "/api/jobs", `{"type": "nap", "params": {"ms": 0}}`)
-					d := time.Since(t0)
-					mu.Lock()
-					lat += d
-					mu.Unlock()
-					if status != http.StatusAccepted {
-						b.Errorf("status %d", status)
-					}
-				}
-			})
-		}
-		for i := 0; i < b.N; i++ {
-			work <- i
-		}
-		close(work)
-		wg.Wait()
-		el := time.Since(start)
-		b.ReportMetric(float64(b.N)/el.Seconds(), "jobs/s")
-		b.ReportMetric(float64(lat.Milliseconds())/float64(b.N), "ms/request")
-		b.ReportMetric(0, "ns/op")
-	})
+	for _, clients := range []int{1, 8} {
+		b.Run(fmt.Sprintf("single/%d-clients", clients), func(b *testing.B) { benchSingle(b, clients) })
+	}
 	b.Run("array-of-1000", func(b *testing.B) {
 		bb := setupB(b)
 		body := "[" + strings.TrimSuffix(strings.Repeat(`{"ms": 0},`, 1000), ",") + "]"
@@ -172,4 +144,38 @@ func setupB(b *testing.B) *benchUI {
 		_ = c.Close(context.Background())
 	})
 	return &benchUI{url: ts.URL}
+}
+
+// benchSingle posts one job per request from clients concurrent clients.
+func benchSingle(b *testing.B, clients int) {
+	bb := setupB(b)
+	var wg sync.WaitGroup
+	work := make(chan int)
+	start := time.Now()
+	var lat time.Duration
+	var mu sync.Mutex
+	for range clients {
+		wg.Go(func() {
+			for range work {
+				t0 := time.Now()
+				status := bb.post(b, "/api/jobs", `{"type": "nap", "params": {"ms": 0}}`)
+				d := time.Since(t0)
+				mu.Lock()
+				lat += d
+				mu.Unlock()
+				if status != http.StatusAccepted {
+					b.Errorf("status %d", status)
+				}
+			}
+		})
+	}
+	for i := 0; i < b.N; i++ {
+		work <- i
+	}
+	close(work)
+	wg.Wait()
+	el := time.Since(start)
+	b.ReportMetric(float64(b.N)/el.Seconds(), "jobs/s")
+	b.ReportMetric(float64(lat.Milliseconds())/float64(b.N), "ms/request")
+	b.ReportMetric(0, "ns/op")
 }
