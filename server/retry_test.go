@@ -139,3 +139,27 @@ func TestRetriedJobIsNotHeldBackByReCheck(t *testing.T) {
 		t.Fatalf("the retried job took %s: held back by the re-check interval (%s)", took, reCheck)
 	}
 }
+
+// A job enqueued while a server is idle starts at once, not at the server's
+// next poll: the wake-up token tells idle servers that work arrived.
+func TestNewJobWakesAnIdleServer(t *testing.T) {
+	b := setup(t)
+	ctx := context.Background()
+	const poll = time.Minute
+	b.runServer(t, server.Config{Name: "s1", Workers: 2, PollInterval: poll, ReCheck: poll,
+		HeartbeatInterval: 200 * time.Millisecond, DeadAfter: time.Second, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	// The server's first look for work found none; its workers are idle.
+	waitFor(t, "the server to start", func() bool {
+		servers, err := b.client.Servers(ctx)
+		return err == nil && len(servers) == 1
+	})
+	enqueued := time.Now()
+	job, err := b.client.Enqueue(ctx, "count", nil, nil)
+	must(t, err)
+	if got := b.wait(t, job.ID.Hex()); got.State != rocketjob.StateCompleted {
+		t.Fatalf("job ended %s", got.State)
+	}
+	if took := time.Since(enqueued); took >= poll/2 {
+		t.Fatalf("the job ran %s after it was enqueued: the idle server waited for its poll (%s)", took, poll)
+	}
+}

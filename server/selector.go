@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -26,6 +27,7 @@ type selector struct {
 	jobs      []model.Job
 	fetchedAt time.Time
 	taken     bool                      // a worker took a simple job from the list since it was read
+	idle      atomic.Int32              // workers waiting in wait
 	skip      map[bson.ObjectID]skipped // jobs with nothing to claim here, for now
 	wakeCh    chan struct{}
 }
@@ -142,6 +144,8 @@ func (sel *selector) skipFor(job *model.Job, d time.Duration) {
 
 // wait blocks an idle worker for the poll interval, or until woken.
 func (sel *selector) wait(ctx context.Context) {
+	sel.idle.Add(1)
+	defer sel.idle.Add(-1)
 	sel.mu.Lock()
 	ch := sel.wakeCh
 	sel.mu.Unlock()

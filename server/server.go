@@ -124,6 +124,7 @@ type Server struct {
 	rescuer     *rescuer
 	housekeeper *housekeeper
 	watch       *watcher
+	waker       *waker
 	completer   *completer
 	pool        *workerPool
 
@@ -170,6 +171,7 @@ func New(client *rocketjob.Client, cfg *Config) (*Server, error) {
 	s.housekeeper = newHousekeeper(housekeeperConfig{Name: c.Name, Interval: c.HeartbeatInterval, DeadAfter: c.DeadAfter}, s.store, s.log)
 	s.housekeeper.repaired = s.sel.invalidate
 	s.watch = newWatcher(s.store, c.ReCheck, s.log)
+	s.waker = newWaker(s.store, s.sel, min(DefaultWakePoll, c.PollInterval))
 	s.completer = newCompleter(completerConfig{Queue: 2 * c.Workers}, s.complete)
 	s.pool = newWorkerPool(poolConfig{Workers: c.Workers}, s.workerLoop, func() {
 		s.stopping.Store(true)
@@ -197,13 +199,13 @@ func (s *Server) Name() string { return s.cfg.Name }
 // server cannot start (e.g. its name is taken by a live server).
 //
 // It starts the services in this order: heartbeat (after a first beat that
-// must succeed), rescuer, housekeeper, watcher, completer, worker pool. It
-// stops them in the reverse order: the workers stop claiming and finish
+// must succeed), rescuer, housekeeper, watcher, waker, completer, worker
+// pool. It stops them in the reverse order: the workers stop claiming and finish
 // within Config.ShutdownTimeout (then their work is cancelled and given
 // back); the completer writes what they processed; the follow-ups it
 // started (a job's after step) finish within the same deadline; the slices
-// claimed ahead are given back; then the watcher, housekeeper, rescuer and
-// heartbeat stop and the server's document is removed.
+// claimed ahead are given back; then the waker, watcher, housekeeper,
+// rescuer and heartbeat stop and the server's document is removed.
 func (s *Server) Run(ctx context.Context) error {
 	if err := s.takeName(ctx); err != nil {
 		if ctx.Err() != nil {
@@ -221,7 +223,7 @@ func (s *Server) Run(ctx context.Context) error {
 
 	bg := context.WithoutCancel(ctx)
 	for _, svc := range []interface{ Start(context.Context) error }{
-		s.heartbeat, s.rescuer, s.housekeeper, s.watch, s.completer, s.pool,
+		s.heartbeat, s.rescuer, s.housekeeper, s.watch, s.waker, s.completer, s.pool,
 	} {
 		if err := svc.Start(bg); err != nil {
 			return fmt.Errorf("server %s: %w", s.cfg.Name, err)
@@ -248,7 +250,7 @@ func (s *Server) Run(ctx context.Context) error {
 		<-followUps
 	}
 	s.closeFeeders(bg)
-	for _, svc := range []interface{ Stop(context.Context) error }{s.watch, s.housekeeper, s.rescuer, s.heartbeat} {
+	for _, svc := range []interface{ Stop(context.Context) error }{s.waker, s.watch, s.housekeeper, s.rescuer, s.heartbeat} {
 		_ = svc.Stop(bg)
 	}
 	rmCtx, cancelRm := context.WithTimeout(bg, 5*time.Second)

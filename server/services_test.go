@@ -261,3 +261,30 @@ func TestWorkerPoolService(t *testing.T) {
 		t.Fatalf("after Stop: stopping %v, %d workers running", stopping.Load(), running.Load())
 	}
 }
+
+func TestWakerService(t *testing.T) {
+	st := serviceStore(t)
+	ctx := context.Background()
+	sel := newSelector(st, time.Hour, time.Hour)
+	w := newWaker(st, sel, 20*time.Millisecond)
+	w.passed = make(chan struct{})
+	startStop(t, w)
+	woken := make(chan struct{})
+	go func() {
+		sel.wait(ctx) // an idle worker: the poll interval is an hour
+		close(woken)
+	}()
+	waitIdle := time.Now().Add(30 * time.Second)
+	for sel.idle.Load() == 0 && time.Now().Before(waitIdle) {
+		passes(t, w.passed, 1)
+	}
+	// A new job anywhere changes the wake-up token.
+	if err := st.InsertJob(ctx, newQueuedJob()); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-woken:
+	case <-time.After(30 * time.Second):
+		t.Fatal("an idle worker was not woken by a new job")
+	}
+}

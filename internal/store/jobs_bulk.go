@@ -89,6 +89,9 @@ func (s *Store) queueNew(ctx context.Context, copies []queued) {
 	for _, p := range order {
 		_, _, _ = insertMany(ctx, s.queue(p), byPriority[p])
 	}
+	if len(order) > 0 {
+		s.Wake(ctx)
+	}
 }
 
 // MarkNewStateIndex marks the state index of listings built when the

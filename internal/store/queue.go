@@ -62,7 +62,9 @@ func (s *Store) syncQueue(ctx context.Context, before, after *model.Job) {
 	}
 	s.syncStates(ctx, before, after) // the state index of listings (liststate.go)
 	if runnable(after) {
-		_, _ = s.putQueued(ctx, after)
+		if wrote, _ := s.putQueued(ctx, after); wrote && !runnable(before) {
+			s.Wake(ctx) // a job became runnable: idle servers look now
+		}
 	}
 	if runnable(before) && (!runnable(after) || before.Priority != after.Priority) {
 		version := before.Version
