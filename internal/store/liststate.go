@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"weak"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
@@ -78,30 +79,80 @@ func indexedState(j *model.Job) model.State {
 // job as it was (nil for a new job), after as it is now (nil once deleted).
 // A failure leaves an entry missing (the job is left out of limited
 // listings) or out of date (skipped by them); the job write itself succeeded.
+//
+// The writes of concurrent job writes are made together (stateBatcher):
+// while one batch is written, the changes that arrive wait for the next, so
+// that the workers of a busy server add one insertMany (and, as jobs
+// complete, one deleteMany) per batch rather than a write or two per job.
 func (s *Store) syncStates(ctx context.Context, before, after *model.Job) {
 	if !s.ferret {
 		return
 	}
 	from, to := indexedState(before), indexedState(after)
-	moved := from != to || (before != nil && after != nil && before.Priority != after.Priority)
-	if to != "" && moved {
-		_ = s.putState(ctx, after)
+	if from == to && (from == "" || before.Priority == after.Priority) {
+		return // same entry, or none
 	}
-	if from != "" && moved {
-		version := int64(math.MaxInt64) // deleted: whatever the entry's version
-		if after != nil {
-			version = after.Version
+	s.stateBatcher().sync(ctx, s, before, after)
+}
+
+// stateBatchers holds the batcher of each Store with state index writes in
+// flight (weakly: a closed Store is not kept alive by its entry).
+var stateBatchers sync.Map // weak.Pointer[Store] -> *stateBatcher
+
+func (s *Store) stateBatcher() *stateBatcher {
+	b, _ := stateBatchers.LoadOrStore(weak.Make(s), &stateBatcher{})
+	return b.(*stateBatcher)
+}
+
+// stateBatcher writes the state index changes of concurrent job writes
+// together: the first caller writes the batch, and the next ones while
+// changes keep arriving; the others wait for the batch that holds theirs.
+type stateBatcher struct {
+	mu       sync.Mutex
+	befores  []*model.Job
+	afters   []*model.Job
+	waiters  []chan struct{}
+	flushing bool
+}
+
+// sync adds one change and returns once it is written (or failed: the
+// index is a hint).
+func (b *stateBatcher) sync(ctx context.Context, s *Store, before, after *model.Job) {
+	done := make(chan struct{})
+	b.mu.Lock()
+	b.befores, b.afters, b.waiters = append(b.befores, before), append(b.afters, after), append(b.waiters, done)
+	if b.flushing {
+		b.mu.Unlock()
+		<-done
+		return
+	}
+	b.flushing = true
+	b.mu.Unlock()
+	ctx = context.WithoutCancel(ctx) // the batch holds other callers' changes
+	for {
+		b.mu.Lock()
+		befores, afters, waiters := b.befores, b.afters, b.waiters
+		b.befores, b.afters, b.waiters = nil, nil, nil
+		if len(waiters) == 0 {
+			b.flushing = false
+			stateBatchers.CompareAndDelete(weak.Make(s), b) // idle: forget it
+			b.mu.Unlock()
+			return
 		}
-		_ = s.dropState(ctx, from, before.Priority, before.ID, version)
+		b.mu.Unlock()
+		s.syncStatesMany(ctx, befores, afters)
+		for _, w := range waiters {
+			close(w)
+		}
 	}
 }
 
 // syncStatesMany is syncStates for the writes of several jobs (before[i]
-// became after[i]), in as few database writes as it can: one insertMany of
-// new entries per state and priority, and, for the entries to remove, a
-// read of each then one deleteMany per state and priority (FerretDB runs a
-// deleteMany over the whole collection: meant for the small ones, as
-// running). For batched job writes (starts, completions).
+// became after[i]), in few database writes: one insertMany of new entries
+// per state and priority; for the entries to remove, a read of each, then
+// one deleteMany of the running ones per priority (FerretDB runs a
+// deleteMany over the whole collection: running jobs are few) and a delete
+// of each other one. For batched job writes (starts, completions).
 func (s *Store) syncStatesMany(ctx context.Context, before, after []*model.Job) {
 	if !s.ferret {
 		return
@@ -150,11 +201,19 @@ func (s *Store) syncStatesMany(ctx context.Context, before, after []*model.Job) 
 		}
 	}
 	for k, ds := range drops {
+		if k.state != model.StateRunning {
+			for _, d := range ds {
+				_ = s.dropState(ctx, k.state, k.priority, d.id, d.version)
+			}
+			continue
+		}
 		coll := s.stateColl(k.state, k.priority)
 		var ids bson.A
 		for _, d := range ds {
 			var have stateEntry
-			err := coll.FindOne(ctx, bson.D{{Key: "_id", Value: d.id}}).Decode(&have)
+			err := retry(ctx, func() error {
+				return coll.FindOne(ctx, bson.D{{Key: "_id", Value: d.id}}).Decode(&have)
+			})
 			if err == nil && have.Version <= d.version {
 				ids = append(ids, d.id)
 			}
