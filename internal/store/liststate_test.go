@@ -216,3 +216,44 @@ func TestStateIndexOutOfDateEntries(t *testing.T) {
 		t.Fatalf("completed jobs after the repair: %v, want %s", got, done.ID.Hex())
 	}
 }
+
+// TestStateIndexConcurrentWrites moves jobs from 8 goroutines at once, so
+// that their state index syncs are written in shared batches, and compares
+// the limited listings with the full one.
+func TestStateIndexConcurrentWrites(t *testing.T) {
+	s := open(t)
+	ctx := context.Background()
+	var jobs []*model.Job
+	for i := range 48 {
+		j := newJob([]int{50, 20}[i%2])
+		if err := s.InsertJob(ctx, j); err != nil {
+			t.Fatal(err)
+		}
+		jobs = append(jobs, j)
+	}
+	errs := make(chan error, 8)
+	for w := range 8 {
+		go func() {
+			for i := w; i < len(jobs); i += 8 {
+				j, err := s.Transition(ctx, jobs[i], model.StateRunning, store.Change{}, "test")
+				if err == nil {
+					_, err = s.Transition(ctx, j, []model.State{model.StateCompleted, model.StateFailed, model.StateRunning}[i%3], store.Change{}, "test")
+				}
+				if err != nil {
+					errs <- err
+					return
+				}
+			}
+			errs <- nil
+		}()
+	}
+	for range 8 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	checkLimitedListings(t, s)
+	if got := listIDs(t, s, store.JobFilter{States: []model.State{model.StateRunning}, Limit: 100}); len(got) != 16 {
+		t.Fatalf("%d running jobs listed, want 16: %v", len(got), got)
+	}
+}
