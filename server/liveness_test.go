@@ -34,22 +34,6 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-// runServer starts a server with cfg until the test ends.
-func (b *bundle) runServer(t *testing.T, cfg server.Config) {
-	t.Helper()
-	srv, err := server.New(b.newClient(t), &cfg)
-	must(t, err)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("server %s: %v", cfg.Name, err)
-		}
-	})
-}
-
 // Servers started with different liveness settings (a rolling change of
 // settings) judge each other by the other's own settings: a server with a
 // short dead-after never declares a live server with a slow heartbeat dead.

@@ -79,14 +79,22 @@ func (b *bundle) newClient(t testing.TB) *rocketjob.Client {
 	return c
 }
 
-// startServer runs a server on its own client connection until the test ends.
+// startServer runs a server with the tests' short intervals on its own
+// client connection until the test ends.
 func (b *bundle) startServer(t testing.TB, name string, workers int) *server.Server {
 	t.Helper()
-	srv, err := server.New(b.newClient(t), &server.Config{
+	return b.runServer(t, server.Config{
 		Name: name, Workers: workers, PollInterval: 50 * time.Millisecond, ReCheck: 200 * time.Millisecond,
 		HeartbeatInterval: 200 * time.Millisecond, DeadAfter: time.Second, ShutdownTimeout: 5 * time.Second,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 	})
+}
+
+// runServer runs a server with cfg on its own client connection until the
+// test ends.
+func (b *bundle) runServer(t testing.TB, cfg server.Config) *server.Server {
+	t.Helper()
+	srv, err := server.New(b.newClient(t), &cfg)
 	must(t, err)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -94,7 +102,7 @@ func (b *bundle) startServer(t testing.TB, name string, workers int) *server.Ser
 	t.Cleanup(func() {
 		cancel()
 		if err := <-done; err != nil {
-			t.Errorf("server %s: %v", name, err)
+			t.Errorf("server %s: %v", cfg.Name, err)
 		}
 	})
 	return srv
