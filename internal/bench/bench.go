@@ -184,17 +184,12 @@ func Run(ctx context.Context, cfg Config) (rep *Report, err error) {
 	}
 	rep = &Report{N: cfg.N, SliceSize: cfg.SliceSize, Workers: cfg.Workers, LoadAvg: loadAvg(), CPUs: runtime.GOMAXPROCS(0)}
 
-	uri := cfg.URI
-	if uri == "" {
-		var stop func() error
-		if uri, stop, err = startEmbedded(ctx); err != nil {
-			return nil, err
-		}
-		defer func() { err = errors.Join(err, stop()) }()
-		rep.Database = "embedded FerretDB (SQLite), temporary folder"
-	} else {
-		rep.Database = store.Redact(uri)
+	uri, where, stop, err := benchDatabase(ctx, cfg.URI)
+	if err != nil {
+		return nil, err
 	}
+	defer func() { err = errors.Join(err, stop()) }()
+	rep.Database = where
 	var tr *tracer
 	if cfg.Trace {
 		var proxied string
@@ -303,6 +298,19 @@ func (r *Report) RiverRatio() float64 {
 		}
 	}
 	return 0
+}
+
+// benchDatabase returns the URI a benchmark runs on: uri, or a temporary
+// embedded database that stop removes, and how the report names it.
+func benchDatabase(ctx context.Context, uri string) (string, string, func() error, error) {
+	if uri != "" {
+		return uri, store.Redact(uri), func() error { return nil }, nil
+	}
+	u, stop, err := startEmbedded(ctx)
+	if err != nil {
+		return "", "", nil, err
+	}
+	return u, "embedded FerretDB (SQLite), temporary folder", stop, nil
 }
 
 // startEmbedded starts FerretDB in a new temporary folder; stop closes it

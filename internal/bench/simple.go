@@ -140,17 +140,12 @@ func RunSimple(ctx context.Context, cfg SimpleConfig) (rep *SimpleReport, err er
 		return nil, err
 	}
 	rep = &SimpleReport{N: cfg.N, Workers: cfg.Workers, Servers: cfg.Servers, LoadAvg: loadAvg(), CPUs: runtime.GOMAXPROCS(0)}
-	uri := cfg.URI
-	if uri == "" {
-		var stop func() error
-		if uri, stop, err = startEmbedded(ctx); err != nil {
-			return nil, err
-		}
-		defer func() { err = errors.Join(err, stop()) }()
-		rep.Database = "embedded FerretDB (SQLite), temporary folder"
-	} else {
-		rep.Database = store.Redact(uri)
+	uri, where, stop, err := benchDatabase(ctx, cfg.URI)
+	if err != nil {
+		return nil, err
 	}
+	defer func() { err = errors.Join(err, stop()) }()
+	rep.Database = where
 	mc, err := mongo.Connect(options.Client().ApplyURI(uri).SetServerSelectionTimeout(store.ConnectTimeout))
 	if err != nil {
 		return nil, err
