@@ -79,25 +79,73 @@ func (c *cluster) startUI(t *testing.T, maxUpload int64) string {
 }
 
 // execRSS runs the binary and returns its result and peak memory (bytes).
+//
+// The peak is measured by a small wrapper (this test binary in rssWrapper
+// mode), not read from this process's wait4: Go starts children with
+// vfork semantics (CLONE_VM), and Linux records the parent's peak RSS in a
+// child's ru_maxrss when the child execs, so a child of a test process that
+// once held 400 MiB reports 400 MiB whatever it used. The wrapper's own
+// peak is that of a freshly started test binary (tens of MiB).
 func execRSS(t *testing.T, env []string, timeout time.Duration, args ...string) (result, int64) {
 	t.Helper()
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	rssFile := filepath.Join(t.TempDir(), "rss")
 	cctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	cmd := exec.CommandContext(cctx, rjBin, args...)
-	cmd.Env = baseEnv(env...)
+	cmd := exec.CommandContext(cctx, self, append([]string{rjBin}, args...)...)
+	cmd.Env = baseEnv(append(env, rssWrapperEnv+"="+rssFile)...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	start := time.Now()
-	err := cmd.Run()
+	err = cmd.Run()
 	r := result{args: args, stdout: stdout.String(), stderr: stderr.String(), code: exitCode(err), took: time.Since(start)}
 	if cctx.Err() != nil {
 		t.Fatalf("timed out after %s:\n%s", timeout, r)
+	}
+	b, err := os.ReadFile(rssFile)
+	if err != nil {
+		t.Fatalf("the RSS wrapper wrote no peak (%v):\n%s", err, r)
+	}
+	var rss int64
+	if _, err := fmt.Sscan(string(b), &rss); err != nil {
+		t.Fatalf("the RSS wrapper wrote %q: %v", b, err)
+	}
+	return r, rss
+}
+
+// rssWrapperEnv names the file to which the test binary, started with it
+// set, writes the peak RSS of the command given as its arguments.
+const rssWrapperEnv = "ROCKETJOB_TEST_RSS_FILE"
+
+// rssWrapper runs os.Args[1:] with this process's standard streams, writes
+// the child's peak RSS in bytes to the file named by rssWrapperEnv and
+// returns the child's exit code. The child dies with the wrapper.
+func rssWrapper(out string) int {
+	cmd := exec.Command(os.Args[1], os.Args[2:]...)
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, rssWrapperEnv+"=") {
+			cmd.Env = append(cmd.Env, kv)
+		}
+	}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	err := cmd.Run()
+	if cmd.ProcessState == nil {
+		fmt.Fprintln(os.Stderr, "rss wrapper:", err)
+		return 125
 	}
 	var rss int64
 	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
 		rss = int64(ru.Maxrss) * 1024 // kilobytes on Linux
 	}
-	return r, rss
+	if err := os.WriteFile(out, []byte(fmt.Sprint(rss)), 0o600); err != nil {
+		fmt.Fprintln(os.Stderr, "rss wrapper:", err)
+		return 125
+	}
+	return exitCode(err)
 }
 
 func zipOf(t *testing.T, entries ...[2]string) []byte {

@@ -33,6 +33,9 @@ import (
 var rjBin string
 
 func TestMain(m *testing.M) {
+	if out := os.Getenv(rssWrapperEnv); out != "" {
+		os.Exit(rssWrapper(out))
+	}
 	dir, err := os.MkdirTemp("", "rocketjob-integration-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "integration:", err)
