@@ -182,14 +182,29 @@ A typical session:
 			jobCommand(st),
 			serversCommand(st),
 			keysCommand(st),
-			benchCommand(),
 			uiCommand(st),
+			benchMovedCommand(),
 		},
 	}
 	for _, c := range app.Commands {
 		setUsageErrors(c)
 	}
 	return app
+}
+
+// benchMovedCommand is the hidden "bench" command: the benchmark left the
+// command line (and with it River, from every binary built with this
+// package) for the module under bench/ in the repository. It says so and
+// exits 2.
+func benchMovedCommand() *cli.Command {
+	return &cli.Command{
+		Name:            "bench",
+		Hidden:          true,
+		SkipFlagParsing: true,
+		Action: func(*cli.Context) error {
+			return usagef("bench is no longer a rocketjob command: in a clone of the repository run 'go -C bench run . [flags]' (same flags)")
+		},
+	}
 }
 
 const stateKey = "rocketjob/cli"

@@ -1,4 +1,4 @@
-package bench
+package main
 
 import (
 	"context"
@@ -15,7 +15,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
-	"github.com/rocketjob-go/rocketjob/internal/bench/riverbench"
+	"github.com/rocketjob-go/rocketjob/bench/riverbench"
 	"github.com/rocketjob-go/rocketjob/internal/store"
 	"github.com/rocketjob-go/rocketjob/rocketjob"
 	"github.com/rocketjob-go/rocketjob/server"

@@ -1,4 +1,4 @@
-package cli
+package main
 
 import (
 	"context"
@@ -22,8 +22,8 @@ func TestBenchSimple(t *testing.T) {
 		{"bench", "--simple", "--n", "0"},
 		{"bench", "--servers", "2"},
 	} {
-		if r := run(t, context.Background(), args...); r.code != ExitUsage {
-			t.Errorf("%v: exit %d, want %d (stderr %q)", args, r.code, ExitUsage, r.stderr)
+		if r := run(t, context.Background(), args...); r.code != exitUsage {
+			t.Errorf("%v: exit %d, want %d (stderr %q)", args, r.code, exitUsage, r.stderr)
 		}
 	}
 }

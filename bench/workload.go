@@ -1,7 +1,4 @@
-// Package bench runs the "batch-1M" workload of /work/shared/BENCH.md through
-// rocketjob and through a raw mongo-driver baseline on the same database, in
-// one invocation, and reports the figures side by side.
-package bench
+package main
 
 import (
 	"bytes"

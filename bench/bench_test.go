@@ -1,4 +1,4 @@
-package bench
+package main
 
 import (
 	"context"
@@ -40,7 +40,7 @@ func benchLines(b *testing.B) int {
 // records/s and its ratio to the baseline. Run it with -benchtime=1x: one
 // iteration takes seconds to minutes.
 //
-//	ROCKETJOB_BENCH_N=1000000 go test ./internal/bench -run '^$' -bench Batch -benchtime 1x -timeout 60m
+//	ROCKETJOB_BENCH_N=1000000 go -C bench test -run '^$' -bench Batch -benchtime 1x -timeout 60m
 func BenchmarkBatch(b *testing.B) {
 	cfg := Config{N: benchLines(b), Trace: *benchTrace, Sealed: *benchSealed, CPUProfile: *benchCPU, URI: os.Getenv("ROCKETJOB_BENCH_URI"),
 		Logf: func(format string, args ...any) { b.Logf(format, args...) }}

@@ -1,7 +1,7 @@
 // Package riverbench runs the "batch-1M" workload of /work/shared/BENCH.md
 // through River (github.com/riverqueue/river) on PostgreSQL, one job per
-// record, so that internal/bench can quote rocketjob's rate as a ratio of a
-// peer's measured in the same invocation.
+// record, so that the benchmark command (bench/) can quote rocketjob's rate
+// as a ratio of a peer's measured in the same invocation.
 //
 // The workload, as River would naturally run it:
 //

@@ -15,7 +15,7 @@ import (
 // (scripts/bench-peers.sh starts one). It builds only with the riverbench
 // tag, so `go test ./...` and CI, which have no PostgreSQL, do not run it:
 //
-//	RIVERBENCH_DSN=postgres://... go test -tags riverbench ./internal/bench/riverbench
+//	RIVERBENCH_DSN=postgres://... go -C bench test -tags riverbench ./riverbench
 func TestRun(t *testing.T) {
 	dsn := os.Getenv("RIVERBENCH_DSN")
 	if dsn == "" {

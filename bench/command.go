@@ -1,33 +1,33 @@
-package cli
+package main
 
 import (
 	"fmt"
 
 	"github.com/urfave/cli/v2"
-
-	"github.com/rocketjob-go/rocketjob/internal/bench"
 )
 
-func benchCommand() *cli.Command {
-	return &cli.Command{
+// benchApp is the command line: the flags of the former "rocketjob bench".
+func benchApp() *cli.App {
+	return &cli.App{
 		Name:  "bench",
 		Usage: "run the batch benchmark (rocketjob against the raw-driver baseline on the same database), or with --simple the simple-jobs one",
-		UsageText: usageText("rocketjob bench [--n N] [--workers W] [--slice-size S] [--no-sealed] [--trace] [--uri URI] [--river-dsn DSN]\n"+
-			"   rocketjob bench --simple [--n N] [--workers W] [--servers S] [--uri URI] [--river-dsn DSN]",
-			"rocketjob bench                    # 1,000,000 lines on a temporary embedded database",
-			"rocketjob bench --n 100000 --trace # fewer lines, with every database call counted per phase",
-			"rocketjob bench --n 100000 --river-dsn postgres://postgres@127.0.0.1:54329/riverbench # River as a peer",
-			"rocketjob bench --simple           # 100,000 no-op simple jobs: EnqueueMany, then 1 server x 8 workers",
-			"rocketjob bench --simple --servers 2 --workers 4 --river-dsn postgres://... # 2 servers; River one job per record beside it"),
+		UsageText: usageText("go -C bench run . [--n N] [--workers W] [--slice-size S] [--no-sealed] [--trace] [--uri URI] [--river-dsn DSN]\n"+
+			"   go -C bench run . --simple [--n N] [--workers W] [--servers S] [--uri URI] [--river-dsn DSN]",
+			"go -C bench run .                    # 1,000,000 lines on a temporary embedded database",
+			"go -C bench run . --n 100000 --trace # fewer lines, with every database call counted per phase",
+			"go -C bench run . --n 100000 --river-dsn postgres://postgres@127.0.0.1:54329/riverbench # River as a peer",
+			"go -C bench run . --simple           # 100,000 no-op simple jobs: EnqueueMany, then 1 server x 8 workers",
+			"go -C bench run . --simple --servers 2 --workers 4 --river-dsn postgres://... # 2 servers; River one job per record beside it"),
 		Flags: []cli.Flag{
-			&cli.IntFlag{Name: "n", Value: bench.DefaultN, Usage: "`N` lines of the batch workload (--simple: jobs)", DefaultText: "1000000; --simple: 100000"},
-			&cli.IntFlag{Name: "workers", Value: bench.DefaultWorkers, Usage: "`W` server workers (and baseline goroutines)", DefaultText: "4; --simple: 8 per server"},
-			&cli.IntFlag{Name: "slice-size", Value: bench.DefaultSliceSize, Usage: "`S` records per slice"},
+			&cli.IntFlag{Name: "n", Value: DefaultN, Usage: "`N` lines of the batch workload (--simple: jobs)", DefaultText: "1000000; --simple: 100000"},
+			&cli.IntFlag{Name: "workers", Value: DefaultWorkers, Usage: "`W` server workers (and baseline goroutines)", DefaultText: "4; --simple: 8 per server"},
+			&cli.IntFlag{Name: "slice-size", Value: DefaultSliceSize, Usage: "`S` records per slice"},
 			&cli.BoolFlag{Name: "no-sealed", Usage: "skip the encrypted+compressed run"},
 			&cli.StringFlag{Name: "river-dsn", Usage: "also run River (one job per record) on the PostgreSQL `DSN` (postgres://...); see scripts/bench-peers.sh"},
 			&cli.BoolFlag{Name: "trace", Usage: "count and time every database call per phase (adds latency to both sides)"},
 			&cli.BoolFlag{Name: "simple", Usage: "the simple-jobs workload: N no-op jobs enqueued with EnqueueMany, then run by the servers; every job must run exactly once"},
 			&cli.IntFlag{Name: "servers", Value: 1, Usage: "with --simple: `S` servers, each in this process with its own client (connections)"},
+			&cli.StringFlag{Name: "uri", Usage: "database server `URI` (default: a temporary embedded database)", EnvVars: []string{"ROCKETJOB_URI"}},
 		},
 		Action: func(c *cli.Context) error {
 			if _, err := args(c, 0, 0, "no arguments"); err != nil {
@@ -42,7 +42,7 @@ func benchCommand() *cli.Command {
 						return usagef("--%s is an option of the batch benchmark, not of --simple", f)
 					}
 				}
-				cfg := bench.SimpleConfig{Servers: c.Int("servers"), URI: c.String("uri"), RiverDSN: c.String("river-dsn"), Logf: logf}
+				cfg := SimpleConfig{Servers: c.Int("servers"), URI: c.String("uri"), RiverDSN: c.String("river-dsn"), Logf: logf}
 				if c.IsSet("n") {
 					cfg.N = c.Int("n")
 				}
@@ -52,7 +52,7 @@ func benchCommand() *cli.Command {
 				if cfg.N < 0 || cfg.Workers < 0 || (c.IsSet("n") && cfg.N == 0) || (c.IsSet("workers") && cfg.Workers == 0) {
 					return usagef("--n and --workers must be at least 1")
 				}
-				rep, err := bench.RunSimple(c.Context, cfg)
+				rep, err := RunSimple(c.Context, cfg)
 				if rep != nil && rep.Process > 0 {
 					fmt.Fprint(out(c), rep.String())
 				}
@@ -61,7 +61,7 @@ func benchCommand() *cli.Command {
 			if c.IsSet("servers") {
 				return usagef("--servers goes with --simple")
 			}
-			rep, err := bench.Run(c.Context, bench.Config{
+			rep, err := Run(c.Context, Config{
 				N:         c.Int("n"),
 				Workers:   c.Int("workers"),
 				SliceSize: c.Int("slice-size"),

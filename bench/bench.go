@@ -1,4 +1,4 @@
-package bench
+package main
 
 import (
 	"context"
@@ -17,8 +17,8 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
+	"github.com/rocketjob-go/rocketjob/bench/riverbench"
 	"github.com/rocketjob-go/rocketjob/encryption"
-	"github.com/rocketjob-go/rocketjob/internal/bench/riverbench"
 	"github.com/rocketjob-go/rocketjob/internal/embedded"
 	"github.com/rocketjob-go/rocketjob/internal/store"
 	"github.com/rocketjob-go/rocketjob/rocketjob"
@@ -77,7 +77,7 @@ type Config struct {
 	CPUProfile string
 	// RiverDSN, when set, adds River on the PostgreSQL server it names
 	// (postgres://...) as a peer: one job per record, see package
-	// internal/bench/riverbench. Empty skips River.
+	// bench/riverbench. Empty skips River.
 	RiverDSN string
 }
 
