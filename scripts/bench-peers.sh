@@ -3,12 +3,12 @@
 # one run: rocketjob, the raw-driver baseline and River (one job per record),
 # printed as ratios. Not run by CI.
 #
-#   scripts/bench-peers.sh [N] [extra rocketjob bench flags...]
+#   scripts/bench-peers.sh [N] [extra benchmark flags (go -C bench run . --help)...]
 #
 # Installs PostgreSQL from Debian packages if missing, starts a throwaway
 # cluster in a temporary folder on 127.0.0.1:$PGPORT (default 54329) as the
 # postgres user, creates the database riverbench, runs
-# `go run ./cmd/rocketjob bench --n N --river-dsn ...` (the River side runs
+# `go -C bench run . --n N --river-dsn ...` (the River side runs
 # River's migrations itself, through rivermigrate) and stops and removes the
 # cluster. PostgreSQL keeps its durable defaults (fsync, synchronous_commit).
 set -euo pipefail
@@ -40,4 +40,4 @@ as_pg "$PGBIN/pg_ctl" -D "$DIR/data" -l "$DIR/postgres.log" -w \
 as_pg "$PGBIN/createdb" -h 127.0.0.1 -p "$PGPORT" -U postgres riverbench
 
 echo "uptime before the run: $(uptime)" >&2
-go run ./cmd/rocketjob bench --n "$N" --river-dsn "postgres://postgres@127.0.0.1:$PGPORT/riverbench?sslmode=disable" "$@"
+go -C bench run . --n "$N" --river-dsn "postgres://postgres@127.0.0.1:$PGPORT/riverbench?sslmode=disable" "$@"
