@@ -10,9 +10,9 @@ import (
 
 	"github.com/rocketjob-go/rocketjob/encryption"
 	"github.com/rocketjob-go/rocketjob/internal/model"
+	"github.com/rocketjob-go/rocketjob/internal/slice"
 	"github.com/rocketjob-go/rocketjob/internal/store"
 	"github.com/rocketjob-go/rocketjob/rocketjob"
-	"github.com/rocketjob-go/rocketjob/sliced"
 )
 
 // runSliced does whatever a sliced job needs next: its before step, slices,
@@ -241,79 +241,28 @@ func (s *Server) watchStep(ctx context.Context, job *model.Job) (context.Context
 
 // processSlice runs the type's function on every record of a slice. A record
 // whose function fails (or panics) becomes a failed record; the others go on.
+// It returns the sealed result, the message of the first failed record for
+// the job document, and an error when the result could not be sealed.
 func (s *Server) processSlice(ctx context.Context, spec *rocketjob.TypeSpec, job *model.Job, codec *encryption.Codec, c *store.Claimed) (store.Result, string, error) {
-	jctx := rocketjob.ContextWithJob(ctx, job)
-	var r store.Result
-	plain, err := codec.Open(c.Records, sliced.InputKind, sliced.Slot(c.Num))
-	if err != nil {
-		// A tampered, truncated or undecryptable slice fails as a whole; the
-		// other slices go on.
-		msg := fmt.Sprintf("slice %d of job %s: %v", c.Num, job.ID.Hex(), err)
-		r.Failed = sliced.AppendFailure(nil, c.First, nil, msg)
-		r.FailedCount = max(c.Count, 1)
-		if job.CollectOutput {
-			r.Output = []byte{}
-		}
-		r, err = seal(codec, c.Num, r)
-		return r, fmt.Sprintf("record %d: %s", c.First, msg), err
-	}
-	if job.CollectOutput {
-		r.Output = make([]byte, 0, len(plain)+len(plain)/8)
-	}
-	var first string
-	n := c.First
-	for rec, err := range sliced.Records(plain) {
-		if err != nil {
-			rest := c.Count - int(n-c.First)
-			msg := fmt.Sprintf("slice %d: %v", c.Num, err)
-			r.Failed = sliced.AppendFailure(r.Failed, n, nil, msg)
-			r.FailedCount += max(rest, 1)
-			if first == "" {
-				first = fmt.Sprintf("record %d: %s", n, msg)
-			}
-			break
-		}
-		var out []byte
-		err := call(func() error {
-			var err error
-			out, err = spec.PerformRecord(jctx, job, rec)
-			return err
-		})
-		if err != nil {
-			r.Failed = sliced.AppendFailure(r.Failed, n, rec, err.Error())
-			r.FailedCount++
-			if first == "" {
-				first = fmt.Sprintf("record %d: %v", n, err)
-				if job.Encrypt {
-					// The error may quote the record: keep it out of the job document.
-					first = fmt.Sprintf("record %d failed (its error is stored encrypted with the failed records)", n)
-				}
-			}
-		} else if r.Output != nil {
-			r.Output = sliced.AppendRecord(r.Output, out)
-			r.OutputCount++
-		}
-		n++
-	}
-	r, err = seal(codec, c.Num, r)
-	return r, first, err
+	p, err := slice.Process(rocketjob.ContextWithJob(ctx, job), slice.Task{
+		Job: job.ID.Hex(), Codec: codec, Slice: c.InputSlice, Collect: job.CollectOutput,
+		Fn: func(ctx context.Context, rec []byte) ([]byte, error) { return spec.PerformRecord(ctx, job, rec) },
+	})
+	return p.Result, firstFailure(job, p.First), err
 }
 
-// seal compresses and encrypts a slice's output and failed records as the
-// job asks.
-func seal(codec *encryption.Codec, num int64, r store.Result) (store.Result, error) {
-	var err error
-	if r.Output != nil {
-		if r.Output, err = codec.Seal(r.Output, sliced.OutputKind, sliced.Slot(num)); err != nil {
-			return r, fmt.Errorf("sealing output of slice %d: %w", num, err)
-		}
+// firstFailure is the job document's message about a slice's first failed
+// record, or "" when none failed. An encrypted job's record errors stay out
+// of it: they may quote the record.
+func firstFailure(job *model.Job, f *slice.Outcome) string {
+	switch {
+	case f == nil:
+		return ""
+	case job.Encrypt && !f.Unreadable:
+		return fmt.Sprintf("record %d failed (its error is stored encrypted with the failed records)", f.Number)
+	default:
+		return fmt.Sprintf("record %d: %v", f.Number, f.Err)
 	}
-	if r.Failed != nil {
-		if r.Failed, err = codec.Seal(r.Failed, sliced.FailedKind, sliced.Slot(num)); err != nil {
-			return r, fmt.Errorf("sealing failed records of slice %d: %w", num, err)
-		}
-	}
-	return r, nil
 }
 
 // stopOnError fails a stop_on_error job at its first failed record.
