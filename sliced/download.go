@@ -6,10 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"slices"
 	"strconv"
 	"strings"
 
+	"github.com/rocketjob-go/rocketjob/encryption"
+	"github.com/rocketjob-go/rocketjob/internal/slice"
 	"github.com/rocketjob-go/rocketjob/internal/store"
 	"github.com/rocketjob-go/rocketjob/rocketjob"
 )
@@ -17,6 +18,14 @@ import (
 // ErrIncomplete is matched (with errors.Is) by every *IncompleteError: a
 // download found fewer records than its job recorded.
 var ErrIncomplete = errors.New("download incomplete")
+
+// Values of IncompleteError.Kind: which records a download lacks.
+const (
+	// OutputKind names the output records.
+	OutputKind = string(slice.Output)
+	// FailedKind names the failed records.
+	FailedKind = string(slice.Failed)
+)
 
 // IncompleteError is the error of a download that found fewer records in
 // the work database than the job document records: the client looks at
@@ -133,21 +142,11 @@ func Download(ctx context.Context, c *rocketjob.Client, id string, w io.Writer) 
 		LineEnding:   job.LineEnding,
 		FinalNewline: !job.NoFinalNewline,
 	})
-	want, _, final := ExpectedCounts(job)
-	if final && want > 0 {
-		if err := present(ctx, c, job, OutputKind, want); err != nil {
-			return 0, err
-		}
-	}
 	var n int64
-	err = c.Store().Slices().StreamOutput(ctx, job.ID, func(s store.OutputSlice) error {
-		plain, err := codec.Open(s.Records, OutputKind, Slot(s.Num))
-		if err != nil {
-			return fmt.Errorf("output of slice %d: %w", s.Num, err)
-		}
-		for rec, err := range Records(plain) {
+	err = func() error {
+		for rec, err := range reader(c, job, codec, OutputKind).Output(ctx) {
 			if err != nil {
-				return fmt.Errorf("job %s: output of slice %d: %w", id, s.Num, err)
+				return err
 			}
 			if err := wr.Write(rec); err != nil {
 				return err
@@ -155,13 +154,11 @@ func Download(ctx context.Context, c *rocketjob.Client, id string, w io.Writer) 
 			n++
 		}
 		return nil
-	})
+	}()
+	// The stream checked the count before Close flushes the buffered
+	// records and the header.
 	if err != nil {
 		return n, destroyed(ctx, c, id, AsIncomplete(job, fmt.Errorf("download of job %s: %w", id, err)))
-	}
-	// Checked before Close flushes the buffered records and the header.
-	if final && n < want {
-		return n, destroyed(ctx, c, id, &IncompleteError{JobID: id, Kind: OutputKind, Want: want, Got: n})
 	}
 	return n, wr.Close()
 }
@@ -184,74 +181,66 @@ func DownloadFailed(ctx context.Context, c *rocketjob.Client, id string, w io.Wr
 	if err != nil {
 		return 0, err
 	}
-	_, want, final := ExpectedCounts(job)
-	if final && want > 0 {
-		if err := present(ctx, c, job, FailedKind, want); err != nil {
-			return 0, err
-		}
-	}
 	cw := csv.NewWriter(w)
 	if err := cw.Write([]string{"record", "error", "input"}); err != nil {
 		return 0, err
 	}
-	var n, covered int64 // rows written; input records they stand for
-	err = c.Store().Slices().StreamFailed(ctx, job.ID, func(s store.OutputSlice) error {
-		plain, err := codec.Open(s.Records, FailedKind, Slot(s.Num))
-		if err != nil {
-			return fmt.Errorf("failed records of slice %d: %w", s.Num, err)
-		}
-		covered += int64(s.Count)
-		for f, err := range Failures(plain) {
+	var n int64
+	err = func() error {
+		for f, err := range reader(c, job, codec, FailedKind).Failures(ctx) {
 			if err != nil {
-				return fmt.Errorf("job %s: failed records of slice %d: %w", id, s.Num, err)
+				return err
 			}
-			input := string(f.Record)
-			if job.Format == string(CSV) && len(f.Record) > 0 {
-				if input, err = CSVLine(f.Record); err != nil {
-					return err
-				}
+			input, err := failedInput(job, f.Record)
+			if err != nil {
+				return err
 			}
-			if err := cw.Write([]string{strconv.FormatInt(f.Number, 10), f.Error, input}); err != nil {
+			if err := cw.Write([]string{strconv.FormatInt(f.Number, 10), f.Message, input}); err != nil {
 				return err
 			}
 			n++
 		}
 		return nil
-	})
+	}()
 	if err != nil {
 		return n, destroyed(ctx, c, id, AsIncomplete(job, fmt.Errorf("failed records of job %s: %w", id, err)))
-	}
-	if final && covered < want {
-		return n, destroyed(ctx, c, id, &IncompleteError{JobID: id, Kind: FailedKind, Want: want, Got: covered})
 	}
 	cw.Flush()
 	return n, cw.Error()
 }
 
-// present checks up front that the work database has the job's collection
-// of kind (OutputKind or FailedKind), which must hold want records: one
-// listing of collection names instead of a stream that finds nothing.
-func present(ctx context.Context, c *rocketjob.Client, job *rocketjob.Job, kind string, want int64) error {
-	id := job.ID.Hex()
-	names, err := c.Store().WorkCollections(ctx)
-	if err != nil {
-		return fmt.Errorf("job %s: listing the work database: %w", id, err)
+// reader is the stream of job's records of kind (OutputKind or FailedKind)
+// in input order. When the job's counts are final (ExpectedCounts) it fails
+// closed: the work database must hold every record the job recorded.
+func reader(c *rocketjob.Client, job *rocketjob.Job, codec *encryption.Codec, kind string) *slice.Reader {
+	output, failed, final := ExpectedCounts(job)
+	r := &slice.Reader{Store: c.Store(), Codec: codec, Job: job.ID}
+	switch {
+	case !final:
+	case kind == FailedKind:
+		r.Want = failed
+	default:
+		r.Want = output
 	}
-	if slices.Contains(names, "slices_"+id+"_"+kind) {
-		return nil
-	}
-	return destroyed(ctx, c, id, &IncompleteError{JobID: id, Kind: kind, Want: want})
+	return r
 }
 
 // AsIncomplete returns err as an *IncompleteError when it comes from a
-// stream of job's records (the slice store's StreamOutput or StreamFailed)
-// that found slices the work database records as finished without their
-// records; other errors (and nil) come back unchanged. Download and
-// DownloadFailed do this themselves; it serves other readers of the slice
-// store, such as the REST API's pages of records.
+// stream of job's records that came up short of the job's final counts, or
+// found slices the work database records as finished without their records;
+// other errors (and nil) come back unchanged. Download and DownloadFailed do
+// this themselves; it serves other readers of a job's stored records, such
+// as the REST API's pages of records.
 func AsIncomplete(job *rocketjob.Job, err error) error {
+	if job == nil {
+		return err
+	}
+	var short *slice.ShortError
+	if errors.As(err, &short) {
+		return &IncompleteError{JobID: job.ID.Hex(), Kind: string(short.Kind), Want: short.Want, Got: short.Got}
+	}
 	var sm *store.SliceMissingError
-	if job == nil || !errors.As(err, &sm) {
+	if !errors.As(err, &sm) {
 		return err
 	}
 	kind := OutputKind
@@ -294,6 +283,15 @@ func CSVLine(rec []byte) (string, error) {
 	}
 	cw.Flush()
 	return strings.TrimSuffix(b.String(), "\n"), cw.Error()
+}
+
+// failedInput is a failed record's input column: the record as uploaded, a
+// CSV row as one CSV line.
+func failedInput(job *rocketjob.Job, rec []byte) (string, error) {
+	if job.Format != string(CSV) || len(rec) == 0 {
+		return string(rec), nil
+	}
+	return CSVLine(rec)
 }
 
 func slicedJob(ctx context.Context, c *rocketjob.Client, id string) (*rocketjob.Job, error) {

@@ -47,47 +47,6 @@ func FuzzLinesRoundTrip(f *testing.F) {
 	})
 }
 
-// FuzzRecords checks that iterating over any blob never panics, that an
-// error comes last, and that a valid blob re-encodes to itself.
-func FuzzRecords(f *testing.F) {
-	f.Add([]byte{})
-	f.Add(AppendRecord(AppendRecord(nil, []byte("a")), nil))
-	f.Add(AppendRecord(nil, bytes.Repeat([]byte("x"), 200)))
-	f.Add([]byte{0x80})
-	f.Add([]byte{5, 'a'})
-	f.Fuzz(func(t *testing.T, blob []byte) {
-		var rebuilt []byte
-		failed := false
-		for rec, err := range Records(blob) {
-			if failed {
-				t.Fatal("element after an error")
-			}
-			if err != nil {
-				if !errors.Is(err, ErrCorruptSlice) {
-					t.Fatalf("error %v does not wrap ErrCorruptSlice", err)
-				}
-				failed = true
-				continue
-			}
-			rebuilt = AppendRecord(rebuilt, rec)
-		}
-		if !failed && !bytes.Equal(rebuilt, blob) {
-			// Uvarints may be non-minimal (e.g. 0x80 0x00), so only a
-			// minimal encoding re-encodes exactly; check the records instead.
-			var a, b [][]byte
-			for rec := range Records(blob) {
-				a = append(a, rec)
-			}
-			for rec := range Records(rebuilt) {
-				b = append(b, rec)
-			}
-			if !reflect.DeepEqual(a, b) {
-				t.Fatalf("records of %q changed on re-encoding", blob)
-			}
-		}
-	})
-}
-
 // FuzzDecodeFields checks that decoding any record never panics and that
 // decoded fields re-encode to the same fields.
 func FuzzDecodeFields(f *testing.F) {

@@ -2,50 +2,28 @@ package sliced
 
 import (
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"iter"
+
+	"github.com/rocketjob-go/rocketjob/internal/slice"
 )
 
 // ErrCorruptSlice is wrapped by every error about a malformed slice blob or
 // a malformed encoded CSV record.
-var ErrCorruptSlice = errors.New("corrupt slice data")
+var ErrCorruptSlice = slice.ErrCorrupt
 
 // AppendRecord appends one record to a slice blob, as the uvarint of its
 // length followed by its bytes, and returns the extended blob.
-func AppendRecord(blob, rec []byte) []byte {
-	blob = binary.AppendUvarint(blob, uint64(len(rec)))
-	return append(blob, rec...)
-}
+//
+// Deprecated: internal, for the benchmark; use internal/slice.Append.
+func AppendRecord(blob, rec []byte) []byte { return slice.Append(blob, rec) }
 
-// Records iterates over the records of a slice blob built with AppendRecord,
-// in order. Each record is yielded with a nil error; the yielded bytes alias
-// blob (with their capacity clipped, so appending to one cannot overwrite the
-// next). A malformed blob yields one final (nil, error) pair, the error
-// wrapping ErrCorruptSlice, instead of panicking.
-func Records(blob []byte) iter.Seq2[[]byte, error] {
-	return func(yield func([]byte, error) bool) {
-		off := 0
-		for off < len(blob) {
-			n, k := binary.Uvarint(blob[off:])
-			if k <= 0 {
-				yield(nil, fmt.Errorf("%w: bad record length at byte %d", ErrCorruptSlice, off))
-				return
-			}
-			start := off + k
-			if n > uint64(len(blob)-start) {
-				yield(nil, fmt.Errorf("%w: record at byte %d has length %d but only %d bytes remain",
-					ErrCorruptSlice, off, n, len(blob)-start))
-				return
-			}
-			end := start + int(n)
-			if !yield(blob[start:end:end], nil) {
-				return
-			}
-			off = end
-		}
-	}
-}
+// Records iterates over the records of a slice blob built with
+// AppendRecord, in order; a malformed blob ends with an error wrapping
+// ErrCorruptSlice.
+//
+// Deprecated: internal, for the benchmark; use internal/slice.Records.
+func Records(blob []byte) iter.Seq2[[]byte, error] { return slice.Records(blob) }
 
 // EncodeFields appends the fields of one CSV row to dst as a record: the
 // uvarint of the number of fields, then for each field the uvarint of its

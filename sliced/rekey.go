@@ -6,6 +6,7 @@ import (
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 
+	"github.com/rocketjob-go/rocketjob/internal/slice"
 	"github.com/rocketjob-go/rocketjob/internal/store"
 	"github.com/rocketjob-go/rocketjob/rocketjob"
 )
@@ -43,9 +44,9 @@ func Rekey(ctx context.Context, c *rocketjob.Client, id string) (int, error) {
 		return 0, err
 	}
 	total := 0
-	for _, kind := range []string{InputKind, OutputKind, FailedKind} {
-		n, err := c.Store().RewriteSlices(ctx, job.ID, kind, func(num int64, sealed []byte) ([]byte, error) {
-			return codec.Rewrap(sealed, kind, Slot(num))
+	for _, kind := range []slice.Kind{slice.Input, slice.Output, slice.Failed} {
+		n, err := c.Store().RewriteSlices(ctx, job.ID, string(kind), func(num int64, sealed []byte) ([]byte, error) {
+			return slice.Rewrap(codec, kind, num, sealed)
 		})
 		total += n
 		if err != nil {
@@ -54,7 +55,7 @@ func Rekey(ctx context.Context, c *rocketjob.Client, id string) (int, error) {
 	}
 	set := bson.D{{Key: "key_id", Value: c.Keyring().Current()}}
 	if job.SealedHeader != nil {
-		h, err := codec.Rewrap(job.SealedHeader, headerKind, "0")
+		h, err := slice.Rewrap(codec, slice.Header, 0, job.SealedHeader)
 		if err != nil {
 			return total, fmt.Errorf("job %s: header: %w", id, err)
 		}

@@ -7,11 +7,11 @@ import (
 	"io"
 	"iter"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/rocketjob-go/rocketjob/encryption"
+	"github.com/rocketjob-go/rocketjob/internal/slice"
 	"github.com/rocketjob-go/rocketjob/internal/store"
 	"github.com/rocketjob-go/rocketjob/rocketjob"
 )
@@ -229,7 +229,7 @@ func setHeader(c *rocketjob.Client, job *rocketjob.Job, header []string) error {
 	if err != nil {
 		return err
 	}
-	job.SealedHeader, err = codec.Seal(EncodeFields(nil, header), headerKind, "0")
+	job.SealedHeader, err = slice.Seal(codec, slice.Header, 0, EncodeFields(nil, header))
 	return err
 }
 
@@ -242,23 +242,12 @@ func Header(c *rocketjob.Client, job *rocketjob.Job) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	plain, err := codec.Open(job.SealedHeader, headerKind, "0")
+	plain, err := slice.Open(codec, slice.Header, 0, job.SealedHeader)
 	if err != nil {
 		return nil, fmt.Errorf("job %s: header: %w", job.ID.Hex(), err)
 	}
 	return DecodeFields(plain)
 }
-
-// Kinds of sealed data, bound into the encryption's additional data.
-const (
-	InputKind  = "input"
-	OutputKind = "output"
-	FailedKind = "failed"
-	headerKind = "header"
-)
-
-// Slot is the slot id of slice num in the encryption's additional data.
-func Slot(num int64) string { return strconv.FormatInt(num, 10) }
 
 // insertGrace is how long a batch of slices being written when the upload's
 // context ends may still take: cutting it off on the client would leave the
@@ -305,7 +294,7 @@ func storeRecords(ctx context.Context, c *rocketjob.Client, job *rocketjob.Job, 
 			return nil
 		}
 		job.RawBytes += int64(len(cur.Records))
-		sealed, err := codec.Seal(cur.Records, InputKind, Slot(cur.Num))
+		sealed, err := slice.Seal(codec, slice.Input, cur.Num, cur.Records)
 		if err != nil {
 			return fmt.Errorf("sealing slice %d: %w", cur.Num, err)
 		}
@@ -325,7 +314,7 @@ func storeRecords(ctx context.Context, c *rocketjob.Client, job *rocketjob.Job, 
 			num++
 			cur = store.InputSlice{Num: num, First: records + 1, Records: make([]byte, 0, 4096)}
 		}
-		cur.Records = AppendRecord(cur.Records, rec)
+		cur.Records = slice.Append(cur.Records, rec)
 		cur.Count++
 		records++
 		if cur.Count >= job.SliceSize || len(cur.Records) >= MaxSliceBytes {

@@ -17,7 +17,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/bson"
 
 	"github.com/rocketjob-go/rocketjob/encryption"
-	"github.com/rocketjob-go/rocketjob/internal/store"
+	"github.com/rocketjob-go/rocketjob/internal/slice"
 	"github.com/rocketjob-go/rocketjob/rocketjob"
 	"github.com/rocketjob-go/rocketjob/sliced"
 )
@@ -662,9 +662,6 @@ func wantsJSON(r *http.Request, dflt bool) (bool, error) {
 	return dflt, nil
 }
 
-// errStop ends a stream early.
-var errStop = errors.New("stop")
-
 // apiOutput: GET /api/jobs/{id}/output. By default the output file is
 // streamed in input order (CSV with its header), gzip-encoded when the
 // client accepts it; ?gzip=1 downloads a .gz file. With ?format=json (or
@@ -819,51 +816,27 @@ func (l *lazyWriter) Write(p []byte) (int, error) {
 // (with the header).
 func (h *Handler) outputPage(w http.ResponseWriter, r *http.Request, job *rocketjob.Job, codec *encryption.Codec, offset, limit int64) {
 	records := make([]any, 0, min(limit, 100))
-	var pos int64
 	more := false
 	format := sliced.Format(job.Format)
-	err := h.client.Store().Slices().StreamOutput(r.Context(), job.ID, func(s store.OutputSlice) error {
-		if int64(len(records)) >= limit {
-			more = true
-			return errStop
-		}
-		if pos+int64(s.Count) <= offset {
-			pos += int64(s.Count) // skipped without opening
-			return nil
-		}
-		plain, err := codec.Open(s.Records, sliced.OutputKind, sliced.Slot(s.Num))
-		if err != nil {
-			return fmt.Errorf("output of slice %d: %w", s.Num, err)
-		}
-		for rec, err := range sliced.Records(plain) {
-			if err != nil {
-				return fmt.Errorf("output of slice %d: %w", s.Num, err)
-			}
-			pos++
-			if pos <= offset {
-				continue
-			}
-			if int64(len(records)) >= limit {
-				more = true
-				return errStop
-			}
-			v, err := recordValue(format, rec)
-			if err != nil {
-				return fmt.Errorf("output of slice %d: %w", s.Num, err)
-			}
-			records = append(records, v)
-		}
-		return nil
-	})
-	if err == nil {
-		// The whole output was read: it must hold what the job recorded.
-		if want, _, final := sliced.ExpectedCounts(job); final && pos < want {
-			err = &sliced.IncompleteError{JobID: job.ID.Hex(), Kind: sliced.OutputKind, Want: want, Got: pos}
-		}
+	want, _, final := sliced.ExpectedCounts(job)
+	rd := &slice.Reader{Store: h.client.Store(), Codec: codec, Job: job.ID, Skip: offset}
+	if final {
+		rd.Want = want // a page read to the end must find every record
 	}
-	if err != nil && !errors.Is(err, errStop) {
-		h.fail(w, r, h.downloadErr(r.Context(), job.ID.Hex(), err))
-		return
+	for rec, err := range rd.Output(r.Context()) {
+		if err == nil && int64(len(records)) >= limit {
+			more = true
+			break
+		}
+		var v any
+		if err == nil {
+			v, err = recordValue(format, rec)
+		}
+		if err != nil {
+			h.fail(w, r, h.downloadErr(r.Context(), job.ID.Hex(), err))
+			return
+		}
+		records = append(records, v)
 	}
 	resp := map[string]any{"id": job.ID.Hex(), "format": job.Format, "offset": offset, "limit": limit, "records": records, "next_offset": nil}
 	if format == sliced.CSV {
@@ -908,54 +881,25 @@ func (h *Handler) failedRecords(ctx context.Context, job *rocketjob.Job, offset,
 		return nil, false, err
 	}
 	out := make([]failureJSON, 0, min(limit, 100))
-	var pos, covered int64 // covered: the records the failure rows stand for
-	more := false
-	err = h.client.Store().Slices().StreamFailed(ctx, job.ID, func(s store.OutputSlice) error {
-		if int64(len(out)) >= limit {
-			more = true
-			return errStop
+	_, want, final := sliced.ExpectedCounts(job)
+	rd := &slice.Reader{Store: h.client.Store(), Codec: codec, Job: job.ID, Skip: offset}
+	if final {
+		rd.Want = want // read to the end, they must be those the job recorded
+	}
+	for f, err := range rd.Failures(ctx) {
+		if err == nil && int64(len(out)) >= limit {
+			return out, true, nil
 		}
-		covered += int64(s.Count)
-		if pos+int64(s.Count) <= offset {
-			pos += int64(s.Count)
-			return nil
+		input := string(f.Record)
+		if err == nil && job.Format == string(sliced.CSV) && len(f.Record) > 0 {
+			input, err = sliced.CSVLine(f.Record)
 		}
-		plain, err := codec.Open(s.Records, sliced.FailedKind, sliced.Slot(s.Num))
 		if err != nil {
-			return fmt.Errorf("failed records of slice %d: %w", s.Num, err)
+			return nil, false, h.downloadErr(ctx, job.ID.Hex(), err)
 		}
-		for f, err := range sliced.Failures(plain) {
-			if err != nil {
-				return fmt.Errorf("failed records of slice %d: %w", s.Num, err)
-			}
-			pos++
-			if pos <= offset {
-				continue
-			}
-			if int64(len(out)) >= limit {
-				more = true
-				return errStop
-			}
-			input := string(f.Record)
-			if job.Format == string(sliced.CSV) && len(f.Record) > 0 {
-				if input, err = sliced.CSVLine(f.Record); err != nil {
-					return err
-				}
-			}
-			out = append(out, failureJSON{Record: f.Number, Error: f.Error, Input: input})
-		}
-		return nil
-	})
-	if err == nil {
-		// Every failed record was read: they must be those the job recorded.
-		if _, want, final := sliced.ExpectedCounts(job); final && covered < want {
-			err = &sliced.IncompleteError{JobID: job.ID.Hex(), Kind: sliced.FailedKind, Want: want, Got: covered}
-		}
+		out = append(out, failureJSON{Record: f.Number, Error: f.Message, Input: input})
 	}
-	if err != nil && !errors.Is(err, errStop) {
-		return nil, false, h.downloadErr(ctx, job.ID.Hex(), err)
-	}
-	return out, more, nil
+	return out, false, nil
 }
 
 // apiFailures: GET /api/jobs/{id}/failures. A page of failed records as
