@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 
+	"github.com/rocketjob-go/rocketjob/internal/slice"
 	"github.com/rocketjob-go/rocketjob/rocketjob"
 	"github.com/rocketjob-go/rocketjob/sliced"
 )
@@ -94,38 +96,39 @@ func Records(ctx context.Context, reg *rocketjob.Registry, typ string, records [
 
 	outputs := make([][]byte, len(input))
 	errs := make([]error, len(input))
-	run := func(i int) error {
-		if err := ctx.Err(); err != nil {
-			return err
+	fn := func(ctx context.Context, rec []byte) ([]byte, error) { return spec.PerformRecord(ctx, job, rec) }
+	// run runs input[from:to] as one slice, through the per-record loop
+	// servers use; it stops with ctx's error before a record once ctx ends.
+	run := func(from, to int) error {
+		ran := 0
+		for o := range slice.Perform(jctx, pack(input[from:to]), int64(from+1), fn) {
+			i := int(o.Number) - 1
+			outputs[i], errs[i] = o.Output, panicError(o.Err)
+			ran++
 		}
-		var out []byte
-		errs[i] = call(func() error {
-			var err error
-			out, err = spec.PerformRecord(jctx, job, input[i])
-			return err
-		})
-		outputs[i] = out
+		if ran < to-from {
+			return ctx.Err()
+		}
 		return nil
 	}
 	var stopped error // the first failed record of a StopOnError job
-	end := len(input)
-	for i := 0; i < end; i++ {
-		if err := run(i); err != nil {
+	size := max(job.SliceSize, 1)
+	for from := 0; from < len(input) && stopped == nil; from += size {
+		to := min(from+size, len(input))
+		if err := run(from, to); err != nil {
 			return nil, err
 		}
-		job.ProcessedCount++
-		if errs[i] != nil && job.StopOnError && stopped == nil {
-			// The rest of the record's slice goes on, as on a server.
-			stopped = fmt.Errorf("record %d: %w", i+1, errs[i])
-			size := max(job.SliceSize, 1)
-			end = min(end, (i/size+1)*size)
+		job.ProcessedCount += int64(to - from)
+		if i := slices.IndexFunc(errs[from:to], func(e error) bool { return e != nil }); i >= 0 && job.StopOnError {
+			// The rest of the record's slice went on, as on a server.
+			stopped = fmt.Errorf("record %d: %w", from+i+1, errs[from+i])
 		}
 	}
 	for stopped == nil && job.Attempt < job.SliceRetryLimit && failed(errs) > 0 {
 		job.Attempt++
 		for i, e := range errs {
 			if e != nil {
-				if err := run(i); err != nil {
+				if err := run(i, i+1); err != nil {
 					return nil, err
 				}
 			}
@@ -149,6 +152,25 @@ func Records(ctx context.Context, reg *rocketjob.Registry, typ string, records [
 		finish(job, nil, "")
 	}
 	return res, nil
+}
+
+// pack packs records into a slice body, as an upload does.
+func pack(records [][]byte) []byte {
+	var body []byte
+	for _, rec := range records {
+		body = slice.Append(body, rec)
+	}
+	return body
+}
+
+// panicError turns the per-record loop's panic error into a *PanicError;
+// other errors come back unchanged.
+func panicError(err error) error {
+	var pe *slice.PanicError
+	if errors.As(err, &pe) {
+		return &PanicError{Value: pe.Value, Stack: pe.Stack}
+	}
+	return err
 }
 
 // failed counts the non-nil errors.
