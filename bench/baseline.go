@@ -14,7 +14,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
-	"github.com/rocketjob-go/rocketjob/sliced"
+	"github.com/rocketjob-go/rocketjob/internal/slice"
 )
 
 // sliceDoc is a slice document of the baseline, in the layout rocketjob's
@@ -61,7 +61,7 @@ func (b *bencher) baseline(ctx context.Context, db *mongo.Database, s *Side) err
 }
 
 // baselineInsert reads lines from r, packs them into slices with
-// sliced.AppendRecord and bulk-inserts them in sliced.Upload's batches (one
+// slice.Append and bulk-inserts them in sliced.Upload's batches (one
 // goroutine, like an upload). It returns the number of slices.
 func baselineInsert(ctx context.Context, coll *mongo.Collection, r io.Reader, sliceSize int) (int64, error) {
 	br := bufio.NewReaderSize(r, 64<<10)
@@ -102,7 +102,7 @@ func baselineInsert(ctx context.Context, coll *mongo.Collection, r io.Reader, sl
 			slices++
 			cur = &sliceDoc{ID: sliceID(slices), First: records + 1, Records: make([]byte, 0, 4096)}
 		}
-		cur.Records = sliced.AppendRecord(cur.Records, line)
+		cur.Records = slice.Append(cur.Records, line)
 		cur.Count++
 		records++
 		if cur.Count >= sliceSize {
@@ -145,12 +145,12 @@ func baselineProcess(ctx context.Context, in, out *mongo.Collection, workers int
 			}
 			for d := range work {
 				o := sliceDoc{ID: d.ID, Count: d.Count, Records: make([]byte, 0, len(d.Records))}
-				for rec, err := range sliced.Records(d.Records) {
+				for rec, err := range slice.Records(d.Records) {
 					if err != nil {
 						cancel(fmt.Errorf("slice %s: %w", d.ID, err))
 						return
 					}
-					o.Records = sliced.AppendRecord(o.Records, reverse(rec)) // rec aliases d.Records, read once
+					o.Records = slice.Append(o.Records, reverse(rec)) // rec aliases d.Records, read once
 				}
 				batch = append(batch, o)
 				if len(batch) == outputBatch && !flush() {
@@ -199,7 +199,7 @@ func baselineReadBack(ctx context.Context, out *mongo.Collection, slices int64, 
 	early := map[int64][]byte{}
 	next := int64(1)
 	emit := func(blob []byte) error {
-		for rec, err := range sliced.Records(blob) {
+		for rec, err := range slice.Records(blob) {
 			if err != nil {
 				return fmt.Errorf("output slice %d: %w", next, err)
 			}

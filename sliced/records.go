@@ -3,7 +3,6 @@ package sliced
 import (
 	"encoding/binary"
 	"fmt"
-	"iter"
 
 	"github.com/rocketjob-go/rocketjob/internal/slice"
 )
@@ -11,19 +10,6 @@ import (
 // ErrCorruptSlice is wrapped by every error about a malformed slice blob or
 // a malformed encoded CSV record.
 var ErrCorruptSlice = slice.ErrCorrupt
-
-// AppendRecord appends one record to a slice blob, as the uvarint of its
-// length followed by its bytes, and returns the extended blob.
-//
-// Deprecated: internal, for the benchmark; use internal/slice.Append.
-func AppendRecord(blob, rec []byte) []byte { return slice.Append(blob, rec) }
-
-// Records iterates over the records of a slice blob built with
-// AppendRecord, in order; a malformed blob ends with an error wrapping
-// ErrCorruptSlice.
-//
-// Deprecated: internal, for the benchmark; use internal/slice.Records.
-func Records(blob []byte) iter.Seq2[[]byte, error] { return slice.Records(blob) }
 
 // EncodeFields appends the fields of one CSV row to dst as a record: the
 // uvarint of the number of fields, then for each field the uvarint of its
