@@ -22,9 +22,9 @@ var ErrIncomplete = errors.New("download incomplete")
 // Values of IncompleteError.Kind: which records a download lacks.
 const (
 	// OutputKind names the output records.
-	OutputKind = string(slice.Output)
+	OutputKind = "output"
 	// FailedKind names the failed records.
-	FailedKind = string(slice.Failed)
+	FailedKind = "failed"
 )
 
 // IncompleteError is the error of a download that found fewer records in
@@ -237,7 +237,11 @@ func AsIncomplete(job *rocketjob.Job, err error) error {
 	}
 	var short *slice.ShortError
 	if errors.As(err, &short) {
-		return &IncompleteError{JobID: job.ID.Hex(), Kind: string(short.Kind), Want: short.Want, Got: short.Got}
+		kind := OutputKind
+		if short.Kind == slice.Failed {
+			kind = FailedKind
+		}
+		return &IncompleteError{JobID: job.ID.Hex(), Kind: kind, Want: short.Want, Got: short.Got}
 	}
 	var sm *store.SliceMissingError
 	if !errors.As(err, &sm) {

@@ -12,6 +12,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo"
 
 	"github.com/rocketjob-go/rocketjob/internal/dbtest"
+	"github.com/rocketjob-go/rocketjob/internal/slice"
 	"github.com/rocketjob-go/rocketjob/internal/store"
 	"github.com/rocketjob-go/rocketjob/rocketjob"
 	"github.com/rocketjob-go/rocketjob/sliced"
@@ -115,6 +116,16 @@ func TestAsIncomplete(t *testing.T) {
 	want = "job " + id.Hex() + ": the work database lost the output of 3 finished slices (the first: slice 7); 640 output records found"
 	if err.Error() != want {
 		t.Errorf("running job:\n got %q\nwant %q", err, want)
+	}
+	// A stream that came up short of the job's counts.
+	short := fmt.Errorf("download: %w", &slice.ShortError{Kind: slice.Failed, Want: 23, Got: 18})
+	err = sliced.AsIncomplete(completed, short)
+	if !errors.As(err, &ie) || *ie != (sliced.IncompleteError{JobID: id.Hex(), Kind: sliced.FailedKind, Want: 23, Got: 18}) {
+		t.Fatalf("short stream: %#v", err)
+	}
+	err = sliced.AsIncomplete(completed, &slice.ShortError{Kind: slice.Output, Want: 5})
+	if !errors.As(err, &ie) || ie.Kind != sliced.OutputKind || ie.Want != 5 || ie.Got != 0 {
+		t.Fatalf("missing output: %#v", err)
 	}
 	other := errors.New("connection reset")
 	if got := sliced.AsIncomplete(completed, other); got != other {
