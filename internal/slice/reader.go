@@ -36,7 +36,7 @@ func (e *ShortError) Error() string {
 // Reader streams one job's stored output records or failed records in
 // input order (slice order, then record order inside a slice). It opens one
 // slice at a time: memory holds a slice (and the slice store's bounded
-// reorder buffer), never the job's collection. A Reader is for one stream.
+// reorder buffer), never the job's collection.
 type Reader struct {
 	// Store holds the job's slices.
 	Store *store.Store
