@@ -52,7 +52,13 @@ type Store struct {
 	workClient *mongo.Client
 	jobsDB     *mongo.Database
 	workDB     *mongo.Database
+	// ferret reports that the jobs database is FerretDB: job writes take
+	// the claim-then-update path and listings use the run queue and the
+	// state index (jobs.go, queue.go, liststate.go). The work database is
+	// detected on its own and picks the slice strategy: the two databases
+	// may be different servers of different kinds.
 	ferret     bool
+	workFerret bool
 	slices     SliceStore
 }
 
@@ -89,13 +95,19 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		}
 	}
 	s := &Store{jobsClient: jc, workClient: wc, jobsDB: jc.Database(cfg.DB), workDB: wc.Database(cfg.WorkDB)}
-	s.ferret, err = isFerret(ctx, s.workDB)
-	if err != nil {
+	if s.ferret, err = isFerret(ctx, s.jobsDB); err != nil {
 		s.Close(context.Background())
-		return nil, fmt.Errorf("database %s: %w", Redact(cfg.WorkURI), err)
+		return nil, fmt.Errorf("database %s: %w", Redact(cfg.URI), err)
+	}
+	s.workFerret = s.ferret
+	if wc != jc {
+		if s.workFerret, err = isFerret(ctx, s.workDB); err != nil {
+			s.Close(context.Background())
+			return nil, fmt.Errorf("database %s: %w", Redact(cfg.WorkURI), err)
+		}
 	}
 	switch {
-	case cfg.ClaimStrategy == StrategyInsert, s.ferret && cfg.ClaimStrategy != StrategyFindAndModify:
+	case cfg.ClaimStrategy == StrategyInsert, s.workFerret && cfg.ClaimStrategy != StrategyFindAndModify:
 		s.slices = &ferretSlices{db: s.workDB}
 	default:
 		s.slices = &mongoSlices{db: s.workDB}
@@ -160,8 +172,11 @@ func isFerret(ctx context.Context, db *mongo.Database) (bool, error) {
 	return ok, nil
 }
 
-// Ferret reports whether the work database is FerretDB.
+// Ferret reports whether the jobs database is FerretDB.
 func (s *Store) Ferret() bool { return s.ferret }
+
+// WorkFerret reports whether the work database is FerretDB.
+func (s *Store) WorkFerret() bool { return s.workFerret }
 
 // Slices returns the slice store strategy chosen for the work database.
 func (s *Store) Slices() SliceStore { return s.slices }
