@@ -36,7 +36,9 @@ type Config struct {
 	// updates, as on a MongoDB replica set), "insert" (unique inserts into
 	// side collections: correct on MongoDB and on FerretDB) or "auto" (the
 	// default: insert on FerretDB, findandmodify on MongoDB). Every process
-	// working on the same databases must use the same strategy.
+	// working on the same databases must use the same strategy: the first
+	// one records its strategy in the work database, and NewClient refuses
+	// the other one with an error wrapping ErrClaimStrategyMismatch.
 	ClaimStrategy string
 }
 

@@ -1,6 +1,9 @@
 package rocketjob
 
-import "github.com/rocketjob-go/rocketjob/internal/model"
+import (
+	"github.com/rocketjob-go/rocketjob/internal/model"
+	"github.com/rocketjob-go/rocketjob/internal/store"
+)
 
 // Errors callers branch on with errors.Is. Returned errors wrap them with
 // context (the job id, the type name).
@@ -18,6 +21,10 @@ var (
 	ErrConflict = model.ErrConflict
 	// ErrServerNotFound: no server has the given name.
 	ErrServerNotFound = model.ErrServerNotFound
+	// ErrClaimStrategyMismatch: Config.ClaimStrategy (or, with "auto", the
+	// database kind) picks a slice claim strategy other than the one the
+	// work database was first used with.
+	ErrClaimStrategyMismatch = store.ErrClaimStrategyMismatch
 
 	// ErrAborted is the cause (context.Cause) of a running job's context when
 	// the job was aborted: the run's result is dropped. A job whose code

@@ -17,6 +17,8 @@ import (
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
+	"go.mongodb.org/mongo-driver/v2/mongo/readconcern"
+	"go.mongodb.org/mongo-driver/v2/mongo/writeconcern"
 )
 
 // Defaults for Config.
@@ -106,11 +108,24 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 			return nil, fmt.Errorf("database %s: %w", Redact(cfg.WorkURI), err)
 		}
 	}
-	switch {
-	case cfg.ClaimStrategy == StrategyInsert, s.workFerret && cfg.ClaimStrategy != StrategyFindAndModify:
+	if !s.ferret {
+		s.jobsDB = jc.Database(cfg.DB, mongoDurability())
+	}
+	if !s.workFerret {
+		s.workDB = wc.Database(cfg.WorkDB, mongoDurability())
+	}
+	strategy := StrategyFindAndModify
+	if cfg.ClaimStrategy == StrategyInsert || s.workFerret && cfg.ClaimStrategy != StrategyFindAndModify {
+		strategy = StrategyInsert
+	}
+	if strategy == StrategyInsert {
 		s.slices = &ferretSlices{db: s.workDB}
-	default:
+	} else {
 		s.slices = &mongoSlices{db: s.workDB}
+	}
+	if err := s.recordStrategy(ctx, strategy, cfg.ClaimStrategy); err != nil {
+		s.Close(context.Background())
+		return nil, err
 	}
 	if err := s.ensureIndexes(ctx); err != nil {
 		s.Close(context.Background())
@@ -123,7 +138,9 @@ func connect(ctx context.Context, uri string) (*mongo.Client, error) {
 	opts := options.Client().ApplyURI(uri).
 		SetServerSelectionTimeout(ConnectTimeout).
 		SetConnectTimeout(ConnectTimeout).
-		SetAppName("rocketjob")
+		SetAppName("rocketjob").
+		SetRetryWrites(true).
+		SetRetryReads(true)
 	c, err := mongo.Connect(opts)
 	if err != nil {
 		return nil, fmt.Errorf("database %s: %w", Redact(uri), err)
@@ -177,6 +194,67 @@ func (s *Store) Ferret() bool { return s.ferret }
 
 // WorkFerret reports whether the work database is FerretDB.
 func (s *Store) WorkFerret() bool { return s.workFerret }
+
+// mongoDurability is how the jobs and work databases are used on MongoDB,
+// stated here rather than left to the server's defaults: a write is
+// acknowledged once a majority of the replica set has it in its journal
+// (a transition, claim or completion that a failover could roll back would
+// let two servers run the same work), and reads see only majority-committed
+// data, so no decision rests on a write that may be rolled back. Retryable
+// writes are on (the driver's default, set explicitly in connect). On a
+// standalone mongod majority means the one node. FerretDB gets its
+// defaults: it has no replica set and ignores both.
+func mongoDurability() *options.DatabaseOptionsBuilder {
+	return options.Database().
+		SetWriteConcern(writeconcern.Majority()).
+		SetReadConcern(readconcern.Majority())
+}
+
+// ErrClaimStrategyMismatch is wrapped by the error of Open when the work
+// database was first used with the other slice claim strategy: the two
+// keep slices differently, and a process on the wrong one would process
+// slices twice or not at all.
+var ErrClaimStrategyMismatch = errors.New("claim strategy differs from the one the work database uses")
+
+// settingsCollection (work database) holds {_id: "claim_strategy", value}
+// written by the first process that opens the database.
+const settingsCollection = "settings"
+
+// recordStrategy records the slice claim strategy in the work database the
+// first time it is opened and, afterwards, refuses a process that would use
+// the other one. asked is what the configuration forced ("" or auto: the
+// choice followed the database kind).
+func (s *Store) recordStrategy(ctx context.Context, strategy, asked string) error {
+	coll := s.workDB.Collection(settingsCollection)
+	err := retry(ctx, func() error {
+		_, err := coll.InsertOne(ctx, bson.D{{Key: "_id", Value: "claim_strategy"}, {Key: "value", Value: strategy}, {Key: "at", Value: time.Now().UTC()}})
+		if mongo.IsDuplicateKeyError(err) {
+			return nil
+		}
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("recording the claim strategy: %w", err)
+	}
+	var rec struct {
+		Value string `bson:"value"`
+	}
+	err = retry(ctx, func() error {
+		return coll.FindOne(ctx, bson.D{{Key: "_id", Value: "claim_strategy"}}).Decode(&rec)
+	})
+	if err != nil {
+		return fmt.Errorf("reading the claim strategy: %w", err)
+	}
+	if rec.Value == strategy {
+		return nil
+	}
+	why := "the database kind picked " + strategy
+	if asked != "" && asked != StrategyAuto {
+		why = "this process asked for " + strategy
+	}
+	return fmt.Errorf("work database %s uses the %s claim strategy and %s (set the same claim strategy on every process): %w",
+		s.workDB.Name(), rec.Value, why, ErrClaimStrategyMismatch)
+}
 
 // Slices returns the slice store strategy chosen for the work database.
 func (s *Store) Slices() SliceStore { return s.slices }

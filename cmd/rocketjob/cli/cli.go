@@ -234,6 +234,7 @@ func globalFlags() []cli.Flag {
 		&cli.StringFlag{Name: "db", Usage: "jobs database `NAME` (default rocketjob)", EnvVars: []string{"ROCKETJOB_DB"}},
 		&cli.StringFlag{Name: "work-db", Usage: "work database `NAME` (default rocketjob_work)", EnvVars: []string{"ROCKETJOB_WORK_DB"}},
 		&cli.StringFlag{Name: "key-file", Usage: "encryption keys, one per line, current first; mode 600 (default: $ROCKETJOB_KEYS)", EnvVars: []string{"ROCKETJOB_KEY_FILE"}},
+		&cli.StringFlag{Name: "claim-strategy", Value: "auto", Usage: "how slices are claimed: `auto` (insert on FerretDB, findandmodify on MongoDB), insert or findandmodify; every process on a work database must use the same (the first one records it)", EnvVars: []string{"ROCKETJOB_CLAIM_STRATEGY"}},
 	}
 }
 
@@ -244,13 +245,20 @@ func (st *appState) connect(c *cli.Context) (*rocketjob.Client, error) {
 }
 
 func (st *appState) connectURI(c *cli.Context, uri, workURI string) (*rocketjob.Client, error) {
+	strategy := c.String("claim-strategy")
+	switch strategy {
+	case "auto", "insert", "findandmodify":
+	default:
+		return nil, usagef("--claim-strategy %q: want auto, insert or findandmodify", strategy)
+	}
 	client, err := rocketjob.NewClient(c.Context, rocketjob.Config{
-		URI:      uri,
-		WorkURI:  workURI,
-		DB:       c.String("db"),
-		WorkDB:   c.String("work-db"),
-		Registry: st.reg,
-		KeyFile:  c.String("key-file"),
+		URI:           uri,
+		WorkURI:       workURI,
+		DB:            c.String("db"),
+		WorkDB:        c.String("work-db"),
+		Registry:      st.reg,
+		KeyFile:       c.String("key-file"),
+		ClaimStrategy: strategy,
 	})
 	if err != nil {
 		return nil, err

@@ -122,6 +122,7 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"server", "--workers", "0"}, "--workers must be at least 1"},
 		{[]string{"server", "--poll", "fast"}, "--poll"},
 		{[]string{"demo", "--records", "0"}, "--records must be at least 1"},
+		{[]string{"job", "list", "--claim-strategy", "fast"}, `--claim-strategy "fast": want auto, insert or findandmodify`},
 	} {
 		t.Run(strings.Join(tc.args, "_"), func(t *testing.T) {
 			r := run(t, ctx, tc.args...)
@@ -271,6 +272,20 @@ func mustRun(t *testing.T, args ...string) result {
 		t.Fatalf("rocketjob %s: exit %d, stderr %q", strings.Join(args, " "), r.code, r.stderr)
 	}
 	return r
+}
+
+// The first process on a work database records its claim strategy; one
+// that would claim slices the other way is refused with one line, exit 1.
+func TestClaimStrategyFlag(t *testing.T) {
+	g := db(t)
+	mustRun(t, append(g, "job", "list", "--claim-strategy", "insert")...)
+	mustRun(t, append(g, "job", "list")...) // auto is insert on the embedded database
+	t.Setenv("ROCKETJOB_CLAIM_STRATEGY", "findandmodify")
+	r := run(t, context.Background(), append(g, "job", "list")...)
+	if r.code != ExitFailure {
+		t.Errorf("findandmodify on an insert work database: exit %d, want 1; stderr %q", r.code, r.stderr)
+	}
+	oneErrorLine(t, r, "uses the insert claim strategy and this process asked for findandmodify")
 }
 
 func TestSimpleJobs(t *testing.T) {
