@@ -10,8 +10,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/urfave/cli/v2"
 
-	"github.com/rocketjob-go/rocketjob/internal/web"
 	"github.com/rocketjob-go/rocketjob/rocketjob"
+	"github.com/rocketjob-go/rocketjob/rocketjobweb"
 )
 
 // usersFileEnv names the users file of the web UI when no flag does.
@@ -37,10 +37,10 @@ address is accepted.`,
 			"ROCKETJOB_UI_TOKEN=$(openssl rand -hex 16) rocketjob ui --listen 0.0.0.0:8080",
 			"rocketjob ui --listen :8080 --users-file /etc/rocketjob/users"),
 		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "listen", Value: web.DefaultListen, Usage: "TCP `HOST:PORT` to serve on (anything but loopback needs a token or a users file)"},
-			&cli.StringFlag{Name: "token-env", Value: web.TokenEnv, Usage: "environment variable `NAME` holding the admin access token"},
+			&cli.StringFlag{Name: "listen", Value: rocketjobweb.DefaultListen, Usage: "TCP `HOST:PORT` to serve on (anything but loopback needs a token or a users file)"},
+			&cli.StringFlag{Name: "token-env", Value: rocketjobweb.TokenEnv, Usage: "environment variable `NAME` holding the admin access token"},
 			&cli.StringFlag{Name: "users-file", Usage: "users `FILE`: name:role:hash per line (roles admin, read-only)", EnvVars: []string{usersFileEnv}},
-			&cli.Int64Flag{Name: "max-upload", Value: web.DefaultMaxUpload, Usage: "largest upload in `BYTES`"},
+			&cli.Int64Flag{Name: "max-upload", Value: rocketjobweb.DefaultMaxUpload, Usage: "largest upload in `BYTES`"},
 			&cli.StringFlag{Name: "log-level", Value: "info", Usage: "`LEVEL` of the logs on stderr: debug (every request), info, warn or error"},
 		},
 		Action: func(c *cli.Context) error {
@@ -55,7 +55,7 @@ address is accepted.`,
 				return err
 			}
 			logger := slog.New(slog.NewTextHandler(c.App.ErrWriter, &slog.HandlerOptions{Level: level}))
-			cfg := web.Config{
+			cfg := rocketjobweb.Config{
 				Listen:    c.String("listen"),
 				Token:     os.Getenv(c.String("token-env")),
 				UsersFile: c.String("users-file"),
@@ -81,8 +81,8 @@ address is accepted.`,
 
 // listenUI builds the handler and opens its port; the returned function
 // serves until ctx ends.
-func listenUI(c *cli.Context, client *rocketjob.Client, cfg web.Config) (func(context.Context) error, error) {
-	h, err := web.New(client, cfg)
+func listenUI(c *cli.Context, client *rocketjob.Client, cfg rocketjobweb.Config) (func(context.Context) error, error) {
+	h, err := rocketjobweb.New(client, cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -110,12 +110,12 @@ func listenUI(c *cli.Context, client *rocketjob.Client, cfg web.Config) (func(co
 // uiServerConfig reads `server --ui`: the token comes from
 // $ROCKETJOB_UI_TOKEN and the users file from $ROCKETJOB_UI_USERS_FILE. It
 // returns ok=false without --ui.
-func uiServerConfig(c *cli.Context, logger *slog.Logger) (cfg web.Config, ok bool, err error) {
+func uiServerConfig(c *cli.Context, logger *slog.Logger) (cfg rocketjobweb.Config, ok bool, err error) {
 	listen := c.String("ui")
 	if listen == "" {
 		return cfg, false, nil
 	}
-	cfg = web.Config{Listen: listen, Token: os.Getenv(web.TokenEnv), UsersFile: os.Getenv(usersFileEnv), Logger: logger}
+	cfg = rocketjobweb.Config{Listen: listen, Token: os.Getenv(rocketjobweb.TokenEnv), UsersFile: os.Getenv(usersFileEnv), Logger: logger}
 	if err := cfg.Validate(); err != nil {
 		return cfg, false, usagef("%s: --ui: %v", cmdName(c), err)
 	}

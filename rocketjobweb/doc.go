@@ -1,8 +1,8 @@
-// Package web is Mission Control: the web UI, the JSON REST API and the
+// Package rocketjobweb is Mission Control: the web UI, the JSON REST API and the
 // Prometheus metrics of rocketjob, served by `rocketjob ui` and
 // `rocketjob server --ui`.
 //
-//	h, err := web.New(client, web.Config{Listen: "127.0.0.1:8080", Token: os.Getenv(web.TokenEnv)})
+//	h, err := rocketjobweb.New(client, rocketjobweb.Config{Listen: "127.0.0.1:8080", Token: os.Getenv(rocketjobweb.TokenEnv)})
 //	defer h.Close()
 //	ln, _ := net.Listen("tcp", "127.0.0.1:8080")
 //	err = h.Serve(ctx, ln) // or mount h (an http.Handler) anywhere
@@ -131,4 +131,4 @@
 // status, bytes, duration, user, remote address and request id (also sent
 // as X-Request-Id). Reads that succeed log at debug level; changes and
 // errors at info or above.
-package web
+package rocketjobweb

@@ -1,4 +1,4 @@
-package web_test
+package rocketjobweb_test
 
 import (
 	"bytes"
@@ -18,8 +18,8 @@ import (
 
 	"github.com/rocketjob-go/rocketjob/examples"
 	"github.com/rocketjob-go/rocketjob/internal/dbtest"
-	"github.com/rocketjob-go/rocketjob/internal/web"
 	"github.com/rocketjob-go/rocketjob/rocketjob"
+	"github.com/rocketjob-go/rocketjob/rocketjobweb"
 	"github.com/rocketjob-go/rocketjob/sliced"
 )
 
@@ -27,7 +27,7 @@ import (
 func uiOn(t *testing.T, reg *rocketjob.Registry, jobs, work string) *bundle {
 	t.Helper()
 	b := &bundle{reg: reg, logs: &syncBuffer{}, client: newClient(t, reg, jobs, work)}
-	h, err := web.New(b.client, web.Config{
+	h, err := rocketjobweb.New(b.client, rocketjobweb.Config{
 		Listen: "127.0.0.1:0", Token: testToken, UsersFile: writeUsers(t), SampleInterval: 200 * time.Millisecond,
 		Logger: slog.New(slog.NewTextHandler(b.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 	})

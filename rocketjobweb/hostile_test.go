@@ -1,4 +1,4 @@
-package web_test
+package rocketjobweb_test
 
 import (
 	"bytes"
@@ -19,8 +19,8 @@ import (
 	"github.com/rocketjob-go/rocketjob/encryption"
 	"github.com/rocketjob-go/rocketjob/examples"
 	"github.com/rocketjob-go/rocketjob/internal/dbtest"
-	"github.com/rocketjob-go/rocketjob/internal/web"
 	"github.com/rocketjob-go/rocketjob/rocketjob"
+	"github.com/rocketjob-go/rocketjob/rocketjobweb"
 )
 
 // doHost sends q like b.do, with its Host header set to host.
@@ -383,7 +383,7 @@ func setupWithKey(t *testing.T) *bundle {
 	jobs, work := dbtest.DBNames(t)
 	b.client, err = rocketjob.NewClient(context.Background(), rocketjob.Config{URI: dbtest.URI(), DB: jobs, WorkDB: work, Registry: b.reg, Keyring: kr})
 	must(t, err)
-	b.h, err = web.New(b.client, web.Config{Listen: "127.0.0.1:0", Token: testToken, Logger: slog.New(slog.NewTextHandler(b.logs, nil))})
+	b.h, err = rocketjobweb.New(b.client, rocketjobweb.Config{Listen: "127.0.0.1:0", Token: testToken, Logger: slog.New(slog.NewTextHandler(b.logs, nil))})
 	must(t, err)
 	b.ts = httptest.NewServer(b.h)
 	t.Cleanup(func() {

@@ -1,4 +1,4 @@
-package web_test
+package rocketjobweb_test
 
 import (
 	"bytes"
@@ -18,8 +18,8 @@ import (
 
 	"github.com/rocketjob-go/rocketjob/examples"
 	"github.com/rocketjob-go/rocketjob/internal/dbtest"
-	"github.com/rocketjob-go/rocketjob/internal/web"
 	"github.com/rocketjob-go/rocketjob/rocketjob"
+	"github.com/rocketjob-go/rocketjob/rocketjobweb"
 	"github.com/rocketjob-go/rocketjob/server"
 	"github.com/rocketjob-go/rocketjob/sliced"
 )
@@ -39,7 +39,7 @@ const (
 type bundle struct {
 	reg    *rocketjob.Registry
 	client *rocketjob.Client
-	h      *web.Handler
+	h      *rocketjobweb.Handler
 	ts     *httptest.Server
 	logs   *syncBuffer
 }
@@ -76,7 +76,7 @@ func setup(t *testing.T, o options) *bundle {
 	if o.server {
 		startServer(t, newClient(t, b.reg, jobs, work), "test-server")
 	}
-	cfg := web.Config{
+	cfg := rocketjobweb.Config{
 		Listen:         "127.0.0.1:0",
 		MaxUpload:      o.maxUpload,
 		SampleInterval: 200 * time.Millisecond,
@@ -86,7 +86,7 @@ func setup(t *testing.T, o options) *bundle {
 		cfg.Token = testToken
 		cfg.UsersFile = writeUsers(t)
 	}
-	h, err := web.New(b.client, cfg)
+	h, err := rocketjobweb.New(b.client, cfg)
 	must(t, err)
 	b.h = h
 	b.ts = httptest.NewServer(h)

@@ -1,4 +1,4 @@
-package web_test
+package rocketjobweb_test
 
 import (
 	"context"
@@ -16,8 +16,8 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/rocketjob-go/rocketjob/internal/dbtest"
-	"github.com/rocketjob-go/rocketjob/internal/web"
 	"github.com/rocketjob-go/rocketjob/rocketjob"
+	"github.com/rocketjob-go/rocketjob/rocketjobweb"
 )
 
 func bcryptHash(t *testing.T, password string) string {
@@ -366,29 +366,29 @@ func TestNoAuthOnLoopback(t *testing.T) {
 func TestConfig(t *testing.T) {
 	jobs, work := dbtest.DBNames(t)
 	client := newClient(t, rocketjob.NewRegistry(), jobs, work)
-	newHandler := func(cfg web.Config) error {
-		h, err := web.New(client, cfg)
+	newHandler := func(cfg rocketjobweb.Config) error {
+		h, err := rocketjobweb.New(client, cfg)
 		if err == nil {
 			h.Close()
 		}
 		return err
 	}
 	for _, listen := range []string{"0.0.0.0:8080", ":8080", "192.0.2.1:80", "example.com:80", "[::]:8080"} {
-		err := newHandler(web.Config{Listen: listen})
+		err := newHandler(rocketjobweb.Config{Listen: listen})
 		want := "refusing to listen on " + listen + " without authentication: set ROCKETJOB_UI_TOKEN or --users-file"
 		if err == nil || err.Error() != want {
 			t.Errorf("%s: %v", listen, err)
 		}
-		if err := newHandler(web.Config{Listen: listen, Token: testToken}); err != nil {
+		if err := newHandler(rocketjobweb.Config{Listen: listen, Token: testToken}); err != nil {
 			t.Errorf("%s with a token: %v", listen, err)
 		}
 	}
 	for _, listen := range []string{"127.0.0.1:8080", "127.0.0.2:0", "[::1]:8080", "localhost:80", ""} {
-		if err := newHandler(web.Config{Listen: listen}); err != nil {
+		if err := newHandler(rocketjobweb.Config{Listen: listen}); err != nil {
 			t.Errorf("%s: %v", listen, err)
 		}
 	}
-	if err := newHandler(web.Config{Listen: "8080"}); err == nil || !strings.Contains(err.Error(), "HOST:PORT") {
+	if err := newHandler(rocketjobweb.Config{Listen: "8080"}); err == nil || !strings.Contains(err.Error(), "HOST:PORT") {
 		t.Errorf("no port: %v", err)
 	}
 	secretHash := sha256Hex("secret")
@@ -403,17 +403,17 @@ func TestConfig(t *testing.T) {
 	} {
 		path := filepath.Join(dir, strings.ReplaceAll(name, " ", "_"))
 		must(t, os.WriteFile(path, []byte(c.content), 0o600))
-		err := newHandler(web.Config{Listen: "0.0.0.0:1", UsersFile: path})
+		err := newHandler(rocketjobweb.Config{Listen: "0.0.0.0:1", UsersFile: path})
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%s: %v", name, err)
 		} else if strings.Contains(err.Error(), secretHash[:20]) {
 			t.Errorf("%s: the error shows the hash: %v", name, err)
 		}
 	}
-	if err := newHandler(web.Config{UsersFile: filepath.Join(dir, "missing")}); err == nil {
+	if err := newHandler(rocketjobweb.Config{UsersFile: filepath.Join(dir, "missing")}); err == nil {
 		t.Error("a missing users file is not an error")
 	}
-	if err := newHandler(web.Config{SampleInterval: -1}); err == nil {
+	if err := newHandler(rocketjobweb.Config{SampleInterval: -1}); err == nil {
 		t.Error("a negative sample interval is not an error")
 	}
 }

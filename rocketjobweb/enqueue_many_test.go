@@ -1,4 +1,4 @@
-package web_test
+package rocketjobweb_test
 
 import (
 	"context"
@@ -16,8 +16,8 @@ import (
 
 	"github.com/rocketjob-go/rocketjob/examples"
 	"github.com/rocketjob-go/rocketjob/internal/dbtest"
-	"github.com/rocketjob-go/rocketjob/internal/web"
 	"github.com/rocketjob-go/rocketjob/rocketjob"
+	"github.com/rocketjob-go/rocketjob/rocketjobweb"
 )
 
 // TestCreateManyJobs posts an array of params and checks every job as
@@ -88,7 +88,7 @@ func TestCreateManyRefusesBadInput(t *testing.T) {
 // BenchmarkCreateJob measures POST /api/jobs with one job per request from
 // 8 concurrent clients, and with arrays of 1,000 jobs.
 //
-//	go test ./internal/web -run '^$' -bench CreateJob -benchtime 2000x
+//	go test ./rocketjobweb -run '^$' -bench CreateJob -benchtime 2000x
 func BenchmarkCreateJob(b *testing.B) {
 	for _, clients := range []int{1, 8} {
 		b.Run(fmt.Sprintf("single/%d-clients", clients), func(b *testing.B) { benchSingle(b, clients) })
@@ -133,7 +133,7 @@ func setupB(b *testing.B) *benchUI {
 	if err != nil {
 		b.Fatal(err)
 	}
-	h, err := web.New(c, web.Config{Listen: "127.0.0.1:0", SampleInterval: time.Hour, Logger: slog.New(slog.DiscardHandler)})
+	h, err := rocketjobweb.New(c, rocketjobweb.Config{Listen: "127.0.0.1:0", SampleInterval: time.Hour, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package web_test
+package rocketjobweb_test
 
 import (
 	"bytes"
