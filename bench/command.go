@@ -12,11 +12,12 @@ func benchApp() *cli.App {
 		Name:  "bench",
 		Usage: "run the batch benchmark (rocketjob against the raw-driver baseline on the same database), or with --simple the simple-jobs one",
 		UsageText: usageText("go -C bench run . [--n N] [--workers W] [--slice-size S] [--no-sealed] [--trace] [--uri URI] [--river-dsn DSN]\n"+
-			"   go -C bench run . --simple [--n N] [--workers W] [--servers S] [--uri URI] [--river-dsn DSN]",
+			"   go -C bench run . --simple [--n N] [--workers W] [--servers S[,S...]] [--trace-calls] [--uri URI] [--river-dsn DSN]",
 			"go -C bench run .                    # 1,000,000 lines on a temporary embedded database",
 			"go -C bench run . --n 100000 --trace # fewer lines, with every database call counted per phase",
 			"go -C bench run . --n 100000 --river-dsn postgres://postgres@127.0.0.1:54329/riverbench # River as a peer",
-			"go -C bench run . --simple           # 100,000 no-op simple jobs: EnqueueMany, then 1 server x 8 workers",
+			"go -C bench run . --simple           # 100,000 no-op simple jobs: EnqueueMany, then 1 server x 8 workers, against a raw-driver baseline",
+			"go -C bench run . --simple --n 20000 --servers 1,2 # one run with 1 server, one with 2, side by side",
 			"go -C bench run . --simple --servers 2 --workers 4 --river-dsn postgres://... # 2 servers; River one job per record beside it"),
 		Flags: []cli.Flag{
 			&cli.IntFlag{Name: "n", Value: DefaultN, Usage: "`N` lines of the batch workload (--simple: jobs)", DefaultText: "1000000; --simple: 100000"},
@@ -26,7 +27,8 @@ func benchApp() *cli.App {
 			&cli.StringFlag{Name: "river-dsn", Usage: "also run River (one job per record) on the PostgreSQL `DSN` (postgres://...); see scripts/bench-peers.sh"},
 			&cli.BoolFlag{Name: "trace", Usage: "count and time every database call per phase (adds latency to both sides)"},
 			&cli.BoolFlag{Name: "simple", Usage: "the simple-jobs workload: N no-op jobs enqueued with EnqueueMany, then run by the servers; every job must run exactly once"},
-			&cli.IntFlag{Name: "servers", Value: 1, Usage: "with --simple: `S` servers, each in this process with its own client (connections)"},
+			&cli.IntSliceFlag{Name: "servers", Usage: "with --simple: `S` servers, each in this process with its own client (connections); a list (1,2) runs rocketjob once per count", DefaultText: "1"},
+			&cli.BoolFlag{Name: "trace-calls", Usage: "with --simple: count and time every database call per job of each phase, through a proxy (adds latency to every run)"},
 			&cli.StringFlag{Name: "uri", Usage: "database server `URI` (default: a temporary embedded database)", EnvVars: []string{"ROCKETJOB_URI"}},
 		},
 		Action: func(c *cli.Context) error {
@@ -42,7 +44,7 @@ func benchApp() *cli.App {
 						return usagef("--%s is an option of the batch benchmark, not of --simple", f)
 					}
 				}
-				cfg := SimpleConfig{Servers: c.Int("servers"), URI: c.String("uri"), RiverDSN: c.String("river-dsn"), Logf: logf}
+				cfg := SimpleConfig{ServerCounts: c.IntSlice("servers"), Trace: c.Bool("trace-calls"), URI: c.String("uri"), RiverDSN: c.String("river-dsn"), Logf: logf}
 				if c.IsSet("n") {
 					cfg.N = c.Int("n")
 				}
@@ -52,14 +54,21 @@ func benchApp() *cli.App {
 				if cfg.N < 0 || cfg.Workers < 0 || (c.IsSet("n") && cfg.N == 0) || (c.IsSet("workers") && cfg.Workers == 0) {
 					return usagef("--n and --workers must be at least 1")
 				}
+				for _, s := range cfg.ServerCounts {
+					if s < 1 || s > maxServers {
+						return usagef("--servers: each count must be between 1 and %d (got %d)", maxServers, s)
+					}
+				}
 				rep, err := RunSimple(c.Context, cfg)
 				if rep != nil && rep.Process > 0 {
 					fmt.Fprint(out(c), rep.String())
 				}
 				return err
 			}
-			if c.IsSet("servers") {
-				return usagef("--servers goes with --simple")
+			for _, f := range []string{"servers", "trace-calls"} {
+				if c.IsSet(f) {
+					return usagef("--%s goes with --simple", f)
+				}
 			}
 			rep, err := Run(c.Context, Config{
 				N:         c.Int("n"),

@@ -1,0 +1,266 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"sync/atomic"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+
+	"github.com/rocketjob-go/rocketjob/rocketjob"
+	"github.com/rocketjob-go/rocketjob/server"
+)
+
+// noopArgs are the arguments of the benchmark's job: its index.
+type noopArgs struct {
+	I int `bson:"i"`
+}
+
+// simpleTracker counts the runs of the benchmark's jobs and keeps when
+// each started; it is what the registered job functions do.
+type simpleTracker struct {
+	runs    []atomic.Int32
+	started []atomic.Int64 // each job's started_at, Unix nanoseconds
+	ran     atomic.Int64   // jobs that ran at least once
+	half    int64          // ran count at which halfway is closed
+	halfway chan struct{}  // closed when half the jobs ran
+	probe   probeTracker
+}
+
+func newSimpleTracker(n int) *simpleTracker {
+	return &simpleTracker{runs: make([]atomic.Int32, n), started: make([]atomic.Int64, n),
+		half: int64(max(1, n/2)), halfway: make(chan struct{})}
+}
+
+// perform is the no-op job: it counts the run and notes the job's start.
+func (t *simpleTracker) perform(_ context.Context, job *rocketjob.Job, a noopArgs) error {
+	if a.I < 0 || a.I >= len(t.runs) {
+		return fmt.Errorf("no job %d", a.I)
+	}
+	if job.StartedAt != nil {
+		t.started[a.I].CompareAndSwap(0, job.StartedAt.UnixNano())
+	}
+	if t.runs[a.I].Add(1) == 1 && t.ran.Add(1) == t.half {
+		close(t.halfway)
+	}
+	return nil
+}
+
+// done reports whether every job and the probe ran.
+func (t *simpleTracker) done() bool {
+	return t.ran.Load() >= int64(len(t.runs)) && t.probe.runs.Load() > 0
+}
+
+// register registers the job type and the probe's type.
+func (t *simpleTracker) register() (*rocketjob.Registry, error) {
+	reg := rocketjob.NewRegistry()
+	if err := rocketjob.Register(reg, SimpleType, t.perform, nil); err != nil {
+		return nil, err
+	}
+	if err := rocketjob.Register(reg, ProbeType, t.probe.perform, nil); err != nil {
+		return nil, err
+	}
+	return reg, nil
+}
+
+// runSimpleRocketJob enqueues cfg.N no-op jobs on the databases jobsDB and
+// workDB, runs them with servers in-process servers, enqueuing the priority
+// probe once half of them ran, and checks that each ran exactly once and
+// completed (counting them in verifyDB, jobsDB seen through a client of
+// its own).
+func runSimpleRocketJob(ctx context.Context, cfg SimpleConfig, uri, jobsDB, workDB string, servers int, tr *tracer, verifyDB *mongo.Database) (SimpleRun, error) {
+	run := SimpleRun{Name: "rocketjob", N: cfg.N, Servers: servers, Workers: cfg.Workers}
+	t := newSimpleTracker(cfg.N)
+	reg, err := t.register()
+	if err != nil {
+		return run, err
+	}
+	ccfg := rocketjob.Config{URI: uri, WorkURI: uri, DB: jobsDB, WorkDB: workDB, Registry: reg}
+	client, err := rocketjob.NewClient(ctx, ccfg)
+	if err != nil {
+		return run, fmt.Errorf("rocketjob: %w", err)
+	}
+	defer func() { _ = client.Close(context.WithoutCancel(ctx)) }()
+
+	ph := phaser{tr: tr, calls: &run.Calls}
+	if err := ph.time(PhaseEnqueue, &run.Enqueue, func() error { return enqueueNoops(ctx, client, cfg.N) }); err != nil {
+		return run, fmt.Errorf("rocketjob: %w", err)
+	}
+	cfg.Logf("bench: rocketjob enqueue: %s", run.Enqueue.Round(time.Millisecond))
+
+	// The servers start once every job is enqueued, so the phases do not
+	// overlap; each has its own client, as a separate process would.
+	fleet := &serverFleet{}
+	defer fleet.stop(ctx)
+	err = ph.time(PhaseProcess, &run.Process, func() error {
+		if err := fleet.start(ctx, ccfg, servers, cfg.Workers); err != nil {
+			return err
+		}
+		waitCtx, cancel := context.WithCancelCause(ctx)
+		defer cancel(nil)
+		go t.probe.enqueueAt(waitCtx, client, t.halfway, cancel)
+		return waitAllCompleted(waitCtx, client, t.done, fleet)
+	})
+	if err != nil {
+		return run, fmt.Errorf("rocketjob: %w", err)
+	}
+	cfg.Logf("bench: rocketjob process: %s", run.Process.Round(time.Millisecond))
+	if err := fleet.stop(ctx); err != nil {
+		return run, fmt.Errorf("rocketjob: server: %w", err)
+	}
+	return run, verifyRocketJob(ctx, verifyDB, t, &run)
+}
+
+// enqueueNoops enqueues n no-op jobs at simplePriority with EnqueueMany,
+// simpleEnqueueChunk per call.
+func enqueueNoops(ctx context.Context, client *rocketjob.Client, n int) error {
+	args := make([]noopArgs, n)
+	for i := range args {
+		args[i].I = i
+	}
+	opts := &rocketjob.EnqueueOptions{Priority: simplePriority}
+	for from := 0; from < n; from += simpleEnqueueChunk {
+		if _, err := rocketjob.EnqueueManyOf(ctx, client, SimpleType, args[from:min(from+simpleEnqueueChunk, n)], opts); err != nil {
+			return fmt.Errorf("enqueue: %w", err)
+		}
+	}
+	return nil
+}
+
+// verifyRocketJob checks that every job ran exactly once and that N are
+// stored completed, and fills in run's counts and probe.
+func verifyRocketJob(ctx context.Context, jobsDB *mongo.Database, t *simpleTracker, run *SimpleRun) error {
+	for i := range t.runs {
+		run.Runs += int64(t.runs[i].Load())
+	}
+	if err := exactlyOnce(t.runs); err != nil {
+		return fmt.Errorf("rocketjob: verify: %w", err)
+	}
+	completed, err := countCompleted(ctx, jobsDB)
+	if err != nil {
+		return fmt.Errorf("rocketjob: verify: %w", err)
+	}
+	run.Completed = completed
+	if completed != int64(run.N) {
+		return fmt.Errorf("rocketjob: verify: %d jobs completed, want %d", completed, run.N)
+	}
+	probe, err := t.probe.result(t.started)
+	if err != nil {
+		return fmt.Errorf("rocketjob: priority probe: %w", err)
+	}
+	run.Probe = probe
+	return nil
+}
+
+// countCompleted counts the no-op jobs stored completed in the jobs
+// database db, with one count of the jobs collection (a scan on FerretDB,
+// outside the timed phases): a listing through the client would read every
+// job by _id.
+func countCompleted(ctx context.Context, db *mongo.Database) (int64, error) {
+	n, err := db.Collection("jobs").CountDocuments(ctx, bson.D{{Key: "type", Value: SimpleType}, {Key: "state", Value: rocketjob.StateCompleted}})
+	if err != nil {
+		return 0, fmt.Errorf("counting completed jobs: %w", err)
+	}
+	return n, nil
+}
+
+// serverFleet is the in-process servers of a run, each with its own client.
+type serverFleet struct {
+	cancel  context.CancelFunc
+	done    chan error
+	running int
+	clients []*rocketjob.Client
+}
+
+// start starts n servers of workers workers each.
+func (f *serverFleet) start(ctx context.Context, ccfg rocketjob.Config, n, workers int) error {
+	var srvCtx context.Context
+	srvCtx, f.cancel = context.WithCancel(ctx)
+	f.done = make(chan error, n)
+	for i := range n {
+		c, err := rocketjob.NewClient(ctx, ccfg)
+		if err != nil {
+			return err
+		}
+		f.clients = append(f.clients, c)
+		srv, err := server.New(c, &server.Config{
+			Name:    fmt.Sprintf("bench-simple-%d-%d", os.Getpid(), i),
+			Workers: workers,
+			Logger:  slog.New(slog.DiscardHandler),
+		})
+		if err != nil {
+			return err
+		}
+		f.running++
+		go func() { f.done <- srv.Run(srvCtx) }()
+	}
+	return nil
+}
+
+// stopped is the channel on which a server's end is reported.
+func (f *serverFleet) stopped() <-chan error { return f.done }
+
+// stop stops the servers, waits for them and closes their clients; it
+// returns the first server error. It may be called again.
+func (f *serverFleet) stop(ctx context.Context) error {
+	if f.cancel == nil {
+		return nil
+	}
+	f.cancel()
+	var first error
+	for ; f.running > 0; f.running-- {
+		if err := <-f.done; err != nil && first == nil {
+			first = err
+		}
+	}
+	for _, c := range f.clients {
+		_ = c.Close(context.WithoutCancel(ctx))
+	}
+	f.clients = nil
+	return first
+}
+
+// waitAllCompleted waits until done reports that every job ran and then
+// until none is queued or running any more (a run is written completed
+// after its function returns); a failed job or a server that stops is an
+// error, and so is ctx's end (its cause).
+func waitAllCompleted(ctx context.Context, c *rocketjob.Client, done func() bool, fleet *serverFleet) error {
+	t := time.NewTicker(simplePoll)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return context.Cause(ctx)
+		case err := <-fleet.stopped():
+			fleet.running--
+			return fmt.Errorf("a server stopped before every job completed: %v", err)
+		case <-t.C:
+		}
+		if !done() {
+			continue
+		}
+		live, err := c.List(ctx, &rocketjob.ListOptions{States: []rocketjob.State{rocketjob.StateQueued, rocketjob.StateRunning}, Limit: 1})
+		if err != nil {
+			return err
+		}
+		if len(live) > 0 {
+			continue
+		}
+		bad, err := c.List(ctx, &rocketjob.ListOptions{States: []rocketjob.State{rocketjob.StateFailed, rocketjob.StateAborted, rocketjob.StatePaused}, Limit: 1})
+		if err != nil {
+			return err
+		}
+		if len(bad) > 0 {
+			msg := ""
+			if bad[0].Failure != nil {
+				msg = ": " + bad[0].Failure.Message
+			}
+			return fmt.Errorf("job %s ended %s%s", bad[0].ID.Hex(), bad[0].State, msg)
+		}
+		return nil
+	}
+}
