@@ -10,6 +10,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/bson"
 
 	"github.com/rocketjob-go/rocketjob/encryption"
+	"github.com/rocketjob-go/rocketjob/internal/model"
 	"github.com/rocketjob-go/rocketjob/internal/store"
 )
 
@@ -285,7 +286,8 @@ func (c *Client) Get(ctx context.Context, id string) (*Job, error) {
 	if err != nil {
 		return nil, err
 	}
-	return c.store.GetJob(ctx, oid)
+	job, err := c.store.GetJob(ctx, oid)
+	return publicJob(job), err
 }
 
 // ListOptions filter List; the zero value lists every job.
@@ -301,7 +303,8 @@ func (c *Client) List(ctx context.Context, opts *ListOptions) ([]Job, error) {
 	if opts == nil {
 		opts = &ListOptions{}
 	}
-	return c.store.ListJobs(ctx, store.JobFilter{States: opts.States, Type: opts.Type, Limit: opts.Limit, Skip: opts.Skip})
+	jobs, err := c.store.ListJobs(ctx, store.JobFilter{States: opts.States, Type: opts.Type, Limit: opts.Limit, Skip: opts.Skip})
+	return publicJobs(jobs), err
 }
 
 // change reads the job, lets decide pick the target state and change, and
@@ -317,11 +320,11 @@ func (c *Client) change(ctx context.Context, id string, decide func(*Job) (State
 		if err != nil {
 			return nil, err
 		}
-		to, ch, err := decide(job)
+		to, ch, err := decide(publicJob(job))
 		if err != nil {
 			return nil, err
 		}
-		var updated *Job
+		var updated *model.Job
 		if to == job.State {
 			updated, err = c.store.Update(ctx, job, ch, "client")
 		} else {
@@ -335,7 +338,7 @@ func (c *Client) change(ctx context.Context, id string, decide func(*Job) (State
 			}
 			continue
 		}
-		return updated, err
+		return publicJob(updated), err
 	}
 }
 
@@ -572,7 +575,14 @@ func (c *Client) processingNow(ctx context.Context, job bson.ObjectID) int64 {
 }
 
 // Servers lists the server processes.
-func (c *Client) Servers(ctx context.Context) ([]Server, error) { return c.store.ListServers(ctx) }
+func (c *Client) Servers(ctx context.Context) ([]Server, error) {
+	list, err := c.store.ListServers(ctx)
+	out := make([]Server, len(list))
+	for i := range list {
+		out[i] = Server(list[i])
+	}
+	return out, err
+}
 
 // Server commands.
 const (

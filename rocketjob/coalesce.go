@@ -80,7 +80,7 @@ func (in *inserter) flush(ctx context.Context, s *store.Store) {
 		}
 		err := in.markNew(ctx, s)
 		if err == nil {
-			_, err = s.InsertJobs(ctx, jobs)
+			_, err = s.InsertJobs(ctx, storedJobs(jobs))
 		}
 		for _, p := range batch {
 			p.done <- err

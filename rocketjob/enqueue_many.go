@@ -103,7 +103,7 @@ func (c *Client) enqueueMany(ctx context.Context, typ string, n int, arg func(in
 	if err := c.inserter.markNew(ctx, c.store); err != nil {
 		return nil, fmt.Errorf("enqueuing %s jobs: %w", typ, err)
 	}
-	written, err := c.store.InsertJobs(ctx, jobs)
+	written, err := c.store.InsertJobs(ctx, storedJobs(jobs))
 	if err != nil {
 		return jobs[:written], fmt.Errorf("enqueuing %s jobs: %d of %d written: %w", typ, written, n, err)
 	}

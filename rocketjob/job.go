@@ -2,15 +2,160 @@ package rocketjob
 
 import (
 	"context"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
 
 	"github.com/rocketjob-go/rocketjob/internal/model"
 )
 
-// Job is a job document: its type, state, priority, timings, options and,
+// Job is a job as stored: its type, state, priority, timings, options and,
 // for sliced jobs, record counts. Read it with Client.Get or List; change it
 // only through the Client (every change is a transition checked in the
-// database).
-type Job = model.Job
+// database). A Job is a snapshot: read it again to see later changes.
+type Job struct {
+	// ID identifies the job (job commands take its hex form).
+	ID bson.ObjectID `bson:"_id" json:"id"`
+	// Type is the registered job type's name.
+	Type string `bson:"type" json:"type"`
+	// Kind is KindSimple (one Perform call) or KindSliced (records in slices).
+	Kind Kind `bson:"kind" json:"kind"`
+	// State is where the job is in its life: queued, running, paused,
+	// completed, failed or aborted.
+	State State `bson:"state" json:"state"`
+	// Step is the sub-state of a running sliced job: before, processing or
+	// after ("" for simple jobs).
+	Step Step `bson:"step,omitempty" json:"step,omitempty"`
+	// Priority orders the work: 1 is the most urgent, 100 the least; servers
+	// take the most urgent runnable work first. It may change while the job
+	// runs (Client.SetPriority).
+	Priority int `bson:"priority" json:"priority"`
+	// Description is free text shown in listings.
+	Description string `bson:"description,omitempty" json:"description,omitempty"`
+	// Params holds a simple job's arguments as stored (BSON); the job's code
+	// gets them decoded into its argument type.
+	Params bson.Raw `bson:"params,omitempty" json:"-"`
+
+	// RunAt is the earliest time the job may start.
+	RunAt time.Time `bson:"run_at" json:"run_at"`
+	// ExpiresAt, when set: a job not started by then is aborted as expired,
+	// never run.
+	ExpiresAt *time.Time `bson:"expires_at,omitempty" json:"expires_at,omitempty"`
+	// WindowStart is the daily processing window's start ("HH:MM"; see
+	// Window): outside the window nothing of the job runs.
+	WindowStart string `bson:"window_start,omitempty" json:"window_start,omitempty"`
+	// WindowDuration is the daily processing window's length.
+	WindowDuration time.Duration `bson:"window_duration,omitempty" json:"window_duration,omitempty"`
+	// WindowLocation is the time zone of WindowStart (IANA name; "" is UTC).
+	WindowLocation string `bson:"window_location,omitempty" json:"window_location,omitempty"`
+	// Cron is the schedule of a recurring simple job: when an instance
+	// completes or fails, the next one is enqueued for the schedule's next
+	// time (at most one instance queued or running).
+	Cron string `bson:"cron,omitempty" json:"cron,omitempty"`
+	// DependsOn lists jobs that must complete before this one starts; if one
+	// fails or is aborted or destroyed, this job fails.
+	DependsOn []bson.ObjectID `bson:"depends_on,omitempty" json:"depends_on,omitempty"`
+	// CreatedAt is when the job was enqueued or uploaded.
+	CreatedAt time.Time `bson:"created_at" json:"created_at"`
+	// StartedAt is when the job first started running (nil before).
+	StartedAt *time.Time `bson:"started_at,omitempty" json:"started_at,omitempty"`
+	// CompletedAt is when the job completed, failed or was aborted (nil
+	// while it is live).
+	CompletedAt *time.Time `bson:"completed_at,omitempty" json:"completed_at,omitempty"`
+
+	// Version counts the job's changes; every change is conditioned on it,
+	// so two processes never both apply a change to the same version.
+	Version int64 `bson:"version" json:"version"`
+	// Attempt counts the runs started (simple jobs) or the automatic retries
+	// of failed slices (sliced jobs, see SliceRetryLimit).
+	Attempt int `bson:"attempt" json:"attempt"`
+	// RetryLimit is how many failed runs of a simple job are retried, the
+	// first after RetryBase, each next one after twice as long (plus jitter).
+	RetryLimit int `bson:"retry_limit,omitempty" json:"retry_limit,omitempty"`
+	// RetryBase is the delay before the first retry of a failed simple job.
+	RetryBase time.Duration `bson:"retry_base,omitempty" json:"retry_base,omitempty"`
+	// Server names the server running the job (simple jobs) or its
+	// before/after step (sliced jobs); "" when none is.
+	Server string `bson:"server,omitempty" json:"server,omitempty"`
+	// Failure says why the job failed or was aborted (nil otherwise).
+	Failure *Failure `bson:"failure,omitempty" json:"failure,omitempty"`
+
+	// SliceSize is the number of records per slice (sliced jobs).
+	SliceSize int `bson:"slice_size,omitempty" json:"slice_size,omitempty"`
+	// Format is the input format of a sliced job: lines, csv or jsonl.
+	Format string `bson:"format,omitempty" json:"format,omitempty"`
+	// Header holds a CSV job's column names (empty when Encrypt: then the
+	// header is stored sealed).
+	Header []string `bson:"header,omitempty" json:"header,omitempty"`
+	// LineEnding is the uploaded file's line ending ("\n" or "\r\n"),
+	// which the download writes back.
+	LineEnding string `bson:"line_ending,omitempty" json:"-"`
+	// NoFinalNewline records that the uploaded file's last line had no
+	// line ending, so the download leaves it off too.
+	NoFinalNewline bool `bson:"no_final_newline,omitempty" json:"-"`
+	// CollectOutput keeps the output records for download.
+	CollectOutput bool `bson:"collect_output,omitempty" json:"collect_output,omitempty"`
+	// DestroyOnComplete removes the job and its slices once it completes.
+	DestroyOnComplete bool `bson:"destroy_on_complete,omitempty" json:"destroy_on_complete,omitempty"`
+	// StopOnError fails the job at its first failed record instead of
+	// finishing the other slices first.
+	StopOnError bool `bson:"stop_on_error,omitempty" json:"stop_on_error,omitempty"`
+	// SliceRetryLimit is how many times the slices with failed records are
+	// retried automatically before the job fails.
+	SliceRetryLimit int `bson:"slice_retry_limit,omitempty" json:"slice_retry_limit,omitempty"`
+	// MaxWorkers, when above zero, caps the workers processing the job's
+	// slices at once, across all servers.
+	MaxWorkers int `bson:"max_workers,omitempty" json:"max_workers,omitempty"`
+	// Encrypt stores the job's slices AES-256-GCM encrypted.
+	Encrypt bool `bson:"encrypt,omitempty" json:"encrypt,omitempty"`
+	// Compress stores the job's slices zstd-compressed (before encryption).
+	Compress bool `bson:"compress,omitempty" json:"compress,omitempty"`
+	// KeyID names the key the job's slices were written with (never the
+	// key itself).
+	KeyID string `bson:"key_id,omitempty" json:"key_id,omitempty"`
+	// SealedHeader is an encrypted CSV job's header, sealed like a slice.
+	SealedHeader []byte `bson:"sealed_header,omitempty" json:"-"`
+	// RawBytes is the uploaded input's size in record bytes.
+	RawBytes int64 `bson:"raw_bytes,omitempty" json:"raw_bytes,omitempty"`
+	// StoredBytes is what the input slices take once compressed and
+	// encrypted.
+	StoredBytes int64 `bson:"stored_bytes,omitempty" json:"stored_bytes,omitempty"`
+	// RecordCount is the number of records uploaded.
+	RecordCount int64 `bson:"record_count" json:"record_count"`
+	// SliceCount is the number of input slices.
+	SliceCount int64 `bson:"slice_count" json:"slice_count"`
+	// ProcessedCount is the number of records processed so far (output or
+	// failed), updated as slices complete.
+	ProcessedCount int64 `bson:"processed_count" json:"processed_count"`
+	// FailedRecordCount is the number of records that failed; download them
+	// with their errors (sliced.DownloadFailed, `rocketjob download --failed`).
+	FailedRecordCount int64 `bson:"failed_record_count" json:"failed_record_count"`
+}
+
+// publicJob views a stored job as a Job (the two types have the same
+// fields; a conversion fails to compile when they drift apart).
+func publicJob(m *model.Job) *Job { return (*Job)(m) }
+
+// storedJob is the inverse of publicJob.
+func storedJob(j *Job) *model.Job { return (*model.Job)(j) }
+
+// storedJobs views Jobs as stored jobs.
+func storedJobs(js []*Job) []*model.Job {
+	out := make([]*model.Job, len(js))
+	for i, j := range js {
+		out[i] = storedJob(j)
+	}
+	return out
+}
+
+// publicJobs views stored jobs as Jobs.
+func publicJobs(ms []model.Job) []Job {
+	out := make([]Job, len(ms))
+	for i := range ms {
+		out[i] = Job(ms[i])
+	}
+	return out
+}
 
 // State is a job's state.
 type State = model.State
@@ -49,8 +194,40 @@ const (
 // Failure says why a job failed: message, time and server.
 type Failure = model.Failure
 
-// Server is a server process as seen in the servers collection.
-type Server = model.Server
+// Server is a server process as it last reported itself (Client.Servers).
+type Server struct {
+	// Name identifies the server (default host:pid); server commands take it.
+	Name string `bson:"_id" json:"name"`
+	// State is running, paused (takes no new work) or stopping.
+	State string `bson:"state" json:"state"`
+	// PID is the server's process id on Host.
+	PID int `bson:"pid" json:"pid"`
+	// Host is the machine the server runs on.
+	Host string `bson:"host" json:"host"`
+	// Workers is the number of workers the server runs.
+	Workers int `bson:"workers" json:"workers"`
+	// Busy is how many of them were working at the last heartbeat.
+	Busy int `bson:"busy" json:"busy"`
+	// StartedAt is when the server started.
+	StartedAt time.Time `bson:"started_at" json:"started_at"`
+	// HeartbeatAt is the server's last heartbeat; a server whose heartbeat
+	// is older than its DeadAfter is dead and its work is requeued.
+	HeartbeatAt time.Time `bson:"heartbeat_at" json:"heartbeat_at"`
+	// Version is the rocketjob version the server runs.
+	Version string `bson:"version" json:"version"`
+	// HeartbeatInterval is how often the server writes its heartbeat.
+	HeartbeatInterval time.Duration `bson:"heartbeat_interval,omitempty" json:"heartbeat_interval_ns,omitempty"`
+	// DeadAfter is how old the server's heartbeat may get before other
+	// servers declare it dead (never less than two heartbeats or a second).
+	DeadAfter time.Duration `bson:"dead_after,omitempty" json:"dead_after_ns,omitempty"`
+	// Processing counts, by job id (hex), the slices the server's workers
+	// were processing at its last heartbeat (not those claimed ahead or
+	// waiting to be written).
+	Processing map[string]int `bson:"processing,omitempty" json:"processing,omitempty"`
+	// WaitingForKey lists the encrypted jobs the server skips because its
+	// keyring lacks their key.
+	WaitingForKey []string `bson:"waiting_for_key,omitempty" json:"waiting_for_key,omitempty"`
+}
 
 // ParseState returns the State named s.
 func ParseState(s string) (State, error) { return model.ParseState(s) }

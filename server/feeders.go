@@ -26,9 +26,9 @@ func (s *Server) feeder(job *model.Job) (*jobFeeder, error) {
 	if f, ok := s.feeders[job.ID]; ok {
 		return f, nil
 	}
-	codec, err := s.client.Codec(job)
+	codec, err := s.client.Codec(public(job))
 	if err == nil {
-		job.Header, err = sliced.Header(s.client, job)
+		job.Header, err = sliced.Header(s.client, public(job))
 	}
 	if err != nil {
 		s.noKey[job.ID] = true

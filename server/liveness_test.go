@@ -90,7 +90,7 @@ func TestRunTakenAwayIsCancelled(t *testing.T) {
 	b.startServer(t, "s1", 1)
 	var running *model.Job
 	waitFor(t, "the job to run", func() bool {
-		running = mustGet(t, b, job.ID.Hex())
+		running = (*model.Job)(mustGet(t, b, job.ID.Hex()))
 		return running.State == rocketjob.StateRunning
 	})
 	// What a rescuer does to a server it declared dead: requeue its job and

@@ -68,7 +68,7 @@ func (s *Server) runBefore(ctx context.Context, spec *rocketjob.TypeSpec, job *m
 	s.sel.invalidate()
 	if spec.Before != nil {
 		hookCtx, w := s.watchStep(ctx, job)
-		err := call(func() error { return spec.Before(rocketjob.ContextWithJob(hookCtx, job), job) })
+		err := call(func() error { return spec.Before(rocketjob.ContextWithJob(hookCtx, public(job)), public(job)) })
 		w.Done()
 		if cause := w.Err(); cause != nil {
 			s.log.Info("before hook cancelled", "job", job.ID.Hex(), "cause", cause)
@@ -244,9 +244,11 @@ func (s *Server) watchStep(ctx context.Context, job *model.Job) (context.Context
 // It returns the sealed result, the message of the first failed record for
 // the job document, and an error when the result could not be sealed.
 func (s *Server) processSlice(ctx context.Context, spec *rocketjob.TypeSpec, job *model.Job, codec *encryption.Codec, c *store.Claimed) (store.Result, string, error) {
-	p, err := slice.Process(rocketjob.ContextWithJob(ctx, job), slice.Task{
+	p, err := slice.Process(rocketjob.ContextWithJob(ctx, public(job)), slice.Task{
 		Job: job.ID.Hex(), Codec: codec, Slice: c.InputSlice, Collect: job.CollectOutput,
-		Fn: func(ctx context.Context, rec []byte) ([]byte, error) { return spec.PerformRecord(ctx, job, rec) },
+		Fn: func(ctx context.Context, rec []byte) ([]byte, error) {
+			return spec.PerformRecord(ctx, public(job), rec)
+		},
 	})
 	return p.Result, firstFailure(job, p.First), err
 }
@@ -341,7 +343,7 @@ func (s *Server) runAfter(ctx context.Context, spec *rocketjob.TypeSpec, job *mo
 	}
 	if spec.After != nil {
 		hookCtx, w := s.watchStep(ctx, job)
-		err := call(func() error { return spec.After(rocketjob.ContextWithJob(hookCtx, job), job) })
+		err := call(func() error { return spec.After(rocketjob.ContextWithJob(hookCtx, public(job)), public(job)) })
 		w.Done()
 		if cause := w.Err(); cause != nil {
 			s.log.Info("after hook cancelled", "job", job.ID.Hex(), "cause", cause)

@@ -211,7 +211,7 @@ func (s *Server) runSimple(ctx context.Context, job *model.Job) error {
 	runCtx, w := s.watch.track(ctx, job, true, func(j *model.Job) bool {
 		return j.State == model.StateRunning && j.Server == s.cfg.Name && j.Attempt == attempt
 	}, nil)
-	runErr := call(func() error { return spec.Perform(rocketjob.ContextWithJob(runCtx, job), job) })
+	runErr := call(func() error { return spec.Perform(rocketjob.ContextWithJob(runCtx, public(job)), public(job)) })
 	w.Done()
 	if cause := w.Err(); cause != nil {
 		log.Info("job run cancelled: result dropped", "cause", cause)
@@ -249,3 +249,7 @@ func (s *Server) runSimple(ctx context.Context, job *model.Job) error {
 	}
 	return err
 }
+
+// public views the server's copy of a job as the rocketjob.Job that job code
+// and clients see (the same fields; no copy).
+func public(job *model.Job) *rocketjob.Job { return (*rocketjob.Job)(job) }

@@ -6,6 +6,7 @@ import (
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 
+	"github.com/rocketjob-go/rocketjob/internal/model"
 	"github.com/rocketjob-go/rocketjob/internal/slice"
 	"github.com/rocketjob-go/rocketjob/internal/store"
 	"github.com/rocketjob-go/rocketjob/rocketjob"
@@ -61,7 +62,7 @@ func Rekey(ctx context.Context, c *rocketjob.Client, id string) (int, error) {
 		}
 		set = append(set, bson.E{Key: "sealed_header", Value: h})
 	}
-	if _, err := c.Store().Update(ctx, job, store.Change{Set: set}, "rekey"); err != nil {
+	if _, err := c.Store().Update(ctx, (*model.Job)(job), store.Change{Set: set}, "rekey"); err != nil {
 		return total, err
 	}
 	return total, nil

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/rocketjob-go/rocketjob/encryption"
+	"github.com/rocketjob-go/rocketjob/internal/model"
 	"github.com/rocketjob-go/rocketjob/internal/slice"
 	"github.com/rocketjob-go/rocketjob/internal/store"
 	"github.com/rocketjob-go/rocketjob/rocketjob"
@@ -352,7 +353,7 @@ func insertJob(ctx context.Context, c *rocketjob.Client, job *rocketjob.Job) err
 	}
 	ictx, cancel := linger(ctx, insertGrace)
 	defer cancel()
-	if err := c.Store().InsertJob(ictx, job); err != nil {
+	if err := c.Store().InsertJob(ictx, (*model.Job)(job)); err != nil {
 		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
 		defer cancel()
 		_ = c.Store().DeleteJob(dctx, job.ID) // in case the insert went through after all

@@ -1,7 +1,9 @@
 // Package model holds the documents rocketjob stores: jobs, servers and the
-// job state machine. The public package rocketjob re-exports these types; they
-// live here so the store, the client and the server can share them without an
-// import cycle.
+// job state machine, shared by the store, the client and the server without
+// an import cycle. The public package rocketjob defines Job and Server with
+// the same fields and documents them; the two convert into each other
+// without a copy ((*rocketjob.Job)(j)), and a field added to one but not the
+// other makes every such conversion fail to compile.
 package model
 
 import (

@@ -538,7 +538,9 @@ func findAll[T any](ctx context.Context, coll *mongo.Collection, filter any, opt
 // isDup reports a duplicate-key error: the loser of a unique insert.
 func isDup(err error) bool { return mongo.IsDuplicateKeyError(err) }
 
-// WorkCollections lists the collections of the work database.
+// WorkCollections lists the slice collections of the work database
+// (slices_<job>_<kind>), leaving out the database's own settings.
 func (s *Store) WorkCollections(ctx context.Context) ([]string, error) {
-	return s.workDB.ListCollectionNames(ctx, bson.D{})
+	names, err := s.workDB.ListCollectionNames(ctx, bson.D{})
+	return slices.DeleteFunc(names, func(n string) bool { return !strings.HasPrefix(n, "slices_") }), err
 }
