@@ -185,15 +185,15 @@ type linksJSON struct {
 	Page     string `json:"page"`
 }
 
-// newJobJSON builds the API view of a job. p is a fresh Progress (job
-// page) or nil; sampled holds the UI process's last sample of a running
-// job's counts (lists), if any.
-func newJobJSON(job *rocketjob.Job, p *rocketjob.Progress, sampled *counts) jobJSON {
+// newJobJSON builds the API view of a job, its links under prefix. p is a
+// fresh Progress (job page) or nil; sampled holds the UI process's last
+// sample of a running job's counts (lists), if any.
+func newJobJSON(prefix string, job *rocketjob.Job, p *rocketjob.Progress, sampled *counts) jobJSON {
 	id := job.ID.Hex()
 	v := jobJSON{
 		ID: id, Type: job.Type, Kind: string(job.Kind), State: string(job.State), Priority: job.Priority,
 		Description: job.Description, Attempt: job.Attempt, Server: job.Server, Failure: job.Failure,
-		Links: linksJSON{Self: "/api/jobs/" + id, Page: "/jobs/" + id},
+		Links: linksJSON{Self: prefix + "/api/jobs/" + id, Page: prefix + "/jobs/" + id},
 	}
 	if job.State == rocketjob.StateRunning {
 		v.Step = string(job.Step)
@@ -407,7 +407,7 @@ func (h *Handler) apiListJobs(w http.ResponseWriter, r *http.Request) {
 		if ok {
 			cp = &c
 		}
-		views = append(views, newJobJSON(&jobs[i], nil, cp))
+		views = append(views, newJobJSON(h.prefix, &jobs[i], nil, cp))
 	}
 	resp := map[string]any{"jobs": views, "page": q.Page, "per_page": q.PerPage, "next_page": nil}
 	if more {
@@ -441,7 +441,7 @@ func (h *Handler) apiGetJob(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, newJobJSON(job, p, nil))
+	writeJSON(w, http.StatusOK, newJobJSON(h.prefix, job, p, nil))
 }
 
 // parsePriority reads a priority from its text.
@@ -529,7 +529,7 @@ func (h *Handler) apiJobAction(w http.ResponseWriter, r *http.Request) {
 	}
 	h.log.Info("job changed", "job", id, "action", action, "user", principalFrom(r).Name, "state", job.State)
 	h.stats.invalidate()
-	writeJSON(w, http.StatusOK, newJobJSON(job, nil, nil))
+	writeJSON(w, http.StatusOK, newJobJSON(h.prefix, job, nil, nil))
 }
 
 // apiDestroyJob: DELETE /api/jobs/{id}.

@@ -80,17 +80,44 @@ func (u *user) check(password string) bool {
 	return subtle.ConstantTimeCompare(sum[:], u.sha256) == 1
 }
 
-// loadUsers reads a users file: one user per line "name:role:hash", where
-// role is admin or read-only and hash is the hex SHA-256 of the password or
-// a bcrypt hash ($2a$, $2b$, $2y$). Blank lines and lines starting with #
-// are skipped. Errors name the line, never the hash.
-func loadUsers(path string) (map[string]*user, error) {
+// newUser checks one user: a name without spaces or ':', a role and a
+// password hash (hex SHA-256 or bcrypt). Errors never show the hash.
+func newUser(name, role, hash string) (*user, error) {
+	if name == "" || strings.ContainsAny(name, " \t:") {
+		return nil, errors.New("the user name must be non-empty without spaces")
+	}
+	u := &user{name: name, role: Role(role)}
+	if u.role != RoleAdmin && u.role != RoleReadOnly {
+		return nil, fmt.Errorf("unknown role %q (admin or read-only)", role)
+	}
+	switch {
+	case strings.HasPrefix(hash, "$2a$") || strings.HasPrefix(hash, "$2b$") || strings.HasPrefix(hash, "$2y$"):
+		if _, err := bcrypt.Cost([]byte(hash)); err != nil {
+			return nil, errors.New("malformed bcrypt hash")
+		}
+		u.bcrypt = []byte(hash)
+	default:
+		sum, err := hex.DecodeString(hash)
+		if err != nil || len(sum) != sha256.Size {
+			return nil, errors.New("the hash must be 64 hex digits (SHA-256) or a bcrypt hash")
+		}
+		u.sha256 = sum
+	}
+	return u, nil
+}
+
+// loadUsers reads a users file into users: one user per line
+// "name:role:hash", where role is admin or read-only and hash is the hex
+// SHA-256 of the password or a bcrypt hash ($2a$, $2b$, $2y$). Blank lines
+// and lines starting with # are skipped. Errors name the line, never the
+// hash.
+func loadUsers(path string, users map[string]*user) error {
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, fmt.Errorf("users file: %w", err)
+		return fmt.Errorf("users file: %w", err)
 	}
 	defer f.Close()
-	users := map[string]*user{}
+	found := 0
 	sc := bufio.NewScanner(f)
 	for n := 1; sc.Scan(); n++ {
 		line := strings.TrimSpace(sc.Text())
@@ -101,40 +128,25 @@ func loadUsers(path string) (map[string]*user, error) {
 		name, rest, ok1 := strings.Cut(line, ":")
 		role, hash, ok2 := strings.Cut(rest, ":")
 		if !ok1 || !ok2 {
-			return nil, bad("want name:role:hash")
+			return bad("want name:role:hash")
 		}
-		if name == "" || strings.ContainsAny(name, " \t") {
-			return nil, bad("the user name must be non-empty without spaces")
-		}
-		u := &user{name: name, role: Role(role)}
-		if u.role != RoleAdmin && u.role != RoleReadOnly {
-			return nil, bad(fmt.Sprintf("unknown role %q (admin or read-only)", role))
-		}
-		switch {
-		case strings.HasPrefix(hash, "$2a$") || strings.HasPrefix(hash, "$2b$") || strings.HasPrefix(hash, "$2y$"):
-			if _, err := bcrypt.Cost([]byte(hash)); err != nil {
-				return nil, bad("malformed bcrypt hash")
-			}
-			u.bcrypt = []byte(hash)
-		default:
-			sum, err := hex.DecodeString(hash)
-			if err != nil || len(sum) != sha256.Size {
-				return nil, bad("the hash must be 64 hex digits (SHA-256) or a bcrypt hash")
-			}
-			u.sha256 = sum
+		u, err := newUser(name, role, hash)
+		if err != nil {
+			return bad(err.Error())
 		}
 		if _, dup := users[name]; dup {
-			return nil, bad(fmt.Sprintf("user %q appears twice", name))
+			return bad(fmt.Sprintf("user %q appears twice", name))
 		}
 		users[name] = u
+		found++
 	}
 	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("users file %s: %w", path, err)
+		return fmt.Errorf("users file %s: %w", path, err)
 	}
-	if len(users) == 0 {
-		return nil, fmt.Errorf("users file %s has no users", path)
+	if found == 0 {
+		return fmt.Errorf("users file %s has no users", path)
 	}
-	return users, nil
+	return nil
 }
 
 // authenticator checks credentials: the token (admin) and the users file.
@@ -145,13 +157,27 @@ type authenticator struct {
 	limiter *loginLimiter
 }
 
-func newAuthenticator(token, usersFile string) (*authenticator, error) {
+// newAuthenticator builds the checks of the token, the users and the
+// users file (read now).
+func newAuthenticator(token string, list []User, usersFile string) (*authenticator, error) {
 	a := &authenticator{token: token, limiter: newLoginLimiter()}
-	if usersFile != "" {
-		users, err := loadUsers(usersFile)
+	users := map[string]*user{}
+	for i, lu := range list {
+		u, err := newUser(lu.Name, string(lu.Role), lu.PasswordHash)
 		if err != nil {
+			return nil, fmt.Errorf("users[%d]: %w", i, err)
+		}
+		if _, dup := users[u.name]; dup {
+			return nil, fmt.Errorf("users[%d]: user %q appears twice", i, u.name)
+		}
+		users[u.name] = u
+	}
+	if usersFile != "" {
+		if err := loadUsers(usersFile, users); err != nil {
 			return nil, err
 		}
+	}
+	if len(users) > 0 {
 		a.users = users
 	}
 	sum := sha256.Sum256([]byte("no such user"))
@@ -301,16 +327,18 @@ func (s *sessionStore) delete(id string) {
 	s.mu.Unlock()
 }
 
-func setSessionCookie(w http.ResponseWriter, r *http.Request, sess *session) {
+// setSessionCookie sends the session cookie, scoped to the handler's
+// prefix (so the site that mounts the handler never receives it).
+func (h *Handler) setSessionCookie(w http.ResponseWriter, r *http.Request, sess *session) {
 	http.SetCookie(w, &http.Cookie{
-		Name: sessionCookie, Value: sess.id, Path: "/", HttpOnly: true, Secure: r.TLS != nil,
+		Name: sessionCookie, Value: sess.id, Path: h.cookiePath(), HttpOnly: true, Secure: r.TLS != nil,
 		SameSite: http.SameSiteStrictMode, Expires: sess.expires,
 	})
 }
 
-func clearSessionCookie(w http.ResponseWriter, r *http.Request) {
+func (h *Handler) clearSessionCookie(w http.ResponseWriter, r *http.Request) {
 	http.SetCookie(w, &http.Cookie{
-		Name: sessionCookie, Value: "", Path: "/", HttpOnly: true, Secure: r.TLS != nil,
+		Name: sessionCookie, Value: "", Path: h.cookiePath(), HttpOnly: true, Secure: r.TLS != nil,
 		SameSite: http.SameSiteStrictMode, MaxAge: -1,
 	})
 }
@@ -538,10 +566,10 @@ func (h *Handler) unauthorized(w http.ResponseWriter, r *http.Request, err error
 	}
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		// A form sent after the session expired: sign in again (the form is lost).
-		http.Redirect(w, r, "/login", http.StatusSeeOther)
+		http.Redirect(w, r, h.path("/login"), http.StatusSeeOther)
 		return
 	}
-	http.Redirect(w, r, "/login?next="+url.QueryEscape(r.URL.RequestURI()), http.StatusSeeOther)
+	http.Redirect(w, r, h.path("/login")+"?next="+url.QueryEscape(r.URL.RequestURI()), http.StatusSeeOther)
 }
 
 // loginKey names what a login tried: a user of the users file or a token
@@ -649,7 +677,9 @@ func (l *loginLimiter) fail(ctx context.Context, key loginKey) (throttled bool) 
 // so "/\t/evil.example" or "/\\evil.example" would lead to another host:
 // control characters, spaces and backslashes are refused anywhere (in the
 // path also percent-encoded), and the path must start with exactly one
-// slash, also once decoded.
+// slash, also once decoded. next is a path of the handler, without its
+// prefix: the redirect adds the prefix (a fixed path that starts with one
+// slash and a letter, digit or - . _ ~), which keeps it on this site.
 func safeNext(next string) string {
 	if len(next) == 0 || next[0] != '/' || len(next) > 1 && next[1] == '/' {
 		return "/"
@@ -673,7 +703,7 @@ func unsafeInURL(c rune) bool { return c <= ' ' || c == 0x7f || c == '\\' }
 // loginPage shows the login form (or goes home when no login is needed).
 func (h *Handler) loginPage(w http.ResponseWriter, r *http.Request) {
 	if !h.auth.required() {
-		http.Redirect(w, r, "/", http.StatusSeeOther)
+		http.Redirect(w, r, h.path("/"), http.StatusSeeOther)
 		return
 	}
 	h.renderLogin(w, r, http.StatusOK, "")
@@ -683,7 +713,7 @@ func (h *Handler) loginPage(w http.ResponseWriter, r *http.Request) {
 // password is the access token.
 func (h *Handler) login(w http.ResponseWriter, r *http.Request) {
 	if !h.auth.required() {
-		http.Redirect(w, r, "/", http.StatusSeeOther)
+		http.Redirect(w, r, h.path("/"), http.StatusSeeOther)
 		return
 	}
 	if !sameOrigin(r) {
@@ -726,9 +756,9 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request) {
 	if old := h.cookieSession(r); old != nil {
 		h.sessions.delete(old.id)
 	}
-	setSessionCookie(w, r, sess)
+	h.setSessionCookie(w, r, sess)
 	h.log.Info("login", "user", sess.user, "role", sess.role, "remote", r.RemoteAddr)
-	http.Redirect(w, r, safeNext(r.PostForm.Get("next")), http.StatusSeeOther)
+	http.Redirect(w, r, h.path(safeNext(r.PostForm.Get("next"))), http.StatusSeeOther)
 }
 
 // logout ends the browser session.
@@ -736,6 +766,6 @@ func (h *Handler) logout(w http.ResponseWriter, r *http.Request) {
 	if p := principalFrom(r); p != nil && p.sess != nil {
 		h.sessions.delete(p.sess.id)
 	}
-	clearSessionCookie(w, r)
-	http.Redirect(w, r, "/login", http.StatusSeeOther)
+	h.clearSessionCookie(w, r)
+	http.Redirect(w, r, h.path("/login"), http.StatusSeeOther)
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"net/http"
 	"net/url"
 	"os"
@@ -366,30 +367,59 @@ func TestNoAuthOnLoopback(t *testing.T) {
 func TestConfig(t *testing.T) {
 	jobs, work := dbtest.DBNames(t)
 	client := newClient(t, rocketjob.NewRegistry(), jobs, work)
-	newHandler := func(cfg rocketjobweb.Config) error {
-		h, err := rocketjobweb.New(client, cfg)
+	newHandler := func(cfg rocketjobweb.Options) error {
+		h, err := rocketjobweb.NewHandler(client, &cfg)
 		if err == nil {
 			h.Close()
 		}
 		return err
 	}
-	for _, listen := range []string{"0.0.0.0:8080", ":8080", "192.0.2.1:80", "example.com:80", "[::]:8080"} {
-		err := newHandler(rocketjobweb.Config{Listen: listen})
-		want := "refusing to listen on " + listen + " without authentication: set ROCKETJOB_UI_TOKEN or --users-file"
-		if err == nil || err.Error() != want {
-			t.Errorf("%s: %v", listen, err)
+	// Without authentication only a loopback Listen is accepted; an empty
+	// one (the handler cannot know where it is served) is not.
+	for _, listen := range []string{"0.0.0.0:8080", ":8080", "192.0.2.1:80", "example.com:80", "[::]:8080", ""} {
+		err := newHandler(rocketjobweb.Options{Listen: listen})
+		if !errors.Is(err, rocketjobweb.ErrAuthRequired) || listen != "" && !strings.Contains(err.Error(), "refusing to serve on "+listen+" without Token, Users or UsersFile") {
+			t.Errorf("%q: %v", listen, err)
 		}
-		if err := newHandler(rocketjobweb.Config{Listen: listen, Token: testToken}); err != nil {
-			t.Errorf("%s with a token: %v", listen, err)
+		if err := newHandler(rocketjobweb.Options{Listen: listen, Token: testToken}); err != nil {
+			t.Errorf("%q with a token: %v", listen, err)
+		}
+		if err := newHandler(rocketjobweb.Options{Listen: listen, Users: []rocketjobweb.User{{Name: "ann", Role: rocketjobweb.RoleReadOnly, PasswordHash: sha256Hex("secret")}}}); err != nil {
+			t.Errorf("%q with a user: %v", listen, err)
 		}
 	}
-	for _, listen := range []string{"127.0.0.1:8080", "127.0.0.2:0", "[::1]:8080", "localhost:80", ""} {
-		if err := newHandler(rocketjobweb.Config{Listen: listen}); err != nil {
+	if _, err := rocketjobweb.NewHandler(client, nil); !errors.Is(err, rocketjobweb.ErrAuthRequired) {
+		t.Errorf("nil options: %v", err)
+	}
+	for _, listen := range []string{"127.0.0.1:8080", "127.0.0.2:0", "[::1]:8080", "localhost:80"} {
+		if err := newHandler(rocketjobweb.Options{Listen: listen}); err != nil {
 			t.Errorf("%s: %v", listen, err)
 		}
 	}
-	if err := newHandler(rocketjobweb.Config{Listen: "8080"}); err == nil || !strings.Contains(err.Error(), "HOST:PORT") {
+	if err := newHandler(rocketjobweb.Options{Listen: "8080"}); err == nil || !strings.Contains(err.Error(), "HOST:PORT") {
 		t.Errorf("no port: %v", err)
+	}
+	for _, prefix := range []string{"/rocketjob", "/rocketjob/", "/a/b-c_d.e~f", "/", ""} {
+		if err := newHandler(rocketjobweb.Options{Token: testToken, Prefix: prefix}); err != nil {
+			t.Errorf("prefix %q: %v", prefix, err)
+		}
+	}
+	for _, prefix := range []string{"rocketjob", "//evil.example", "/a//b", "/a/../b", "/a/./b", "/a b", "/a%2fb", "/a?b", "/a\\b", "/a\"b", "/é"} {
+		if err := newHandler(rocketjobweb.Options{Token: testToken, Prefix: prefix}); err == nil || !strings.Contains(err.Error(), "prefix") {
+			t.Errorf("prefix %q: %v", prefix, err)
+		}
+	}
+	secret := sha256Hex("secret")
+	for name, users := range map[string][]rocketjobweb.User{
+		"no name":   {{Role: rocketjobweb.RoleAdmin, PasswordHash: secret}},
+		"colon":     {{Name: "a:b", Role: rocketjobweb.RoleAdmin, PasswordHash: secret}},
+		"bad role":  {{Name: "ann", Role: "root", PasswordHash: secret}},
+		"bad hash":  {{Name: "ann", Role: rocketjobweb.RoleAdmin, PasswordHash: "secret"}},
+		"duplicate": {{Name: "ann", Role: rocketjobweb.RoleAdmin, PasswordHash: secret}, {Name: "ann", Role: rocketjobweb.RoleReadOnly, PasswordHash: secret}},
+	} {
+		if err := newHandler(rocketjobweb.Options{Users: users}); err == nil || strings.Contains(err.Error(), secret[:20]) {
+			t.Errorf("users %s: %v", name, err)
+		}
 	}
 	secretHash := sha256Hex("secret")
 	dir := t.TempDir()
@@ -403,17 +433,22 @@ func TestConfig(t *testing.T) {
 	} {
 		path := filepath.Join(dir, strings.ReplaceAll(name, " ", "_"))
 		must(t, os.WriteFile(path, []byte(c.content), 0o600))
-		err := newHandler(rocketjobweb.Config{Listen: "0.0.0.0:1", UsersFile: path})
+		err := newHandler(rocketjobweb.Options{Listen: "0.0.0.0:1", UsersFile: path})
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%s: %v", name, err)
 		} else if strings.Contains(err.Error(), secretHash[:20]) {
 			t.Errorf("%s: the error shows the hash: %v", name, err)
 		}
 	}
-	if err := newHandler(rocketjobweb.Config{UsersFile: filepath.Join(dir, "missing")}); err == nil {
+	if err := newHandler(rocketjobweb.Options{UsersFile: filepath.Join(dir, "missing")}); err == nil {
 		t.Error("a missing users file is not an error")
 	}
-	if err := newHandler(rocketjobweb.Config{SampleInterval: -1}); err == nil {
+	path := filepath.Join(dir, "ann")
+	must(t, os.WriteFile(path, []byte("ann:admin:"+secretHash+"\n"), 0o600))
+	if err := newHandler(rocketjobweb.Options{UsersFile: path, Users: []rocketjobweb.User{{Name: "ann", Role: rocketjobweb.RoleAdmin, PasswordHash: secretHash}}}); err == nil || !strings.Contains(err.Error(), `user "ann" appears twice`) {
+		t.Errorf("a user in Users and in the users file: %v", err)
+	}
+	if err := newHandler(rocketjobweb.Options{Token: testToken, SampleInterval: -1}); err == nil {
 		t.Error("a negative sample interval is not an error")
 	}
 }

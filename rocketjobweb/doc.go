@@ -1,11 +1,30 @@
-// Package rocketjobweb is Mission Control: the web UI, the JSON REST API and the
-// Prometheus metrics of rocketjob, served by `rocketjob ui` and
-// `rocketjob server --ui`.
+// Package rocketjobweb is Mission Control: the web UI, the JSON REST API and
+// the Prometheus metrics of rocketjob, as one http.Handler. `rocketjob ui`
+// and `rocketjob server --ui` serve it; a program mounts it in its own
+// server, under a prefix of its choice:
 //
-//	h, err := rocketjobweb.New(client, rocketjobweb.Config{Listen: "127.0.0.1:8080", Token: os.Getenv(rocketjobweb.TokenEnv)})
-//	defer h.Close()
-//	ln, _ := net.Listen("tcp", "127.0.0.1:8080")
-//	err = h.Serve(ctx, ln) // or mount h (an http.Handler) anywhere
+//	h, err := rocketjobweb.NewHandler(client, &rocketjobweb.Options{
+//		Prefix: "/rocketjob",
+//		Token:  os.Getenv("ROCKETJOB_UI_TOKEN"),
+//	})
+//	if err != nil { ... }
+//	defer h.Close() // after the server has stopped: it stops the statistics sampler
+//	mux.Handle("/rocketjob/", h)
+//
+// # Mounting
+//
+// Mount the handler at Options.Prefix+"/" and let it strip the prefix
+// itself (no http.StripPrefix): every link, redirect, asset URL and API
+// link it writes carries the prefix, and its session cookie is scoped to
+// it. The handler serves everything below: the pages, /api, /metrics,
+// /healthz, /readyz and /assets (all paths below are relative to the
+// prefix); a path outside the prefix is answered 404.
+//
+// Authentication is required unless Options.Listen names the loopback
+// address of the server that serves the handler (see Options.Listen): a
+// handler mounted in a program's own server cannot know what address that
+// server listens on, so by default it refuses to run without a token or
+// users (ErrAuthRequired).
 //
 // # Pages
 //
@@ -61,7 +80,7 @@
 // id, status_url and results_url. Jobs created here keep their output
 // until destroyed, like the command line's. Uploads are streamed (JSON
 // records are spooled to a temporary file) and bounded by
-// Config.MaxUpload.
+// Options.MaxUpload.
 //
 // # Metrics and health
 //
@@ -78,7 +97,7 @@
 // when the jobs database answers. Both need no login and say nothing else.
 //
 // Records/s and the processed and failed counters are computed by the UI
-// process: every Config.SampleInterval it lists the jobs, counts the
+// process: every Options.SampleInterval it lists the jobs, counts the
 // progress of up to 16 running jobs (which reads their slice collections)
 // and adds up what changed since the previous sample, in a ring buffer of
 // the last samples. They start at zero when the UI starts, and two UI
@@ -89,16 +108,18 @@
 //
 // # Security
 //
-// Authentication is an access token (Config.Token, from
-// $ROCKETJOB_UI_TOKEN on the command line; role admin) and/or a users file
-// (Config.UsersFile). It is required unless Listen is a loopback address:
-// New refuses otherwise. API clients send "Authorization: Bearer TOKEN", or
-// HTTP Basic with a user of the users file; browsers sign in on /login
-// (user empty: the password is the token) and get an HttpOnly,
-// SameSite=Strict session cookie (kept in memory: a restart signs everyone
-// out; Secure when served over TLS).
+// Authentication is an access token (Options.Token, from
+// $ROCKETJOB_UI_TOKEN on the command line; role admin) and/or users
+// (Options.Users, Options.UsersFile). It is required unless Options.Listen
+// is a loopback address: NewHandler refuses otherwise. API clients send
+// "Authorization: Bearer TOKEN", or HTTP Basic with a user name and
+// password; browsers sign in on /login (user empty: the password is the
+// token) and get an HttpOnly, SameSite=Strict session cookie scoped to the
+// prefix (kept in memory: a restart signs everyone out; Secure when served
+// over TLS).
 //
-// The users file has one user per line, "name:role:hash"; blank lines and
+// Options.Users holds users in code, with the same roles and hashes. The
+// users file has one user per line, "name:role:hash"; blank lines and
 // lines starting with # are skipped. role is admin or read-only (read-only
 // users see everything and change nothing: 403). hash is the hex SHA-256
 // of the password (echo -n 'secret' | sha256sum) or, better, a bcrypt hash
@@ -113,9 +134,9 @@
 // and carry the session's CSRF token (form field csrf_token or header
 // X-CSRF-Token). Requests with a bearer token need no CSRF token, but every
 // state change from another site is refused whatever the credentials.
-// Without a login, only requests whose Host is the listen host, localhost
-// or a loopback address are answered (421 bad_host otherwise: DNS
-// rebinding). Failed logins are counted per user name or per token tried,
+// Without a login, only requests whose Host is the host of Options.Listen,
+// localhost or a loopback address are answered (421 bad_host otherwise:
+// DNS rebinding). Failed logins are counted per user name or per token tried,
 // never per client address: ten failures of one key in a minute lock that
 // key, a wrong token never locks out the right one, and past 100 failures a
 // minute each further failure is slowed and answered 429 while correct

@@ -27,7 +27,7 @@ import (
 func uiOn(t *testing.T, reg *rocketjob.Registry, jobs, work string) *bundle {
 	t.Helper()
 	b := &bundle{reg: reg, logs: &syncBuffer{}, client: newClient(t, reg, jobs, work)}
-	h, err := rocketjobweb.New(b.client, rocketjobweb.Config{
+	h, err := rocketjobweb.NewHandler(b.client, &rocketjobweb.Options{
 		Listen: "127.0.0.1:0", Token: testToken, UsersFile: writeUsers(t), SampleInterval: 200 * time.Millisecond,
 		Logger: slog.New(slog.NewTextHandler(b.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 	})

@@ -133,7 +133,7 @@ func setupB(b *testing.B) *benchUI {
 	if err != nil {
 		b.Fatal(err)
 	}
-	h, err := rocketjobweb.New(c, rocketjobweb.Config{Listen: "127.0.0.1:0", SampleInterval: time.Hour, Logger: slog.New(slog.DiscardHandler)})
+	h, err := rocketjobweb.NewHandler(c, &rocketjobweb.Options{Listen: "127.0.0.1:0", SampleInterval: time.Hour, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -76,7 +76,7 @@ func setup(t *testing.T, o options) *bundle {
 	if o.server {
 		startServer(t, newClient(t, b.reg, jobs, work), "test-server")
 	}
-	cfg := rocketjobweb.Config{
+	cfg := rocketjobweb.Options{
 		Listen:         "127.0.0.1:0",
 		MaxUpload:      o.maxUpload,
 		SampleInterval: 200 * time.Millisecond,
@@ -86,7 +86,7 @@ func setup(t *testing.T, o options) *bundle {
 		cfg.Token = testToken
 		cfg.UsersFile = writeUsers(t)
 	}
-	h, err := rocketjobweb.New(b.client, cfg)
+	h, err := rocketjobweb.NewHandler(b.client, &cfg)
 	must(t, err)
 	b.h = h
 	b.ts = httptest.NewServer(h)

@@ -383,7 +383,7 @@ func setupWithKey(t *testing.T) *bundle {
 	jobs, work := dbtest.DBNames(t)
 	b.client, err = rocketjob.NewClient(context.Background(), rocketjob.Config{URI: dbtest.URI(), DB: jobs, WorkDB: work, Registry: b.reg, Keyring: kr})
 	must(t, err)
-	b.h, err = rocketjobweb.New(b.client, rocketjobweb.Config{Listen: "127.0.0.1:0", Token: testToken, Logger: slog.New(slog.NewTextHandler(b.logs, nil))})
+	b.h, err = rocketjobweb.NewHandler(b.client, &rocketjobweb.Options{Listen: "127.0.0.1:0", Token: testToken, Logger: slog.New(slog.NewTextHandler(b.logs, nil))})
 	must(t, err)
 	b.ts = httptest.NewServer(b.h)
 	t.Cleanup(func() {

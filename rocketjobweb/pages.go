@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/url"
 	"path"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -37,8 +38,26 @@ type pageRenderer struct {
 	version string // changes with the static files, for cache busting
 }
 
-func newPageRenderer() (*pageRenderer, error) {
-	base, err := template.New("layout.html").Funcs(templateFuncs).ParseFS(assets, "assets/templates/layout.html")
+// siteLink matches the start of a link to this site in a template: an
+// href, action or src attribute whose value starts with "/".
+var siteLink = regexp.MustCompile(`(\s(?:href|action|src)=")/`)
+
+// newPageRenderer parses the templates with prefix put in front of their
+// links to this site. The prefix is a validated path (letters, digits and
+// - . _ ~ between slashes), inserted as template text, so html/template
+// escapes the actions of each link exactly as without a prefix.
+func newPageRenderer(prefix string) (*pageRenderer, error) {
+	parse := func(t *template.Template, name string) (*template.Template, error) {
+		src, err := assets.ReadFile(name)
+		if err != nil {
+			return nil, err
+		}
+		if prefix != "" {
+			src = siteLink.ReplaceAll(src, []byte("${1}"+prefix+"/"))
+		}
+		return t.Parse(string(src))
+	}
+	base, err := parse(template.New("layout.html").Funcs(templateFuncs), "assets/templates/layout.html")
 	if err != nil {
 		return nil, fmt.Errorf("web templates: %w", err)
 	}
@@ -54,7 +73,7 @@ func newPageRenderer() (*pageRenderer, error) {
 		}
 		t, err := base.Clone()
 		if err == nil {
-			t, err = t.ParseFS(assets, name)
+			t, err = parse(t.New(file), name)
 		}
 		if err != nil {
 			return nil, fmt.Errorf("web templates: %s: %w", file, err)
@@ -105,7 +124,7 @@ func (h *Handler) pageSession(w http.ResponseWriter, r *http.Request, p *princip
 	}
 	if p.sess == nil && p.via == viaNone {
 		p.sess = h.sessions.create("", RoleAdmin)
-		setSessionCookie(w, r, p.sess)
+		h.setSessionCookie(w, r, p.sess)
 	}
 	return p.sess
 }
@@ -181,7 +200,7 @@ func (h *Handler) jobRows(jobs []rocketjob.Job) []jobRow {
 		if c, ok := sampled[jobs[i].ID]; ok {
 			cp = &c
 		}
-		rows = append(rows, jobRow{jobJSON: newJobJSON(&jobs[i], nil, cp), Created: jobs[i].CreatedAt})
+		rows = append(rows, jobRow{jobJSON: newJobJSON(h.prefix, &jobs[i], nil, cp), Created: jobs[i].CreatedAt})
 	}
 	return rows
 }
@@ -276,7 +295,7 @@ func (h *Handler) jobsPage(w http.ResponseWriter, r *http.Request) {
 	if q.Q != "" && q.Page == 1 && len(q.States) == 0 && q.Type == "" {
 		if _, err := rocketjob.ParseID(q.Q); err == nil {
 			if _, err := h.client.Get(r.Context(), q.Q); err == nil {
-				http.Redirect(w, r, "/jobs/"+q.Q, http.StatusSeeOther)
+				http.Redirect(w, r, h.path("/jobs/"+q.Q), http.StatusSeeOther)
 				return
 			}
 		}
@@ -318,9 +337,9 @@ func (h *Handler) jobsPage(w http.ResponseWriter, r *http.Request) {
 			v.Set("page", strconv.Itoa(page))
 		}
 		if len(v) == 0 {
-			return "/jobs"
+			return h.path("/jobs")
 		}
-		return "/jobs?" + v.Encode()
+		return h.path("/jobs?" + v.Encode())
 	}
 	data := map[string]any{
 		"Rows": h.jobRows(jobs), "State": state, "Type": q.Type, "Q": q.Q, "Page": q.Page,
@@ -348,7 +367,7 @@ func (h *Handler) jobPage(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
-	v := newJobJSON(job, p, nil)
+	v := newJobJSON(h.prefix, job, p, nil)
 	data := map[string]any{
 		"Job":         v,
 		"Live":        job.State.Live(),
@@ -395,7 +414,7 @@ func (h *Handler) jobActionForm(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		flash(r, e.Message, true)
-		http.Redirect(w, r, "/jobs/"+id, http.StatusSeeOther)
+		http.Redirect(w, r, h.path("/jobs/"+id), http.StatusSeeOther)
 		return
 	}
 	h.stats.invalidate()
@@ -403,14 +422,14 @@ func (h *Handler) jobActionForm(w http.ResponseWriter, r *http.Request) {
 	switch action {
 	case "destroy":
 		flash(r, "Job "+id+" destroyed.", false)
-		http.Redirect(w, r, "/jobs", http.StatusSeeOther)
+		http.Redirect(w, r, h.path("/jobs"), http.StatusSeeOther)
 		return
 	case "priority":
 		flash(r, fmt.Sprintf("Priority set to %d.", job.Priority), false)
 	default:
 		flash(r, "Job is "+string(job.State)+".", false)
 	}
-	http.Redirect(w, r, "/jobs/"+id, http.StatusSeeOther)
+	http.Redirect(w, r, h.path("/jobs/"+id), http.StatusSeeOther)
 }
 
 // uploadPage: GET /upload.
@@ -446,7 +465,7 @@ func (h *Handler) uploadForm(w http.ResponseWriter, r *http.Request) {
 	h.stats.invalidate()
 	h.log.Info("job uploaded", "job", job.ID.Hex(), "type", job.Type, "records", job.RecordCount, "user", principalFrom(r).Name)
 	flash(r, fmt.Sprintf("Uploaded %s records into job %s.", commas(job.RecordCount), job.ID.Hex()), false)
-	http.Redirect(w, r, "/jobs/"+job.ID.Hex(), http.StatusSeeOther)
+	http.Redirect(w, r, h.path("/jobs/"+job.ID.Hex()), http.StatusSeeOther)
 }
 
 // serverRow is a server on the servers page.
@@ -494,7 +513,7 @@ func (h *Handler) serverCommandForm(w http.ResponseWriter, r *http.Request) {
 		}
 		flash(r, fmt.Sprintf("Sent %s to %s: it acts at its next heartbeat.", command, target), false)
 	}
-	http.Redirect(w, r, "/servers", http.StatusSeeOther)
+	http.Redirect(w, r, h.path("/servers"), http.StatusSeeOther)
 }
 
 // templateFuncs are the helpers the templates use.

@@ -669,15 +669,16 @@ func (h *Handler) apiCreateJob(w http.ResponseWriter, r *http.Request) {
 	id := job.ID.Hex()
 	h.log.Info("job created", "job", id, "type", job.Type, "records", job.RecordCount, "user", principalFrom(r).Name)
 	h.stats.invalidate()
+	status := h.path("/api/jobs/" + id)
 	resp := map[string]any{
 		"id": id, "type": job.Type, "state": job.State, "record_count": job.RecordCount,
-		"status_url": "/api/jobs/" + id, "page_url": "/jobs/" + id, "job": newJobJSON(job, nil, nil),
+		"status_url": status, "page_url": h.path("/jobs/" + id), "job": newJobJSON(h.prefix, job, nil, nil),
 	}
 	if job.Kind == rocketjob.KindSliced {
-		resp["results_url"] = "/api/jobs/" + id + "/output"
-		resp["failures_url"] = "/api/jobs/" + id + "/failures"
+		resp["results_url"] = status + "/output"
+		resp["failures_url"] = status + "/failures"
 	}
-	w.Header().Set("Location", "/api/jobs/"+id)
+	w.Header().Set("Location", status)
 	writeJSON(w, http.StatusAccepted, resp)
 }
 

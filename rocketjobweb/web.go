@@ -13,105 +13,22 @@ import (
 	"sync"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
-	"github.com/rocketjob-go/rocketjob/internal/netaddr"
 	"github.com/rocketjob-go/rocketjob/rocketjob"
 )
 
-// Defaults for Config.
-const (
-	// DefaultListen is the address the UI listens on when Config.Listen is empty.
-	DefaultListen = "127.0.0.1:8080"
-	// DefaultMaxUpload bounds the request body of an upload (1 GiB).
-	DefaultMaxUpload = 1 << 30
-	// DefaultSampleInterval is how often the UI process samples job counts
-	// and progress for the dashboard, /api/stats and /metrics.
-	DefaultSampleInterval = 5 * time.Second
-	// TokenEnv is the environment variable the command line reads the
-	// access token from.
-	TokenEnv = "ROCKETJOB_UI_TOKEN"
-)
-
-// Config configures the web UI, the REST API and the metrics endpoint.
-type Config struct {
-	// Listen is the HOST:PORT the handler will be served on (default
-	// DefaultListen). It is only checked: anything but a loopback address
-	// needs Token or UsersFile.
-	Listen string
-	// Token is the access token of the admin role: API clients send it as
-	// "Authorization: Bearer TOKEN"; browsers type it once on the login page.
-	// Empty means no token.
-	Token string
-	// UsersFile names a file of users, one per line "name:role:hash" (see the
-	// package documentation). Empty means no users file.
-	UsersFile string
-	// MaxUpload bounds the body of an upload request in bytes (default
-	// DefaultMaxUpload). Uploads are streamed, never held in memory.
-	MaxUpload int64
-	// SampleInterval is how often the UI process samples job counts and
-	// progress (records/s, /api/stats, /metrics); default
-	// DefaultSampleInterval. Shorter is fresher and costs more reads.
-	SampleInterval time.Duration
-	// Logger receives request logs and errors; nil means slog.Default().
-	Logger *slog.Logger
-	// Collectors are extra metrics served on /metrics, e.g. the slice
-	// latency histogram of a server running in the same process
-	// (server.Server.Collectors).
-	Collectors []prometheus.Collector
-}
-
-func (c Config) withDefaults() Config {
-	if c.Listen == "" {
-		c.Listen = DefaultListen
-	}
-	if c.MaxUpload == 0 {
-		c.MaxUpload = DefaultMaxUpload
-	}
-	if c.SampleInterval == 0 {
-		c.SampleInterval = DefaultSampleInterval
-	}
-	if c.Logger == nil {
-		c.Logger = slog.Default()
-	}
-	return c
-}
-
-// Validate checks c (after filling in the defaults): a listen address of
-// the form HOST:PORT, and authentication (Token or UsersFile) unless the
-// address is loopback. New calls it; the command line calls it before it
-// connects to the database.
-func (c Config) Validate() error {
-	c = c.withDefaults()
-	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
-		return fmt.Errorf("listen address %q: want HOST:PORT", c.Listen)
-	}
-	if c.MaxUpload < 0 {
-		return fmt.Errorf("max upload must not be negative (got %d)", c.MaxUpload)
-	}
-	if c.SampleInterval < 0 {
-		return errors.New("sample interval must not be negative")
-	}
-	if c.Token == "" && c.UsersFile == "" && !IsLoopback(c.Listen) {
-		return fmt.Errorf("refusing to listen on %s without authentication: set %s or --users-file", c.Listen, TokenEnv)
-	}
-	return nil
-}
-
-// IsLoopback reports whether the HOST:PORT address addr only accepts
-// connections from this machine (127.0.0.0/8, ::1 or "localhost"). An empty
-// host (all interfaces) is not loopback.
-func IsLoopback(addr string) bool { return netaddr.IsLoopback(addr) }
-
-// Handler serves the web UI, the REST API (/api/...), /metrics, /healthz and
-// /readyz. Create it with New and stop its background sampler with Close.
+// Handler serves the web UI, the REST API (/api/...), /metrics, /healthz
+// and /readyz under its prefix (Options.Prefix). Create it with NewHandler;
+// it is safe for concurrent use. It samples job statistics in the
+// background until Close: whoever created it calls Close once the server
+// that serves it has stopped.
 type Handler struct {
 	client *rocketjob.Client
-	cfg    Config
+	cfg    Options
 	log    *slog.Logger
 	mux    *http.ServeMux
 
 	auth       *authenticator
+	prefix     string // Options.Prefix without its trailing slash; "" at the root
 	listenHost string // the host of cfg.Listen, a name the UI answers to
 	sessions   *sessionStore
 	pages      *pageRenderer
@@ -123,27 +40,32 @@ type Handler struct {
 	done     chan struct{}
 }
 
-// New checks cfg and returns the handler. It reads the users file (a
-// malformed line is an error naming the line) and starts a background
-// sampler of job counts that Close stops.
-func New(client *rocketjob.Client, cfg Config) (*Handler, error) {
+// NewHandler checks opts (nil: the zero Options; see Options.Validate) and
+// returns the handler of client's jobs and servers. It reads the users
+// file (a malformed line is an error naming the line) and starts a
+// background sampler of job counts that Close stops.
+func NewHandler(client *rocketjob.Client, opts *Options) (*Handler, error) {
 	if client == nil {
-		return nil, errors.New("web: nil client")
+		return nil, errors.New("rocketjobweb: nil client")
 	}
-	cfg = cfg.withDefaults()
-	if err := cfg.Validate(); err != nil {
+	if err := opts.Validate(); err != nil {
 		return nil, err
 	}
-	auth, err := newAuthenticator(cfg.Token, cfg.UsersFile)
+	cfg := opts.withDefaults()
+	auth, err := newAuthenticator(cfg.Token, cfg.Users, cfg.UsersFile)
 	if err != nil {
 		return nil, err
 	}
-	pages, err := newPageRenderer()
+	pages, err := newPageRenderer(cfg.Prefix)
 	if err != nil {
 		return nil, err
 	}
-	listenHost, _, _ := net.SplitHostPort(cfg.Listen)
+	listenHost := ""
+	if cfg.Listen != "" {
+		listenHost, _, _ = net.SplitHostPort(cfg.Listen)
+	}
 	h := &Handler{
+		prefix:     cfg.Prefix,
 		listenHost: listenHost,
 		client:     client,
 		cfg:        cfg,
@@ -165,12 +87,25 @@ func New(client *rocketjob.Client, cfg Config) (*Handler, error) {
 	return h, nil
 }
 
-// Close stops the background sampler. The handler keeps answering requests
-// (with statistics computed on demand).
+// Close stops the background sampler and waits for it; it is idempotent
+// and always returns nil. The handler keeps answering requests (with
+// statistics computed on demand), so call it after the server that serves
+// the handler has stopped.
 func (h *Handler) Close() error {
 	h.stopOnce.Do(func() { close(h.stop) })
 	<-h.done
 	return nil
+}
+
+// path returns the URL path of p, a path of the handler: p under the prefix.
+func (h *Handler) path(p string) string { return h.prefix + p }
+
+// cookiePath is the path of the session cookie: the prefix, or / at the root.
+func (h *Handler) cookiePath() string {
+	if h.prefix == "" {
+		return "/"
+	}
+	return h.prefix
 }
 
 // sample refreshes the statistics every SampleInterval until Close.
@@ -253,12 +188,14 @@ func (h *Handler) handle(pattern string, level access, fn http.HandlerFunc) {
 // ServeHTTP serves one request: secure headers, panic recovery, request
 // log and metrics around the routes. Without authentication a request for
 // another Host than this server's is refused (421), against DNS rebinding.
+// A path outside the prefix is answered 404.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	rw := &recorder{ResponseWriter: w, status: http.StatusOK}
 	id := requestID()
-	info := &reqInfo{id: id}
+	info := &reqInfo{id: id, path: r.URL.Path}
 	r = r.WithContext(context.WithValue(r.Context(), reqInfoKey{}, info))
+	inside := h.stripPrefix(r)
 	setSecureHeaders(rw.Header(), r)
 	rw.Header().Set("X-Request-Id", id)
 	defer func() {
@@ -278,7 +215,46 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		refuseHost(rw, r)
 		return
 	}
+	if !inside {
+		h.outsidePrefix(rw, r)
+		return
+	}
 	h.mux.ServeHTTP(rw, r)
+}
+
+// stripPrefix removes the prefix from the path of r (a copy of the
+// caller's request, whose URL it copies) and reports whether the path was
+// under the prefix.
+func (h *Handler) stripPrefix(r *http.Request) bool {
+	if h.prefix == "" {
+		return true
+	}
+	p := strings.TrimPrefix(r.URL.Path, h.prefix)
+	rp := strings.TrimPrefix(r.URL.RawPath, h.prefix)
+	if len(p) == len(r.URL.Path) || !strings.HasPrefix(p, "/") ||
+		r.URL.RawPath != "" && len(rp) == len(r.URL.RawPath) {
+		return false
+	}
+	u := *r.URL
+	u.Path, u.RawPath = p, rp
+	r.URL = &u
+	return true
+}
+
+// outsidePrefix answers a request for a path outside the prefix: the
+// prefix itself is redirected to prefix/, anything else is not found (the
+// handler was mounted at another path, or behind http.StripPrefix).
+func (h *Handler) outsidePrefix(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Path == h.prefix && (r.Method == http.MethodGet || r.Method == http.MethodHead) {
+		target := h.path("/")
+		if r.URL.RawQuery != "" {
+			target += "?" + r.URL.RawQuery
+		}
+		http.Redirect(w, r, target, http.StatusMovedPermanently)
+		return
+	}
+	writeError(w, r, apiErr(http.StatusNotFound, "not_found",
+		"no such path: this handler serves "+h.path("/")+" (mount it there without http.StripPrefix)"))
 }
 
 func (h *Handler) logRequest(r *http.Request, rw *recorder, start time.Time, info *reqInfo) {
@@ -295,7 +271,7 @@ func (h *Handler) logRequest(r *http.Request, rw *recorder, start time.Time, inf
 	if rw.status >= 500 {
 		level = slog.LevelError
 	}
-	h.log.Log(r.Context(), level, "request", "req_id", info.id, "method", r.Method, "path", r.URL.Path, "route", route,
+	h.log.Log(r.Context(), level, "request", "req_id", info.id, "method", r.Method, "path", info.path, "route", route,
 		"status", rw.status, "bytes", rw.bytes, "duration_ms", d.Milliseconds(), "user", info.user, "remote", r.RemoteAddr)
 }
 
@@ -347,6 +323,7 @@ func (r *recorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
 // served (the user is known only after authentication).
 type reqInfo struct {
 	id   string
+	path string // the path as received, prefix included
 	user string
 }
 
@@ -379,33 +356,4 @@ func (h *Handler) readyz(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
-}
-
-// Serve serves h on ln until ctx ends, then shuts down gracefully, giving
-// requests in flight (downloads) up to 10 seconds. It returns nil after a
-// shutdown caused by ctx.
-func (h *Handler) Serve(ctx context.Context, ln net.Listener) error {
-	srv := &http.Server{
-		Handler:           h,
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		MaxHeaderBytes:    64 << 10,
-		ErrorLog:          slog.NewLogLogger(h.log.Handler(), slog.LevelWarn),
-		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
-	}
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
-	select {
-	case err := <-errc:
-		return err
-	case <-ctx.Done():
-	}
-	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	err := srv.Shutdown(sctx)
-	if errors.Is(err, context.DeadlineExceeded) {
-		err = srv.Close()
-	}
-	<-errc
-	return err
 }

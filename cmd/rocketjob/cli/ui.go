@@ -2,10 +2,13 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/urfave/cli/v2"
@@ -14,8 +17,15 @@ import (
 	"github.com/rocketjob-go/rocketjob/rocketjobweb"
 )
 
-// usersFileEnv names the users file of the web UI when no flag does.
-const usersFileEnv = "ROCKETJOB_UI_USERS_FILE"
+// Settings of the web UI's command line.
+const (
+	// usersFileEnv names the users file of the web UI when no flag does.
+	usersFileEnv = "ROCKETJOB_UI_USERS_FILE"
+	// uiTokenEnv names the environment variable of the access token.
+	uiTokenEnv = "ROCKETJOB_UI_TOKEN"
+	// uiDefaultListen is the address of `rocketjob ui` without --listen.
+	uiDefaultListen = "127.0.0.1:8080"
+)
 
 func uiCommand(st *appState) *cli.Command {
 	return &cli.Command{
@@ -37,8 +47,8 @@ address is accepted.`,
 			"ROCKETJOB_UI_TOKEN=$(openssl rand -hex 16) rocketjob ui --listen 0.0.0.0:8080",
 			"rocketjob ui --listen :8080 --users-file /etc/rocketjob/users"),
 		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "listen", Value: rocketjobweb.DefaultListen, Usage: "TCP `HOST:PORT` to serve on (anything but loopback needs a token or a users file)"},
-			&cli.StringFlag{Name: "token-env", Value: rocketjobweb.TokenEnv, Usage: "environment variable `NAME` holding the admin access token"},
+			&cli.StringFlag{Name: "listen", Value: uiDefaultListen, Usage: "TCP `HOST:PORT` to serve on (anything but loopback needs a token or a users file)"},
+			&cli.StringFlag{Name: "token-env", Value: uiTokenEnv, Usage: "environment variable `NAME` holding the admin access token"},
 			&cli.StringFlag{Name: "users-file", Usage: "users `FILE`: name:role:hash per line (roles admin, read-only)", EnvVars: []string{usersFileEnv}},
 			&cli.Int64Flag{Name: "max-upload", Value: rocketjobweb.DefaultMaxUpload, Usage: "largest upload in `BYTES`"},
 			&cli.StringFlag{Name: "log-level", Value: "info", Usage: "`LEVEL` of the logs on stderr: debug (every request), info, warn or error"},
@@ -55,14 +65,18 @@ address is accepted.`,
 				return err
 			}
 			logger := slog.New(slog.NewTextHandler(c.App.ErrWriter, &slog.HandlerOptions{Level: level}))
-			cfg := rocketjobweb.Config{
-				Listen:    c.String("listen"),
+			listen := c.String("listen")
+			if listen == "" {
+				listen = uiDefaultListen
+			}
+			cfg := rocketjobweb.Options{
+				Listen:    listen,
 				Token:     os.Getenv(c.String("token-env")),
 				UsersFile: c.String("users-file"),
 				MaxUpload: c.Int64("max-upload"),
 				Logger:    logger,
 			}
-			if err := cfg.Validate(); err != nil {
+			if err := validateUI(&cfg); err != nil {
 				return usagef("%s: %v", cmdName(c), err)
 			}
 			client, err := st.connect(c)
@@ -81,8 +95,8 @@ address is accepted.`,
 
 // listenUI builds the handler and opens its port; the returned function
 // serves until ctx ends.
-func listenUI(c *cli.Context, client *rocketjob.Client, cfg rocketjobweb.Config) (func(context.Context) error, error) {
-	h, err := rocketjobweb.New(client, cfg)
+func listenUI(c *cli.Context, client *rocketjob.Client, cfg rocketjobweb.Options) (func(context.Context) error, error) {
+	h, err := rocketjobweb.NewHandler(client, &cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -103,20 +117,59 @@ func listenUI(c *cli.Context, client *rocketjob.Client, cfg rocketjobweb.Config)
 	msg(c, "web UI, REST API and /metrics on http://%s (%s)", ln.Addr(), auth)
 	return func(ctx context.Context) error {
 		defer h.Close()
-		return h.Serve(ctx, ln)
+		return serveUI(ctx, h, ln, cfg.Logger)
 	}, nil
+}
+
+// validateUI checks the options of the web UI before anything connects;
+// without authentication it names the command line's settings.
+func validateUI(cfg *rocketjobweb.Options) error {
+	err := cfg.Validate()
+	if errors.Is(err, rocketjobweb.ErrAuthRequired) {
+		return fmt.Errorf("refusing to listen on %s without authentication: set %s or --users-file", cfg.Listen, uiTokenEnv)
+	}
+	return err
+}
+
+// serveUI serves h on ln until ctx ends, then shuts down gracefully,
+// giving requests in flight (downloads) up to 10 seconds. It returns nil
+// after a shutdown caused by ctx.
+func serveUI(ctx context.Context, h http.Handler, ln net.Listener, logger *slog.Logger) error {
+	srv := &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(logger.With("component", "web").Handler(), slog.LevelWarn),
+		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	err := srv.Shutdown(sctx)
+	if errors.Is(err, context.DeadlineExceeded) {
+		err = srv.Close()
+	}
+	<-errc
+	return err
 }
 
 // uiServerConfig reads `server --ui`: the token comes from
 // $ROCKETJOB_UI_TOKEN and the users file from $ROCKETJOB_UI_USERS_FILE. It
 // returns ok=false without --ui.
-func uiServerConfig(c *cli.Context, logger *slog.Logger) (cfg rocketjobweb.Config, ok bool, err error) {
+func uiServerConfig(c *cli.Context, logger *slog.Logger) (cfg rocketjobweb.Options, ok bool, err error) {
 	listen := c.String("ui")
 	if listen == "" {
 		return cfg, false, nil
 	}
-	cfg = rocketjobweb.Config{Listen: listen, Token: os.Getenv(rocketjobweb.TokenEnv), UsersFile: os.Getenv(usersFileEnv), Logger: logger}
-	if err := cfg.Validate(); err != nil {
+	cfg = rocketjobweb.Options{Listen: listen, Token: os.Getenv(uiTokenEnv), UsersFile: os.Getenv(usersFileEnv), Logger: logger}
+	if err := validateUI(&cfg); err != nil {
 		return cfg, false, usagef("%s: --ui: %v", cmdName(c), err)
 	}
 	return cfg, true, nil
