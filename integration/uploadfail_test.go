@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/rocketjob-go/rocketjob/internal/clientstore"
 )
 
 // Issue 8: the database dies in the middle of an upload: the upload fails
@@ -34,7 +36,7 @@ func TestDatabaseLostMidUpload(t *testing.T) {
 	go func() { done <- cmd.Wait() }()
 	// Kill the database once the upload has written its first slices.
 	eventually(t, 30*time.Second, "the upload writing slices", func() (bool, string) {
-		names, err := c.client.Store().WorkCollections(ctx(t))
+		names, err := clientstore.Of(c.client).WorkCollections(ctx(t))
 		if err != nil {
 			return false, err.Error()
 		}

@@ -10,6 +10,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/bson"
 
 	"github.com/rocketjob-go/rocketjob/encryption"
+	"github.com/rocketjob-go/rocketjob/internal/clientstore"
 	"github.com/rocketjob-go/rocketjob/internal/model"
 	"github.com/rocketjob-go/rocketjob/internal/store"
 )
@@ -108,9 +109,11 @@ func (c *Client) Close(ctx context.Context) error { return c.store.Close(ctx) }
 // Registry returns the client's job types.
 func (c *Client) Registry() *Registry { return c.registry }
 
-// Store is for this module's own packages (server, sliced); its type is
-// internal and may change.
-func (c *Client) Store() *store.Store { return c.store }
+func init() {
+	// The module's own packages (server, sliced, the web UI) reach the
+	// store through internal/access; users cannot.
+	clientstore.Set(func(client any) *store.Store { return client.(*Client).store })
+}
 
 // EnqueueOptions are per-job settings; nil means the type's defaults.
 type EnqueueOptions struct {

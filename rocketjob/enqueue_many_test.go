@@ -10,6 +10,7 @@ import (
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 
+	"github.com/rocketjob-go/rocketjob/internal/clientstore"
 	"github.com/rocketjob-go/rocketjob/internal/dbtest"
 	"github.com/rocketjob-go/rocketjob/rocketjob"
 )
@@ -65,14 +66,14 @@ func TestEnqueueManyWritesEveryJobAndItsQueueCopy(t *testing.T) {
 			t.Fatalf("job %d stored as %+v with args %+v, want args %+v, priority 20, description bulk, retry limit 4, expiry %s", i, s, a, args[i], expires)
 		}
 	}
-	fixed, err := c.Store().ReconcileQueue(ctx)
+	fixed, err := clientstore.Of(c).ReconcileQueue(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if fixed != 0 {
 		t.Fatalf("the run queue needed %d repairs after EnqueueMany, want 0", fixed)
 	}
-	runnable, err := c.Store().RunnableJobs(ctx, time.Now(), 10)
+	runnable, err := clientstore.Of(c).RunnableJobs(ctx, time.Now(), 10)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -340,7 +341,7 @@ func TestConcurrentEnqueues(t *testing.T) {
 	if len(stored) != workers*each || len(seen) != workers*each {
 		t.Fatalf("%d jobs stored, %d distinct, want %d", len(stored), len(seen), workers*each)
 	}
-	if fixed, err := c.Store().ReconcileQueue(ctx); err != nil || fixed != 0 {
+	if fixed, err := clientstore.Of(c).ReconcileQueue(ctx); err != nil || fixed != 0 {
 		t.Fatalf("run queue repairs after concurrent enqueues: %d (%v), want 0", fixed, err)
 	}
 }

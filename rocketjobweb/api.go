@@ -17,6 +17,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/bson"
 
 	"github.com/rocketjob-go/rocketjob/encryption"
+	"github.com/rocketjob-go/rocketjob/internal/clientstore"
 	"github.com/rocketjob-go/rocketjob/internal/slice"
 	"github.com/rocketjob-go/rocketjob/rocketjob"
 	"github.com/rocketjob-go/rocketjob/sliced"
@@ -819,7 +820,7 @@ func (h *Handler) outputPage(w http.ResponseWriter, r *http.Request, job *rocket
 	more := false
 	format := sliced.Format(job.Format)
 	want, _, final := sliced.ExpectedCounts(job)
-	rd := &slice.Reader{Store: h.client.Store(), Codec: codec, Job: job.ID, Skip: offset}
+	rd := &slice.Reader{Store: clientstore.Of(h.client), Codec: codec, Job: job.ID, Skip: offset}
 	if final {
 		rd.Want = want // a page read to the end must find every record
 	}
@@ -882,7 +883,7 @@ func (h *Handler) failedRecords(ctx context.Context, job *rocketjob.Job, offset,
 	}
 	out := make([]failureJSON, 0, min(limit, 100))
 	_, want, final := sliced.ExpectedCounts(job)
-	rd := &slice.Reader{Store: h.client.Store(), Codec: codec, Job: job.ID, Skip: offset}
+	rd := &slice.Reader{Store: clientstore.Of(h.client), Codec: codec, Job: job.ID, Skip: offset}
 	if final {
 		rd.Want = want // read to the end, they must be those the job recorded
 	}

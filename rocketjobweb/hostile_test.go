@@ -18,6 +18,7 @@ import (
 
 	"github.com/rocketjob-go/rocketjob/encryption"
 	"github.com/rocketjob-go/rocketjob/examples"
+	"github.com/rocketjob-go/rocketjob/internal/clientstore"
 	"github.com/rocketjob-go/rocketjob/internal/dbtest"
 	"github.com/rocketjob-go/rocketjob/rocketjob"
 	"github.com/rocketjob-go/rocketjob/rocketjobweb"
@@ -439,7 +440,7 @@ func gzipped(t *testing.T, b []byte) []byte {
 // sliceCollections lists the work database's slice collections.
 func sliceCollections(t *testing.T, b *bundle) []string {
 	t.Helper()
-	names, err := b.client.Store().WorkCollections(context.Background())
+	names, err := clientstore.Of(b.client).WorkCollections(context.Background())
 	must(t, err)
 	var out []string
 	for _, n := range names {

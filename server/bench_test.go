@@ -11,6 +11,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
+	"github.com/rocketjob-go/rocketjob/internal/clientstore"
 	"github.com/rocketjob-go/rocketjob/internal/dbtest"
 	"github.com/rocketjob-go/rocketjob/internal/model"
 	"github.com/rocketjob-go/rocketjob/sliced"
@@ -41,13 +42,13 @@ func BenchmarkSelection(b *testing.B) {
 			}
 			// Written behind the store's back: let it build the run queue,
 			// as a server's sweep would.
-			if fixed, err := bd.client.Store().ReconcileQueue(ctx); err != nil || fixed != n {
+			if fixed, err := clientstore.Of(bd.client).ReconcileQueue(ctx); err != nil || fixed != n {
 				b.Fatalf("run queue: %d copies written, %v; want %d", fixed, err, n)
 			}
 			name := fmt.Sprintf("priorities=%d/queued=%d", spread, n)
 			b.Run(name+"/queue", func(b *testing.B) {
 				for b.Loop() {
-					jobs, err := bd.client.Store().RunnableJobs(ctx, time.Now(), 50)
+					jobs, err := clientstore.Of(bd.client).RunnableJobs(ctx, time.Now(), 50)
 					if err != nil || len(jobs) != 50 {
 						b.Fatalf("%d jobs, %v", len(jobs), err)
 					}

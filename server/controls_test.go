@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rocketjob-go/rocketjob/internal/clientstore"
 	"github.com/rocketjob-go/rocketjob/rocketjob"
 	"github.com/rocketjob-go/rocketjob/sliced"
 )
@@ -137,7 +138,7 @@ func TestDestroyStopsALoneSlicedJob(t *testing.T) {
 			// Nothing of the job may come back: results in flight at the
 			// destroy are dropped, not written into new collections.
 			left := func() []string {
-				names, err := b.client.Store().WorkCollections(ctx)
+				names, err := clientstore.Of(b.client).WorkCollections(ctx)
 				must(t, err)
 				var mine []string
 				for _, n := range names {

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/rocketjob-go/rocketjob/internal/clientstore"
 	"github.com/rocketjob-go/rocketjob/internal/dbtest"
 	"github.com/rocketjob-go/rocketjob/rocketjob"
 	"github.com/rocketjob-go/rocketjob/sliced"
@@ -35,7 +36,7 @@ func TestGiveBackRetriesWhatFailed(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := live.Store().Slices().NewFeeder(job.ID, "s1", job.SliceCount).Next(ctx)
+	c, err := clientstore.Of(live).Slices().NewFeeder(job.ID, "s1", job.SliceCount).Next(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -43,12 +44,12 @@ func TestGiveBackRetriesWhatFailed(t *testing.T) {
 	gone := open()
 	_ = gone.Close(ctx)
 	g := giveBack{log: slog.New(slog.NewTextHandler(io.Discard, nil))}
-	if err := gone.Store().Slices().Release(ctx, job.ID, c); err == nil {
+	if err := clientstore.Of(gone).Slices().Release(ctx, job.ID, c); err == nil {
 		t.Fatal("release on a closed connection succeeded")
 	} else {
 		g.slice(job.ID, c, err)
 	}
-	g.retry(ctx, gone.Store())
+	g.retry(ctx, clientstore.Of(gone))
 	if g.pending() != 1 {
 		t.Fatalf("%d give-backs pending after a failed retry, want 1", g.pending())
 	}
@@ -62,7 +63,7 @@ func TestGiveBackRetriesWhatFailed(t *testing.T) {
 	if n := claimed(); n == 0 {
 		t.Fatal("the slice is not claimed before the retry")
 	}
-	g.retry(ctx, live.Store())
+	g.retry(ctx, clientstore.Of(live))
 	if g.pending() != 0 || claimed() != 0 {
 		t.Fatalf("after the retry: %d pending, %d claimed", g.pending(), claimed())
 	}

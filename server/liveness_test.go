@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rocketjob-go/rocketjob/internal/clientstore"
 	"github.com/rocketjob-go/rocketjob/internal/model"
 	"github.com/rocketjob-go/rocketjob/internal/store"
 	"github.com/rocketjob-go/rocketjob/rocketjob"
@@ -95,7 +96,7 @@ func TestRunTakenAwayIsCancelled(t *testing.T) {
 	})
 	// What a rescuer does to a server it declared dead: requeue its job and
 	// remove its document.
-	st := b.client.Store()
+	st := clientstore.Of(b.client)
 	if _, err := st.Transition(ctx, running, model.StateQueued, store.Change{Unset: []string{"server"}}, "rescuer"); err != nil {
 		t.Fatal(err)
 	}

@@ -9,6 +9,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/bson"
 
 	"github.com/rocketjob-go/rocketjob/examples"
+	"github.com/rocketjob-go/rocketjob/internal/clientstore"
 	"github.com/rocketjob-go/rocketjob/internal/model"
 	"github.com/rocketjob-go/rocketjob/internal/store"
 	"github.com/rocketjob-go/rocketjob/rocketjob"
@@ -69,7 +70,7 @@ func TestJobOfAVanishedServerIsRequeued(t *testing.T) {
 	job, err := b.client.Enqueue(ctx, "count", nil, nil)
 	must(t, err)
 	// What a rolled-forward claim of server "ghost" leaves behind.
-	_, err = b.client.Store().Transition(ctx, (*model.Job)(job), rocketjob.StateRunning, store.Change{
+	_, err = clientstore.Of(b.client).Transition(ctx, (*model.Job)(job), rocketjob.StateRunning, store.Change{
 		Set: bson.D{{Key: "server", Value: "ghost"}, {Key: "attempt", Value: 1}}}, "ghost")
 	must(t, err)
 	b.startServer(t, "s1", 1)

@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.mongodb.org/mongo-driver/v2/bson"
 
+	"github.com/rocketjob-go/rocketjob/internal/clientstore"
 	"github.com/rocketjob-go/rocketjob/internal/model"
 	"github.com/rocketjob-go/rocketjob/internal/store"
 	"github.com/rocketjob-go/rocketjob/rocketjob"
@@ -148,7 +149,7 @@ func New(client *rocketjob.Client, cfg *Config) (*Server, error) {
 	s := &Server{
 		cfg:     c,
 		client:  client,
-		store:   client.Store(),
+		store:   clientstore.Of(client),
 		reg:     client.Registry(),
 		log:     c.Logger.With("server", c.Name),
 		stopCh:  make(chan struct{}),

@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/rocketjob-go/rocketjob/encryption"
+	"github.com/rocketjob-go/rocketjob/internal/clientstore"
 	"github.com/rocketjob-go/rocketjob/internal/slice"
 	"github.com/rocketjob-go/rocketjob/internal/store"
 	"github.com/rocketjob-go/rocketjob/rocketjob"
@@ -214,7 +215,7 @@ func DownloadFailed(ctx context.Context, c *rocketjob.Client, id string, w io.Wr
 // closed: the work database must hold every record the job recorded.
 func reader(c *rocketjob.Client, job *rocketjob.Job, codec *encryption.Codec, kind string) *slice.Reader {
 	output, failed, final := ExpectedCounts(job)
-	r := &slice.Reader{Store: c.Store(), Codec: codec, Job: job.ID}
+	r := &slice.Reader{Store: clientstore.Of(c), Codec: codec, Job: job.ID}
 	switch {
 	case !final:
 	case kind == FailedKind:

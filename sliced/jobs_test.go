@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rocketjob-go/rocketjob/internal/clientstore"
 	"github.com/rocketjob-go/rocketjob/internal/dbtest"
 	"github.com/rocketjob-go/rocketjob/rocketjob"
 	"github.com/rocketjob-go/rocketjob/server"
@@ -252,7 +253,7 @@ func TestUploadRefusesBeforeWriting(t *testing.T) {
 	if len(jobs) != 0 {
 		t.Fatalf("%d jobs left behind by refused uploads", len(jobs))
 	}
-	names, err := b.client.Store().WorkCollections(ctx)
+	names, err := clientstore.Of(b.client).WorkCollections(ctx)
 	must(t, err)
 	if len(names) != 0 {
 		t.Fatalf("slice collections left behind: %v", names)

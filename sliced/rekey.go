@@ -6,6 +6,7 @@ import (
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 
+	"github.com/rocketjob-go/rocketjob/internal/clientstore"
 	"github.com/rocketjob-go/rocketjob/internal/model"
 	"github.com/rocketjob-go/rocketjob/internal/slice"
 	"github.com/rocketjob-go/rocketjob/internal/store"
@@ -46,7 +47,7 @@ func Rekey(ctx context.Context, c *rocketjob.Client, id string) (int, error) {
 	}
 	total := 0
 	for _, kind := range []slice.Kind{slice.Input, slice.Output, slice.Failed} {
-		n, err := c.Store().RewriteSlices(ctx, job.ID, string(kind), func(num int64, sealed []byte) ([]byte, error) {
+		n, err := clientstore.Of(c).RewriteSlices(ctx, job.ID, string(kind), func(num int64, sealed []byte) ([]byte, error) {
 			return slice.Rewrap(codec, kind, num, sealed)
 		})
 		total += n
@@ -62,7 +63,7 @@ func Rekey(ctx context.Context, c *rocketjob.Client, id string) (int, error) {
 		}
 		set = append(set, bson.E{Key: "sealed_header", Value: h})
 	}
-	if _, err := c.Store().Update(ctx, (*model.Job)(job), store.Change{Set: set}, "rekey"); err != nil {
+	if _, err := clientstore.Of(c).Update(ctx, (*model.Job)(job), store.Change{Set: set}, "rekey"); err != nil {
 		return total, err
 	}
 	return total, nil

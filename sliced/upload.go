@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/rocketjob-go/rocketjob/encryption"
+	"github.com/rocketjob-go/rocketjob/internal/clientstore"
 	"github.com/rocketjob-go/rocketjob/internal/model"
 	"github.com/rocketjob-go/rocketjob/internal/slice"
 	"github.com/rocketjob-go/rocketjob/internal/store"
@@ -259,7 +260,7 @@ const insertGrace = 5 * time.Second
 // On any error, or when ctx ends, it drops what it stored, so no half-job
 // remains.
 func storeRecords(ctx context.Context, c *rocketjob.Client, job *rocketjob.Job, next func(yield func([]byte) bool) error) (err error) {
-	slices := c.Store().Slices()
+	slices := clientstore.Of(c).Slices()
 	codec, err := c.Codec(job)
 	if err != nil {
 		return err
@@ -353,10 +354,10 @@ func insertJob(ctx context.Context, c *rocketjob.Client, job *rocketjob.Job) err
 	}
 	ictx, cancel := linger(ctx, insertGrace)
 	defer cancel()
-	if err := c.Store().InsertJob(ictx, (*model.Job)(job)); err != nil {
+	if err := clientstore.Of(c).InsertJob(ictx, (*model.Job)(job)); err != nil {
 		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
 		defer cancel()
-		_ = c.Store().DeleteJob(dctx, job.ID) // in case the insert went through after all
+		_ = clientstore.Of(c).DeleteJob(dctx, job.ID) // in case the insert went through after all
 		return failUpload(ctx, c, job, err)
 	}
 	return nil
@@ -382,7 +383,7 @@ const cleanupTimeout = 10 * time.Second
 // partial slices could not be removed. No job document exists yet, so
 // slices it cannot drop are never run.
 func failUpload(ctx context.Context, c *rocketjob.Client, job *rocketjob.Job, err error) error {
-	err = c.Store().Locate(ctx, err)
+	err = clientstore.Of(c).Locate(ctx, err)
 	if derr := dropUpload(ctx, c, job); derr != nil {
 		return fmt.Errorf("upload: %w; %w", err, &CleanupError{Job: job.ID.Hex(), Err: derr})
 	}
@@ -402,10 +403,10 @@ func dropUpload(ctx context.Context, c *rocketjob.Client, job *rocketjob.Job) er
 	prefix := "slices_" + job.ID.Hex() + "_"
 	delay := 20 * time.Millisecond
 	for {
-		err := c.Store().Slices().Drop(dctx, job.ID)
+		err := clientstore.Of(c).Slices().Drop(dctx, job.ID)
 		if err == nil {
 			var names []string
-			if names, err = c.Store().WorkCollections(dctx); err == nil {
+			if names, err = clientstore.Of(c).WorkCollections(dctx); err == nil {
 				i := slices.IndexFunc(names, func(n string) bool { return strings.HasPrefix(n, prefix) })
 				if i < 0 {
 					return nil
