@@ -249,7 +249,7 @@ func (c *Client) cronStart(ctx context.Context, job *Job, spec string) error {
 			return fmt.Errorf("job type %q already runs on schedule %q: job %s is %s", job.Type, spec, j.ID.Hex(), j.State)
 		}
 	}
-	job.Cron, job.RunAt, job.ID = spec, next, CronJobID(job.Type, spec, next)
+	job.Cron, job.RunAt, job.ID = spec, next, model.CronJobID(job.Type, spec, next)
 	return nil
 }
 

@@ -19,7 +19,7 @@ func (s *Server) scheduleNext(ctx context.Context, job *model.Job) error {
 	}
 	now := time.Now().UTC().Truncate(time.Millisecond)
 	successor := &model.Job{
-		ID:          rocketjob.CronJobID(job.Type, job.Cron, next),
+		ID:          model.CronJobID(job.Type, job.Cron, next),
 		Type:        job.Type,
 		Kind:        job.Kind,
 		State:       model.StateQueued,

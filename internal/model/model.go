@@ -7,6 +7,8 @@
 package model
 
 import (
+	"crypto/sha256"
+	"encoding/binary"
 	"fmt"
 	"time"
 
@@ -213,3 +215,14 @@ const (
 	ServerPaused   = "paused"
 	ServerStopping = "stopping"
 )
+
+// CronJobID is the id of the instance of a cron job (type and schedule)
+// that runs at at: the same on every server, so that scheduling the next
+// instance twice (two servers, or a retry after a crash) inserts it once.
+func CronJobID(typ, spec string, at time.Time) bson.ObjectID {
+	var id bson.ObjectID
+	binary.BigEndian.PutUint32(id[:4], uint32(at.Unix()))
+	h := sha256.Sum256([]byte(typ + "\x00" + spec))
+	copy(id[4:], h[:8])
+	return id
+}
