@@ -35,6 +35,10 @@ const (
 	readPassword  = "bob-password"
 )
 
+// appPage starts the answers of the app that mounts the handler under a
+// prefix (options.prefix) for every other path.
+const appPage = "the app's own page: "
+
 // bundle is one test's database, client, server process and UI.
 type bundle struct {
 	reg    *rocketjob.Registry
@@ -45,9 +49,10 @@ type bundle struct {
 }
 
 type options struct {
-	server    bool  // run an in-process server
-	auth      bool  // token and users file
-	maxUpload int64 // 0: the default
+	server    bool   // run an in-process server
+	auth      bool   // token and users file
+	maxUpload int64  // 0: the default
+	prefix    string // mount the handler under this prefix of an app's mux
 }
 
 func setup(t *testing.T, o options) *bundle {
@@ -86,10 +91,22 @@ func setup(t *testing.T, o options) *bundle {
 		cfg.Token = testToken
 		cfg.UsersFile = writeUsers(t)
 	}
+	cfg.Prefix = o.prefix
 	h, err := rocketjobweb.NewHandler(b.client, &cfg)
 	must(t, err)
 	b.h = h
-	b.ts = httptest.NewServer(h)
+	if o.prefix == "" {
+		b.ts = httptest.NewServer(h)
+	} else {
+		// The app's own mux: the handler under the prefix, the app elsewhere.
+		mux := http.NewServeMux()
+		mux.Handle(o.prefix+"/", h)
+		mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "text/plain")
+			_, _ = io.WriteString(w, appPage+r.URL.Path)
+		})
+		b.ts = httptest.NewServer(mux)
+	}
 	t.Cleanup(func() {
 		b.ts.Close()
 		h.Close()
