@@ -12,13 +12,14 @@ import (
 	"testing"
 )
 
-// Packages whose dependencies must not contain River: the library and the
-// command line every user binary links (cli.Main).
-var noRiver = []string{"./rocketjob", "./sliced", "./server", "./encryption", "./cmd/rocketjob/cli", "./cmd/rocketjob"}
+// Packages whose dependencies must not contain River: the library (web UI
+// included) and the command line every user binary links (cli.Main).
+var noRiver = []string{"./rocketjob", "./sliced", "./server", "./encryption", "./rocketjobweb", "./cmd/rocketjob/cli", "./cmd/rocketjob"}
 
-// Core packages whose dependencies must not contain the embedded database:
-// a program that talks to a real MongoDB links only these.
-var noEmbedded = []string{"./rocketjob", "./sliced", "./server", "./encryption"}
+// Library packages whose dependencies must not contain the embedded
+// database: a program that talks to a real MongoDB, and mounts the web UI
+// in its own server, links only these.
+var noEmbedded = []string{"./rocketjob", "./sliced", "./server", "./encryption", "./rocketjobweb"}
 
 // isRiver and isEmbedded name the forbidden packages.
 func isRiver(path string) bool { return strings.Contains(path, "riverqueue") }
