@@ -183,6 +183,7 @@ A typical session:
 			serversCommand(st),
 			keysCommand(st),
 			uiCommand(st),
+			checkCommand(st),
 			benchMovedCommand(),
 		},
 	}
