@@ -41,6 +41,9 @@ window.addEventListener("error", function (e) { window.__problems.push("error " 
 // without reloading the page, download the output, change a job's
 // priority and find it in the database, and look at every page on a
 // phone-sized screen. Screenshots are saved as test artefacts.
+// It runs twice: with the handler at the root of its server (as `rocketjob
+// ui` serves it) and mounted under a prefix of an app's mux, where every
+// click must stay under the prefix.
 func TestBrowser(t *testing.T) {
 	if _, err := os.Stat(chromiumPath); err != nil {
 		if os.Getenv("CI") == "true" {
@@ -48,8 +51,20 @@ func TestBrowser(t *testing.T) {
 		}
 		t.Skipf("%s is missing (apt-get install chromium)", chromiumPath)
 	}
-	b := setup(t, options{server: true, auth: true})
+	t.Run("root", func(t *testing.T) { browserWalk(t, "") })
+	t.Run("prefix", func(t *testing.T) { browserWalk(t, "/rocketjob") })
+}
+
+// browserWalk is TestBrowser with the handler mounted under prefix ("": at
+// the root).
+func browserWalk(t *testing.T, prefix string) {
+	b := setup(t, options{server: true, auth: true, prefix: prefix})
+	base := b.ts.URL + prefix
 	shots := artifactsDir(t)
+	if prefix != "" {
+		shots = filepath.Join(shots, "prefix")
+		must(t, os.MkdirAll(shots, 0o755))
+	}
 	downloads := t.TempDir()
 
 	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
@@ -122,10 +137,13 @@ func TestBrowser(t *testing.T) {
 		if p := eval(`JSON.stringify(window.__problems || [])`); p != "[]" {
 			t.Errorf("%s: problems in the page: %s", name, p)
 		}
+		if p := eval(`location.pathname`); !strings.HasPrefix(p, prefix+"/") {
+			t.Errorf("%s: the browser is at %s, outside %s/", name, p, prefix)
+		}
 	}
 
 	// Sign in with the token and land on the dashboard.
-	step("open the dashboard", chromedp.Navigate(b.ts.URL+"/"), chromedp.WaitVisible(chromedp.ID("password")))
+	step("open the dashboard", chromedp.Navigate(base+"/"), chromedp.WaitVisible(chromedp.ID("password")))
 	shot("01-login")
 	step("sign in",
 		chromedp.SendKeys(chromedp.ID("password"), testToken),
@@ -144,7 +162,7 @@ func TestBrowser(t *testing.T) {
 	file := filepath.Join(t.TempDir(), "people.txt")
 	must(t, os.WriteFile(file, input, 0o644))
 	step("fill the upload form",
-		chromedp.Navigate(b.ts.URL+"/upload"),
+		chromedp.Navigate(base+"/upload"),
 		chromedp.WaitVisible(chromedp.ID("upload-form")),
 		chromedp.SetValue(chromedp.ID("type"), "reverse"),
 		chromedp.SendKeys(chromedp.CSS(`input[name=description]`), "uploaded from the browser"),
@@ -215,7 +233,7 @@ func TestBrowser(t *testing.T) {
 	must(t, err)
 	wid := waiting.ID.Hex()
 	step("set the priority",
-		chromedp.Navigate(b.ts.URL+"/jobs/"+wid),
+		chromedp.Navigate(base+"/jobs/"+wid),
 		chromedp.WaitVisible(chromedp.ID("priority-input")),
 		chromedp.SetValue(chromedp.ID("priority-input"), "7"),
 		chromedp.Click(chromedp.ID("set-priority")),
@@ -231,13 +249,13 @@ func TestBrowser(t *testing.T) {
 	shot("05-priority-changed")
 
 	// The other pages.
-	step("jobs page", chromedp.Navigate(b.ts.URL+"/jobs"), chromedp.WaitVisible(chromedp.ID("live-jobs")))
+	step("jobs page", chromedp.Navigate(base+"/jobs"), chromedp.WaitVisible(chromedp.ID("live-jobs")))
 	if got := text("#live-jobs"); !strings.Contains(got, id) || !strings.Contains(got, wid) {
 		t.Errorf("jobs page lacks the jobs: %q", got)
 	}
 	checkPage("jobs")
 	shot("06-jobs")
-	step("servers page", chromedp.Navigate(b.ts.URL+"/servers"), chromedp.WaitVisible(chromedp.ID("live-servers")))
+	step("servers page", chromedp.Navigate(base+"/servers"), chromedp.WaitVisible(chromedp.ID("live-servers")))
 	checkPage("servers")
 	shot("07-servers")
 
@@ -246,7 +264,7 @@ func TestBrowser(t *testing.T) {
 	for i, p := range []struct{ name, path string }{
 		{"dashboard", "/"}, {"jobs", "/jobs"}, {"job", "/jobs/" + id}, {"upload", "/upload"}, {"servers", "/servers"},
 	} {
-		step("phone "+p.name, chromedp.Navigate(b.ts.URL+p.path), chromedp.WaitVisible(chromedp.CSS("main")))
+		step("phone "+p.name, chromedp.Navigate(base+p.path), chromedp.WaitVisible(chromedp.CSS("main")))
 		if w := eval(`String(document.documentElement.scrollWidth) + "/" + String(window.innerWidth)`); !fitsWidth(w) {
 			t.Errorf("phone %s: page is wider than the screen (%s)", p.path, w)
 		}
