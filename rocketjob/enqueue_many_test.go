@@ -73,7 +73,7 @@ func TestEnqueueManyWritesEveryJobAndItsQueueCopy(t *testing.T) {
 	if fixed != 0 {
 		t.Fatalf("the run queue needed %d repairs after EnqueueMany, want 0", fixed)
 	}
-	runnable, err := clientstore.Of(c).RunnableJobs(ctx, time.Now(), 10)
+	runnable, err := clientstore.Of(c).RunnableJobs(ctx, time.Now(), 10, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -48,7 +48,7 @@ func BenchmarkSelection(b *testing.B) {
 			name := fmt.Sprintf("priorities=%d/queued=%d", spread, n)
 			b.Run(name+"/queue", func(b *testing.B) {
 				for b.Loop() {
-					jobs, err := clientstore.Of(bd.client).RunnableJobs(ctx, time.Now(), 50)
+					jobs, err := clientstore.Of(bd.client).RunnableJobs(ctx, time.Now(), 50, nil)
 					if err != nil || len(jobs) != 50 {
 						b.Fatalf("%d jobs, %v", len(jobs), err)
 					}

@@ -24,7 +24,7 @@ func TestJobWithoutRunQueueCopyRuns(t *testing.T) {
 		Priority: 50, RunAt: now, CreatedAt: now}
 	_, err := dbtest.Client(t).Database(b.jobs).Collection("jobs").InsertOne(ctx, job)
 	must(t, err)
-	if got, err := clientstore.Of(b.client).RunnableJobs(ctx, now, 50); err != nil || len(got) != 0 {
+	if got, err := clientstore.Of(b.client).RunnableJobs(ctx, now, 50, nil); err != nil || len(got) != 0 {
 		t.Fatalf("before any server ran: %d runnable, %v; want none (no copy)", len(got), err)
 	}
 	b.startServer(t, "s1", 1)

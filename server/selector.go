@@ -22,6 +22,7 @@ type selector struct {
 	store        *store.Store
 	reCheck      time.Duration
 	pollInterval time.Duration
+	types        func() []string // the job types to offer; nil offers all
 
 	mu        sync.Mutex
 	jobs      []model.Job
@@ -44,7 +45,11 @@ func (sel *selector) refresh(ctx context.Context, maxAge time.Duration) error {
 	if fresh {
 		return nil
 	}
-	jobs, err := sel.store.RunnableJobs(ctx, time.Now(), candidateLimit)
+	var types []string
+	if sel.types != nil {
+		types = sel.types()
+	}
+	jobs, err := sel.store.RunnableJobs(ctx, time.Now(), candidateLimit, types)
 	if err != nil {
 		return err
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -58,6 +59,11 @@ type Config struct {
 	// Now is the clock for processing windows; nil means time.Now. Tests
 	// inject a fake one.
 	Now func() time.Time
+	// Include, when not empty, limits the server to these job types (each
+	// must be registered); Exclude keeps it away from these. A server only
+	// ever looks at jobs of the types it runs, so jobs it does not run never
+	// crowd out those it does, however many and however urgent they are.
+	Include, Exclude []string
 }
 
 func (c *Config) withDefaults() Config {
@@ -157,7 +163,16 @@ func New(client *rocketjob.Client, cfg *Config) (*Server, error) {
 		noKey:   map[bson.ObjectID]bool{},
 	}
 	s.giveBack.log = s.log
+	for _, typ := range slices.Concat(c.Include, c.Exclude) {
+		if _, err := s.reg.Lookup(typ); err != nil {
+			return nil, fmt.Errorf("server config: include/exclude: %w", err)
+		}
+	}
+	if len(c.Include)+len(c.Exclude) > 0 && len(s.types()) == 0 {
+		return nil, errors.New("server config: no job type left to run after include/exclude")
+	}
 	s.sel = newSelector(s.store, c.ReCheck, c.PollInterval)
+	s.sel.types = s.types
 
 	s.heartbeat = newHeartbeat(heartbeatConfig{Name: c.Name, Interval: c.HeartbeatInterval}, s.store, s.log)
 	s.heartbeat.status = s.status
@@ -186,6 +201,18 @@ func New(client *rocketjob.Client, cfg *Config) (*Server, error) {
 		ConstLabels: prometheus.Labels{"server": c.Name},
 	}, []string{"type"})
 	return s, nil
+}
+
+// types returns the job types this server runs: those registered, narrowed
+// by Config.Include and Config.Exclude.
+func (s *Server) types() []string {
+	var out []string
+	for _, typ := range s.reg.Names() {
+		if (len(s.cfg.Include) == 0 || slices.Contains(s.cfg.Include, typ)) && !slices.Contains(s.cfg.Exclude, typ) {
+			out = append(out, typ)
+		}
+	}
+	return out
 }
 
 // Collectors returns the server's Prometheus metrics (slice latency by job

@@ -98,10 +98,13 @@ func (s *Store) ListJobs(ctx context.Context, f JobFilter) ([]model.Job, error) 
 
 // RunnableJobs returns up to limit jobs that may have work now: queued, or
 // running sliced jobs, due, ordered by priority then age: on MongoDB from the index
-// {state, priority, _id}, on FerretDB from the run queue (queue.go).
-func (s *Store) RunnableJobs(ctx context.Context, now time.Time, limit int64) ([]model.Job, error) {
+// {state, priority, _id}, on FerretDB from the run queue (queue.go). When
+// types is not nil, only jobs of those types are returned (a server asks
+// for the types it runs, so that jobs it cannot run never crowd out those
+// it can).
+func (s *Store) RunnableJobs(ctx context.Context, now time.Time, limit int64, types []string) ([]model.Job, error) {
 	if s.ferret {
-		return s.queuedRunnable(ctx, now, int(limit))
+		return s.queuedRunnable(ctx, now, int(limit), types)
 	}
 	// A running simple job is one server's until it ends: only queued jobs
 	// and running sliced jobs (whose slices every worker shares) are offered.
@@ -112,6 +115,9 @@ func (s *Store) RunnableJobs(ctx context.Context, now time.Time, limit int64) ([
 			bson.D{{Key: "state", Value: model.StateQueued}},
 			bson.D{{Key: "kind", Value: bson.D{{Key: "$ne", Value: model.KindSimple}}}},
 		}},
+	}
+	if types != nil {
+		filter = append(filter, bson.E{Key: "type", Value: bson.D{{Key: "$in", Value: types}}})
 	}
 	opts := options.Find().SetSort(bson.D{{Key: "priority", Value: 1}, {Key: "_id", Value: 1}}).SetLimit(limit)
 	return findAll[model.Job](ctx, s.jobs(), filter, opts)

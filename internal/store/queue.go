@@ -166,7 +166,7 @@ const queueFanout = 16
 // queue, by priority, then age among the copies read from one priority. It
 // reads the most urgent priority alone (it usually has enough), then ever
 // more priorities in parallel.
-func (s *Store) queuedRunnable(ctx context.Context, now time.Time, limit int) ([]model.Job, error) {
+func (s *Store) queuedRunnable(ctx context.Context, now time.Time, limit int, types []string) ([]model.Job, error) {
 	prios, err := s.queuePriorities(ctx)
 	if err != nil {
 		return nil, err
@@ -180,7 +180,7 @@ func (s *Store) queuedRunnable(ctx context.Context, now time.Time, limit int) ([
 		errs := make([]error, len(batch))
 		var wg sync.WaitGroup
 		for i, p := range batch {
-			wg.Go(func() { dues[i], errs[i] = s.dueQueued(ctx, p, now, want) })
+			wg.Go(func() { dues[i], errs[i] = s.dueQueued(ctx, p, now, want, types) })
 		}
 		wg.Wait()
 		if err := errors.Join(errs...); err != nil {
@@ -193,9 +193,9 @@ func (s *Store) queuedRunnable(ctx context.Context, now time.Time, limit int) ([
 	return out, nil
 }
 
-// dueQueued returns up to n runnable copies due at now from one priority's
-// queue, oldest first among the copies read.
-func (s *Store) dueQueued(ctx context.Context, priority int, now time.Time, n int) ([]model.Job, error) {
+// dueQueued returns up to n runnable copies due at now (of the given types,
+// unless nil) from one priority's queue, oldest first among the copies read.
+func (s *Store) dueQueued(ctx context.Context, priority int, now time.Time, n int, types []string) ([]model.Job, error) {
 	var due []model.Job
 	for skip := int64(0); len(due) < n; skip += queuePage {
 		page, err := findAll[model.Job](ctx, s.queue(priority), bson.D{}, options.Find().SetSkip(skip).SetLimit(queuePage))
@@ -203,7 +203,7 @@ func (s *Store) dueQueued(ctx context.Context, priority int, now time.Time, n in
 			return nil, err
 		}
 		for i := range page {
-			if runnable(&page[i]) && !page[i].RunAt.After(now) {
+			if runnable(&page[i]) && !page[i].RunAt.After(now) && (types == nil || slices.Contains(types, page[i].Type)) {
 				due = append(due, page[i])
 			}
 		}

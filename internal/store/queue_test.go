@@ -24,7 +24,7 @@ func newJob(priority int) *model.Job {
 // runnableIDs returns the ids RunnableJobs returns, in order.
 func runnableIDs(t *testing.T, s *store.Store) []bson.ObjectID {
 	t.Helper()
-	jobs, err := s.RunnableJobs(context.Background(), time.Now(), 50)
+	jobs, err := s.RunnableJobs(context.Background(), time.Now(), 50, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -99,7 +99,7 @@ func TestRunnableJobsFollowJobWrites(t *testing.T) {
 	}
 	want("deleted", d, a)
 
-	jobs, err := s.RunnableJobs(ctx, time.Now().Add(2*time.Hour), 50)
+	jobs, err := s.RunnableJobs(ctx, time.Now().Add(2*time.Hour), 50, nil)
 	if err != nil || len(jobs) != 3 || jobs[0].ID != later.ID {
 		t.Fatalf("in two hours: %v, %v; want the delayed job first", jobs, err)
 	}

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"log/slog"
+	"strings"
 
 	"github.com/urfave/cli/v2"
 
@@ -19,7 +20,9 @@ lets the work in flight finish within --shutdown-timeout and exits 0.`,
 		UsageText: usageText("rocketjob server [--workers N] [--name NAME] [--embedded DIR] [options]",
 			"rocketjob server --workers 8",
 			"rocketjob server --name worker-1 --uri mongodb://db.example.com:27017/",
-			"rocketjob server --embedded ./rocketjob-data      # runs its own embedded database too"),
+			"rocketjob server --embedded ./rocketjob-data      # runs its own embedded database too",
+			"rocketjob server --include reverse,upcase         # only these job types",
+			"rocketjob server --exclude nap                    # every type but nap"),
 		Flags: []cli.Flag{
 			&cli.IntFlag{Name: "workers", Value: server.DefaultWorkers, Usage: "`N` concurrent workers"},
 			&cli.StringFlag{Name: "name", Usage: "server `NAME` (default host:pid); two live servers cannot share one"},
@@ -31,6 +34,8 @@ lets the work in flight finish within --shutdown-timeout and exits 0.`,
 			&cli.DurationFlag{Name: "heartbeat", Value: server.DefaultHeartbeatInterval, Usage: "heartbeat and command check interval (`D`)"},
 			&cli.DurationFlag{Name: "dead-after", Usage: "another server's heartbeat age after which its work is requeued (`D`)", DefaultText: "4 heartbeats"},
 			&cli.DurationFlag{Name: "shutdown-timeout", Value: server.DefaultShutdownTimeout, Usage: "how long to wait for work in flight when stopping (`D`)"},
+			&cli.StringFlag{Name: "include", Usage: "run only jobs of these types (`TYPE,...`; default: every registered type)"},
+			&cli.StringFlag{Name: "exclude", Usage: "never run jobs of these types (`TYPE,...`)"},
 			&cli.StringFlag{Name: "log-level", Value: "info", Usage: "`LEVEL` of the logs on stderr: debug, info, warn or error"},
 			&cli.StringFlag{Name: "ui", Usage: "also serve the web UI, REST API and /metrics on `HOST:PORT` (login: $ROCKETJOB_UI_TOKEN or $ROCKETJOB_UI_USERS_FILE)"},
 		},
@@ -45,6 +50,14 @@ lets the work in flight finish within --shutdown-timeout and exits 0.`,
 				if c.Duration(d) < 0 {
 					return usagef("%s: --%s must not be negative", cmdName(c), d)
 				}
+			}
+			include, err := typeList(c, st, "include")
+			if err != nil {
+				return err
+			}
+			exclude, err := typeList(c, st, "exclude")
+			if err != nil {
+				return err
 			}
 			level, err := logLevel(c)
 			if err != nil {
@@ -79,6 +92,8 @@ lets the work in flight finish within --shutdown-timeout and exits 0.`,
 				DeadAfter:         c.Duration("dead-after"),
 				ShutdownTimeout:   c.Duration("shutdown-timeout"),
 				Logger:            logger,
+				Include:           include,
+				Exclude:           exclude,
 			})
 			if err != nil {
 				return err
@@ -91,4 +106,24 @@ lets the work in flight finish within --shutdown-timeout and exits 0.`,
 			return srv.Run(c.Context)
 		},
 	}
+}
+
+// typeList reads a comma-separated list of registered job types from flag.
+func typeList(c *cli.Context, st *appState, flag string) ([]string, error) {
+	v := c.String(flag)
+	if v == "" {
+		return nil, nil
+	}
+	var out []string
+	for _, typ := range strings.Split(v, ",") {
+		typ = strings.TrimSpace(typ)
+		if typ == "" {
+			continue
+		}
+		if _, err := st.reg.Lookup(typ); err != nil {
+			return nil, usagef("%s: --%s: %v", cmdName(c), flag, err)
+		}
+		out = append(out, typ)
+	}
+	return out, nil
 }
