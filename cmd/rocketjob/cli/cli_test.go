@@ -121,6 +121,8 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"db"}, "missing --data DIR"},
 		{[]string{"server", "--workers", "0"}, "--workers must be at least 1"},
 		{[]string{"server", "--poll", "fast"}, "--poll"},
+		{[]string{"server", "--include", "nap,nosuch"}, `server: --include: unknown job type "nosuch"`},
+		{[]string{"server", "--exclude", "nosuch"}, `server: --exclude: unknown job type "nosuch"`},
 		{[]string{"demo", "--records", "0"}, "--records must be at least 1"},
 		{[]string{"job", "list", "--claim-strategy", "fast"}, `--claim-strategy "fast": want auto, insert or findandmodify`},
 	} {
