@@ -44,10 +44,18 @@ func TestMountedUnderPrefix(t *testing.T) {
 	if r := b.do(t, req{method: "GET", path: prefix}); r.status/100 != 3 || r.header.Get("Location") != prefix+"/" {
 		t.Fatalf("GET %s: %d %v", prefix, r.status, r.header)
 	}
-	rec := httptest.NewRecorder()
-	b.h.ServeHTTP(rec, httptest.NewRequest("GET", prefix+"?x=1", nil))
-	if rec.Code != http.StatusMovedPermanently || rec.Header().Get("Location") != prefix+"/?x=1" {
-		t.Fatalf("the handler, GET %s: %d %v", prefix, rec.Code, rec.Header())
+	// The redirects of the handler's own routing stay under the prefix too.
+	for path, want := range map[string]string{
+		prefix + "?x=1":           prefix + "/?x=1",
+		prefix + "/assets":        prefix + "/assets/",
+		prefix + "//jobs?state=a": prefix + "/jobs?state=a",
+		prefix + "/x/../jobs":     prefix + "/jobs",
+	} {
+		rec := httptest.NewRecorder()
+		b.h.ServeHTTP(rec, httptest.NewRequest("GET", path, nil))
+		if rec.Code/100 != 3 || rec.Header().Get("Location") != want {
+			t.Errorf("the handler, GET %s: %d %v, want Location %s", path, rec.Code, rec.Header(), want)
+		}
 	}
 
 	// Not signed in: the login redirect stays under the prefix and

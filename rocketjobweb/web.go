@@ -191,7 +191,7 @@ func (h *Handler) handle(pattern string, level access, fn http.HandlerFunc) {
 // A path outside the prefix is answered 404.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
-	rw := &recorder{ResponseWriter: w, status: http.StatusOK}
+	rw := &recorder{ResponseWriter: w, status: http.StatusOK, prefix: h.prefix}
 	id := requestID()
 	info := &reqInfo{id: id, path: r.URL.Path}
 	r = r.WithContext(context.WithValue(r.Context(), reqInfoKey{}, info))
@@ -294,17 +294,29 @@ func setSecureHeaders(hd http.Header, r *http.Request) {
 	}
 }
 
-// recorder remembers the status and size of an answer.
+// recorder remembers the status and size of an answer, and keeps
+// redirects under the prefix.
 type recorder struct {
 	http.ResponseWriter
 	status int
 	bytes  int64
 	wrote  bool
+	prefix string // the handler's prefix
 }
 
+// WriteHeader sends the header. The handler's own redirects name paths
+// under the prefix already; those of its ServeMux (a path cleaned, a
+// trailing slash added) name a path of the handler, which it puts under
+// the prefix.
 func (r *recorder) WriteHeader(code int) {
 	if !r.wrote {
 		r.status, r.wrote = code, true
+	}
+	if r.prefix != "" && code >= 300 && code < 400 {
+		hd := r.Header()
+		if loc := hd.Get("Location"); strings.HasPrefix(loc, "/") && !strings.HasPrefix(loc, "//") && !strings.HasPrefix(loc, r.prefix+"/") {
+			hd.Set("Location", r.prefix+loc)
+		}
 	}
 	r.ResponseWriter.WriteHeader(code)
 }
