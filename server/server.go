@@ -64,6 +64,11 @@ type Config struct {
 	// ever looks at jobs of the types it runs, so jobs it does not run never
 	// crowd out those it does, however many and however urgent they are.
 	Include, Exclude []string
+	// Drain makes the server process what is due and then stop: Run returns
+	// once every worker is idle and no due job it could run is left (jobs
+	// outside their processing window or whose key it lacks do not count;
+	// running sliced jobs do). Bound it with Run's context.
+	Drain bool
 }
 
 func (c *Config) withDefaults() Config {
@@ -120,9 +125,11 @@ type Server struct {
 
 	paused   atomic.Bool
 	stopping atomic.Bool
-	stopCh   chan struct{} // closed by a stop command
-	stopOnce sync.Once
-	busy     atomic.Int32
+	// failedJobs counts the jobs this server moved to failed (FailedJobs).
+	failedJobs atomic.Int64
+	stopCh     chan struct{} // closed by a stop command
+	stopOnce   sync.Once
+	busy       atomic.Int32
 
 	sel *selector
 
@@ -134,6 +141,7 @@ type Server struct {
 	waker       *waker
 	completer   *completer
 	pool        *workerPool
+	drainer     *drainer // nil unless Config.Drain
 
 	sliceSeconds *prometheus.HistogramVec // time to process one slice, by job type
 
@@ -189,6 +197,21 @@ func New(client *rocketjob.Client, cfg *Config) (*Server, error) {
 	s.watch = newWatcher(s.store, c.ReCheck, s.log)
 	s.waker = newWaker(s.store, s.sel, min(DefaultWakePoll, c.PollInterval))
 	s.completer = newCompleter(completerConfig{Queue: 2 * c.Workers}, s.complete)
+	if c.Drain {
+		s.drainer = newDrainer(s.store, c.PollInterval, c.Workers)
+		s.drainer.idle = s.sel.idle.Load
+		s.drainer.types = s.types
+		s.drainer.usable = func(job *model.Job) bool {
+			s.mu.Lock()
+			noKey := s.noKey[job.ID]
+			s.mu.Unlock()
+			return !noKey && s.inWindow(job)
+		}
+		s.drainer.drained = func() {
+			s.log.Info("drained: no due job left that this server runs")
+			s.Stop()
+		}
+	}
 	s.pool = newWorkerPool(poolConfig{Workers: c.Workers}, s.workerLoop, func() {
 		s.stopping.Store(true)
 		s.sel.wake()
@@ -256,6 +279,13 @@ func (s *Server) Run(ctx context.Context) error {
 		if err := svc.Start(bg); err != nil {
 			return fmt.Errorf("server %s: %w", s.cfg.Name, err)
 		}
+	}
+
+	if s.drainer != nil {
+		if err := s.drainer.Start(bg); err != nil {
+			return fmt.Errorf("server %s: %w", s.cfg.Name, err)
+		}
+		defer func() { _ = s.drainer.Stop(bg) }()
 	}
 
 	select {
@@ -337,6 +367,11 @@ func (s *Server) apply(command string) {
 		s.Stop()
 	}
 }
+
+// FailedJobs returns how many jobs this server moved to failed (a simple
+// job whose retries ran out, a sliced job that failed): with Config.Drain,
+// a batch run can exit non-zero when one did.
+func (s *Server) FailedJobs() int64 { return s.failedJobs.Load() }
 
 // Stop asks a running server to shut down gracefully, like a stop command.
 func (s *Server) Stop() {

@@ -36,7 +36,11 @@ func moveWhile(ctx context.Context, st *store.Store, by string, job *model.Job, 
 
 // moveWhile is moveWhile made by this server.
 func (s *Server) moveWhile(ctx context.Context, job *model.Job, to model.State, ch store.Change, still func(*model.Job) bool) (*model.Job, error) {
-	return moveWhile(ctx, s.store, s.cfg.Name, job, to, ch, still)
+	moved, err := moveWhile(ctx, s.store, s.cfg.Name, job, to, ch, still)
+	if err == nil && to == model.StateFailed {
+		s.failedJobs.Add(1)
+	}
+	return moved, err
 }
 
 // ownerMove applies a transition this server is entitled to because it owns

@@ -644,3 +644,36 @@ func TestServerEmbedded(t *testing.T) {
 	}
 	_ = db.Close()
 }
+
+// `server --drain` is a batch run: it exits 0 once nothing due is left, 1
+// with --fail-on-job-failure when a job failed, and 1 when --drain-timeout
+// ends it with work left.
+func TestServerDrain(t *testing.T) {
+	g := db(t)
+	fast := []string{"--poll", "50ms", "--heartbeat", "200ms", "--re-check", "200ms"}
+	ok := strings.TrimSpace(mustRun(t, append(g, "job", "enqueue", "nap", "--param", "ms=10")...).stdout)
+	drain := append(append(append([]string{}, g...), "server", "--drain", "--workers", "2", "--name", "batch"), fast...)
+	mustRun(t, drain...)
+	if r := mustRun(t, append(g, "job", "show", ok, "--json")...); !strings.Contains(r.stdout, `"state": "completed"`) {
+		t.Errorf("after the drain the job is not completed: %s", r.stdout)
+	}
+
+	mustRun(t, append(g, "job", "enqueue", "nap", "--param", "fail=true", "--retry-limit", "0")...)
+	r := run(t, context.Background(), append(drain, "--fail-on-job-failure")...)
+	if r.code != ExitFailure {
+		t.Errorf("drain with a failing job: exit %d, want 1; stderr %q", r.code, r.stderr)
+	}
+	oneErrorLine(t, r, "server: 1 jobs this server ran failed")
+
+	mustRun(t, append(g, "job", "enqueue", "nap", "--param", "ms=60000")...)
+	r = run(t, context.Background(), append(drain, "--drain-timeout", "1s", "--shutdown-timeout", "100ms")...)
+	if r.code != ExitFailure {
+		t.Errorf("drain past its timeout: exit %d, want 1; stderr %q", r.code, r.stderr)
+	}
+	oneErrorLine(t, r, "drain timed out after 1s with work left")
+
+	r = run(t, context.Background(), append(g, "server", "--drain-timeout", "1s")...)
+	if r.code != ExitUsage {
+		t.Errorf("--drain-timeout without --drain: exit %d, want 2", r.code)
+	}
+}

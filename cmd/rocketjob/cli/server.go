@@ -1,6 +1,9 @@
 package cli
 
 import (
+	"context"
+	"errors"
+	"fmt"
 	"log/slog"
 	"strings"
 
@@ -22,7 +25,8 @@ lets the work in flight finish within --shutdown-timeout and exits 0.`,
 			"rocketjob server --name worker-1 --uri mongodb://db.example.com:27017/",
 			"rocketjob server --embedded ./rocketjob-data      # runs its own embedded database too",
 			"rocketjob server --include reverse,upcase         # only these job types",
-			"rocketjob server --exclude nap                    # every type but nap"),
+			"rocketjob server --exclude nap                    # every type but nap",
+			"rocketjob server --drain --drain-timeout 1h --fail-on-job-failure   # a batch run: what is due, then exit"),
 		Flags: []cli.Flag{
 			&cli.IntFlag{Name: "workers", Value: server.DefaultWorkers, Usage: "`N` concurrent workers"},
 			&cli.StringFlag{Name: "name", Usage: "server `NAME` (default host:pid); two live servers cannot share one"},
@@ -36,6 +40,9 @@ lets the work in flight finish within --shutdown-timeout and exits 0.`,
 			&cli.DurationFlag{Name: "shutdown-timeout", Value: server.DefaultShutdownTimeout, Usage: "how long to wait for work in flight when stopping (`D`)"},
 			&cli.StringFlag{Name: "include", Usage: "run only jobs of these types (`TYPE,...`; default: every registered type)"},
 			&cli.StringFlag{Name: "exclude", Usage: "never run jobs of these types (`TYPE,...`)"},
+			&cli.BoolFlag{Name: "drain", Usage: "process what is due, then exit 0 once no due job this server runs is left (jobs scheduled later, outside their window or whose key is missing do not count)"},
+			&cli.DurationFlag{Name: "drain-timeout", Usage: "with --drain: stop after `D` even with work left (exit 1; work in flight is given back)"},
+			&cli.BoolFlag{Name: "fail-on-job-failure", Usage: "with --drain: exit 1 when a job this server ran failed"},
 			&cli.StringFlag{Name: "log-level", Value: "info", Usage: "`LEVEL` of the logs on stderr: debug, info, warn or error"},
 			&cli.StringFlag{Name: "ui", Usage: "also serve the web UI, REST API and /metrics on `HOST:PORT` (login: $ROCKETJOB_UI_TOKEN or $ROCKETJOB_UI_USERS_FILE)"},
 		},
@@ -46,7 +53,11 @@ lets the work in flight finish within --shutdown-timeout and exits 0.`,
 			if n := c.Int("workers"); n < 1 {
 				return usagef("%s: --workers must be at least 1 (got %d)", cmdName(c), n)
 			}
-			for _, d := range []string{"re-check", "poll", "heartbeat", "dead-after", "shutdown-timeout"} {
+			drain := c.Bool("drain")
+			if !drain && (c.IsSet("drain-timeout") || c.Bool("fail-on-job-failure")) {
+				return usagef("%s: --drain-timeout and --fail-on-job-failure go with --drain", cmdName(c))
+			}
+			for _, d := range []string{"re-check", "poll", "heartbeat", "dead-after", "shutdown-timeout", "drain-timeout"} {
 				if c.Duration(d) < 0 {
 					return usagef("%s: --%s must not be negative", cmdName(c), d)
 				}
@@ -94,6 +105,7 @@ lets the work in flight finish within --shutdown-timeout and exits 0.`,
 				Logger:            logger,
 				Include:           include,
 				Exclude:           exclude,
+				Drain:             drain,
 			})
 			if err != nil {
 				return err
@@ -103,9 +115,33 @@ lets the work in flight finish within --shutdown-timeout and exits 0.`,
 				return err
 			}
 			defer stopUI()
-			return srv.Run(c.Context)
+			return runServer(c, srv)
 		},
 	}
+}
+
+// errDrainTimeout ends a drain that outlasts --drain-timeout.
+var errDrainTimeout = errors.New("drain timeout")
+
+// runServer runs srv until it stops, honouring --drain-timeout and
+// --fail-on-job-failure.
+func runServer(c *cli.Context, srv *server.Server) error {
+	ctx := c.Context
+	if d := c.Duration("drain-timeout"); d > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeoutCause(ctx, d, errDrainTimeout)
+		defer cancel()
+	}
+	if err := srv.Run(ctx); err != nil {
+		return err
+	}
+	if errors.Is(context.Cause(ctx), errDrainTimeout) {
+		return fmt.Errorf("%s: drain timed out after %s with work left (work in flight was given back)", cmdName(c), c.Duration("drain-timeout"))
+	}
+	if n := srv.FailedJobs(); n > 0 && c.Bool("fail-on-job-failure") {
+		return fmt.Errorf("%s: %d jobs this server ran failed", cmdName(c), n)
+	}
+	return nil
 }
 
 // typeList reads a comma-separated list of registered job types from flag.
