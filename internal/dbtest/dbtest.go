@@ -5,6 +5,10 @@
 //	func TestMain(m *testing.M) { dbtest.Main(m) }
 //
 // and give every test its own databases with DBNames.
+//
+// The database is FerretDB on SQLite in a temporary folder, or, when
+// $ROCKETJOB_TEST_POSTGRESQL holds the URL of a PostgreSQL database, FerretDB
+// on a fresh PostgreSQL database created next to it (see PostgreSQLEnv).
 package dbtest
 
 import (
@@ -30,7 +34,8 @@ const maxNameLen = 40
 
 var (
 	uri     string // set by Main
-	dataDir string // set by Main
+	dataDir string // set by Main (SQLite)
+	pgDSN   string // set by Main (PostgreSQL): the package's database
 
 	clientMu sync.Mutex
 	client   *mongo.Client
@@ -38,8 +43,9 @@ var (
 	counter atomic.Int64
 )
 
-// Main starts one embedded database in a temp folder for the package's
-// tests, runs them, stops it and removes the folder. Use from TestMain:
+// Main starts one embedded database in a temp folder (or a fresh PostgreSQL
+// database, see PostgreSQLEnv) for the package's tests, runs them, stops it
+// and removes the folder (or drops the database). Use from TestMain:
 //
 //	func TestMain(m *testing.M) { dbtest.Main(m) }
 //
@@ -65,13 +71,32 @@ func run(m *testing.M, check func() error) int {
 	defer os.RemoveAll(dir)
 
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	db, err := embedded.Start(ctx, embedded.Options{Dir: dir})
+	defer cancel()
+	opts := embedded.Options{Dir: dir}
+	if base := PostgreSQL(); base != "" {
+		newDSN, drop, err := NewPostgreSQLDatabase(ctx, base, packageName())
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "dbtest: %v\n", err)
+			return 1
+		}
+		defer func() {
+			if err := drop(); err != nil {
+				fmt.Fprintf(os.Stderr, "dbtest: %v\n", err)
+			}
+		}()
+		opts = embedded.Options{PostgreSQL: newDSN}
+		pgDSN = newDSN
+	}
+	db, err := embedded.Start(ctx, opts)
 	cancel()
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "dbtest: start embedded database: %v\n", err)
 		return 1
 	}
-	uri, dataDir = db.URI(), dir
+	uri = db.URI()
+	if pgDSN == "" {
+		dataDir = dir
+	}
 
 	code := m.Run()
 
@@ -110,10 +135,20 @@ func URI() string {
 }
 
 // Dir returns the data folder of the package's embedded database, for tests
-// that inspect what is stored at rest.
+// that inspect what is stored at rest. On PostgreSQL it is the folder of the
+// package's database inside the server's data directory, after a
+// CHECKPOINT; it panics when that folder cannot be read here (a server on
+// another machine, or a user that may not checkpoint).
 func Dir() string {
 	URI()
-	return dataDir
+	if pgDSN == "" {
+		return dataDir
+	}
+	d, err := pgDataDir(pgDSN)
+	if err != nil {
+		panic("dbtest: Dir on PostgreSQL: " + err.Error())
+	}
+	return d
 }
 
 // Client returns a mongo-driver *mongo.Client connected to the package's

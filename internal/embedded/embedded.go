@@ -1,10 +1,12 @@
-// Package embedded runs a FerretDB server (SQLite handler) inside the current
-// process, so that rocketjob can be used and tested without an external
-// MongoDB server.
+// Package embedded runs a FerretDB server inside the current process, so
+// that rocketjob can be used and tested without an external MongoDB server.
+// FerretDB keeps its data in SQLite files in a data folder (Options.Dir), or
+// in a PostgreSQL database (Options.PostgreSQL, see postgresql.go).
 //
 // A data folder is owned by at most one running database at a time: Start
 // takes an exclusive flock on DIR/rocketjob.lock, which Close releases (and
-// the kernel releases if the process dies).
+// the kernel releases if the process dies). A PostgreSQL database likewise,
+// with an advisory lock.
 package embedded
 
 import (
@@ -25,6 +27,7 @@ import (
 	"time"
 
 	"github.com/FerretDB/FerretDB/ferretdb"
+	"github.com/jackc/pgx/v5"
 )
 
 // DefaultListen is the listen address used when Options.Listen is empty:
@@ -48,8 +51,16 @@ var ErrAddrInUse = errors.New("address already in use")
 
 // Options configure an embedded database.
 type Options struct {
-	// Dir is the data folder; it is created (mode 0700) if missing. Required.
+	// Dir is the data folder of the SQLite backend; it is created (mode
+	// 0700) if missing. Exactly one of Dir and PostgreSQL is required.
 	Dir string
+	// PostgreSQL is the URL of a PostgreSQL database
+	// (postgres://USER:PASSWORD@HOST:PORT/DATABASE; the password may also
+	// come from PGPASSWORD or ~/.pgpass) in which FerretDB keeps its data
+	// instead of a data folder. The database must exist, with encoding UTF8
+	// and collation C, POSIX, C.UTF8 or en_US.UTF8; it is served by one
+	// embedded database at a time. Errors and logs never show the password.
+	PostgreSQL string
 	// Listen is the TCP host:port to listen on; default DefaultListen
 	// ("127.0.0.1:0", a random free port).
 	Listen string
@@ -66,20 +77,26 @@ type Options struct {
 	InsecureListen bool
 	// Reserve is the size of the disk reserve kept in the data folder and
 	// freed when the disk is full (see ReserveFileName); 0 means
-	// DefaultReserve, a negative value none.
+	// DefaultReserve, a negative value none. Unused with PostgreSQL.
 	Reserve int64
 }
 
 // DB is a running embedded FerretDB server. Create it with Start and stop it
 // with Close.
 type DB struct {
-	dir  string
-	uri  string
-	lock *os.File
+	dir    string // SQLite's data folder, or ""
+	where  string // "data folder DIR" or "PostgreSQL database D on HOST:PORT"
+	uri    string
+	lock   *os.File // SQLite
+	pgLock *pgLock  // PostgreSQL
 
 	cancel  context.CancelFunc
-	done    chan error    // receives Run's result, then is closed
-	indexed chan struct{} // closed when the _id indexer and the reserve keeper have stopped
+	stopped chan struct{} // closed when Run has returned (runErr is set)
+	runErr  error
+	helpers chan struct{} // closed when the _id indexer, the reserve keeper and the lock watcher have stopped
+
+	errMu   sync.Mutex
+	lostErr error // why the server stopped on its own
 
 	closeOnce sync.Once
 	closeErr  error
@@ -95,26 +112,41 @@ type DB struct {
 // (3x fewer simple jobs a second, measured with rocketjob bench --simple).
 const sqlitePragmas = "_pragma=busy_timeout(10000)&_pragma=journal_mode(wal)&_pragma=synchronous(normal)&_pragma=auto_vacuum(none)"
 
-// Start starts an embedded FerretDB server on opts.Dir and returns once it
-// accepts connections. ctx only bounds the start-up; the server runs until
-// Close is called.
+// Start starts an embedded FerretDB server on opts.Dir (or opts.PostgreSQL)
+// and returns once it accepts connections. ctx only bounds the start-up; the
+// server runs until Close is called, or until it loses the PostgreSQL
+// connection that holds its lock (see Done).
 //
 // Start fails with an error wrapping ErrDirInUse when the data folder is
-// locked by another running database, and with an error wrapping
-// ErrAddrInUse when the listen address is taken.
+// locked by another running database, ErrDatabaseInUse when the PostgreSQL
+// database is, and ErrAddrInUse when the listen address is taken.
 func Start(ctx context.Context, opts Options) (*DB, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("start embedded database: %w", err)
 	}
-	if opts.Dir == "" {
-		return nil, errors.New("start embedded database: data folder (Options.Dir) is required")
+	switch {
+	case opts.Dir != "" && opts.PostgreSQL != "":
+		return nil, errors.New("start embedded database: a data folder (Options.Dir) and a PostgreSQL database (Options.PostgreSQL) exclude each other")
+	case opts.Dir == "" && opts.PostgreSQL == "":
+		return nil, errors.New("start embedded database: data folder (Options.Dir) or PostgreSQL database (Options.PostgreSQL) is required")
 	}
-	dir, err := filepath.Abs(opts.Dir)
-	if err != nil {
-		return nil, fmt.Errorf("data folder %q: %w", opts.Dir, err)
-	}
-	if strings.ContainsAny(dir, `?#%*[\`) {
-		return nil, fmt.Errorf(`data folder %s: path must not contain any of the characters ?#%%*[\`, dir)
+	var dir string
+	var pgCfg *pgx.ConnConfig
+	if opts.PostgreSQL != "" {
+		cfg, err := parseDSN(opts.PostgreSQL)
+		if err != nil {
+			return nil, err
+		}
+		pgCfg = cfg
+	} else {
+		var err error
+		dir, err = filepath.Abs(opts.Dir)
+		if err != nil {
+			return nil, fmt.Errorf("data folder %q: %w", opts.Dir, err)
+		}
+		if strings.ContainsAny(dir, `?#%*[\`) {
+			return nil, fmt.Errorf(`data folder %s: path must not contain any of the characters ?#%%*[\`, dir)
+		}
 	}
 
 	listen := opts.Listen
@@ -136,7 +168,29 @@ func Start(ctx context.Context, opts Options) (*DB, error) {
 		}
 	}
 
-	if err = os.MkdirAll(dir, 0o700); err != nil {
+	if pgCfg != nil {
+		// The port is checked before PostgreSQL is: a second front end on a
+		// busy port says so at once.
+		if port != "0" {
+			l, err := net.Listen("tcp", listen)
+			if err != nil {
+				return nil, listenError(listen, err)
+			}
+			_ = l.Close()
+		}
+		pl, err := lockPostgreSQL(ctx, opts.PostgreSQL, pgCfg, loggerOf(opts))
+		if err != nil {
+			return nil, err
+		}
+		db, err := start(ctx, backend{where: pl.where, pgDSN: opts.PostgreSQL, pgLock: pl}, listen, port, opts)
+		if err != nil {
+			pl.close()
+			return nil, err
+		}
+		return db, nil
+	}
+
+	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("create data folder %s: %s", dir, clean(err))
 	}
 	if fi, err := os.Stat(dir); err != nil {
@@ -150,7 +204,7 @@ func Start(ctx context.Context, opts Options) (*DB, error) {
 		return nil, err
 	}
 
-	db, err := start(ctx, dir, listen, port, opts, lock)
+	db, err := start(ctx, backend{dir: dir, where: "data folder " + dir, lock: lock}, listen, port, opts)
 	if err != nil {
 		releaseLock(lock)
 		return nil, err
@@ -158,8 +212,27 @@ func Start(ctx context.Context, opts Options) (*DB, error) {
 	return db, nil
 }
 
-// start does the part of Start that runs while the folder lock is held.
-func start(ctx context.Context, dir, listen, port string, opts Options, lock *os.File) (db *DB, err error) {
+// backend is where a database keeps its data, and the lock that owns it.
+type backend struct {
+	where string // for messages
+
+	dir  string   // SQLite: the data folder
+	lock *os.File // and its lock file
+
+	pgDSN  string  // PostgreSQL: the URL
+	pgLock *pgLock // and its lock
+}
+
+// loggerOf is the logger of opts, passing only Warn and above.
+func loggerOf(opts Options) *slog.Logger {
+	if opts.Logger == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return slog.New(warnOnly{opts.Logger.Handler()})
+}
+
+// start does the part of Start that runs while the backend's lock is held.
+func start(ctx context.Context, b backend, listen, port string, opts Options) (db *DB, err error) {
 	// ferretdb.New leaks its SQLite backend when its own listen fails, so
 	// detect a busy fixed port before creating it. The port may still be
 	// taken in between; that case is handled below.
@@ -171,24 +244,23 @@ func start(ctx context.Context, dir, listen, port string, opts Options, lock *os
 		_ = l.Close()
 	}
 
-	logger := slog.New(slog.DiscardHandler)
-	if opts.Logger != nil {
-		logger = slog.New(warnOnly{opts.Logger.Handler()})
-	}
-	// The reserve is taken before the database grows; FerretDB's logs tell
-	// when the disk is full.
+	logger := loggerOf(opts)
 	ferretLogger := logger
 	var res *reserve
-	if want := cmp.Or(opts.Reserve, DefaultReserve); want > 0 {
-		res = newReserve(dir, want, logger)
-		res.fill()
-		ferretLogger = slog.New(fullWatch{logger.Handler(), func() { res.release(dir) }})
+	if b.dir != "" {
+		// The reserve is taken before the database grows; FerretDB's logs
+		// tell when the disk is full. (PostgreSQL's disk is PostgreSQL's.)
+		if want := cmp.Or(opts.Reserve, DefaultReserve); want > 0 {
+			res = newReserve(b.dir, want, logger)
+			res.fill()
+			ferretLogger = slog.New(fullWatch{logger.Handler(), func() { res.release(b.dir) }})
+		}
 	}
 
 	// Never let a panic inside FerretDB's constructor escape to the caller.
 	defer func() {
 		if r := recover(); r != nil {
-			db, err = nil, fmt.Errorf("start embedded database in %s: FerretDB panicked: %v", dir, r)
+			db, err = nil, fmt.Errorf("start embedded database in %s: FerretDB panicked: %s", b.where, scrub(fmt.Sprint(r), b.pgDSN))
 		}
 	}()
 
@@ -196,17 +268,18 @@ func start(ctx context.Context, dir, listen, port string, opts Options, lock *os
 	if t := opts.TLS; t != nil {
 		lc = ferretdb.ListenerConfig{TLS: listen, TLSCertFile: t.CertFile, TLSKeyFile: t.KeyFile, TLSCAFile: t.CAFile}
 	}
-	f, err := ferretdb.New(&ferretdb.Config{
-		Listener:  lc,
-		Logger:    ferretLogger,
-		Handler:   "sqlite",
-		SQLiteURL: "file:" + strings.TrimSuffix(dir, "/") + "/?" + sqlitePragmas,
-	})
+	cfg := &ferretdb.Config{Listener: lc, Logger: ferretLogger}
+	if b.pgDSN != "" {
+		cfg.Handler, cfg.PostgreSQLURL = "postgresql", b.pgDSN
+	} else {
+		cfg.Handler, cfg.SQLiteURL = "sqlite", "file:"+strings.TrimSuffix(b.dir, "/")+"/?"+sqlitePragmas
+	}
+	f, err := ferretdb.New(cfg)
 	if err != nil {
 		if isAddrInUse(err) {
 			return nil, listenError(listen, syscall.EADDRINUSE)
 		}
-		return nil, fmt.Errorf("start embedded database in %s: %s", dir, clean(err))
+		return nil, fmt.Errorf("start embedded database in %s: %s", b.where, scrub(clean(err), b.pgDSN))
 	}
 
 	// In FerretDB v1.24.2 ferretdb.New binds the listener itself, so the
@@ -214,35 +287,50 @@ func start(ctx context.Context, dir, listen, port string, opts Options, lock *os
 	// was not created, which cannot happen once New succeeded.
 	uri, err := clientURI(f.MongoDBURI())
 	if err != nil {
-		return nil, fmt.Errorf("start embedded database in %s: %s", dir, clean(err))
+		return nil, fmt.Errorf("start embedded database in %s: %s", b.where, clean(err))
 	}
 
 	runCtx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
+	db = &DB{dir: b.dir, where: b.where, uri: uri, lock: b.lock, pgLock: b.pgLock, cancel: cancel,
+		stopped: make(chan struct{}), helpers: make(chan struct{})}
 	go func() {
-		defer close(done)
-		done <- f.Run(runCtx)
+		defer close(db.stopped)
+		db.runErr = f.Run(runCtx)
 	}()
 
-	db = &DB{dir: dir, uri: uri, lock: lock, cancel: cancel, done: done, indexed: make(chan struct{})}
-	if err = waitAccepting(ctx, uri, done); err != nil {
+	if err = waitAccepting(ctx, uri, db.stopped, &db.runErr); err != nil {
 		cancel()
-		<-done
-		return nil, fmt.Errorf("start embedded database in %s: %s", dir, clean(err))
+		<-db.stopped
+		return nil, fmt.Errorf("start embedded database in %s: %s", b.where, scrub(clean(err), b.pgDSN))
 	}
 	if opts.TLS == nil {
-		if err := writeInfo(ctx, uri, dir); err != nil {
-			logger.Warn("describing the database in "+InfoDB+"."+InfoCollection, "err", clean(err))
+		// On PostgreSQL this is also FerretDB's first request, which opens
+		// its connections and reads the list of collections.
+		if err := writeInfo(ctx, uri, b); err != nil {
+			logger.Warn("describing the database in "+InfoDB+"."+InfoCollection, "err", scrub(clean(err), b.pgDSN))
 		}
 	}
 	go func() {
-		defer close(db.indexed)
+		defer close(db.helpers)
 		var wg sync.WaitGroup
 		if res != nil {
 			wg.Go(func() { res.run(runCtx) })
 		}
-		x := &idIndexer{dir: dir, log: ferretLogger, seen: map[string]time.Time{}}
-		x.run(runCtx)
+		if b.pgLock != nil {
+			wg.Go(func() {
+				b.pgLock.watch(runCtx, func(err error) {
+					logger.Error(err.Error())
+					db.errMu.Lock()
+					db.lostErr = err
+					db.errMu.Unlock()
+					cancel()
+				})
+			})
+		}
+		if b.dir != "" {
+			x := &idIndexer{dir: b.dir, log: ferretLogger, seen: map[string]time.Time{}}
+			x.run(runCtx)
+		}
 		wg.Wait()
 	}()
 	return db, nil
@@ -254,20 +342,44 @@ func start(ctx context.Context, dir, listen, port string, opts Options, lock *os
 // bound port even when Options.Listen used port 0.
 func (db *DB) URI() string { return db.uri }
 
-// Dir returns the absolute path of the data folder.
+// Dir returns the absolute path of the data folder, or "" on PostgreSQL.
 func (db *DB) Dir() string { return db.dir }
 
+// Where says where the data is, for messages: "data folder DIR" or
+// "PostgreSQL database NAME on HOST:PORT" (never a password).
+func (db *DB) Where() string { return db.where }
+
+// Done is closed when the server has stopped: after Close, or on its own
+// when it lost the PostgreSQL connection that holds its lock (Err says
+// why; call Close all the same).
+func (db *DB) Done() <-chan struct{} { return db.stopped }
+
+// Err is why the server stopped on its own, or nil.
+func (db *DB) Err() error {
+	db.errMu.Lock()
+	defer db.errMu.Unlock()
+	return db.lostErr
+}
+
 // Close stops the listener, waits for the server to stop and releases the
-// data folder lock. Connected clients get up to a few seconds to disconnect
-// before their connections are closed, so disconnect them first for a fast
-// Close. Close is idempotent and safe for concurrent use.
+// data folder's (or the PostgreSQL database's) lock. Connected clients get
+// up to a few seconds to disconnect before their connections are closed, so
+// disconnect them first for a fast Close. Close is idempotent and safe for
+// concurrent use.
 func (db *DB) Close() error {
 	db.closeOnce.Do(func() {
 		db.cancel()
-		<-db.indexed
-		runErr := <-db.done
+		<-db.helpers
+		<-db.stopped
+		runErr := db.runErr
 		if runErr != nil {
-			runErr = fmt.Errorf("stop embedded database in %s: %s", db.dir, clean(runErr))
+			runErr = fmt.Errorf("stop embedded database in %s: %s", db.where, clean(runErr))
+		}
+		// The lock goes last: another front end may start once it is free.
+		if db.pgLock != nil {
+			db.pgLock.close()
+			db.closeErr = runErr
+			return
 		}
 		db.closeErr = errors.Join(runErr, releaseLock(db.lock))
 	})
@@ -371,8 +483,9 @@ func clientURI(ferretURI string) (string, error) {
 }
 
 // waitAccepting dials the server until a TCP connection succeeds, the
-// server stops, ctx ends or startTimeout passes.
-func waitAccepting(ctx context.Context, uri string, done <-chan error) error {
+// server stops (stopped is closed, *runErr set), ctx ends or startTimeout
+// passes.
+func waitAccepting(ctx context.Context, uri string, stopped <-chan struct{}, runErr *error) error {
 	u, err := url.Parse(uri)
 	if err != nil {
 		return err
@@ -389,11 +502,12 @@ func waitAccepting(ctx context.Context, uri string, done <-chan error) error {
 			return nil
 		}
 		select {
-		case runErr := <-done:
-			if runErr == nil {
-				runErr = errors.New("server stopped")
+		case <-stopped:
+			err := *runErr
+			if err == nil {
+				err = errors.New("server stopped")
 			}
-			return fmt.Errorf("server stopped before accepting connections: %w", runErr)
+			return fmt.Errorf("server stopped before accepting connections: %w", err)
 		case <-ctx.Done():
 			return fmt.Errorf("server at %s did not accept connections: %s (%w)", u.Host, clean(err), ctx.Err())
 		case <-time.After(delay):

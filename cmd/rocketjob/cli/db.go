@@ -2,10 +2,12 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/url"
+	"os"
 	"slices"
 	"strings"
 	"time"
@@ -18,14 +20,28 @@ import (
 // DefaultDBListen is where `rocketjob db` listens unless --listen says otherwise.
 const DefaultDBListen = "127.0.0.1:27017"
 
+// dbPostgreSQLEnv is the environment variable of `rocketjob db --postgresql`.
+const dbPostgreSQLEnv = "ROCKETJOB_DB_POSTGRESQL"
+
 func dbCommand(_ *appState) *cli.Command {
 	return &cli.Command{
 		Name:  "db",
-		Usage: "run the embedded database (FerretDB on SQLite) in the foreground; prints its URI",
+		Usage: "run the embedded database (FerretDB on SQLite, or on PostgreSQL) in the foreground; prints its URI",
 		Description: `Runs an embedded MongoDB-compatible database that keeps its data in DIR, until
 SIGINT or SIGTERM. One process owns a data folder; servers and other commands
 connect to it over TCP with the URI printed on stdout (use it as --uri or
 ROCKETJOB_URI).
+
+With --postgresql URL (or $` + dbPostgreSQLEnv + `) FerretDB keeps the data in that
+PostgreSQL database instead of a folder, so PostgreSQL's replication and
+backups cover it, and a front end on any host can serve it, one at a time:
+FerretDB v1.24.2 reads the list of collections once per process, so a second
+` + "`rocketjob db`" + ` on the same database is refused, naming the first, and can
+take over once the first has stopped. The database must exist, with encoding UTF8
+and collation C (CREATE DATABASE rocketjob ENCODING 'UTF8' LC_COLLATE 'C'
+LC_CTYPE 'C' TEMPLATE template0). Keep the password out of the command line
+(other users see it in ps): use $` + dbPostgreSQLEnv + `, PGPASSWORD or ~/.pgpass.
+Messages never show it.
 
 The embedded database cannot check user names or passwords, so it listens on
 the loopback interface only, unless clients must present a certificate
@@ -33,13 +49,16 @@ the loopback interface only, unless clients must present a certificate
 tlsCertificateKeyFile=CLIENT.pem&tlsCAFile=CA.pem to the URI) or
 --insecure-listen says that anyone who can reach the port may read and change
 every job. For several hosts, MongoDB with authentication is the better choice.`,
-		UsageText: usageText("rocketjob db --data DIR [--listen HOST:PORT] [--tls-cert FILE --tls-key FILE --tls-ca FILE] [--insecure-listen]",
+		UsageText: usageText("rocketjob db (--data DIR | --postgresql URL) [--listen HOST:PORT] [--tls-cert FILE --tls-key FILE --tls-ca FILE] [--insecure-listen]",
 			"rocketjob db --data ./rocketjob-data",
+			"ROCKETJOB_DB_POSTGRESQL='postgres://rocketjob:PASSWORD@pg.example.com:5432/rocketjob' rocketjob db",
+			"PGPASSFILE=~/.pgpass rocketjob db --postgresql postgres://rocketjob@127.0.0.1:5432/rocketjob",
 			"rocketjob db --data ./rocketjob-data --listen 127.0.0.1:27018",
 			"rocketjob db --data ./data --listen 127.0.0.1:0 > db.uri &   # the URI is the only line on stdout",
 			"rocketjob db --data ./data --listen 0.0.0.0:27017 --tls-cert server.pem --tls-key server-key.pem --tls-ca ca.pem"),
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "data", Usage: "data folder `DIR` (created if missing)"},
+			&cli.StringFlag{Name: "postgresql", Usage: "keep the data in the PostgreSQL database at `URL` (postgres://USER:PASSWORD@HOST:PORT/DATABASE) instead of --data", EnvVars: []string{dbPostgreSQLEnv}},
 			&cli.StringFlag{Name: "listen", Value: DefaultDBListen, Usage: "TCP `HOST:PORT` to listen on (port 0: any free port); off loopback only with --tls-ca or --insecure-listen"},
 			&cli.StringFlag{Name: "tls-cert", Usage: "serve TLS with this PEM server certificate `FILE` (with --tls-key)"},
 			&cli.StringFlag{Name: "tls-key", Usage: "PEM private key `FILE` of --tls-cert"},
@@ -51,9 +70,20 @@ every job. For several hosts, MongoDB with authentication is the better choice.`
 			if _, err := args(c, 0, 0, "no arguments"); err != nil {
 				return err
 			}
-			dir := c.String("data")
-			if dir == "" {
-				return usagef("%s: missing --data DIR (see '%s --help')", cmdName(c), c.Command.HelpName)
+			dir, pg := c.String("data"), c.String("postgresql")
+			switch {
+			case dir != "" && pg != "":
+				from := "--postgresql"
+				if os.Getenv(dbPostgreSQLEnv) != "" {
+					from = "--postgresql (or $" + dbPostgreSQLEnv + ", which is set)"
+				}
+				return usagef("%s: --data and %s exclude each other: the data is either in a folder (SQLite) or in PostgreSQL (see '%s --help')", cmdName(c), from, c.Command.HelpName)
+			case dir == "" && pg == "":
+				return usagef("%s: missing --data DIR (or --postgresql URL) (see '%s --help')", cmdName(c), c.Command.HelpName)
+			case pg != "":
+				if err := embedded.CheckPostgreSQLURL(pg); err != nil {
+					return usagef("%s: --postgresql: %s (see '%s --help')", cmdName(c), err, c.Command.HelpName)
+				}
 			}
 			level, err := logLevel(c)
 			if err != nil {
@@ -63,16 +93,28 @@ every job. For several hosts, MongoDB with authentication is the better choice.`
 			if err != nil {
 				return err
 			}
-			db, err := startDBTLS(c.Context, dir, c.String("listen"), level, c, tlsOpts)
+			db, err := startDBTLS(c.Context, embedded.Options{Dir: dir, PostgreSQL: pg}, c.String("listen"), level, c, tlsOpts)
 			if err != nil {
 				return err
 			}
 			fmt.Fprintln(out(c), db.URI())
-			msg(c, "embedded database listening on %s (data in %s); stop with Ctrl-C", db.URI(), db.Dir())
+			msg(c, "embedded database listening on %s (data in %s); stop with Ctrl-C", db.URI(), db.Where())
 			if tlsOpts.ClientAuth() {
 				msg(c, "clients need a certificate signed by %s: add &tlsCertificateKeyFile=CLIENT.pem&tlsCAFile=CA.pem to the URI", tlsOpts.CAFile)
 			}
-			<-c.Context.Done()
+			select {
+			case <-c.Context.Done():
+			case <-db.Done():
+				// It lost the PostgreSQL session that holds its lock.
+				cerr := db.Close()
+				if err := db.Err(); err != nil {
+					return fmt.Errorf("embedded database: %w", err)
+				}
+				if cerr != nil {
+					return cerr
+				}
+				return errors.New("embedded database: stopped")
+			}
 			msg(c, "stopping the embedded database")
 			if err := db.Close(); err != nil {
 				return err
@@ -105,13 +147,14 @@ func dbTLS(c *cli.Context) (*embedded.TLS, error) {
 // Off the loopback interface it needs --insecure-listen, and then warns on
 // stderr at every start.
 func startDB(ctx context.Context, dir, listen string, level slog.Level, c *cli.Context) (*embedded.DB, error) {
-	return startDBTLS(ctx, dir, listen, level, c, nil)
+	return startDBTLS(ctx, embedded.Options{Dir: dir}, listen, level, c, nil)
 }
 
-// startDBTLS is startDB with an optional TLS listener: with a CA file,
+// startDBTLS is startDB on the data folder or PostgreSQL database of where
+// (its Dir or PostgreSQL), with an optional TLS listener: with a CA file,
 // clients must present a certificate, and the database may listen off the
 // loopback interface without --insecure-listen.
-func startDBTLS(ctx context.Context, dir, listen string, level slog.Level, c *cli.Context, t *embedded.TLS) (*embedded.DB, error) {
+func startDBTLS(ctx context.Context, where embedded.Options, listen string, level slog.Level, c *cli.Context, t *embedded.TLS) (*embedded.DB, error) {
 	insecure := c.Bool("insecure-listen")
 	if err := embedded.CheckListen(listen, t); err != nil && !insecure {
 		how := "add --insecure-listen"
@@ -125,7 +168,7 @@ func startDBTLS(ctx context.Context, dir, listen string, level slog.Level, c *cl
 	sctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
 	logger := slog.New(slog.NewTextHandler(c.App.ErrWriter, &slog.HandlerOptions{Level: level}))
-	db, err := embedded.Start(sctx, embedded.Options{Dir: dir, Listen: listen, Logger: logger, TLS: t, InsecureListen: insecure})
+	db, err := embedded.Start(sctx, embedded.Options{Dir: where.Dir, PostgreSQL: where.PostgreSQL, Listen: listen, Logger: logger, TLS: t, InsecureListen: insecure})
 	if err != nil {
 		return nil, fmt.Errorf("embedded database: %w", err)
 	}
