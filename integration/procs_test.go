@@ -21,11 +21,14 @@ import (
 	"runtime"
 	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/rocketjob-go/rocketjob/examples"
+	"github.com/rocketjob-go/rocketjob/internal/dbtest"
+	"github.com/rocketjob-go/rocketjob/internal/embedded"
 	"github.com/rocketjob-go/rocketjob/rocketjob"
 )
 
@@ -113,6 +116,7 @@ func startProc(t *testing.T, dir, name string, env []string, args ...string) *pr
 	if err != nil {
 		t.Fatal(err)
 	}
+	args, env = onPostgreSQL(args, env)
 	p.cmd = exec.Command(rjBin, args...)
 	p.cmd.Env = env
 	p.cmd.SysProcAttr = procAttr() // dies with the test binary (Linux)
@@ -234,10 +238,34 @@ type cluster struct {
 // newCluster starts `rocketjob db` on a new data folder and a free port
 // (127.0.0.1:0: the database prints the URI of the port it bound) and
 // connects a Go client to it.
+//
+// With $ROCKETJOB_TEST_POSTGRESQL (see internal/dbtest) the cluster's data
+// is a fresh PostgreSQL database instead, dropped at the end of the test:
+// every `rocketjob db --data DIR/data` that startProc starts for it, the
+// first and any restart, runs as `rocketjob db --postgresql` on that
+// database (the URL goes in $ROCKETJOB_DB_POSTGRESQL, so that the logged
+// command line shows no password).
 func newCluster(t *testing.T) *cluster {
 	t.Helper()
 	dir := t.TempDir()
 	c := &cluster{t: t, dir: dir}
+	if base := dbtest.PostgreSQL(); base != "" {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		dsn, drop, err := dbtest.NewPostgreSQLDatabase(ctx, base, t.Name())
+		cancel()
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Registered before the db process starts: runs after it is gone.
+		t.Cleanup(func() {
+			pgClusters.Delete(filepath.Join(dir, "data"))
+			if err := drop(); err != nil {
+				t.Error(err)
+			}
+		})
+		pgClusters.Store(filepath.Join(dir, "data"), dsn)
+		t.Logf("cluster data in PostgreSQL: %s", embedded.RedactDSN(dsn))
+	}
 	c.db = startProc(t, dir, "db", baseEnv(), "db", "--data", filepath.Join(dir, "data"), "--listen", "127.0.0.1:0")
 	eventually(t, 30*time.Second, "the database prints its URI", func() (bool, string) {
 		if !c.db.running() {
@@ -288,6 +316,30 @@ func newCluster(t *testing.T) *cluster {
 		_ = client.Close(ctx)
 	})
 	return c
+}
+
+// pgClusters maps the data folder of a cluster on PostgreSQL to the URL of
+// its database.
+var pgClusters sync.Map
+
+// onPostgreSQL rewrites `rocketjob db --data DIR ...` for a cluster whose
+// data is in PostgreSQL (see newCluster) into `rocketjob db ...` with the
+// database's URL in $ROCKETJOB_DB_POSTGRESQL. Other commands pass as they
+// are.
+func onPostgreSQL(args, env []string) ([]string, []string) {
+	if len(args) < 3 || args[0] != "db" {
+		return args, env
+	}
+	i := slices.Index(args, "--data")
+	if i < 0 || i+1 >= len(args) {
+		return args, env
+	}
+	dsn, ok := pgClusters.Load(args[i+1])
+	if !ok {
+		return args, env
+	}
+	out := append(slices.Clone(args[:i]), args[i+2:]...)
+	return out, append(slices.Clone(env), "ROCKETJOB_DB_POSTGRESQL="+dsn.(string))
 }
 
 // serverOpts are the less common settings of a server process.
