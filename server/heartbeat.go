@@ -67,12 +67,21 @@ func newHeartbeat(cfg heartbeatConfig, st *store.Store, log *slog.Logger) *heart
 
 // beat writes the server document once. It reports whether the document
 // still existed: false when a rescuer removed it since the last beat.
+// beatWriteTimeout bounds a heartbeat write that a stop does not abandon.
+const beatWriteTimeout = 2 * time.Second
+
 func (h *heartbeat) beat(ctx context.Context) (bool, error) {
 	doc := h.status()
 	doc.Name = h.cfg.Name
 	doc.HeartbeatAt = time.Now().UTC().Truncate(time.Millisecond)
 	doc.HeartbeatInterval = h.cfg.Interval
-	existed, err := h.store.Heartbeat(ctx, doc)
+	// The write is not abandoned when the server stops mid-beat: a write
+	// whose client gave up may still land in the database after the
+	// stopping server removed its document, and bring it back as running.
+	// Stop waits for it instead (bounded).
+	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), max(h.cfg.Interval, beatWriteTimeout))
+	defer cancel()
+	existed, err := h.store.Heartbeat(wctx, doc)
 	if err == nil && !h.written {
 		h.written, existed = true, true // the first beat creates the document
 	}
