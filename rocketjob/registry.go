@@ -52,8 +52,14 @@ type TypeSpec struct {
 	SliceSize int
 	// CollectOutput keeps the output records for download.
 	CollectOutput bool
-	// DestroyOnComplete removes a completed job and all its slices.
+	// DestroyOnComplete removes a completed job and all its slices: a sliced
+	// job as it completes, a simple job at the servers' next retention pass
+	// (within server.Config.RetentionInterval).
 	DestroyOnComplete bool
+	// Retention overrides, for the type's jobs, how long the servers keep
+	// finished jobs (server.Config.Retention); zero fields take the
+	// servers' settings.
+	Retention Retention
 	// StopOnError fails the job at the first failed record instead of
 	// finishing the other slices first.
 	StopOnError bool
@@ -156,6 +162,49 @@ type TypeOptions struct {
 	// RateLimit, when above zero, caps how many of the type's jobs start per
 	// second across all servers.
 	RateLimit int
+	// DestroyOnComplete deletes the type's jobs once they complete, at the
+	// servers' next retention pass (within a minute by default), instead of
+	// keeping them for Retention.Completed. Failed and aborted jobs are kept
+	// as Retention says.
+	DestroyOnComplete bool
+	// Retention overrides how long the servers keep the type's finished
+	// jobs; zero fields take the servers' settings (server.Config.Retention).
+	Retention Retention
+}
+
+// KeepForever, as a Retention duration, keeps finished jobs forever.
+const KeepForever time.Duration = -1
+
+// Retention says how long finished jobs are kept, counted from the time
+// they ended (a job's CompletedAt), before a server deletes them with their
+// slices: one server of the cluster at a time, every
+// server.Config.RetentionInterval. A zero field takes the setting one level
+// up (a job type's: the servers' server.Config.Retention; the servers': the
+// defaults server.DefaultRetention, 7 days for completed jobs and 30 days
+// for failed and aborted ones); a negative one (KeepForever) keeps them.
+//
+// A job that depends on a job deleted this way fails when it starts, as
+// when its dependency is destroyed: keep completed jobs for longer than the
+// longest wait of their dependents.
+type Retention struct {
+	// Completed is how long completed jobs are kept.
+	Completed time.Duration
+	// Failed is how long failed jobs are kept (a failed job can be retried
+	// until it is deleted).
+	Failed time.Duration
+	// Aborted is how long aborted jobs are kept.
+	Aborted time.Duration
+}
+
+// Or returns r with its zero fields taken from def.
+func (r Retention) Or(def Retention) Retention {
+	pick := func(a, b time.Duration) time.Duration {
+		if a == 0 {
+			return b
+		}
+		return a
+	}
+	return Retention{Completed: pick(r.Completed, def.Completed), Failed: pick(r.Failed, def.Failed), Aborted: pick(r.Aborted, def.Aborted)}
 }
 
 // Retry backoff.
@@ -211,6 +260,9 @@ func Register[A any](r *Registry, name string, work func(ctx context.Context, jo
 
 		MaxRunningJobs: opts.MaxRunningJobs,
 		RateLimit:      opts.RateLimit,
+
+		DestroyOnComplete: opts.DestroyOnComplete,
+		Retention:         opts.Retention,
 		Perform: func(ctx context.Context, job *Job) error {
 			var args A
 			if len(job.Params) > 0 {

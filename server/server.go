@@ -56,8 +56,8 @@ type Config struct {
 	ShutdownTimeout time.Duration
 	// Logger receives the server's structured logs; nil means slog.Default().
 	Logger *slog.Logger
-	// Now is the clock for processing windows; nil means time.Now. Tests
-	// inject a fake one.
+	// Now is the clock for processing windows and for the age of finished
+	// jobs (retention); nil means time.Now. Tests inject a fake one.
 	Now func() time.Time
 	// Include, when not empty, limits the server to these job types (each
 	// must be registered); Exclude keeps it away from these. A server only
@@ -69,6 +69,19 @@ type Config struct {
 	// outside their processing window or whose key it lacks do not count;
 	// running sliced jobs do). Bound it with Run's context.
 	Drain bool
+	// Retention is how long finished jobs are kept before they are deleted
+	// with their slices: zero fields take DefaultRetention (completed 7
+	// days, failed and aborted 30 days), rocketjob.KeepForever keeps them;
+	// a job type's own Retention (or DestroyOnComplete) overrides it. One
+	// server of the cluster at a time deletes them, with its own settings:
+	// give every server the same.
+	Retention rocketjob.Retention
+	// RetentionInterval is how often the cluster looks for expired jobs
+	// (default DefaultRetentionInterval); RetentionBatch bounds the jobs one
+	// look deletes (default DefaultRetentionBatch), so that a backlog drains
+	// over several.
+	RetentionInterval time.Duration
+	RetentionBatch    int
 }
 
 func (c *Config) withDefaults() Config {
@@ -93,6 +106,11 @@ func (c *Config) withDefaults() Config {
 	def(&out.HeartbeatInterval, DefaultHeartbeatInterval)
 	def(&out.DeadAfter, 4*out.HeartbeatInterval)
 	def(&out.ShutdownTimeout, DefaultShutdownTimeout)
+	def(&out.RetentionInterval, DefaultRetentionInterval)
+	if out.RetentionBatch == 0 {
+		out.RetentionBatch = DefaultRetentionBatch
+	}
+	out.Retention = out.Retention.Or(DefaultRetention)
 	if out.Logger == nil {
 		out.Logger = slog.Default()
 	}
@@ -106,8 +124,10 @@ func (c Config) validate() error {
 	switch {
 	case c.Workers < 1:
 		return fmt.Errorf("workers must be at least 1 (got %d)", c.Workers)
-	case c.ReCheck < 0 || c.PollInterval < 0 || c.HeartbeatInterval < 0 || c.ShutdownTimeout < 0:
+	case c.ReCheck < 0 || c.PollInterval < 0 || c.HeartbeatInterval < 0 || c.ShutdownTimeout < 0 || c.RetentionInterval < 0:
 		return errors.New("durations must not be negative")
+	case c.RetentionBatch < 0:
+		return fmt.Errorf("retention batch must not be negative (got %d)", c.RetentionBatch)
 	case c.DeadAfter < 2*c.HeartbeatInterval:
 		return fmt.Errorf("dead-after (%s) must be at least twice the heartbeat interval (%s)", c.DeadAfter, c.HeartbeatInterval)
 	}
@@ -137,6 +157,7 @@ type Server struct {
 	heartbeat   *heartbeat
 	rescuer     *rescuer
 	housekeeper *housekeeper
+	retainer    *retainer
 	watch       *watcher
 	waker       *waker
 	completer   *completer
@@ -194,6 +215,9 @@ func New(client *rocketjob.Client, cfg *Config) (*Server, error) {
 	s.rescuer.rescued = s.sel.invalidate
 	s.housekeeper = newHousekeeper(housekeeperConfig{Name: c.Name, Interval: c.HeartbeatInterval, DeadAfter: c.DeadAfter}, s.store, s.log)
 	s.housekeeper.repaired = s.sel.invalidate
+	s.retainer = newRetainer(retainerConfig{Interval: c.RetentionInterval, Batch: c.RetentionBatch, Retention: c.Retention, Now: c.Now}, s.store, s.log)
+	s.retainer.types = s.specs
+	s.retainer.destroy = client.Destroy
 	s.watch = newWatcher(s.store, c.ReCheck, s.log)
 	s.waker = newWaker(s.store, s.sel, min(DefaultWakePoll, c.PollInterval))
 	s.completer = newCompleter(completerConfig{Queue: 2 * c.Workers}, s.complete)
@@ -238,6 +262,17 @@ func (s *Server) types() []string {
 	return out
 }
 
+// specs returns the specs of the registered job types.
+func (s *Server) specs() []*rocketjob.TypeSpec {
+	var out []*rocketjob.TypeSpec
+	for _, name := range s.reg.Names() {
+		if spec, err := s.reg.Lookup(name); err == nil {
+			out = append(out, spec)
+		}
+	}
+	return out
+}
+
 // Collectors returns the server's Prometheus metrics (slice latency by job
 // type), to register wherever the process serves /metrics.
 func (s *Server) Collectors() []prometheus.Collector { return []prometheus.Collector{s.sliceSeconds} }
@@ -250,13 +285,13 @@ func (s *Server) Name() string { return s.cfg.Name }
 // server cannot start (e.g. its name is taken by a live server).
 //
 // It starts the services in this order: heartbeat (after a first beat that
-// must succeed), rescuer, housekeeper, watcher, waker, completer, worker
-// pool. It stops them in the reverse order: the workers stop claiming and finish
+// must succeed), rescuer, housekeeper, retainer (retention), watcher, waker,
+// completer, worker pool. It stops them in the reverse order: the workers stop claiming and finish
 // within Config.ShutdownTimeout (then their work is cancelled and given
 // back); the completer writes what they processed; the follow-ups it
 // started (a job's after step) finish within the same deadline; the slices
-// claimed ahead are given back; then the waker, watcher, housekeeper,
-// rescuer and heartbeat stop and the server's document is removed.
+// claimed ahead are given back; then the waker, watcher, retainer,
+// housekeeper, rescuer and heartbeat stop and the server's document is removed.
 func (s *Server) Run(ctx context.Context) error {
 	if err := s.takeName(ctx); err != nil {
 		if ctx.Err() != nil {
@@ -274,7 +309,7 @@ func (s *Server) Run(ctx context.Context) error {
 
 	bg := context.WithoutCancel(ctx)
 	for _, svc := range []interface{ Start(context.Context) error }{
-		s.heartbeat, s.rescuer, s.housekeeper, s.watch, s.waker, s.completer, s.pool,
+		s.heartbeat, s.rescuer, s.housekeeper, s.retainer, s.watch, s.waker, s.completer, s.pool,
 	} {
 		if err := svc.Start(bg); err != nil {
 			return fmt.Errorf("server %s: %w", s.cfg.Name, err)
@@ -308,7 +343,7 @@ func (s *Server) Run(ctx context.Context) error {
 		<-followUps
 	}
 	s.closeFeeders(bg)
-	for _, svc := range []interface{ Stop(context.Context) error }{s.waker, s.watch, s.housekeeper, s.rescuer, s.heartbeat} {
+	for _, svc := range []interface{ Stop(context.Context) error }{s.waker, s.watch, s.retainer, s.housekeeper, s.rescuer, s.heartbeat} {
 		_ = svc.Stop(bg)
 	}
 	rmCtx, cancelRm := context.WithTimeout(bg, 5*time.Second)

@@ -295,7 +295,11 @@ func (s *Store) ensureIndexes(ctx context.Context) error {
 	if err := ensureCollections(ctx, s.jobsDB, jobsCollection, jobClaimsCollection, slotsCollection, serversCollection, commandsCollection); err != nil {
 		return err
 	}
-	return ensureIndexes(ctx, s.jobs(), jobIndexes())
+	models := jobIndexes()
+	if !s.ferret {
+		models = append(models, retentionIndex())
+	}
+	return ensureIndexes(ctx, s.jobs(), models)
 }
 
 // ensureCollections creates the named collections that do not exist yet.

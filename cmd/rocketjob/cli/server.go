@@ -6,9 +6,11 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"time"
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/rocketjob-go/rocketjob/rocketjob"
 	"github.com/rocketjob-go/rocketjob/server"
 )
 
@@ -26,7 +28,8 @@ lets the work in flight finish within --shutdown-timeout and exits 0.`,
 			"rocketjob server --embedded ./rocketjob-data      # runs its own embedded database too",
 			"rocketjob server --include reverse,upcase         # only these job types",
 			"rocketjob server --exclude nap                    # every type but nap",
-			"rocketjob server --drain --drain-timeout 1h --fail-on-job-failure   # a batch run: what is due, then exit"),
+			"rocketjob server --drain --drain-timeout 1h --fail-on-job-failure   # a batch run: what is due, then exit",
+			"rocketjob server --keep-completed 24h --keep-failed 0   # delete completed jobs after a day, keep failed ones forever"),
 		Flags: []cli.Flag{
 			&cli.IntFlag{Name: "workers", Value: server.DefaultWorkers, Usage: "`N` concurrent workers"},
 			&cli.StringFlag{Name: "name", Usage: "server `NAME` (default host:pid); two live servers cannot share one"},
@@ -43,6 +46,9 @@ lets the work in flight finish within --shutdown-timeout and exits 0.`,
 			&cli.BoolFlag{Name: "drain", Usage: "process what is due, then exit 0 once no due job this server runs is left (jobs scheduled later, outside their window or whose key is missing do not count)"},
 			&cli.DurationFlag{Name: "drain-timeout", Usage: "with --drain: stop after `D` even with work left (exit 1; work in flight is given back)"},
 			&cli.BoolFlag{Name: "fail-on-job-failure", Usage: "with --drain: exit 1 when a job this server ran failed"},
+			&cli.DurationFlag{Name: "keep-completed", Value: server.DefaultKeepCompleted, Usage: "delete completed jobs (and their slices) `D` after they completed; 0 keeps them forever"},
+			&cli.DurationFlag{Name: "keep-failed", Value: server.DefaultKeepFailed, Usage: "delete failed jobs `D` after they failed; 0 keeps them forever"},
+			&cli.DurationFlag{Name: "keep-aborted", Value: server.DefaultKeepAborted, Usage: "delete aborted jobs `D` after they were aborted; 0 keeps them forever"},
 			&cli.StringFlag{Name: "log-level", Value: "info", Usage: "`LEVEL` of the logs on stderr: debug, info, warn or error"},
 			&cli.StringFlag{Name: "ui", Usage: "also serve the web UI, REST API and /metrics on `HOST:PORT` (login: $ROCKETJOB_UI_TOKEN or $ROCKETJOB_UI_USERS_FILE)"},
 		},
@@ -57,7 +63,7 @@ lets the work in flight finish within --shutdown-timeout and exits 0.`,
 			if !drain && (c.IsSet("drain-timeout") || c.Bool("fail-on-job-failure")) {
 				return usagef("%s: --drain-timeout and --fail-on-job-failure go with --drain", cmdName(c))
 			}
-			for _, d := range []string{"re-check", "poll", "heartbeat", "dead-after", "shutdown-timeout", "drain-timeout"} {
+			for _, d := range []string{"re-check", "poll", "heartbeat", "dead-after", "shutdown-timeout", "drain-timeout", "keep-completed", "keep-failed", "keep-aborted"} {
 				if c.Duration(d) < 0 {
 					return usagef("%s: --%s must not be negative", cmdName(c), d)
 				}
@@ -106,6 +112,11 @@ lets the work in flight finish within --shutdown-timeout and exits 0.`,
 				Include:           include,
 				Exclude:           exclude,
 				Drain:             drain,
+				Retention: rocketjob.Retention{
+					Completed: keepFlag(c, "keep-completed"),
+					Failed:    keepFlag(c, "keep-failed"),
+					Aborted:   keepFlag(c, "keep-aborted"),
+				},
 			})
 			if err != nil {
 				return err
@@ -118,6 +129,14 @@ lets the work in flight finish within --shutdown-timeout and exits 0.`,
 			return runServer(c, srv)
 		},
 	}
+}
+
+// keepFlag reads a --keep-* flag: 0 keeps the jobs forever.
+func keepFlag(c *cli.Context, flag string) time.Duration {
+	if d := c.Duration(flag); d > 0 {
+		return d
+	}
+	return rocketjob.KeepForever
 }
 
 // errDrainTimeout ends a drain that outlasts --drain-timeout.
