@@ -10,8 +10,9 @@ import (
 
 // scheduleNext enqueues the next instance of a cron job that just ended. It
 // runs before the ending transition, so a crash in between cannot break the
-// chain; the instance's id is derived from the type, schedule and time, so
-// doing it twice inserts it once.
+// chain; the store records one successor per instance, so an instance that
+// runs again (taken away from a server declared dead) or a retry of this
+// write enqueues the same successor, never a second chain.
 func (s *Server) scheduleNext(ctx context.Context, job *model.Job) error {
 	next, err := rocketjob.NextCronRun(job.Cron, time.Now())
 	if err != nil {
@@ -32,5 +33,6 @@ func (s *Server) scheduleNext(ctx context.Context, job *model.Job) error {
 		RunAt:       next,
 		CreatedAt:   now,
 	}
-	return s.store.InsertJob(ctx, successor)
+	_, err = s.store.EnqueueCronSuccessor(ctx, job.ID, successor)
+	return err
 }

@@ -330,6 +330,9 @@ func (s *Store) DeleteJob(ctx context.Context, id bson.ObjectID) error {
 		return fmt.Errorf("deleting job %s: %w", id.Hex(), err)
 	}
 	s.syncQueue(ctx, before, nil)
+	if before == nil || before.Cron != "" {
+		s.dropCronSuccessor(ctx, id)
+	}
 	if !s.ferret {
 		return retry(ctx, func() error {
 			_, err := s.jobClaims().DeleteMany(ctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$regex", Value: "^" + id.Hex() + ":"}}}})

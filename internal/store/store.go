@@ -292,7 +292,7 @@ func jobIndexes() []mongo.IndexModel {
 func (s *Store) ensureIndexes(ctx context.Context) error {
 	// Create the collections that take unique-insert claims before anyone
 	// races to create them with a first insert.
-	if err := ensureCollections(ctx, s.jobsDB, jobsCollection, jobClaimsCollection, slotsCollection, serversCollection, commandsCollection); err != nil {
+	if err := ensureCollections(ctx, s.jobsDB, jobsCollection, jobClaimsCollection, slotsCollection, serversCollection, commandsCollection, cronSuccessorsCollection); err != nil {
 		return err
 	}
 	models := jobIndexes()
