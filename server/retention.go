@@ -30,6 +30,10 @@ const (
 	DefaultRetentionBatch = 500
 )
 
+// minRetentionPass is the least time a retention pass may take, however
+// short the interval: a pass cut short leaves the rest for the next one.
+const minRetentionPass = 10 * time.Second
+
 // DefaultRetention is what zero fields of Config.Retention take.
 var DefaultRetention = rocketjob.Retention{
 	Completed: DefaultKeepCompleted,
@@ -69,9 +73,9 @@ func (c *retainerConfig) defaults() {
 // state-index entry and claims, by the path that destroys a job. Once per
 // interval across the cluster (the server whose unique-insert claim for the
 // period wins) it asks the store for up to Batch expired jobs and deletes
-// them, within half an interval; what is left waits for the next pass. The
-// settings applied are those of the server whose turn it is: give every
-// server the same ones.
+// them, within half an interval (at least minRetentionPass); what is left
+// waits for the next pass. The settings applied are those of the server
+// whose turn it is: give every server the same ones.
 type retainer struct {
 	ticker
 	cfg   retainerConfig
@@ -81,6 +85,9 @@ type retainer struct {
 	types func() []*rocketjob.TypeSpec
 	// destroy deletes a job the way Client.Destroy does.
 	destroy func(ctx context.Context, id string) error
+	// swept, when not nil, is signalled after each pass that was the
+	// cluster's (tests), without blocking.
+	swept chan struct{}
 }
 
 func newRetainer(cfg retainerConfig, st *store.Store, log *slog.Logger) *retainer {
@@ -121,7 +128,7 @@ func (r *retainer) pass(ctx context.Context) {
 	if !won {
 		return
 	}
-	ctx, cancel := context.WithTimeout(ctx, r.cfg.Interval/2)
+	ctx, cancel := context.WithTimeout(ctx, max(r.cfg.Interval/2, minRetentionPass))
 	defer cancel()
 	jobs, err := r.store.ExpiredJobs(ctx, r.policy(), r.cfg.Now(), r.cfg.Batch)
 	if err != nil && ctx.Err() == nil {
@@ -138,6 +145,12 @@ func (r *retainer) pass(ctx context.Context) {
 	}
 	if n > 0 {
 		r.log.Info("retention: deleted finished jobs", "jobs", n, "more", len(jobs) == r.cfg.Batch)
+	}
+	if r.swept != nil {
+		select {
+		case r.swept <- struct{}{}:
+		default:
+		}
 	}
 }
 

@@ -1,0 +1,358 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+
+	"github.com/rocketjob-go/rocketjob/internal/clientstore"
+	"github.com/rocketjob-go/rocketjob/internal/dbtest"
+	"github.com/rocketjob-go/rocketjob/internal/model"
+	"github.com/rocketjob-go/rocketjob/internal/store"
+	"github.com/rocketjob-go/rocketjob/rocketjob"
+	"github.com/rocketjob-go/rocketjob/sliced"
+)
+
+// fakeClock is a clock tests move by hand.
+type fakeClock struct{ at atomic.Int64 }
+
+func newFakeClock(t time.Time) *fakeClock {
+	c := &fakeClock{}
+	c.set(t)
+	return c
+}
+
+func (c *fakeClock) set(t time.Time)     { c.at.Store(t.UnixNano()) }
+func (c *fakeClock) now() time.Time      { return time.Unix(0, c.at.Load()) }
+func (c *fakeClock) add(d time.Duration) { c.at.Add(int64(d)) }
+
+// retentionClient returns a client on a database of the test's own with
+// reg's job types, and its store.
+func retentionClient(t *testing.T, reg *rocketjob.Registry) (*rocketjob.Client, *store.Store) {
+	t.Helper()
+	jobs, work := dbtest.DBNames(t)
+	c, err := rocketjob.NewClient(context.Background(), rocketjob.Config{URI: dbtest.URI(), DB: jobs, WorkDB: work, Registry: reg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close(context.Background()) })
+	return c, clientstore.Of(c)
+}
+
+// finish moves a new job through running to state st, ending it now.
+func finish(t *testing.T, st *store.Store, job *model.Job, to model.State) *model.Job {
+	t.Helper()
+	ctx := context.Background()
+	job, err := st.Transition(ctx, job, model.StateRunning, store.Change{}, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if to == model.StateRunning {
+		return job
+	}
+	if to == model.StatePaused {
+		job, err = st.Transition(ctx, job, model.StatePaused, store.Change{}, "test")
+	} else {
+		job, err = st.Transition(ctx, job, to, store.Change{Set: bson.D{{Key: "completed_at", Value: time.Now().UTC()}}}, "test")
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return job
+}
+
+// TestRetainerService: finished jobs older than their retention are deleted
+// with their slice collections, state index entries and claims; newer ones
+// and live ones stay; a type's own retention beats the cluster's.
+func TestRetainerService(t *testing.T) {
+	ctx := context.Background()
+	reg := rocketjob.NewRegistry()
+	noop := func(context.Context, *rocketjob.Job, struct{}) error { return nil }
+	for _, typ := range []struct {
+		name string
+		opts *rocketjob.TypeOptions
+	}{
+		{"plain", nil},
+		{"brief", &rocketjob.TypeOptions{Retention: rocketjob.Retention{Completed: time.Hour}}},
+		{"audit", &rocketjob.TypeOptions{Retention: rocketjob.Retention{Completed: rocketjob.KeepForever}}},
+	} {
+		if err := rocketjob.Register(reg, typ.name, noop, typ.opts); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := sliced.RegisterLines(reg, "lines", func(_ context.Context, s string) (string, error) { return s, nil }, nil); err != nil {
+		t.Fatal(err)
+	}
+	client, st := retentionClient(t, reg)
+
+	type want struct {
+		job  *model.Job
+		gone time.Duration // deleted once the clock is this far on (0: never)
+	}
+	var jobs []want
+	add := func(typ string, to model.State, gone time.Duration) {
+		j, err := client.Enqueue(ctx, typ, nil, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		jobs = append(jobs, want{finish(t, st, (*model.Job)(j), to), gone})
+	}
+	day := 24 * time.Hour
+	add("plain", model.StateCompleted, 8*day)
+	add("plain", model.StateFailed, 31*day)
+	add("plain", model.StateAborted, 31*day)
+	add("brief", model.StateCompleted, 2*time.Hour)
+	add("brief", model.StateFailed, 31*day) // only completed is overridden
+	add("audit", model.StateCompleted, 0)
+	add("plain", model.StateRunning, 0)
+	add("plain", model.StatePaused, 0)
+	queued, err := client.Enqueue(ctx, "plain", nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	jobs = append(jobs, want{(*model.Job)(queued), 0})
+	// A completed sliced job keeps its output until it is deleted.
+	up, err := sliced.Upload(ctx, client, "lines", strings.NewReader("a\nb\nc\n"), &sliced.UploadOptions{SliceSize: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	jobs = append(jobs, want{finish(t, st, (*model.Job)(up), model.StateCompleted), 8 * day})
+	slicesOf := func(id bson.ObjectID) []string {
+		names, err := st.WorkCollections(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return slices.DeleteFunc(names, func(n string) bool { return !strings.Contains(n, id.Hex()) })
+	}
+	if len(slicesOf(up.ID)) == 0 {
+		t.Fatal("the uploaded job has no slice collections")
+	}
+
+	start := time.Now()
+	clock := newFakeClock(start)
+	r := newRetainer(retainerConfig{Interval: 50 * time.Millisecond, Now: clock.now}, st, quietLog)
+	r.types = func() []*rocketjob.TypeSpec {
+		var out []*rocketjob.TypeSpec
+		for _, n := range reg.Names() {
+			spec, _ := reg.Lookup(n)
+			out = append(out, spec)
+		}
+		return out
+	}
+	r.destroy = client.Destroy
+	r.swept = make(chan struct{})
+	startStop(t, r)
+
+	for _, at := range []time.Duration{0, 2 * time.Hour, 8 * day, 31 * day, 365 * day} {
+		clock.set(start.Add(at + time.Minute))
+		passes(t, r.swept, 2) // the first may have read the clock before it moved
+		for _, w := range jobs {
+			_, err := st.GetJob(ctx, w.job.ID)
+			gone := err != nil
+			if wantGone := w.gone != 0 && w.gone <= at+time.Minute; gone != wantGone {
+				t.Errorf("at +%s: %s job %s (%s): gone=%v (%v), want %v", at, w.job.Type, w.job.ID.Hex(), w.job.State, gone, err, wantGone)
+			}
+		}
+	}
+	if names := slicesOf(up.ID); len(names) != 0 {
+		t.Errorf("slice collections of the deleted sliced job: %v", names)
+	}
+	// The state index lists only what is left (its entries went with the jobs).
+	left, err := st.ListJobs(ctx, store.JobFilter{Limit: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(left) != 4 {
+		t.Errorf("%d jobs listed after retention, want 4 (audit completed, running, paused, queued)", len(left))
+	}
+}
+
+// TestRetentionBoundsACronChainOverASimulatedWeek: a cron job fires every
+// second on a real server while the server's clock (Config.Now, which ages
+// finished jobs) runs through a week. The chain's scheduling uses the wall
+// clock, so the week's finished instances are simulated: every 6 simulated
+// hours the instances that ended in them are written to the store (a
+// sample, ticks a simulated 20 minutes apart, not the week's 604,800), with
+// the ids, run times and end times the chain gives them. With the type's
+// retention at one day, the jobs collection stays bounded by about one
+// day's instances, and the real chain keeps running throughout.
+//
+// (A sample, because the store deletes a job in several writes: the
+// week's 604,800 instances would take the test hours. The bound does not
+// depend on the density: one day's instances.)
+func TestRetentionBoundsACronChainOverASimulatedWeek(t *testing.T) {
+	if testing.Short() {
+		t.Skip("a simulated week")
+	}
+	ctx := context.Background()
+	reg := rocketjob.NewRegistry()
+	var ran atomic.Int32
+	const every = "* * * * * *"
+	err := rocketjob.Register(reg, "tick", func(context.Context, *rocketjob.Job, struct{}) error { ran.Add(1); return nil },
+		&rocketjob.TypeOptions{Retention: rocketjob.Retention{Completed: 24 * time.Hour, Failed: 24 * time.Hour}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	client, st := retentionClient(t, reg)
+	if _, err := client.Enqueue(ctx, "tick", nil, &rocketjob.EnqueueOptions{Cron: every}); err != nil {
+		t.Fatal(err)
+	}
+
+	start := time.Now().UTC().Truncate(time.Second)
+	clock := newFakeClock(start)
+	srv := runRetentionServer(t, client, clock.now)
+
+	const (
+		step  = 6 * time.Hour    // simulated time between looks
+		tick  = 20 * time.Minute // simulated ticks a sample is made of
+		keep  = 24 * time.Hour   // the type's retention
+		steps = int(7 * 24 * time.Hour / step)
+	)
+	perStep := int(step / tick)
+	simStart := start.Add(time.Hour) // the simulated instances run from here on
+	// Kept of the simulated instances: those that ended within the
+	// retention (the oldest of them a tick short of it).
+	bound := int(keep/tick) + 1
+	maxJobs, maxSim, simulated := 0, 0, 0
+	for s := range steps {
+		from := simStart.Add(time.Duration(s) * step)
+		var batch []*model.Job
+		for k := range perStep {
+			runAt := from.Add(time.Duration(k) * tick)
+			ended := runAt.Add(50 * time.Millisecond)
+			state := model.StateCompleted
+			if k%10 == 9 {
+				state = model.StateFailed
+			}
+			batch = append(batch, &model.Job{
+				ID: model.CronJobID("tick", every, runAt), Type: "tick", Kind: model.KindSimple, State: state,
+				Priority: rocketjob.DefaultPriority, Cron: every, RunAt: runAt, CreatedAt: runAt.Add(-time.Second),
+				StartedAt: &runAt, CompletedAt: &ended, Version: 2, Attempt: 1,
+			})
+		}
+		if _, err := st.InsertJobs(ctx, batch); err != nil {
+			t.Fatal(err)
+		}
+		simulated += len(batch)
+		clock.set(from.Add(step))
+		passes(t, srv.retainer.swept, 2) // the first may have read the clock before it moved
+		all, err := st.ListJobs(ctx, store.JobFilter{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		sim, realEnded := 0, 0
+		for _, j := range all {
+			switch {
+			case !j.RunAt.Before(simStart):
+				sim++
+				if age := clock.now().Sub(*j.CompletedAt); age > keep {
+					t.Fatalf("after %s simulated: a %s instance that ended %s before is kept", time.Duration(s+1)*step, j.State, age)
+				}
+			case !j.State.Live():
+				realEnded++
+			}
+		}
+		maxJobs, maxSim = max(maxJobs, len(all)), max(maxSim, sim)
+		if sim > bound {
+			t.Fatalf("after %s simulated: %d simulated instances kept, want at most %d", time.Duration(s+1)*step, sim, bound)
+		}
+		// Once the clock is a day on, the real instances are deleted as
+		// they end: a few at most are waiting for the next pass.
+		if clock.now().Sub(start) > keep+time.Minute && realEnded > 5 {
+			t.Fatalf("after %s simulated: %d real instances kept", time.Duration(s+1)*step, realEnded)
+		}
+	}
+	live, err := st.ListJobs(ctx, store.JobFilter{Type: "tick", States: []model.State{model.StateQueued, model.StateRunning}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(live) != 1 || ran.Load() < 2 {
+		t.Fatalf("the chain: %d live instances (want 1), %d real runs", len(live), ran.Load())
+	}
+	t.Logf("simulated %d finished instances over a week: the jobs collection held at most %d jobs, %d of them simulated (bound %d); the real chain ran %d times",
+		simulated, maxJobs, maxSim, bound, ran.Load())
+}
+
+// runRetentionServer runs a server on client with a fast retention pass
+// and the clock now until the test ends.
+func runRetentionServer(t *testing.T, client *rocketjob.Client, now func() time.Time) *Server {
+	t.Helper()
+	srv, err := New(client, &Config{
+		Name: "retention", Workers: 2, PollInterval: 20 * time.Millisecond, ReCheck: 200 * time.Millisecond,
+		HeartbeatInterval: 200 * time.Millisecond, DeadAfter: time.Second, ShutdownTimeout: 5 * time.Second,
+		Logger: quietLog, Now: now, RetentionInterval: 50 * time.Millisecond,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.retainer.swept = make(chan struct{})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	})
+	return srv
+}
+
+// TestDestroyOnCompleteSimpleJob: a simple job of a type registered with
+// DestroyOnComplete is deleted at the first retention pass after it
+// completes; a failed one is kept, as are the jobs of other types.
+func TestDestroyOnCompleteSimpleJob(t *testing.T) {
+	ctx := context.Background()
+	reg := rocketjob.NewRegistry()
+	type args struct{ Fail bool }
+	work := func(_ context.Context, _ *rocketjob.Job, a args) error {
+		if a.Fail {
+			return errors.New("failed on purpose")
+		}
+		return nil
+	}
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(rocketjob.Register(reg, "ephemeral", work, &rocketjob.TypeOptions{DestroyOnComplete: true}))
+	must(rocketjob.Register(reg, "kept", work, nil))
+	client, st := retentionClient(t, reg)
+	gone, err := client.Enqueue(ctx, "ephemeral", args{}, nil)
+	must(err)
+	failed, err := client.Enqueue(ctx, "ephemeral", args{Fail: true}, nil)
+	must(err)
+	kept, err := client.Enqueue(ctx, "kept", args{}, nil)
+	must(err)
+	srv := runRetentionServer(t, client, nil)
+	deadline := time.After(30 * time.Second)
+	for {
+		_, err := st.GetJob(ctx, gone.ID)
+		if errors.Is(err, model.ErrJobNotFound) {
+			break
+		}
+		select {
+		case <-srv.retainer.swept:
+		case <-deadline:
+			t.Fatalf("the completed job of a destroy-on-complete type is still there: %v", err)
+		}
+	}
+	for _, j := range []*rocketjob.Job{failed, kept} {
+		got, err := client.Wait(ctx, j.ID.Hex(), 20*time.Millisecond)
+		if err != nil {
+			t.Fatalf("job %s (%s): %v", j.ID.Hex(), j.Type, err)
+		}
+		passes(t, srv.retainer.swept, 2)
+		if _, err := st.GetJob(ctx, j.ID); err != nil {
+			t.Errorf("%s %s job deleted: %v", got.State, got.Type, err)
+		}
+	}
+}
