@@ -33,8 +33,8 @@ func (c *fakeClock) now() time.Time      { return time.Unix(0, c.at.Load()) }
 func (c *fakeClock) add(d time.Duration) { c.at.Add(int64(d)) }
 
 // retentionClient returns a client on a database of the test's own with
-// reg's job types, and its store.
-func retentionClient(t *testing.T, reg *rocketjob.Registry) (*rocketjob.Client, *store.Store) {
+// reg's job types, its store and the name of its jobs database.
+func retentionClient(t *testing.T, reg *rocketjob.Registry) (*rocketjob.Client, *store.Store, string) {
 	t.Helper()
 	jobs, work := dbtest.DBNames(t)
 	c, err := rocketjob.NewClient(context.Background(), rocketjob.Config{URI: dbtest.URI(), DB: jobs, WorkDB: work, Registry: reg})
@@ -42,7 +42,7 @@ func retentionClient(t *testing.T, reg *rocketjob.Registry) (*rocketjob.Client, 
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = c.Close(context.Background()) })
-	return c, clientstore.Of(c)
+	return c, clientstore.Of(c), jobs
 }
 
 // finish moves a new job through running to state st, ending it now.
@@ -89,7 +89,7 @@ func TestRetainerService(t *testing.T) {
 	if err := sliced.RegisterLines(reg, "lines", func(_ context.Context, s string) (string, error) { return s, nil }, nil); err != nil {
 		t.Fatal(err)
 	}
-	client, st := retentionClient(t, reg)
+	client, st, _ := retentionClient(t, reg)
 
 	type want struct {
 		job  *model.Job
@@ -199,7 +199,7 @@ func TestRetentionBoundsACronChainOverASimulatedWeek(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	client, st := retentionClient(t, reg)
+	client, st, jobsDB := retentionClient(t, reg)
 	if _, err := client.Enqueue(ctx, "tick", nil, &rocketjob.EnqueueOptions{Cron: every}); err != nil {
 		t.Fatal(err)
 	}
@@ -268,6 +268,12 @@ func TestRetentionBoundsACronChainOverASimulatedWeek(t *testing.T) {
 			t.Fatalf("after %s simulated: %d real instances kept", time.Duration(s+1)*step, realEnded)
 		}
 	}
+	// The chain's successor records (one per ended real instance) go with
+	// the instances.
+	records, err := dbtest.Client(t).Database(jobsDB).Collection("cron_successors").CountDocuments(ctx, bson.D{})
+	if err != nil || records > 8 {
+		t.Fatalf("%d cron successor records after the week (%v), want a few", records, err)
+	}
 	live, err := st.ListJobs(ctx, store.JobFilter{Type: "tick", States: []model.State{model.StateQueued, model.StateRunning}})
 	if err != nil {
 		t.Fatal(err)
@@ -325,7 +331,7 @@ func TestDestroyOnCompleteSimpleJob(t *testing.T) {
 	}
 	must(rocketjob.Register(reg, "ephemeral", work, &rocketjob.TypeOptions{DestroyOnComplete: true}))
 	must(rocketjob.Register(reg, "kept", work, nil))
-	client, st := retentionClient(t, reg)
+	client, st, _ := retentionClient(t, reg)
 	gone, err := client.Enqueue(ctx, "ephemeral", args{}, nil)
 	must(err)
 	failed, err := client.Enqueue(ctx, "ephemeral", args{Fail: true}, nil)
