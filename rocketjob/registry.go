@@ -53,8 +53,9 @@ type TypeSpec struct {
 	// CollectOutput keeps the output records for download.
 	CollectOutput bool
 	// DestroyOnComplete removes a completed job and all its slices: a sliced
-	// job as it completes, a simple job at the servers' next retention pass
-	// (within server.Config.RetentionInterval).
+	// job as it completes (unless its upload said otherwise), a simple job
+	// at the servers' next retention pass (within
+	// server.Config.RetentionInterval).
 	DestroyOnComplete bool
 	// Retention overrides, for the type's jobs, how long the servers keep
 	// finished jobs (server.Config.Retention); zero fields take the

@@ -110,8 +110,10 @@ func (r *retainer) policy() store.Retention {
 	p := store.Retention{Keep: asKeep(r.cfg.Retention), Types: map[string]map[model.State]time.Duration{}}
 	for _, spec := range r.types() {
 		own := spec.Retention.Or(r.cfg.Retention)
-		if spec.DestroyOnComplete {
-			own.Completed = 0 // at the next pass
+		if spec.DestroyOnComplete && spec.Kind == rocketjob.KindSimple {
+			// At the next pass. A sliced job is deleted as it completes,
+			// by its own flag, which its upload may have turned off.
+			own.Completed = 0
 		}
 		if own != r.cfg.Retention {
 			p.Types[spec.Name] = asKeep(own)

@@ -86,7 +86,13 @@ func TestRetainerService(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if err := sliced.RegisterLines(reg, "lines", func(_ context.Context, s string) (string, error) { return s, nil }, nil); err != nil {
+	same := func(_ context.Context, s string) (string, error) { return s, nil }
+	if err := sliced.RegisterLines(reg, "lines", same, nil); err != nil {
+		t.Fatal(err)
+	}
+	// A sliced type destroyed on completion, whose upload kept the job:
+	// the upload's word stands, the job is kept like any other.
+	if err := sliced.RegisterLines(reg, "transient", same, &sliced.Options{DestroyOnComplete: true}); err != nil {
 		t.Fatal(err)
 	}
 	client, st, _ := retentionClient(t, reg)
@@ -123,6 +129,12 @@ func TestRetainerService(t *testing.T) {
 		t.Fatal(err)
 	}
 	jobs = append(jobs, want{finish(t, st, (*model.Job)(up), model.StateCompleted), 8 * day})
+	keep := false
+	upKept, err := sliced.Upload(ctx, client, "transient", strings.NewReader("a\n"), &sliced.UploadOptions{DestroyOnComplete: &keep})
+	if err != nil {
+		t.Fatal(err)
+	}
+	jobs = append(jobs, want{finish(t, st, (*model.Job)(upKept), model.StateCompleted), 8 * day})
 	slicesOf := func(id bson.ObjectID) []string {
 		names, err := st.WorkCollections(ctx)
 		if err != nil {
