@@ -42,6 +42,8 @@ func (c *housekeeperConfig) defaults() {
 // server no longer exists; now and then it drops the slices of jobs that do
 // not exist and prunes old rate-limit tokens. At Start it reconciles the run
 // queue once, for jobs written by an older version or behind the store's back.
+// Deleting finished jobs past their retention is the retainer's
+// (retention.go).
 type housekeeper struct {
 	ticker
 	cfg   housekeeperConfig

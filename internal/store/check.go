@@ -116,7 +116,7 @@ func (s *Store) MissingJobIndexes(ctx context.Context) ([]string, error) {
 		have[i] = d.Name
 	}
 	var missing []string
-	for _, m := range jobIndexes() {
+	for _, m := range s.jobIndexModels() {
 		var o options.IndexOptions
 		for _, set := range m.Options.List() {
 			_ = set(&o)

@@ -295,11 +295,17 @@ func (s *Store) ensureIndexes(ctx context.Context) error {
 	if err := ensureCollections(ctx, s.jobsDB, jobsCollection, jobClaimsCollection, slotsCollection, serversCollection, commandsCollection, cronSuccessorsCollection); err != nil {
 		return err
 	}
+	return ensureIndexes(ctx, s.jobs(), s.jobIndexModels())
+}
+
+// jobIndexModels is jobIndexes with, on MongoDB, the index of retention
+// (FerretDB would only pay for it on every insert).
+func (s *Store) jobIndexModels() []mongo.IndexModel {
 	models := jobIndexes()
 	if !s.ferret {
 		models = append(models, retentionIndex())
 	}
-	return ensureIndexes(ctx, s.jobs(), models)
+	return models
 }
 
 // ensureCollections creates the named collections that do not exist yet.
