@@ -45,8 +45,19 @@ func Rekey(ctx context.Context, c *rocketjob.Client, id string) (int, error) {
 	if err != nil {
 		return 0, err
 	}
+	kinds := []slice.Kind{slice.Input, slice.Output, slice.Failed}
+	if job.State == rocketjob.StateCompleted {
+		// A completed job's input is dropped by the server that completed
+		// it, right after the transition: rewriting it would race with the
+		// drop. Drop whatever is left of it here instead, so that nothing
+		// sealed with the old key stays.
+		if err := clientstore.Of(c).Slices().DropInput(ctx, job.ID); err != nil {
+			return 0, fmt.Errorf("job %s: dropping the completed job's input: %w", id, err)
+		}
+		kinds = kinds[1:]
+	}
 	total := 0
-	for _, kind := range []slice.Kind{slice.Input, slice.Output, slice.Failed} {
+	for _, kind := range kinds {
 		n, err := clientstore.Of(c).RewriteSlices(ctx, job.ID, string(kind), func(num int64, sealed []byte) ([]byte, error) {
 			return slice.Rewrap(codec, kind, num, sealed)
 		})
