@@ -262,24 +262,11 @@ func checkDisk(work store.DBInfo) finding {
 	if err != nil {
 		return finding{"disk", checkWarn, fmt.Sprintf("data folder %s: %v", e.DataFolder, err)}
 	}
-	msg := fmt.Sprintf("data folder %s: %s free of %s", e.DataFolder, byteSize(free), byteSize(total))
+	msg := fmt.Sprintf("data folder %s: %s free of %s", e.DataFolder, humanBytes(int64(free)), humanBytes(int64(total)))
 	if free < diskFreeWarn || float64(free) < diskShareWarn*float64(total) {
 		return finding{"disk", checkWarn, msg + ": running low (the database stops taking writes when the disk is full)"}
 	}
 	return finding{"disk", checkOK, msg}
-}
-
-func byteSize(n uint64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := uint64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }
 
 func countStatus(fs []finding, status string) int {
