@@ -1,7 +1,7 @@
 // Package server runs rocketjob server processes: a pool of workers that
 // take the highest-priority job with work (then the oldest), claim its slices
 // atomically and record their output and failed records, with the services
-// around them (heartbeat, rescuer, housekeeper, watcher, completer).
+// around them (heartbeat, rescuer, housekeeper, retainer, watcher, completer).
 //
 // # Running a server
 //
@@ -28,11 +28,15 @@
 // (requeues the work of dead servers, judged by their own published
 // settings), the housekeeper (once a minute across the cluster: run-queue
 // reconciliation, jobs orphaned by a vanished server; now and then: slices of
-// jobs that no longer exist, old rate-limit tokens), the watcher (re-reads
-// the jobs the workers are on, so pause, abort and destroy reach running
-// work), the completer (writes processed slices in batches) and the worker
-// pool. Run starts them in that order and stops them in the reverse order.
-// Cron jobs need no service: each instance enqueues the next when it ends.
+// jobs that no longer exist, old rate-limit tokens), the retainer (one
+// server a minute deletes finished jobs past their retention, see
+// Config.Retention), the watcher (re-reads the jobs the workers are on, so
+// pause, abort and destroy reach running work), the waker (starts idle
+// workers when work arrives), the completer (writes processed slices in
+// batches), the worker pool and, with Config.Drain, the drainer (stops the
+// server once nothing due is left). Run starts them in that order and stops
+// them in the reverse order. Cron jobs need no service: each instance
+// enqueues the next when it ends (once, even when it runs again).
 //
 // # Controls
 //
