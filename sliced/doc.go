@@ -34,5 +34,7 @@
 // Lines keeps every byte of a line (invalid UTF-8 and NUL included); CSV
 // keeps the header on the job; JSONL skips blank lines. Bad input is an
 // *InputError that names the line or byte offset. A record is at most
-// MaxRecordSize bytes.
+// MaxRecordSize bytes. A CSV type (Options.Columns) or an upload
+// (UploadOptions.Columns) can require and allow header columns: a file that
+// fails is refused before anything is stored, with a *ColumnError.
 package sliced

@@ -43,6 +43,11 @@ type Options struct {
 	// start per second across all servers (records per second: RateLimit
 	// times SliceSize). Throttled workers take other work meanwhile.
 	RateLimit int
+	// Columns, for a CSV type, are checks its uploads' header must pass
+	// (required and allowed columns); a file that fails them is refused
+	// before anything is stored. nil checks nothing. Only CSV types may have
+	// them.
+	Columns *Columns
 	// Before runs once, on one server, before any slice is processed.
 	Before func(ctx context.Context, job *rocketjob.Job) error
 	// After runs exactly once, on one server, after the last slice, when no
@@ -61,7 +66,15 @@ func register(r *rocketjob.Registry, name string, f Format, opts *Options, fn fu
 	if size < 1 {
 		return fmt.Errorf("job type %q: slice size must be at least 1", name)
 	}
-	return r.Add(rocketjob.TypeSpec{
+	if !opts.Columns.empty() {
+		if f != CSV {
+			return fmt.Errorf("job type %q: column checks need the csv format (the type reads %s)", name, f)
+		}
+		if err := opts.Columns.validate(); err != nil {
+			return fmt.Errorf("job type %q: %w", name, err)
+		}
+	}
+	err := r.Add(rocketjob.TypeSpec{
 		Name:              name,
 		Kind:              rocketjob.KindSliced,
 		Priority:          opts.Priority,
@@ -79,6 +92,10 @@ func register(r *rocketjob.Registry, name string, f Format, opts *Options, fn fu
 		MaxRunningJobs:    opts.MaxRunningJobs,
 		RateLimit:         opts.RateLimit,
 	})
+	if err == nil && !opts.Columns.empty() {
+		setTypeColumns(r, name, opts.Columns)
+	}
+	return err
 }
 
 // RegisterLines registers a sliced job type whose records are lines of text

@@ -41,6 +41,7 @@ type Reader struct {
 	csvr       *csv.Reader
 	src        *csvSource
 	header     []string
+	headerLine int64 // 1-based line where the header row starts
 	headerRead bool
 	rec        []byte
 }
@@ -267,6 +268,8 @@ func (r *Reader) nextCSV() ([]byte, error) {
 			return nil, r.csvError(err)
 		}
 		r.header = slices.Clone(row)
+		line, _ := r.csvr.FieldPos(0)
+		r.headerLine = int64(line)
 	}
 	row, err := r.csvr.Read()
 	if err != nil {

@@ -55,6 +55,10 @@ type UploadOptions struct {
 	ExpiresAt time.Time
 	// DependsOn holds ids of jobs that must complete before this one starts.
 	DependsOn []string
+	// Columns are header checks of a CSV upload, made in addition to the
+	// type's (Options.Columns): an upload can add checks, never loosen the
+	// type's. nil adds none.
+	Columns *Columns
 	// CollectOutput, DestroyOnComplete, StopOnError, Encrypt and Compress
 	// override the type's defaults when not nil.
 	CollectOutput, DestroyOnComplete, StopOnError, Encrypt, Compress *bool
@@ -77,11 +81,6 @@ func Upload(ctx context.Context, c *rocketjob.Client, typ string, r io.Reader, o
 	if err != nil {
 		return nil, err
 	}
-	in, err := OpenInput(r, opts.Name)
-	if err != nil {
-		return nil, err
-	}
-	defer in.Close()
 	format := Format(spec.Format)
 	if opts.Format != "" {
 		if format, err = ParseFormat(string(opts.Format)); err != nil {
@@ -89,8 +88,33 @@ func Upload(ctx context.Context, c *rocketjob.Client, typ string, r io.Reader, o
 		}
 	}
 	job.Format = string(format)
+	rules, err := uploadColumns(c, typ, format, opts.Columns)
+	if err != nil {
+		return nil, err
+	}
+	in, err := OpenInput(r, opts.Name)
+	if err != nil {
+		return nil, err
+	}
+	defer in.Close()
 	rd := NewReader(in, format)
+	// With column checks, the header is read and checked before anything
+	// is stored; the first record read with it is stored first.
+	var first []byte
+	haveFirst := false
+	if len(rules) > 0 {
+		rec, err := rd.Next()
+		first, haveFirst = rec, err == nil
+		if err == nil || errors.Is(err, io.EOF) {
+			if err := checkColumns(rd.Header(), rules...); err != nil {
+				return nil, &InputError{Line: rd.headerLine, Offset: -1, Err: err}
+			}
+		}
+	}
 	err = storeRecords(ctx, c, job, func(yield func([]byte) bool) error {
+		if haveFirst && !yield(first) {
+			return nil
+		}
 		for {
 			rec, err := rd.Next()
 			if errors.Is(err, io.EOF) {
@@ -128,6 +152,11 @@ func UploadRecords(ctx context.Context, c *rocketjob.Client, typ string, seq ite
 		return nil, err
 	}
 	job.Format = spec.Format
+	if rules, err := uploadColumns(c, typ, Format(spec.Format), opts.Columns); err != nil {
+		return nil, err
+	} else if len(rules) > 0 {
+		return nil, fmt.Errorf("%w: job type %q checks the columns of a CSV header: upload a file with one (Upload) instead of records", ErrBadOptions, typ)
+	}
 	err = storeRecords(ctx, c, job, func(yield func([]byte) bool) error {
 		for rec := range seq {
 			if len(rec) > MaxRecordSize {
@@ -166,6 +195,29 @@ func UploadRange(ctx context.Context, c *rocketjob.Client, typ string, start, en
 			}
 		}
 	}, &o)
+}
+
+// uploadColumns returns the column checks of an upload of type typ in
+// format: the type's and the upload's own. Checks on a format without a
+// header are an ErrBadOptions error (nothing could check them).
+func uploadColumns(c *rocketjob.Client, typ string, format Format, own *Columns) ([]*Columns, error) {
+	var rules []*Columns
+	if t := TypeColumns(c.Registry(), typ); !t.empty() {
+		if format != CSV {
+			return nil, fmt.Errorf("%w: job type %q checks the columns of its CSV header: it cannot take %s input", ErrBadOptions, typ, format)
+		}
+		rules = append(rules, t)
+	}
+	if !own.empty() {
+		if format != CSV {
+			return nil, fmt.Errorf("%w: column checks need csv input (got %s)", ErrBadOptions, format)
+		}
+		if err := own.validate(); err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrBadOptions, err)
+		}
+		rules = append(rules, own.clone())
+	}
+	return rules, nil
 }
 
 func newJob(ctx context.Context, c *rocketjob.Client, typ string, opts *UploadOptions) (*rocketjob.Job, *rocketjob.TypeSpec, error) {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -19,16 +20,19 @@ func uploadCommand(st *appState) *cli.Command {
 		Name:      "upload",
 		Usage:     "upload a file (or stdin) into a new sliced job; prints the job id",
 		ArgsUsage: "FILE|-",
-		UsageText: usageText("rocketjob upload --job TYPE [--priority N] [--slice-size N] [--format lines|csv|jsonl] [--description TEXT] [--param K=V ...] [--no-output] [--encrypt] [--compress] [--run-at T] [--expires-at T] [--after ID ...] FILE|-",
+		UsageText: usageText("rocketjob upload --job TYPE [--priority N] [--slice-size N] [--format lines|csv|jsonl] [--require-columns A,B] [--allow-columns A,B] [--description TEXT] [--param K=V ...] [--no-output] [--encrypt] [--compress] [--run-at T] [--expires-at T] [--after ID ...] FILE|-",
 			"rocketjob upload --job reverse input.txt",
 			"rocketjob upload --job reverse --priority 10 --slice-size 500 input.txt.gz",
 			"ROCKETJOB_KEYS=$(rocketjob keys generate) rocketjob upload --job upcase --encrypt --compress cards.txt",
-			"gunzip -c big.csv.gz | rocketjob upload --job my_csv_job --format csv -"),
+			"gunzip -c big.csv.gz | rocketjob upload --job my_csv_job --format csv -",
+			"rocketjob upload --job my_csv_job --format csv --require-columns id,amount --allow-columns note partner.csv"),
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "job", Usage: "job `TYPE` (a registered sliced job type)"},
 			priorityFlag(),
 			&cli.IntFlag{Name: "slice-size", Usage: "`N` records per slice", DefaultText: "the job type's, usually 100"},
 			&cli.StringFlag{Name: "format", Usage: "input `FORMAT`: lines, csv or jsonl", DefaultText: "the job type's"},
+			&cli.StringFlag{Name: "require-columns", Usage: "refuse a CSV file (exit 2, nothing stored) whose header lacks one of these comma-separated `NAMES`; names match trimmed and case-insensitively"},
+			&cli.StringFlag{Name: "allow-columns", Usage: "refuse a CSV file (exit 2, nothing stored) with a header column not in these comma-separated `NAMES` nor in --require-columns"},
 			&cli.StringFlag{Name: "description", Usage: "free `TEXT` shown in listings"},
 			paramFlag(),
 			&cli.BoolFlag{Name: "no-output", Usage: "do not keep the output records (nothing to download)"},
@@ -78,6 +82,9 @@ func uploadCommand(st *appState) *cli.Command {
 				if opts.Format, err = sliced.ParseFormat(f); err != nil {
 					return usagef("--format: %v", err)
 				}
+			}
+			if opts.Columns, err = columnsOption(c, sliced.Format(spec.Format), opts.Format); err != nil {
+				return err
 			}
 			pairs, err := paramPairs(c)
 			if err != nil {
@@ -134,6 +141,12 @@ func uploadCommand(st *appState) *cli.Command {
 				}
 				return interrupted(c.Context, "upload", detail)
 			}
+			var ce *sliced.ColumnError
+			if errors.As(err, &ce) {
+				// A file without the columns the upload needs is a usage
+				// error: exit 2.
+				return usagef("%s", err.Error())
+			}
 			if err != nil {
 				return err
 			}
@@ -141,6 +154,37 @@ func uploadCommand(st *appState) *cli.Command {
 			return nil
 		},
 	}
+}
+
+// columnsOption returns the column checks of --require-columns and
+// --allow-columns (nil when neither is given). They need CSV input: the
+// type's format or --format's.
+func columnsOption(c *cli.Context, typeFormat, format sliced.Format) (*sliced.Columns, error) {
+	if !c.IsSet("require-columns") && !c.IsSet("allow-columns") {
+		return nil, nil
+	}
+	if format == "" {
+		format = typeFormat
+	}
+	if format != sliced.CSV {
+		return nil, usagef("%s: --require-columns and --allow-columns check a CSV header: the input is %s (add --format csv)", cmdName(c), format)
+	}
+	cols := &sliced.Columns{}
+	for _, f := range []struct {
+		name string
+		dst  *[]string
+	}{{"require-columns", &cols.Required}, {"allow-columns", &cols.Allowed}} {
+		if !c.IsSet(f.name) {
+			continue
+		}
+		for _, n := range strings.Split(c.String(f.name), ",") {
+			if strings.TrimSpace(n) == "" {
+				return nil, usagef("%s: --%s %q: empty column name (want NAME,NAME,...)", cmdName(c), f.name, c.String(f.name))
+			}
+			*f.dst = append(*f.dst, n)
+		}
+	}
+	return cols, nil
 }
 
 // uploadFile uploads f, showing a progress bar (bytes read) when p is on a
