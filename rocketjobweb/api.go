@@ -505,13 +505,37 @@ func (h *Handler) doJobAction(r *http.Request, id, action string) (*rocketjob.Jo
 		return h.client.Abort(ctx, id)
 	case "retry":
 		return h.client.Retry(ctx, id)
+	case "run-now":
+		return h.client.RunNow(ctx, id)
 	case "destroy":
 		return nil, h.client.Destroy(ctx, id)
 	}
-	return nil, apiErr(http.StatusNotFound, "not_found", fmt.Sprintf("unknown job action %q (priority, pause, resume, abort, retry)", truncate(action, 20)))
+	return nil, apiErr(http.StatusNotFound, "not_found", fmt.Sprintf("unknown job action %q (priority, pause, resume, abort, retry, run-now)", truncate(action, 20)))
 }
 
-// apiJobAction: POST /api/jobs/{id}/priority|pause|resume|abort|retry.
+// apiChangeAll: POST /api/jobs/pause-all and /api/jobs/resume-all, with an
+// optional type query parameter: {"changed": N}.
+func (h *Handler) apiChangeAll(change func(*rocketjob.Client, context.Context, string) (int, error)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		typ := r.URL.Query().Get("type")
+		if typ != "" {
+			if _, err := h.client.Registry().Lookup(typ); err != nil {
+				h.fail(w, r, apiErr(http.StatusBadRequest, "bad_request", err.Error()))
+				return
+			}
+		}
+		n, err := change(h.client, r.Context(), typ)
+		if err != nil {
+			h.fail(w, r, err)
+			return
+		}
+		h.log.Info("jobs changed", "path", r.URL.Path, "type", typ, "count", n, "user", principalFrom(r).Name)
+		h.stats.invalidate()
+		writeJSON(w, http.StatusOK, map[string]int{"changed": n})
+	}
+}
+
+// apiJobAction: POST /api/jobs/{id}/priority|pause|resume|abort|retry|run-now.
 func (h *Handler) apiJobAction(w http.ResponseWriter, r *http.Request) {
 	action := r.PathValue("action")
 	if action == "destroy" {

@@ -167,6 +167,8 @@ func (h *Handler) routes() {
 	h.handle("GET /api/jobs/{id}", readAccess, h.apiGetJob)
 	h.handle("GET /api/jobs/{id}/output", readAccess, h.apiOutput)
 	h.handle("GET /api/jobs/{id}/failures", readAccess, h.apiFailures)
+	h.handle("POST /api/jobs/pause-all", adminAccess, h.apiChangeAll((*rocketjob.Client).PauseAll))
+	h.handle("POST /api/jobs/resume-all", adminAccess, h.apiChangeAll((*rocketjob.Client).ResumeAll))
 	h.handle("POST /api/jobs/{id}/{action}", adminAccess, h.apiJobAction)
 	h.handle("DELETE /api/jobs/{id}", adminAccess, h.apiDestroyJob)
 	h.handle("GET /api/servers", readAccess, h.apiServers)

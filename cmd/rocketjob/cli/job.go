@@ -21,7 +21,7 @@ func jobCommand(st *appState) *cli.Command {
 	return &cli.Command{
 		Name:  "job",
 		Usage: "enqueue, list, show, wait for and change jobs",
-		UsageText: usageText("rocketjob job enqueue|list|show|wait|priority|pause|resume|abort|retry|destroy ...",
+		UsageText: usageText("rocketjob job enqueue|list|show|wait|priority|pause|resume|abort|retry|destroy|run-now|edit ...",
 			"rocketjob job enqueue nap --param ms=500",
 			"rocketjob job list --state running",
 			"rocketjob job show ID",
@@ -34,11 +34,13 @@ func jobCommand(st *appState) *cli.Command {
 			jobShowCommand(st),
 			jobWaitCommand(st),
 			jobPriorityCommand(st),
-			jobChangeCommand(st, "pause", "stop a queued job from starting, or a running sliced job from taking more slices", (*rocketjob.Client).Pause),
-			jobChangeCommand(st, "resume", "continue a paused job", (*rocketjob.Client).Resume),
+			jobPauseResumeCommand(st, "pause", "stop a queued job from starting, or a running sliced job from taking more slices", (*rocketjob.Client).Pause, (*rocketjob.Client).PauseAll),
+			jobPauseResumeCommand(st, "resume", "continue a paused job", (*rocketjob.Client).Resume, (*rocketjob.Client).ResumeAll),
 			jobChangeCommand(st, "abort", "stop a job for good (work in flight finishes, its result is dropped)", (*rocketjob.Client).Abort),
 			jobChangeCommand(st, "retry", "run a failed job again (a sliced job re-runs only its failed slices)", (*rocketjob.Client).Retry),
 			jobDestroyCommand(st),
+			jobRunNowCommand(st),
+			jobEditCommand(st),
 		},
 	}
 }
