@@ -10,6 +10,7 @@ import (
 	"os"
 	"path"
 	"strings"
+	"time"
 
 	"github.com/klauspost/compress/flate"
 	"github.com/klauspost/compress/gzip"
@@ -331,18 +332,60 @@ type plainReader struct{ *bufio.Reader }
 func (plainReader) Close() error { return nil }
 
 // CreateOutput wraps w with a compressor chosen by the extension of name:
-// ".gz" (or ".gzip") gzip, ".zst" (or ".zstd") zstd, anything else none.
-// Close flushes the compressor; it does not close w.
+// ".gz" (or ".gzip") gzip, ".zst" (or ".zstd") zstd, ".zip" a zip archive
+// of one deflated entry named after name without its directory and ".zip"
+// ("out.csv.zip" holds "out.csv"), anything else none. The output is
+// streamed (a zip entry's sizes follow its data), so memory stays bounded
+// and w need not seek. Close flushes the compressor (and writes the zip's
+// directory); it does not close w. Without Close the output is incomplete.
 func CreateOutput(w io.Writer, name string) (io.WriteCloser, error) {
 	switch strings.ToLower(path.Ext(name)) {
 	case ".gz", ".gzip":
 		return gzip.NewWriter(w), nil
 	case ".zst", ".zstd":
 		return zstd.NewWriter(w, zstd.WithEncoderConcurrency(1))
+	case ".zip":
+		return newZipOutput(w, zipEntryName(name))
 	default:
 		return nopWriteCloser{w}, nil
 	}
 }
+
+// zipEntryName is the name of the one entry of a zip output file: the
+// file's base name without ".zip", or "output" when nothing is left.
+func zipEntryName(name string) string {
+	base := path.Base(strings.ReplaceAll(name, "\\", "/"))
+	entry := base[:len(base)-len(path.Ext(base))]
+	if entry == "" || entry == "." || entry == ".." {
+		return "output"
+	}
+	return entry
+}
+
+// zipOutput writes one entry of a zip archive.
+type zipOutput struct {
+	zw    *zip.Writer
+	entry io.Writer
+}
+
+// newZipOutput starts a zip archive on w with one deflated entry.
+func newZipOutput(w io.Writer, entry string) (*zipOutput, error) {
+	zw := zip.NewWriter(w)
+	zw.RegisterCompressor(zip.Deflate, func(w io.Writer) (io.WriteCloser, error) {
+		return flate.NewWriter(w, flate.DefaultCompression)
+	})
+	ew, err := zw.CreateHeader(&zip.FileHeader{Name: entry, Method: zip.Deflate, Modified: time.Now()})
+	if err != nil {
+		return nil, fmt.Errorf("zip entry %q: %w", entry, err)
+	}
+	return &zipOutput{zw: zw, entry: ew}, nil
+}
+
+// Write writes uncompressed bytes of the entry.
+func (z *zipOutput) Write(p []byte) (int, error) { return z.entry.Write(p) }
+
+// Close ends the entry and writes the archive's central directory.
+func (z *zipOutput) Close() error { return z.zw.Close() }
 
 // nopWriteCloser is a writer whose Close does nothing.
 type nopWriteCloser struct{ io.Writer }

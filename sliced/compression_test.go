@@ -311,7 +311,7 @@ func TestOpenInputSourceErrorUnchanged(t *testing.T) {
 
 func TestCreateOutputRoundTrip(t *testing.T) {
 	big := bytes.Repeat(testText, 5000)
-	for _, name := range []string{"out.gz", "OUT.GZ", "out.csv.zst", "out.zstd", "out.gzip", "out.csv", "out"} {
+	for _, name := range []string{"out.gz", "OUT.GZ", "out.csv.zst", "out.zstd", "out.gzip", "out.csv", "out", "out.csv.zip", "OUT.ZIP"} {
 		var buf bytes.Buffer
 		w, err := CreateOutput(&buf, name)
 		if err != nil {
@@ -323,7 +323,8 @@ func TestCreateOutputRoundTrip(t *testing.T) {
 		if err := w.Close(); err != nil {
 			t.Fatal(err)
 		}
-		compressed := strings.Contains(strings.ToLower(name), ".gz") || strings.Contains(name, ".zst")
+		lower := strings.ToLower(name)
+		compressed := strings.Contains(lower, ".gz") || strings.Contains(lower, ".zst") || strings.HasSuffix(lower, ".zip")
 		if compressed == (buf.Len() == len(big)) {
 			t.Errorf("%s: output size %d for input %d", name, buf.Len(), len(big))
 		}

@@ -31,6 +31,7 @@ func downloadCommand(st *appState) *cli.Command {
 		UsageText: usageText("rocketjob download [--failed] [--mode MODE] JOB_ID FILE|-",
 			"rocketjob download 65a1b2c3d4e5f60718293a4b output.txt",
 			"rocketjob download 65a1b2c3d4e5f60718293a4b output.txt.gz      # gzip (.zst: zstd)",
+			"rocketjob download 65a1b2c3d4e5f60718293a4b output.txt.zip     # a zip holding output.txt",
 			"rocketjob download --mode 644 65a1b2c3d4e5f60718293a4b shared.txt",
 			"rocketjob download --failed 65a1b2c3d4e5f60718293a4b - | less  # record,error,input"),
 		Flags: []cli.Flag{
@@ -183,7 +184,7 @@ func downloadTo(ctx context.Context, client *rocketjob.Client, id, dest string, 
 // "-" is stdout; a file is written through fileout (a temporary file renamed
 // into place on success, removed on failure; a new file gets mode less the
 // umask; an existing one keeps its mode; a device is written in place),
-// compressed by its extension (.gz, .zst). It returns the number of records
+// compressed by its extension (.gz, .zst, .zip). It returns the number of records
 // written.
 func downloadFile(ctx context.Context, client *rocketjob.Client, id, dest string, failed bool, stdout io.Writer, mode fs.FileMode) (int64, error) {
 	download := sliced.Download
