@@ -4,6 +4,7 @@ import (
 	"archive/zip"
 	"bufio"
 	"bytes"
+	"compress/bzip2"
 	"errors"
 	"fmt"
 	"io"
@@ -27,7 +28,16 @@ var (
 	zstdMagic     = []byte{0x28, 0xb5, 0x2f, 0xfd}
 	zipMagic      = []byte{'P', 'K', 3, 4}
 	zipEmptyMagic = []byte{'P', 'K', 5, 6} // an archive with no entries
+	bzip2Magic    = []byte{'B', 'Z', 'h'}  // then the block size, '1'-'9'
+	// After the bzip2 header: the magic of the first block (the digits of
+	// pi) or of the end of an empty stream (of sqrt(pi)). All of it is
+	// printable ASCII, so it is checked whole before text is taken for bzip2.
+	bzip2BlockMagic = []byte{0x31, 0x41, 0x59, 0x26, 0x53, 0x59}
+	bzip2EndMagic   = []byte{0x17, 0x72, 0x45, 0x38, 0x50, 0x90}
 )
+
+// magicLen is how many bytes OpenInput looks at to detect the compression.
+const magicLen = 10
 
 // Compression kinds.
 const (
@@ -35,20 +45,22 @@ const (
 	kindGzip  = "gzip"
 	kindZstd  = "zstd"
 	kindZip   = "zip"
+	kindBzip2 = "bzip2"
 )
 
 // OpenInput returns the decompressed stream of an input file read from r.
 //
 // The compression is detected by the magic bytes of the content first: gzip
-// (1f 8b), zstd (28 b5 2f fd) or zip (50 4b 03 04). Content without any of
-// them is taken as plain and passes through unchanged (no byte is lost by the
-// detection, however short the input) unless name ends in a compression
-// extension: ".gz"/".gzip" or ".zst"/".zstd" is then an *InputError naming
-// the file (its content is not what its name says), and ".zip" is still
-// opened as a zip archive (which may start with other data). name is only
-// used for that and for error messages.
+// (1f 8b), zstd (28 b5 2f fd), zip (50 4b 03 04) or bzip2 ("BZh", a block
+// size digit 1-9 and the magic of a block or of the end of the stream). Content without any of them is taken as plain and
+// passes through unchanged (no byte is lost by the detection, however short
+// the input) unless name ends in a compression extension: ".gz"/".gzip",
+// ".zst"/".zstd" or ".bz2"/".bzip2" is then an *InputError naming the file
+// (its content is not what its name says), and ".zip" is still opened as a
+// zip archive (which may start with other data). name is only used for that
+// and for error messages.
 //
-// gzip: concatenated members are read as one stream. zstd: the decoder runs
+// gzip and bzip2: concatenated streams are read as one. zstd: the decoder runs
 // without extra goroutines and rejects streams needing more than 64 MiB of
 // window. zip: the archive must hold exactly one file (directories are
 // ignored), else the error is "zip archive has 2 files; expected exactly
@@ -56,8 +68,8 @@ const (
 // r is a regular *os.File it is read in place (from its current offset),
 // otherwise the stream is spooled to a temporary file that Close deletes.
 //
-// Errors caused by the content are *InputError values: for gzip and zstd
-// they carry the offset in the compressed stream, and a truncated stream says
+// Errors caused by the content are *InputError values: for gzip, zstd and
+// bzip2 they carry the offset in the compressed stream, and a truncated stream says
 // "(truncated input?)". Errors of r itself are returned unchanged. Close
 // releases the decoder and any temporary file; it does not close r.
 func OpenInput(r io.Reader, name string) (io.ReadCloser, error) {
@@ -73,7 +85,7 @@ func OpenInput(r io.Reader, name string) (io.ReadCloser, error) {
 	}
 	src := &sourceReader{r: r}
 	br := bufio.NewReaderSize(src, readBufSize)
-	magic, err := br.Peek(len(zstdMagic))
+	magic, err := br.Peek(magicLen)
 	if err != nil && err != io.EOF {
 		return nil, err
 	}
@@ -85,12 +97,17 @@ func OpenInput(r io.Reader, name string) (io.ReadCloser, error) {
 		kind = kindZstd
 	case bytes.HasPrefix(magic, zipMagic), bytes.HasPrefix(magic, zipEmptyMagic):
 		kind = kindZip
+	case isBzip2(magic):
+		kind = kindBzip2
 	default:
 		switch ext := strings.ToLower(path.Ext(name)); ext {
-		case ".gz", ".gzip", ".zst", ".zstd":
+		case ".gz", ".gzip", ".zst", ".zstd", ".bz2", ".bzip2":
 			what := kindGzip
-			if strings.HasPrefix(ext, ".zst") {
+			switch {
+			case strings.HasPrefix(ext, ".zst"):
 				what = kindZstd
+			case strings.HasPrefix(ext, ".bz"):
+				what = kindBzip2
 			}
 			return nil, &InputError{Offset: 0, Err: fmt.Errorf("%q is not %s data: its name ends in %q but its content does not start with the %s magic bytes", name, what, ext, what)}
 		case ".zip":
@@ -116,11 +133,25 @@ func OpenInput(r io.Reader, name string) (io.ReadCloser, error) {
 			return nil, err
 		}
 		return &decoder{r: zr, codec: kindZstd, in: in, src: src, close: func() error { zr.Close(); return nil }}, nil
+	case kindBzip2:
+		// The header was checked above; the rest is checked as it is read.
+		zr := bzip2.NewReader(in)
+		return &decoder{r: zr, codec: kindBzip2, in: in, src: src, close: func() error { return nil }}, nil
 	case kindZip:
 		return openZip(br, file, fileStart, name)
 	default:
 		return plainReader{br}, nil
 	}
+}
+
+// isBzip2 reports whether magic, the first magicLen bytes of the input,
+// start a bzip2 stream: "BZh", the block size '1'-'9', then the magic of a
+// block or of the end of the stream.
+func isBzip2(magic []byte) bool {
+	if len(magic) < 10 || !bytes.HasPrefix(magic, bzip2Magic) || magic[3] < '1' || magic[3] > '9' {
+		return false
+	}
+	return bytes.Equal(magic[4:10], bzip2BlockMagic) || bytes.Equal(magic[4:10], bzip2EndMagic)
 }
 
 // openZip opens the single file entry of the zip archive read from br (or,
@@ -334,7 +365,8 @@ func (plainReader) Close() error { return nil }
 // CreateOutput wraps w with a compressor chosen by the extension of name:
 // ".gz" (or ".gzip") gzip, ".zst" (or ".zstd") zstd, ".zip" a zip archive
 // of one deflated entry named after name without its directory and ".zip"
-// ("out.csv.zip" holds "out.csv"), anything else none. The output is
+// ("out.csv.zip" holds "out.csv"), anything else none, except ".bz2" (or
+// ".bzip2"), which is an error: bzip2 is read, not written. The output is
 // streamed (a zip entry's sizes follow its data), so memory stays bounded
 // and w need not seek. Close flushes the compressor (and writes the zip's
 // directory); it does not close w. Without Close the output is incomplete.
@@ -346,6 +378,10 @@ func CreateOutput(w io.Writer, name string) (io.WriteCloser, error) {
 		return zstd.NewWriter(w, zstd.WithEncoderConcurrency(1))
 	case ".zip":
 		return newZipOutput(w, zipEntryName(name))
+	case ".bz2", ".bzip2":
+		// The standard library has no bzip2 writer: never write plain text
+		// under a compressed name.
+		return nil, fmt.Errorf("%s: bzip2 output is not supported (use .gz, .zst or .zip)", name)
 	default:
 		return nopWriteCloser{w}, nil
 	}

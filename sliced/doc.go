@@ -21,8 +21,8 @@
 //
 // # Upload and download
 //
-// Upload streams a file (plain, gzip, zstd, or zip with one entry; detected
-// by magic bytes) into a new job; the job becomes runnable only once every
+// Upload streams a file (plain, gzip, zstd, bzip2, or zip with one entry;
+// detected by magic bytes) into a new job; the job becomes runnable only once every
 // slice is stored, so a failed upload leaves nothing behind. UploadRecords
 // takes an iterator and UploadRange integer ranges. Download writes the output
 // in input order, in the input's shape (CSV header, line endings, final

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"os"
 	"reflect"
 	"testing"
 )
@@ -131,7 +132,11 @@ func FuzzOpenInput(f *testing.F) {
 	f.Add(zstdData(f, []byte("a\nb\n")), uint8(1))
 	f.Add(zipData(f, map[string][]byte{"a.txt": []byte("a\nb\n")}), uint8(2))
 	f.Add([]byte{0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff}, uint8(0))
-	names := []string{"x.gz", "x.zst", "x.zip", "x"}
+	if bz, err := os.ReadFile("testdata/records.txt.bz2"); err == nil {
+		f.Add(bz[:300], uint8(0))
+	}
+	f.Add([]byte("BZh91AY&SY\x00\x00"), uint8(4))
+	names := []string{"x.gz", "x.zst", "x.zip", "x", "x.bz2"}
 	f.Fuzz(func(t *testing.T, data []byte, which uint8) {
 		t.Setenv("TMPDIR", t.TempDir())
 		name := names[int(which)%len(names)]

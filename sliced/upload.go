@@ -64,7 +64,7 @@ type UploadOptions struct {
 	CollectOutput, DestroyOnComplete, StopOnError, Encrypt, Compress *bool
 }
 
-// Upload streams r (compressed with gzip, zstd or zip, or plain) into a new
+// Upload streams r (compressed with gzip, zstd, bzip2 or zip, or plain) into a new
 // sliced job of type typ and returns the job. The job becomes runnable only
 // once every slice is stored: a failed or interrupted upload (ctx ended)
 // leaves no job: the batch being written is let finish for a few seconds,

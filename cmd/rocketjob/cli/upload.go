@@ -25,7 +25,7 @@ func uploadCommand(st *appState) *cli.Command {
 			"rocketjob upload --job reverse --priority 10 --slice-size 500 input.txt.gz",
 			"ROCKETJOB_KEYS=$(rocketjob keys generate) rocketjob upload --job upcase --encrypt --compress cards.txt",
 			"gunzip -c big.csv.gz | rocketjob upload --job my_csv_job --format csv -",
-			"rocketjob upload --job my_csv_job --format csv --require-columns id,amount --allow-columns note partner.csv"),
+			"rocketjob upload --job my_csv_job --format csv --require-columns id,amount --allow-columns note partner.csv.bz2"),
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "job", Usage: "job `TYPE` (a registered sliced job type)"},
 			priorityFlag(),
