@@ -40,7 +40,10 @@ type uploadParams struct {
 	RunAt       time.Time
 	Encrypt     *bool
 	Compress    *bool
-	Params      json.RawMessage // simple jobs, JSON bodies only
+	// RequireColumns and AllowColumns are a CSV upload's own column checks
+	// (sliced.UploadOptions.Columns).
+	RequireColumns, AllowColumns []string
+	Params                       json.RawMessage // simple jobs, JSON bodies only
 	// runAtText is the run_at as given (to show the form again).
 	runAtText string
 	// given holds the options set so far: one given twice is an error,
@@ -112,8 +115,23 @@ func (u *uploadParams) set(name, value string) error {
 		} else {
 			u.Compress = &b
 		}
+	case "require_columns", "allow_columns":
+		var names []string
+		if value != "" {
+			for _, n := range strings.Split(value, ",") {
+				if strings.TrimSpace(n) == "" {
+					return badParam("%s: empty column name (want NAME,NAME,...)", name)
+				}
+				names = append(names, n)
+			}
+		}
+		if name == "require_columns" {
+			u.RequireColumns = names
+		} else {
+			u.AllowColumns = names
+		}
 	default:
-		return badParam("unknown option %q (type, priority, slice_size, format, description, run_at, encrypt, compress)", truncate(name, 40))
+		return badParam("unknown option %q (type, priority, slice_size, format, description, run_at, encrypt, compress, require_columns, allow_columns)", truncate(name, 40))
 	}
 	if u.given == nil {
 		u.given = map[string]bool{}
@@ -187,6 +205,16 @@ func (h *Handler) uploadOptions(u *uploadParams) (*sliced.UploadOptions, error) 
 		Priority: u.Priority, Description: u.Description, RunAt: u.RunAt, SliceSize: u.SliceSize,
 		Format: sliced.Format(u.Format), CollectOutput: &collect, DestroyOnComplete: &keep,
 		Encrypt: u.Encrypt, Compress: u.Compress,
+	}
+	if len(u.RequireColumns)+len(u.AllowColumns) > 0 {
+		opts.Columns = &sliced.Columns{Required: u.RequireColumns, Allowed: u.AllowColumns}
+	}
+	format := sliced.Format(spec.Format)
+	if u.Format != "" {
+		format = sliced.Format(u.Format)
+	}
+	if format != sliced.CSV && (opts.Columns != nil || sliced.TypeColumns(h.client.Registry(), u.Type) != nil) {
+		return nil, badParam("column checks need csv input: job type %q would read this upload as %s", u.Type, format)
 	}
 	if (u.Encrypt != nil && *u.Encrypt || u.Encrypt == nil && spec.Encrypt) && h.client.Keyring() == nil {
 		return nil, apiErr(http.StatusBadRequest, "no_key", "this UI process has no encryption key (ROCKETJOB_KEYS or --key-file): it cannot upload encrypted jobs")
