@@ -78,6 +78,8 @@ func classify(err error, reqID string) *apiError {
 		return apiErr(http.StatusConflict, "conflict", "the job is being changed by another process: try again")
 	case errors.As(err, &ie), errors.Is(err, sliced.ErrRecordTooLong):
 		return apiErr(http.StatusBadRequest, "bad_input", err.Error())
+	case errors.Is(err, sliced.ErrBadOptions):
+		return apiErr(http.StatusBadRequest, "bad_parameter", err.Error())
 	case errors.Is(err, encryption.ErrNoKey), errors.Is(err, encryption.ErrNoKeyring):
 		return apiErr(http.StatusConflict, "no_key", err.Error())
 	}
