@@ -6,7 +6,6 @@ import (
 	"math/rand/v2"
 	"net/url"
 	"os"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -150,20 +149,8 @@ func TestChaosSimpleJobs(t *testing.T) {
 			break
 		}
 		if ev == 1 {
-			down := time.Now()
-			c.db.kill9()
-			time.Sleep(2 * time.Second) // the outage: servers see connection errors meanwhile
 			dbRestarts++
-			c.db = startProc(t, c.dir, fmt.Sprintf("db-restart-%d", dbRestarts), baseEnv(),
-				"db", "--data", filepath.Join(c.dir, "data"), "--listen", u.Host)
-			eventually(t, 30*time.Second, "the restarted database answers", func() (bool, string) {
-				if !c.db.running() {
-					t.Fatalf("the restarted database exited (%s):\n%s", describeExit(c.db.waitErr), c.db.stderr())
-				}
-				_, err := c.client.Servers(ctx(t))
-				return err == nil, fmt.Sprint(err)
-			})
-			outage = time.Since(down)
+			outage = c.restartDB(t, u.Host, dbRestarts)
 			continue
 		}
 		names := sortedKeys(live)

@@ -132,20 +132,8 @@ func TestChaos(t *testing.T) {
 			break
 		}
 		if ev == 1 {
-			down := time.Now()
-			c.db.kill9()
-			time.Sleep(2 * time.Second) // the outage: servers see connection errors meanwhile
 			dbRestarts++
-			c.db = startProc(t, c.dir, fmt.Sprintf("db-restart-%d", dbRestarts), baseEnv(),
-				"db", "--data", filepath.Join(c.dir, "data"), "--listen", u.Host)
-			eventually(t, 30*time.Second, "the restarted database answers", func() (bool, string) {
-				if !c.db.running() {
-					t.Fatalf("the restarted database exited (%s):\n%s", describeExit(c.db.waitErr), c.db.stderr())
-				}
-				_, err := c.client.Servers(ctx(t))
-				return err == nil, fmt.Sprint(err)
-			})
-			outage = time.Since(down)
+			outage = c.restartDB(t, u.Host, dbRestarts)
 			continue
 		}
 		names := sortedKeys(live)
@@ -329,4 +317,25 @@ func checkSliceState(t *testing.T, uri, id string) map[int64]int {
 		}
 	}
 	return attempts
+}
+
+// restartDB SIGKILLs the cluster's database, leaves it down for 2 s (servers
+// see connection errors meanwhile), starts it again on the same address and
+// data folder (the n-th restart) and waits until it answers. It returns how
+// long the outage lasted.
+func (c *cluster) restartDB(t *testing.T, host string, n int) time.Duration {
+	t.Helper()
+	down := time.Now()
+	c.db.kill9()
+	time.Sleep(2 * time.Second) // the outage itself, not a wait for a condition
+	c.db = startProc(t, c.dir, fmt.Sprintf("db-restart-%d", n), baseEnv(),
+		"db", "--data", filepath.Join(c.dir, "data"), "--listen", host)
+	eventually(t, 30*time.Second, "the restarted database answers", func() (bool, string) {
+		if !c.db.running() {
+			t.Fatalf("the restarted database exited (%s):\n%s", describeExit(c.db.waitErr), c.db.stderr())
+		}
+		_, err := c.client.Servers(ctx(t))
+		return err == nil, fmt.Sprint(err)
+	})
+	return time.Since(down)
 }
