@@ -64,7 +64,14 @@ func (r *rescuer) pass(ctx context.Context) {
 		if srv.Name == r.cfg.Name || time.Since(srv.HeartbeatAt) < srv.DeadAfterOr(r.cfg.DeadAfter) {
 			continue
 		}
-		if err := r.rescue(ctx, srv); err != nil && ctx.Err() == nil {
+		// The list may be old by now (earlier rescues in this pass take
+		// time): judge the server on its document as it is now, so a live
+		// server is never declared dead from a stale snapshot.
+		fresh, err := r.store.GetServer(ctx, srv.Name)
+		if err != nil || time.Since(fresh.HeartbeatAt) < fresh.DeadAfterOr(r.cfg.DeadAfter) {
+			continue // gone (rescued by another server), unreadable, or alive
+		}
+		if err := r.rescue(ctx, fresh); err != nil && ctx.Err() == nil {
 			r.log.Warn("rescuer", "dead", srv.Name, "err", err)
 		}
 	}
