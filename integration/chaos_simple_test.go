@@ -5,9 +5,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/url"
-	"os"
 	"slices"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -54,22 +52,8 @@ func TestChaosSimpleJobs(t *testing.T) {
 		// forward later, then requeued: a new attempt without a run).
 		heldPerServer = workers
 	)
-	n := 500
-	chaosFor := 15 * time.Second
-	if s := os.Getenv("ROCKETJOB_CHAOS_JOBS"); s != "" {
-		v, err := strconv.Atoi(s)
-		if err != nil || v < 100 {
-			t.Fatalf("ROCKETJOB_CHAOS_JOBS=%q: want an integer of at least 100", s)
-		}
-		n = v
-	}
-	if s := os.Getenv("ROCKETJOB_CHAOS_DURATION"); s != "" {
-		d, err := time.ParseDuration(s)
-		if err != nil || d < 5*time.Second {
-			t.Fatalf("ROCKETJOB_CHAOS_DURATION=%q: want a duration of at least 5s", s)
-		}
-		chaosFor = d
-	}
+	n := envInt(t, "ROCKETJOB_CHAOS_JOBS", 500, 100)
+	chaosFor := envDuration(t, "ROCKETJOB_CHAOS_DURATION", 15*time.Second, 5*time.Second)
 	maxEvents := int(chaosFor/time.Second) + 1 // kills come every 1-2 s
 	// Milliseconds per job so that the naps alone take ~1.5x the chaos
 	// duration on nServers*workers workers.

@@ -49,22 +49,8 @@ func TestChaos(t *testing.T) {
 		nServers   = 3
 		claimBlock = 16 // slices a server claims at once (internal/store/slices_ferret.go)
 	)
-	n := 20000
-	chaosFor := 15 * time.Second
-	if s := os.Getenv("ROCKETJOB_CHAOS_N"); s != "" {
-		v, err := strconv.Atoi(s)
-		if err != nil || v < 1000 {
-			t.Fatalf("ROCKETJOB_CHAOS_N=%q: want an integer of at least 1000", s)
-		}
-		n = v
-	}
-	if s := os.Getenv("ROCKETJOB_CHAOS_DURATION"); s != "" {
-		d, err := time.ParseDuration(s)
-		if err != nil || d < 5*time.Second {
-			t.Fatalf("ROCKETJOB_CHAOS_DURATION=%q: want a duration of at least 5s", s)
-		}
-		chaosFor = d
-	}
+	n := envInt(t, "ROCKETJOB_CHAOS_N", 20000, 1000)
+	chaosFor := envDuration(t, "ROCKETJOB_CHAOS_DURATION", 15*time.Second, 5*time.Second)
 	maxEvents := int(chaosFor/time.Second) + 1 // kills come every 1-2 s
 	// Milliseconds per record so that the job takes ~1.5x the chaos
 	// duration on nServers*workers workers without any kill.
@@ -338,4 +324,34 @@ func (c *cluster) restartDB(t *testing.T, host string, n int) time.Duration {
 		return err == nil, fmt.Sprint(err)
 	})
 	return time.Since(down)
+}
+
+// envInt is the integer in the environment variable name (at least min),
+// or def when it is unset; anything else fails the test.
+func envInt(t *testing.T, name string, def, min int) int {
+	t.Helper()
+	s := os.Getenv(name)
+	if s == "" {
+		return def
+	}
+	v, err := strconv.Atoi(s)
+	if err != nil || v < min {
+		t.Fatalf("%s=%q: want an integer of at least %d", name, s, min)
+	}
+	return v
+}
+
+// envDuration is the duration in the environment variable name (at least
+// min), or def when it is unset; anything else fails the test.
+func envDuration(t *testing.T, name string, def, min time.Duration) time.Duration {
+	t.Helper()
+	s := os.Getenv(name)
+	if s == "" {
+		return def
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil || d < min {
+		t.Fatalf("%s=%q: want a duration of at least %s", name, s, min)
+	}
+	return d
 }
