@@ -283,13 +283,13 @@ func TestControlSpamLeavesNothingStuck(t *testing.T) {
 				})
 			}
 			// Spam through the end of the slices and the after step, until
-			// the job completes (the spam resumes as often as it pauses).
-			deadline := time.Now().Add(3 * time.Minute)
-			for mustGet(t, b, id).State != rocketjob.StateCompleted {
-				if time.Now().After(deadline) {
-					j := mustGet(t, b, id)
-					t.Fatalf("job stuck under the spam: %s step %s on %q", j.State, j.Step, j.Server)
-				}
+			// the job completes or for at most 30 s. Each control moves the
+			// job's version, so three clients in tight loops can keep a
+			// server's own transition losing for as long as they go on (on a
+			// starved CPU they did for minutes); what must hold is that
+			// nothing is stuck once they stop.
+			spamUntil := time.Now().Add(30 * time.Second)
+			for mustGet(t, b, id).State != rocketjob.StateCompleted && time.Now().Before(spamUntil) {
 				time.Sleep(20 * time.Millisecond)
 			}
 			close(stop)
