@@ -82,7 +82,8 @@ type Job struct {
 
 	// SliceSize is the number of records per slice (sliced jobs).
 	SliceSize int `bson:"slice_size,omitempty" json:"slice_size,omitempty"`
-	// Format is the input format of a sliced job: lines, csv or jsonl.
+	// Format is the input format of a sliced job: lines, csv, psv, tsv,
+	// fixed, xlsx or jsonl.
 	Format string `bson:"format,omitempty" json:"format,omitempty"`
 	// Header holds a CSV job's column names (empty when Encrypt: then the
 	// header is stored sealed).
@@ -93,6 +94,20 @@ type Job struct {
 	// NoFinalNewline records that the uploaded file's last line had no
 	// line ending, so the download leaves it off too.
 	NoFinalNewline bool `bson:"no_final_newline,omitempty" json:"-"`
+	// KeepCR records that the records of a lines job keep the "\r" of the
+	// lines that ended in "\r\n" (so mixed line endings come back exactly):
+	// the job's function sees each line without it and its output gets it
+	// back.
+	KeepCR bool `bson:"keep_cr,omitempty" json:"-"`
+	// BOM records that the uploaded file started with a UTF-8 byte order
+	// mark, which the download writes back.
+	BOM bool `bson:"bom,omitempty" json:"-"`
+	// OutputFormat is the format a sliced job's output is written in when
+	// it differs from Format (a conversion job); empty means Format.
+	OutputFormat string `bson:"output_format,omitempty" json:"output_format,omitempty"`
+	// Widths are the column widths, in characters, of a fixed-width job
+	// (the column names are Header).
+	Widths []int `bson:"widths,omitempty" json:"widths,omitempty"`
 	// CollectOutput keeps the output records for download.
 	CollectOutput bool `bson:"collect_output,omitempty" json:"collect_output,omitempty"`
 	// DestroyOnComplete removes the job and its slices once it completes.

@@ -142,6 +142,10 @@ type Job struct {
 	Header            []string `bson:"header,omitempty" json:"header,omitempty"`
 	LineEnding        string   `bson:"line_ending,omitempty" json:"-"`
 	NoFinalNewline    bool     `bson:"no_final_newline,omitempty" json:"-"`
+	KeepCR            bool     `bson:"keep_cr,omitempty" json:"-"`
+	BOM               bool     `bson:"bom,omitempty" json:"-"`
+	OutputFormat      string   `bson:"output_format,omitempty" json:"output_format,omitempty"`
+	Widths            []int    `bson:"widths,omitempty" json:"widths,omitempty"`
 	CollectOutput     bool     `bson:"collect_output,omitempty" json:"collect_output,omitempty"`
 	DestroyOnComplete bool     `bson:"destroy_on_complete,omitempty" json:"destroy_on_complete,omitempty"`
 	StopOnError       bool     `bson:"stop_on_error,omitempty" json:"stop_on_error,omitempty"`
