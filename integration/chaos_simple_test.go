@@ -65,6 +65,7 @@ func TestChaosSimpleJobs(t *testing.T) {
 	t.Logf("chaos: %d nap jobs of %d ms, priorities %v, %d servers x %d workers, chaos for %s, seed %d",
 		n, ms, priorities, nServers, workers, chaosFor, seed)
 
+	ownDatabase(t)
 	c := newCluster(t)
 	u, err := url.Parse(c.uri)
 	if err != nil {

@@ -83,6 +83,7 @@ func TestChaos(t *testing.T) {
 	in := buf.Bytes()
 	lines := splitLines(in)
 
+	ownDatabase(t)
 	c := newCluster(t)
 	u, err := url.Parse(c.uri)
 	if err != nil {
@@ -251,7 +252,7 @@ func checkSliceState(t *testing.T, uri, id string) map[int64]int {
 		t.Fatal(err)
 	}
 	defer mc.Disconnect(context.Background())
-	work := mc.Database("rocketjob_work")
+	work := mc.Database(workDB(uri))
 	ids := func(kind string) []string {
 		cur, err := work.Collection("slices_"+id+"_"+kind).Find(ctx(t), bson.D{})
 		if err != nil {

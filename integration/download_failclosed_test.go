@@ -183,7 +183,7 @@ func TestDownloadFailsClosedAndKeepsPermissions(t *testing.T) {
 		mc, err := mongo.Connect(options.Client().ApplyURI(c.uri))
 		fatalIf(t, err)
 		defer mc.Disconnect(context.Background())
-		fatalIf(t, mc.Database("rocketjob_work").Drop(ctx(t)))
+		fatalIf(t, mc.Database(workDB(c.uri)).Drop(ctx(t)))
 		r := cli(t, "download", id, file("lost.txt"))
 		r.expect(t, 1)
 		if line := r.oneLine(t); !strings.Contains(line, "only 0 of its 20,000 output records") {
@@ -215,7 +215,7 @@ func TestDownloadWithLostSlicesFailsTyped(t *testing.T) {
 	mc, err := mongo.Connect(options.Client().ApplyURI(c.uri))
 	fatalIf(t, err)
 	defer mc.Disconnect(context.Background())
-	work := mc.Database("rocketjob_work")
+	work := mc.Database(workDB(c.uri))
 	out := filepath.Join(c.dir, "out")
 	fatalIf(t, os.Mkdir(out, 0o755))
 	dest := filepath.Join(out, "out.txt")
@@ -270,7 +270,7 @@ func TestDownloadWithLostSlicesFailsTyped(t *testing.T) {
 		r := c.cli("download", id, dest)
 		r.expect(t, 1)
 		line := r.oneLine(t)
-		want := `only 19,900 of its 20,000 output records are in work database "rocketjob_work": it lost the output of finished slice 200`
+		want := `only 19,900 of its 20,000 output records are in work database "` + workDB(c.uri) + `": it lost the output of finished slice 200`
 		if !strings.Contains(line, want) {
 			t.Errorf("error line %q lacks %q", line, want)
 		}

@@ -211,6 +211,7 @@ func TestKill9ServerRequeuesItsJobs(t *testing.T) {
 // Issue 3, test 3: one process owns a data folder; a busy port is refused.
 func TestDataFolderAndPortOwnedByOneProcess(t *testing.T) {
 	t.Parallel()
+	ownDatabase(t)
 	c := newCluster(t)
 	data := filepath.Join(c.dir, "data")
 

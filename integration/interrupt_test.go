@@ -129,7 +129,7 @@ func inputSlices(t *testing.T, uri string) (string, int64) {
 		t.Fatal(err)
 	}
 	defer mc.Disconnect(context.Background())
-	db := mc.Database("rocketjob_work")
+	db := mc.Database(workDB(uri))
 	names, err := db.ListCollectionNames(ctx(t), bson.D{})
 	if err != nil {
 		t.Fatal(err)

@@ -117,6 +117,7 @@ func startProc(t *testing.T, dir, name string, env []string, args ...string) *pr
 		t.Fatal(err)
 	}
 	args, env = onPostgreSQL(args, env)
+	env = onExternal(args, env)
 	p.cmd = exec.Command(rjBin, args...)
 	p.cmd.Env = env
 	p.cmd.SysProcAttr = procAttr() // dies with the test binary (Linux)
@@ -230,8 +231,9 @@ func describeExit(err error) string {
 type cluster struct {
 	t      *testing.T
 	dir    string
-	db     *proc
+	db     *proc     // nil on $ROCKETJOB_TEST_MONGODB_URI
 	uri    string
+	names  [2]string // jobs and work database; empty: the defaults
 	client *rocketjob.Client
 }
 
@@ -298,13 +300,22 @@ func newCluster(t *testing.T) *cluster {
 			t.Errorf("rocketjob db did not exit within 15s of SIGTERM")
 		}
 	})
+	c.connect()
+	return c
+}
+
+// connect connects the cluster's Go client and closes it at the end of the
+// test (before the database is stopped).
+func (c *cluster) connect() {
+	t := c.t
+	t.Helper()
 	reg := rocketjob.NewRegistry()
 	if err := examples.Register(reg); err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	client, err := rocketjob.NewClient(ctx, rocketjob.Config{URI: c.uri, Registry: reg})
+	client, err := rocketjob.NewClient(ctx, rocketjob.Config{URI: c.uri, DB: c.names[0], WorkDB: c.names[1], Registry: reg})
 	if err != nil {
 		t.Fatalf("connecting to %s: %v", c.uri, err)
 	}
@@ -315,7 +326,6 @@ func newCluster(t *testing.T) *cluster {
 		defer cancel()
 		_ = client.Close(ctx)
 	})
-	return c
 }
 
 // pgClusters maps the data folder of a cluster on PostgreSQL to the URL of
@@ -510,7 +520,7 @@ func execRJ(o runOpts, args ...string) (result, error) {
 	cctx, cancel := context.WithTimeout(context.Background(), o.timeout)
 	defer cancel()
 	cmd := exec.CommandContext(cctx, rjBin, args...)
-	cmd.Env = baseEnv(o.env...)
+	cmd.Env = onExternal(args, baseEnv(o.env...))
 	cmd.Stdin = o.stdin
 	cmd.WaitDelay = 5 * time.Second
 	var stdout, stderr bytes.Buffer

@@ -15,6 +15,7 @@ import (
 // or duplicated record.
 func TestServerRidesOutDatabaseRestart(t *testing.T) {
 	t.Parallel()
+	ownDatabase(t)
 	c := newCluster(t)
 	a := c.server("A", 2, serverOpts{})
 	var in bytes.Buffer

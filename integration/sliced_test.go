@@ -294,10 +294,10 @@ func lateClaims(t *testing.T, uri, id string) map[int64]bool {
 	var job struct {
 		CompletedAt time.Time `bson:"completed_at"`
 	}
-	if err := mc.Database("rocketjob").Collection("jobs").FindOne(ctx(t), bson.D{{Key: "_id", Value: oid}}).Decode(&job); err != nil {
+	if err := mc.Database(jobsDBName(uri)).Collection("jobs").FindOne(ctx(t), bson.D{{Key: "_id", Value: oid}}).Decode(&job); err != nil {
 		t.Fatal(err)
 	}
-	cur, err := mc.Database("rocketjob_work").Collection("slices_"+id+"_claims").Find(ctx(t),
+	cur, err := mc.Database(workDB(uri)).Collection("slices_"+id+"_claims").Find(ctx(t),
 		bson.D{{Key: "at", Value: bson.D{{Key: "$gt", Value: job.CompletedAt}}}})
 	if err != nil {
 		t.Fatal(err)
@@ -613,7 +613,7 @@ func sliceCollections(t *testing.T, uri string) []string {
 		t.Fatal(err)
 	}
 	defer mc.Disconnect(context.Background())
-	names, err := mc.Database("rocketjob_work").ListCollectionNames(ctx(t), bson.D{})
+	names, err := mc.Database(workDB(uri)).ListCollectionNames(ctx(t), bson.D{})
 	if err != nil {
 		t.Fatal(err)
 	}

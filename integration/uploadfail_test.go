@@ -18,6 +18,7 @@ import (
 // document is written only after the last slice).
 func TestDatabaseLostMidUpload(t *testing.T) {
 	t.Parallel()
+	ownDatabase(t)
 	c := newCluster(t)
 	var in bytes.Buffer
 	for i := range 1_500_000 {

@@ -94,7 +94,7 @@ func wait(t *testing.T, c *rocketjob.Client, job *rocketjob.Job) *rocketjob.Job 
 func scanData(t *testing.T, marker string) bool {
 	t.Helper()
 	found := false
-	err := filepath.WalkDir(dbtest.Dir(), func(path string, d fs.DirEntry, err error) error {
+	err := filepath.WalkDir(dbtest.Dir(t), func(path string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() {
 			return err
 		}

@@ -8,7 +8,9 @@
 //
 // The database is FerretDB on SQLite in a temporary folder, or, when
 // $ROCKETJOB_TEST_POSTGRESQL holds the URL of a PostgreSQL database, FerretDB
-// on a fresh PostgreSQL database created next to it (see PostgreSQLEnv).
+// on a fresh PostgreSQL database created next to it (see PostgreSQLEnv), or,
+// when $ROCKETJOB_TEST_MONGODB_URI holds the URI of a MongoDB replica set,
+// that server (see MongoDBEnv).
 package dbtest
 
 import (
@@ -63,6 +65,9 @@ func MainThen(m *testing.M, check func() error) {
 
 // run does Main's work and returns the exit code, so deferred clean-up runs.
 func run(m *testing.M, check func() error) int {
+	if MongoDB() != "" {
+		return runExternal(m, check)
+	}
 	dir, err := os.MkdirTemp(os.TempDir(), "rocketjob-dbtest-")
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "dbtest: create temp folder: %v\n", err)
@@ -101,14 +106,7 @@ func run(m *testing.M, check func() error) int {
 	code := m.Run()
 
 	// Disconnect first: the server waits for connected clients when stopping.
-	clientMu.Lock()
-	if client != nil {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		_ = client.Disconnect(ctx)
-		cancel()
-		client = nil
-	}
-	clientMu.Unlock()
+	disconnect()
 
 	if err := db.Close(); err != nil {
 		fmt.Fprintf(os.Stderr, "dbtest: stop embedded database: %v\n", err)
@@ -125,6 +123,18 @@ func run(m *testing.M, check func() error) int {
 	return code
 }
 
+// disconnect closes the shared client, if any.
+func disconnect() {
+	clientMu.Lock()
+	defer clientMu.Unlock()
+	if client != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		_ = client.Disconnect(ctx)
+		cancel()
+		client = nil
+	}
+}
+
 // URI returns the URI of the package's embedded database. It panics if the
 // package's TestMain does not call Main.
 func URI() string {
@@ -138,9 +148,14 @@ func URI() string {
 // that inspect what is stored at rest. On PostgreSQL it is the folder of the
 // package's database inside the server's data directory, after a
 // CHECKPOINT; it panics when that folder cannot be read here (a server on
-// another machine, or a user that may not checkpoint).
-func Dir() string {
+// another machine, or a user that may not checkpoint). On a server of
+// $ROCKETJOB_TEST_MONGODB_URI it skips the test with one line.
+func Dir(t testing.TB) string {
+	t.Helper()
 	URI()
+	if external {
+		t.Skip("reads the embedded database's files; the tests run on " + MongoDBEnv)
+	}
 	if pgDSN == "" {
 		return dataDir
 	}
@@ -175,6 +190,10 @@ func DBNames(t testing.TB) (jobsDB, workDB string) {
 	t.Helper()
 	c := Client(t)
 	base := sanitize(t.Name()) + "_" + strconv.FormatInt(counter.Add(1), 10)
+	if runID != "" {
+		// A shared server: other runs and packages may use the same names.
+		base = runID + "_" + base
+	}
 	jobsDB, workDB = base+"_jobs", base+"_work"
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)

@@ -16,16 +16,37 @@ func TestMain(m *testing.M) { dbtest.Main(m) }
 
 var validName = regexp.MustCompile(`^[a-z0-9_]+$`)
 
+// runPrefix is what DBNames puts before the test's name on a server of
+// $ROCKETJOB_TEST_MONGODB_URI, which other runs may share.
+var runPrefix = regexp.MustCompile(`^r[0-9a-f]{6}_`)
+
+// testPart returns the part of a database name derived from the test: all
+// of it on the embedded database, what follows the run's prefix on an
+// external server (where the prefix must be there).
+func testPart(t *testing.T, name string) string {
+	t.Helper()
+	if dbtest.MongoDB() == "" {
+		return name
+	}
+	p := runPrefix.FindString(name)
+	if p == "" {
+		t.Errorf("name %q on a shared server lacks the run's prefix", name)
+	}
+	return name[len(p):]
+}
+
 func TestDBNames(t *testing.T) {
 	ctx := context.Background()
-	if !strings.HasPrefix(dbtest.URI(), "mongodb://127.0.0.1:") {
+	if ext := dbtest.MongoDB(); ext != "" && dbtest.URI() != ext {
+		t.Errorf("URI() = %q, want $%s", dbtest.URI(), dbtest.MongoDBEnv)
+	} else if ext == "" && !strings.HasPrefix(dbtest.URI(), "mongodb://127.0.0.1:") {
 		t.Errorf("URI() = %q", dbtest.URI())
 	}
 	jobs, work := dbtest.DBNames(t)
 	jobs2, work2 := dbtest.DBNames(t)
 	names := []string{jobs, work, jobs2, work2}
 	for i, n := range names {
-		if !validName.MatchString(n) || !strings.HasPrefix(n, "testdbnames_") {
+		if !validName.MatchString(n) || !strings.HasPrefix(testPart(t, n), "testdbnames_") {
 			t.Errorf("name %q is not a sanitised test name", n)
 		}
 		if slices.Contains(names[:i], n) {
@@ -55,6 +76,7 @@ func TestLongAndOddNames(t *testing.T) {
 			if !validName.MatchString(n) {
 				t.Errorf("name %q has invalid characters", n)
 			}
+			n = testPart(t, n)
 			if prefix, _, _ := strings.Cut(n, "_"); len(n) > 40+len("_999_jobs") || prefix != "testlongandoddnames" {
 				t.Errorf("name %q too long or not derived from the test name", n)
 			}

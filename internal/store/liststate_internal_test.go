@@ -15,6 +15,7 @@ import (
 // TestSyncStatesMany starts and completes jobs in batches, syncing the state
 // index with syncStatesMany, and checks the listings of each state.
 func TestSyncStatesMany(t *testing.T) {
+	dbtest.RequireFerretDB(t)
 	ctx := context.Background()
 	jobsDB, workDB := dbtest.DBNames(t)
 	s, err := Open(ctx, Config{URI: dbtest.URI(), DB: jobsDB, WorkDB: workDB})

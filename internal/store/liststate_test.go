@@ -125,6 +125,7 @@ func TestLimitedListingsMatchTheFullListing(t *testing.T) {
 // TestStateIndexBuiltForOlderDatabases drops the state index, as in a
 // database written before it existed: the first limited listing builds it.
 func TestStateIndexBuiltForOlderDatabases(t *testing.T) {
+	dbtest.RequireFerretDB(t)
 	s, name := openNamed(t)
 	jobsInEveryState(t, s)
 	ctx := context.Background()
@@ -153,6 +154,7 @@ func TestStateIndexBuiltForOlderDatabases(t *testing.T) {
 // a job without its entry. Listings skip the lies and remove them; the
 // missing entry is put back by the run-queue reconciliation.
 func TestStateIndexOutOfDateEntries(t *testing.T) {
+	dbtest.RequireFerretDB(t)
 	s, name := openNamed(t)
 	ctx := context.Background()
 	db := dbtest.Client(t).Database(name)
@@ -221,6 +223,7 @@ func TestStateIndexOutOfDateEntries(t *testing.T) {
 // that their state index syncs are written in shared batches, and compares
 // the limited listings with the full one.
 func TestStateIndexConcurrentWrites(t *testing.T) {
+	dbtest.RequireFerretDB(t)
 	s := open(t)
 	ctx := context.Background()
 	var jobs []*model.Job

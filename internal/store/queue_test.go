@@ -113,6 +113,7 @@ func TestRunnableJobsFollowJobWrites(t *testing.T) {
 // finished job) and checks that ReconcileQueue repairs each, then finds
 // nothing to do.
 func TestReconcileQueue(t *testing.T) {
+	dbtest.RequireFerretDB(t)
 	ctx := context.Background()
 	s, jobsDB := openNamed(t)
 	raw := dbtest.Client(t).Database(jobsDB)
@@ -172,6 +173,7 @@ func TestReconcileQueue(t *testing.T) {
 // TestRepairQueued checks that a worker holding a stale copy puts the job as
 // stored back in the queue, or removes the copy of a job that is gone.
 func TestRepairQueued(t *testing.T) {
+	dbtest.RequireFerretDB(t)
 	ctx := context.Background()
 	s, jobsDB := openNamed(t)
 	raw := dbtest.Client(t).Database(jobsDB)
@@ -206,6 +208,7 @@ func TestRepairQueued(t *testing.T) {
 // TestDeleteJobRemovesItsClaims checks that destroying a job leaves none of
 // its transition claims behind (they are deleted one by one, by _id).
 func TestDeleteJobRemovesItsClaims(t *testing.T) {
+	dbtest.RequireFerretDB(t)
 	ctx := context.Background()
 	s, jobsDB := openNamed(t)
 	claims := dbtest.Client(t).Database(jobsDB).Collection("job_claims")

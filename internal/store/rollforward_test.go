@@ -36,6 +36,7 @@ func claimFor(t *testing.T, jobsDB string, job *model.Job, by string, at time.Ti
 // the roll-forward gives the run straight back instead of leaving the job
 // running on a server that no longer exists until the once-a-minute sweep.
 func TestRollForwardOntoAGoneServerRequeues(t *testing.T) {
+	dbtest.RequireFerretDB(t)
 	ctx := context.Background()
 	s, jobsDB := openNamed(t)
 	job := newJob(50)

@@ -32,14 +32,15 @@ func openNamed(t *testing.T) (*store.Store, string) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = s.Close(context.Background()) })
-	if !s.Ferret() {
-		t.Fatal("the tests run on the embedded FerretDB")
+	if s.Ferret() == dbtest.OnMongoDB() {
+		t.Fatalf("FerretDB detected: %v; the tests run on MongoDB: %v", s.Ferret(), dbtest.OnMongoDB())
 	}
 	return s, jobs
 }
 
-// strategies runs a test against both slice strategies. The MongoDB one runs
-// on FerretDB single-worker only: FerretDB cannot make its updates atomic.
+// strategies runs a test against both slice strategies. On FerretDB the
+// MongoDB one runs single-worker only (FerretDB cannot make its updates
+// atomic); on MongoDB ($ROCKETJOB_TEST_MONGODB_URI) both run fully.
 func strategies(t *testing.T, test func(t *testing.T, s store.SliceStore)) {
 	for _, mongo := range []bool{false, true} {
 		name := "ferretdb"
@@ -254,26 +255,34 @@ func TestRequeueServerAndRelease(t *testing.T) {
 	})
 }
 
-// TestFerretClaimsUnderConcurrency races 8 feeders, each on its own client
-// connection, over the same slices: every slice must be claimed exactly once.
-func TestFerretClaimsUnderConcurrency(t *testing.T) {
+// TestClaimsUnderConcurrency races 8 feeders, each on its own client
+// connection, over the same slices: every slice must be claimed exactly
+// once. It runs the insert strategy everywhere and the findAndModify one on
+// MongoDB, where its updates are atomic.
+func TestClaimsUnderConcurrency(t *testing.T) {
+	t.Run("insert", func(t *testing.T) { claimsUnderConcurrency(t, store.StrategyInsert) })
+	t.Run("findandmodify", func(t *testing.T) {
+		dbtest.RequireMongoDB(t)
+		claimsUnderConcurrency(t, store.StrategyFindAndModify)
+	})
+}
+
+func claimsUnderConcurrency(t *testing.T, strategy string) {
 	jobs, work := dbtest.DBNames(t)
 	const slices, feeders = 300, 8
 	job := bson.NewObjectID()
-	first, err := store.Open(context.Background(), store.Config{URI: dbtest.URI(), DB: jobs, WorkDB: work})
+	cfg := store.Config{URI: dbtest.URI(), DB: jobs, WorkDB: work, ClaimStrategy: strategy}
+	first, err := store.Open(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer first.Close(context.Background())
-	if !first.Ferret() {
-		t.Fatal("expected FerretDB to be detected")
-	}
 	upload(t, first.Slices(), job, slices)
 	var mu sync.Mutex
 	claims := map[int64]int{}
 	var wg sync.WaitGroup
 	for i := range feeders {
-		s, err := store.Open(context.Background(), store.Config{URI: dbtest.URI(), DB: jobs, WorkDB: work})
+		s, err := store.Open(context.Background(), cfg)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -53,7 +53,7 @@ func TestCheckHealthyEmbedded(t *testing.T) {
 	has(t, m, "indexes", checkOK, "present")
 	has(t, m, "clock", checkOK, "agree")
 	has(t, m, "keys", checkOK, "no live encrypted job needs one")
-	has(t, m, "disk", checkOK, "data folder "+dbtest.Dir())
+	has(t, m, "disk", checkOK, "data folder "+dbtest.Dir(t))
 
 	// The text form: one line per finding, status first.
 	r = mustRun(t, append(g, "check")...)
