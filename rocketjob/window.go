@@ -3,6 +3,7 @@ package rocketjob
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -73,4 +74,38 @@ func (w Window) Next(t time.Time) time.Time {
 		}
 	}
 	return time.Time{}
+}
+
+// ParseWindow reads a window written START,DURATION[,ZONE] (the form of
+// `--window`, e.g. "22:30,3h,Europe/London"); an empty string is no window
+// (nil). A malformed one wraps ErrBadWindow.
+func ParseWindow(s string) (*Window, error) {
+	if s == "" {
+		return nil, nil
+	}
+	parts := strings.Split(s, ",")
+	if len(parts) < 2 || len(parts) > 3 {
+		return nil, fmt.Errorf("%w: %q: want START,DURATION[,ZONE], e.g. 22:30,3h,Europe/London", ErrBadWindow, s)
+	}
+	d, err := time.ParseDuration(parts[1])
+	if err != nil {
+		return nil, fmt.Errorf("%w: %q: %v", ErrBadWindow, s, err)
+	}
+	w := &Window{Start: parts[0], Duration: d}
+	if len(parts) == 3 {
+		w.Location = parts[2]
+	}
+	if err := w.Check(); err != nil {
+		return nil, err
+	}
+	return w, nil
+}
+
+// String writes w the way ParseWindow reads it.
+func (w Window) String() string {
+	s := w.Start + "," + w.Duration.String()
+	if w.Location != "" {
+		s += "," + w.Location
+	}
+	return s
 }

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"time"
 
+	"go.mongodb.org/mongo-driver/v2/bson"
+
 	"github.com/rocketjob-go/rocketjob/encryption"
 	"github.com/rocketjob-go/rocketjob/internal/clientstore"
 	"github.com/rocketjob-go/rocketjob/internal/model"
@@ -42,8 +44,27 @@ type UploadOptions struct {
 	RunAt time.Time
 	// SliceSize is the number of records per slice; 0 means the type's.
 	SliceSize int
-	// Format overrides the type's input format (lines, csv, jsonl).
+	// Format overrides the type's input format (lines, csv, psv, tsv,
+	// fixed, xlsx, jsonl). Empty means the type's, except that for a
+	// tabular type a file Name ending in another tabular format's
+	// extension (.psv, .tsv, .xlsx, ...) is read as that format.
 	Format Format
+	// OutputFormat, for tabular input, is the format the download writes
+	// (csv, psv, tsv, xlsx or jsonl: one object per row keyed by the
+	// header); empty means the type's, else the input's.
+	OutputFormat Format
+	// LenientQuotes accepts bare quotes in CSV, PSV and TSV input (see
+	// ReaderOptions.LenientQuotes), in addition to the type's setting.
+	LenientQuotes bool
+	// Header declares the column names of a tabular file without a header
+	// row (and, with Widths, the layout of a fixed-width file), in place
+	// of the type's.
+	Header []string
+	// Widths are the column widths of fixed-width input, one per Header
+	// name.
+	Widths []int
+	// Sheet names the sheet of XLSX input to read; empty means the first.
+	Sheet string
 	// Name is the file name, used to detect compression and in messages.
 	Name string
 	// Window restricts processing to a daily window; nil means any time.
@@ -59,6 +80,12 @@ type UploadOptions struct {
 	// type's (Options.Columns): an upload can add checks, never loosen the
 	// type's. nil adds none.
 	Columns *Columns
+	// ID is the new job's id; zero means a fresh one. A caller that must
+	// make one job of an input whatever happens (Dirmon, after a crash)
+	// picks the id before the first attempt, checks that no job has it, and
+	// uploads under it: the job is written last, so an upload cut short
+	// leaves no job, and a second job with the same id cannot be written.
+	ID bson.ObjectID
 	// CollectOutput, DestroyOnComplete, StopOnError, Encrypt and Compress
 	// override the type's defaults when not nil.
 	CollectOutput, DestroyOnComplete, StopOnError, Encrypt, Compress *bool
@@ -81,23 +108,27 @@ func Upload(ctx context.Context, c *rocketjob.Client, typ string, r io.Reader, o
 	if err != nil {
 		return nil, err
 	}
-	format := Format(spec.Format)
-	if opts.Format != "" {
-		if format, err = ParseFormat(string(opts.Format)); err != nil {
-			return nil, err
-		}
+	format, err := uploadFormat(Format(spec.Format), opts)
+	if err != nil {
+		return nil, err
 	}
 	job.Format = string(format)
 	rules, err := uploadColumns(c, typ, format, opts.Columns)
 	if err != nil {
 		return nil, err
 	}
-	in, err := OpenInput(r, opts.Name)
+	ropts, outFormat, err := uploadReaderOptions(c, typ, format, opts)
 	if err != nil {
 		return nil, err
 	}
+	var in io.ReadCloser = io.NopCloser(r)
+	if format != XLSX { // a workbook is a zip archive itself
+		if in, err = OpenInput(r, opts.Name); err != nil {
+			return nil, err
+		}
+	}
 	defer in.Close()
-	rd := NewReader(in, format)
+	rd := NewReaderOptions(in, ropts)
 	// With column checks, the header is read and checked before anything
 	// is stored; the first record read with it is stored first.
 	var first []byte
@@ -134,10 +165,7 @@ func Upload(ctx context.Context, c *rocketjob.Client, typ string, r io.Reader, o
 	if err := setHeader(c, job, rd.Header()); err != nil {
 		return nil, failUpload(ctx, c, job, err)
 	}
-	if le := rd.LineEnding(); le != "\n" {
-		job.LineEnding = le
-	}
-	job.NoFinalNewline = !rd.FinalNewline()
+	finishTable(job, rd, outFormat)
 	return job, insertJob(ctx, c, job)
 }
 
@@ -203,14 +231,14 @@ func UploadRange(ctx context.Context, c *rocketjob.Client, typ string, start, en
 func uploadColumns(c *rocketjob.Client, typ string, format Format, own *Columns) ([]*Columns, error) {
 	var rules []*Columns
 	if t := TypeColumns(c.Registry(), typ); !t.empty() {
-		if format != CSV {
-			return nil, fmt.Errorf("%w: job type %q checks the columns of its CSV header: it cannot take %s input", ErrBadOptions, typ, format)
+		if !format.Tabular() {
+			return nil, fmt.Errorf("%w: job type %q checks the columns of its header: it cannot take %s input", ErrBadOptions, typ, format)
 		}
 		rules = append(rules, t)
 	}
 	if !own.empty() {
-		if format != CSV {
-			return nil, fmt.Errorf("%w: column checks need csv input (got %s)", ErrBadOptions, format)
+		if !format.Tabular() {
+			return nil, fmt.Errorf("%w: column checks need tabular input such as csv (got %s)", ErrBadOptions, format)
 		}
 		if err := own.validate(); err != nil {
 			return nil, fmt.Errorf("%w: %w", ErrBadOptions, err)
@@ -231,6 +259,16 @@ func newJob(ctx context.Context, c *rocketjob.Client, typ string, opts *UploadOp
 	job, err := rocketjob.NewJob(spec, opts.Priority, opts.RunAt, opts.Description)
 	if err != nil {
 		return nil, nil, err
+	}
+	if !opts.ID.IsZero() {
+		// An upload under the id of an existing job would drop that job's
+		// slices when its own insert failed.
+		if _, err := c.Get(ctx, opts.ID.Hex()); err == nil {
+			return nil, nil, fmt.Errorf("%w: a job with id %s exists already", ErrBadOptions, opts.ID.Hex())
+		} else if !errors.Is(err, rocketjob.ErrJobNotFound) {
+			return nil, nil, err
+		}
+		job.ID = opts.ID
 	}
 	if err := c.Schedule(ctx, job, opts.ExpiresAt, opts.DependsOn); err != nil {
 		return nil, nil, err
