@@ -82,6 +82,17 @@ type Config struct {
 	// over several.
 	RetentionInterval time.Duration
 	RetentionBatch    int
+	// DirmonRoots are the folders under which this server scans Dirmon
+	// entries (sliced.DirmonEntry): an entry whose folder, archive or failed
+	// folder is not under one of them (symbolic links resolved) is left to
+	// other servers, so the entries stored in the database (by anyone who
+	// may add one) reach only the files the operator chose. Empty: this
+	// server runs no Dirmon. Each must be an existing absolute folder.
+	DirmonRoots []string
+	// DirmonInterval is the time between scans of an entry, by one server
+	// at a time, and the least time a file stays unchanged before it is
+	// taken (default DefaultDirmonInterval).
+	DirmonInterval time.Duration
 }
 
 func (c *Config) withDefaults() Config {
@@ -163,6 +174,7 @@ type Server struct {
 	completer   *completer
 	pool        *workerPool
 	drainer     *drainer // nil unless Config.Drain
+	dirmon      *dirmon  // nil without Config.DirmonRoots
 
 	sliceSeconds *prometheus.HistogramVec // time to process one slice, by job type
 
@@ -218,6 +230,13 @@ func New(client *rocketjob.Client, cfg *Config) (*Server, error) {
 	s.retainer = newRetainer(retainerConfig{Interval: c.RetentionInterval, Batch: c.RetentionBatch, Retention: c.Retention, Now: c.Now}, s.store, s.log)
 	s.retainer.types = s.specs
 	s.retainer.destroy = client.Destroy
+	if len(c.DirmonRoots) > 0 {
+		var err error
+		s.dirmon, err = newDirmon(dirmonConfig{Name: c.Name, Roots: c.DirmonRoots, Interval: c.DirmonInterval, DeadAfter: c.DeadAfter}, client, s.store, s.log)
+		if err != nil {
+			return nil, fmt.Errorf("server config: %w", err)
+		}
+	}
 	s.watch = newWatcher(s.store, c.ReCheck, s.log)
 	s.waker = newWaker(s.store, s.sel, min(DefaultWakePoll, c.PollInterval))
 	s.completer = newCompleter(completerConfig{Queue: 2 * c.Workers}, s.complete)
@@ -316,6 +335,13 @@ func (s *Server) Run(ctx context.Context) error {
 		}
 	}
 
+	if s.dirmon != nil {
+		if err := s.dirmon.Start(bg); err != nil {
+			return fmt.Errorf("server %s: %w", s.cfg.Name, err)
+		}
+		defer func() { _ = s.dirmon.Stop(bg) }()
+	}
+
 	if s.drainer != nil {
 		if err := s.drainer.Start(bg); err != nil {
 			return fmt.Errorf("server %s: %w", s.cfg.Name, err)
@@ -328,6 +354,9 @@ func (s *Server) Run(ctx context.Context) error {
 	case <-s.stopCh:
 	}
 	s.log.Info("server stopping", "timeout", s.cfg.ShutdownTimeout)
+	if s.dirmon != nil {
+		_ = s.dirmon.Stop(bg) // an upload in flight is dropped; the next scan resumes it
+	}
 	deadline, cancel := context.WithTimeout(bg, s.cfg.ShutdownTimeout)
 	defer cancel()
 	if err := s.pool.Stop(deadline); err != nil {

@@ -9,7 +9,8 @@ import (
 
 // The server is a set of services wired by Server.Run: the heartbeat, the
 // rescuer, the housekeeper, the retainer, the watcher, the waker, the
-// completer, the worker pool and, when draining, the drainer.
+// completer, the worker pool, when draining the drainer and, with Dirmon
+// roots, Dirmon (dirmon.go).
 // Each has its own type and file, a small config with named defaults, and
 // the same lifecycle: Start(ctx) launches it on its own goroutines and
 // returns; Stop(ctx) ends it and waits for the pass in progress (or until ctx

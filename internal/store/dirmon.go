@@ -1,0 +1,341 @@
+package store
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+)
+
+// Dirmon (directory monitor): the entries that say which folders to watch
+// and what job to make of each file (dirmon_entries), the scan status of
+// each entry (dirmon_status, written by the scanning server only, so that
+// a scan never races an operator's enable or disable on one document), the
+// files seen once and waiting to be seen again unchanged (dirmon_seen) and
+// the files taken (dirmon_files). Taking a file is a unique insert of its
+// identity into dirmon_files: of any number of servers, exactly one takes
+// a file, and the record it writes (with the job id chosen at that moment)
+// is what a later scan resumes from when the taker died.
+
+const (
+	dirmonEntriesCollection = "dirmon_entries"
+	dirmonStatusCollection  = "dirmon_status"
+	dirmonSeenCollection    = "dirmon_seen"
+	dirmonFilesCollection   = "dirmon_files"
+)
+
+// ErrDirmonNotFound is returned for a Dirmon entry name that does not exist.
+var ErrDirmonNotFound = errors.New("dirmon entry not found")
+
+// ErrDirmonExists is returned when adding an entry whose name is taken.
+var ErrDirmonExists = errors.New("dirmon entry already exists")
+
+// DirmonEntry is one watched folder: which files (Pattern, matched against
+// file names in Folder), what job they become (Type, Params, Upload) and
+// where they go once taken (Archive, Failed).
+type DirmonEntry struct {
+	Name      string            `bson:"_id"`
+	Folder    string            `bson:"folder"`
+	Pattern   string            `bson:"pattern"`
+	Type      string            `bson:"type"`
+	Params    map[string]string `bson:"params,omitempty"`
+	Upload    DirmonUpload      `bson:"upload"`
+	Archive   string            `bson:"archive"`
+	Failed    string            `bson:"failed"`
+	Enabled   bool              `bson:"enabled"`
+	CreatedAt time.Time         `bson:"created_at"`
+}
+
+// DirmonUpload are the upload options of an entry's jobs, as stored.
+type DirmonUpload struct {
+	Priority       int      `bson:"priority,omitempty"`
+	Description    string   `bson:"description,omitempty"`
+	SliceSize      int      `bson:"slice_size,omitempty"`
+	Format         string   `bson:"format,omitempty"`
+	MaxWorkers     int      `bson:"max_workers,omitempty"`
+	Window         string   `bson:"window,omitempty"`
+	RequireColumns []string `bson:"require_columns,omitempty"`
+	AllowColumns   []string `bson:"allow_columns,omitempty"`
+	Encrypt        *bool    `bson:"encrypt,omitempty"`
+	Compress       *bool    `bson:"compress,omitempty"`
+	StopOnError    *bool    `bson:"stop_on_error,omitempty"`
+	CollectOutput  *bool    `bson:"collect_output,omitempty"`
+}
+
+// DirmonStatus is what the last scan of an entry found.
+type DirmonStatus struct {
+	Name     string    `bson:"_id"`
+	ScanAt   time.Time `bson:"scan_at"`
+	Server   string    `bson:"server"`
+	Error    string    `bson:"error,omitempty"`
+	Waiting  int       `bson:"waiting"` // files seen once, not yet stable
+	Taken    int       `bson:"taken"`   // files taken by this scan
+	Resumed  int       `bson:"resumed"` // files of a dead scan finished by this one
+	Detected int       `bson:"detected"`
+}
+
+// Dirmon file states, in order.
+const (
+	DirmonTaken    = "taken"    // claimed; the upload may be under way
+	DirmonUploaded = "uploaded" // the job exists; the file is still to move
+	DirmonArchived = "archived" // moved to the archive folder: done
+	DirmonFailed   = "failed"   // refused; moved to the failed folder with a reason
+)
+
+// DirmonFile is a file taken by a scan. Its _id is the file's identity
+// (entry, path, size, modification time, inode): the unique insert that
+// takes it.
+type DirmonFile struct {
+	Key     string        `bson:"_id"`
+	Entry   string        `bson:"entry"`
+	Path    string        `bson:"path"`
+	Size    int64         `bson:"size"`
+	ModTime time.Time     `bson:"mod_time"`
+	Inode   uint64        `bson:"inode"`
+	JobID   bson.ObjectID `bson:"job_id"`
+	State   string        `bson:"state"`
+	Server  string        `bson:"server"`
+	Attempt int           `bson:"attempt"`
+	// Tries counts uploads that failed for a passing reason (the database
+	// unreachable); past a limit the file is failed.
+	Tries   int        `bson:"tries,omitempty"`
+	MovedTo string     `bson:"moved_to,omitempty"`
+	Reason  string     `bson:"reason,omitempty"`
+	TakenAt time.Time  `bson:"taken_at"`
+	DoneAt  *time.Time `bson:"done_at,omitempty"`
+}
+
+// Done reports whether the file reached its final state.
+func (f *DirmonFile) Done() bool { return f.State == DirmonArchived || f.State == DirmonFailed }
+
+// DirmonSeen is a file seen by a scan and not taken yet: a later scan that
+// finds the same identity takes it (the file was stable between the two).
+type DirmonSeen struct {
+	Key   string    `bson:"_id"`
+	Entry string    `bson:"entry"`
+	At    time.Time `bson:"at"`
+}
+
+func (s *Store) dirmonEntries() *mongo.Collection {
+	return s.jobsDB.Collection(dirmonEntriesCollection)
+}
+func (s *Store) dirmonStatus() *mongo.Collection { return s.jobsDB.Collection(dirmonStatusCollection) }
+func (s *Store) dirmonSeen() *mongo.Collection   { return s.jobsDB.Collection(dirmonSeenCollection) }
+func (s *Store) dirmonFiles() *mongo.Collection  { return s.jobsDB.Collection(dirmonFilesCollection) }
+
+// EnsureDirmon creates the collections that take unique inserts, before
+// anyone races to create them with a first insert.
+func (s *Store) EnsureDirmon(ctx context.Context) error {
+	return ensureCollections(ctx, s.jobsDB, dirmonEntriesCollection, dirmonSeenCollection, dirmonFilesCollection, dirmonStatusCollection)
+}
+
+// AddDirmonEntry inserts e; a name in use is ErrDirmonExists.
+func (s *Store) AddDirmonEntry(ctx context.Context, e *DirmonEntry) error {
+	if err := s.EnsureDirmon(ctx); err != nil {
+		return err
+	}
+	err := retry(ctx, func() error {
+		_, err := s.dirmonEntries().InsertOne(ctx, e)
+		return err
+	})
+	if isDup(err) {
+		return fmt.Errorf("%w: %q", ErrDirmonExists, e.Name)
+	}
+	return err
+}
+
+// DirmonEntries returns every entry, by name.
+func (s *Store) DirmonEntries(ctx context.Context) ([]DirmonEntry, error) {
+	out, err := findAll[DirmonEntry](ctx, s.dirmonEntries(), bson.D{})
+	slices.SortFunc(out, func(a, b DirmonEntry) int { return cmp.Compare(a.Name, b.Name) })
+	return out, err
+}
+
+// SetDirmonEnabled enables or disables the entry name.
+func (s *Store) SetDirmonEnabled(ctx context.Context, name string, enabled bool) error {
+	var res *mongo.UpdateResult
+	err := retry(ctx, func() error {
+		var err error
+		res, err = s.dirmonEntries().UpdateOne(ctx, bson.D{{Key: "_id", Value: name}},
+			bson.D{{Key: "$set", Value: bson.D{{Key: "enabled", Value: enabled}}}})
+		return err
+	})
+	if err == nil && res.MatchedCount == 0 {
+		return fmt.Errorf("%w: %q", ErrDirmonNotFound, name)
+	}
+	return err
+}
+
+// RemoveDirmonEntry deletes the entry name with its status and the files
+// seen and not taken. Records of files taken stay (they age out): a file
+// being uploaded by a scan is finished by it.
+func (s *Store) RemoveDirmonEntry(ctx context.Context, name string) error {
+	var res *mongo.DeleteResult
+	err := retry(ctx, func() error {
+		var err error
+		res, err = s.dirmonEntries().DeleteOne(ctx, bson.D{{Key: "_id", Value: name}})
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	if res.DeletedCount == 0 {
+		return fmt.Errorf("%w: %q", ErrDirmonNotFound, name)
+	}
+	return errors.Join(
+		retry(ctx, func() error {
+			_, err := s.dirmonStatus().DeleteOne(ctx, bson.D{{Key: "_id", Value: name}})
+			return err
+		}),
+		retry(ctx, func() error {
+			_, err := s.dirmonSeen().DeleteMany(ctx, bson.D{{Key: "entry", Value: name}})
+			return err
+		}))
+}
+
+// SetDirmonStatus records what a scan of an entry found.
+func (s *Store) SetDirmonStatus(ctx context.Context, st *DirmonStatus) error {
+	return retry(ctx, func() error {
+		_, err := s.dirmonStatus().ReplaceOne(ctx, bson.D{{Key: "_id", Value: st.Name}}, st, options.Replace().SetUpsert(true))
+		return err
+	})
+}
+
+// DirmonStatuses returns the status of every entry scanned, by name.
+func (s *Store) DirmonStatuses(ctx context.Context) (map[string]DirmonStatus, error) {
+	list, err := findAll[DirmonStatus](ctx, s.dirmonStatus(), bson.D{})
+	out := make(map[string]DirmonStatus, len(list))
+	for _, st := range list {
+		out[st.Name] = st
+	}
+	return out, err
+}
+
+// ClaimDirmonScan reports whether this call is the one to scan entry name
+// in the current period of length every (wall clock). It removes the
+// claim of two periods ago.
+func (s *Store) ClaimDirmonScan(ctx context.Context, name string, now time.Time, every time.Duration) (bool, error) {
+	every = max(every, time.Millisecond)
+	period := now.UnixNano() / int64(every)
+	key := func(p int64) string { return fmt.Sprintf("dirmon:%s:%d:%d", name, every.Milliseconds(), p) }
+	won, err := s.claimOnce(ctx, key(period))
+	if won {
+		_ = retry(ctx, func() error {
+			_, err := s.jobClaims().DeleteOne(ctx, bson.D{{Key: "_id", Value: key(period - 2)}})
+			return err
+		})
+	}
+	return won, err
+}
+
+// DirmonSightings returns the files of entry seen and not taken yet.
+func (s *Store) DirmonSightings(ctx context.Context, entry string) ([]DirmonSeen, error) {
+	return findAll[DirmonSeen](ctx, s.dirmonSeen(), bson.D{{Key: "entry", Value: entry}})
+}
+
+// SeeDirmonFile records a first sighting of a file; a second sighting of
+// the same identity keeps the first time.
+func (s *Store) SeeDirmonFile(ctx context.Context, seen *DirmonSeen) error {
+	err := retry(ctx, func() error {
+		_, err := s.dirmonSeen().InsertOne(ctx, seen)
+		return err
+	})
+	if isDup(err) {
+		return nil
+	}
+	return err
+}
+
+// ForgetDirmonSightings deletes sightings by key (files taken, changed or
+// gone).
+func (s *Store) ForgetDirmonSightings(ctx context.Context, keys []string) error {
+	if len(keys) == 0 {
+		return nil
+	}
+	return retry(ctx, func() error {
+		_, err := s.dirmonSeen().DeleteMany(ctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: keys}}}})
+		return err
+	})
+}
+
+// TakeDirmonFile takes a file: the unique insert of its record. It reports
+// false, without error, when the file was taken already (by this server or
+// another).
+func (s *Store) TakeDirmonFile(ctx context.Context, f *DirmonFile) (bool, error) {
+	err := retry(ctx, func() error {
+		_, err := s.dirmonFiles().InsertOne(ctx, f)
+		return err
+	})
+	if isDup(err) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+// TakeOverDirmonFile claims the next attempt of a file whose taker died
+// (or stopped): of the servers that try, exactly one gets true, and its
+// name and the attempt are written to the record.
+func (s *Store) TakeOverDirmonFile(ctx context.Context, f *DirmonFile, server string) (bool, error) {
+	won, err := s.claimOnce(ctx, fmt.Sprintf("dirmon-file:%s:%d", f.Key, f.Attempt+1))
+	if !won || err != nil {
+		return false, err
+	}
+	f.Attempt++
+	f.Server = server
+	return true, retry(ctx, func() error {
+		_, err := s.dirmonFiles().UpdateOne(ctx, bson.D{{Key: "_id", Value: f.Key}},
+			bson.D{{Key: "$set", Value: bson.D{{Key: "attempt", Value: f.Attempt}, {Key: "server", Value: server}}}})
+		return err
+	})
+}
+
+// UpdateDirmonFile writes a file record's progress (state, tries,
+// destination, reason, done time). Only the file's taker writes it.
+func (s *Store) UpdateDirmonFile(ctx context.Context, f *DirmonFile) error {
+	return retry(ctx, func() error {
+		_, err := s.dirmonFiles().UpdateOne(ctx, bson.D{{Key: "_id", Value: f.Key}},
+			bson.D{{Key: "$set", Value: bson.D{
+				{Key: "state", Value: f.State},
+				{Key: "tries", Value: f.Tries},
+				{Key: "moved_to", Value: f.MovedTo},
+				{Key: "reason", Value: f.Reason},
+				{Key: "done_at", Value: f.DoneAt},
+			}}})
+		return err
+	})
+}
+
+// DirmonFiles returns the records of files taken: of entry (all entries
+// when empty), newest first, at most limit (no limit when <= 0).
+func (s *Store) DirmonFiles(ctx context.Context, entry string, limit int) ([]DirmonFile, error) {
+	filter := bson.D{}
+	if entry != "" {
+		filter = bson.D{{Key: "entry", Value: entry}}
+	}
+	out, err := findAll[DirmonFile](ctx, s.dirmonFiles(), filter)
+	slices.SortStableFunc(out, func(a, b DirmonFile) int { return b.TakenAt.Compare(a.TakenAt) })
+	if limit > 0 && len(out) > limit {
+		out = out[:limit]
+	}
+	return out, err
+}
+
+// PruneDirmonFiles deletes the records of files done before cutoff, and
+// the sightings older than cutoff (files that appeared once and went).
+func (s *Store) PruneDirmonFiles(ctx context.Context, cutoff time.Time) error {
+	return errors.Join(
+		retry(ctx, func() error {
+			_, err := s.dirmonFiles().DeleteMany(ctx, bson.D{{Key: "done_at", Value: bson.D{{Key: "$lt", Value: cutoff}}}})
+			return err
+		}),
+		retry(ctx, func() error {
+			_, err := s.dirmonSeen().DeleteMany(ctx, bson.D{{Key: "at", Value: bson.D{{Key: "$lt", Value: cutoff}}}})
+			return err
+		}))
+}

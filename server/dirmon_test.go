@@ -1,0 +1,335 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+
+	"github.com/rocketjob-go/rocketjob/internal/model"
+	"github.com/rocketjob-go/rocketjob/internal/store"
+	"github.com/rocketjob-go/rocketjob/rocketjob"
+	"github.com/rocketjob-go/rocketjob/sliced"
+)
+
+// dirmonSetup returns a client with the sliced types upcase (lines) and
+// people (CSV), its store, and a Dirmon root folder.
+func dirmonSetup(t *testing.T) (*rocketjob.Client, *store.Store, string) {
+	t.Helper()
+	reg := rocketjob.NewRegistry()
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(sliced.RegisterLines(reg, "upcase", func(_ context.Context, l string) (string, error) { return strings.ToUpper(l), nil }, nil))
+	must(sliced.RegisterCSV(reg, "people", func(_ context.Context, _, row []string) ([]string, error) { return row, nil }, nil))
+	c, st, _ := retentionClient(t, reg)
+	root, err := filepath.EvalSymlinks(t.TempDir())
+	must(err)
+	return c, st, root
+}
+
+// beat registers a live server named name (Dirmon finishes the files of
+// dead takers only).
+func beat(t *testing.T, st *store.Store, name string) {
+	t.Helper()
+	if _, err := st.Heartbeat(context.Background(), &model.Server{Name: name, State: model.ServerRunning, HeartbeatAt: time.Now(), DeadAfter: time.Hour}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func startDirmon(t *testing.T, c *rocketjob.Client, st *store.Store, name string, roots ...string) *dirmon {
+	t.Helper()
+	d, err := newDirmon(dirmonConfig{Name: name, Roots: roots, Interval: 100 * time.Millisecond}, c, st, quietLog)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.scanned = make(chan struct{}, 1)
+	startStop(t, d)
+	return d
+}
+
+func writeFile(t *testing.T, path, content string) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// waitFor polls cond until it holds or 60 s pass.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func fileRecords(t *testing.T, st *store.Store, entry string) map[string]store.DirmonFile {
+	t.Helper()
+	list, err := st.DirmonFiles(context.Background(), entry, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]store.DirmonFile{}
+	for _, f := range list {
+		out[filepath.Base(f.Path)] = f
+	}
+	return out
+}
+
+func allJobs(t *testing.T, c *rocketjob.Client) []rocketjob.Job {
+	t.Helper()
+	jobs, err := c.List(context.Background(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return jobs
+}
+
+// TestDirmonService: a file matching an entry is left alone at its first
+// sighting, then uploaded as one job of the entry's type and options and
+// moved to the archive folder as JOBID_NAME; files that do not match, hidden
+// files, links and folders stay; a refused upload goes to the failed
+// folder with a one-line reason and makes no job; a disabled entry and an
+// entry outside the server's roots are not scanned.
+func TestDirmonService(t *testing.T) {
+	ctx := context.Background()
+	c, st, root := dirmonSetup(t)
+	in := filepath.Join(root, "in")
+	outside := t.TempDir()
+	writeFile(t, filepath.Join(in, "a.txt"), "one\ntwo\nthree\n")
+	writeFile(t, filepath.Join(in, "b.csv"), "x\n")
+	writeFile(t, filepath.Join(in, ".c.txt"), "hidden\n")
+	writeFile(t, filepath.Join(outside, "secret.txt"), "secret\n")
+	if err := os.Symlink(filepath.Join(outside, "secret.txt"), filepath.Join(in, "link.txt")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(filepath.Join(in, "dir.txt"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, filepath.Join(root, "csv", "people.csv"), "name,age\nann,3\n")
+	writeFile(t, filepath.Join(root, "off", "x.txt"), "x\n")
+	writeFile(t, filepath.Join(outside, "y.txt"), "y\n")
+	stop := false
+	for _, e := range []sliced.DirmonEntry{
+		{Name: "lines", Folder: in, Pattern: "*.txt", Type: "upcase", Enabled: true,
+			Options: sliced.DirmonOptions{Priority: 7, Description: "partner drop", SliceSize: 2, StopOnError: &stop}},
+		{Name: "csv", Folder: filepath.Join(root, "csv"), Type: "people", Enabled: true,
+			Options: sliced.DirmonOptions{RequireColumns: []string{"id"}}},
+		{Name: "off", Folder: filepath.Join(root, "off"), Type: "upcase"},
+		{Name: "outside", Folder: outside, Type: "upcase", Enabled: true},
+	} {
+		if err := sliced.AddDirmon(ctx, c, &e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	d := startDirmon(t, c, st, "s1", root)
+	passes(t, d.scanned, 1)
+	// The first sighting never takes a file.
+	if _, err := os.Stat(filepath.Join(in, "a.txt")); err != nil {
+		t.Fatalf("a.txt was taken at its first sighting: %v", err)
+	}
+
+	var archived string
+	waitFor(t, "a.txt archived and people.csv failed", func() bool {
+		recs := fileRecords(t, st, "")
+		a, b := recs["a.txt"], recs["people.csv"]
+		archived = a.MovedTo
+		return a.State == store.DirmonArchived && b.State == store.DirmonFailed
+	})
+	recs := fileRecords(t, st, "")
+	a := recs["a.txt"]
+	if want := filepath.Join(in, "archive", a.JobID.Hex()+"_a.txt"); archived != want {
+		t.Errorf("archived to %q, want %q", archived, want)
+	}
+	if b, err := os.ReadFile(archived); err != nil || string(b) != "one\ntwo\nthree\n" {
+		t.Errorf("archive holds %q, %v", b, err)
+	}
+	job, err := c.Get(ctx, a.JobID.Hex())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if job.Type != "upcase" || job.Priority != 7 || job.Description != "partner drop" || job.SliceSize != 2 ||
+		job.RecordCount != 3 || !job.CollectOutput {
+		t.Errorf("job: type %s priority %d description %q slice size %d records %d collect %v",
+			job.Type, job.Priority, job.Description, job.SliceSize, job.RecordCount, job.CollectOutput)
+	}
+
+	p := recs["people.csv"]
+	failedPath := filepath.Join(root, "csv", "failed", p.JobID.Hex()+"_people.csv")
+	if p.MovedTo != failedPath {
+		t.Errorf("refused file moved to %q, want %q", p.MovedTo, failedPath)
+	}
+	reason, err := os.ReadFile(failedPath + ".reason")
+	if err != nil || !strings.Contains(string(reason), "id") || strings.Count(string(reason), "\n") != 1 {
+		t.Errorf("reason file: %q, %v", reason, err)
+	}
+	if _, err := c.Get(ctx, p.JobID.Hex()); err == nil {
+		t.Error("a refused file made a job")
+	}
+
+	// Exactly one job; the others left alone.
+	passes(t, d.scanned, 2)
+	if jobs := allJobs(t, c); len(jobs) != 1 {
+		t.Errorf("%d jobs, want 1", len(jobs))
+	}
+	for _, p := range []string{"in/b.csv", "in/.c.txt", "in/link.txt", "in/dir.txt", "off/x.txt"} {
+		if _, err := os.Lstat(filepath.Join(root, p)); err != nil {
+			t.Errorf("%s: %v", p, err)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(outside, "y.txt")); err != nil {
+		t.Errorf("a file outside the roots moved: %v", err)
+	}
+	if len(recs) != 2 {
+		t.Errorf("file records: %v", recs)
+	}
+	entries, err := sliced.DirmonEntries(ctx, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		switch e.Name {
+		case "lines", "csv":
+			if e.Status == nil || e.Status.Server != "s1" || e.Status.Error != "" {
+				t.Errorf("entry %s status %+v", e.Name, e.Status)
+			}
+		case "outside":
+			if e.Status != nil {
+				t.Errorf("an entry outside the roots was scanned: %+v", e.Status)
+			}
+		}
+	}
+}
+
+// TestDirmonResumesDeadTakers: files taken by a server that died are
+// finished by another: one taken but not uploaded is uploaded under the
+// job id chosen when it was taken (leftover slices of the dead upload
+// dropped), one whose job exists is only archived, never uploaded again;
+// a file taken by a live server is left to it.
+func TestDirmonResumesDeadTakers(t *testing.T) {
+	ctx := context.Background()
+	c, st, root := dirmonSetup(t)
+	in := filepath.Join(root, "in")
+	e := sliced.DirmonEntry{Name: "in", Folder: in, Type: "upcase", Enabled: true}
+	if err := sliced.AddDirmon(ctx, c, &e); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.EnsureDirmon(ctx); err != nil {
+		t.Fatal(err)
+	}
+	beat(t, st, "alive")
+	take := func(name, content, server string) *store.DirmonFile {
+		path := filepath.Join(in, name)
+		writeFile(t, path, content)
+		fi, err := os.Lstat(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f := &store.DirmonFile{Key: dirmonKey("in", path, fi), Entry: "in", Path: path, Size: fi.Size(), ModTime: fi.ModTime(),
+			Inode: inode(fi), JobID: bson.NewObjectID(), State: store.DirmonTaken, Server: server, Attempt: 1, TakenAt: time.Now()}
+		if ok, err := st.TakeDirmonFile(ctx, f); !ok || err != nil {
+			t.Fatalf("take %s: %v %v", name, ok, err)
+		}
+		return f
+	}
+	// Died while uploading: a partial upload's slices are left.
+	half := take("half.txt", "a\nb\n", "dead:1")
+	if err := st.Slices().Prepare(ctx, half.JobID); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Slices().InsertInput(ctx, half.JobID, []store.InputSlice{{Num: 1, First: 1, Count: 1, Records: []byte("junk")}}); err != nil {
+		t.Fatal(err)
+	}
+	// Died after its job was written.
+	done := take("done.txt", "c\n", "dead:2")
+	opts := &sliced.UploadOptions{ID: done.JobID}
+	if _, err := sliced.Upload(ctx, c, "upcase", strings.NewReader("c\n"), opts); err != nil {
+		t.Fatal(err)
+	}
+	// Taken by a live server.
+	busy := take("busy.txt", "d\n", "alive")
+
+	d := startDirmon(t, c, st, "s2", root)
+	waitFor(t, "the dead servers' files archived", func() bool {
+		recs := fileRecords(t, st, "in")
+		return recs["half.txt"].State == store.DirmonArchived && recs["done.txt"].State == store.DirmonArchived
+	})
+	passes(t, d.scanned, 2)
+	recs := fileRecords(t, st, "in")
+	if r := recs["busy.txt"]; r.State != store.DirmonTaken || r.Server != "alive" {
+		t.Errorf("a live server's file: %+v", r)
+	}
+	if r := recs["half.txt"]; r.Server != "s2" || r.Attempt != 2 {
+		t.Errorf("resumed file: server %s attempt %d", r.Server, r.Attempt)
+	}
+	jobs := allJobs(t, c)
+	ids := []string{}
+	for _, j := range jobs {
+		ids = append(ids, j.ID.Hex())
+	}
+	slices.Sort(ids)
+	want := []string{half.JobID.Hex(), done.JobID.Hex()}
+	slices.Sort(want)
+	if !slices.Equal(ids, want) {
+		t.Fatalf("jobs %v, want %v", ids, want)
+	}
+	job, err := c.Get(ctx, half.JobID.Hex())
+	if err != nil || job.RecordCount != 2 {
+		t.Fatalf("resumed upload: %v records, %v", job.RecordCount, err)
+	}
+	_ = busy
+}
+
+// TestDirmonServersTakeEachFileOnce: two servers scanning the same folder
+// make exactly one job per file.
+func TestDirmonServersTakeEachFileOnce(t *testing.T) {
+	ctx := context.Background()
+	c, st, root := dirmonSetup(t)
+	in := filepath.Join(root, "in")
+	const n = 12
+	for i := range n {
+		writeFile(t, filepath.Join(in, fmt.Sprintf("f%02d.txt", i)), fmt.Sprintf("line %d\n", i))
+	}
+	e := sliced.DirmonEntry{Name: "in", Folder: in, Type: "upcase", Enabled: true}
+	if err := sliced.AddDirmon(ctx, c, &e); err != nil {
+		t.Fatal(err)
+	}
+	beat(t, st, "s1")
+	beat(t, st, "s2")
+	startDirmon(t, c, st, "s1", root)
+	startDirmon(t, c, st, "s2", root)
+	waitFor(t, "every file archived", func() bool {
+		recs := fileRecords(t, st, "in")
+		done := 0
+		for _, r := range recs {
+			if r.State == store.DirmonArchived {
+				done++
+			}
+		}
+		return done == n
+	})
+	if jobs := allJobs(t, c); len(jobs) != n {
+		t.Fatalf("%d jobs for %d files", len(jobs), n)
+	}
+	left, _ := filepath.Glob(filepath.Join(in, "*.txt"))
+	archived, _ := filepath.Glob(filepath.Join(in, "archive", "*_f*.txt"))
+	if len(left) != 0 || len(archived) != n {
+		t.Fatalf("left %v, archived %d", left, len(archived))
+	}
+}
