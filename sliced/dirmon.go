@@ -77,8 +77,9 @@ type DirmonEntry struct {
 }
 
 // DirmonOptions are the upload options of a Dirmon entry's jobs; zero
-// fields take the job type's defaults. Output is collected unless
-// CollectOutput says otherwise, as for uploads from the command line.
+// fields take the job type's defaults. As for uploads from the command
+// line, output is collected (unless CollectOutput says otherwise) and kept
+// until the job is destroyed or retention removes it.
 type DirmonOptions struct {
 	Priority    int    `json:"priority,omitempty"`
 	Description string `json:"description,omitempty"`
@@ -223,6 +224,8 @@ func (e *DirmonEntry) UploadOptions(reg *rocketjob.Registry) (*UploadOptions, er
 		collect := true
 		opts.CollectOutput = &collect
 	}
+	keep := false // until destroyed or expired by retention, like CLI uploads
+	opts.DestroyOnComplete = &keep
 	if o.Format != "" {
 		f, err := ParseFormat(o.Format)
 		if err != nil {

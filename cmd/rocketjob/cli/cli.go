@@ -184,6 +184,7 @@ A typical session:
 			keysCommand(st),
 			uiCommand(st),
 			checkCommand(st),
+			dirmonCommand(st),
 			benchMovedCommand(),
 		},
 	}

@@ -49,6 +49,8 @@ lets the work in flight finish within --shutdown-timeout and exits 0.`,
 			&cli.DurationFlag{Name: "keep-completed", Value: server.DefaultKeepCompleted, Usage: "delete completed jobs (and their slices) `D` after they completed; 0 keeps them forever"},
 			&cli.DurationFlag{Name: "keep-failed", Value: server.DefaultKeepFailed, Usage: "delete failed jobs `D` after they failed; 0 keeps them forever"},
 			&cli.DurationFlag{Name: "keep-aborted", Value: server.DefaultKeepAborted, Usage: "delete aborted jobs `D` after they were aborted; 0 keeps them forever"},
+			&cli.StringSliceFlag{Name: "dirmon", Usage: "scan the Dirmon entries (rocketjob dirmon add) whose folders lie under this `ROOT` folder (repeatable, or ROOT,ROOT); entries elsewhere are left to other servers"},
+			&cli.DurationFlag{Name: "dirmon-interval", Value: server.DefaultDirmonInterval, Usage: "time `D` between scans of a Dirmon entry; a file is taken once unchanged for that long"},
 			&cli.StringFlag{Name: "log-level", Value: "info", Usage: "`LEVEL` of the logs on stderr: debug, info, warn or error"},
 			&cli.StringFlag{Name: "ui", Usage: "also serve the web UI, REST API and /metrics on `HOST:PORT` (login: $ROCKETJOB_UI_TOKEN or $ROCKETJOB_UI_USERS_FILE)"},
 		},
@@ -63,7 +65,7 @@ lets the work in flight finish within --shutdown-timeout and exits 0.`,
 			if !drain && (c.IsSet("drain-timeout") || c.Bool("fail-on-job-failure")) {
 				return usagef("%s: --drain-timeout and --fail-on-job-failure go with --drain", cmdName(c))
 			}
-			for _, d := range []string{"re-check", "poll", "heartbeat", "dead-after", "shutdown-timeout", "drain-timeout", "keep-completed", "keep-failed", "keep-aborted"} {
+			for _, d := range []string{"re-check", "poll", "heartbeat", "dead-after", "shutdown-timeout", "drain-timeout", "keep-completed", "keep-failed", "keep-aborted", "dirmon-interval"} {
 				if c.Duration(d) < 0 {
 					return usagef("%s: --%s must not be negative", cmdName(c), d)
 				}
@@ -112,6 +114,8 @@ lets the work in flight finish within --shutdown-timeout and exits 0.`,
 				Include:           include,
 				Exclude:           exclude,
 				Drain:             drain,
+				DirmonRoots:       splitNames(strings.Join(c.StringSlice("dirmon"), ",")),
+				DirmonInterval:    c.Duration("dirmon-interval"),
 				Retention: rocketjob.Retention{
 					Completed: keepFlag(c, "keep-completed"),
 					Failed:    keepFlag(c, "keep-failed"),
