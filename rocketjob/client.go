@@ -12,6 +12,7 @@ import (
 	"github.com/rocketjob-go/rocketjob/encryption"
 	"github.com/rocketjob-go/rocketjob/internal/clientstore"
 	"github.com/rocketjob-go/rocketjob/internal/model"
+	"github.com/rocketjob-go/rocketjob/internal/scope"
 	"github.com/rocketjob-go/rocketjob/internal/store"
 )
 
@@ -512,6 +513,35 @@ type Progress struct {
 	Percent        float64       `json:"percent"`
 	RecordsPerHour float64       `json:"records_per_hour"`
 	Remaining      time.Duration `json:"remaining_ns"`
+	// Statistics are the job's counters (see Inc) so far: a sliced job's
+	// finished slices' and hooks', a simple job's runs'.
+	Statistics map[string]int64 `json:"statistics,omitempty"`
+	// Categories counts the output records of each of the job's output
+	// categories so far (a type with categories).
+	Categories map[string]int64 `json:"categories,omitempty"`
+	// Dropped counts the records the job's code gave no output for.
+	Dropped int64 `json:"dropped_count,omitempty"`
+}
+
+// batchTotals fills p's statistics, categories and dropped records: the
+// job's final totals once it ended, else its finished slices' sums.
+func (c *Client) batchTotals(ctx context.Context, job *Job, p *Progress) error {
+	if job.Kind != KindSliced || job.Totals {
+		p.Statistics, p.Categories, p.Dropped = job.Statistics, job.Categories, job.DroppedCount
+		return nil
+	}
+	t, err := c.store.Slices().Totals(ctx, job.ID)
+	if err != nil {
+		return fmt.Errorf("job %s: statistics: %w", job.ID.Hex(), err)
+	}
+	p.Statistics, p.Dropped = scope.Add(job.HookStatistics, t.Statistics), t.Dropped
+	if len(job.CategoryNames) > 0 {
+		p.Categories = map[string]int64{}
+		for _, name := range job.CategoryNames {
+			p.Categories[name] = t.Categories[name]
+		}
+	}
+	return nil
 }
 
 // Progress counts a sliced job's slices and records. It reads the slice
@@ -519,6 +549,9 @@ type Progress struct {
 func (c *Client) Progress(ctx context.Context, job *Job) (*Progress, error) {
 	p := &Progress{Records: job.RecordCount}
 	p.Slices.Total = job.SliceCount
+	if err := c.batchTotals(ctx, job, p); err != nil {
+		return nil, err
+	}
 	if job.Kind != KindSliced {
 		return p, nil
 	}

@@ -145,6 +145,35 @@ type Job struct {
 	// FailedRecordCount is the number of records that failed; download them
 	// with their errors (sliced.DownloadFailed, `rocketjob download --failed`).
 	FailedRecordCount int64 `bson:"failed_record_count" json:"failed_record_count"`
+
+	// Statistics are the job's named counters (see Inc): a simple job's
+	// (kept across its runs); a sliced job's totals (its slices' and its
+	// hooks') once it ended. Client.Progress has a running job's.
+	Statistics map[string]int64 `bson:"statistics,omitempty" json:"statistics,omitempty"`
+	// HookStatistics are a sliced job's counters from its hooks, kept apart
+	// from its slices' until the totals are made.
+	HookStatistics map[string]int64 `bson:"hook_statistics,omitempty" json:"-"`
+	// CategoryNames are a sliced job's output categories (its type's, at
+	// upload); empty for a job with the one default output.
+	CategoryNames []string `bson:"category_names,omitempty" json:"category_names,omitempty"`
+	// Categories counts the output records of each category, once the job
+	// ended (Client.Progress has a running job's).
+	Categories map[string]int64 `bson:"categories,omitempty" json:"categories,omitempty"`
+	// OutputCount is the number of records of the default output, once the
+	// job ended.
+	OutputCount int64 `bson:"output_count,omitempty" json:"output_count,omitempty"`
+	// DroppedCount is the number of records the job's code gave no output
+	// for (neither output nor failed), once the job ended.
+	DroppedCount int64 `bson:"dropped_count,omitempty" json:"dropped_count,omitempty"`
+	// Totals says Statistics, Categories, OutputCount and DroppedCount of a
+	// sliced job are final: written when it ended.
+	Totals bool `bson:"totals,omitempty" json:"-"`
+	// NotifyURL receives one JSON POST when the job completes, fails or is
+	// aborted (see server.Config.WebhookSecret).
+	NotifyURL string `bson:"notify_url,omitempty" json:"notify_url,omitempty"`
+	// EndHooks says the job has an end hook (its type's) or a webhook to run
+	// when it ends.
+	EndHooks bool `bson:"end_hooks,omitempty" json:"-"`
 }
 
 // publicJob views a stored job as a Job (the two types have the same

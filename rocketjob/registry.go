@@ -76,6 +76,33 @@ type TypeSpec struct {
 	// RateLimit, when above zero, caps the type's slices (sliced jobs) or job
 	// starts (simple jobs) per second across all servers.
 	RateLimit int
+
+	// Categories names a sliced type's outputs (e.g. "good", "rejected"),
+	// each stored, counted and downloaded on its own; empty means the one
+	// default output. Names are non-empty, unique, without spaces, dots,
+	// '$' or ':'.
+	Categories []string
+	// PerformOutputs, when set, replaces PerformRecord: it turns one record
+	// of a sliced job into zero or more outputs, each routed to one of
+	// Categories (or, for a type without categories, at most one output, of
+	// Category ""). A record with no output is dropped: counted, not lost.
+	PerformOutputs func(ctx context.Context, job *Job, record []byte) ([]Output, error)
+	// OnEnd runs once for each time a sliced job ends: it completed, failed
+	// or was aborted (job.State says which). It runs on one server, off the
+	// workers, after the job document holds its final counts, Statistics
+	// and Categories. A server crash while it runs loses that call (it is
+	// not run twice); its error is logged.
+	OnEnd func(ctx context.Context, job *Job) error
+}
+
+// Output is one output record of a sliced job's record, in a category.
+type Output struct {
+	// Category is one of the type's categories; "" is the default output of
+	// a type without categories.
+	Category string
+	// Record is the output record (a line, a packed CSV row or a JSON value,
+	// as the type's format says).
+	Record []byte
 }
 
 // Registry maps job type names to their code. Build one at start-up, register
@@ -100,8 +127,14 @@ func (r *Registry) Add(spec TypeSpec) error {
 			return fmt.Errorf("job type %q: simple jobs need Perform", spec.Name)
 		}
 	case KindSliced:
-		if spec.PerformRecord == nil {
-			return fmt.Errorf("job type %q: sliced jobs need PerformRecord", spec.Name)
+		if spec.PerformRecord == nil && spec.PerformOutputs == nil {
+			return fmt.Errorf("job type %q: sliced jobs need PerformRecord or PerformOutputs", spec.Name)
+		}
+		if err := CheckCategories(spec.Categories); err != nil {
+			return fmt.Errorf("job type %q: %w", spec.Name, err)
+		}
+		if len(spec.Categories) > 0 && spec.PerformOutputs == nil {
+			return fmt.Errorf("job type %q: a type with categories needs PerformOutputs", spec.Name)
 		}
 	default:
 		return fmt.Errorf("job type %q: unknown kind %q", spec.Name, spec.Kind)
@@ -117,6 +150,23 @@ func (r *Registry) Add(spec TypeSpec) error {
 		return fmt.Errorf("job type %q is already registered", spec.Name)
 	}
 	r.types[spec.Name] = &spec
+	return nil
+}
+
+// CheckCategories refuses output category names that could not be stored
+// or named on a command line: empty, duplicate, or holding spaces, '.',
+// '$', ':' or '/'.
+func CheckCategories(names []string) error {
+	seen := map[string]bool{}
+	for _, n := range names {
+		if n == "" || strings.ContainsAny(n, " \t\n.$:/") {
+			return fmt.Errorf("category name %q: must be non-empty without spaces, '.', '$', ':' or '/'", n)
+		}
+		if seen[n] {
+			return fmt.Errorf("category %q is declared twice", n)
+		}
+		seen[n] = true
+	}
 	return nil
 }
 
@@ -280,6 +330,20 @@ func Register[A any](r *Registry, name string, work func(ctx context.Context, jo
 // calls Validate and refuses the job when it returns an error.
 type Validator interface {
 	Validate() error
+}
+
+// EncodeParams turns args (an A, a *A, bson.Raw, a map or nil) into the
+// params of a job of type typ, checked as Enqueue checks a simple job's
+// arguments: they must decode into the type's argument struct, and its
+// Validate method (see Validator) must accept them. nil args are the zero
+// value, so a Validate that requires a field refuses them. Sliced uploads
+// use it before anything is stored.
+func EncodeParams(r *Registry, typ string, args any) (bson.Raw, error) {
+	spec, err := r.Lookup(typ)
+	if err != nil {
+		return nil, err
+	}
+	return encodeArgs(spec, args)
 }
 
 // encodeArgs turns args (an A, a *A, bson.Raw or a map) into the job's params,

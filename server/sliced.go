@@ -10,6 +10,7 @@ import (
 
 	"github.com/rocketjob-go/rocketjob/encryption"
 	"github.com/rocketjob-go/rocketjob/internal/model"
+	"github.com/rocketjob-go/rocketjob/internal/scope"
 	"github.com/rocketjob-go/rocketjob/internal/slice"
 	"github.com/rocketjob-go/rocketjob/internal/store"
 	"github.com/rocketjob-go/rocketjob/rocketjob"
@@ -66,10 +67,13 @@ func (s *Server) runBefore(ctx context.Context, spec *rocketjob.TypeSpec, job *m
 	}
 	job = started
 	s.sel.invalidate()
+	var hookCounters map[string]int64
 	if spec.Before != nil {
 		hookCtx, w := s.watchStep(ctx, job)
+		hookCtx, counters := scope.New(hookCtx)
 		err := call(func() error { return spec.Before(rocketjob.ContextWithJob(hookCtx, public(job)), public(job)) })
 		w.Done()
+		hookCounters = counters.Counters()
 		if cause := w.Err(); cause != nil {
 			s.log.Info("before hook cancelled", "job", job.ID.Hex(), "cause", cause)
 			return nil
@@ -85,8 +89,8 @@ func (s *Server) runBefore(ctx context.Context, spec *rocketjob.TypeSpec, job *m
 			return err
 		}
 	}
-	_, err = s.ownerMove(ctx, job, model.StateRunning, store.Change{
-		Set: bson.D{{Key: "step", Value: model.StepProcessing}}, Unset: []string{"server"}})
+	set = withCounters(bson.D{{Key: "step", Value: model.StepProcessing}}, "hook_statistics", job.HookStatistics, hookCounters)
+	_, err = s.ownerMove(ctx, job, model.StateRunning, store.Change{Set: set, Unset: []string{"server"}})
 	s.sel.invalidate()
 	return err
 }
@@ -244,12 +248,26 @@ func (s *Server) watchStep(ctx context.Context, job *model.Job) (context.Context
 // It returns the sealed result, the message of the first failed record for
 // the job document, and an error when the result could not be sealed.
 func (s *Server) processSlice(ctx context.Context, spec *rocketjob.TypeSpec, job *model.Job, codec *encryption.Codec, c *store.Claimed) (store.Result, string, error) {
-	p, err := slice.Process(rocketjob.ContextWithJob(ctx, public(job)), slice.Task{
+	task := slice.Task{
 		Job: job.ID.Hex(), Codec: codec, Slice: c.InputSlice, Collect: job.CollectOutput,
 		Fn: func(ctx context.Context, rec []byte) ([]byte, error) {
 			return spec.PerformRecord(ctx, public(job), rec)
 		},
-	})
+	}
+	if spec.PerformOutputs != nil {
+		task.Categories = job.CategoryNames
+		task.Outputs = func(ctx context.Context, rec []byte, emit func(string, []byte)) error {
+			outs, err := spec.PerformOutputs(ctx, public(job), rec)
+			if err != nil {
+				return err
+			}
+			for _, o := range outs {
+				emit(o.Category, o.Record)
+			}
+			return nil
+		}
+	}
+	p, err := slice.Process(rocketjob.ContextWithJob(ctx, public(job)), task)
 	return p.Result, firstFailure(job, p.First), err
 }
 
@@ -321,6 +339,31 @@ func (s *Server) runAfter(ctx context.Context, spec *rocketjob.TypeSpec, job *mo
 		return err
 	}
 	counts := bson.D{{Key: "processed_count", Value: p.Processed}, {Key: "failed_record_count", Value: p.FailedRecords}}
+	tot, err := s.store.Slices().Totals(rctx, job.ID)
+	if err != nil {
+		return err
+	}
+	// The job's totals, final until a retry: what its slices and hooks counted.
+	totals := func(hooks map[string]int64) bson.D {
+		d := append(bson.D{}, counts...)
+		var outputs int64
+		if job.CollectOutput && len(job.CategoryNames) == 0 {
+			outputs = p.Processed - p.FailedRecords - tot.Dropped
+		}
+		d = append(d, bson.E{Key: "totals", Value: true}, bson.E{Key: "dropped_count", Value: tot.Dropped},
+			bson.E{Key: "output_count", Value: outputs})
+		if st := scope.Add(hooks, tot.Statistics); st != nil {
+			d = append(d, bson.E{Key: "statistics", Value: st})
+		}
+		if len(job.CategoryNames) > 0 {
+			cats := map[string]int64{}
+			for _, name := range job.CategoryNames {
+				cats[name] = tot.Categories[name]
+			}
+			d = append(d, bson.E{Key: "categories", Value: cats})
+		}
+		return d
+	}
 	if p.FailedRecords > 0 && job.Attempt < job.SliceRetryLimit {
 		// Retry the slices with failed records before failing the job.
 		n, err := s.store.Slices().RetryFailed(rctx, job.ID)
@@ -334,17 +377,23 @@ func (s *Server) runAfter(ctx context.Context, spec *rocketjob.TypeSpec, job *mo
 		return err
 	}
 	if p.FailedRecords > 0 {
-		set := append(s.failure(fmt.Sprintf("%d of %d records failed", p.FailedRecords, job.RecordCount)), counts...)
+		set := append(s.failure(fmt.Sprintf("%d of %d records failed", p.FailedRecords, job.RecordCount)), totals(job.HookStatistics)...)
 		set = append(set, bson.E{Key: "step", Value: model.StepProcessing})
 		_, err = s.ownerMove(rctx, job, model.StateFailed, store.Change{Set: set, Unset: []string{"server"}})
 		s.sel.invalidate()
 		s.releaseTypeSlot(rctx, job, "")
 		return err
 	}
+	hooks := job.HookStatistics
 	if spec.After != nil {
 		hookCtx, w := s.watchStep(ctx, job)
+		hookCtx, counters := scope.New(hookCtx)
 		err := call(func() error { return spec.After(rocketjob.ContextWithJob(hookCtx, public(job)), public(job)) })
 		w.Done()
+		if run := counters.Counters(); run != nil {
+			hooks = scope.Add(hooks, run)
+			counts = append(counts, bson.E{Key: "hook_statistics", Value: hooks})
+		}
 		if cause := w.Err(); cause != nil {
 			s.log.Info("after hook cancelled", "job", job.ID.Hex(), "cause", cause)
 			return nil
@@ -354,11 +403,11 @@ func (s *Server) runAfter(ctx context.Context, spec *rocketjob.TypeSpec, job *mo
 			return err
 		}
 		if err != nil {
-			_, err = s.ownerMove(rctx, job, model.StateFailed, store.Change{Set: append(s.failure("after hook: "+err.Error()), counts...)})
+			_, err = s.ownerMove(rctx, job, model.StateFailed, store.Change{Set: append(s.failure("after hook: "+err.Error()), totals(hooks)...)})
 			return err
 		}
 	}
-	set := append(bson.D{{Key: "completed_at", Value: time.Now().UTC()}}, counts...)
+	set := append(bson.D{{Key: "completed_at", Value: time.Now().UTC()}}, totals(hooks)...)
 	if _, err = s.ownerMove(rctx, job, model.StateCompleted, store.Change{Set: set, Unset: []string{"server"}}); err != nil {
 		return err
 	}

@@ -12,6 +12,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/bson"
 
 	"github.com/rocketjob-go/rocketjob/internal/model"
+	"github.com/rocketjob-go/rocketjob/internal/scope"
 	"github.com/rocketjob-go/rocketjob/internal/store"
 	"github.com/rocketjob-go/rocketjob/rocketjob"
 )
@@ -104,6 +105,7 @@ func (p *workerPool) abort() {
 // workerLoop takes the most urgent job with work, works on it, and looks again.
 func (s *Server) workerLoop(ctx context.Context, id int) {
 	log := s.log.With("worker", id)
+	s.sel.identify(s.cfg.Name, s.cfg.DeadAfter)
 	for !s.stopping.Load() {
 		if s.paused.Load() {
 			s.sel.wait(ctx)
@@ -211,8 +213,10 @@ func (s *Server) runSimple(ctx context.Context, job *model.Job) error {
 	runCtx, w := s.watch.track(ctx, job, true, func(j *model.Job) bool {
 		return j.State == model.StateRunning && j.Server == s.cfg.Name && j.Attempt == attempt
 	}, nil)
+	runCtx, counters := scope.New(runCtx)
 	runErr := call(func() error { return spec.Perform(rocketjob.ContextWithJob(runCtx, public(job)), public(job)) })
 	w.Done()
+	run := counters.Counters() // rocketjob.Inc: stored with the run's result
 	if cause := w.Err(); cause != nil {
 		log.Info("job run cancelled: result dropped", "cause", cause)
 		return nil
@@ -234,13 +238,15 @@ func (s *Server) runSimple(ctx context.Context, job *model.Job) error {
 	case runErr != nil && job.Attempt <= job.RetryLimit:
 		delay := rocketjob.RetryDelay(job.RetryBase, job.Attempt, rand.Float64())
 		set := bson.D{s.lastError(runErr.Error()), {Key: "run_at", Value: time.Now().Add(delay).UTC()}}
+		set = withCounters(set, "statistics", job.Statistics, run)
 		_, err = s.ownerMove(rctx, job, model.StateQueued, store.Change{Set: set, Unset: []string{"server"}})
 		log.Info("job failed; retrying", "err", runErr, "retry", job.Attempt, "of", job.RetryLimit, "in", delay.Round(time.Millisecond))
 	case runErr != nil:
-		_, err = s.ownerMove(rctx, job, model.StateFailed, store.Change{Set: s.failure(runErr.Error())})
+		_, err = s.ownerMove(rctx, job, model.StateFailed, store.Change{Set: withCounters(s.failure(runErr.Error()), "statistics", job.Statistics, run)})
 		log.Info("job failed", "err", runErr)
 	default:
-		_, err = s.ownerMove(rctx, job, model.StateCompleted, store.Change{Set: bson.D{{Key: "completed_at", Value: time.Now().UTC()}}})
+		set := withCounters(bson.D{{Key: "completed_at", Value: time.Now().UTC()}}, "statistics", job.Statistics, run)
+		_, err = s.ownerMove(rctx, job, model.StateCompleted, store.Change{Set: set})
 		log.Info("job completed", "took", time.Since(now).Round(time.Millisecond))
 	}
 	if errors.Is(err, model.ErrConflict) {

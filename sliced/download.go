@@ -91,8 +91,9 @@ func (e *IncompleteError) Is(target error) bool { return target == ErrIncomplete
 // whether those counts are final. They are final when the job completed, or
 // failed after all its records were processed (not a stop_on_error job,
 // which fails at its first failed record before the counts are written).
-// Output is the processed records minus the failed ones (0 when the job
-// does not collect its output).
+// Output is the processed records minus the failed and dropped ones (0
+// when the job does not collect its output, or has output categories: see
+// Job.Categories).
 func ExpectedCounts(job *rocketjob.Job) (output, failed int64, final bool) {
 	switch {
 	case job.Kind != rocketjob.KindSliced:
@@ -102,8 +103,9 @@ func ExpectedCounts(job *rocketjob.Job) (output, failed int64, final bool) {
 	default:
 		return 0, 0, false
 	}
-	if job.CollectOutput {
-		output = job.ProcessedCount - job.FailedRecordCount
+	if job.CollectOutput && len(job.CategoryNames) == 0 {
+		// Records the job's code gave no output (DroppedCount) have none.
+		output = job.ProcessedCount - job.FailedRecordCount - job.DroppedCount
 	}
 	return output, job.FailedRecordCount, true
 }
@@ -125,6 +127,9 @@ func Download(ctx context.Context, c *rocketjob.Client, id string, w io.Writer) 
 	job, err := slicedJob(ctx, c, id)
 	if err != nil {
 		return 0, err
+	}
+	if len(job.CategoryNames) > 0 {
+		return 0, fmt.Errorf("%w: job %s has its output in categories: download one of them (%s)", ErrNoCategory, id, strings.Join(job.CategoryNames, ", "))
 	}
 	if !job.CollectOutput {
 		return 0, fmt.Errorf("job %s does not collect its output", id)

@@ -89,6 +89,16 @@ type UploadOptions struct {
 	// CollectOutput, DestroyOnComplete, StopOnError, Encrypt and Compress
 	// override the type's defaults when not nil.
 	CollectOutput, DestroyOnComplete, StopOnError, Encrypt, Compress *bool
+	// Params are the job's parameters, for a type registered with Register:
+	// its parameter struct P (or *P), a bson.Raw (rocketjob.ParseParams
+	// makes one from KEY=VALUE pairs) or a map. They are decoded and
+	// validated before anything is stored (an error wrapping
+	// rocketjob.ErrBadArgs); nil means P's zero value.
+	Params any
+	// NotifyURL, when set, receives one JSON POST when the job completes,
+	// fails or is aborted (see server.Config.WebhookSecret): an absolute
+	// http or https URL.
+	NotifyURL string
 }
 
 // Upload streams r (compressed with gzip, zstd, bzip2 or zip, or plain) into a new
@@ -258,6 +268,9 @@ func newJob(ctx context.Context, c *rocketjob.Client, typ string, opts *UploadOp
 	}
 	job, err := rocketjob.NewJob(spec, opts.Priority, opts.RunAt, opts.Description)
 	if err != nil {
+		return nil, nil, err
+	}
+	if err := setBatch(c, spec, job, opts); err != nil {
 		return nil, nil, err
 	}
 	if !opts.ID.IsZero() {

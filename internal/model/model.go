@@ -170,6 +170,31 @@ type Job struct {
 	SliceCount        int64 `bson:"slice_count" json:"slice_count"`
 	ProcessedCount    int64 `bson:"processed_count" json:"processed_count"`
 	FailedRecordCount int64 `bson:"failed_record_count" json:"failed_record_count"`
+
+	// Batch jobs (issue 16).
+	// Statistics are the job's named counters (rocketjob.Inc): a simple
+	// job's; a sliced job's totals once it ended (its slices' and hooks').
+	Statistics map[string]int64 `bson:"statistics,omitempty" json:"statistics,omitempty"`
+	// HookStatistics are a sliced job's counters from its hooks, kept apart
+	// from its slices' (which live with the slices) until the totals are made.
+	HookStatistics map[string]int64 `bson:"hook_statistics,omitempty" json:"-"`
+	// CategoryNames are a sliced job's output categories (its type's, at upload).
+	CategoryNames []string `bson:"category_names,omitempty" json:"category_names,omitempty"`
+	// Categories counts the output records of each category once the job ended.
+	Categories map[string]int64 `bson:"categories,omitempty" json:"categories,omitempty"`
+	// OutputCount is the number of output records once the job ended (of the
+	// default output; the categories count theirs in Categories).
+	OutputCount int64 `bson:"output_count,omitempty" json:"output_count,omitempty"`
+	// DroppedCount is the number of records the job's code gave no output
+	// for (neither output nor failed), once the job ended.
+	DroppedCount int64 `bson:"dropped_count,omitempty" json:"dropped_count,omitempty"`
+	// Totals says Statistics, Categories, OutputCount and DroppedCount of a
+	// sliced job are final (written when it ended).
+	Totals bool `bson:"totals,omitempty" json:"-"`
+	// NotifyURL receives one signed JSON POST when the job ends.
+	NotifyURL string `bson:"notify_url,omitempty" json:"notify_url,omitempty"`
+	// EndHooks says the job has an end hook or a webhook to run when it ends.
+	EndHooks bool `bson:"end_hooks,omitempty" json:"-"`
 }
 
 // Server is one server process's document in the servers collection.

@@ -2,11 +2,14 @@ package slice
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"iter"
 	"runtime/debug"
+	"strings"
 
 	"github.com/rocketjob-go/rocketjob/encryption"
+	"github.com/rocketjob-go/rocketjob/internal/scope"
 	"github.com/rocketjob-go/rocketjob/internal/store"
 )
 
@@ -49,8 +52,12 @@ type Outcome struct {
 // *PanicError. A body that cannot be read from some record on ends with one
 // Unreadable outcome. Once ctx is done Perform stops before the next
 // record, so fewer outcomes than records mean ctx ended.
+//
+// When ctx carries a scope.Scope, its Record is the number of the record
+// being processed while fn runs (sliced.RecordNumber reads it).
 func Perform(ctx context.Context, body []byte, first int64, fn Func) iter.Seq[Outcome] {
 	return func(yield func(Outcome) bool) {
+		sc := scope.From(ctx)
 		n := first
 		for rec, err := range Records(body) {
 			if err != nil {
@@ -59,6 +66,9 @@ func Perform(ctx context.Context, body []byte, first int64, fn Func) iter.Seq[Ou
 			}
 			if ctx.Err() != nil {
 				return
+			}
+			if sc != nil {
+				sc.Record = n
 			}
 			out, err := call(ctx, fn, rec)
 			if !yield(Outcome{Number: n, Record: rec, Output: out, Err: err}) {
@@ -91,6 +101,102 @@ type Task struct {
 	Collect bool
 	// Fn is the job type's per-record function.
 	Fn Func
+	// Outputs, when set, replaces Fn: it hands each output of a record to
+	// emit, with its category (one of Categories, or "" for a type without
+	// categories, which may emit at most one). A record that emits nothing
+	// is dropped (counted in the result's Batch); one whose function fails
+	// keeps none of what it emitted.
+	Outputs func(ctx context.Context, rec []byte, emit func(category string, out []byte)) error
+	// Categories are the type's output categories, in its order.
+	Categories []string
+}
+
+// catBuf gathers one category's output records of a slice.
+type catBuf struct {
+	name  string
+	body  []byte
+	count int
+}
+
+// router turns a Task's Outputs into a Func for Perform: outputs go to the
+// category buffers (or the default output), and a failed record's outputs
+// are taken back.
+type router struct {
+	t       *Task
+	p       *Processed
+	cats    []catBuf
+	marks   [][2]int // each category's body length and count before a record
+	emitted int
+	bad     error
+	dropped int64
+}
+
+// emit stores one output of the record being processed.
+func (r *router) emit(category string, out []byte) {
+	if r.bad != nil {
+		return
+	}
+	if len(r.cats) == 0 {
+		if category != "" {
+			r.bad = fmt.Errorf("output category %q: the job type has no categories", category)
+			return
+		}
+		if r.emitted > 0 {
+			r.bad = errors.New("the job type has no categories: a record has at most one output")
+			return
+		}
+		r.emitted++
+		if r.p.Output != nil {
+			r.p.Output = Append(r.p.Output, out)
+			r.p.OutputCount++
+		}
+		return
+	}
+	for i := range r.cats {
+		if c := &r.cats[i]; c.name == category {
+			if r.t.Collect {
+				c.body = Append(c.body, out)
+			}
+			c.count++
+			r.emitted++
+			return
+		}
+	}
+	r.bad = fmt.Errorf("unknown output category %q (the job type's: %s)", category, strings.Join(r.t.Categories, ", "))
+}
+
+// fn runs the Outputs function on one record.
+func (r *router) fn(ctx context.Context, rec []byte) (_ []byte, err error) {
+	for i, c := range r.cats {
+		r.marks[i] = [2]int{len(c.body), c.count}
+	}
+	outLen, outCount := len(r.p.Output), r.p.OutputCount
+	r.emitted, r.bad = 0, nil
+	kept := false
+	defer func() {
+		if kept {
+			return
+		}
+		// Failed or panicked: the record keeps none of its outputs.
+		for i := range r.cats {
+			r.cats[i].body, r.cats[i].count = r.cats[i].body[:r.marks[i][0]], r.marks[i][1]
+		}
+		if r.p.Output != nil {
+			r.p.Output = r.p.Output[:outLen]
+		}
+		r.p.OutputCount = outCount
+	}()
+	if err = r.t.Outputs(ctx, rec, r.emit); err == nil {
+		err = r.bad
+	}
+	if err != nil {
+		return nil, err
+	}
+	kept = true
+	if r.emitted == 0 {
+		r.dropped++
+	}
+	return nil, nil
 }
 
 // Processed is what Process made of a slice.
@@ -118,17 +224,41 @@ func Process(ctx context.Context, t Task) (Processed, error) {
 		p := Processed{First: &f}
 		p.Failed = AppendFailure(nil, f.Number, nil, f.Err.Error())
 		p.FailedCount = max(in.Count, 1)
-		if t.Collect {
+		if t.Collect && len(t.Categories) == 0 {
 			p.Output = []byte{}
 		}
 		return p, p.seal(t.Codec, in.Num)
 	}
 	var p Processed
-	if t.Collect {
+	if t.Collect && len(t.Categories) == 0 {
 		p.Output = make([]byte, 0, len(plain)+len(plain)/8)
 	}
-	for o := range Perform(ctx, plain, in.First, t.Fn) {
+	ctx, sc := scope.New(ctx)
+	fn := t.Fn
+	var r *router
+	if t.Outputs != nil {
+		r = &router{t: &t, p: &p, cats: make([]catBuf, len(t.Categories)), marks: make([][2]int, len(t.Categories))}
+		for i, name := range t.Categories {
+			r.cats[i].name = name
+		}
+		fn = r.fn
+	}
+	for o := range Perform(ctx, plain, in.First, fn) {
+		if r != nil {
+			o.Output = nil // the router stored the outputs
+		}
 		p.add(o, in)
+	}
+	if stats := sc.Counters(); stats != nil || r != nil {
+		p.Batch = &store.BatchResult{Statistics: stats}
+		if r != nil {
+			p.Batch.Dropped = r.dropped
+			for _, c := range r.cats {
+				if c.count > 0 {
+					p.Batch.Categories = append(p.Batch.Categories, store.CategoryOutput{Name: c.name, Count: c.count, Records: c.body})
+				}
+			}
+		}
 	}
 	return p, p.seal(t.Codec, in.Num)
 }
@@ -137,7 +267,7 @@ func Process(ctx context.Context, t Task) (Processed, error) {
 func (p *Processed) add(o Outcome, in store.InputSlice) {
 	switch {
 	case o.Err == nil:
-		if p.Output != nil {
+		if p.Output != nil && o.Output != nil {
 			p.Output = Append(p.Output, o.Output)
 			p.OutputCount++
 		}
@@ -166,6 +296,14 @@ func (p *Processed) seal(codec *encryption.Codec, num int64) error {
 	if p.Failed != nil {
 		if p.Failed, err = Seal(codec, Failed, num, p.Failed); err != nil {
 			return fmt.Errorf("sealing failed records of slice %d: %w", num, err)
+		}
+	}
+	if p.Batch != nil {
+		for i := range p.Batch.Categories {
+			c := &p.Batch.Categories[i]
+			if c.Records, err = Seal(codec, Category(c.Name), num, c.Records); err != nil {
+				return fmt.Errorf("sealing output %s of slice %d: %w", c.Name, num, err)
+			}
 		}
 	}
 	return nil

@@ -54,6 +54,23 @@ type Reader struct {
 	// many failed records). Output slices wholly before it are passed over
 	// without being opened.
 	Skip int64
+	// Category, when set, makes Output stream that output category's
+	// records (of a type with categories) instead of the default output.
+	Category string
+}
+
+// part is the records of kind in a streamed slice: its count and sealed
+// body (nil when the slice has none).
+func (r *Reader) part(kind Kind, s store.OutputSlice) (int, []byte) {
+	if kind == Output || kind == Failed {
+		return s.Count, s.Records
+	}
+	for _, c := range s.Categories {
+		if Category(c.Name) == kind {
+			return c.Count, c.Records
+		}
+	}
+	return 0, nil
 }
 
 // errStop ends a stream whose consumer stopped.
@@ -67,14 +84,19 @@ var errStop = errors.New("stream stopped")
 func (r *Reader) Output(ctx context.Context) iter.Seq2[[]byte, error] {
 	return func(yield func([]byte, error) bool) {
 		var pos int64
+		kind := Output
+		if r.Category != "" {
+			kind = Category(r.Category)
+		}
 		skip := func(s store.OutputSlice) bool {
-			if pos+int64(s.Count) > r.Skip {
+			n, _ := r.part(kind, s)
+			if pos+int64(n) > r.Skip {
 				return false
 			}
-			pos += int64(s.Count)
+			pos += int64(n)
 			return true
 		}
-		err := r.walk(ctx, Output, skip, func(num int64, plain []byte) error {
+		err := r.walk(ctx, kind, skip, func(num int64, plain []byte) error {
 			for rec, err := range Records(plain) {
 				if err != nil {
 					return fmt.Errorf("output of slice %d: %w", num, err)
@@ -135,11 +157,12 @@ func (r *Reader) walk(ctx context.Context, kind Kind, skip func(store.OutputSlic
 	}
 	var got int64
 	err := stream(ctx, r.Job, func(s store.OutputSlice) error {
-		got += int64(s.Count)
-		if skip(s) {
+		n, sealed := r.part(kind, s)
+		got += int64(n)
+		if skip(s) || (kind != Output && kind != Failed && n == 0) {
 			return nil
 		}
-		plain, err := Open(r.Codec, kind, s.Num, s.Records)
+		plain, err := Open(r.Codec, kind, s.Num, sealed)
 		if err != nil {
 			return fmt.Errorf("%s of slice %d: %w", kind.what(), s.Num, err)
 		}
@@ -163,7 +186,11 @@ func (r *Reader) present(ctx context.Context, kind Kind) error {
 	if err != nil {
 		return fmt.Errorf("job %s: listing the work database: %w", r.Job.Hex(), err)
 	}
-	if slices.Contains(names, "slices_"+r.Job.Hex()+"_"+string(kind)) {
+	coll := kind
+	if kind != Failed {
+		coll = Output // categories live in the output collection
+	}
+	if slices.Contains(names, "slices_"+r.Job.Hex()+"_"+string(coll)) {
 		return nil
 	}
 	return &ShortError{Kind: kind, Want: r.Want}

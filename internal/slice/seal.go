@@ -2,6 +2,7 @@ package slice
 
 import (
 	"strconv"
+	"strings"
 
 	"github.com/rocketjob-go/rocketjob/encryption"
 )
@@ -23,10 +24,17 @@ const (
 	Header Kind = "header"
 )
 
+// Category is the kind of one output category's records: "category:" and
+// its name, so that a category's slice opens only as that category.
+func Category(name string) Kind { return Kind("category:" + name) }
+
 // what names kind's records in messages.
 func (k Kind) what() string {
 	if k == Failed {
 		return "failed records"
+	}
+	if name, ok := strings.CutPrefix(string(k), "category:"); ok {
+		return "output " + name
 	}
 	return string(k)
 }

@@ -40,6 +40,29 @@ type Result struct {
 	OutputCount int
 	Failed      []byte // packed failure records
 	FailedCount int
+	// Batch is what a slice of a type with categories, statistics or
+	// dropped records adds; nil stores the slice exactly as before.
+	Batch *BatchResult
+}
+
+// BatchResult is a slice's category outputs, statistics and dropped
+// records. It is stored with the slice's output (MongoDB) or its done
+// marker (FerretDB), so it counts exactly once, as the output does.
+type BatchResult struct {
+	// Categories are the slice's sealed outputs of each category (those
+	// with records), in the type's order.
+	Categories []CategoryOutput
+	// Statistics are the slice's counters (rocketjob.Inc), nil when none.
+	Statistics map[string]int64
+	// Dropped counts the records that gave no output and did not fail.
+	Dropped int64
+}
+
+// CategoryOutput is one slice's output records of one category.
+type CategoryOutput struct {
+	Name    string `bson:"name"`
+	Count   int    `bson:"count"`
+	Records []byte `bson:"records"` // packed, sealed like an output slice
 }
 
 // OutputSlice is one slice's collected output, as streamed by a download.
@@ -47,6 +70,75 @@ type OutputSlice struct {
 	Num     int64
 	Count   int
 	Records []byte
+	// Categories are the slice's category outputs (a type with categories).
+	Categories []CategoryOutput
+}
+
+// Totals sums what a job's finished slices added beyond their records.
+type Totals struct {
+	Categories map[string]int64 // output records by category
+	Statistics map[string]int64
+	Dropped    int64
+}
+
+// add adds one slice's batch result to t.
+func (t *Totals) add(cats map[string]int64, stats map[string]int64, dropped int64) {
+	for k, v := range cats {
+		if t.Categories == nil {
+			t.Categories = map[string]int64{}
+		}
+		t.Categories[k] += v
+	}
+	for k, v := range stats {
+		if t.Statistics == nil {
+			t.Statistics = map[string]int64{}
+		}
+		t.Statistics[k] += v
+	}
+	t.Dropped += dropped
+}
+
+// counts returns the category counts of b's categories.
+func (b *BatchResult) counts() map[string]int64 {
+	if b == nil || len(b.Categories) == 0 {
+		return nil
+	}
+	m := make(map[string]int64, len(b.Categories))
+	for _, c := range b.Categories {
+		m[c.Name] += int64(c.Count)
+	}
+	return m
+}
+
+// fields returns the stored fields of b: category counts, statistics,
+// dropped records (those that are not empty).
+func (b *BatchResult) fields() bson.D {
+	if b == nil {
+		return nil
+	}
+	var d bson.D
+	if m := b.counts(); m != nil {
+		d = append(d, bson.E{Key: "cats", Value: m})
+	}
+	if len(b.Statistics) > 0 {
+		d = append(d, bson.E{Key: "stats", Value: b.Statistics})
+	}
+	if b.Dropped > 0 {
+		d = append(d, bson.E{Key: "dropped", Value: b.Dropped})
+	}
+	return d
+}
+
+// categoryDocs returns b's category outputs as stored in an output document.
+func (b *BatchResult) categoryDocs() bson.A {
+	if b == nil || len(b.Categories) == 0 {
+		return nil
+	}
+	a := make(bson.A, len(b.Categories))
+	for i, c := range b.Categories {
+		a[i] = bson.D{{Key: "name", Value: c.Name}, {Key: "count", Value: c.Count}, {Key: "records", Value: bson.Binary{Data: c.Records}}}
+	}
+	return a
 }
 
 // Progress is a job's slice counts, read on demand (never on a hot path).
@@ -95,6 +187,9 @@ type SliceStore interface {
 	// Progress counts slices and records of a job with sliceCount slices
 	// holding recordCount records.
 	Progress(ctx context.Context, job bson.ObjectID, sliceCount, recordCount int64) (Progress, error)
+	// Totals sums the category counts, statistics and dropped records of
+	// the job's finished slices, each slice counted once.
+	Totals(ctx context.Context, job bson.ObjectID) (Totals, error)
 	// StreamOutput calls fn for each slice's output in slice order.
 	StreamOutput(ctx context.Context, job bson.ObjectID, fn func(OutputSlice) error) error
 	// StreamFailed calls fn for each finished slice's failure records in slice order.

@@ -91,6 +91,10 @@ type doneDoc struct {
 	Processed int64  `bson:"processed"`
 	Failed    int64  `bson:"failed"`
 	Output    bool   `bson:"output"`
+	// A batch type's slice (see BatchResult).
+	Categories map[string]int64 `bson:"cats,omitempty"`
+	Statistics map[string]int64 `bson:"stats,omitempty"`
+	Dropped    int64            `bson:"dropped,omitempty"`
 }
 
 // jobState is a snapshot of a job's claims, requeues and finished slices.
@@ -476,16 +480,25 @@ func (f *ferretSlices) CompleteMany(ctx context.Context, job bson.ObjectID, done
 	dones := make([]any, len(done))
 	for i, d := range done {
 		id := attemptID(d.Num, d.Attempt)
-		if d.Output != nil {
-			outputs = append(outputs, bson.D{{Key: "_id", Value: id}, {Key: "count", Value: d.OutputCount},
-				{Key: "records", Value: bson.Binary{Data: d.Output}}})
+		cats := d.Batch.categoryDocs()
+		hasOutput := d.Output != nil || cats != nil
+		if hasOutput {
+			doc := bson.D{{Key: "_id", Value: id}, {Key: "count", Value: d.OutputCount}}
+			if d.Output != nil {
+				doc = append(doc, bson.E{Key: "records", Value: bson.Binary{Data: d.Output}})
+			}
+			if cats != nil {
+				doc = append(doc, bson.E{Key: "categories", Value: cats})
+			}
+			outputs = append(outputs, doc)
 		}
 		if d.FailedCount > 0 {
 			failed = append(failed, bson.D{{Key: "_id", Value: id}, {Key: "count", Value: d.FailedCount},
 				{Key: "records", Value: bson.Binary{Data: d.Failed}}})
 		}
-		dones[i] = bson.D{{Key: "_id", Value: sliceID(d.Num)}, {Key: "attempt", Value: d.Attempt},
-			{Key: "processed", Value: int64(d.Count)}, {Key: "failed", Value: int64(d.FailedCount)}, {Key: "output", Value: d.Output != nil}}
+		dones[i] = append(bson.D{{Key: "_id", Value: sliceID(d.Num)}, {Key: "attempt", Value: d.Attempt},
+			{Key: "processed", Value: int64(d.Count)}, {Key: "failed", Value: int64(d.FailedCount)}, {Key: "output", Value: hasOutput}},
+			d.Batch.fields()...)
 	}
 	if len(outputs) > 0 {
 		if _, _, err := insertMany(ctx, f.coll(job, "output"), outputs); err != nil {
@@ -638,6 +651,20 @@ func (f *ferretSlices) Progress(ctx context.Context, job bson.ObjectID, _, _ int
 	return p, nil
 }
 
+// Totals sums the batch fields of the done documents: one per finished
+// slice, of the attempt that won.
+func (f *ferretSlices) Totals(ctx context.Context, job bson.ObjectID) (Totals, error) {
+	var t Totals
+	st, err := f.loadState(ctx, job)
+	if err != nil {
+		return t, err
+	}
+	for _, d := range st.done {
+		t.add(d.Categories, d.Statistics, d.Dropped)
+	}
+	return t, nil
+}
+
 func (f *ferretSlices) StreamOutput(ctx context.Context, job bson.ObjectID, fn func(OutputSlice) error) error {
 	return f.streamFinished(ctx, job, "output", func(d doneDoc) bool { return d.Output }, fn)
 }
@@ -670,9 +697,10 @@ func (f *ferretSlices) streamFinished(ctx context.Context, job bson.ObjectID, ki
 	defer cur.Close(ctx)
 	for cur.Next(ctx) {
 		var d struct {
-			ID      string `bson:"_id"`
-			Count   int    `bson:"count"`
-			Records []byte `bson:"records"`
+			ID         string           `bson:"_id"`
+			Count      int              `bson:"count"`
+			Records    []byte           `bson:"records"`
+			Categories []CategoryOutput `bson:"categories"`
 		}
 		if err := cur.Decode(&d); err != nil {
 			return fmt.Errorf("decoding %s slice: %w", kind, err)
@@ -684,7 +712,7 @@ func (f *ferretSlices) streamFinished(ctx context.Context, job bson.ObjectID, ki
 		if done, ok := st.done[num]; !ok || done.Attempt != attempt {
 			continue // an attempt that lost, or a slice requeued for retry
 		}
-		if err := ro.add(OutputSlice{Num: num, Count: d.Count, Records: d.Records}); err != nil {
+		if err := ro.add(OutputSlice{Num: num, Count: d.Count, Records: d.Records, Categories: d.Categories}); err != nil {
 			return err
 		}
 	}

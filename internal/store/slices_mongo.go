@@ -104,11 +104,19 @@ func (m *mongoSlices) CompleteMany(ctx context.Context, job bson.ObjectID, done 
 func (m *mongoSlices) Complete(ctx context.Context, job bson.ObjectID, c *Claimed, r Result) (bool, error) {
 	id := sliceID(c.Num)
 	byID := bson.D{{Key: "_id", Value: id}}
-	if r.Output != nil {
+	if r.Output != nil || r.Batch != nil {
+		// A batch type's categories and counters go with the output: a
+		// slice that runs again replaces them, so they count once.
+		doc := bson.D{{Key: "_id", Value: id}, {Key: "count", Value: r.OutputCount}}
+		if r.Output != nil {
+			doc = append(doc, bson.E{Key: "records", Value: bson.Binary{Data: r.Output}})
+		}
+		if cats := r.Batch.categoryDocs(); cats != nil {
+			doc = append(doc, bson.E{Key: "categories", Value: cats})
+		}
+		doc = append(doc, r.Batch.fields()...)
 		err := retry(ctx, func() error {
-			_, err := m.coll(job, "output").ReplaceOne(ctx, byID,
-				bson.D{{Key: "_id", Value: id}, {Key: "count", Value: r.OutputCount}, {Key: "records", Value: bson.Binary{Data: r.Output}}},
-				options.Replace().SetUpsert(true))
+			_, err := m.coll(job, "output").ReplaceOne(ctx, byID, doc, options.Replace().SetUpsert(true))
 			return err
 		})
 		if err != nil {
@@ -244,6 +252,34 @@ func (m *mongoSlices) Progress(ctx context.Context, job bson.ObjectID, sliceCoun
 	return p, nil
 }
 
+// Totals sums the batch fields of the output documents (one per slice,
+// replaced when a slice runs again), without their records.
+func (m *mongoSlices) Totals(ctx context.Context, job bson.ObjectID) (Totals, error) {
+	var t Totals
+	err := retry(ctx, func() error {
+		t = Totals{}
+		proj := bson.D{{Key: "cats", Value: 1}, {Key: "stats", Value: 1}, {Key: "dropped", Value: 1}}
+		cur, err := m.coll(job, "output").Find(ctx, bson.D{}, options.Find().SetProjection(proj))
+		if err != nil {
+			return err
+		}
+		defer cur.Close(ctx)
+		for cur.Next(ctx) {
+			var d struct {
+				Categories map[string]int64 `bson:"cats"`
+				Statistics map[string]int64 `bson:"stats"`
+				Dropped    int64            `bson:"dropped"`
+			}
+			if err := cur.Decode(&d); err != nil {
+				return err
+			}
+			t.add(d.Categories, d.Statistics, d.Dropped)
+		}
+		return cur.Err()
+	})
+	return t, err
+}
+
 func (m *mongoSlices) StreamOutput(ctx context.Context, job bson.ObjectID, fn func(OutputSlice) error) error {
 	return streamSorted(ctx, m.coll(job, "output"), fn)
 }
@@ -260,9 +296,10 @@ func streamSorted(ctx context.Context, coll *mongo.Collection, fn func(OutputSli
 	defer cur.Close(ctx)
 	for cur.Next(ctx) {
 		var d struct {
-			ID      string `bson:"_id"`
-			Count   int    `bson:"count"`
-			Records []byte `bson:"records"`
+			ID         string           `bson:"_id"`
+			Count      int              `bson:"count"`
+			Records    []byte           `bson:"records"`
+			Categories []CategoryOutput `bson:"categories"`
 		}
 		if err := cur.Decode(&d); err != nil {
 			return err
@@ -271,7 +308,7 @@ func streamSorted(ctx context.Context, coll *mongo.Collection, fn func(OutputSli
 		if err != nil {
 			return err
 		}
-		if err := fn(OutputSlice{Num: num, Count: d.Count, Records: d.Records}); err != nil {
+		if err := fn(OutputSlice{Num: num, Count: d.Count, Records: d.Records, Categories: d.Categories}); err != nil {
 			return err
 		}
 	}

@@ -1,0 +1,22 @@
+package rocketjob
+
+import (
+	"context"
+
+	"github.com/rocketjob-go/rocketjob/internal/scope"
+)
+
+// Inc adds n to the job's statistic name (a named counter, like RocketJob's
+// statistics_inc): from a sliced job's record function, one of its hooks, or
+// a simple job's work function. The totals show in `rocketjob job show`
+// ("statistics"), the REST API, the web UI and /metrics.
+//
+// A record function's increments are stored with its slice's output, so a
+// slice that runs twice (after a crash) counts once; a hook's or a simple
+// job's are stored when it returns (a run cut short by a crash counts
+// nothing). Outside a job's code Inc does nothing.
+func Inc(ctx context.Context, name string, n int64) {
+	if s := scope.From(ctx); s != nil && name != "" {
+		s.Inc(name, n)
+	}
+}
