@@ -331,14 +331,14 @@ func (s *sessionStore) delete(id string) {
 // prefix (so the site that mounts the handler never receives it).
 func (h *Handler) setSessionCookie(w http.ResponseWriter, r *http.Request, sess *session) {
 	http.SetCookie(w, &http.Cookie{
-		Name: sessionCookie, Value: sess.id, Path: h.cookiePath(), HttpOnly: true, Secure: r.TLS != nil,
+		Name: sessionCookie, Value: sess.id, Path: h.cookiePath(), HttpOnly: true, Secure: h.https(r),
 		SameSite: http.SameSiteStrictMode, Expires: sess.expires,
 	})
 }
 
 func (h *Handler) clearSessionCookie(w http.ResponseWriter, r *http.Request) {
 	http.SetCookie(w, &http.Cookie{
-		Name: sessionCookie, Value: "", Path: h.cookiePath(), HttpOnly: true, Secure: r.TLS != nil,
+		Name: sessionCookie, Value: "", Path: h.cookiePath(), HttpOnly: true, Secure: h.https(r),
 		SameSite: http.SameSiteStrictMode, MaxAge: -1,
 	})
 }

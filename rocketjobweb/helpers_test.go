@@ -53,6 +53,7 @@ type options struct {
 	auth      bool   // token and users file
 	maxUpload int64  // 0: the default
 	prefix    string // mount the handler under this prefix of an app's mux
+	tlsProxy  bool   // Options.BehindTLSProxy
 }
 
 func setup(t *testing.T, o options) *bundle {
@@ -92,6 +93,7 @@ func setup(t *testing.T, o options) *bundle {
 		cfg.UsersFile = writeUsers(t)
 	}
 	cfg.Prefix = o.prefix
+	cfg.BehindTLSProxy = o.tlsProxy
 	h, err := rocketjobweb.NewHandler(b.client, &cfg)
 	must(t, err)
 	b.h = h

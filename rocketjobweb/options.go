@@ -80,6 +80,14 @@ type Options struct {
 	// slog.Default().
 	Logger *slog.Logger
 
+	// BehindTLSProxy says that browsers reach the handler over HTTPS
+	// through a proxy that terminates TLS (the handler itself sees plain
+	// HTTP): the session cookie is then marked Secure and answers carry
+	// Strict-Transport-Security, as when the handler's own server speaks
+	// TLS. Leave it off when browsers may reach the handler over plain
+	// HTTP: a Secure cookie would never come back and sign-ins would fail.
+	BehindTLSProxy bool
+
 	// Collectors are extra metrics served on /metrics, e.g. the slice
 	// latency histogram of a server running in the same process
 	// (server.Server.Collectors). The handler's own metrics are in a

@@ -198,7 +198,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	info := &reqInfo{id: id, path: r.URL.Path}
 	r = r.WithContext(context.WithValue(r.Context(), reqInfoKey{}, info))
 	inside := h.stripPrefix(r)
-	setSecureHeaders(rw.Header(), r)
+	setSecureHeaders(rw.Header(), r, h.https(r))
 	rw.Header().Set("X-Request-Id", id)
 	defer func() {
 		if v := recover(); v != nil {
@@ -277,10 +277,17 @@ func (h *Handler) logRequest(r *http.Request, rw *recorder, start time.Time, inf
 		"status", rw.status, "bytes", rw.bytes, "duration_ms", d.Milliseconds(), "user", info.user, "remote", r.RemoteAddr)
 }
 
+// https reports whether the browser reached r over HTTPS: the handler's
+// server speaks TLS, or a proxy does (Options.BehindTLSProxy).
+func (h *Handler) https(r *http.Request) bool {
+	return r.TLS != nil || h.cfg.BehindTLSProxy
+}
+
 // setSecureHeaders sets the headers every answer carries: no framing, no
 // sniffing, a strict content security policy (scripts and styles only from
-// /assets), and no caching of pages or API answers.
-func setSecureHeaders(hd http.Header, r *http.Request) {
+// /assets), no caching of pages or API answers and, over HTTPS,
+// Strict-Transport-Security.
+func setSecureHeaders(hd http.Header, r *http.Request, https bool) {
 	hd.Set("Content-Security-Policy", "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
 	hd.Set("X-Content-Type-Options", "nosniff")
 	hd.Set("X-Frame-Options", "DENY")
@@ -288,7 +295,7 @@ func setSecureHeaders(hd http.Header, r *http.Request) {
 	hd.Set("Cross-Origin-Opener-Policy", "same-origin")
 	hd.Set("Cross-Origin-Resource-Policy", "same-origin")
 	hd.Set("Permissions-Policy", "camera=(), microphone=(), geolocation=(), payment=()")
-	if r.TLS != nil {
+	if https {
 		hd.Set("Strict-Transport-Security", "max-age=31536000")
 	}
 	if !strings.HasPrefix(r.URL.Path, "/assets/") {

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strconv"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -23,6 +24,9 @@ const (
 	usersFileEnv = "ROCKETJOB_UI_USERS_FILE"
 	// uiTokenEnv names the environment variable of the access token.
 	uiTokenEnv = "ROCKETJOB_UI_TOKEN"
+	// uiBehindTLSProxyEnv set to true says browsers reach the UI over
+	// HTTPS through a proxy (rocketjobweb.Options.BehindTLSProxy).
+	uiBehindTLSProxyEnv = "ROCKETJOB_UI_BEHIND_TLS_PROXY"
 	// uiDefaultListen is the address of `rocketjob ui` without --listen.
 	uiDefaultListen = "127.0.0.1:8080"
 )
@@ -50,6 +54,7 @@ address is accepted.`,
 			&cli.StringFlag{Name: "listen", Value: uiDefaultListen, Usage: "TCP `HOST:PORT` to serve on (anything but loopback needs a token or a users file)"},
 			&cli.StringFlag{Name: "token-env", Value: uiTokenEnv, Usage: "environment variable `NAME` holding the admin access token"},
 			&cli.StringFlag{Name: "users-file", Usage: "users `FILE`: name:role:hash per line (roles admin, read-only)", EnvVars: []string{usersFileEnv}},
+			&cli.BoolFlag{Name: "behind-tls-proxy", Usage: "browsers reach the UI over HTTPS through a proxy that terminates TLS: Secure session cookie and HSTS", EnvVars: []string{uiBehindTLSProxyEnv}},
 			&cli.Int64Flag{Name: "max-upload", Value: rocketjobweb.DefaultMaxUpload, Usage: "largest upload in `BYTES`"},
 			&cli.StringFlag{Name: "log-level", Value: "info", Usage: "`LEVEL` of the logs on stderr: debug (every request), info, warn or error"},
 		},
@@ -75,6 +80,8 @@ address is accepted.`,
 				UsersFile: c.String("users-file"),
 				MaxUpload: c.Int64("max-upload"),
 				Logger:    logger,
+
+				BehindTLSProxy: c.Bool("behind-tls-proxy"),
 			}
 			if err := validateUI(&cfg); err != nil {
 				return usagef("%s: %v", cmdName(c), err)
@@ -161,14 +168,20 @@ func serveUI(ctx context.Context, h http.Handler, ln net.Listener, logger *slog.
 }
 
 // uiServerConfig reads `server --ui`: the token comes from
-// $ROCKETJOB_UI_TOKEN and the users file from $ROCKETJOB_UI_USERS_FILE. It
-// returns ok=false without --ui.
+// $ROCKETJOB_UI_TOKEN, the users file from $ROCKETJOB_UI_USERS_FILE and
+// the TLS proxy setting from $ROCKETJOB_UI_BEHIND_TLS_PROXY. It returns
+// ok=false without --ui.
 func uiServerConfig(c *cli.Context, logger *slog.Logger) (cfg rocketjobweb.Options, ok bool, err error) {
 	listen := c.String("ui")
 	if listen == "" {
 		return cfg, false, nil
 	}
 	cfg = rocketjobweb.Options{Listen: listen, Token: os.Getenv(uiTokenEnv), UsersFile: os.Getenv(usersFileEnv), Logger: logger}
+	if v := os.Getenv(uiBehindTLSProxyEnv); v != "" {
+		if cfg.BehindTLSProxy, err = strconv.ParseBool(v); err != nil {
+			return cfg, false, usagef("%s: $%s: want true or false, got %q", cmdName(c), uiBehindTLSProxyEnv, v)
+		}
+	}
 	if err := validateUI(&cfg); err != nil {
 		return cfg, false, usagef("%s: --ui: %v", cmdName(c), err)
 	}
