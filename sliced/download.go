@@ -1,6 +1,7 @@
 package sliced
 
 import (
+	"bytes"
 	"context"
 	"encoding/csv"
 	"errors"
@@ -142,12 +143,7 @@ func Download(ctx context.Context, c *rocketjob.Client, id string, w io.Writer) 
 	if err != nil {
 		return 0, err
 	}
-	wr := NewWriter(w, WriterOptions{
-		Format:       Format(job.Format),
-		Header:       header,
-		LineEnding:   job.LineEnding,
-		FinalNewline: !job.NoFinalNewline,
-	})
+	wr := NewWriter(w, jobWriterOptions(job, header))
 	var n int64
 	err = func() error {
 		for rec, err := range reader(c, job, codec, OutputKind).Output(ctx) {
@@ -298,7 +294,10 @@ func CSVLine(rec []byte) (string, error) {
 // failedInput is a failed record's input column: the record as uploaded, a
 // CSV row as one CSV line.
 func failedInput(job *rocketjob.Job, rec []byte) (string, error) {
-	if job.Format != string(CSV) || len(rec) == 0 {
+	if !Format(job.Format).Tabular() || len(rec) == 0 {
+		if job.KeepCR {
+			rec = bytes.TrimSuffix(rec, []byte("\r"))
+		}
 		return string(rec), nil
 	}
 	return CSVLine(rec)

@@ -48,6 +48,23 @@ type Options struct {
 	// before anything is stored. nil checks nothing. Only CSV types may have
 	// them.
 	Columns *Columns
+	// Format is the input format of a tabular type (RegisterCSV,
+	// RegisterRows): csv (the default), psv, tsv, fixed or xlsx. An upload
+	// may choose another tabular format, by name or by its file's
+	// extension.
+	Format Format
+	// OutputFormat is the format a tabular type's output is downloaded in
+	// (csv, psv, tsv, xlsx or jsonl); empty means the input's format.
+	OutputFormat Format
+	// LenientQuotes accepts bare quotes in the type's CSV, PSV and TSV
+	// input (see ReaderOptions.LenientQuotes).
+	LenientQuotes bool
+	// Header declares the column names of the type's files, which then
+	// have no header row; with Widths it is the layout of a fixed-width
+	// type (both required for Format fixed).
+	Header []string
+	// Widths are the column widths, in characters, of a fixed-width type.
+	Widths []int
 	// Before runs once, on one server, before any slice is processed.
 	Before func(ctx context.Context, job *rocketjob.Job) error
 	// After runs exactly once, on one server, after the last slice, when no
@@ -66,15 +83,19 @@ func register(r *rocketjob.Registry, name string, f Format, opts *Options, fn fu
 	if size < 1 {
 		return fmt.Errorf("job type %q: slice size must be at least 1", name)
 	}
+	table, err := tableFromOptions(name, f, opts)
+	if err != nil {
+		return err
+	}
 	if !opts.Columns.empty() {
-		if f != CSV {
+		if !f.Tabular() {
 			return fmt.Errorf("job type %q: column checks need the csv format (the type reads %s)", name, f)
 		}
 		if err := opts.Columns.validate(); err != nil {
 			return fmt.Errorf("job type %q: %w", name, err)
 		}
 	}
-	err := r.Add(rocketjob.TypeSpec{
+	err = r.Add(rocketjob.TypeSpec{
 		Name:              name,
 		Kind:              rocketjob.KindSliced,
 		Priority:          opts.Priority,
@@ -95,6 +116,9 @@ func register(r *rocketjob.Registry, name string, f Format, opts *Options, fn fu
 	if err == nil && !opts.Columns.empty() {
 		setTypeColumns(r, name, opts.Columns)
 	}
+	if err == nil && table != nil {
+		setTypeTable(r, name, table)
+	}
 	return err
 }
 
@@ -106,17 +130,31 @@ func register(r *rocketjob.Registry, name string, f Format, opts *Options, fn fu
 //		return strings.ToUpper(line), nil
 //	}, nil)
 func RegisterLines(r *rocketjob.Registry, name string, fn func(ctx context.Context, line string) (string, error), opts *Options) error {
-	return register(r, name, Lines, opts, func(ctx context.Context, _ *rocketjob.Job, rec []byte) ([]byte, error) {
+	return register(r, name, Lines, opts, func(ctx context.Context, job *rocketjob.Job, rec []byte) ([]byte, error) {
+		// A job whose records keep the "\r" of their "\r\n" (mixed line
+		// endings) shows fn the line without it and puts it back after.
+		cr := job.KeepCR && len(rec) > 0 && rec[len(rec)-1] == '\r'
+		if cr {
+			rec = rec[:len(rec)-1]
+		}
 		out, err := fn(ctx, string(rec))
+		if cr && err == nil {
+			out += "\r"
+		}
 		return []byte(out), err
 	})
 }
 
-// RegisterCSV registers a sliced job type whose records are CSV rows. fn gets
-// the file's header and one row and returns the output row; the download
-// writes the header back on top.
+// RegisterCSV registers a sliced job type whose records are rows of a
+// tabular file: CSV unless Options.Format names psv, tsv, fixed or xlsx. fn
+// gets the file's header and one row and returns the output row; the
+// download writes the header back on top.
 func RegisterCSV(r *rocketjob.Registry, name string, fn func(ctx context.Context, header, row []string) ([]string, error), opts *Options) error {
-	return register(r, name, CSV, opts, func(ctx context.Context, job *rocketjob.Job, rec []byte) ([]byte, error) {
+	f, err := tableFormat(name, opts)
+	if err != nil {
+		return err
+	}
+	return register(r, name, f, opts, func(ctx context.Context, job *rocketjob.Job, rec []byte) ([]byte, error) {
 		row, err := DecodeFields(rec)
 		if err != nil {
 			return nil, err
@@ -147,4 +185,16 @@ func RegisterJSONL[In, Out any](r *rocketjob.Registry, name string, fn func(ctx 
 		}
 		return json.Marshal(out)
 	})
+}
+
+// tableFormat is the input format of a tabular type: Options.Format, CSV
+// when empty.
+func tableFormat(name string, opts *Options) (Format, error) {
+	if opts == nil || opts.Format == "" {
+		return CSV, nil
+	}
+	if !opts.Format.Tabular() {
+		return "", fmt.Errorf("job type %q: format %q is not tabular (csv, psv, tsv, fixed or xlsx)", name, opts.Format)
+	}
+	return opts.Format, nil
 }

@@ -3,7 +3,6 @@ package sliced
 import (
 	"bufio"
 	"bytes"
-	"encoding/csv"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -17,6 +16,33 @@ const readBufSize = 64 << 10
 // utf8BOM is the byte order mark some tools put at the start of text files.
 var utf8BOM = []byte{0xEF, 0xBB, 0xBF}
 
+// ReaderOptions say how a Reader reads its input; only Format is needed
+// for most files.
+type ReaderOptions struct {
+	// Format of the input; empty means Lines.
+	Format Format
+	// LenientQuotes (CSV, PSV, TSV) accepts quotes that strict RFC 4180
+	// refuses: a quote inside a field that does not start with one
+	// (`12" pipe`) and a quote inside a quoted field that is not doubled
+	// nor followed by a separator or the end of the line are kept as
+	// literal quotes, and a quoted field still open at the end of the file
+	// ends there. The default refuses such a file with ErrBareQuote or
+	// ErrQuote naming the line and column.
+	LenientQuotes bool
+	// Header, for a tabular format, names the columns of a file that has
+	// no header row: every row is then a record. Fixed requires it.
+	Header []string
+	// Widths are the widths, in characters, of the columns of a Fixed
+	// file, one per Header name.
+	Widths []int
+	// KeepCR (Lines): a line that ends in "\r\n" keeps its "\r" in the
+	// record, whatever the first line ended in, so a file with mixed line
+	// endings can be written back exactly (see KeptCR). Upload uses it.
+	KeepCR bool
+	// Sheet (XLSX) names the sheet to read; empty means the first.
+	Sheet string
+}
+
 // Reader reads the records of one format from a (decompressed) stream, one
 // at a time and with bounded memory.
 //
@@ -25,41 +51,75 @@ var utf8BOM = []byte{0xEF, 0xBB, 0xBF}
 // error, Next keeps returning the same error.
 type Reader struct {
 	format Format
+	opts   ReaderOptions
 	br     *bufio.Reader
+	src    io.Reader
 	err    error // sticky error (io.EOF included)
 
 	started bool  // the start of the stream (BOM) has been handled
-	line    int64 // lines consumed so far (Lines, JSONL)
+	bom     bool  // the stream started with a UTF-8 byte order mark
+	line    int64 // lines consumed so far (Lines, JSONL, Fixed)
 	recLine int64 // line of the last record returned
-	offset  int64 // bytes consumed so far (Lines, JSONL)
+	offset  int64 // bytes consumed so far (Lines, JSONL, Fixed)
 	sawEOL  bool  // the first line terminator has been seen
 	crlf    bool  // the first line ended in "\r\n"
+	keptCR  bool  // a record kept the "\r" of its "\r\n" (KeepCR)
 	lastEOL bool  // the last line read ended with a terminator
 	buf     []byte
 
-	// CSV only.
-	csvr       *csv.Reader
-	src        *csvSource
+	// Tabular formats.
+	delim      *delimReader
+	rows       RowReader // a format of another package (XLSX)
 	header     []string
 	headerLine int64 // 1-based line where the header row starts
 	headerRead bool
 	rec        []byte
+	fields     []string
 }
 
 // NewReader returns a Reader of records in format f read from r. An empty
 // format means Lines; an unknown format makes Next return an error.
 //
-// For CSV and JSONL a UTF-8 byte order mark at the very start of the stream
-// is skipped; Lines keeps every byte.
+// For the formats other than Lines a UTF-8 byte order mark at the very
+// start of the stream is skipped (BOM reports it); Lines keeps every byte.
 func NewReader(r io.Reader, f Format) *Reader {
-	if f == "" {
-		f = Lines
+	return NewReaderOptions(r, &ReaderOptions{Format: f})
+}
+
+// NewReaderOptions returns a Reader of r laid out as opts says (nil means
+// Lines). Invalid options (an unknown format, a Fixed layout without
+// widths) make Next return an error.
+func NewReaderOptions(r io.Reader, opts *ReaderOptions) *Reader {
+	o := ReaderOptions{}
+	if opts != nil {
+		o = *opts
 	}
-	rd := &Reader{format: f, br: bufio.NewReaderSize(r, readBufSize), lastEOL: true}
-	if !f.valid() {
-		rd.err = fmt.Errorf("sliced: unknown format %q", string(f))
+	if o.Format == "" {
+		o.Format = Lines
+	}
+	rd := &Reader{format: o.Format, opts: o, src: r, br: bufio.NewReaderSize(r, readBufSize), lastEOL: true}
+	if err := o.validate(); err != nil {
+		rd.err = err
 	}
 	return rd
+}
+
+// validate checks the options that do not depend on the input.
+func (o *ReaderOptions) validate() error {
+	if !o.Format.valid() {
+		return fmt.Errorf("sliced: unknown format %q", string(o.Format))
+	}
+	if len(o.Header) > 0 && !o.Format.Tabular() {
+		return fmt.Errorf("sliced: declared columns need a tabular format, not %s", o.Format)
+	}
+	if o.Format == Fixed {
+		if err := checkLayout(o.Header, o.Widths); err != nil {
+			return err
+		}
+	} else if len(o.Widths) > 0 {
+		return fmt.Errorf("sliced: column widths are for the fixed format, not %s", o.Format)
+	}
+	return nil
 }
 
 // Next returns the next record, or io.EOF after the last one. The returned
@@ -68,9 +128,10 @@ func NewReader(r io.Reader, f Format) *Reader {
 // Lines: the line without its terminator. The terminator is "\n"; when the
 // first line of the stream ended in "\r\n", a "\r" before the "\n" is also
 // stripped from every line that has one (a last line without "\n" keeps its
-// bytes). CSV: the fields of the row encoded with EncodeFields; the header row
-// is not a record (see Header). JSONL: the line without its terminator, after
-// checking that it holds exactly one JSON value; blank lines are skipped.
+// bytes); with KeepCR it is never stripped. Tabular formats: the fields of
+// the row encoded with EncodeFields; the header row is not a record (see
+// Header). JSONL: the line without its terminator, after checking that it
+// holds exactly one JSON value; blank lines are skipped.
 //
 // A record longer than MaxRecordSize is an *InputError wrapping
 // ErrRecordTooLong.
@@ -80,25 +141,39 @@ func (r *Reader) Next() ([]byte, error) {
 	}
 	if !r.started {
 		r.started = true
-		if r.format != Lines {
+		if r.format != Lines && r.format != XLSX {
 			if b, _ := r.br.Peek(len(utf8BOM)); bytes.Equal(b, utf8BOM) {
 				n, _ := r.br.Discard(len(utf8BOM))
 				r.offset += int64(n)
+				r.bom = true
 			}
 		}
-		if r.format == CSV {
-			r.src = &csvSource{r: r.br, rowStartLine: 1}
-			r.csvr = csv.NewReader(r.src)
-			r.csvr.FieldsPerRecord = -1
-			r.csvr.ReuseRecord = true
+		if sep := r.format.separator(); sep != 0 {
+			r.delim = newDelimReader(r.br, sep, r.opts.LenientQuotes)
+		}
+		if r.format == XLSX {
+			rows, err := openRows(r.src, &r.opts)
+			if err != nil {
+				r.err = err
+				return nil, err
+			}
+			r.rows = rows
+		}
+		if len(r.opts.Header) > 0 {
+			r.header = slices.Clone(r.opts.Header)
+			r.headerRead = true
 		}
 	}
 	var rec []byte
 	var err error
-	switch r.format {
-	case CSV:
-		rec, err = r.nextCSV()
-	case JSONL:
+	switch {
+	case r.delim != nil:
+		rec, err = r.nextDelim()
+	case r.rows != nil:
+		rec, err = r.nextRow()
+	case r.format == Fixed:
+		rec, err = r.nextFixed()
+	case r.format == JSONL:
 		rec, err = r.nextJSON()
 	default:
 		rec, err = r.readLine()
@@ -113,16 +188,25 @@ func (r *Reader) Next() ([]byte, error) {
 	return rec, nil
 }
 
-// Header returns the CSV header row once the first Next call has returned
-// (nil for an empty file). It is nil for the other formats.
+// BOM reports whether the stream started with a UTF-8 byte order mark that
+// the Reader skipped (never for Lines, which keeps it as data).
+func (r *Reader) BOM() bool { return r.bom }
+
+// KeptCR reports whether, with KeepCR, a record kept the "\r" of a line
+// that ended in "\r\n".
+func (r *Reader) KeptCR() bool { return r.keptCR }
+
+// Header returns the header row of a tabular format (the declared one when
+// ReaderOptions.Header is set) once the first Next call has returned (nil
+// for an empty file). It is nil for the other formats.
 func (r *Reader) Header() []string { return r.header }
 
 // LineEnding returns the line ending of the stream: "\r\n" when its first
 // line ended in "\r\n", else "\n" (also when no line has ended yet).
 func (r *Reader) LineEnding() string {
 	crlf := r.crlf
-	if r.src != nil {
-		crlf = r.src.crlf
+	if r.delim != nil {
+		crlf = r.delim.crlf
 	}
 	if crlf {
 		return "\r\n"
@@ -133,8 +217,8 @@ func (r *Reader) LineEnding() string {
 // FinalNewline reports, once Next has returned io.EOF, whether the last line
 // of the stream ended with a line terminator. It is true for an empty stream.
 func (r *Reader) FinalNewline() bool {
-	if r.src != nil {
-		return r.src.n == 0 || r.src.prev == '\n'
+	if r.delim != nil {
+		return r.delim.finalNewline()
 	}
 	return r.lastEOL
 }
@@ -166,7 +250,10 @@ func (r *Reader) readLine() ([]byte, error) {
 				r.sawEOL = true
 				r.crlf = hasCR
 			}
-			if r.crlf && hasCR {
+			switch {
+			case r.opts.KeepCR:
+				r.keptCR = r.keptCR || hasCR
+			case r.crlf && hasCR:
 				line = line[:len(line)-1]
 			}
 			if len(line) > MaxRecordSize {
@@ -258,106 +345,49 @@ func jsonError(line []byte) error {
 	}
 }
 
-// nextCSV returns the next CSV row (after the header) encoded with
-// EncodeFields.
-func (r *Reader) nextCSV() ([]byte, error) {
+// nextDelim returns the next CSV, PSV or TSV row (after the header)
+// encoded with EncodeFields.
+func (r *Reader) nextDelim() ([]byte, error) {
+	d := r.delim
 	if !r.headerRead {
 		r.headerRead = true
-		row, err := r.csvr.Read()
-		if err != nil {
-			return nil, r.csvError(err)
+		if err := d.next(); err != nil {
+			return nil, err
 		}
-		r.header = slices.Clone(row)
-		line, _ := r.csvr.FieldPos(0)
-		r.headerLine = int64(line)
+		r.header = d.fields()
+		r.headerLine = d.rowStart
 	}
-	row, err := r.csvr.Read()
-	if err != nil {
-		return nil, r.csvError(err)
+	if err := d.next(); err != nil {
+		return nil, err
 	}
-	line, _ := r.csvr.FieldPos(0)
-	r.recLine = int64(line)
-	r.rec = EncodeFields(r.rec[:0], row)
+	r.recLine = d.rowStart
+	r.rec = d.encode(r.rec[:0])
 	if len(r.rec) > MaxRecordSize {
 		return nil, &InputError{Line: r.recLine, Offset: -1, Err: ErrRecordTooLong}
 	}
 	return r.rec, nil
 }
 
-// csvError turns an error of encoding/csv into the error Next returns.
-func (r *Reader) csvError(err error) error {
-	var pe *csv.ParseError
-	switch {
-	case err == io.EOF:
-		return err
-	case errors.Is(err, errRowTooLong):
-		return &InputError{Line: r.src.rowStartLine, Offset: -1, Err: ErrRecordTooLong}
-	case errors.As(err, &pe):
-		detail := fmt.Errorf("%w (column %d)", pe.Err, pe.Column)
-		if pe.StartLine != pe.Line {
-			detail = fmt.Errorf("%w (column %d of the row that starts at line %d)", pe.Err, pe.Column, pe.StartLine)
+// nextRow returns the next row of a format of another package (after the
+// header) encoded with EncodeFields.
+func (r *Reader) nextRow() ([]byte, error) {
+	if !r.headerRead {
+		r.headerRead = true
+		row, err := r.rows.Next()
+		if err != nil {
+			return nil, err
 		}
-		return &InputError{Line: int64(pe.Line), Offset: -1, Err: detail}
-	default:
-		return err
+		r.header = slices.Clone(row)
+		r.headerLine = r.rows.Line()
 	}
-}
-
-// errRowTooLong is returned by csvSource when a CSV row gets too long.
-var errRowTooLong = errors.New("CSV row is too long")
-
-// csvSource sits between the input and encoding/csv, which has no size limit
-// of its own. It follows the quoting of the bytes it passes on to know where
-// each row starts, and fails with errRowTooLong once a row is longer than
-// MaxRecordSize+1 bytes (the +1 for a "\r" before the row's "\n"). That bounds
-// the memory encoding/csv uses for one row. It also records what the Reader
-// reports about line endings.
-type csvSource struct {
-	r            io.Reader
-	n            int64 // bytes passed on
-	lines        int64 // "\n" bytes passed on
-	rowStartLine int64 // 1-based line where the current row starts
-	rowLen       int64 // bytes of the current row passed on
-	inQuote      bool  // inside a quoted field
-	prev         byte  // last byte passed on
-	sawEOL       bool  // a "\n" has been passed on
-	crlf         bool  // the first "\n" followed a "\r"
-	err          error
-}
-
-// Read passes on bytes of the input, failing once a row is too long.
-func (s *csvSource) Read(p []byte) (int, error) {
-	if s.err != nil {
-		return 0, s.err
+	row, err := r.rows.Next()
+	if err != nil {
+		return nil, err
 	}
-	n, err := s.r.Read(p)
-	for i, c := range p[:n] {
-		switch c {
-		case '"':
-			// With strict quoting, a row ends at a "\n" only after an even
-			// number of quotes; invalid quoting is reported by encoding/csv.
-			s.inQuote = !s.inQuote
-		case '\n':
-			if !s.sawEOL {
-				s.sawEOL = true
-				s.crlf = s.prev == '\r'
-			}
-			s.lines++
-			if !s.inQuote {
-				s.rowLen = 0
-				s.rowStartLine = s.lines + 1
-				s.prev = c
-				continue
-			}
-		}
-		s.prev = c
-		s.rowLen++
-		if s.rowLen > MaxRecordSize+1 {
-			s.n += int64(i)
-			s.err = errRowTooLong
-			return i, s.err
-		}
+	r.recLine = r.rows.Line()
+	r.rec = EncodeFields(r.rec[:0], row)
+	if len(r.rec) > MaxRecordSize {
+		return nil, &InputError{Line: r.recLine, Offset: -1, Err: ErrRecordTooLong}
 	}
-	s.n += int64(n)
-	return n, err
+	return r.rec, nil
 }

@@ -111,14 +111,14 @@ func TestReaderUnknownFormat(t *testing.T) {
 }
 
 func TestParseFormat(t *testing.T) {
-	for in, want := range map[string]Format{"": Lines, "lines": Lines, "csv": CSV, "jsonl": JSONL} {
+	for in, want := range map[string]Format{"": Lines, "lines": Lines, "csv": CSV, "jsonl": JSONL, "psv": PSV, "tsv": TSV, "fixed": Fixed, "xlsx": XLSX} {
 		got, err := ParseFormat(in)
 		if err != nil || got != want {
 			t.Errorf("ParseFormat(%q) = %q, %v", in, got, err)
 		}
 	}
 	_, err := ParseFormat("xml")
-	if err == nil || !strings.Contains(err.Error(), "lines, csv, jsonl") {
+	if err == nil || !strings.Contains(err.Error(), "lines, csv, psv, tsv, fixed, xlsx, jsonl") {
 		t.Errorf("ParseFormat(xml) err = %v", err)
 	}
 }
@@ -330,7 +330,7 @@ func TestReaderCSVShapes(t *testing.T) {
 		{"crlf", "a,b\r\n1,2\r\n", []string{"a", "b"}, [][]string{{"1", "2"}}, "\r\n", true},
 		{"crlf no final", "a,b\r\n1,2", []string{"a", "b"}, [][]string{{"1", "2"}}, "\r\n", false},
 		{"bom", "\xef\xbb\xbfa\n1\n", []string{"a"}, [][]string{{"1"}}, "\n", true},
-		{"quoted crlf inside field", "a\r\n\"x\r\ny\"\r\n", []string{"a"}, [][]string{{"x\ny"}}, "\r\n", true},
+		{"quoted crlf inside field", "a\r\n\"x\r\ny\"\r\n", []string{"a"}, [][]string{{"x\r\ny"}}, "\r\n", true},
 		{"quoted empty", "a\n\"\"\n", []string{"a"}, [][]string{{""}}, "\n", true},
 		{"nul and tab", "a\n\x00\tb,c\n", []string{"a"}, [][]string{{"\x00\tb", "c"}}, "\n", true},
 	}
@@ -361,7 +361,7 @@ func TestReaderCSVShapes(t *testing.T) {
 	}
 }
 
-// TestReaderCSVInvalidUTF8 documents that encoding/csv keeps the bytes of
+// TestReaderCSVInvalidUTF8 documents that the reader keeps the bytes of
 // fields as they are: invalid UTF-8 is neither rejected nor replaced.
 func TestReaderCSVInvalidUTF8(t *testing.T) {
 	in := "h\xff,\"q\xfe\"\n\xc3\x28,\"\xed\xa0\x80\",\x00\n"

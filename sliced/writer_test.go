@@ -21,7 +21,7 @@ func copyThrough(t testing.TB, in []byte, f Format) ([]byte, error) {
 		if w == nil {
 			// The header, line ending and (so far) final newline are known
 			// after the first Next.
-			w = NewWriter(&out, WriterOptions{Format: f, Header: r.Header(), LineEnding: r.LineEnding()})
+			w = NewWriter(&out, WriterOptions{Format: f, Header: r.Header(), LineEnding: r.LineEnding(), BOM: r.BOM()})
 		}
 		if err == io.EOF {
 			break
