@@ -93,6 +93,19 @@ type Config struct {
 	// at a time, and the least time a file stays unchanged before it is
 	// taken (default DefaultDirmonInterval).
 	DirmonInterval time.Duration
+	// WebhookSecret, when set, signs the webhook POST of every job with a
+	// NotifyURL: SignatureHeader holds the HMAC-SHA256 of the body under it
+	// (see Sign). Give every server the same; it never appears in logs.
+	WebhookSecret string
+	// PublicURL is the web UI's address as webhook receivers reach it
+	// (e.g. "https://jobs.example.com/rocketjob"): the base of the result
+	// URLs in a notification. Empty gives paths without a host.
+	PublicURL string
+	// WebhookRetries is how many times a failed webhook POST is sent again
+	// (default DefaultWebhookRetries); WebhookBackoff is the first retry's
+	// delay, doubled for each next one (default DefaultWebhookBackoff).
+	WebhookRetries int
+	WebhookBackoff time.Duration
 }
 
 func (c *Config) withDefaults() Config {
@@ -172,6 +185,7 @@ type Server struct {
 	watch       *watcher
 	waker       *waker
 	completer   *completer
+	ender       *ender
 	pool        *workerPool
 	drainer     *drainer // nil unless Config.Drain
 	dirmon      *dirmon  // nil without Config.DirmonRoots
@@ -240,6 +254,8 @@ func New(client *rocketjob.Client, cfg *Config) (*Server, error) {
 	s.watch = newWatcher(s.store, c.ReCheck, s.log)
 	s.waker = newWaker(s.store, s.sel, min(DefaultWakePoll, c.PollInterval))
 	s.completer = newCompleter(completerConfig{Queue: 2 * c.Workers}, s.complete)
+	s.ender = newEnder(enderConfig{Name: c.Name, Interval: c.ReCheck, Secret: c.WebhookSecret, PublicURL: c.PublicURL,
+		Retries: c.WebhookRetries, Backoff: c.WebhookBackoff}, s.store, s.reg.Lookup, s.log)
 	if c.Drain {
 		s.drainer = newDrainer(s.store, c.PollInterval, c.Workers)
 		s.drainer.idle = s.sel.idle.Load
@@ -328,7 +344,7 @@ func (s *Server) Run(ctx context.Context) error {
 
 	bg := context.WithoutCancel(ctx)
 	for _, svc := range []interface{ Start(context.Context) error }{
-		s.heartbeat, s.rescuer, s.housekeeper, s.retainer, s.watch, s.waker, s.completer, s.pool,
+		s.heartbeat, s.rescuer, s.housekeeper, s.retainer, s.watch, s.waker, s.ender, s.completer, s.pool,
 	} {
 		if err := svc.Start(bg); err != nil {
 			return fmt.Errorf("server %s: %w", s.cfg.Name, err)
@@ -372,7 +388,7 @@ func (s *Server) Run(ctx context.Context) error {
 		<-followUps
 	}
 	s.closeFeeders(bg)
-	for _, svc := range []interface{ Stop(context.Context) error }{s.waker, s.watch, s.retainer, s.housekeeper, s.rescuer, s.heartbeat} {
+	for _, svc := range []interface{ Stop(context.Context) error }{s.ender, s.waker, s.watch, s.retainer, s.housekeeper, s.rescuer, s.heartbeat} {
 		_ = svc.Stop(bg)
 	}
 	rmCtx, cancelRm := context.WithTimeout(bg, 5*time.Second)
