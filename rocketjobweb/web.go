@@ -159,6 +159,9 @@ func (h *Handler) routes() {
 	h.handle("POST /upload", adminAccess, h.uploadForm)
 	h.handle("GET /servers", readAccess, h.serversPage)
 	h.handle("POST /servers/{name}/{command}", adminAccess, h.serverCommandForm)
+	h.handle("GET /dirmon", readAccess, h.dirmonPage)
+	h.handle("POST /dirmon", adminAccess, h.dirmonAddForm)
+	h.handle("POST /dirmon/{name}/{action}", adminAccess, h.dirmonActionForm)
 
 	// REST API.
 	h.handle("GET /api/types", readAccess, h.apiTypes)
@@ -174,6 +177,10 @@ func (h *Handler) routes() {
 	h.handle("GET /api/servers", readAccess, h.apiServers)
 	h.handle("POST /api/servers/{name}/{command}", adminAccess, h.apiServerCommand)
 	h.handle("GET /api/stats", readAccess, h.apiStats)
+	h.handle("GET /api/dirmon", readAccess, h.apiDirmon)
+	h.handle("POST /api/dirmon", adminAccess, h.apiAddDirmon)
+	h.handle("POST /api/dirmon/{name}/{action}", adminAccess, h.apiDirmonAction)
+	h.handle("DELETE /api/dirmon/{name}", adminAccess, h.apiRemoveDirmon)
 	h.handle("/api/", public, func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, apiErr(http.StatusNotFound, "not_found", "no such endpoint: "+r.Method+" "+r.URL.Path))
 	})

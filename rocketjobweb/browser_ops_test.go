@@ -1,0 +1,200 @@
+package rocketjobweb_test
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/page"
+	"github.com/chromedp/chromedp"
+
+	"github.com/rocketjob-go/rocketjob/server"
+	"github.com/rocketjob-go/rocketjob/sliced"
+)
+
+// uiBrowser is a headless Chromium signed in to a test's UI, with the
+// helpers of the operations tests.
+type uiBrowser struct {
+	t     *testing.T
+	ctx   context.Context
+	base  string
+	shots string
+}
+
+// needChromium skips the test without Debian's chromium (fails under CI).
+func needChromium(t *testing.T) {
+	t.Helper()
+	if _, err := os.Stat(chromiumPath); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("%s is missing: install the Debian chromium package (.ci/run does)", chromiumPath)
+		}
+		t.Skipf("%s is missing (apt-get install chromium)", chromiumPath)
+	}
+}
+
+// openBrowser starts Chromium and signs in to b's UI with the token.
+func openBrowser(t *testing.T, b *bundle) *uiBrowser {
+	t.Helper()
+	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
+		chromedp.ExecPath(chromiumPath), chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU,
+		chromedp.NoFirstRun, chromedp.NoDefaultBrowserCheck,
+		chromedp.Flag("disable-background-networking", true), chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true), chromedp.Flag("disable-dev-shm-usage", true),
+		chromedp.UserDataDir(t.TempDir()), chromedp.WindowSize(1280, 900),
+	)
+	ctx, cancel := chromedp.NewContext(allocCtx)
+	watchdog := time.AfterFunc(150*time.Second, cancel) // never hang the suite
+	t.Cleanup(func() { watchdog.Stop(); cancel(); cancelAlloc() })
+	err := chromedp.Do(ctx, chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+		_, err := chromedp.Call(ctx, page.AddScriptToEvaluateOnNewDocument, page.AddScriptToEvaluateOnNewDocumentParams{Source: watchScript})
+		return err
+	}))
+	if err != nil {
+		t.Fatalf("starting chromium: %v", err)
+	}
+	br := &uiBrowser{t: t, ctx: ctx, base: b.ts.URL, shots: artifactsDir(t)}
+	br.step("sign in", chromedp.Navigate(br.base+"/"), chromedp.WaitVisible(chromedp.ID("password")),
+		chromedp.SendKeys(chromedp.ID("password"), testToken), chromedp.Click(chromedp.ID("sign-in")),
+		chromedp.WaitVisible(chromedp.ID("live-states")))
+	return br
+}
+
+func (br *uiBrowser) shot(name string) {
+	br.t.Helper()
+	sctx, c := context.WithTimeout(br.ctx, 20*time.Second)
+	defer c()
+	buf, err := chromedp.Run(sctx, chromedp.FullScreenshot(100))
+	if err != nil {
+		br.t.Errorf("screenshot %s: %v", name, err)
+		return
+	}
+	must(br.t, os.WriteFile(filepath.Join(br.shots, name+".png"), buf, 0o644))
+}
+
+func (br *uiBrowser) step(what string, actions ...chromedp.Action[chromedp.Void]) {
+	br.t.Helper()
+	sctx, c := context.WithTimeout(br.ctx, 30*time.Second)
+	defer c()
+	if err := chromedp.Do(sctx, actions...); err != nil {
+		br.shot("failed-" + strings.ReplaceAll(what, " ", "-"))
+		br.t.Fatalf("%s: %v", what, err)
+	}
+}
+
+func (br *uiBrowser) eval(expr string) string {
+	br.t.Helper()
+	sctx, c := context.WithTimeout(br.ctx, 10*time.Second)
+	defer c()
+	v, err := chromedp.Run(sctx, chromedp.Evaluate[string](expr))
+	must(br.t, err)
+	return v
+}
+
+func (br *uiBrowser) text(sel string) string {
+	br.t.Helper()
+	sctx, c := context.WithTimeout(br.ctx, 10*time.Second)
+	defer c()
+	v, err := chromedp.Run(sctx, chromedp.Text(chromedp.CSS(sel)))
+	must(br.t, err)
+	return strings.TrimSpace(v)
+}
+
+// poll waits until the JavaScript condition holds in the page.
+func (br *uiBrowser) poll(what, cond string) {
+	br.t.Helper()
+	br.step(what, chromedp.Poll[chromedp.Void](cond, chromedp.WithPollingTimeout(25*time.Second), chromedp.WithPollingInterval(100*time.Millisecond)))
+}
+
+// checkPage fails the test on CSP violations or script errors, and on a
+// page wider than the window.
+func (br *uiBrowser) checkPage(name string) {
+	br.t.Helper()
+	if p := br.eval(`JSON.stringify(window.__problems || [])`); p != "[]" {
+		br.t.Errorf("%s: problems in the page: %s", name, p)
+	}
+	if w := br.eval(`String(document.documentElement.scrollWidth) + "/" + String(window.innerWidth)`); !fitsWidth(w) {
+		br.t.Errorf("%s: page is wider than the window (%s)", name, w)
+	}
+}
+
+// TestBrowserDirmon: an admin adds a Dirmon entry through the page's form,
+// drops a file into its folder, and watches the page list the file as
+// taken and archived (refreshed in place) with a link to its job; disables
+// the entry with its button; the page fits a phone.
+func TestBrowserDirmon(t *testing.T) {
+	needChromium(t)
+	b := setup(t, options{auth: true})
+	root, err := filepath.EvalSymlinks(t.TempDir())
+	must(t, err)
+	in := filepath.Join(root, "in")
+	srv, err := server.New(b.client, &server.Config{
+		Name: "dirmon-server", Workers: 1, PollInterval: 50 * time.Millisecond, HeartbeatInterval: 200 * time.Millisecond,
+		DirmonRoots: []string{root}, DirmonInterval: 100 * time.Millisecond, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+	})
+	must(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("server: %v", err)
+		}
+	})
+
+	br := openBrowser(t, b)
+	br.step("fill the Dirmon form",
+		chromedp.Navigate(br.base+"/dirmon"), chromedp.WaitVisible(chromedp.ID("dirmon-form")),
+		chromedp.SendKeys(chromedp.ID("dirmon-name"), "drop"),
+		chromedp.SetValue(chromedp.ID("dirmon-type"), "reverse"),
+		chromedp.SendKeys(chromedp.ID("dirmon-folder"), in),
+		chromedp.SendKeys(chromedp.ID("dirmon-pattern"), "*.txt"),
+		chromedp.SendKeys(chromedp.CSS(`#dirmon-form input[name=priority]`), "5"),
+	)
+	br.checkPage("dirmon form")
+	br.shot("dirmon-01-form")
+	br.step("add the entry", chromedp.Click(chromedp.ID("dirmon-submit")), chromedp.WaitVisible(chromedp.CSS(`tr[data-entry="drop"]`)))
+	entries, err := sliced.DirmonEntries(context.Background(), b.client)
+	must(t, err)
+	if len(entries) != 1 || entries[0].Folder != in || entries[0].Type != "reverse" || entries[0].Options.Priority != 5 || !entries[0].Enabled {
+		t.Fatalf("entry added by the form: %+v", entries)
+	}
+
+	must(t, os.MkdirAll(in, 0o755))
+	must(t, os.WriteFile(filepath.Join(in, "a.txt"), []byte("abc\n"), 0o644))
+	br.poll("the page shows the file archived", `(document.getElementById("dirmon-files") || {textContent: ""}).textContent.includes("archived")`)
+	files, err := sliced.DirmonFiles(context.Background(), b.client, "drop", 0)
+	must(t, err)
+	if len(files) != 1 || files[0].State != "archived" {
+		t.Fatalf("files: %+v", files)
+	}
+	if got := br.text("#dirmon-files"); !strings.Contains(got, files[0].JobID) || !strings.Contains(got, "a.txt") {
+		t.Errorf("files table: %q", got)
+	}
+	if got := br.text(`tr[data-entry="drop"]`); !strings.Contains(got, "dirmon-server") {
+		t.Errorf("entry row lacks its last scan: %q", got)
+	}
+	br.checkPage("dirmon with a file")
+	br.shot("dirmon-02-file-archived")
+	br.step("open the file's job", chromedp.Click(chromedp.CSS(`#dirmon-files a`)), chromedp.WaitVisible(chromedp.ID("job-id")))
+	if got := br.text("#job-id"); got != files[0].JobID {
+		t.Errorf("the link opened job %q, want %s", got, files[0].JobID)
+	}
+
+	br.step("disable the entry", chromedp.Navigate(br.base+"/dirmon"), chromedp.WaitVisible(chromedp.CSS(`tr[data-entry="drop"]`)),
+		chromedp.Click(chromedp.CSS(`tr[data-entry="drop"] button.secondary`)), chromedp.WaitVisible(chromedp.CSS(".flash")))
+	entries, err = sliced.DirmonEntries(context.Background(), b.client)
+	must(t, err)
+	if entries[0].Enabled || !strings.Contains(br.text(`tr[data-entry="drop"]`), "disabled") {
+		t.Error("the disable button left the entry enabled")
+	}
+	br.step("phone viewport", chromedp.EmulateViewport(390, 844, chromedp.EmulateMobile, chromedp.EmulateScale(2)),
+		chromedp.Navigate(br.base+"/dirmon"), chromedp.WaitVisible(chromedp.CSS("main")))
+	br.checkPage("phone dirmon")
+	br.shot("dirmon-03-phone")
+}
