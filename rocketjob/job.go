@@ -108,6 +108,9 @@ type Job struct {
 	// Widths are the column widths, in characters, of a fixed-width job
 	// (the column names are Header).
 	Widths []int `bson:"widths,omitempty" json:"widths,omitempty"`
+	// OutputHeader names the output columns of a job whose type declares
+	// them (typed rows, sliced.RegisterRows); empty means Header.
+	OutputHeader []string `bson:"output_header,omitempty" json:"output_header,omitempty"`
 	// CollectOutput keeps the output records for download.
 	CollectOutput bool `bson:"collect_output,omitempty" json:"collect_output,omitempty"`
 	// DestroyOnComplete removes the job and its slices once it completes.

@@ -146,6 +146,7 @@ type Job struct {
 	BOM               bool     `bson:"bom,omitempty" json:"-"`
 	OutputFormat      string   `bson:"output_format,omitempty" json:"output_format,omitempty"`
 	Widths            []int    `bson:"widths,omitempty" json:"widths,omitempty"`
+	OutputHeader      []string `bson:"output_header,omitempty" json:"output_header,omitempty"`
 	CollectOutput     bool     `bson:"collect_output,omitempty" json:"collect_output,omitempty"`
 	DestroyOnComplete bool     `bson:"destroy_on_complete,omitempty" json:"destroy_on_complete,omitempty"`
 	StopOnError       bool     `bson:"stop_on_error,omitempty" json:"stop_on_error,omitempty"`
