@@ -188,14 +188,18 @@ func (d *dirmon) pass(ctx context.Context) {
 	}
 }
 
-// serves reports whether e's folder lies under one of this server's roots.
+// serves reports whether e's folder, archive and failed folders lie under
+// this server's roots (as written: links are checked when they are used).
 func (d *dirmon) serves(e *sliced.DirmonEntry) bool {
-	for _, r := range d.roots {
-		if within(r.clean, e.Folder) || within(r.real, e.Folder) {
-			return true
+	under := func(p string) bool {
+		for _, r := range d.roots {
+			if within(r.clean, p) || within(r.real, p) {
+				return true
+			}
 		}
+		return false
 	}
-	return false
+	return under(e.Folder) && under(e.Archive) && under(e.Failed)
 }
 
 // safeDir returns the real path of the folder p, which must lie under a

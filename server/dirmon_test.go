@@ -125,6 +125,7 @@ func TestDirmonService(t *testing.T) {
 	writeFile(t, filepath.Join(root, "csv", "people.csv"), "name,age\nann,3\n")
 	writeFile(t, filepath.Join(root, "off", "x.txt"), "x\n")
 	writeFile(t, filepath.Join(outside, "y.txt"), "y\n")
+	writeFile(t, filepath.Join(root, "ao", "z.txt"), "z\n")
 	stop := false
 	for _, e := range []sliced.DirmonEntry{
 		{Name: "lines", Folder: in, Pattern: "*.txt", Type: "upcase", Enabled: true,
@@ -133,6 +134,7 @@ func TestDirmonService(t *testing.T) {
 			Options: sliced.DirmonOptions{RequireColumns: []string{"id"}}},
 		{Name: "off", Folder: filepath.Join(root, "off"), Type: "upcase"},
 		{Name: "outside", Folder: outside, Type: "upcase", Enabled: true},
+		{Name: "archive-outside", Folder: filepath.Join(root, "ao"), Archive: outside, Type: "upcase", Enabled: true},
 	} {
 		if err := sliced.AddDirmon(ctx, c, &e); err != nil {
 			t.Fatal(err)
@@ -188,7 +190,7 @@ func TestDirmonService(t *testing.T) {
 	if jobs := allJobs(t, c); len(jobs) != 1 {
 		t.Errorf("%d jobs, want 1", len(jobs))
 	}
-	for _, p := range []string{"in/b.csv", "in/.c.txt", "in/link.txt", "in/dir.txt", "off/x.txt"} {
+	for _, p := range []string{"in/b.csv", "in/.c.txt", "in/link.txt", "in/dir.txt", "off/x.txt", "ao/z.txt"} {
 		if _, err := os.Lstat(filepath.Join(root, p)); err != nil {
 			t.Errorf("%s: %v", p, err)
 		}
@@ -209,7 +211,7 @@ func TestDirmonService(t *testing.T) {
 			if e.Status == nil || e.Status.Server != "s1" || e.Status.Error != "" {
 				t.Errorf("entry %s status %+v", e.Name, e.Status)
 			}
-		case "outside":
+		case "outside", "archive-outside":
 			if e.Status != nil {
 				t.Errorf("an entry outside the roots was scanned: %+v", e.Status)
 			}
