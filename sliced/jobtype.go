@@ -65,6 +65,8 @@ type Options struct {
 	Header []string
 	// Widths are the column widths, in characters, of a fixed-width type.
 	Widths []int
+	// outputHeader are the declared output columns (RegisterRows).
+	outputHeader []string
 	// Before runs once, on one server, before any slice is processed.
 	Before func(ctx context.Context, job *rocketjob.Job) error
 	// After runs exactly once, on one server, after the last slice, when no

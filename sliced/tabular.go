@@ -16,6 +16,7 @@ type tableOptions struct {
 	LenientQuotes bool
 	Header        []string
 	Widths        []int
+	OutputHeader  []string
 }
 
 // typeTables holds the tableOptions of registered tabular types (typeKey
@@ -46,8 +47,8 @@ func tableFromOptions(name string, f Format, opts *Options) (*tableOptions, erro
 		return nil, fmt.Errorf("job type %q: Options.Format %q is for tabular types (RegisterCSV, RegisterRows)", name, opts.Format)
 	}
 	t := &tableOptions{OutputFormat: opts.OutputFormat, LenientQuotes: opts.LenientQuotes,
-		Header: slices.Clone(opts.Header), Widths: slices.Clone(opts.Widths)}
-	if t.OutputFormat == "" && !t.LenientQuotes && len(t.Header) == 0 && len(t.Widths) == 0 && f != Fixed {
+		Header: slices.Clone(opts.Header), Widths: slices.Clone(opts.Widths), OutputHeader: slices.Clone(opts.outputHeader)}
+	if t.OutputFormat == "" && !t.LenientQuotes && len(t.Header) == 0 && len(t.Widths) == 0 && len(t.OutputHeader) == 0 && f != Fixed {
 		return nil, nil
 	}
 	if !f.Tabular() {
@@ -140,7 +141,8 @@ func uploadReaderOptions(c *rocketjob.Client, typ string, format Format, opts *U
 }
 
 // finishTable records on job what the download needs of what rd read.
-func finishTable(job *rocketjob.Job, rd *Reader, out Format) {
+func finishTable(c *rocketjob.Client, job *rocketjob.Job, rd *Reader, out Format) {
+	job.OutputHeader = typeTable(c.Registry(), job.Type).OutputHeader
 	job.BOM = rd.BOM()
 	job.KeepCR = rd.KeptCR()
 	job.OutputFormat = string(out)
@@ -167,6 +169,9 @@ func jobWriterOptions(job *rocketjob.Job, header []string) WriterOptions {
 		LineEnding:   job.LineEnding,
 		FinalNewline: !job.NoFinalNewline,
 		BOM:          job.BOM,
+	}
+	if len(job.OutputHeader) > 0 {
+		wo.Header = job.OutputHeader
 	}
 	if out != Format(job.Format) {
 		// A converted file gets the usual shape: every line ended.

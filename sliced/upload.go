@@ -175,7 +175,7 @@ func Upload(ctx context.Context, c *rocketjob.Client, typ string, r io.Reader, o
 	if err := setHeader(c, job, rd.Header()); err != nil {
 		return nil, failUpload(ctx, c, job, err)
 	}
-	finishTable(job, rd, outFormat)
+	finishTable(c, job, rd, outFormat)
 	return job, insertJob(ctx, c, job)
 }
 
