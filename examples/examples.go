@@ -1,6 +1,7 @@
 // Package examples holds the example job types that the rocketjob command
 // registers: the simple job nap, the sliced jobs copy, reverse, upcase,
-// square and sleep, and the batch jobs triage (output categories and
+// square and sleep, the tabular job convert (any tabular format to csv, psv,
+// tsv, jsonl or xlsx), and the batch jobs triage (output categories and
 // statistics) and prefix (a required parameter). They exercise output, failed records, priority and
 // crashes, and show how small a job type is.
 package examples
@@ -142,5 +143,6 @@ func Register(r *rocketjob.Registry) error {
 		sliced.RegisterLines(r, "square", logged("square", Square), nil),
 		sliced.RegisterLines(r, "sleep", logged("sleep", Sleep), &sliced.Options{SliceSize: 10}),
 		registerBatch(r),
+		registerConvert(r),
 	)
 }
