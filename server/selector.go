@@ -2,6 +2,8 @@ package server
 
 import (
 	"context"
+	"hash/fnv"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -12,8 +14,16 @@ import (
 	"github.com/rocketjob-go/rocketjob/internal/store"
 )
 
-// candidateLimit is how many runnable jobs one selection query reads.
-const candidateLimit = 50
+// candidateLimit is how many runnable jobs one selection query reads per
+// live server (see stripes), up to maxCandidates.
+const (
+	candidateLimit = 50
+	maxCandidates  = 200
+)
+
+// stripeRefresh is how often a selector re-reads the live servers that
+// share the simple jobs between them (one small read).
+const stripeRefresh = time.Second
 
 // selector keeps this server's view of the runnable jobs, ordered by priority
 // then age, refreshed by one query at most every pollInterval (when workers
@@ -27,20 +37,89 @@ type selector struct {
 	mu        sync.Mutex
 	jobs      []model.Job
 	fetchedAt time.Time
+	dropped   time.Time                 // when the list was last invalidated
 	taken     bool                      // a worker took a simple job from the list since it was read
 	idle      atomic.Int32              // workers waiting in wait
 	skip      map[bson.ObjectID]skipped // jobs with nothing to claim here, for now
 	wakeCh    chan struct{}
+
+	refreshMu sync.Mutex // one selection query at a time; the others use its result
+
+	// Stripes: the simple jobs of one priority are shared out among the
+	// live servers by a hash of their id, so that servers reading the same
+	// first candidates do not race each other for them (a lost claim costs
+	// several database calls). A server takes the jobs of its own stripe
+	// first; another stripe's jobs of the same priority only when none of
+	// its own is listed; never a less urgent job before a more urgent one.
+	self      string        // this server's name ("" before identify)
+	deadAfter time.Duration // judges the heartbeats of the other servers
+	rank, of  int           // this server's stripe, and the number of stripes
+	stripedAt time.Time     // when the live servers were last read
 }
 
 func newSelector(s *store.Store, reCheck, poll time.Duration) *selector {
 	return &selector{store: s, reCheck: reCheck, pollInterval: poll, skip: map[bson.ObjectID]skipped{}, wakeCh: make(chan struct{})}
 }
 
-// refresh re-reads the runnable jobs when the cached list is older than maxAge.
+// identify names this server, so that its selector shares the simple jobs
+// out with the other live servers (see stripes). Until it is called, or
+// while this server is the only one, it takes every job.
+func (sel *selector) identify(name string, deadAfter time.Duration) {
+	sel.mu.Lock()
+	defer sel.mu.Unlock()
+	sel.self, sel.deadAfter = name, deadAfter
+}
+
+// restripe re-reads the live servers when that is older than
+// stripeRefresh, and returns how many stripes there are. A failure keeps
+// the stripes as they were.
+func (sel *selector) restripe(ctx context.Context) int {
+	sel.mu.Lock()
+	self, deadAfter, of := sel.self, sel.deadAfter, max(sel.of, 1)
+	due := self != "" && time.Since(sel.stripedAt) >= stripeRefresh
+	sel.mu.Unlock()
+	if !due {
+		return of
+	}
+	servers, err := sel.store.ListServers(ctx)
+	if err != nil {
+		return of
+	}
+	live := []string{self}
+	for i := range servers {
+		srv := &servers[i]
+		if srv.Name != self && srv.State == model.ServerRunning && time.Since(srv.HeartbeatAt) < srv.DeadAfterOr(deadAfter) {
+			live = append(live, srv.Name)
+		}
+	}
+	slices.Sort(live)
+	sel.mu.Lock()
+	sel.rank, sel.of, sel.stripedAt = slices.Index(live, self), len(live), time.Now()
+	sel.mu.Unlock()
+	return len(live)
+}
+
+// stripe returns the stripe of a simple job among of stripes.
+func stripe(id bson.ObjectID, of int) int {
+	h := fnv.New32a()
+	_, _ = h.Write(id[:])
+	return int(h.Sum32() % uint32(of))
+}
+
+// refresh re-reads the runnable jobs when the cached list is older than
+// maxAge. Workers that ask while another one reads wait for its list.
 func (sel *selector) refresh(ctx context.Context, maxAge time.Duration) error {
 	sel.mu.Lock()
 	fresh := time.Since(sel.fetchedAt) < maxAge
+	sel.mu.Unlock()
+	if fresh {
+		return nil
+	}
+	asked := time.Now()
+	sel.refreshMu.Lock()
+	defer sel.refreshMu.Unlock()
+	sel.mu.Lock()
+	fresh = sel.fetchedAt.After(asked) // read while this one waited
 	sel.mu.Unlock()
 	if fresh {
 		return nil
@@ -49,12 +128,18 @@ func (sel *selector) refresh(ctx context.Context, maxAge time.Duration) error {
 	if sel.types != nil {
 		types = sel.types()
 	}
-	jobs, err := sel.store.RunnableJobs(ctx, time.Now(), candidateLimit, types)
+	// Each server keeps about candidateLimit jobs of its own stripe listed.
+	limit := min(candidateLimit*sel.restripe(ctx), maxCandidates)
+	started := time.Now()
+	jobs, err := sel.store.RunnableJobs(ctx, started, int64(limit), types)
 	if err != nil {
 		return err
 	}
 	sel.mu.Lock()
-	sel.jobs, sel.fetchedAt, sel.taken = jobs, time.Now(), false
+	sel.jobs, sel.taken = jobs, false
+	if !sel.dropped.After(started) { // else invalidated while read: read again next time
+		sel.fetchedAt = started
+	}
 	sel.mu.Unlock()
 	return nil
 }
@@ -71,15 +156,22 @@ func (sel *selector) consumed() bool {
 // invalidate makes the next refresh query the database.
 func (sel *selector) invalidate() {
 	sel.mu.Lock()
-	sel.fetchedAt = time.Time{}
+	sel.fetchedAt, sel.dropped = time.Time{}, time.Now()
 	sel.mu.Unlock()
 }
 
-// next returns the most urgent job that is not skipped, or nil.
+// next returns the most urgent job that is not skipped, or nil. Among the
+// simple jobs of one priority it prefers those of this server's stripe; it
+// takes another stripe's (the youngest listed, farthest from where that
+// stripe's server takes them) only when none of its own is listed at that
+// priority, and not from a list whose own jobs this server already took:
+// the caller then reads the list again, which usually brings more of its
+// own.
 func (sel *selector) next() *model.Job {
 	sel.mu.Lock()
 	defer sel.mu.Unlock()
 	now := time.Now()
+	foreign := -1 // another stripe's simple job, at the most urgent priority listed
 	for i := range sel.jobs {
 		j := &sel.jobs[i]
 		if sk, ok := sel.skip[j.ID]; ok {
@@ -88,18 +180,35 @@ func (sel *selector) next() *model.Job {
 			}
 			delete(sel.skip, j.ID)
 		}
-		if j.State == model.StateQueued || j.State == model.StateRunning {
-			job := *j
-			if j.Kind == model.KindSimple {
-				// One worker per simple job: the others take the next
-				// candidate instead of racing this one for the same job.
-				sel.skip[j.ID] = skipped{until: now.Add(sel.pollInterval), version: j.Version}
-				sel.taken = true
-			}
-			return &job
+		if j.State != model.StateQueued && j.State != model.StateRunning {
+			continue
 		}
+		if foreign >= 0 && j.Priority != sel.jobs[foreign].Priority {
+			break // never a less urgent job before a more urgent one
+		}
+		if j.Kind == model.KindSimple && sel.of > 1 && stripe(j.ID, sel.of) != sel.rank {
+			foreign = i // keep looking for one of ours at this priority
+			continue
+		}
+		return sel.take(i, now)
 	}
-	return nil
+	if foreign < 0 || sel.taken {
+		return nil
+	}
+	return sel.take(foreign, now)
+}
+
+// take hands out sel.jobs[i] (sel.mu held).
+func (sel *selector) take(i int, now time.Time) *model.Job {
+	j := &sel.jobs[i]
+	job := *j
+	if j.Kind == model.KindSimple {
+		// One worker per simple job: the others take the next
+		// candidate instead of racing this one for the same job.
+		sel.skip[j.ID] = skipped{until: now.Add(sel.pollInterval), version: j.Version}
+		sel.taken = true
+	}
+	return &job
 }
 
 // better reports whether a job other than current should be worked on now:

@@ -149,10 +149,11 @@ func (b *stateBatcher) sync(ctx context.Context, s *Store, before, after *model.
 
 // syncStatesMany is syncStates for the writes of several jobs (before[i]
 // became after[i]), in few database writes: one insertMany of new entries
-// per state and priority; for the entries to remove, a read of each, then
-// one deleteMany of the running ones per priority (FerretDB runs a
-// deleteMany over the whole collection: running jobs are few) and a delete
-// of each other one. For batched job writes (starts, completions).
+// per state and priority; for the entries to remove, one deleteMany of the
+// running ones per priority, its filter guarding each by its version
+// (FerretDB runs a deleteMany over the whole collection: running jobs are
+// few), and a read then a delete of each other one. For batched job writes
+// (starts, completions).
 func (s *Store) syncStatesMany(ctx context.Context, before, after []*model.Job) {
 	if !s.ferret {
 		return
@@ -207,23 +208,17 @@ func (s *Store) syncStatesMany(ctx context.Context, before, after []*model.Job) 
 			}
 			continue
 		}
+		// One deleteMany whose filter keeps the version guard of each
+		// entry: {$or: [{_id, v <= version}, ...]}.
 		coll := s.stateColl(k.state, k.priority)
-		var ids bson.A
+		var or bson.A
 		for _, d := range ds {
-			var have stateEntry
-			err := retry(ctx, func() error {
-				return coll.FindOne(ctx, bson.D{{Key: "_id", Value: d.id}}).Decode(&have)
-			})
-			if err == nil && have.Version <= d.version {
-				ids = append(ids, d.id)
-			}
+			or = append(or, bson.D{{Key: "_id", Value: d.id}, {Key: "v", Value: bson.D{{Key: "$lte", Value: d.version}}}})
 		}
-		if len(ids) > 0 {
-			_ = retry(ctx, func() error {
-				_, err := coll.DeleteMany(ctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: ids}}}})
-				return err
-			})
-		}
+		_ = retry(ctx, func() error {
+			_, err := coll.DeleteMany(ctx, bson.D{{Key: "$or", Value: or}})
+			return err
+		})
 	}
 }
 

@@ -67,12 +67,37 @@ func (s *Store) syncQueue(ctx context.Context, before, after *model.Job) {
 		}
 	}
 	if runnable(before) && (!runnable(after) || before.Priority != after.Priority) {
+		if started(before, after) {
+			s.dropStarted(ctx, before)
+			return
+		}
 		version := before.Version
 		if after != nil {
 			version = after.Version
 		}
 		_, _ = s.dropQueued(ctx, before.Priority, before.ID, version)
 	}
+}
+
+// started reports whether a job write was the start of a simple job's run:
+// queued, then running at the next version (a claimed transition).
+func started(before, after *model.Job) bool {
+	return before != nil && after != nil && before.State == model.StateQueued && after.State == model.StateRunning &&
+		after.Kind == model.KindSimple && after.Version == before.Version+1 && after.Priority == before.Priority
+}
+
+// dropStarted removes the run-queue copy of a simple job that its writer
+// just started, by _id alone, without reading the copy's version first (the
+// one write of a simple job's run that every job makes). No later copy can
+// be there: the job is running on its writer's server, and only that server
+// (or the rescuer, once the server is dead) makes it runnable again, after
+// this.
+func (s *Store) dropStarted(ctx context.Context, before *model.Job) {
+	coll := s.queue(before.Priority)
+	_ = retry(ctx, func() error {
+		_, err := coll.DeleteOne(ctx, bson.D{{Key: "_id", Value: before.ID}})
+		return err
+	})
 }
 
 // queuedVersion returns the version of the copy of job id in coll, if any.

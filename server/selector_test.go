@@ -1,0 +1,153 @@
+package server
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/rocketjob-go/rocketjob/internal/model"
+)
+
+// TestSelectorStripes checks that two live servers share the simple jobs of
+// one priority without taking the same ones (each its own stripe), that
+// together they take every job, that a more urgent job of the other stripe
+// still comes before a server's own less urgent ones, and that a server
+// takes the other stripe's jobs once none of its own is left.
+func TestSelectorStripes(t *testing.T) {
+	ctx := context.Background()
+	st := serviceStore(t)
+	now := time.Now().UTC()
+	for _, name := range []string{"stripe-a", "stripe-b"} {
+		if _, err := st.Heartbeat(ctx, &model.Server{Name: name, State: model.ServerRunning, HeartbeatAt: now}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const n = 40
+	var jobs []*model.Job
+	for range n {
+		jobs = append(jobs, newQueuedJob())
+	}
+	if _, err := st.InsertJobs(ctx, jobs); err != nil {
+		t.Fatal(err)
+	}
+	selA := newSelector(st, time.Hour, time.Hour)
+	selA.identify("stripe-a", time.Minute)
+	selB := newSelector(st, time.Hour, time.Hour)
+	selB.identify("stripe-b", time.Minute)
+
+	// drain takes jobs from sel until it offers none, reading its list again
+	// whenever it ran out after taking some, as a worker does.
+	drain := func(sel *selector) []*model.Job {
+		t.Helper()
+		var got []*model.Job
+		for {
+			if err := sel.refresh(ctx, time.Hour); err != nil {
+				t.Fatal(err)
+			}
+			job := sel.next()
+			if job == nil && sel.consumed() {
+				sel.invalidate()
+				if err := sel.refresh(ctx, time.Hour); err != nil {
+					t.Fatal(err)
+				}
+				job = sel.next()
+			}
+			if job == nil {
+				return got
+			}
+			got = append(got, job)
+		}
+	}
+	// Both read the same list; neither has taken anything yet.
+	if err := selA.refresh(ctx, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	if err := selB.refresh(ctx, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	if selA.of != 2 || selB.of != 2 || selA.rank == selB.rank {
+		t.Fatalf("stripes: a is %d of %d, b is %d of %d; want 0 and 1 of 2", selA.rank, selA.of, selB.rank, selB.of)
+	}
+	// Each takes its own stripe first: the first jobs each takes are all
+	// its own, and the two sets are disjoint.
+	ownA, ownB := 0, 0
+	for _, j := range jobs {
+		if stripe(j.ID, 2) == selA.rank {
+			ownA++
+		} else {
+			ownB++
+		}
+	}
+	if ownA == 0 || ownB == 0 {
+		t.Fatalf("%d jobs all in one stripe (%d, %d): the hash does not spread them", n, ownA, ownB)
+	}
+	takenA := map[any]bool{}
+	for range ownA {
+		j := selA.next()
+		if j == nil {
+			t.Fatalf("a offered nothing after %d of its %d jobs", len(takenA), ownA)
+		}
+		if stripe(j.ID, 2) != selA.rank {
+			t.Fatalf("a took job %s of b's stripe while it had jobs of its own", j.ID.Hex())
+		}
+		takenA[j.ID] = true
+	}
+	for range ownB {
+		j := selB.next()
+		if j == nil {
+			t.Fatal("b offered nothing while it had jobs of its own")
+		}
+		if takenA[j.ID] || stripe(j.ID, 2) != selB.rank {
+			t.Fatalf("b took job %s: taken by a or of a's stripe", j.ID.Hex())
+		}
+	}
+	// Out of its own jobs, a offers none from the list it took them from
+	// (it reads again first) ...
+	if j := selA.next(); j != nil {
+		t.Fatalf("a took b's job %s from the list it had already taken its own from", j.ID.Hex())
+	}
+	// ... and after reading again, b's jobs, which b is slow to start.
+	selA.invalidate()
+	for _, j := range drain(selA) {
+		if stripe(j.ID, 2) == selA.rank {
+			t.Fatalf("a took its own job %s twice", j.ID.Hex())
+		}
+		takenA[j.ID] = true
+	}
+	if len(takenA) != n {
+		t.Fatalf("a took %d distinct jobs in all, want every one of the %d", len(takenA), n)
+	}
+
+	// A more urgent job comes first across the cluster: b offers a's
+	// priority-10 job before its own priority-50 ones.
+	urgent := newQueuedJob()
+	urgent.Priority = 10
+	for stripe(urgent.ID, 2) != selA.rank {
+		urgent = newQueuedJob()
+		urgent.Priority = 10
+	}
+	more := []*model.Job{urgent}
+	for range 10 {
+		more = append(more, newQueuedJob())
+	}
+	if _, err := st.InsertJobs(ctx, more); err != nil {
+		t.Fatal(err)
+	}
+	selB2 := newSelector(st, time.Hour, time.Hour)
+	selB2.identify("stripe-b", time.Minute)
+	if err := selB2.refresh(ctx, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	if j := selB2.next(); j == nil || j.ID != urgent.ID {
+		t.Fatalf("b offered %v first, want a's priority-10 job %s", j, urgent.ID.Hex())
+	}
+
+	// Alone, a server takes every stripe.
+	solo := newSelector(st, time.Hour, time.Hour)
+	if err := solo.refresh(ctx, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	if solo.of > 1 {
+		t.Fatalf("an unidentified selector uses %d stripes", solo.of)
+	}
+}
