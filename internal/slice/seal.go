@@ -22,6 +22,9 @@ const (
 	Failed Kind = "failed"
 	// Header is a CSV job's header row (slot 0).
 	Header Kind = "header"
+	// Fix is an operator's corrected failed record (slot: the record's
+	// number), applied when the job is retried.
+	Fix Kind = "fix"
 )
 
 // Category is the kind of one output category's records: "category:" and
