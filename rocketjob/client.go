@@ -425,8 +425,18 @@ func (c *Client) Retry(ctx context.Context, id string) (*Job, error) {
 		return nil, &InvalidTransitionError{JobID: id, From: job.State, To: StateQueued}
 	}
 	if job.Kind == KindSliced && job.Step == StepProcessing {
+		// The plans first, while the failed slices' last attempts are the
+		// finished ones: servers then re-run only the failed records.
+		plans, fixes, err := c.store.PrepareRetry(ctx, oid)
+		if err != nil {
+			return nil, fmt.Errorf("job %s: preparing the retry of its failed records: %w", id, err)
+		}
 		if _, err := c.store.Slices().RetryFailed(ctx, oid); err != nil {
 			return nil, fmt.Errorf("job %s: requeuing failed slices: %w", id, err)
+		}
+		if plans > 0 {
+			_ = c.store.AddHistory(ctx, &store.HistoryEntry{Job: oid, User: UserFrom(ctx), Action: "retry",
+				Detail: fmt.Sprintf("failed records of %d slices, %d fixed or deleted", plans, fixes)})
 		}
 	}
 	return c.change(ctx, id, func(j *Job) (State, store.Change, error) {
@@ -466,6 +476,9 @@ func (c *Client) Destroy(ctx context.Context, id string) error {
 		if err := c.store.Slices().Drop(ctx, oid); err != nil {
 			return fmt.Errorf("job %s: dropping slices: %w", id, err)
 		}
+	}
+	if err := c.store.DropFixes(ctx, oid); err != nil {
+		return fmt.Errorf("job %s: dropping its fixes and history: %w", id, err)
 	}
 	return nil
 }

@@ -267,7 +267,12 @@ func (s *Server) processSlice(ctx context.Context, spec *rocketjob.TypeSpec, job
 			return nil
 		}
 	}
+	plan, err := s.applyRetryPlan(ctx, job, codec, c, &task) // fixes.go
+	if err != nil {
+		return store.Result{}, "", err
+	}
 	p, err := slice.Process(rocketjob.ContextWithJob(ctx, public(job)), task)
+	plan.finish(&p.Result)
 	return p.Result, firstFailure(job, p.First), err
 }
 
