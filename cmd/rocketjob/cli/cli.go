@@ -122,6 +122,8 @@ func Run(ctx context.Context, app *cli.App, args []string) int {
 	}
 	st := stateOf(app)
 	st.notFound = ""
+	// Changes made from the command line name its user in job histories.
+	ctx = rocketjob.ContextWithUser(ctx, operator())
 	err := app.RunContext(ctx, reorderArgs(app, args))
 	if err == nil && st.notFound != "" {
 		err = usagef("no help topic for %q (see '%s --help')", st.notFound, app.Name)
@@ -185,6 +187,7 @@ A typical session:
 			uiCommand(st),
 			checkCommand(st),
 			dirmonCommand(st),
+			failedCommand(st),
 			benchMovedCommand(),
 		},
 	}
