@@ -349,6 +349,9 @@ func EncodeParams(r *Registry, typ string, args any) (bson.Raw, error) {
 // encodeArgs turns args (an A, a *A, bson.Raw or a map) into the job's params,
 // checking that they decode into the type's argument struct.
 func encodeArgs(spec *TypeSpec, args any) (bson.Raw, error) {
+	if raw, ok := args.(bson.Raw); ok && len(raw) == 0 {
+		args = nil // no parameters given (e.g. ParseParams of none)
+	}
 	if args == nil {
 		if spec.Args == nil {
 			return nil, nil

@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -80,6 +81,8 @@ func classify(err error, reqID string) *apiError {
 		return apiErr(http.StatusBadRequest, "bad_input", err.Error())
 	case errors.Is(err, sliced.ErrBadOptions):
 		return apiErr(http.StatusBadRequest, "bad_parameter", err.Error())
+	case errors.Is(err, sliced.ErrNoCategory):
+		return apiErr(http.StatusBadRequest, "bad_category", err.Error())
 	case errors.Is(err, encryption.ErrNoKey), errors.Is(err, encryption.ErrNoKeyring):
 		return apiErr(http.StatusConflict, "no_key", err.Error())
 	}
@@ -131,6 +134,12 @@ type jobJSON struct {
 	Params      json.RawMessage    `json:"params,omitempty"`
 	Failure     *rocketjob.Failure `json:"failure"`
 	Links       linksJSON          `json:"links"`
+	// Statistics are the job's counters (rocketjob.Inc); Categories counts
+	// the output records of each output category (a type with categories).
+	Statistics map[string]int64 `json:"statistics,omitempty"`
+	Categories map[string]int64 `json:"categories,omitempty"`
+	// NotifyURL receives the job's end as a JSON POST.
+	NotifyURL string `json:"notify_url,omitempty"`
 }
 
 // progressJSON counts records and slices. Succeeded is processed minus
@@ -146,6 +155,8 @@ type progressJSON struct {
 	ETASeconds     *float64    `json:"eta_seconds,omitempty"`
 	Slices         *slicesJSON `json:"slices,omitempty"`
 	Sampled        bool        `json:"sampled,omitempty"`
+	// Dropped counts the records the job's code gave no output for.
+	Dropped int64 `json:"dropped,omitempty"`
 }
 
 type slicesJSON struct {
@@ -186,6 +197,8 @@ type linksJSON struct {
 	Output   string `json:"output,omitempty"`
 	Failures string `json:"failures,omitempty"`
 	Page     string `json:"page"`
+	// Categories are the downloads of the job's output categories, by name.
+	Categories map[string]string `json:"categories,omitempty"`
 }
 
 // newJobJSON builds the API view of a job, its links under prefix. p is a
@@ -218,6 +231,13 @@ func newJobJSON(prefix string, job *rocketjob.Job, p *rocketjob.Progress, sample
 			v.Params = b
 		}
 	}
+	v.Statistics, v.Categories = job.Statistics, job.Categories
+	if p != nil {
+		v.Statistics = p.Statistics
+		if p.Categories != nil {
+			v.Categories = p.Categories
+		}
+	}
 	pr := progressJSON{Total: job.RecordCount, Processed: job.ProcessedCount, Failed: job.FailedRecordCount}
 	if job.Kind == rocketjob.KindSliced {
 		v.Options = &optionsJSON{
@@ -226,12 +246,19 @@ func newJobJSON(prefix string, job *rocketjob.Job, p *rocketjob.Progress, sample
 			Encrypt: job.Encrypt, Compress: job.Compress, KeyID: job.KeyID,
 			RawBytes: job.RawBytes, StoredBytes: job.StoredBytes,
 		}
-		if job.CollectOutput {
+		if job.CollectOutput && len(job.CategoryNames) == 0 {
 			v.Links.Output = v.Links.Self + "/output"
 		}
 		v.Links.Failures = v.Links.Self + "/failures"
+		v.NotifyURL = job.NotifyURL
+		for _, c := range job.CategoryNames {
+			if v.Links.Categories == nil {
+				v.Links.Categories = map[string]string{}
+			}
+			v.Links.Categories[c] = v.Links.Self + "/output?category=" + url.QueryEscape(c)
+		}
 		if p != nil {
-			pr.Processed, pr.Failed = p.Processed, p.Failed
+			pr.Processed, pr.Failed, pr.Dropped = p.Processed, p.Failed, p.Dropped
 			pr.RecordsPerHour = p.RecordsPerHour
 			pr.Slices = &slicesJSON{Total: p.Slices.Total, Queued: p.Slices.Queued, Claimed: p.Slices.Claimed, Running: p.Slices.Running, Failed: p.Slices.Failed, Done: p.Slices.Done}
 			if job.State == rocketjob.StateRunning && p.RecordsPerHour > 0 && p.Remaining > 0 {
@@ -279,6 +306,58 @@ type typeJSON struct {
 	Kind     string `json:"kind"`
 	Format   string `json:"format,omitempty"`
 	Priority int    `json:"priority"`
+	// Params are the type's parameters (an upload's param.NAME fields, or
+	// the keys of its params object); Categories its output categories.
+	Params     []paramJSON `json:"params,omitempty"`
+	Categories []string    `json:"categories,omitempty"`
+}
+
+// paramJSON is one parameter of a job type: its name and its kind
+// (string, integer, number, boolean, duration, time, list).
+type paramJSON struct {
+	Name string `json:"name"`
+	Type string `json:"type"`
+}
+
+// typeParams lists the parameters of a type with an argument struct.
+func typeParams(spec *rocketjob.TypeSpec) []paramJSON {
+	if spec.Args == nil {
+		return nil
+	}
+	var out []paramJSON
+	for i := 0; i < spec.Args.NumField(); i++ {
+		f := spec.Args.Field(i)
+		if !f.IsExported() {
+			continue
+		}
+		name := strings.ToLower(f.Name)
+		if tag, _, _ := strings.Cut(f.Tag.Get("bson"), ","); tag == "-" {
+			continue
+		} else if tag != "" {
+			name = tag
+		}
+		kind := "string"
+		switch {
+		case f.Type == reflect.TypeFor[time.Duration]():
+			kind = "duration"
+		case f.Type == reflect.TypeFor[time.Time]():
+			kind = "time"
+		default:
+			switch f.Type.Kind() {
+			case reflect.Bool:
+				kind = "boolean"
+			case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+				reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+				kind = "integer"
+			case reflect.Float32, reflect.Float64:
+				kind = "number"
+			case reflect.Slice:
+				kind = "list"
+			}
+		}
+		out = append(out, paramJSON{Name: name, Type: kind})
+	}
+	return out
 }
 
 func (h *Handler) types() []typeJSON {
@@ -293,7 +372,7 @@ func (h *Handler) types() []typeJSON {
 		if p == 0 {
 			p = rocketjob.DefaultPriority
 		}
-		out = append(out, typeJSON{Name: name, Kind: string(spec.Kind), Format: spec.Format, Priority: p})
+		out = append(out, typeJSON{Name: name, Kind: string(spec.Kind), Format: spec.Format, Priority: p, Params: typeParams(spec), Categories: spec.Categories})
 	}
 	return out
 }
@@ -713,6 +792,13 @@ func (h *Handler) apiOutput(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
+	category := r.URL.Query().Get("category")
+	if category != "" || len(job.CategoryNames) > 0 {
+		if err := outputCategory(job, category); err != nil {
+			h.fail(w, r, err)
+			return
+		}
+	}
 	codec, err := h.client.Codec(job)
 	if err != nil {
 		h.fail(w, r, err)
@@ -724,7 +810,7 @@ func (h *Handler) apiOutput(w http.ResponseWriter, r *http.Request) {
 			h.fail(w, r, err)
 			return
 		}
-		h.outputPage(w, r, job, codec, offset, limit)
+		h.outputPage(w, r, job, codec, category, offset, limit)
 		return
 	}
 	ext, ctype := ".txt", "text/plain; charset=utf-8"
@@ -734,10 +820,32 @@ func (h *Handler) apiOutput(w http.ResponseWriter, r *http.Request) {
 	case sliced.JSONL:
 		ext, ctype = ".jsonl", "application/jsonl"
 	}
-	h.stream(w, r, "job-"+id+"-output"+ext, ctype, func(ctx context.Context, out io.Writer) error {
-		_, err := sliced.Download(ctx, h.client, id, out)
+	name := "job-" + id + "-output"
+	if category != "" {
+		name += "-" + category
+	}
+	h.stream(w, r, name+ext, ctype, func(ctx context.Context, out io.Writer) error {
+		var err error
+		if category != "" {
+			_, err = sliced.DownloadCategory(ctx, h.client, id, category, out)
+		} else {
+			_, err = sliced.Download(ctx, h.client, id, out)
+		}
 		return h.downloadErr(ctx, id, err)
 	})
+}
+
+// outputCategory checks the category of an output request: one the job
+// has, and one is required when the job's output is in categories.
+func outputCategory(job *rocketjob.Job, category string) error {
+	if slices.Contains(job.CategoryNames, category) {
+		return nil
+	}
+	if len(job.CategoryNames) == 0 {
+		return apiErr(http.StatusBadRequest, "bad_category", fmt.Sprintf("job %s has no output categories", job.ID.Hex()))
+	}
+	return apiErr(http.StatusBadRequest, "bad_category", fmt.Sprintf("job %s has its output in categories: ask for one with ?category=NAME (%s)",
+		job.ID.Hex(), strings.Join(job.CategoryNames, ", ")))
 }
 
 // downloadErr is the answer to a download that failed: a job destroyed
@@ -841,12 +949,15 @@ func (l *lazyWriter) Write(p []byte) (int, error) {
 // outputPage answers records offset..offset+limit-1 of a job's output as
 // JSON: strings for lines, JSON values for JSONL, arrays of fields for CSV
 // (with the header).
-func (h *Handler) outputPage(w http.ResponseWriter, r *http.Request, job *rocketjob.Job, codec *encryption.Codec, offset, limit int64) {
+func (h *Handler) outputPage(w http.ResponseWriter, r *http.Request, job *rocketjob.Job, codec *encryption.Codec, category string, offset, limit int64) {
 	records := make([]any, 0, min(limit, 100))
 	more := false
 	format := sliced.Format(job.Format)
 	want, _, final := sliced.ExpectedCounts(job)
-	rd := &slice.Reader{Store: clientstore.Of(h.client), Codec: codec, Job: job.ID, Skip: offset}
+	if category != "" {
+		want = job.Categories[category]
+	}
+	rd := &slice.Reader{Store: clientstore.Of(h.client), Codec: codec, Job: job.ID, Skip: offset, Category: category}
 	if final {
 		rd.Want = want // a page read to the end must find every record
 	}

@@ -75,6 +75,10 @@ var (
 		"Workers of each server.", []string{"server"}, nil)
 	descBusy = prometheus.NewDesc("rocketjob_server_busy_workers",
 		"Workers of each server busy on a job.", []string{"server"}, nil)
+	descStatistic = prometheus.NewDesc("rocketjob_job_statistic",
+		"Sum of the statistics (rocketjob.Inc) of the jobs kept, by job type and statistic: simple jobs' and ended sliced jobs' totals.", []string{"type", "name"}, nil)
+	descCategory = prometheus.NewDesc("rocketjob_job_category_records",
+		"Output records of the ended sliced jobs kept, by job type and output category.", []string{"type", "category"}, nil)
 	descServerState = prometheus.NewDesc("rocketjob_server_state",
 		"1 for each server's current state (running, paused, stopping).", []string{"server", "state"}, nil)
 )
@@ -86,7 +90,8 @@ type statsCollector struct {
 
 func (c *statsCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descUp, descJobs, descQueueJobs, descQueueRecords, descOldest,
-		descProcessed, descFailed, descRate, descHeartbeat, descHeartbeatAge, descWorkers, descBusy, descServerState} {
+		descProcessed, descFailed, descRate, descHeartbeat, descHeartbeatAge, descWorkers, descBusy, descServerState,
+		descStatistic, descCategory} {
 		ch <- d
 	}
 }
@@ -122,6 +127,23 @@ func (c *statsCollector) Collect(ch chan<- prometheus.Metric) {
 		oldest = max(0, s.At.Sub(waitingSince(j)).Seconds())
 	}
 	gauge(descOldest, oldest)
+	type key struct{ typ, name string }
+	stats, cats := map[key]int64{}, map[key]int64{}
+	for i := range s.Jobs {
+		j := &s.Jobs[i]
+		for name, n := range j.Statistics {
+			stats[key{j.Type, name}] += n
+		}
+		for name, n := range j.Categories {
+			cats[key{j.Type, name}] += n
+		}
+	}
+	for k, n := range stats {
+		gauge(descStatistic, float64(n), k.typ, k.name)
+	}
+	for k, n := range cats {
+		gauge(descCategory, float64(n), k.typ, k.name)
+	}
 	tot := c.stats.tp.totals()
 	ch <- prometheus.MustNewConstMetric(descProcessed, prometheus.CounterValue, float64(tot.processed))
 	ch <- prometheus.MustNewConstMetric(descFailed, prometheus.CounterValue, float64(tot.failed))

@@ -43,7 +43,12 @@ type uploadParams struct {
 	// RequireColumns and AllowColumns are a CSV upload's own column checks
 	// (sliced.UploadOptions.Columns).
 	RequireColumns, AllowColumns []string
-	Params                       json.RawMessage // simple jobs, JSON bodies only
+	Params                       json.RawMessage // a JSON object (JSON bodies)
+	// ParamPairs are a job's parameters given as param.NAME fields or
+	// query parameters ("NAME=VALUE", converted to the type's fields).
+	ParamPairs []string
+	// NotifyURL receives the job's end (sliced.UploadOptions.NotifyURL).
+	NotifyURL string
 	// runAtText is the run_at as given (to show the form again).
 	runAtText string
 	// given holds the options set so far: one given twice is an error,
@@ -55,10 +60,21 @@ type uploadParams struct {
 // misspelt option is not silently ignored, and so is an option given
 // twice (in the query and the form, or twice in either).
 func (u *uploadParams) set(name, value string) error {
+	raw := value // a parameter keeps its spaces
 	value = strings.TrimSpace(value)
 	key := name
 	if key == "job" {
 		key = "type"
+	}
+	if pname, ok := strings.CutPrefix(name, "param."); ok && pname != "" {
+		if value == "" {
+			return nil // an empty form field leaves the parameter to its default
+		}
+		if u.given[key] {
+			return badParam("parameter %q is given twice", truncate(pname, 40))
+		}
+		u.ParamPairs = append(u.ParamPairs, pname+"="+raw)
+		return u.mark(key)
 	}
 	if u.given[key] {
 		return badParam("option %q is given twice", truncate(name, 40))
@@ -66,6 +82,13 @@ func (u *uploadParams) set(name, value string) error {
 	switch name {
 	case "type", "job":
 		u.Type = value
+	case "notify_url":
+		if value != "" {
+			if err := sliced.CheckNotifyURL(value); err != nil {
+				return badParam("notify_url: %v", strings.TrimPrefix(err.Error(), sliced.ErrBadOptions.Error()+": "))
+			}
+		}
+		u.NotifyURL = value
 	case "priority":
 		if value == "" {
 			u.Priority = 0
@@ -131,13 +154,51 @@ func (u *uploadParams) set(name, value string) error {
 			u.AllowColumns = names
 		}
 	default:
-		return badParam("unknown option %q (type, priority, slice_size, format, description, run_at, encrypt, compress, require_columns, allow_columns)", truncate(name, 40))
+		return badParam("unknown option %q (type, priority, slice_size, format, description, run_at, encrypt, compress, require_columns, allow_columns, notify_url, param.NAME)", truncate(name, 40))
 	}
+	return u.mark(key)
+}
+
+// mark records that option key was given.
+func (u *uploadParams) mark(key string) error {
 	if u.given == nil {
 		u.given = map[string]bool{}
 	}
 	u.given[key] = true
 	return nil
+}
+
+// jobParams returns the parameters of u for its type, decoded and checked
+// as the type says (rocketjob.EncodeParams): a JSON object (params) or
+// param.NAME pairs, not both.
+func (h *Handler) jobParams(u *uploadParams) (bson.Raw, error) {
+	var args bson.Raw
+	p := bytes.TrimSpace(u.Params)
+	switch {
+	case len(p) > 0 && !bytes.Equal(p, []byte("null")):
+		if len(u.ParamPairs) > 0 {
+			return nil, badParam("give params as a JSON object or as param.NAME fields, not both")
+		}
+		if p[0] != '{' {
+			return nil, apiErr(http.StatusBadRequest, "bad_args", "params must be a JSON object")
+		}
+		var doc bson.D
+		if err := bson.UnmarshalExtJSON(p, false, &doc); err != nil {
+			return nil, apiErr(http.StatusBadRequest, "bad_args", "params: "+truncate(err.Error(), 200))
+		}
+		raw, err := bson.Marshal(doc)
+		if err != nil {
+			return nil, apiErr(http.StatusBadRequest, "bad_args", "params: "+truncate(err.Error(), 200))
+		}
+		args = raw
+	case len(u.ParamPairs) > 0:
+		raw, err := rocketjob.ParseParams(h.client.Registry(), u.Type, u.ParamPairs)
+		if err != nil {
+			return nil, err
+		}
+		args = raw
+	}
+	return rocketjob.EncodeParams(h.client.Registry(), u.Type, args)
 }
 
 // setAll sets the options given as query parameters.
@@ -209,6 +270,14 @@ func (h *Handler) uploadOptions(u *uploadParams) (*sliced.UploadOptions, error) 
 	if len(u.RequireColumns)+len(u.AllowColumns) > 0 {
 		opts.Columns = &sliced.Columns{Required: u.RequireColumns, Allowed: u.AllowColumns}
 	}
+	params, err := h.jobParams(u)
+	if err != nil {
+		return nil, err
+	}
+	if params != nil {
+		opts.Params = params
+	}
+	opts.NotifyURL = u.NotifyURL
 	format := sliced.Format(spec.Format)
 	if u.Format != "" {
 		format = sliced.Format(u.Format)
@@ -486,9 +555,6 @@ func (h *Handler) uploadJSON(r *http.Request, u *uploadParams) (*rocketjob.Job, 
 		}
 		return h.enqueue(r.Context(), u)
 	}
-	if len(u.Params) > 0 {
-		return nil, badParam("job type %q is a sliced job: it takes records, not params", u.Type)
-	}
 	if sp == nil || sp.n == 0 {
 		return nil, apiErr(http.StatusBadRequest, "bad_input", "no records: give \"records\": [...] or upload a file")
 	}
@@ -712,6 +778,16 @@ func (h *Handler) apiCreateJob(w http.ResponseWriter, r *http.Request) {
 
 // RunAtText is the start time as typed (to show the form again).
 func (u *uploadParams) RunAtText() string { return u.runAtText }
+
+// ParamValue is the value given for parameter name (to show the form again).
+func (u *uploadParams) ParamValue(name string) string {
+	for _, p := range u.ParamPairs {
+		if k, v, _ := strings.Cut(p, "="); k == name {
+			return v
+		}
+	}
+	return ""
+}
 
 // Encrypted reports whether encryption was asked for.
 func (u *uploadParams) Encrypted() bool { return u.Encrypt != nil && *u.Encrypt }

@@ -28,14 +28,16 @@ func downloadCommand(st *appState) *cli.Command {
 			"data) less the umask, an existing FILE keeps its mode, and a device or FIFO (/dev/null)\n" +
 			"is written to, never replaced. Stopped by SIGINT (Ctrl-C) or SIGTERM, it removes its\n" +
 			"temporary file, leaves FILE as it was and exits 130 (SIGTERM: 143).",
-		UsageText: usageText("rocketjob download [--failed] [--mode MODE] JOB_ID FILE|-",
+		UsageText: usageText("rocketjob download [--failed | --category NAME] [--mode MODE] JOB_ID FILE|-",
 			"rocketjob download 65a1b2c3d4e5f60718293a4b output.txt",
 			"rocketjob download 65a1b2c3d4e5f60718293a4b output.txt.gz      # gzip (.zst: zstd)",
 			"rocketjob download 65a1b2c3d4e5f60718293a4b output.txt.zip     # a zip holding output.txt",
 			"rocketjob download --mode 644 65a1b2c3d4e5f60718293a4b shared.txt",
-			"rocketjob download --failed 65a1b2c3d4e5f60718293a4b - | less  # record,error,input"),
+			"rocketjob download --failed 65a1b2c3d4e5f60718293a4b - | less  # record,error,input",
+			"rocketjob download --category even 65a1b2c3d4e5f60718293a4b even.txt"),
 		Flags: []cli.Flag{
 			&cli.BoolFlag{Name: "failed", Usage: "download the failed records with their errors (CSV: record, error, input)"},
+			&cli.StringFlag{Name: "category", Usage: "download the output category `NAME` (of a job type with output categories; job show lists them)"},
 			&cli.StringFlag{Name: "mode", Usage: "permissions `MODE` (octal) of a new FILE, less the umask; an existing FILE keeps its own", Value: "600"},
 		},
 		Action: func(c *cli.Context) error {
@@ -51,11 +53,17 @@ func downloadCommand(st *appState) *cli.Command {
 			if err != nil {
 				return err
 			}
-			failed := c.Bool("failed")
-			n, err := download(c, st, id, dest, failed, mode)
+			failed, category := c.Bool("failed"), c.String("category")
+			if failed && category != "" {
+				return usagef("%s: --failed and --category cannot go together", cmdName(c))
+			}
+			n, err := download(c, st, id, dest, failed, category, mode)
 			if err != nil && c.Context.Err() != nil {
 				// SIGINT or SIGTERM: exit 130 or 143, like an upload.
 				return interrupted(c.Context, "download", interruptedDetail(dest))
+			}
+			if errors.Is(err, sliced.ErrNoCategory) {
+				return usagef("%v", err)
 			}
 			if err != nil {
 				var ie *sliced.IncompleteError
@@ -79,7 +87,7 @@ func downloadCommand(st *appState) *cli.Command {
 // download connects and writes the output (or the failed records) of job
 // id to dest; an output download first checks that the job has its final
 // output.
-func download(c *cli.Context, st *appState, id, dest string, failed bool, mode fs.FileMode) (int64, error) {
+func download(c *cli.Context, st *appState, id, dest string, failed bool, category string, mode fs.FileMode) (int64, error) {
 	client, err := st.connect(c)
 	if err != nil {
 		return 0, err
@@ -92,6 +100,16 @@ func download(c *cli.Context, st *appState, id, dest string, failed bool, mode f
 		}
 		if err := downloadable(job); err != nil {
 			return 0, err
+		}
+		if category != "" || len(job.CategoryNames) > 0 {
+			// One output category (a job type with categories).
+			fn := func(ctx context.Context, client *rocketjob.Client, id string, w io.Writer) (int64, error) {
+				return sliced.DownloadCategory(ctx, client, id, category, w)
+			}
+			if category == "" {
+				fn = sliced.Download // says which categories there are
+			}
+			return downloadWith(c.Context, client, id, dest, fn, c.App.Writer, mode)
 		}
 	}
 	return downloadFile(c.Context, client, id, dest, failed, c.App.Writer, mode)
@@ -191,6 +209,11 @@ func downloadFile(ctx context.Context, client *rocketjob.Client, id, dest string
 	if failed {
 		download = sliced.DownloadFailed
 	}
+	return downloadWith(ctx, client, id, dest, download, stdout, mode)
+}
+
+// downloadWith is downloadFile with the records written by download.
+func downloadWith(ctx context.Context, client *rocketjob.Client, id, dest string, download func(context.Context, *rocketjob.Client, string, io.Writer) (int64, error), stdout io.Writer, mode fs.FileMode) (int64, error) {
 	if dest == "-" {
 		return download(ctx, client, id, stdout)
 	}

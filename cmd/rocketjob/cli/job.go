@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/urfave/cli/v2"
+	"go.mongodb.org/mongo-driver/v2/bson"
 
 	"github.com/rocketjob-go/rocketjob/rocketjob"
 )
@@ -271,6 +272,12 @@ type jobView struct {
 	Percent           float64            `json:"percent"`
 	RecordsPerHour    float64            `json:"records_per_hour"`
 	ETASeconds        *float64           `json:"eta_seconds"`
+	// Batch jobs: parameters, counters, output categories, webhook.
+	Params       map[string]any   `json:"params,omitempty"`
+	Statistics   map[string]int64 `json:"statistics,omitempty"`
+	Categories   map[string]int64 `json:"categories,omitempty"`
+	DroppedCount int64            `json:"dropped_count,omitempty"`
+	NotifyURL    string           `json:"notify_url,omitempty"`
 }
 
 type sliceCounts struct {
@@ -315,6 +322,14 @@ func newJobView(job *rocketjob.Job, p *rocketjob.Progress) jobView {
 	for _, d := range job.DependsOn {
 		v.DependsOn = append(v.DependsOn, d.Hex())
 	}
+	v.Params = jobParams(job)
+	v.Statistics, v.Categories, v.DroppedCount, v.NotifyURL = job.Statistics, job.Categories, job.DroppedCount, job.NotifyURL
+	if len(job.CategoryNames) > 0 && v.Categories == nil {
+		v.Categories = map[string]int64{}
+		for _, c := range job.CategoryNames {
+			v.Categories[c] = 0
+		}
+	}
 	if job.State == rocketjob.StateRunning {
 		v.Step = string(job.Step)
 	}
@@ -322,6 +337,10 @@ func newJobView(job *rocketjob.Job, p *rocketjob.Progress) jobView {
 		v.Percent = 100
 	}
 	if p != nil {
+		v.Statistics, v.DroppedCount = p.Statistics, p.Dropped
+		if p.Categories != nil {
+			v.Categories = p.Categories
+		}
 		v.ProcessedCount, v.FailedRecordCount = p.Processed, p.Failed
 		if p.Records > 0 || job.Kind == rocketjob.KindSliced {
 			v.RecordCount = p.Records
@@ -339,6 +358,32 @@ func newJobView(job *rocketjob.Job, p *rocketjob.Progress) jobView {
 		v.Percent = 100
 	}
 	return v
+}
+
+// jobParams decodes a job's parameters for display (nil when it has none).
+func jobParams(job *rocketjob.Job) map[string]any {
+	if len(job.Params) == 0 {
+		return nil
+	}
+	var m map[string]any
+	if err := bson.Unmarshal(job.Params, &m); err != nil || len(m) == 0 {
+		return nil
+	}
+	return m
+}
+
+// counters prints a map of counters as "a=1, b=2" in name order.
+func counters(m map[string]int64) string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = k + "=" + commas(m[k])
+	}
+	return strings.Join(parts, ", ")
 }
 
 // showJob reads a job with its progress.
@@ -509,10 +554,31 @@ func printJob(w io.Writer, v jobView) error {
 	if v.Server != "" {
 		line("server", "%s", v.Server)
 	}
+	if len(v.Params) > 0 {
+		keys := make([]string, 0, len(v.Params))
+		for k := range v.Params {
+			keys = append(keys, k)
+		}
+		slices.Sort(keys)
+		parts := make([]string, len(keys))
+		for i, k := range keys {
+			parts[i] = fmt.Sprintf("%s=%v", k, v.Params[k])
+		}
+		line("params", "%s", strings.Join(parts, ", "))
+	}
+	if len(v.Statistics) > 0 {
+		line("statistics", "%s", counters(v.Statistics))
+	}
 	if v.Kind == string(rocketjob.KindSliced) {
 		line("record_count", "%s", commas(v.RecordCount))
 		line("processed_count", "%s", commas(v.ProcessedCount))
 		line("failed_record_count", "%s", commas(v.FailedRecordCount))
+		if v.DroppedCount > 0 {
+			line("dropped_count", "%s", commas(v.DroppedCount))
+		}
+		if len(v.Categories) > 0 {
+			line("categories", "%s", counters(v.Categories))
+		}
 		if v.Slices != nil {
 			line("slices", "%s queued, %s claimed, %s running, %s with failed records, %s done (of %s)",
 				commas(v.Slices.Queued), commas(v.Slices.Claimed), commas(v.Slices.Running), commas(v.Slices.Failed), commas(v.Slices.Done), commas(v.SliceCount))
@@ -529,6 +595,9 @@ func printJob(w io.Writer, v jobView) error {
 			line("eta", "-")
 		}
 		line("collect_output", "%t", v.CollectOutput)
+		if v.NotifyURL != "" {
+			line("notify_url", "%s", v.NotifyURL)
+		}
 		if v.Encrypt || v.Compress {
 			line("storage", "encrypt=%t compress=%t key=%s", v.Encrypt, v.Compress, orDash(v.KeyID))
 			line("input_bytes", "%s stored of %s raw", commas(v.StoredBytes), commas(v.RawBytes))

@@ -20,8 +20,9 @@ func uploadCommand(st *appState) *cli.Command {
 		Name:      "upload",
 		Usage:     "upload a file (or stdin) into a new sliced job; prints the job id",
 		ArgsUsage: "FILE|-",
-		UsageText: usageText("rocketjob upload --job TYPE [--priority N] [--slice-size N] [--format lines|csv|jsonl] [--require-columns A,B] [--allow-columns A,B] [--description TEXT] [--param K=V ...] [--no-output] [--encrypt] [--compress] [--run-at T] [--expires-at T] [--after ID ...] FILE|-",
+		UsageText: usageText("rocketjob upload --job TYPE [--priority N] [--slice-size N] [--format lines|csv|jsonl] [--require-columns A,B] [--allow-columns A,B] [--description TEXT] [--param K=V ...] [--notify URL] [--no-output] [--encrypt] [--compress] [--run-at T] [--expires-at T] [--after ID ...] FILE|-",
 			"rocketjob upload --job reverse input.txt",
+			"rocketjob upload --job prefix --param text='> ' --notify https://hooks.example.com/rj input.txt",
 			"rocketjob upload --job reverse --priority 10 --slice-size 500 input.txt.gz",
 			"ROCKETJOB_KEYS=$(rocketjob keys generate) rocketjob upload --job upcase --encrypt --compress cards.txt",
 			"gunzip -c big.csv.gz | rocketjob upload --job my_csv_job --format csv -",
@@ -34,6 +35,7 @@ func uploadCommand(st *appState) *cli.Command {
 			&cli.StringFlag{Name: "require-columns", Usage: "refuse a CSV file (exit 2, nothing stored) whose header lacks one of these comma-separated `NAMES`; names match trimmed and case-insensitively"},
 			&cli.StringFlag{Name: "allow-columns", Usage: "refuse a CSV file (exit 2, nothing stored) with a header column not in these comma-separated `NAMES` nor in --require-columns"},
 			&cli.StringFlag{Name: "description", Usage: "free `TEXT` shown in listings"},
+			&cli.StringFlag{Name: "notify", Usage: "POST the job's end (completed, failed or aborted: counts, statistics, result URLs) as JSON to `URL` once, signed when the servers have a webhook secret"},
 			paramFlag(),
 			&cli.BoolFlag{Name: "no-output", Usage: "do not keep the output records (nothing to download)"},
 			&cli.BoolFlag{Name: "encrypt", Usage: "store the job's slices AES-256-GCM encrypted (needs a key: rocketjob keys generate)"},
@@ -90,14 +92,23 @@ func uploadCommand(st *appState) *cli.Command {
 			if err != nil {
 				return err
 			}
-			if len(pairs) > 0 {
-				params, err := rocketjob.ParseParams(st.reg, typ, pairs)
-				if err != nil {
-					return err
+			// Parameters are decoded and validated before anything is
+			// stored; bad ones (or a required one missing) are a usage error.
+			params, err := rocketjob.ParseParams(st.reg, typ, pairs)
+			if err == nil {
+				params, err = rocketjob.EncodeParams(st.reg, typ, params)
+			}
+			if err != nil {
+				return usagef("%s: %v", cmdName(c), err)
+			}
+			if params != nil {
+				opts.Params = params
+			}
+			if u := c.String("notify"); u != "" {
+				if err := sliced.CheckNotifyURL(u); err != nil {
+					return usagef("--notify: %v", err)
 				}
-				if params != nil {
-					return fmt.Errorf("job type %q: parameters of sliced jobs cannot be stored yet", typ)
-				}
+				opts.NotifyURL = u
 			}
 			// Jobs uploaded from the command line keep their output until
 			// destroyed, so it can always be downloaded.

@@ -40,6 +40,21 @@
       }, every);
     }
 
+    // Upload form: show the parameter fields of the chosen job type only
+    // (the others are disabled, so they are not sent).
+    var typeSelect = document.getElementById("type");
+    if (typeSelect) {
+      var showParams = function () {
+        document.querySelectorAll("fieldset.params").forEach(function (fs) {
+          var mine = fs.getAttribute("data-type") === typeSelect.value;
+          fs.hidden = !mine;
+          fs.disabled = !mine;
+        });
+      };
+      typeSelect.addEventListener("change", showParams);
+      showParams();
+    }
+
     // Confirm dangerous actions; show that a long upload is under way.
     document.addEventListener("submit", function (ev) {
       var form = ev.target;
