@@ -20,6 +20,8 @@ import (
 	"time"
 
 	"golang.org/x/crypto/bcrypt"
+
+	"github.com/rocketjob-go/rocketjob/rocketjob"
 )
 
 // Role is what a user may do.
@@ -429,7 +431,9 @@ func (h *Handler) guard(level access, next http.HandlerFunc) http.Handler {
 			h.fail(w, r, apiErr(http.StatusForbidden, "forbidden", "user "+p.Name+" is read-only"))
 			return
 		}
-		next(w, r.WithContext(context.WithValue(r.Context(), principalKey{}, p)))
+		// Changes name the user in job histories.
+		ctx := rocketjob.ContextWithUser(context.WithValue(r.Context(), principalKey{}, p), p.Name)
+		next(w, r.WithContext(ctx))
 	})
 }
 
