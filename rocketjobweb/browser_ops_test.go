@@ -198,3 +198,45 @@ func TestBrowserDirmon(t *testing.T) {
 	br.checkPage("phone dirmon")
 	br.shot("dirmon-03-phone")
 }
+
+// TestBrowserFixFailedRecords: on the failures page of a failed job an
+// admin corrects one failed record and deletes another, then retries the
+// job with the page's button and watches it complete; the output has the
+// corrected record in its place and not the deleted one.
+func TestBrowserFixFailedRecords(t *testing.T) {
+	needChromium(t)
+	b := setup(t, options{server: true, auth: true})
+	id := failedSquareJob(t, b)
+	br := openBrowser(t, b)
+	row := func(n string) string { return `#failed-records tr[data-record="` + n + `"] ` }
+	br.step("open the failures page", chromedp.Navigate(br.base+"/jobs/"+id+"/failures"), chromedp.WaitVisible(chromedp.ID("failed-records")))
+	br.checkPage("failures")
+	br.shot("failures-01")
+	br.step("correct record 2",
+		chromedp.SetValue(chromedp.CSS(row("2")+`input[name=record]`), "2"),
+		chromedp.Click(chromedp.CSS(row("2")+`.fix-form button`)),
+		chromedp.WaitVisible(chromedp.CSS(".flash")))
+	if got := br.text(row("2")); !strings.Contains(got, "corrected to 2") {
+		t.Errorf("row 2 after the fix: %q", got)
+	}
+	br.step("delete record 5",
+		chromedp.Evaluate[chromedp.Void](`window.confirm = function () { return true; }`),
+		chromedp.Click(chromedp.CSS(row("5")+`button.danger`)),
+		chromedp.WaitVisible(chromedp.CSS(row("5")+`.fix strong`)))
+	if got := br.text(row("5")); !strings.Contains(got, "deleted") {
+		t.Errorf("row 5 after the delete: %q", got)
+	}
+	if got := br.text("#job-history"); !strings.Contains(got, "edit failed record") || !strings.Contains(got, "delete failed record") {
+		t.Errorf("history on the page: %q", got)
+	}
+	br.checkPage("failures fixed")
+	br.shot("failures-02-fixed")
+	br.step("retry", chromedp.Click(chromedp.ID("retry-fixed")), chromedp.WaitVisible(chromedp.ID("job-state")))
+	br.poll("the job completes", `document.getElementById("job-state").textContent.trim() === "completed"`)
+	var out strings.Builder
+	_, err := sliced.Download(context.Background(), b.client, id, &out)
+	must(t, err)
+	if out.String() != "1\n4\n9\n16\n" {
+		t.Errorf("output: %q", out.String())
+	}
+}
