@@ -183,9 +183,20 @@ func (r *Reader) Next() ([]byte, error) {
 	}
 	if err != nil {
 		r.err = err
+		r.Close()
 		return nil, err
 	}
 	return rec, nil
+}
+
+// Close releases what the Reader holds besides its input (the temporary
+// files of an XLSX workbook); it does not close the input. Reading to
+// io.EOF or to an error releases them too.
+func (r *Reader) Close() error {
+	if c, ok := r.rows.(io.Closer); ok {
+		return c.Close()
+	}
+	return nil
 }
 
 // BOM reports whether the stream started with a UTF-8 byte order mark that

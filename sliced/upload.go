@@ -131,14 +131,17 @@ func Upload(ctx context.Context, c *rocketjob.Client, typ string, r io.Reader, o
 	if err != nil {
 		return nil, err
 	}
-	var in io.ReadCloser = io.NopCloser(r)
+	src := r
 	if format != XLSX { // a workbook is a zip archive itself
-		if in, err = OpenInput(r, opts.Name); err != nil {
+		in, err := OpenInput(r, opts.Name)
+		if err != nil {
 			return nil, err
 		}
+		defer in.Close()
+		src = in
 	}
-	defer in.Close()
-	rd := NewReaderOptions(in, ropts)
+	rd := NewReaderOptions(src, ropts)
+	defer rd.Close()
 	// With column checks, the header is read and checked before anything
 	// is stored; the first record read with it is stored first.
 	var first []byte
