@@ -209,7 +209,8 @@ func TestBrowserFixFailedRecords(t *testing.T) {
 	id := failedSquareJob(t, b)
 	br := openBrowser(t, b)
 	row := func(n string) string { return `#failed-records tr[data-record="` + n + `"] ` }
-	br.step("open the failures page", chromedp.Navigate(br.base+"/jobs/"+id+"/failures"), chromedp.WaitVisible(chromedp.ID("failed-records")))
+	br.step("open the failures page from the job page", chromedp.Navigate(br.base+"/jobs/"+id), chromedp.WaitVisible(chromedp.ID("fix-failures")),
+		chromedp.Click(chromedp.ID("fix-failures")), chromedp.WaitVisible(chromedp.ID("failed-records")))
 	br.checkPage("failures")
 	br.shot("failures-01")
 	br.step("correct record 2",
