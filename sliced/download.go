@@ -125,6 +125,15 @@ func ExpectedCounts(job *rocketjob.Job) (output, failed int64, final bool) {
 // the records are missing altogether (or the output fits the write buffer),
 // nothing at all is written to w before the error.
 func Download(ctx context.Context, c *rocketjob.Client, id string, w io.Writer) (int64, error) {
+	return DownloadAs(ctx, c, id, "", w)
+}
+
+// DownloadAs is Download with the output written in format instead of the
+// job's output format (empty means the job's): a job of tabular records
+// (csv, psv, tsv, fixed, xlsx) can be written as any of csv, psv, tsv,
+// xlsx or jsonl, the header kept; other jobs only in their own format
+// (an error wrapping ErrBadOptions says so before anything is written).
+func DownloadAs(ctx context.Context, c *rocketjob.Client, id string, format Format, w io.Writer) (int64, error) {
 	job, err := slicedJob(ctx, c, id)
 	if err != nil {
 		return 0, err
@@ -143,7 +152,11 @@ func Download(ctx context.Context, c *rocketjob.Client, id string, w io.Writer) 
 	if err != nil {
 		return 0, err
 	}
-	wr := NewWriter(w, jobWriterOptions(job, header))
+	wo, err := downloadWriterOptions(job, header, format)
+	if err != nil {
+		return 0, err
+	}
+	wr := NewWriter(w, wo)
 	var n int64
 	err = func() error {
 		for rec, err := range reader(c, job, codec, OutputKind).Output(ctx) {

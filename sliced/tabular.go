@@ -182,3 +182,20 @@ func jobWriterOptions(job *rocketjob.Job, header []string) WriterOptions {
 	}
 	return wo
 }
+
+// downloadWriterOptions are the WriterOptions of a download of job's
+// output in format (empty: the job's output format).
+func downloadWriterOptions(job *rocketjob.Job, header []string, format Format) (WriterOptions, error) {
+	if format == "" {
+		return jobWriterOptions(job, header), nil
+	}
+	if format == Format(job.OutputFormat) || (job.OutputFormat == "" && format == Format(job.Format)) {
+		return jobWriterOptions(job, header), nil
+	}
+	if err := checkOutputFormat(Format(job.Format), format); err != nil {
+		return WriterOptions{}, fmt.Errorf("%w: job %s: %w", ErrBadOptions, job.ID.Hex(), err)
+	}
+	j := *job
+	j.OutputFormat = string(format)
+	return jobWriterOptions(&j, header), nil
+}

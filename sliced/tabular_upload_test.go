@@ -128,3 +128,34 @@ func TestUploadDownloadExact(t *testing.T) {
 		t.Fatalf("refused uploads left %d jobs", len(after)-len(before))
 	}
 }
+
+// DownloadAs writes a tabular job's output in another format; a lines job
+// only in its own.
+func TestDownloadAs(t *testing.T) {
+	b := setupWith(t, tableTypes)
+	ctx := context.Background()
+	job, err := sliced.Upload(ctx, b.client, "table_copy", strings.NewReader("id,name\n1,\"a|b\"\n"), &sliced.UploadOptions{Name: "in.csv"})
+	must(t, err)
+	if got := b.run(t, job); got.State != rocketjob.StateCompleted {
+		t.Fatalf("job %s", got.State)
+	}
+	for f, want := range map[sliced.Format]string{
+		sliced.PSV: "id|name\n1|\"a|b\"\n", sliced.JSONL: "{\"id\":\"1\",\"name\":\"a|b\"}\n", sliced.CSV: "id,name\n1,a|b\n",
+	} {
+		var out strings.Builder
+		_, err := sliced.DownloadAs(ctx, b.client, job.ID.Hex(), f, &out)
+		must(t, err)
+		if out.String() != want {
+			t.Errorf("%s: %q, want %q", f, out.String(), want)
+		}
+	}
+	lines, err := sliced.Upload(ctx, b.client, "lines_copy", strings.NewReader("a\n"), &sliced.UploadOptions{Name: "in.csv"})
+	must(t, err)
+	if got := b.run(t, lines); got.State != rocketjob.StateCompleted {
+		t.Fatalf("job %s", got.State)
+	}
+	var out strings.Builder
+	if _, err := sliced.DownloadAs(ctx, b.client, lines.ID.Hex(), sliced.CSV, &out); !errors.Is(err, sliced.ErrBadOptions) || out.Len() > 0 {
+		t.Fatalf("lines as csv: %v, wrote %q", err, out.String())
+	}
+}
