@@ -247,7 +247,7 @@ func (c *Client) cronStart(ctx context.Context, job *Job, spec string) error {
 	}
 	for _, j := range live {
 		if j.Cron == spec {
-			return fmt.Errorf("job type %q already runs on schedule %q: job %s is %s", job.Type, spec, j.ID.Hex(), j.State)
+			return fmt.Errorf("%w: job type %q already runs on schedule %q: job %s is %s", ErrCronRunning, job.Type, spec, j.ID.Hex(), j.State)
 		}
 	}
 	job.Cron, job.RunAt, job.ID = spec, next, model.CronJobID(job.Type, spec, next)

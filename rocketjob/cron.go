@@ -11,6 +11,10 @@ import (
 // ErrBadCron: a cron schedule that does not parse.
 var ErrBadCron = errors.New("invalid cron schedule")
 
+// ErrCronRunning: a live cron chain of the same type and schedule exists
+// already (a second one would run every tick twice).
+var ErrCronRunning = errors.New("a cron chain of this type and schedule is live")
+
 // cronParser reads standard five-field schedules, an optional leading
 // seconds field, descriptors such as @hourly, and a "CRON_TZ=Zone " prefix.
 var cronParser = cron.NewParser(cron.SecondOptional | cron.Minute | cron.Hour | cron.Dom | cron.Month | cron.Dow | cron.Descriptor)
