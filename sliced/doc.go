@@ -19,6 +19,32 @@
 // Options add Before and After hooks (After runs exactly once, on one server,
 // after the last slice), StopOnError, DestroyOnComplete and DiscardOutput.
 //
+// # Batch jobs: parameters, output categories, statistics, end hooks
+//
+// Register declares a type the way RocketJob's batch jobs are written:
+// typed parameters P (validated at upload, before anything is stored),
+// named output categories, statistics and hooks that run once when a job
+// completes, fails or is aborted:
+//
+//	sliced.Register(reg, "import_users", sliced.Type[ImportParams]{
+//		Format:     sliced.CSV,
+//		Categories: []string{"imported", "rejected"},
+//		Perform: func(ctx context.Context, p ImportParams, rec []byte) ([]rocketjob.Output, error) {
+//			rocketjob.Inc(ctx, "imported", 1)
+//			return sliced.To("imported", rec), nil
+//		},
+//		OnComplete: func(ctx context.Context, job *rocketjob.Job, p ImportParams) error {...},
+//	})
+//
+// A record may give no output (dropped: counted in Job.DroppedCount), one,
+// or several; each category is stored (sealed like any output), counted
+// (Job.Categories) and downloaded on its own in input order
+// (DownloadCategory). RecordNumber(ctx) is the record's 1-based number. A
+// slice's statistics and category outputs are stored with its output, so a
+// slice that runs twice after a crash counts once. UploadOptions.Params
+// and UploadOptions.NotifyURL (a webhook POSTed once when the job ends)
+// are per upload.
+//
 // # Upload and download
 //
 // Upload streams a file (plain, gzip, zstd, bzip2, or zip with one entry;
