@@ -32,6 +32,7 @@ func downloadCommand(st *appState) *cli.Command {
 			"rocketjob download 65a1b2c3d4e5f60718293a4b output.txt",
 			"rocketjob download 65a1b2c3d4e5f60718293a4b output.txt.gz      # gzip (.zst: zstd)",
 			"rocketjob download 65a1b2c3d4e5f60718293a4b output.txt.zip     # a zip holding output.txt",
+			"rocketjob download 65a1b2c3d4e5f60718293a4b output.xlsx        # a tabular job as a workbook (.csv .psv .tsv .jsonl too)",
 			"rocketjob download --mode 644 65a1b2c3d4e5f60718293a4b shared.txt",
 			"rocketjob download --failed 65a1b2c3d4e5f60718293a4b - | less  # record,error,input",
 			"rocketjob download --category even 65a1b2c3d4e5f60718293a4b even.txt"),
@@ -109,6 +110,13 @@ func download(c *cli.Context, st *appState, id, dest string, failed bool, catego
 			if category == "" {
 				fn = sliced.Download // says which categories there are
 			}
+			return downloadWith(c.Context, client, id, dest, fn, c.App.Writer, mode)
+		}
+		fn, err := downloadByName(c, job, dest)
+		if err != nil {
+			return 0, err
+		}
+		if fn != nil {
 			return downloadWith(c.Context, client, id, dest, fn, c.App.Writer, mode)
 		}
 	}

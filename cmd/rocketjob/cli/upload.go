@@ -20,18 +20,21 @@ func uploadCommand(st *appState) *cli.Command {
 		Name:      "upload",
 		Usage:     "upload a file (or stdin) into a new sliced job; prints the job id",
 		ArgsUsage: "FILE|-",
-		UsageText: usageText("rocketjob upload --job TYPE [--priority N] [--slice-size N] [--format lines|csv|jsonl] [--require-columns A,B] [--allow-columns A,B] [--description TEXT] [--param K=V ...] [--notify URL] [--no-output] [--encrypt] [--compress] [--run-at T] [--expires-at T] [--after ID ...] FILE|-",
+		UsageText: usageText("rocketjob upload --job TYPE [--priority N] [--slice-size N] [--format lines|csv|psv|tsv|fixed|xlsx|jsonl] [--output-format FORMAT] [--lenient-quotes] [--columns A,B [--widths N,N]] [--sheet NAME] [--require-columns A,B] [--allow-columns A,B] [--description TEXT] [--param K=V ...] [--notify URL] [--no-output] [--encrypt] [--compress] [--run-at T] [--expires-at T] [--after ID ...] FILE|-",
 			"rocketjob upload --job reverse input.txt",
 			"rocketjob upload --job prefix --param text='> ' --notify https://hooks.example.com/rj input.txt",
 			"rocketjob upload --job reverse --priority 10 --slice-size 500 input.txt.gz",
 			"ROCKETJOB_KEYS=$(rocketjob keys generate) rocketjob upload --job upcase --encrypt --compress cards.txt",
 			"gunzip -c big.csv.gz | rocketjob upload --job my_csv_job --format csv -",
-			"rocketjob upload --job my_csv_job --format csv --require-columns id,amount --allow-columns note partner.csv.bz2"),
+			"rocketjob upload --job my_csv_job --format csv --require-columns id,amount --allow-columns note partner.csv.bz2",
+			"rocketjob upload --job convert --output-format jsonl in.csv        # then download: one JSON object per row",
+			"rocketjob upload --job convert --output-format xlsx orders.psv.gz",
+			"rocketjob upload --job convert --format fixed --columns id,name --widths 4,10 --output-format csv legacy.txt"),
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "job", Usage: "job `TYPE` (a registered sliced job type)"},
 			priorityFlag(),
 			&cli.IntFlag{Name: "slice-size", Usage: "`N` records per slice", DefaultText: "the job type's, usually 100"},
-			&cli.StringFlag{Name: "format", Usage: "input `FORMAT`: lines, csv or jsonl", DefaultText: "the job type's"},
+			&cli.StringFlag{Name: "format", Usage: "input `FORMAT`: lines, csv, psv, tsv, fixed, xlsx or jsonl", DefaultText: "the job type's; for a tabular type, the file name's (.psv, .tsv, .xlsx, ...)"},
 			&cli.StringFlag{Name: "require-columns", Usage: "refuse a CSV file (exit 2, nothing stored) whose header lacks one of these comma-separated `NAMES`; names match trimmed and case-insensitively"},
 			&cli.StringFlag{Name: "allow-columns", Usage: "refuse a CSV file (exit 2, nothing stored) with a header column not in these comma-separated `NAMES` nor in --require-columns"},
 			&cli.StringFlag{Name: "description", Usage: "free `TEXT` shown in listings"},
@@ -43,6 +46,7 @@ func uploadCommand(st *appState) *cli.Command {
 			&cli.StringFlag{Name: "run-at", Usage: "start no earlier than `T`: an RFC 3339 time or a delay such as 10s"},
 			&cli.IntFlag{Name: "max-workers", Usage: "at most `N` workers on this job at once, across all servers (0: no limit)"},
 			scheduleFlags()[0], scheduleFlags()[1], scheduleFlags()[2],
+			tabularFlags()[0], tabularFlags()[1], tabularFlags()[2], tabularFlags()[3], tabularFlags()[4],
 		},
 		Action: func(c *cli.Context) error {
 			a, err := args(c, 1, 1, "FILE|-")
@@ -86,6 +90,9 @@ func uploadCommand(st *appState) *cli.Command {
 				}
 			}
 			if opts.Columns, err = columnsOption(c, sliced.Format(spec.Format), opts.Format); err != nil {
+				return err
+			}
+			if err := tabularOptions(c, opts); err != nil {
 				return err
 			}
 			pairs, err := paramPairs(c)
@@ -153,9 +160,9 @@ func uploadCommand(st *appState) *cli.Command {
 				return interrupted(c.Context, "upload", detail)
 			}
 			var ce *sliced.ColumnError
-			if errors.As(err, &ce) {
-				// A file without the columns the upload needs is a usage
-				// error: exit 2.
+			if errors.As(err, &ce) || errors.Is(err, sliced.ErrBadOptions) {
+				// A file without the columns the upload needs, or options
+				// that cannot go together, is a usage error: exit 2.
 				return usagef("%s", err.Error())
 			}
 			if err != nil {
@@ -177,8 +184,8 @@ func columnsOption(c *cli.Context, typeFormat, format sliced.Format) (*sliced.Co
 	if format == "" {
 		format = typeFormat
 	}
-	if format != sliced.CSV {
-		return nil, usagef("%s: --require-columns and --allow-columns check a CSV header: the input is %s (add --format csv)", cmdName(c), format)
+	if !format.Tabular() {
+		return nil, usagef("%s: --require-columns and --allow-columns check a header: the input is %s (add --format csv)", cmdName(c), format)
 	}
 	cols := &sliced.Columns{}
 	for _, f := range []struct {
