@@ -31,6 +31,19 @@ func isEmbedded(path string) bool {
 		strings.HasPrefix(path, "github.com/rocketjob-go/rocketjob/internal/embedded/")
 }
 
+// Library packages that must not link the file-format plug-ins' heavy
+// dependencies (excelize, OpenPGP): only sliced/xlsx and sliced/pgp (and
+// the command line that imports them) do.
+var noFilePlugins = []string{"./rocketjob", "./sliced", "./server", "./encryption"}
+
+func isFilePlugin(path string) bool {
+	return strings.HasPrefix(path, "github.com/xuri/") || strings.HasPrefix(path, "github.com/ProtonMail/")
+}
+
+func TestNoFilePluginsInCore(t *testing.T) {
+	checkDeps(t, noFilePlugins, "a file-format plug-in's dependency (import sliced/xlsx or sliced/pgp where it is needed)", isFilePlugin)
+}
+
 func TestNoRiverInLibrary(t *testing.T) {
 	checkDeps(t, noRiver, "River (the benchmark's peer: it belongs in the bench module)", isRiver)
 }
