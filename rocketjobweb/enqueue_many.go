@@ -121,7 +121,12 @@ func (h *Handler) enqueueArray(r *http.Request, body io.Reader) (ids []string, t
 	if len(args) == 0 {
 		return nil, "", apiErr(http.StatusBadRequest, "bad_args", "the array is empty: give one params object per job")
 	}
-	jobs, err := h.client.EnqueueMany(r.Context(), u.Type, args, &rocketjob.EnqueueOptions{Priority: u.Priority, RunAt: u.RunAt, Description: u.Description})
+	opts, err := h.enqueueOptions(r.Context(), u)
+	if err != nil {
+		return nil, "", err
+	}
+	jobs, err := h.client.EnqueueMany(r.Context(), u.Type, args, opts)
+	err = scheduleErr(err)
 	var ae *rocketjob.ArgsError
 	if errors.As(err, &ae) {
 		return nil, "", apiErr(http.StatusBadRequest, "bad_args", fmt.Sprintf("[%d]: %s", ae.Index, truncate(ae.Err.Error(), 200)))

@@ -49,6 +49,19 @@ type uploadParams struct {
 	ParamPairs []string
 	// NotifyURL receives the job's end (sliced.UploadOptions.NotifyURL).
 	NotifyURL string
+	// The scheduling and throttling options (parity with the command
+	// line): StopOnError, CollectOutput and MaxWorkers are a sliced job's,
+	// RetryLimit and Cron a simple job's, the others both kinds'.
+	StopOnError, CollectOutput *bool
+	MaxWorkers                 int
+	RetryLimit                 *int
+	After                      []string
+	ExpiresAt                  time.Time
+	Window                     *rocketjob.Window
+	Cron                       string
+	// expiresAtText and windowText are the options as given (to show the
+	// form again).
+	expiresAtText, windowText string
 	// runAtText is the run_at as given (to show the form again).
 	runAtText string
 	// given holds the options set so far: one given twice is an error,
@@ -138,6 +151,60 @@ func (u *uploadParams) set(name, value string) error {
 		} else {
 			u.Compress = &b
 		}
+	case "stop_on_error", "collect_output":
+		b, err := parseBool(value)
+		if err != nil {
+			return badParam("%s: %v", name, err)
+		}
+		if name == "stop_on_error" {
+			u.StopOnError = &b
+		} else {
+			u.CollectOutput = &b
+		}
+	case "max_workers", "retry_limit":
+		if value == "" {
+			return nil
+		}
+		n, err := strconv.Atoi(value)
+		if err != nil || n < 0 {
+			return badParam("%s must be a number from 0 (got %q)", name, truncate(value, 20))
+		}
+		if name == "max_workers" {
+			u.MaxWorkers = n
+		} else {
+			u.RetryLimit = &n
+		}
+	case "after":
+		for _, id := range strings.Split(value, ",") {
+			if id = strings.TrimSpace(id); id == "" {
+				continue
+			}
+			if _, err := rocketjob.ParseID(id); err != nil {
+				return badParam("after: %q is not a job id", truncate(id, 40))
+			}
+			u.After = append(u.After, id)
+		}
+	case "expires_at":
+		u.expiresAtText = value
+		t, err := parseWhen(name, value)
+		if err != nil {
+			return err
+		}
+		u.ExpiresAt = t
+	case "window":
+		u.windowText = value
+		w, err := rocketjob.ParseWindow(value)
+		if err != nil {
+			return badParam("window: %v", err)
+		}
+		u.Window = w
+	case "cron":
+		if value != "" {
+			if _, err := rocketjob.NextCronRun(value, time.Now()); err != nil {
+				return badParam("cron: %v", err)
+			}
+		}
+		u.Cron = value
 	case "require_columns", "allow_columns":
 		var names []string
 		if value != "" {
@@ -154,7 +221,8 @@ func (u *uploadParams) set(name, value string) error {
 			u.AllowColumns = names
 		}
 	default:
-		return badParam("unknown option %q (type, priority, slice_size, format, description, run_at, encrypt, compress, require_columns, allow_columns, notify_url, param.NAME)", truncate(name, 40))
+		return badParam("unknown option %q (type, priority, slice_size, format, description, run_at, expires_at, after, window, "+
+			"max_workers, stop_on_error, collect_output, encrypt, compress, require_columns, allow_columns, notify_url, retry_limit, cron, param.NAME)", truncate(name, 40))
 	}
 	return u.mark(key)
 }
@@ -225,13 +293,17 @@ func parseBool(s string) (bool, error) {
 }
 
 // parseRunAt reads an RFC 3339 time or a delay from now such as 10m.
-func parseRunAt(s string) (time.Time, error) {
+func parseRunAt(s string) (time.Time, error) { return parseWhen("run_at", s) }
+
+// parseWhen reads option name: an RFC 3339 time or a delay from now such
+// as 10m.
+func parseWhen(name, s string) (time.Time, error) {
 	if s == "" {
 		return time.Time{}, nil
 	}
 	if d, err := time.ParseDuration(s); err == nil {
 		if d < 0 {
-			return time.Time{}, badParam("run_at: the delay must not be negative")
+			return time.Time{}, badParam("%s: the delay must not be negative", name)
 		}
 		return time.Now().Add(d), nil
 	}
@@ -240,7 +312,7 @@ func parseRunAt(s string) (time.Time, error) {
 			return t, nil
 		}
 	}
-	return time.Time{}, badParam("run_at %q: not an RFC 3339 time (2030-01-02T15:04:05Z) nor a delay (10s, 5m)", truncate(s, 40))
+	return time.Time{}, badParam("%s %q: not an RFC 3339 time (2030-01-02T15:04:05Z) nor a delay (10s, 5m)", name, truncate(s, 40))
 }
 
 // slicedSpec looks up a job type that takes a file.
@@ -261,11 +333,21 @@ func (h *Handler) uploadOptions(u *uploadParams) (*sliced.UploadOptions, error) 
 	if spec.Kind != rocketjob.KindSliced {
 		return nil, apiErr(http.StatusBadRequest, "simple_job", fmt.Sprintf("job type %q is a simple job: POST JSON {\"type\": %q, \"params\": {...}} instead of a file", u.Type, u.Type))
 	}
+	if err := u.only(rocketjob.KindSliced); err != nil {
+		return nil, err
+	}
 	collect, keep := true, false
+	if u.CollectOutput != nil {
+		collect = *u.CollectOutput
+	}
 	opts := &sliced.UploadOptions{
 		Priority: u.Priority, Description: u.Description, RunAt: u.RunAt, SliceSize: u.SliceSize,
 		Format: sliced.Format(u.Format), CollectOutput: &collect, DestroyOnComplete: &keep,
-		Encrypt: u.Encrypt, Compress: u.Compress,
+		Encrypt: u.Encrypt, Compress: u.Compress, StopOnError: u.StopOnError, MaxWorkers: u.MaxWorkers,
+		DependsOn: u.After, ExpiresAt: u.ExpiresAt, Window: u.Window,
+	}
+	if err := h.checkAfter(context.Background(), u.After); err != nil {
+		return nil, err
 	}
 	if len(u.RequireColumns)+len(u.AllowColumns) > 0 {
 		opts.Columns = &sliced.Columns{Required: u.RequireColumns, Allowed: u.AllowColumns}
@@ -516,7 +598,24 @@ func (h *Handler) uploadJSON(r *http.Request, u *uploadParams) (*rocketjob.Job, 
 			if err := dec.Decode(&u.Params); err != nil {
 				return nil, syntax(err)
 			}
-		case "encrypt", "compress":
+		case "after":
+			// A string of ids or an array of them.
+			var raw json.RawMessage
+			if err := dec.Decode(&raw); err != nil {
+				return nil, syntax(err)
+			}
+			var ids []string
+			if err := json.Unmarshal(raw, &ids); err != nil {
+				var one string
+				if err := json.Unmarshal(raw, &one); err != nil {
+					return nil, badParam("after must be a job id or an array of them")
+				}
+				ids = []string{one}
+			}
+			if err := u.set(key, strings.Join(ids, ",")); err != nil {
+				return nil, err
+			}
+		case "encrypt", "compress", "stop_on_error", "collect_output":
 			var b bool
 			if err := dec.Decode(&b); err != nil {
 				return nil, badParam("%s must be true or false", key)
@@ -524,7 +623,7 @@ func (h *Handler) uploadJSON(r *http.Request, u *uploadParams) (*rocketjob.Job, 
 			if err := u.set(key, strconv.FormatBool(b)); err != nil {
 				return nil, err
 			}
-		case "priority", "slice_size":
+		case "priority", "slice_size", "max_workers", "retry_limit":
 			var n json.Number
 			if err := dec.Decode(&n); err != nil {
 				return nil, badParam("%s must be a number", key)
@@ -596,7 +695,12 @@ func (h *Handler) enqueue(ctx context.Context, u *uploadParams) (*rocketjob.Job,
 		}
 		args = bson.Raw(raw)
 	}
-	return h.client.Enqueue(ctx, u.Type, args, &rocketjob.EnqueueOptions{Priority: u.Priority, RunAt: u.RunAt, Description: u.Description})
+	opts, err := h.enqueueOptions(ctx, u)
+	if err != nil {
+		return nil, err
+	}
+	job, err := h.client.Enqueue(ctx, u.Type, args, opts)
+	return job, scheduleErr(err)
 }
 
 // uploadSpool uploads the spooled JSON records into a new sliced job. A
