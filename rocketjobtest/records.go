@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/rocketjob-go/rocketjob/internal/scope"
 	"github.com/rocketjob-go/rocketjob/internal/slice"
 	"github.com/rocketjob-go/rocketjob/rocketjob"
 	"github.com/rocketjob-go/rocketjob/sliced"
@@ -29,6 +30,17 @@ type Result struct {
 	Output []string
 	// Failed holds the failed records in record order.
 	Failed []FailedRecord
+	// Categories holds, for a type with output categories (sliced.Register),
+	// the lines a download of each category writes (as Output does); the
+	// job's Categories counts them.
+	Categories map[string][]string
+	// Statistics are the counters the records' functions incremented
+	// (rocketjob.Inc), as the job's totals show them (the last run of each
+	// record counts); hooks' increments are not included.
+	Statistics map[string]int64
+	// Dropped counts the records that gave no output and did not fail
+	// (the job's DroppedCount).
+	Dropped int64
 }
 
 // FailedRecord is one input record whose function returned an error (or
@@ -96,7 +108,27 @@ func Records(ctx context.Context, reg *rocketjob.Registry, typ string, records [
 
 	outputs := make([][]byte, len(input))
 	errs := make([]error, len(input))
-	fn := func(ctx context.Context, rec []byte) ([]byte, error) { return spec.PerformRecord(ctx, job, rec) }
+	outs := make([][]rocketjob.Output, len(input))   // a batch type's outputs
+	counters := make([]map[string]int64, len(input)) // each record's last run's
+	fn := func(ctx context.Context, rec []byte) ([]byte, error) {
+		i := scope.From(ctx).Record - 1
+		rctx, sc := scope.New(ctx)
+		sc.Record = i + 1
+		defer func() { counters[i] = sc.Counters() }()
+		if spec.PerformOutputs == nil {
+			return spec.PerformRecord(rctx, job, rec)
+		}
+		o, err := spec.PerformOutputs(rctx, job, rec)
+		if err == nil {
+			err = checkOutputs(spec, o)
+		}
+		if err != nil {
+			return nil, err
+		}
+		outs[i] = o
+		return nil, nil
+	}
+	jctx, _ = scope.New(jctx)
 	// run runs input[from:to] as one slice, through the per-record loop
 	// servers use; it stops with ctx's error before a record once ctx ends.
 	run := func(from, to int) error {
@@ -136,7 +168,14 @@ func Records(ctx context.Context, reg *rocketjob.Registry, typ string, records [
 	}
 
 	job.FailedRecordCount = int64(failed(errs))
-	if res.Output, res.Failed, err = results(job, input, outputs, errs); err != nil {
+	var keep []bool
+	if spec.PerformOutputs != nil {
+		outputs, keep = batchOutputs(spec, job, res, outs, errs, counters)
+	}
+	if res.Output, res.Failed, err = results(job, input, outputs, errs, keep); err != nil {
+		return nil, err
+	}
+	if err := categoryLines(job, res, outs, errs); err != nil {
 		return nil, err
 	}
 	switch {
@@ -152,6 +191,83 @@ func Records(ctx context.Context, reg *rocketjob.Registry, typ string, records [
 		finish(job, nil, "")
 	}
 	return res, nil
+}
+
+// checkOutputs applies the servers' rules to a record's outputs: a type
+// without categories gives at most one, of category ""; a type with
+// categories gives only its own.
+func checkOutputs(spec *rocketjob.TypeSpec, outs []rocketjob.Output) error {
+	if len(spec.Categories) == 0 {
+		if len(outs) > 1 {
+			return errors.New("the job type has no categories: a record has at most one output")
+		}
+		if len(outs) == 1 && outs[0].Category != "" {
+			return fmt.Errorf("output category %q: the job type has no categories", outs[0].Category)
+		}
+		return nil
+	}
+	for _, o := range outs {
+		if !slices.Contains(spec.Categories, o.Category) {
+			return fmt.Errorf("unknown output category %q (the job type's: %s)", o.Category, strings.Join(spec.Categories, ", "))
+		}
+	}
+	return nil
+}
+
+// batchOutputs fills the statistics and dropped records of a batch type's
+// run and returns its default outputs and which records have one.
+func batchOutputs(spec *rocketjob.TypeSpec, job *rocketjob.Job, res *Result, outs [][]rocketjob.Output, errs []error, counters []map[string]int64) ([][]byte, []bool) {
+	outputs, keep := make([][]byte, len(outs)), make([]bool, len(outs))
+	job.CategoryNames = spec.Categories
+	for i := range job.ProcessedCount {
+		res.Statistics = scope.Add(res.Statistics, counters[i])
+		if errs[i] != nil {
+			continue
+		}
+		if len(outs[i]) == 0 {
+			res.Dropped++
+			continue
+		}
+		if len(spec.Categories) == 0 {
+			outputs[i], keep[i] = outs[i][0].Record, true
+		}
+	}
+	job.Statistics, job.DroppedCount = res.Statistics, res.Dropped
+	return outputs, keep
+}
+
+// categoryLines lays out each category's records as a download writes them.
+func categoryLines(job *rocketjob.Job, res *Result, outs [][]rocketjob.Output, errs []error) error {
+	if len(job.CategoryNames) == 0 {
+		return nil
+	}
+	format := sliced.Format(job.Format)
+	res.Categories, job.Categories = map[string][]string{}, map[string]int64{}
+	for _, c := range job.CategoryNames {
+		res.Categories[c] = []string{}
+		job.Categories[c] = 0
+		if format == sliced.CSV && len(job.Header) > 0 {
+			h, err := headerLine(job.Header)
+			if err != nil {
+				return err
+			}
+			res.Categories[c] = append(res.Categories[c], h)
+		}
+	}
+	for i := range job.ProcessedCount {
+		if errs[i] != nil {
+			continue
+		}
+		for _, o := range outs[i] {
+			l, err := line(format, o.Record)
+			if err != nil {
+				return fmt.Errorf("output of record %d: %w", i+1, err)
+			}
+			res.Categories[o.Category] = append(res.Categories[o.Category], l)
+			job.Categories[o.Category]++
+		}
+	}
+	return nil
 }
 
 // pack packs records into a slice body, as an upload does.
@@ -207,11 +323,12 @@ func read(format sliced.Format, records []string) ([][]byte, []string, error) {
 }
 
 // results lays out the job's output as a download writes it, and its failed
-// records, up to the last record processed.
-func results(job *rocketjob.Job, input, outputs [][]byte, errs []error) ([]string, []FailedRecord, error) {
+// records, up to the last record processed. keep, when not nil, says which
+// records have an output (a batch type's records may have none).
+func results(job *rocketjob.Job, input, outputs [][]byte, errs []error, keep []bool) ([]string, []FailedRecord, error) {
 	format := sliced.Format(job.Format)
 	var output []string
-	if job.CollectOutput {
+	if job.CollectOutput && len(job.CategoryNames) == 0 {
 		output = []string{}
 		if format == sliced.CSV && len(job.Header) > 0 {
 			h, err := headerLine(job.Header)
@@ -231,7 +348,7 @@ func results(job *rocketjob.Job, input, outputs [][]byte, errs []error) ([]strin
 			fails = append(fails, FailedRecord{Number: i + 1, Record: rec, Err: errs[i]})
 			continue
 		}
-		if output != nil {
+		if output != nil && (keep == nil || keep[i]) {
 			l, err := line(format, outputs[i])
 			if err != nil {
 				return nil, nil, fmt.Errorf("output of record %d: %w", i+1, err)

@@ -133,36 +133,30 @@ func download(ctx context.Context, client *rocketjob.Client, job *rocketjob.Job)
 	id := job.ID.Hex()
 	res := &Result{Job: job}
 	format := sliced.Format(job.Format)
-	if job.CollectOutput {
-		var buf bytes.Buffer
-		if _, err := sliced.Download(ctx, client, id, &buf); err != nil {
+	if job.CollectOutput && len(job.CategoryNames) == 0 {
+		out, err := outputLines(format, id, func(w io.Writer) error {
+			_, err := sliced.Download(ctx, client, id, w)
+			return err
+		})
+		if err != nil {
 			return nil, err
 		}
-		// Read back and written one record at a time, as Records writes them.
-		rd := sliced.NewReader(&buf, format)
-		res.Output = []string{}
-		for {
-			rec, err := rd.Next()
-			if errors.Is(err, io.EOF) {
-				break
-			}
-			if err != nil {
-				return nil, fmt.Errorf("reading the output of job %s: %w", id, err)
-			}
-			l, err := line(format, rec)
-			if err != nil {
-				return nil, err
-			}
-			res.Output = append(res.Output, l)
-		}
-		if h := rd.Header(); len(h) > 0 {
-			l, err := headerLine(h)
-			if err != nil {
-				return nil, err
-			}
-			res.Output = append([]string{l}, res.Output...)
-		}
+		res.Output = out
 	}
+	for _, c := range job.CategoryNames {
+		out, err := outputLines(format, id, func(w io.Writer) error {
+			_, err := sliced.DownloadCategory(ctx, client, id, c, w)
+			return err
+		})
+		if err != nil {
+			return nil, err
+		}
+		if res.Categories == nil {
+			res.Categories = map[string][]string{}
+		}
+		res.Categories[c] = out
+	}
+	res.Statistics, res.Dropped = job.Statistics, job.DroppedCount
 	var buf bytes.Buffer
 	if _, err := sliced.DownloadFailed(ctx, client, id, &buf); err != nil {
 		return nil, err
@@ -190,6 +184,39 @@ func download(ctx context.Context, client *rocketjob.Client, job *rocketjob.Job)
 		res.Failed = append(res.Failed, FailedRecord{Number: n, Record: rec, Err: errors.New(row[1])})
 	}
 	return res, nil
+}
+
+// outputLines reads back what download writes, one record at a time, as
+// Records writes them (a CSV header first).
+func outputLines(format sliced.Format, id string, download func(io.Writer) error) ([]string, error) {
+	var buf bytes.Buffer
+	if err := download(&buf); err != nil {
+		return nil, err
+	}
+	rd := sliced.NewReader(&buf, format)
+	out := []string{}
+	for {
+		rec, err := rd.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return nil, fmt.Errorf("reading the output of job %s: %w", id, err)
+		}
+		l, err := line(format, rec)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, l)
+	}
+	if h := rd.Header(); len(h) > 0 {
+		l, err := headerLine(h)
+		if err != nil {
+			return nil, err
+		}
+		out = append([]string{l}, out...)
+	}
+	return out, nil
 }
 
 // csvRow quotes one CSV row as Records does.
