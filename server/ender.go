@@ -35,6 +35,9 @@ const (
 	maxWebhookBackoff     = 5 * time.Minute
 	// webhookTimeout bounds one POST.
 	webhookTimeout = 30 * time.Second
+	// endWindow is how long after a job ended its end hook and webhook may
+	// still be handled: a server that knows its type must run within it.
+	endWindow = 24 * time.Hour
 )
 
 // Webhook headers.
@@ -135,7 +138,7 @@ func (e *ender) Stop(ctx context.Context) error {
 
 // pass takes the ends not yet handled and starts their handlers.
 func (e *ender) pass(ctx context.Context) {
-	jobs, err := e.store.EndedJobs(ctx)
+	jobs, err := e.store.EndedJobs(ctx, time.Now().Add(-endWindow))
 	if err != nil || len(jobs) == 0 {
 		return
 	}

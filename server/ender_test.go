@@ -4,6 +4,8 @@ import (
 	"context"
 	"crypto/hmac"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -156,6 +158,78 @@ func TestEndHooksAndWebhook(t *testing.T) {
 				if n != 2 {
 					t.Errorf("delivery %s was tried %d times, want 2 (refused once)", key, n)
 				}
+			}
+			rcv.mu.Unlock()
+		})
+	}
+}
+
+// TestEndHooksOncePerEnd: a job that fails, is retried and then completes
+// has two ends: its OnFail hook and then its OnComplete hook run once each,
+// and its webhook is delivered once per end (two delivery ids), with the
+// state of each end, on both claim strategies.
+func TestEndHooksOncePerEnd(t *testing.T) {
+	for _, strategy := range strategies {
+		t.Run(strategy, func(t *testing.T) {
+			b := setupStrategy(t, strategy)
+			ctx := context.Background()
+			var fixed atomic.Bool
+			var mu sync.Mutex
+			var ends []string
+			record := func(_ context.Context, job *rocketjob.Job, _ struct{}) error {
+				mu.Lock()
+				defer mu.Unlock()
+				ends = append(ends, fmt.Sprintf("%s failed=%d ok=%d", job.State, job.FailedRecordCount, job.Categories["ok"]))
+				return nil
+			}
+			must(t, sliced.Register(b.reg, "flaky", sliced.Type[struct{}]{
+				Categories: []string{"ok"},
+				Perform: func(_ context.Context, _ struct{}, rec []byte) ([]rocketjob.Output, error) {
+					if string(rec) == "bad" && !fixed.Load() {
+						return nil, errors.New("not yet")
+					}
+					return sliced.To("ok", rec), nil
+				},
+				OnComplete: record, OnFail: record,
+				Options: &sliced.Options{SliceSize: 2},
+			}))
+			rcv, ts := newReceiver(t, "")
+			job, err := sliced.Upload(ctx, b.client, "flaky", strings.NewReader("a\nbad\nc\n"), &sliced.UploadOptions{NotifyURL: ts.URL})
+			must(t, err)
+			id := job.ID.Hex()
+			for _, name := range []string{"s1", "s2"} {
+				b.runServer(t, server.Config{
+					Name: name, Workers: 2, PollInterval: 50 * time.Millisecond, ReCheck: 100 * time.Millisecond,
+					HeartbeatInterval: 200 * time.Millisecond, DeadAfter: time.Second, ShutdownTimeout: 5 * time.Second,
+					Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), WebhookBackoff: 10 * time.Millisecond,
+				})
+			}
+			if j := b.wait(t, id); j.State != rocketjob.StateFailed {
+				t.Fatalf("first end: %s", j.State)
+			}
+			waitFor(t, "the first webhook", func() bool { return len(rcv.got(id)) == 1 })
+			fixed.Store(true)
+			_, err = b.client.Retry(ctx, id)
+			must(t, err)
+			waitFor(t, "the job completes", func() bool {
+				j, err := b.client.Get(ctx, id)
+				return err == nil && j.State == rocketjob.StateCompleted
+			})
+			waitFor(t, "the second webhook", func() bool { return len(rcv.got(id)) == 2 })
+			waitFor(t, "both end hooks", func() bool { mu.Lock(); defer mu.Unlock(); return len(ends) == 2 })
+			mu.Lock()
+			got := append([]string(nil), ends...)
+			mu.Unlock()
+			if want := []string{"failed failed=1 ok=2", "completed failed=0 ok=3"}; !reflect.DeepEqual(got, want) {
+				t.Errorf("end hooks ran %q, want %q", got, want)
+			}
+			n := rcv.got(id)
+			if n[0].State != "failed" || n[1].State != "completed" || n[1].Categories["ok"] != 3 {
+				t.Errorf("webhooks %+v", n)
+			}
+			rcv.mu.Lock()
+			if len(rcv.tries) != 2 {
+				t.Errorf("%d delivery ids, want 2 (one per end): %v", len(rcv.tries), rcv.tries)
 			}
 			rcv.mu.Unlock()
 		})

@@ -32,12 +32,13 @@ func EndKey(job *model.Job) string {
 	return fmt.Sprintf("%s:%s:%d", job.ID.Hex(), job.State, at)
 }
 
-// EndedJobs returns the jobs with end hooks or a webhook that are in a
-// final state (completed, failed or aborted), handled or not.
-func (s *Store) EndedJobs(ctx context.Context) ([]model.Job, error) {
+// EndedJobs returns the jobs with end hooks or a webhook that reached a
+// final state (completed, failed or aborted) since since, handled or not.
+func (s *Store) EndedJobs(ctx context.Context, since time.Time) ([]model.Job, error) {
 	filter := bson.D{
 		{Key: "end_hooks", Value: true},
 		{Key: "state", Value: bson.D{{Key: "$in", Value: bson.A{model.StateCompleted, model.StateFailed, model.StateAborted}}}},
+		{Key: "completed_at", Value: bson.D{{Key: "$gte", Value: since}}},
 	}
 	jobs, err := findAll[model.Job](ctx, s.jobs(), filter, options.Find())
 	if err != nil {
