@@ -140,6 +140,8 @@ type jobJSON struct {
 	Categories map[string]int64 `json:"categories,omitempty"`
 	// NotifyURL receives the job's end as a JSON POST.
 	NotifyURL string `json:"notify_url,omitempty"`
+	// Schedule holds the job's scheduling options, those it has.
+	Schedule *scheduleJSON `json:"schedule,omitempty"`
 }
 
 // progressJSON counts records and slices. Succeeded is processed minus
@@ -190,6 +192,10 @@ type optionsJSON struct {
 	KeyID             string `json:"key_id,omitempty"`
 	RawBytes          int64  `json:"raw_bytes,omitempty"`
 	StoredBytes       int64  `json:"stored_bytes,omitempty"`
+	// MaxWorkers caps the workers on the job at once (0: no cap);
+	// SliceRetryLimit is how often slices with failed records re-run.
+	MaxWorkers      int `json:"max_workers"`
+	SliceRetryLimit int `json:"slice_retry_limit,omitempty"`
 }
 
 type linksJSON struct {
@@ -232,6 +238,7 @@ func newJobJSON(prefix string, job *rocketjob.Job, p *rocketjob.Progress, sample
 		}
 	}
 	v.Statistics, v.Categories = job.Statistics, job.Categories
+	v.Schedule = newScheduleJSON(job) // parity.go
 	if p != nil {
 		v.Statistics = p.Statistics
 		if p.Categories != nil {
@@ -245,6 +252,7 @@ func newJobJSON(prefix string, job *rocketjob.Job, p *rocketjob.Progress, sample
 			DestroyOnComplete: job.DestroyOnComplete, StopOnError: job.StopOnError,
 			Encrypt: job.Encrypt, Compress: job.Compress, KeyID: job.KeyID,
 			RawBytes: job.RawBytes, StoredBytes: job.StoredBytes,
+			MaxWorkers: job.MaxWorkers, SliceRetryLimit: job.SliceRetryLimit,
 		}
 		if job.CollectOutput && len(job.CategoryNames) == 0 {
 			v.Links.Output = v.Links.Self + "/output"
@@ -588,10 +596,16 @@ func (h *Handler) doJobAction(r *http.Request, id, action string) (*rocketjob.Jo
 		return h.client.Retry(ctx, id)
 	case "run-now":
 		return h.client.RunNow(ctx, id)
+	case "edit":
+		e, err := editFromRequest(r) // parity.go
+		if err != nil {
+			return nil, err
+		}
+		return h.client.Edit(ctx, id, e)
 	case "destroy":
 		return nil, h.client.Destroy(ctx, id)
 	}
-	return nil, apiErr(http.StatusNotFound, "not_found", fmt.Sprintf("unknown job action %q (priority, pause, resume, abort, retry, run-now)", truncate(action, 20)))
+	return nil, apiErr(http.StatusNotFound, "not_found", fmt.Sprintf("unknown job action %q (priority, pause, resume, abort, retry, run-now, edit)", truncate(action, 20)))
 }
 
 // apiChangeAll: POST /api/jobs/pause-all and /api/jobs/resume-all, with an

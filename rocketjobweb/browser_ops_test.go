@@ -13,6 +13,7 @@ import (
 	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 
+	"github.com/rocketjob-go/rocketjob/rocketjob"
 	"github.com/rocketjob-go/rocketjob/server"
 	"github.com/rocketjob-go/rocketjob/sliced"
 )
@@ -239,5 +240,101 @@ func TestBrowserFixFailedRecords(t *testing.T) {
 	must(t, err)
 	if out.String() != "1\n4\n9\n16\n" {
 		t.Errorf("output: %q", out.String())
+	}
+}
+
+// TestBrowserJobOptions (issue 18, parity): the upload form sets a job's
+// max workers, window, expiry and stop-on-error, and the job page shows
+// them; the job page edits a queued job's description and max workers; the enqueue form enqueues a simple job with a cron schedule and
+// retries, run-now makes a scheduled job due; pause all and resume all on
+// the jobs page change every job of the filtered type.
+func TestBrowserJobOptions(t *testing.T) {
+	needChromium(t)
+	b := setup(t, options{auth: true})
+	ctx := context.Background()
+	br := openBrowser(t, b)
+	file := filepath.Join(t.TempDir(), "in.txt")
+	must(t, os.WriteFile(file, []byte("a\nb\n"), 0o644))
+
+	br.step("fill the upload form",
+		chromedp.Navigate(br.base+"/upload"), chromedp.WaitVisible(chromedp.ID("upload-form")),
+		chromedp.SetValue(chromedp.ID("type"), "reverse"),
+		chromedp.SendKeys(chromedp.CSS(`input[name=max_workers]`), "3"),
+		chromedp.SendKeys(chromedp.CSS(`input[name=window]`), "22:00,2h,Europe/London"),
+		chromedp.SendKeys(chromedp.CSS(`input[name=expires_at]`), "1h"),
+		chromedp.SendKeys(chromedp.CSS(`input[name=run_at]`), "1h"),
+		chromedp.Click(chromedp.CSS(`input[name=stop_on_error]`)),
+		chromedp.SetUploadFiles(chromedp.ID("file"), []string{file}),
+	)
+	br.checkPage("upload with options")
+	br.step("upload", chromedp.Click(chromedp.ID("upload-submit")), chromedp.WaitVisible(chromedp.ID("job-schedule")))
+	id := br.text("#job-id")
+	job, err := b.client.Get(ctx, id)
+	must(t, err)
+	if job.MaxWorkers != 3 || job.WindowStart != "22:00" || job.WindowLocation != "Europe/London" || job.ExpiresAt == nil || !job.StopOnError {
+		t.Fatalf("uploaded job: workers %d window %s %s expires %v stop %v", job.MaxWorkers, job.WindowStart, job.WindowLocation, job.ExpiresAt, job.StopOnError)
+	}
+	if got := br.text("#job-window"); got != "22:00,2h0m0s,Europe/London" {
+		t.Errorf("window shown: %q", got)
+	}
+	if got := br.text("#job-max-workers"); got != "3" {
+		t.Errorf("max workers shown: %q", got)
+	}
+	br.shot("options-01-job")
+
+	br.step("edit the job",
+		chromedp.SetValue(chromedp.ID("edit-description"), "edited in the browser"),
+		chromedp.SetValue(chromedp.ID("edit-max-workers"), "5"),
+		chromedp.Click(chromedp.ID("edit-job")),
+		chromedp.WaitVisible(chromedp.CSS(".flash")))
+	job, err = b.client.Get(ctx, id)
+	must(t, err)
+	if job.Description != "edited in the browser" || job.MaxWorkers != 5 || br.text("#job-max-workers") != "5" {
+		t.Errorf("after the edit: %q %d", job.Description, job.MaxWorkers)
+	}
+	br.step("run it now", chromedp.Click(chromedp.ID("run-now")), chromedp.WaitVisible(chromedp.CSS(".flash")))
+	job, err = b.client.Get(ctx, id)
+	must(t, err)
+	if time.Until(job.RunAt) > time.Minute {
+		t.Errorf("run-now left run_at at %v", job.RunAt)
+	}
+
+	br.step("fill the enqueue form",
+		chromedp.Navigate(br.base+"/enqueue"), chromedp.WaitVisible(chromedp.ID("enqueue-form")),
+		chromedp.SetValue(chromedp.ID("type"), "nap"),
+		chromedp.SendKeys(chromedp.CSS(`input[name="param.ms"]`), "5"),
+		chromedp.SendKeys(chromedp.CSS(`input[name=retry_limit]`), "2"),
+		chromedp.SendKeys(chromedp.ID("enqueue-cron"), "0 4 * * *"),
+		chromedp.SendKeys(chromedp.CSS(`#enqueue-form input[name=description]`), "nightly nap"),
+	)
+	br.checkPage("enqueue")
+	br.shot("options-02-enqueue")
+	br.step("enqueue", chromedp.Click(chromedp.ID("enqueue-submit")), chromedp.WaitVisible(chromedp.ID("job-cron")))
+	nap, err := b.client.Get(ctx, br.text("#job-id"))
+	must(t, err)
+	if nap.Type != "nap" || nap.Cron != "0 4 * * *" || nap.RetryLimit != 2 || nap.Description != "nightly nap" {
+		t.Fatalf("enqueued job: %s cron %q retries %d %q", nap.Type, nap.Cron, nap.RetryLimit, nap.Description)
+	}
+
+	br.step("pause all reverse jobs",
+		chromedp.Navigate(br.base+"/jobs?type=reverse"), chromedp.WaitVisible(chromedp.ID("pause-all")),
+		chromedp.Evaluate[chromedp.Void](`window.confirm = function () { return true; }`),
+		chromedp.Click(chromedp.ID("pause-all")), chromedp.WaitVisible(chromedp.CSS(".flash")))
+	job, err = b.client.Get(ctx, id)
+	must(t, err)
+	nap, err = b.client.Get(ctx, nap.ID.Hex())
+	must(t, err)
+	if job.State != rocketjob.StatePaused || nap.State != rocketjob.StateQueued {
+		t.Errorf("after pause all of reverse: reverse job %s, nap %s", job.State, nap.State)
+	}
+	br.step("resume all", chromedp.Click(chromedp.ID("resume-all")), chromedp.WaitVisible(chromedp.CSS(".flash")))
+	if job, err = b.client.Get(ctx, id); err != nil || job.State != rocketjob.StateQueued {
+		t.Errorf("after resume all: %v %v", job.State, err)
+	}
+	br.checkPage("jobs")
+	br.step("phone viewport", chromedp.EmulateViewport(390, 844, chromedp.EmulateMobile, chromedp.EmulateScale(2)))
+	for _, p := range []string{"/enqueue", "/upload", "/jobs/" + id} {
+		br.step("phone "+p, chromedp.Navigate(br.base+p), chromedp.WaitVisible(chromedp.CSS("main")))
+		br.checkPage("phone " + p)
 	}
 }

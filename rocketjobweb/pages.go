@@ -375,6 +375,8 @@ func (h *Handler) jobPage(w http.ResponseWriter, r *http.Request) {
 		"CanResume":   job.State == rocketjob.StatePaused,
 		"CanAbort":    job.State.Live(),
 		"CanRetry":    job.State == rocketjob.StateFailed,
+		"CanRunNow":   job.State == rocketjob.StateQueued && job.RunAt.After(time.Now()),
+		"CanEdit":     job.State == rocketjob.StateQueued || job.State == rocketjob.StateRunning,
 		"CanDownload": downloadable(job) == nil,
 		"Sliced":      job.Kind == rocketjob.KindSliced,
 	}
@@ -426,6 +428,10 @@ func (h *Handler) jobActionForm(w http.ResponseWriter, r *http.Request) {
 		return
 	case "priority":
 		flash(r, fmt.Sprintf("Priority set to %d.", job.Priority), false)
+	case "edit":
+		flash(r, "Job edited.", false)
+	case "run-now":
+		flash(r, "Job is due now.", false)
 	default:
 		flash(r, "Job is "+string(job.State)+".", false)
 	}

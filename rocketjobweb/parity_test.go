@@ -81,3 +81,56 @@ func TestCreateJobOptions(t *testing.T) {
 		}
 	}
 }
+
+// TestJobViewAndEditAPI: the API job view shows every option a job has
+// (schedule: expires_at, after, window, cron, retry_limit; options:
+// max_workers), and POST /api/jobs/{id}/edit changes a live job's
+// description and max workers (400 for nothing to change or a bad value,
+// 409 for a finished job; read-only users refused).
+func TestJobViewAndEditAPI(t *testing.T) {
+	b := setup(t, options{auth: true})
+	dep := queuedJob(t, b)
+	id := b.upload(t, [][2]string{{"type", "reverse"}, {"max_workers", "2"}, {"window", "22:00,2h"}, {"after", dep}, {"expires_at", "1h"}},
+		"in.txt", []byte("a\n"))
+	v := b.get(t, "/api/jobs/"+id).json(t)
+	sched, _ := v["schedule"].(map[string]any)
+	opts, _ := v["options"].(map[string]any)
+	if sched == nil || sched["window"] != "22:00,2h0m0s" || sched["expires_at"] == nil || len(sched["after"].([]any)) != 1 || opts["max_workers"] != float64(2) {
+		t.Fatalf("job view: schedule %v options %v", sched, opts)
+	}
+	r := b.postJSON(t, "/api/jobs", map[string]any{"type": "nap", "cron": "0 3 * * *", "retry_limit": 5})
+	cron := r.json(t)["id"].(string)
+	v = b.get(t, "/api/jobs/"+cron).json(t)
+	if s := v["schedule"].(map[string]any); s["cron"] != "0 3 * * *" || s["retry_limit"] != float64(5) {
+		t.Errorf("cron job view: %v", s)
+	}
+
+	if r := b.postJSON(t, "/api/jobs/"+id+"/edit", map[string]any{"description": "edited", "max_workers": 4}); r.status != http.StatusOK {
+		t.Fatalf("edit: %d %s", r.status, r.body)
+	}
+	job, err := b.client.Get(context.Background(), id)
+	must(t, err)
+	if job.Description != "edited" || job.MaxWorkers != 4 {
+		t.Errorf("after edit: %q %d", job.Description, job.MaxWorkers)
+	}
+	for name, body := range map[string]any{
+		"nothing":  map[string]any{},
+		"negative": map[string]any{"max_workers": -1},
+		"unknown":  map[string]any{"priority": 3},
+	} {
+		if r := b.postJSON(t, "/api/jobs/"+id+"/edit", body); r.status != http.StatusBadRequest {
+			t.Errorf("edit %s: %d %s", name, r.status, r.body)
+		}
+	}
+	if r := b.postJSON(t, "/api/jobs/"+cron+"/edit", map[string]any{"max_workers": 1}); r.status != http.StatusBadRequest {
+		t.Errorf("max workers of a simple job: %d %s", r.status, r.body)
+	}
+	if r := b.do(t, req{method: "POST", path: "/api/jobs/" + id + "/edit", basic: [2]string{readUser, readPassword},
+		body: strings.NewReader(`{"description":"x"}`), ctype: "application/json"}); r.status != http.StatusForbidden {
+		t.Errorf("read-only edit: %d", r.status)
+	}
+	must(t, func() error { _, err := b.client.Abort(context.Background(), dep); return err }())
+	if r := b.postJSON(t, "/api/jobs/"+dep+"/edit", map[string]any{"description": "late"}); r.status != http.StatusConflict {
+		t.Errorf("edit of an aborted job: %d %s", r.status, r.body)
+	}
+}
