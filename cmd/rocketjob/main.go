@@ -1,5 +1,5 @@
 // Command rocketjob is the rocketjob command line with the example job types
-// (nap, copy, reverse, upcase, square, sleep). Run `rocketjob demo` to see it
+// (nap, copy, reverse, upcase, square, sleep, triage, prefix). Run `rocketjob demo` to see it
 // work with no set-up, or `rocketjob --help` for the commands.
 //
 // To use the same command line with your own job types, build your own
