@@ -406,6 +406,11 @@ func (c *Client) Abort(ctx context.Context, id string) (*Job, error) {
 	if err == nil {
 		err = c.store.ReleaseTypeSlot(ctx, job.ID, "")
 	}
+	if err == nil && job.EndHooks {
+		// Its end hooks and webhook run now rather than at the servers'
+		// next full look for ended jobs.
+		err = c.store.MarkEndDue(ctx, job.ID)
+	}
 	return job, err
 }
 

@@ -38,6 +38,11 @@ const (
 	// endWindow is how long after a job ended its end hook and webhook may
 	// still be handled: a server that knows its type must run within it.
 	endWindow = 24 * time.Hour
+	// endSweep is the time between full looks for ended jobs (which read
+	// every job on FerretDB); in between, a look happens only when someone
+	// marked an end as due (store.MarkEndDue), which completions, failures
+	// after the last slice and client aborts do.
+	endSweep = time.Minute
 )
 
 // Webhook headers.
@@ -111,6 +116,7 @@ type ender struct {
 	work   sync.WaitGroup
 	ctx    context.Context // handlers' context: ends at Stop
 	cancel context.CancelFunc
+	swept  time.Time // the last full look (only the ticker's goroutine uses it)
 }
 
 func newEnder(cfg enderConfig, st *store.Store, lookup func(string) (*rocketjob.TypeSpec, error), log *slog.Logger) *ender {
@@ -136,10 +142,31 @@ func (e *ender) Stop(ctx context.Context) error {
 	return err
 }
 
-// pass takes the ends not yet handled and starts their handlers.
+// endDue tells the enders that job, which this server just ended (err is
+// the transition's error: nil when it happened), has an end to handle now.
+func (s *Server) endDue(ctx context.Context, job *model.Job, err error) {
+	if err != nil || !job.EndHooks {
+		return
+	}
+	if err := s.store.MarkEndDue(ctx, job.ID); err != nil {
+		s.log.Warn("marking a job's end as due (its end hooks run at the next full look)", "job", job.ID.Hex(), "err", err)
+	}
+}
+
+// pass looks for ended jobs when an end is due or endSweep has passed,
+// takes the ends not yet handled and starts their handlers.
 func (e *ender) pass(ctx context.Context) {
+	due, err := e.store.EndsDue(ctx)
+	if err != nil || (len(due) == 0 && time.Since(e.swept) < endSweep) {
+		return
+	}
+	e.swept = time.Now()
 	jobs, err := e.store.EndedJobs(ctx, time.Now().Add(-endWindow))
-	if err != nil || len(jobs) == 0 {
+	if err != nil {
+		return
+	}
+	defer func() { _ = e.store.ClearEndsDue(ctx, due) }()
+	if len(jobs) == 0 {
 		return
 	}
 	handled, err := e.store.HandledEnds(ctx)

@@ -85,6 +85,7 @@ func (s *Server) runBefore(ctx context.Context, spec *rocketjob.TypeSpec, job *m
 		}
 		if err != nil {
 			_, err = s.ownerMove(rctx, job, model.StateFailed, store.Change{Set: s.failure("before hook: " + err.Error())})
+			s.endDue(rctx, job, err)
 			s.releaseTypeSlot(rctx, job, "")
 			return err
 		}
@@ -296,6 +297,7 @@ func (s *Server) stopOnError(ctx context.Context, id bson.ObjectID, first string
 	if err != nil || job.State != model.StateRunning {
 		return err
 	}
+	defer func() { s.endDue(ctx, job, err) }()
 	_, err = s.moveWhile(ctx, job, model.StateFailed, store.Change{Set: s.failure("stopped at the first failed record: " + first)},
 		func(j *model.Job) bool { return j.State == model.StateRunning })
 	s.releaseTypeSlot(ctx, job, "")
@@ -385,6 +387,7 @@ func (s *Server) runAfter(ctx context.Context, spec *rocketjob.TypeSpec, job *mo
 		set := append(s.failure(fmt.Sprintf("%d of %d records failed", p.FailedRecords, job.RecordCount)), totals(job.HookStatistics)...)
 		set = append(set, bson.E{Key: "step", Value: model.StepProcessing})
 		_, err = s.ownerMove(rctx, job, model.StateFailed, store.Change{Set: set, Unset: []string{"server"}})
+		s.endDue(rctx, job, err)
 		s.sel.invalidate()
 		s.releaseTypeSlot(rctx, job, "")
 		return err
@@ -409,6 +412,7 @@ func (s *Server) runAfter(ctx context.Context, spec *rocketjob.TypeSpec, job *mo
 		}
 		if err != nil {
 			_, err = s.ownerMove(rctx, job, model.StateFailed, store.Change{Set: append(s.failure("after hook: "+err.Error()), totals(hooks)...)})
+			s.endDue(rctx, job, err)
 			return err
 		}
 	}
@@ -416,6 +420,7 @@ func (s *Server) runAfter(ctx context.Context, spec *rocketjob.TypeSpec, job *mo
 	if _, err = s.ownerMove(rctx, job, model.StateCompleted, store.Change{Set: set, Unset: []string{"server"}}); err != nil {
 		return err
 	}
+	s.endDue(rctx, job, nil)
 	s.releaseTypeSlot(rctx, job, "")
 	s.sel.invalidate()
 	s.log.Info("job completed", "job", job.ID.Hex(), "type", job.Type, "records", job.RecordCount)

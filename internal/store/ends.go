@@ -20,6 +20,48 @@ const endsCollection = "job_ends"
 
 func (s *Store) ends() *mongo.Collection { return s.jobsDB.Collection(endsCollection) }
 
+// endsDueCollection holds a small document per job that just ended with end
+// hooks or a webhook, written by whoever ended it: it tells the servers'
+// enders to look now instead of at their next full look, which reads every
+// job. It stays tiny (documents are removed once looked at).
+const endsDueCollection = "job_ends_due"
+
+func (s *Store) endsDue() *mongo.Collection { return s.jobsDB.Collection(endsDueCollection) }
+
+// MarkEndDue records that job just ended and has end hooks or a webhook.
+func (s *Store) MarkEndDue(ctx context.Context, job bson.ObjectID) error {
+	return retry(ctx, func() error {
+		_, err := s.endsDue().InsertOne(ctx, bson.D{{Key: "_id", Value: bson.NewObjectID()}, {Key: "job", Value: job}})
+		return err
+	})
+}
+
+// EndsDue returns the ids of the end-due documents (nil when none).
+func (s *Store) EndsDue(ctx context.Context) ([]bson.ObjectID, error) {
+	docs, err := findAll[struct {
+		ID bson.ObjectID `bson:"_id"`
+	}](ctx, s.endsDue(), bson.D{}, options.Find().SetProjection(bson.D{{Key: "_id", Value: 1}}))
+	if err != nil {
+		return nil, fmt.Errorf("listing due job ends: %w", err)
+	}
+	ids := make([]bson.ObjectID, len(docs))
+	for i, d := range docs {
+		ids[i] = d.ID
+	}
+	return ids, nil
+}
+
+// ClearEndsDue removes end-due documents once looked at.
+func (s *Store) ClearEndsDue(ctx context.Context, ids []bson.ObjectID) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	return retry(ctx, func() error {
+		_, err := s.endsDue().DeleteMany(ctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: ids}}}})
+		return err
+	})
+}
+
 // EndKey names one end (outcome) of a job: the job, its final state and
 // when it got there. A job retried and ending again has a new key.
 func EndKey(job *model.Job) string {
