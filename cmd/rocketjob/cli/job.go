@@ -278,6 +278,15 @@ type jobView struct {
 	Categories   map[string]int64 `json:"categories,omitempty"`
 	DroppedCount int64            `json:"dropped_count,omitempty"`
 	NotifyURL    string           `json:"notify_url,omitempty"`
+	// Every other option a job has (issue 18): its processing window
+	// (START,DURATION[,ZONE]) and, for a sliced job, how it processes.
+	Window            string `json:"window,omitempty"`
+	MaxWorkers        int    `json:"max_workers,omitempty"`
+	SliceSize         int    `json:"slice_size,omitempty"`
+	Format            string `json:"format,omitempty"`
+	StopOnError       bool   `json:"stop_on_error,omitempty"`
+	DestroyOnComplete bool   `json:"destroy_on_complete,omitempty"`
+	SliceRetryLimit   int    `json:"slice_retry_limit,omitempty"`
 }
 
 type sliceCounts struct {
@@ -324,6 +333,13 @@ func newJobView(job *rocketjob.Job, p *rocketjob.Progress) jobView {
 	}
 	v.Params = jobParams(job)
 	v.Statistics, v.Categories, v.DroppedCount, v.NotifyURL = job.Statistics, job.Categories, job.DroppedCount, job.NotifyURL
+	if job.WindowStart != "" {
+		v.Window = rocketjob.Window{Start: job.WindowStart, Duration: job.WindowDuration, Location: job.WindowLocation}.String()
+	}
+	if job.Kind == rocketjob.KindSliced {
+		v.MaxWorkers, v.SliceSize, v.Format = job.MaxWorkers, job.SliceSize, job.Format
+		v.StopOnError, v.DestroyOnComplete, v.SliceRetryLimit = job.StopOnError, job.DestroyOnComplete, job.SliceRetryLimit
+	}
 	if len(job.CategoryNames) > 0 && v.Categories == nil {
 		v.Categories = map[string]int64{}
 		for _, c := range job.CategoryNames {
@@ -549,6 +565,9 @@ func printJob(w io.Writer, v jobView) error {
 	if v.RetryLimit > 0 {
 		line("attempt", "%d (retry limit %d)", v.Attempt, v.RetryLimit)
 	}
+	if v.Window != "" {
+		line("window", "%s", v.Window)
+	}
 	line("started_at", "%s", timeString(v.StartedAt))
 	line("completed_at", "%s", timeString(v.CompletedAt))
 	if v.Server != "" {
@@ -595,6 +614,8 @@ func printJob(w io.Writer, v jobView) error {
 			line("eta", "-")
 		}
 		line("collect_output", "%t", v.CollectOutput)
+		line("options", "format=%s slice_size=%d max_workers=%s stop_on_error=%t destroy_on_complete=%t slice_retry_limit=%d",
+			orDash(v.Format), v.SliceSize, maxWorkersText(v.MaxWorkers), v.StopOnError, v.DestroyOnComplete, v.SliceRetryLimit)
 		if v.NotifyURL != "" {
 			line("notify_url", "%s", v.NotifyURL)
 		}
@@ -614,6 +635,14 @@ func printJob(w io.Writer, v jobView) error {
 		line("failure", "%s (at %s%s)", oneLine(v.Failure.Message), timeString(&v.Failure.At), where)
 	}
 	return tw.Flush()
+}
+
+// maxWorkersText is a job's cap on workers, "-" for none.
+func maxWorkersText(n int) string {
+	if n == 0 {
+		return "-"
+	}
+	return strconv.Itoa(n)
 }
 
 func jobWaitCommand(st *appState) *cli.Command {
