@@ -7,8 +7,8 @@
 // Keys come from files, armored or binary, each holding one key or more:
 // private keys to decrypt input (protected ones opened with a passphrase),
 // public keys to encrypt output to. A message is recognised by its file
-// name (.gpg, .pgp, .asc) or by its first bytes (an armor header, or the
-// packet that opens an encrypted message).
+// name (.gpg, .pgp, .asc) or, when keys are given, by its first bytes (an
+// armor header, or the packet that opens an encrypted message).
 //
 // Decryption streams: memory stays flat. The integrity check of the
 // message can only be made at its end, so a tampered or truncated file
@@ -163,8 +163,14 @@ func looksEncrypted(b []byte) bool {
 	return false
 }
 
+// Detect reports whether an input named name whose first bytes are head
+// (64 are enough) is an OpenPGP message, as OpenInput decides it.
+func Detect(head []byte, name string) bool { return HasExt(name) || looksEncrypted(head) }
+
 // OpenInput returns the plaintext of r when it is an OpenPGP message
-// (recognised by name or by its first bytes), decrypted with keys, and the
+// (recognised by its name, or by its first bytes when keys are given: data
+// that merely starts with such bytes is not refused for want of a key),
+// decrypted with keys, and the
 // name of the file inside (name without .gpg/.pgp/.asc); other input comes
 // back unchanged with keys nil, and is an error wrapping ErrNotEncrypted
 // with keys. An encrypted input without keys is an error wrapping ErrNoKey,
@@ -177,7 +183,7 @@ func OpenInput(r io.Reader, name string, keys *Keys) (io.Reader, string, error) 
 	if err != nil && err != io.EOF {
 		return nil, name, err
 	}
-	if !HasExt(name) && !looksEncrypted(head) {
+	if !HasExt(name) && (keys == nil || !looksEncrypted(head)) {
 		if keys != nil {
 			return nil, name, fmt.Errorf("%s: %w", name, ErrNotEncrypted)
 		}

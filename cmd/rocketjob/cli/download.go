@@ -28,17 +28,19 @@ func downloadCommand(st *appState) *cli.Command {
 			"data) less the umask, an existing FILE keeps its mode, and a device or FIFO (/dev/null)\n" +
 			"is written to, never replaced. Stopped by SIGINT (Ctrl-C) or SIGTERM, it removes its\n" +
 			"temporary file, leaves FILE as it was and exits 130 (SIGTERM: 143).",
-		UsageText: usageText("rocketjob download [--failed | --category NAME] [--mode MODE] JOB_ID FILE|-",
+		UsageText: usageText("rocketjob download [--failed | --category NAME] [--pgp-recipient KEYFILE] [--mode MODE] JOB_ID FILE|-",
 			"rocketjob download 65a1b2c3d4e5f60718293a4b output.txt",
 			"rocketjob download 65a1b2c3d4e5f60718293a4b output.txt.gz      # gzip (.zst: zstd)",
 			"rocketjob download 65a1b2c3d4e5f60718293a4b output.txt.zip     # a zip holding output.txt",
 			"rocketjob download 65a1b2c3d4e5f60718293a4b output.xlsx        # a tabular job as a workbook (.csv .psv .tsv .jsonl too)",
+			"rocketjob download --pgp-recipient partner.pub 65a1b2c3d4e5f60718293a4b out.csv.gz.gpg  # gzip, then PGP",
 			"rocketjob download --mode 644 65a1b2c3d4e5f60718293a4b shared.txt",
 			"rocketjob download --failed 65a1b2c3d4e5f60718293a4b - | less  # record,error,input",
 			"rocketjob download --category even 65a1b2c3d4e5f60718293a4b even.txt"),
 		Flags: []cli.Flag{
 			&cli.BoolFlag{Name: "failed", Usage: "download the failed records with their errors (CSV: record, error, input)"},
 			&cli.StringFlag{Name: "category", Usage: "download the output category `NAME` (of a job type with output categories; job show lists them)"},
+			&cli.StringFlag{Name: "pgp-recipient", Usage: "PGP-encrypt the file (its name ends in .gpg or .pgp, or .asc for ASCII armor) to the public keys in these comma-separated key `FILES`"},
 			&cli.StringFlag{Name: "mode", Usage: "permissions `MODE` (octal) of a new FILE, less the umask; an existing FILE keeps its own", Value: "600"},
 		},
 		Action: func(c *cli.Context) error {
@@ -89,11 +91,22 @@ func downloadCommand(st *appState) *cli.Command {
 // id to dest; an output download first checks that the job has its final
 // output.
 func download(c *cli.Context, st *appState, id, dest string, failed bool, category string, mode fs.FileMode) (int64, error) {
+	keys, err := pgpKeys(c, "pgp-recipient")
+	if err != nil {
+		return 0, err
+	}
+	if err := checkPGPDest(c, dest, keys); err != nil {
+		return 0, err
+	}
 	client, err := st.connect(c)
 	if err != nil {
 		return 0, err
 	}
 	defer closeClient(client)
+	fn := sliced.Download
+	if failed {
+		fn = sliced.DownloadFailed
+	}
 	if !failed {
 		job, err := client.Get(c.Context, id)
 		if err != nil {
@@ -104,23 +117,26 @@ func download(c *cli.Context, st *appState, id, dest string, failed bool, catego
 		}
 		if category != "" || len(job.CategoryNames) > 0 {
 			// One output category (a job type with categories).
-			fn := func(ctx context.Context, client *rocketjob.Client, id string, w io.Writer) (int64, error) {
+			fn = func(ctx context.Context, client *rocketjob.Client, id string, w io.Writer) (int64, error) {
 				return sliced.DownloadCategory(ctx, client, id, category, w)
 			}
 			if category == "" {
 				fn = sliced.Download // says which categories there are
 			}
-			return downloadWith(c.Context, client, id, dest, fn, c.App.Writer, mode)
-		}
-		fn, err := downloadByName(c, job, dest)
-		if err != nil {
-			return 0, err
-		}
-		if fn != nil {
-			return downloadWith(c.Context, client, id, dest, fn, c.App.Writer, mode)
+		} else {
+			named, err := downloadByName(c, job, pgpInner(dest))
+			if err != nil {
+				return 0, err
+			}
+			if named != nil {
+				fn = named
+			}
 		}
 	}
-	return downloadFile(c.Context, client, id, dest, failed, c.App.Writer, mode)
+	if keys != nil {
+		fn = pgpDownload(fn, keys, dest)
+	}
+	return downloadWith(c.Context, client, id, dest, fn, c.App.Writer, mode)
 }
 
 // interruptedDetail says what an interrupted download left at dest: a file

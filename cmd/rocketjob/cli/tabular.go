@@ -2,7 +2,11 @@ package cli
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 
@@ -10,6 +14,7 @@ import (
 
 	"github.com/rocketjob-go/rocketjob/rocketjob"
 	"github.com/rocketjob-go/rocketjob/sliced"
+	"github.com/rocketjob-go/rocketjob/sliced/pgp"
 	_ "github.com/rocketjob-go/rocketjob/sliced/xlsx" // xlsx files in and out
 )
 
@@ -84,4 +89,99 @@ func downloadByName(c *cli.Context, job *rocketjob.Job, dest string) (func(conte
 	return func(ctx context.Context, client *rocketjob.Client, id string, w io.Writer) (int64, error) {
 		return sliced.DownloadAs(ctx, client, id, f, w)
 	}, nil
+}
+
+// pgpPassphraseEnv names the environment variable holding the passphrase
+// of protected PGP private keys.
+const pgpPassphraseEnv = "ROCKETJOB_PGP_PASSPHRASE"
+
+// pgpKeys reads the key files of flag (comma-separated), or returns nil
+// when it is not given. A key file that cannot be used is a usage error.
+func pgpKeys(c *cli.Context, flag string) (*pgp.Keys, error) {
+	if !c.IsSet(flag) {
+		return nil, nil
+	}
+	var files []string
+	for _, f := range strings.Split(c.String(flag), ",") {
+		if f = strings.TrimSpace(f); f != "" {
+			files = append(files, f)
+		}
+	}
+	keys, err := pgp.ReadKeys([]byte(os.Getenv(pgpPassphraseEnv)), files...)
+	if errors.Is(err, pgp.ErrPassphrase) {
+		return nil, usagef("--%s: %v (set %s)", flag, err, pgpPassphraseEnv)
+	}
+	if err != nil {
+		return nil, usagef("--%s: %v", flag, err)
+	}
+	return keys, nil
+}
+
+// pgpInput returns in decrypted when it is a PGP message (by opts.Name, or
+// by its first bytes when keys are given), with opts.Name then the name
+// inside. Without keys, a file whose name does not end in .gpg, .pgp or
+// .asc is returned as it is (so zip archives and workbooks are read in
+// place, and data that starts like a PGP packet is not refused). A missing or wrong key, or a key for a
+// file that is not encrypted, is a usage error; nothing is uploaded.
+func pgpInput(in io.Reader, opts *sliced.UploadOptions, keys *pgp.Keys) (io.Reader, error) {
+	if keys == nil && !pgp.HasExt(opts.Name) {
+		return in, nil
+	}
+	out, name, err := pgp.OpenInput(in, opts.Name, keys)
+	switch {
+	case errors.Is(err, pgp.ErrNoKey):
+		return nil, usagef("%v: give its private key with --pgp-key KEYFILE (nothing was uploaded)", err)
+	case errors.Is(err, pgp.ErrWrongKey), errors.Is(err, pgp.ErrNotEncrypted):
+		return nil, usagef("%v (nothing was uploaded)", err)
+	case err != nil:
+		var ie *sliced.InputError
+		if errors.As(err, &ie) {
+			return nil, fmt.Errorf("%s: %w (nothing was uploaded)", opts.Name, err)
+		}
+		return nil, err
+	}
+	opts.Name = name
+	return out, nil
+}
+
+// checkPGPDest checks that a download is PGP-encrypted exactly when its
+// file name says so (.gpg, .pgp, .asc): a name that promises encryption
+// without --pgp-recipient, or keys for a plain name, is a usage error
+// rather than plain text in a file called .gpg.
+func checkPGPDest(c *cli.Context, dest string, keys *pgp.Keys) error {
+	named := dest != "-" && pgp.HasExt(dest)
+	switch {
+	case named && keys == nil:
+		return usagef("%s: %s names a PGP-encrypted file: give the public keys to encrypt it to with --pgp-recipient KEYFILE", cmdName(c), dest)
+	case !named && keys != nil:
+		return usagef("%s: --pgp-recipient: the file name must end in .gpg, .pgp or .asc (got %s)", cmdName(c), dest)
+	}
+	return nil
+}
+
+// pgpInner is the name of the file inside a PGP-encrypted dest (whose
+// ending says the format and the compression).
+func pgpInner(dest string) string { return pgp.TrimExt(dest) }
+
+// pgpDownload wraps a download so that what it writes is compressed as the
+// name inside dest says, then encrypted to keys (armored for .asc).
+func pgpDownload(fn func(context.Context, *rocketjob.Client, string, io.Writer) (int64, error), keys *pgp.Keys, dest string) func(context.Context, *rocketjob.Client, string, io.Writer) (int64, error) {
+	return func(ctx context.Context, client *rocketjob.Client, id string, w io.Writer) (int64, error) {
+		enc, err := keys.Encrypt(w, strings.EqualFold(filepath.Ext(dest), ".asc"))
+		if err != nil {
+			return 0, err
+		}
+		inner, err := sliced.CreateOutput(enc, pgp.TrimExt(dest))
+		if err != nil {
+			return 0, err
+		}
+		n, err := fn(ctx, client, id, inner)
+		if err != nil {
+			return n, err
+		}
+		if err := inner.Close(); err != nil {
+			return n, err
+		}
+		return n, enc.Close()
+	}
 }

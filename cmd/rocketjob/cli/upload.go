@@ -13,6 +13,7 @@ import (
 
 	"github.com/rocketjob-go/rocketjob/rocketjob"
 	"github.com/rocketjob-go/rocketjob/sliced"
+	"github.com/rocketjob-go/rocketjob/sliced/pgp"
 )
 
 func uploadCommand(st *appState) *cli.Command {
@@ -20,7 +21,7 @@ func uploadCommand(st *appState) *cli.Command {
 		Name:      "upload",
 		Usage:     "upload a file (or stdin) into a new sliced job; prints the job id",
 		ArgsUsage: "FILE|-",
-		UsageText: usageText("rocketjob upload --job TYPE [--priority N] [--slice-size N] [--format lines|csv|psv|tsv|fixed|xlsx|jsonl] [--output-format FORMAT] [--lenient-quotes] [--columns A,B [--widths N,N]] [--sheet NAME] [--require-columns A,B] [--allow-columns A,B] [--description TEXT] [--param K=V ...] [--notify URL] [--no-output] [--encrypt] [--compress] [--run-at T] [--expires-at T] [--after ID ...] FILE|-",
+		UsageText: usageText("rocketjob upload --job TYPE [--priority N] [--slice-size N] [--format lines|csv|psv|tsv|fixed|xlsx|jsonl] [--output-format FORMAT] [--lenient-quotes] [--columns A,B [--widths N,N]] [--sheet NAME] [--pgp-key KEYFILE] [--require-columns A,B] [--allow-columns A,B] [--description TEXT] [--param K=V ...] [--notify URL] [--no-output] [--encrypt] [--compress] [--run-at T] [--expires-at T] [--after ID ...] FILE|-",
 			"rocketjob upload --job reverse input.txt",
 			"rocketjob upload --job prefix --param text='> ' --notify https://hooks.example.com/rj input.txt",
 			"rocketjob upload --job reverse --priority 10 --slice-size 500 input.txt.gz",
@@ -29,7 +30,8 @@ func uploadCommand(st *appState) *cli.Command {
 			"rocketjob upload --job my_csv_job --format csv --require-columns id,amount --allow-columns note partner.csv.bz2",
 			"rocketjob upload --job convert --output-format jsonl in.csv        # then download: one JSON object per row",
 			"rocketjob upload --job convert --output-format xlsx orders.psv.gz",
-			"rocketjob upload --job convert --format fixed --columns id,name --widths 4,10 --output-format csv legacy.txt"),
+			"rocketjob upload --job convert --format fixed --columns id,name --widths 4,10 --output-format csv legacy.txt",
+			"rocketjob upload --job convert --pgp-key partner.key --output-format xlsx feed.csv.gpg"),
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "job", Usage: "job `TYPE` (a registered sliced job type)"},
 			priorityFlag(),
@@ -47,6 +49,7 @@ func uploadCommand(st *appState) *cli.Command {
 			&cli.IntFlag{Name: "max-workers", Usage: "at most `N` workers on this job at once, across all servers (0: no limit)"},
 			scheduleFlags()[0], scheduleFlags()[1], scheduleFlags()[2],
 			tabularFlags()[0], tabularFlags()[1], tabularFlags()[2], tabularFlags()[3], tabularFlags()[4],
+			&cli.StringFlag{Name: "pgp-key", Usage: "decrypt a PGP-encrypted FILE (.gpg, .pgp, .asc, or recognised by its first bytes) with the private keys in these comma-separated key `FILES`; a protected key's passphrase comes from $" + pgpPassphraseEnv},
 		},
 		Action: func(c *cli.Context) error {
 			a, err := args(c, 1, 1, "FILE|-")
@@ -93,6 +96,10 @@ func uploadCommand(st *appState) *cli.Command {
 				return err
 			}
 			if err := tabularOptions(c, opts); err != nil {
+				return err
+			}
+			keys, err := pgpKeys(c, "pgp-key")
+			if err != nil {
 				return err
 			}
 			pairs, err := paramPairs(c)
@@ -148,7 +155,7 @@ func uploadCommand(st *appState) *cli.Command {
 				return err
 			}
 			defer closeClient(client)
-			job, err := uploadFile(c.Context, client, typ, in, opts, newProgress(c.App.ErrWriter))
+			job, err := uploadFileWith(c.Context, client, typ, in, opts, newProgress(c.App.ErrWriter), keys)
 			if err != nil && c.Context.Err() != nil {
 				// SIGINT or SIGTERM: the upload stopped and dropped what
 				// it had stored (or says why it could not).
@@ -209,12 +216,22 @@ func columnsOption(c *cli.Context, typeFormat, format sliced.Format) (*sliced.Co
 // terminal and f is a regular file. A pipe or a terminal is read so that the
 // upload stops when ctx ends even while no data comes.
 func uploadFile(ctx context.Context, client *rocketjob.Client, typ string, f *os.File, opts *sliced.UploadOptions, p *progressLine) (*rocketjob.Job, error) {
+	return uploadFileWith(ctx, client, typ, f, opts, p, nil)
+}
+
+// uploadFileWith is uploadFile of a file that may be PGP-encrypted: it is
+// decrypted with keys on the way (see pgpInput).
+func uploadFileWith(ctx context.Context, client *rocketjob.Client, typ string, f *os.File, opts *sliced.UploadOptions, p *progressLine, keys *pgp.Keys) (*rocketjob.Job, error) {
 	var size int64
 	var in io.Reader = f
 	if fi, err := f.Stat(); err == nil && fi.Mode().IsRegular() {
 		size = fi.Size()
 	} else {
 		in = newCtxReader(ctx, f)
+	}
+	in, err := pgpInput(in, opts, keys)
+	if err != nil {
+		return nil, err
 	}
 	if p.on && size > 0 {
 		stop := make(chan struct{})
