@@ -37,10 +37,19 @@
 //     bars; search by job id or description; paging.
 //   - /jobs/{id}: progress (records total, processed, failed; slices by
 //     state), timings, options, parameters, failure, the first failed
-//     records; actions (priority, pause, resume, abort, retry, destroy) and
-//     downloads of the output and of the failed records.
-//   - /upload: a job type, options and a file (streamed into the job).
+//     records; actions (priority, pause, resume, abort, retry, run-now,
+//     destroy; description and max workers), the schedule (expiry,
+//     dependencies, window, cron, retries) and downloads of the output and
+//     of the failed records. /jobs has pause all and resume all (of the
+//     type filtered).
+//   - /jobs/{id}/failures: the failed records with their pending fixes, a
+//     form per record to correct or delete it (a failed job), a retry
+//     button and the job's history.
+//   - /upload: a job type, every upload option and a file (streamed into
+//     the job). /enqueue: a simple job, its parameters and options.
 //   - /servers: state, heartbeat age, busy workers; pause, resume, stop.
+//   - /dirmon: the watched folders and their last scan, the last files
+//     taken (state, job, where they went); add, enable, disable, remove.
 //
 // Parts of a page marked data-live refresh in place every few seconds
 // (the script fetches the page again and swaps them), without reloading.
@@ -64,17 +73,30 @@
 //	                                      ?format=json&offset=N&limit=N a page of records
 //	GET    /api/jobs/{id}/failures        a page of failed records (offset, limit); ?format=csv all of them
 //	POST   /api/jobs/{id}/priority        {"priority": N}, a form field or ?priority=N
-//	POST   /api/jobs/{id}/pause|resume|abort|retry
+//	POST   /api/jobs/{id}/pause|resume|abort|retry|run-now
+//	POST   /api/jobs/{id}/edit            {"description": TEXT, "max_workers": N} (a live job)
+//	POST   /api/jobs/pause-all|resume-all ?type=T -> {"changed": N}
 //	DELETE /api/jobs/{id}
+//	GET    /api/jobs/{id}/failures/{record}   one failed record, its error and pending fix
+//	POST   /api/jobs/{id}/failures/{record}   {"record": TEXT}: correct it (a failed job) -> not_fixable (409) otherwise
+//	DELETE /api/jobs/{id}/failures/{record}   skip it at the next retry
+//	GET    /api/jobs/{id}/history         fixes and retries: who, when
+//	GET    /api/dirmon                    Dirmon entries and the last files taken
+//	POST   /api/dirmon                    a JSON entry (sliced.DirmonEntry) -> 201; exists (409)
+//	POST   /api/dirmon/{name}/enable|disable
+//	DELETE /api/dirmon/{name}
 //	GET    /api/servers
 //	POST   /api/servers/{name}/pause|resume|stop   (name * is every server) -> 202
 //	GET    /api/stats                     counts by state and type, oldest queued job, queue, throughput
 //	GET    /api/types                     the registered job types
 //
 // POST /api/jobs takes the options type, priority, slice_size, format,
-// description, run_at (RFC 3339 or a delay such as 10m), encrypt and
-// compress as form fields before the file part, as query parameters, or
-// as JSON keys. A JSON body carries "records" (strings for a lines job,
+// description, run_at and expires_at (RFC 3339 or a delay such as 10m),
+// after (job ids), window (START,DURATION[,ZONE]), encrypt, compress,
+// stop_on_error, collect_output and max_workers (sliced jobs), retry_limit
+// and cron (simple jobs) as form fields before the file part, as query
+// parameters, or as JSON keys; an option of the other kind of job is a
+// 400. A JSON body carries "records" (strings for a lines job,
 // JSON values for a JSONL job, arrays of strings for a CSV job, the first
 // being the header) or, for a simple job, "params". It answers 202 with
 // id, status_url and results_url. Jobs created here keep their output
