@@ -20,8 +20,15 @@
 // failed record: its 1-based number in decimal, the input record (empty when
 // the slice could not be read) and the error message (AppendFailure,
 // Failures). Sealing uses the encryption package's envelope; its additional
-// data binds the job, the kind (Input, Output, Failed, Header) and the slice
-// number, so a slice copied to another job, kind or slot does not open.
+// data binds the job, the kind (Input, Output, Failed, Header, or
+// Category(name): "category:" and the name) and the slice number, so a
+// slice copied to another job, kind, category or slot does not open.
 // Stored slices of earlier versions must keep opening: the tests pin the
 // bytes.
+//
+// A batch type (Task.Outputs) packs each output category's records into a
+// body of its own, in the same record format, sealed as Category(name);
+// with the slice's statistics and dropped records it goes to the store as
+// a store.BatchResult. A type without categories or statistics makes no
+// BatchResult: its stored bytes are exactly those of earlier versions.
 package slice
