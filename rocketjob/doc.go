@@ -43,6 +43,13 @@
 // Output is exactly-once; job code is at-least-once: after a crash, the job
 // or slice that was running runs again on another server.
 //
+// # Statistics
+//
+// Job code counts with Inc(ctx, "imported", 1): from a simple job, a sliced
+// job's record function or one of its hooks. A slice's counts are stored
+// with its output, so they are exactly-once like the output; Job.Statistics
+// holds a job's totals once it ended, Client.Progress a running job's.
+//
 // # Databases
 //
 // Jobs and servers live in the jobs database ($ROCKETJOB_URI, $ROCKETJOB_DB,

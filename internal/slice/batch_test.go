@@ -187,3 +187,24 @@ func TestProcessPlainTypeUnchanged(t *testing.T) {
 		t.Fatalf("batch %+v", p.Batch)
 	}
 }
+
+// TestCategoryKindIsPinned: a category's kind is bound into the sealed
+// envelope's additional data, so its spelling is part of the stored format.
+func TestCategoryKindIsPinned(t *testing.T) {
+	if k := Category("even"); k != "category:even" || k.what() != "output even" {
+		t.Fatalf("Category(even) = %q (%s)", k, k.what())
+	}
+	c := codec(t, goldenJob, goldenKeyring(t), false, true)
+	sealed, err := Seal(c, Category("even"), 3, pack("2", "4"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, kind := range []Kind{Output, Category("odd"), Kind("even")} {
+		if _, err := Open(c, kind, 3, sealed); err == nil {
+			t.Errorf("a category:even slice opened as %q", kind)
+		}
+	}
+	if plain, err := Open(c, Category("even"), 3, sealed); err != nil || string(plain) != string(pack("2", "4")) {
+		t.Errorf("open: %q, %v", plain, err)
+	}
+}
