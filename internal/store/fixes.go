@@ -79,13 +79,24 @@ func (s *Store) AddHistory(ctx context.Context, e *HistoryEntry) error {
 	if e.At.IsZero() {
 		e.At = time.Now().UTC().Truncate(time.Millisecond)
 	}
-	return retry(ctx, func() error {
-		_, err := s.history().InsertOne(ctx, e)
-		if isDup(err) {
-			return nil // this call's own insert, before a transient error
+	insert := func() error {
+		return retry(ctx, func() error {
+			_, err := s.history().InsertOne(ctx, e)
+			if isDup(err) {
+				return nil // this call's own insert, before a transient error
+			}
+			return err
+		})
+	}
+	err := insert()
+	if err != nil && ctx.Err() == nil {
+		// The first insert into a new collection can lose a race to create
+		// it with another process's: create it, then try once more.
+		if cerr := ensureCollections(ctx, s.jobsDB, historyCollection); cerr == nil {
+			err = insert()
 		}
-		return err
-	})
+	}
+	return err
 }
 
 // JobHistory returns the history of job, oldest first.
