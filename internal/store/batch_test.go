@@ -83,3 +83,47 @@ func TestBatchResultsCountOnce(t *testing.T) {
 		}
 	})
 }
+
+// TestBatchResultsOfAZombieCountOnce: a server dies with claimed slices, its
+// slices are requeued and completed by another server, then the dead
+// server's attempt completes late (a zombie): the statistics and category
+// counts still count each slice once, on both strategies.
+func TestBatchResultsOfAZombieCountOnce(t *testing.T) {
+	strategies(t, func(t *testing.T, s store.SliceStore) {
+		ctx := context.Background()
+		job := bson.NewObjectID()
+		upload(t, s, job, 2)
+		fa := s.NewFeeder(job, "a", 2)
+		zombie, err := fa.Next(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := fa.Release(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if n, err := s.RequeueServer(ctx, job, "a"); err != nil || n != 1 {
+			t.Fatalf("requeue: %d, %v", n, err)
+		}
+		result := store.Result{Batch: &store.BatchResult{
+			Categories: []store.CategoryOutput{{Name: "even", Count: 3, Records: []byte("e")}},
+			Statistics: map[string]int64{"even": 3},
+			Dropped:    1,
+		}}
+		for _, c := range claimAll(t, s.NewFeeder(job, "c", 2)) {
+			if won, err := s.Complete(ctx, job, c, result); err != nil || !won {
+				t.Fatalf("complete slice %d: %v, %v", c.Num, won, err)
+			}
+		}
+		if _, err := s.Complete(ctx, job, zombie, result); err != nil {
+			t.Fatal(err)
+		}
+		tot, err := s.Totals(ctx, job)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := store.Totals{Categories: map[string]int64{"even": 6}, Statistics: map[string]int64{"even": 6}, Dropped: 2}
+		if !reflect.DeepEqual(tot, want) {
+			t.Fatalf("totals %+v, want %+v", tot, want)
+		}
+	})
+}
