@@ -101,6 +101,9 @@ func TestAPIBatchJobs(t *testing.T) {
 			t.Errorf("job page lacks %q", want)
 		}
 	}
+	if page := string(b.do(t, req{method: "GET", path: "/jobs/" + pid, basic: [2]string{adminUser, adminPassword}}).body); !strings.Contains(page, "<h2>Parameters</h2>") || !strings.Contains(page, "text") {
+		t.Errorf("the job page does not show the parameters")
+	}
 	form := string(b.do(t, req{method: "GET", path: "/upload", basic: [2]string{adminUser, adminPassword}}).body)
 	if !strings.Contains(form, `name="param.text"`) || !strings.Contains(form, `name="notify_url"`) {
 		t.Errorf("upload form lacks the parameter or notify fields")
