@@ -828,9 +828,19 @@ func (h *Handler) apiOutput(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ext, ctype := ".txt", "text/plain; charset=utf-8"
-	switch sliced.Format(job.Format) {
+	format := sliced.Format(job.OutputFormat)
+	if format == "" {
+		format = sliced.Format(job.Format)
+	}
+	switch format {
 	case sliced.CSV:
 		ext, ctype = ".csv", "text/csv; charset=utf-8"
+	case sliced.PSV:
+		ext = ".psv"
+	case sliced.TSV:
+		ext, ctype = ".tsv", "text/tab-separated-values; charset=utf-8"
+	case sliced.XLSX:
+		ext, ctype = ".xlsx", "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 	case sliced.JSONL:
 		ext, ctype = ".jsonl", "application/jsonl"
 	}

@@ -452,7 +452,7 @@ func (h *Handler) renderUpload(w http.ResponseWriter, r *http.Request, status in
 	}
 	h.render(w, r, status, "upload", pageData{Title: "Upload", Nav: "upload", Data: map[string]any{
 		"Types": types, "Form": u, "Error": msg, "MaxUpload": humanBytes(h.cfg.MaxUpload),
-		"Formats": []string{"lines", "csv", "jsonl"}, "HasKeys": h.client.Keyring() != nil,
+		"Formats": []string{"lines", "csv", "psv", "tsv", "fixed", "xlsx", "jsonl"}, "OutputFormats": []string{"csv", "psv", "tsv", "jsonl", "xlsx"}, "HasKeys": h.client.Keyring() != nil,
 	}})
 }
 

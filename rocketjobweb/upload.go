@@ -49,6 +49,14 @@ type uploadParams struct {
 	ParamPairs []string
 	// NotifyURL receives the job's end (sliced.UploadOptions.NotifyURL).
 	NotifyURL string
+	// The tabular options of sliced.UploadOptions: OutputFormat,
+	// LenientQuotes, Columns (its Header: the names of a headerless file's
+	// columns), Widths (fixed width) and Sheet (xlsx).
+	OutputFormat  string
+	LenientQuotes bool
+	Columns       []string
+	Widths        []int
+	Sheet         string
 	// The scheduling and throttling options (parity with the command
 	// line): StopOnError, CollectOutput and MaxWorkers are a sliced job's,
 	// RetryLimit and Cron a simple job's, the others both kinds'.
@@ -129,6 +137,44 @@ func (u *uploadParams) set(name, value string) error {
 			}
 		}
 		u.Format = value
+	case "output_format":
+		if value != "" {
+			if _, err := sliced.ParseFormat(value); err != nil {
+				return badParam("output_format: %v", err)
+			}
+		}
+		u.OutputFormat = value
+	case "lenient_quotes":
+		b, err := parseBool(value)
+		if err != nil {
+			return badParam("%s: %v", name, err)
+		}
+		u.LenientQuotes = b
+	case "columns", "widths":
+		if name == "columns" {
+			u.Columns = nil
+		} else {
+			u.Widths = nil
+		}
+		for _, n := range strings.Split(value, ",") {
+			if value == "" {
+				break
+			}
+			if strings.TrimSpace(n) == "" {
+				return badParam("%s: empty entry (want A,B,...)", name)
+			}
+			if name == "columns" {
+				u.Columns = append(u.Columns, n)
+				continue
+			}
+			w, err := strconv.Atoi(strings.TrimSpace(n))
+			if err != nil || w < 1 {
+				return badParam("widths: %q is not a positive whole number", truncate(n, 20))
+			}
+			u.Widths = append(u.Widths, w)
+		}
+	case "sheet":
+		u.Sheet = value
 	case "description":
 		if len(value) > 1000 {
 			return badParam("description is longer than 1000 bytes")
@@ -222,7 +268,7 @@ func (u *uploadParams) set(name, value string) error {
 		}
 	default:
 		return badParam("unknown option %q (type, priority, slice_size, format, description, run_at, expires_at, after, window, "+
-			"max_workers, stop_on_error, collect_output, encrypt, compress, require_columns, allow_columns, notify_url, retry_limit, cron, param.NAME)", truncate(name, 40))
+			"max_workers, stop_on_error, collect_output, encrypt, compress, require_columns, allow_columns, output_format, lenient_quotes, columns, widths, sheet, notify_url, retry_limit, cron, param.NAME)", truncate(name, 40))
 	}
 	return u.mark(key)
 }
@@ -345,6 +391,7 @@ func (h *Handler) uploadOptions(u *uploadParams) (*sliced.UploadOptions, error) 
 		Format: sliced.Format(u.Format), CollectOutput: &collect, DestroyOnComplete: &keep,
 		Encrypt: u.Encrypt, Compress: u.Compress, StopOnError: u.StopOnError, MaxWorkers: u.MaxWorkers,
 		DependsOn: u.After, ExpiresAt: u.ExpiresAt, Window: u.Window,
+		OutputFormat: sliced.Format(u.OutputFormat), LenientQuotes: u.LenientQuotes, Header: u.Columns, Widths: u.Widths, Sheet: u.Sheet,
 	}
 	if err := h.checkAfter(context.Background(), u.After); err != nil {
 		return nil, err
@@ -364,8 +411,8 @@ func (h *Handler) uploadOptions(u *uploadParams) (*sliced.UploadOptions, error) 
 	if u.Format != "" {
 		format = sliced.Format(u.Format)
 	}
-	if format != sliced.CSV && (opts.Columns != nil || sliced.TypeColumns(h.client.Registry(), u.Type) != nil) {
-		return nil, badParam("column checks need csv input: job type %q would read this upload as %s", u.Type, format)
+	if !format.Tabular() && (opts.Columns != nil || sliced.TypeColumns(h.client.Registry(), u.Type) != nil) {
+		return nil, badParam("column checks need csv input (or another tabular format): job type %q would read this upload as %s", u.Type, format)
 	}
 	if (u.Encrypt != nil && *u.Encrypt || u.Encrypt == nil && spec.Encrypt) && h.client.Keyring() == nil {
 		return nil, apiErr(http.StatusBadRequest, "no_key", "this UI process has no encryption key (ROCKETJOB_KEYS or --key-file): it cannot upload encrypted jobs")
@@ -882,6 +929,18 @@ func (h *Handler) apiCreateJob(w http.ResponseWriter, r *http.Request) {
 
 // RunAtText is the start time as typed (to show the form again).
 func (u *uploadParams) RunAtText() string { return u.runAtText }
+
+// ColumnsText is the declared columns as given, for the form.
+func (u *uploadParams) ColumnsText() string { return strings.Join(u.Columns, ",") }
+
+// WidthsText is the fixed-width layout's widths as given, for the form.
+func (u *uploadParams) WidthsText() string {
+	parts := make([]string, len(u.Widths))
+	for i, w := range u.Widths {
+		parts[i] = strconv.Itoa(w)
+	}
+	return strings.Join(parts, ",")
+}
 
 // ParamValue is the value given for parameter name (to show the form again).
 func (u *uploadParams) ParamValue(name string) string {
