@@ -90,8 +90,11 @@ func TestFixFailedRecordsThenRetry(t *testing.T) {
 					t.Errorf("record %s ran again on retry (%d runs)", rec, calls[rec])
 				}
 			}
-			if calls["3"] != 1 || calls["y"] != 1 || calls["z"] != 2 || calls["x"] != 1 {
-				t.Errorf("runs: %v", calls)
+			// Deltas: a slow machine may re-run a slice of the first run
+			// (a server judged dead), never a record of the retry that
+			// did not fail or was deleted.
+			if calls["3"]-before["3"] < 1 || calls["y"] != before["y"] || calls["z"] <= before["z"] || calls["x"] != before["x"] {
+				t.Errorf("runs before the retry %v, after %v", before, calls)
 			}
 			mu.Unlock()
 
@@ -111,8 +114,8 @@ func TestFixFailedRecordsThenRetry(t *testing.T) {
 				t.Fatalf("output %q, want %q", out.String(), want)
 			}
 			mu.Lock()
-			if calls["1"] != 1 || calls["10"] != 1 || calls["9"] != 1 {
-				t.Errorf("runs after the second retry: %v", calls)
+			if calls["10"] < 1 || calls["1"] != before["1"] || calls["9"] != before["9"] || calls["y"] != before["y"] {
+				t.Errorf("runs after the second retry: %v (before the first %v)", calls, before)
 			}
 			mu.Unlock()
 
