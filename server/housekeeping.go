@@ -5,7 +5,6 @@ import (
 	"log/slog"
 	"time"
 
-	"github.com/rocketjob-go/rocketjob/internal/model"
 	"github.com/rocketjob-go/rocketjob/internal/store"
 )
 
@@ -38,12 +37,14 @@ func (c *housekeeperConfig) defaults() {
 
 // housekeeper does the cluster's chores. Once a minute across the cluster
 // (the first server whose unique-insert claim for that minute wins) it
-// reconciles the run queue with the jobs and requeues running jobs whose
-// server no longer exists; now and then it drops the slices of jobs that do
-// not exist and prunes old rate-limit tokens. At Start it reconciles the run
-// queue once, for jobs written by an older version or behind the store's back.
-// Deleting finished jobs past their retention is the retainer's
-// (retention.go).
+// gives their run-queue copies to the jobs of writers that died between a
+// job write and its copy (store.RepairIntents) and requeues running jobs
+// whose server no longer exists, reading only live jobs; once an hour it
+// reconciles the whole run queue with the jobs (a scan of every job on
+// FerretDB: for jobs written by an older version or behind the store's
+// back); now and then it drops the slices of jobs that do not exist and
+// prunes old rate-limit tokens. Deleting finished jobs past their retention
+// is the retainer's (retention.go).
 type housekeeper struct {
 	ticker
 	cfg   housekeeperConfig
@@ -62,12 +63,6 @@ func newHousekeeper(cfg housekeeperConfig, st *store.Store, log *slog.Logger) *h
 	return h
 }
 
-// Start reconciles the run queue, then starts the passes.
-func (h *housekeeper) Start(ctx context.Context) error {
-	h.repairQueue(ctx)
-	return h.ticker.Start(ctx)
-}
-
 func (h *housekeeper) pass(ctx context.Context) {
 	h.passes++
 	if h.passes%orphanEvery == 0 {
@@ -78,8 +73,11 @@ func (h *housekeeper) pass(ctx context.Context) {
 		h.log.Warn("housekeeping", "err", err)
 	}
 	if sweep {
-		h.repairQueue(ctx)
+		h.repairIntents(ctx)
 		h.requeueOrphanedJobs(ctx)
+		if deep, err := h.store.ClaimDeepSweep(ctx, time.Now()); err == nil && deep {
+			h.repairQueue(ctx)
+		}
 	}
 	if h.passes%rateTokenPruneEvery == 0 {
 		if err := h.store.PruneRateTokens(ctx, time.Now().Add(-time.Minute)); err != nil && ctx.Err() == nil {
@@ -88,8 +86,21 @@ func (h *housekeeper) pass(ctx context.Context) {
 	}
 }
 
+// repairIntents writes the run-queue copies that writers which died
+// between a job write and its copy left missing (FerretDB).
+func (h *housekeeper) repairIntents(ctx context.Context) {
+	n, err := h.store.RepairIntents(ctx, time.Now())
+	switch {
+	case err != nil && ctx.Err() == nil:
+		h.log.Warn("repairing the run queue", "err", err)
+	case n > 0:
+		h.log.Info("run queue repaired", "copies", n)
+		h.repaired()
+	}
+}
+
 // repairQueue brings the run queue (FerretDB) in line with the jobs: copies
-// a crash or a race left missing or stale.
+// a crash or a race left missing or stale. It reads every job.
 func (h *housekeeper) repairQueue(ctx context.Context) {
 	n, err := h.store.ReconcileQueue(ctx)
 	switch {
@@ -104,7 +115,7 @@ func (h *housekeeper) repairQueue(ctx context.Context) {
 // requeueOrphanedJobs requeues running jobs (or steps) whose server no longer
 // exists: a transition that server claimed just before it died can be rolled
 // forward by another process after the server was rescued and removed. On
-// FerretDB it reads every job, hence once a minute.
+// FerretDB it reads the running jobs from the state index.
 func (h *housekeeper) requeueOrphanedJobs(ctx context.Context) {
 	servers, err := h.store.ListServers(ctx)
 	if err != nil {
@@ -117,7 +128,7 @@ func (h *housekeeper) requeueOrphanedJobs(ctx context.Context) {
 			live[servers[i].Name] = true
 		}
 	}
-	jobs, err := h.store.ListJobs(ctx, store.JobFilter{States: []model.State{model.StateRunning}})
+	jobs, err := h.store.RunningJobs(ctx)
 	if err != nil {
 		h.log.Warn("looking for orphaned jobs", "err", err)
 		return

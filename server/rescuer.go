@@ -98,14 +98,14 @@ func (r *rescuer) rescue(ctx context.Context, dead *model.Server) error {
 		}
 		log.Info("job requeued", "job", job.ID.Hex(), "type", job.Type)
 	}
-	running, err := r.store.ListJobs(ctx, store.JobFilter{States: []model.State{model.StateRunning, model.StatePaused, model.StateFailed}})
+	// The jobs are read from the state index and the slice collections
+	// (store.SlicedJobsWithSlices), not by a scan of every job: a rescue
+	// costs as much with a million completed jobs as with none.
+	sliced, err := r.store.SlicedJobsWithSlices(ctx)
 	if err != nil {
 		return err
 	}
-	for _, job := range running {
-		if job.Kind != model.KindSliced {
-			continue
-		}
+	for _, job := range sliced {
 		n, err := r.store.Slices().RequeueServer(ctx, job.ID, dead.Name)
 		if err != nil {
 			return err

@@ -151,3 +151,45 @@ func TestSelectorStripes(t *testing.T) {
 		t.Fatalf("an unidentified selector uses %d stripes", solo.of)
 	}
 }
+
+// TestWakerRefreshesBusyServer checks that a wake-up reaches a server whose
+// workers are all busy: its list of jobs is dropped, so the next worker to
+// finish reads the new (say, urgent) job instead of the jobs left listed.
+func TestWakerRefreshesBusyServer(t *testing.T) {
+	st := serviceStore(t)
+	ctx := context.Background()
+	if err := st.InsertJob(ctx, newQueuedJob()); err != nil {
+		t.Fatal(err)
+	}
+	sel := newSelector(st, time.Hour, time.Hour)
+	w := newWaker(st, sel, 20*time.Millisecond)
+	w.passed = make(chan struct{})
+	startStop(t, w)
+	passes(t, w.passed, 2) // the token as it is now is known
+	if err := sel.refresh(ctx, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	if len(sel.jobs) != 1 {
+		t.Fatalf("%d jobs listed, want 1", len(sel.jobs))
+	}
+	urgent := newQueuedJob()
+	urgent.Priority = 1
+	if err := st.InsertJob(ctx, urgent); err != nil {
+		t.Fatal(err)
+	}
+	// No worker is idle; a worker that finishes refreshes with the poll
+	// interval (an hour) as its bound.
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		passes(t, w.passed, 1)
+		if err := sel.refresh(ctx, time.Hour); err != nil {
+			t.Fatal(err)
+		}
+		if j := sel.next(); j != nil && j.ID == urgent.ID {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("a busy server's list was not read again after a wake-up: the urgent job was not offered")
+		}
+	}
+}

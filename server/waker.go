@@ -13,11 +13,14 @@ import (
 // token (at most its poll interval).
 const DefaultWakePoll = 100 * time.Millisecond
 
-// waker reads the wake-up token (store.Wake) every interval while some of
-// this server's workers are idle, and wakes them, with a fresh list of
-// jobs, when it changed: a job enqueued, resumed, retried or requeued
-// anywhere starts within the interval instead of the poll interval, and an
-// idle server reads one small document instead of looking for work.
+// waker reads the wake-up token (store.Wake) every interval and, when it
+// changed (a job enqueued, resumed, retried or requeued anywhere), drops
+// this server's list of jobs and wakes its idle workers: idle workers start
+// the new job within the interval instead of the poll interval, and busy
+// ones read a fresh list when they finish their current job, so an urgent
+// job enqueued behind thousands of others starts after the job a worker is
+// on, not after the jobs left on the server's list. An idle server reads
+// one small document instead of looking for work.
 type waker struct {
 	ticker
 	store *store.Store
@@ -32,14 +35,13 @@ func newWaker(st *store.Store, sel *selector, interval time.Duration) *waker {
 }
 
 func (w *waker) pass(ctx context.Context) {
-	if w.sel.idle.Load() == 0 {
-		return // busy workers look again after every slice and job
-	}
 	token, err := w.store.WakeToken(ctx)
 	if err != nil || token == w.last {
 		return
 	}
 	w.last = token
 	w.sel.invalidate()
-	w.sel.wake()
+	if w.sel.idle.Load() > 0 {
+		w.sel.wake()
+	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -29,6 +30,10 @@ func (s *Store) jobClaims() *mongo.Collection { return s.jobsDB.Collection(jobCl
 
 // InsertJob writes a new job document.
 func (s *Store) InsertJob(ctx context.Context, job *model.Job) error {
+	var intent bson.ObjectID
+	if runnable(job) {
+		intent = s.intend(ctx, []bson.ObjectID{job.ID})
+	}
 	err := retry(ctx, func() error {
 		_, err := s.jobs().InsertOne(ctx, job)
 		if isDup(err) {
@@ -38,6 +43,7 @@ func (s *Store) InsertJob(ctx context.Context, job *model.Job) error {
 	})
 	if err == nil {
 		s.syncQueue(ctx, nil, job)
+		s.intended(ctx, intent)
 	}
 	return err
 }
@@ -123,9 +129,18 @@ func (s *Store) RunnableJobs(ctx context.Context, now time.Time, limit int64, ty
 	return findAll[model.Job](ctx, s.jobs(), filter, opts)
 }
 
-// JobsOfServer returns the running jobs whose current run or step belongs to server.
+// JobsOfServer returns the running jobs whose current run or step belongs
+// to server. On FerretDB it reads the running jobs from the state index
+// (RunningJobs), not every job.
 func (s *Store) JobsOfServer(ctx context.Context, server string) ([]model.Job, error) {
-	return findAll[model.Job](ctx, s.jobs(), bson.D{{Key: "state", Value: model.StateRunning}, {Key: "server", Value: server}})
+	if !s.ferret {
+		return findAll[model.Job](ctx, s.jobs(), bson.D{{Key: "state", Value: model.StateRunning}, {Key: "server", Value: server}})
+	}
+	running, err := s.RunningJobs(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return slices.DeleteFunc(running, func(j model.Job) bool { return j.Server != server }), nil
 }
 
 // Change is what a transition writes besides the new state and version.
@@ -190,6 +205,25 @@ func (s *Store) apply(ctx context.Context, job *model.Job, to model.State, chang
 			return nil, fmt.Errorf("job %s: %w", job.ID.Hex(), err)
 		}
 	}
+	// On FerretDB the job's new state index entry is written before the job
+	// (so that a running job always has its entry, which the rescuer reads),
+	// and so is an intent when the job becomes runnable (so that its
+	// run-queue copy is written even if this process dies after the write;
+	// an intent is removed once the copy is, and left behind on a failure).
+	var (
+		moved  *model.Job
+		intent bson.ObjectID
+	)
+	if s.ferret {
+		var err error
+		if moved, err = applied(job, set, change.Unset); err != nil {
+			return nil, err
+		}
+		if !runnable(job) && runnable(moved) {
+			intent = s.intend(ctx, []bson.ObjectID{job.ID})
+		}
+		s.syncStatesPart(ctx, job, moved, statePut)
+	}
 	claimedAt := time.Now()
 	var matched int64
 	err := retry(ctx, func() error {
@@ -219,6 +253,7 @@ func (s *Store) apply(ctx context.Context, job *model.Job, to model.State, chang
 		// Reporting a conflict would leave a run nobody works on.
 		if cur, err := s.GetJob(ctx, job.ID); err == nil && cur.Version == job.Version+1 {
 			s.syncQueue(ctx, job, cur)
+			s.intended(ctx, intent)
 			return cur, nil
 		}
 	}
@@ -228,11 +263,11 @@ func (s *Store) apply(ctx context.Context, job *model.Job, to model.State, chang
 	// The update was conditioned on the version we read (by its filter, or
 	// on FerretDB by the claim), so the stored job is exactly job with the
 	// change applied: apply it here rather than read it again.
-	moved, err := applied(job, set, change.Unset)
-	if err != nil {
-		return nil, err
+	if !s.ferret {
+		return applied(job, set, change.Unset)
 	}
-	s.syncQueue(ctx, job, moved)
+	s.syncQueuePart(ctx, job, moved, stateDrop) // the new entry is written
+	s.intended(ctx, intent)                     // and the run-queue copy
 	return moved, nil
 }
 

@@ -15,7 +15,8 @@ const InsertBatch = 1000
 // InsertJobs writes new job documents, InsertBatch at a time: one unordered
 // insertMany of the jobs, then, on FerretDB, one insertMany of their
 // run-queue copies per priority (the batched form of what InsertJob does
-// one job at a time). A job is written before its copy, so a worker never
+// one job at a time), the batch's ids recorded as a queue intent before and
+// removed after (intents.go). A job is written before its copy, so a worker never
 // finds a copy without its job; the copies of one batch are written while
 // the next batch of jobs is, so the database's two cores both work.
 //
@@ -23,12 +24,17 @@ const InsertBatch = 1000
 // its own earlier inserts, which count as written. It returns how many jobs
 // were written (all of them, or the batches before the one that failed).
 func (s *Store) InsertJobs(ctx context.Context, jobs []*model.Job) (int, error) {
-	copies := make(chan []queued, 1)
+	type copiesOf struct {
+		copies []queued
+		intent bson.ObjectID
+	}
+	copies := make(chan copiesOf, 1)
 	copied := make(chan struct{})
 	go func() {
 		defer close(copied)
 		for batch := range copies {
-			s.queueNew(ctx, batch)
+			s.queueNew(ctx, batch.copies)
+			s.intended(ctx, batch.intent)
 		}
 	}()
 	defer func() {
@@ -41,6 +47,7 @@ func (s *Store) InsertJobs(ctx context.Context, jobs []*model.Job) (int, error) 
 		jobs = jobs[len(batch):]
 		docs := make([]any, len(batch))
 		var runnables []queued
+		var ids []bson.ObjectID
 		for i, j := range batch {
 			// Marshalled once for both collections.
 			raw, err := bson.Marshal(j)
@@ -50,17 +57,21 @@ func (s *Store) InsertJobs(ctx context.Context, jobs []*model.Job) (int, error) 
 			docs[i] = bson.Raw(raw)
 			if runnable(j) {
 				runnables = append(runnables, queued{priority: j.Priority, doc: bson.Raw(raw)})
+				ids = append(ids, j.ID)
 			}
 		}
+		// Should this process die before the copies are written, the
+		// intent tells the housekeeping which jobs lack theirs.
+		intent := s.intend(ctx, ids)
 		if _, _, err := insertMany(ctx, s.jobs(), docs); err != nil {
 			return written, fmt.Errorf("inserting jobs: %w", err)
 		}
 		written += len(batch)
 		if s.ferret && len(runnables) > 0 {
-			copies <- runnables
+			copies <- copiesOf{runnables, intent}
 		}
-		if s.ferret && len(runnables) < len(batch) {
-			// Jobs written in a state other than queued or running.
+		if s.ferret {
+			// Jobs written in a state other than queued.
 			_ = s.putStatesNew(ctx, batch)
 		}
 	}

@@ -32,8 +32,8 @@ import (
 //
 // So, as the run queue keeps a copy of every runnable job per priority
 // (queue.go: queued jobs and running sliced jobs), the state index keeps an
-// entry {_id, v: version, type} for every other job, per state and
-// priority: state_running_p050 (running simple jobs), state_completed_p050,
+// entry {_id, v: version, type} for every job that is not queued, per state
+// and priority: state_running_p050 (running jobs), state_completed_p050,
 // ... A limited listing reads, priority by priority, the first entries of
 // the run queue and of the state index collections of the states asked
 // for, in the order the jobs entered them, puts a window of them in age
@@ -67,9 +67,11 @@ func (s *Store) stateColl(state model.State, priority int) *mongo.Collection {
 }
 
 // indexedState is the state under which j is in the state index, or ""
-// (no job, or a runnable one: those are in the run queue instead).
+// (no job, or a queued one: those are in the run queue instead). A running
+// sliced job is in both: the run queue offers its slices, the state index
+// tells the rescuer that it runs.
 func indexedState(j *model.Job) model.State {
-	if j == nil || runnable(j) {
+	if j == nil || j.State == model.StateQueued {
 		return ""
 	}
 	return j.State
@@ -85,14 +87,39 @@ func indexedState(j *model.Job) model.State {
 // that the workers of a busy server add one insertMany (and, as jobs
 // complete, one deleteMany) per batch rather than a write or two per job.
 func (s *Store) syncStates(ctx context.Context, before, after *model.Job) {
-	if !s.ferret {
+	s.syncStatesPart(ctx, before, after, statePut|stateDrop)
+}
+
+// What part of a state index sync to make: the new entry, the removal of
+// the old one, or both.
+const (
+	statePut = 1 << iota
+	stateDrop
+)
+
+// syncStatesPart is syncStates making only part of the change: a job
+// write puts its new entry before the write (so that a job entering a state
+// has its entry even when its writer dies right after the write: the
+// rescuer finds running jobs by their entries) and removes the old one
+// after it.
+func (s *Store) syncStatesPart(ctx context.Context, before, after *model.Job, part int) {
+	if !s.ferret || part == 0 {
 		return
 	}
 	from, to := indexedState(before), indexedState(after)
 	if from == to && (from == "" || before.Priority == after.Priority) {
 		return // same entry, or none
 	}
-	s.stateBatcher().sync(ctx, s, before, after)
+	if part&statePut == 0 && from == "" || part&stateDrop == 0 && to == "" {
+		return // nothing of that part to do
+	}
+	s.stateBatcher().sync(ctx, s, stateChange{before, after, part})
+}
+
+// stateChange is one job write's change of the state index.
+type stateChange struct {
+	before, after *model.Job
+	part          int // statePut, stateDrop or both
 }
 
 // stateBatchers holds the batcher of each Store with state index writes in
@@ -109,18 +136,17 @@ func (s *Store) stateBatcher() *stateBatcher {
 // changes keep arriving; the others wait for the batch that holds theirs.
 type stateBatcher struct {
 	mu       sync.Mutex
-	befores  []*model.Job
-	afters   []*model.Job
+	changes  []stateChange
 	waiters  []chan struct{}
 	flushing bool
 }
 
 // sync adds one change and returns once it is written (or failed: the
 // index is a hint).
-func (b *stateBatcher) sync(ctx context.Context, s *Store, before, after *model.Job) {
+func (b *stateBatcher) sync(ctx context.Context, s *Store, c stateChange) {
 	done := make(chan struct{})
 	b.mu.Lock()
-	b.befores, b.afters, b.waiters = append(b.befores, before), append(b.afters, after), append(b.waiters, done)
+	b.changes, b.waiters = append(b.changes, c), append(b.waiters, done)
 	if b.flushing {
 		b.mu.Unlock()
 		<-done
@@ -131,8 +157,8 @@ func (b *stateBatcher) sync(ctx context.Context, s *Store, before, after *model.
 	ctx = context.WithoutCancel(ctx) // the batch holds other callers' changes
 	for {
 		b.mu.Lock()
-		befores, afters, waiters := b.befores, b.afters, b.waiters
-		b.befores, b.afters, b.waiters = nil, nil, nil
+		changes, waiters := b.changes, b.waiters
+		b.changes, b.waiters = nil, nil
 		if len(waiters) == 0 {
 			b.flushing = false
 			stateBatchers.CompareAndDelete(weak.Make(s), b) // idle: forget it
@@ -140,7 +166,7 @@ func (b *stateBatcher) sync(ctx context.Context, s *Store, before, after *model.
 			return
 		}
 		b.mu.Unlock()
-		s.syncStatesMany(ctx, befores, afters)
+		s.syncStateChanges(ctx, changes)
 		for _, w := range waiters {
 			close(w)
 		}
@@ -155,6 +181,16 @@ func (b *stateBatcher) sync(ctx context.Context, s *Store, before, after *model.
 // few), and a read then a delete of each other one. For batched job writes
 // (starts, completions).
 func (s *Store) syncStatesMany(ctx context.Context, before, after []*model.Job) {
+	changes := make([]stateChange, len(after))
+	for i := range after {
+		changes[i] = stateChange{before[i], after[i], statePut | stateDrop}
+	}
+	s.syncStateChanges(ctx, changes)
+}
+
+// syncStateChanges makes the changes of syncStatesMany, each only in its
+// part.
+func (s *Store) syncStateChanges(ctx context.Context, changes []stateChange) {
 	if !s.ferret {
 		return
 	}
@@ -168,17 +204,17 @@ func (s *Store) syncStatesMany(ctx context.Context, before, after []*model.Job) 
 		version int64
 	}
 	drops := map[key][]drop{}
-	for i := range after {
-		b, a := before[i], after[i]
+	for _, c := range changes {
+		b, a := c.before, c.after
 		from, to := indexedState(b), indexedState(a)
 		moved := from != to || (b != nil && a != nil && b.Priority != a.Priority)
 		if !moved {
 			continue
 		}
-		if to != "" {
+		if to != "" && c.part&statePut != 0 {
 			puts[key{to, a.Priority}] = append(puts[key{to, a.Priority}], a)
 		}
-		if from != "" {
+		if from != "" && c.part&stateDrop != 0 {
 			version := int64(math.MaxInt64)
 			if a != nil {
 				version = a.Version
@@ -324,7 +360,7 @@ func (s *Store) stateIndexBuilt(ctx context.Context) (bool, error) {
 	return err == nil, err
 }
 
-// buildStateIndex writes the entries of every job that is not runnable (one
+// buildStateIndex writes the entries of every job that is not queued (one
 // scan of the jobs collection, in batches), then marks the index built.
 // Jobs written meanwhile get their entries from their writers; an entry
 // this scan writes for a job changed meanwhile is out of date, which

@@ -57,10 +57,16 @@ func runnable(j *model.Job) bool {
 // as it was (nil for a new job), after as it is now (nil once deleted). A
 // failure is left to ReconcileQueue: the job write itself succeeded.
 func (s *Store) syncQueue(ctx context.Context, before, after *model.Job) {
+	s.syncQueuePart(ctx, before, after, statePut|stateDrop)
+}
+
+// syncQueuePart is syncQueue making only part of the state index change
+// (statePut, stateDrop, or both: see syncStatesPart).
+func (s *Store) syncQueuePart(ctx context.Context, before, after *model.Job, statePart int) {
 	if !s.ferret {
 		return
 	}
-	s.syncStates(ctx, before, after) // the state index of listings (liststate.go)
+	s.syncStatesPart(ctx, before, after, statePart) // the state index of listings (liststate.go)
 	if runnable(after) {
 		if wrote, _ := s.putQueued(ctx, after); wrote && !runnable(before) {
 			s.Wake(ctx) // a job became runnable: idle servers look now

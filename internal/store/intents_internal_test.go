@@ -1,0 +1,208 @@
+package store
+
+import (
+	"context"
+	"slices"
+	"testing"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+
+	"github.com/rocketjob-go/rocketjob/internal/dbtest"
+	"github.com/rocketjob-go/rocketjob/internal/model"
+)
+
+// openInternal opens a store on databases of the test's own.
+func openInternal(t *testing.T) *Store {
+	t.Helper()
+	ctx := context.Background()
+	jobsDB, workDB := dbtest.DBNames(t)
+	s, err := Open(ctx, Config{URI: dbtest.URI(), DB: jobsDB, WorkDB: workDB})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close(ctx) })
+	if err := s.MarkNewStateIndex(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func queuedSimple(priority int) *model.Job {
+	now := time.Now().UTC()
+	return &model.Job{ID: bson.NewObjectID(), Type: "nap", Kind: model.KindSimple, State: model.StateQueued,
+		Priority: priority, RunAt: now, CreatedAt: now}
+}
+
+func jobIDs(jobs []model.Job) []bson.ObjectID {
+	var out []bson.ObjectID
+	for _, j := range jobs {
+		out = append(out, j.ID)
+	}
+	slices.SortFunc(out, func(a, b bson.ObjectID) int { return compareIDs(a, b) })
+	return out
+}
+
+func compareIDs(a, b bson.ObjectID) int {
+	for i := range a {
+		if a[i] != b[i] {
+			return int(a[i]) - int(b[i])
+		}
+	}
+	return 0
+}
+
+// TestRunningJobsFromTheIndex checks that RunningJobs and JobsOfServer find
+// the running jobs, simple and sliced, among completed and queued ones,
+// from the state index, and that they follow the jobs' transitions.
+func TestRunningJobsFromTheIndex(t *testing.T) {
+	dbtest.RequireFerretDB(t)
+	ctx := context.Background()
+	s := openInternal(t)
+	var all []*model.Job
+	for range 30 {
+		all = append(all, queuedSimple(50))
+	}
+	done := queuedSimple(50)
+	done.State = model.StateCompleted
+	step := queuedSimple(20)
+	step.Kind, step.State, step.Server = model.KindSliced, model.StateRunning, "a"
+	all = append(all, done, step)
+	if _, err := s.InsertJobs(ctx, all); err != nil {
+		t.Fatal(err)
+	}
+	start := func(j *model.Job, server string) *model.Job {
+		t.Helper()
+		moved, err := s.Transition(ctx, j, model.StateRunning, Change{Set: bson.D{{Key: "server", Value: server}}}, server)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return moved
+	}
+	a1, b1, a2 := start(all[0], "a"), start(all[1], "b"), start(all[2], "a")
+	if _, err := s.Transition(ctx, a2, model.StateCompleted, Change{}, "a"); err != nil {
+		t.Fatal(err)
+	}
+	running, err := s.RunningJobs(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := jobIDs(running), jobIDs([]model.Job{*a1, *b1, *step}); !slices.Equal(got, want) {
+		t.Fatalf("running jobs %v, want %v", got, want)
+	}
+	ofA, err := s.JobsOfServer(ctx, "a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := jobIDs(ofA), jobIDs([]model.Job{*a1, *step}); !slices.Equal(got, want) {
+		t.Fatalf("jobs of server a %v, want %v", got, want)
+	}
+	// A running sliced job is listed once, though it is in the run queue too.
+	listed, err := s.ListJobs(ctx, JobFilter{States: []model.State{model.StateRunning}, Limit: 50})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := jobIDs(listed), jobIDs([]model.Job{*a1, *b1, *step}); !slices.Equal(got, want) {
+		t.Fatalf("running jobs listed %v, want %v", got, want)
+	}
+}
+
+// TestSlicedJobsWithSlices checks that the sliced jobs a rescue requeues
+// slices of are those with input slices, found without reading every job.
+func TestSlicedJobsWithSlices(t *testing.T) {
+	dbtest.RequireFerretDB(t)
+	ctx := context.Background()
+	s := openInternal(t)
+	mk := func(state model.State) *model.Job {
+		j := queuedSimple(50)
+		j.Kind, j.State = model.KindSliced, state
+		return j
+	}
+	running, paused, failed, queued, completed := mk(model.StateRunning), mk(model.StatePaused), mk(model.StateFailed), mk(model.StateQueued), mk(model.StateCompleted)
+	noSlices := mk(model.StateRunning)
+	if _, err := s.InsertJobs(ctx, []*model.Job{running, paused, failed, queued, completed, noSlices}); err != nil {
+		t.Fatal(err)
+	}
+	for _, j := range []*model.Job{running, paused, failed, queued} {
+		if _, err := s.workDB.Collection("slices_"+j.ID.Hex()+"_input").InsertOne(ctx, bson.D{{Key: "_id", Value: "0000000001"}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := s.workDB.Collection("slices_"+completed.ID.Hex()+"_output").InsertOne(ctx, bson.D{{Key: "_id", Value: "0000000001"}}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.SlicedJobsWithSlices(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := jobIDs(got), jobIDs([]model.Job{*running, *paused, *failed}); !slices.Equal(got, want) {
+		t.Fatalf("sliced jobs with slices %v, want %v (running, paused, failed with input)", got, want)
+	}
+}
+
+// TestRepairIntents checks that a job whose writer died between the job
+// write and its run-queue copy gets its copy from the intent the writer
+// left, once the intent is old enough, and that writers that finish leave
+// no intent behind.
+func TestRepairIntents(t *testing.T) {
+	dbtest.RequireFerretDB(t)
+	ctx := context.Background()
+	s := openInternal(t)
+	count := func() int64 {
+		t.Helper()
+		n, err := s.intents().CountDocuments(ctx, bson.D{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	// Writers that finish: a bulk insert, a single insert, a requeue.
+	jobs := []*model.Job{queuedSimple(50), queuedSimple(50)}
+	if _, err := s.InsertJobs(ctx, jobs); err != nil {
+		t.Fatal(err)
+	}
+	one := queuedSimple(40)
+	if err := s.InsertJob(ctx, one); err != nil {
+		t.Fatal(err)
+	}
+	running, err := s.Transition(ctx, jobs[0], model.StateRunning, Change{}, "a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Transition(ctx, running, model.StateQueued, Change{}, "a"); err != nil {
+		t.Fatal(err)
+	}
+	if n := count(); n != 0 {
+		t.Fatalf("%d intents left by writers that finished, want 0", n)
+	}
+
+	// A writer that died after its intent and its job write.
+	lost := queuedSimple(30)
+	s.intend(ctx, []bson.ObjectID{lost.ID})
+	if _, err := s.jobs().InsertOne(ctx, lost); err != nil {
+		t.Fatal(err)
+	}
+	due := func() bool {
+		t.Helper()
+		got, err := s.RunnableJobs(ctx, time.Now(), 50, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return slices.ContainsFunc(got, func(j model.Job) bool { return j.ID == lost.ID })
+	}
+	if due() {
+		t.Fatal("a job without a run-queue copy is offered")
+	}
+	if n, err := s.RepairIntents(ctx, time.Now()); err != nil || n != 0 {
+		t.Fatalf("a fresh intent (its writer may be at work): %d copies written (%v), want 0", n, err)
+	}
+	if n, err := s.RepairIntents(ctx, time.Now().Add(intentAge+time.Second)); err != nil || n != 1 {
+		t.Fatalf("an old intent: %d copies written (%v), want 1", n, err)
+	}
+	if !due() {
+		t.Fatal("the job is not offered after the repair")
+	}
+	if n := count(); n != 0 {
+		t.Fatalf("%d intents left after the repair, want 0", n)
+	}
+}
