@@ -57,10 +57,36 @@
 //
 // # Formats
 //
-// Lines keeps every byte of a line (invalid UTF-8 and NUL included); CSV
-// keeps the header on the job; JSONL skips blank lines. Bad input is an
-// *InputError that names the line or byte offset. A record is at most
-// MaxRecordSize bytes. A CSV type (Options.Columns) or an upload
-// (UploadOptions.Columns) can require and allow header columns: a file that
-// fails is refused before anything is stored, with a *ColumnError.
+// Lines keeps every byte of a line (invalid UTF-8 and NUL included; mixed
+// line endings come back exactly: a line that ended in CRLF keeps its CR in
+// its record, and the function of a lines type sees the line without it);
+// JSONL skips blank lines. The tabular formats are CSV, PSV ("|"), TSV
+// (tab), fixed width (declared names and widths) and XLSX (import
+// sliced/xlsx): their records are rows of fields (EncodeFields) and the job
+// keeps the header. A quoted field keeps its bytes exactly (CRLF included);
+// a UTF-8 BOM is skipped and written back; LenientQuotes accepts `12" pipe`.
+// A tabular type's uploads may be any tabular format, chosen by
+// UploadOptions.Format or the file name (orders.psv.gz), and its output any
+// of csv, psv, tsv, jsonl (one object per row keyed by the header) or xlsx
+// (Options.OutputFormat, UploadOptions.OutputFormat, DownloadAs).
+//
+// Bad input is an *InputError that names the line or byte offset. A record
+// is at most MaxRecordSize bytes. A tabular type (Options.Columns) or an
+// upload (UploadOptions.Columns) can require and allow header columns: a
+// file that fails is refused before anything is stored, with a
+// *ColumnError.
+//
+// # Typed rows
+//
+// RegisterRows[In, Out] decodes each row into a struct whose fields name
+// their columns (`rocketjob:"amount"`), converting numbers, booleans and
+// times; a field that does not convert fails its record with a *FieldError
+// naming the column, and Out's columns are the output's header. In's
+// columns are required at upload. RowDecoder and RowEncoder do the same
+// outside a job.
+//
+// # Encrypted files
+//
+// Package sliced/pgp decrypts OpenPGP input in front of Upload and
+// encrypts output behind Download, with keys from files.
 package sliced
