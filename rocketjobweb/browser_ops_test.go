@@ -308,6 +308,9 @@ func TestBrowserJobOptions(t *testing.T) {
 		chromedp.SendKeys(chromedp.CSS(`#enqueue-form input[name=description]`), "nightly nap"),
 	)
 	br.checkPage("enqueue")
+	if r := br.eval(`String(document.querySelectorAll("fieldset.params:not([hidden])").length)`); r != "1" {
+		t.Errorf("visible parameter sets on the enqueue form: %s", r)
+	}
 	br.shot("options-02-enqueue")
 	br.step("enqueue", chromedp.Click(chromedp.ID("enqueue-submit")), chromedp.WaitVisible(chromedp.ID("job-cron")))
 	nap, err := b.client.Get(ctx, br.text("#job-id"))

@@ -280,3 +280,10 @@ func (h *Handler) changeAllForm(verb string, change func(*rocketjob.Client, cont
 		http.Redirect(w, r, h.path(back), http.StatusSeeOther)
 	}
 }
+
+// RequireColumnsText and AllowColumnsText are the column checks as typed
+// (to show the form again).
+func (u *uploadParams) RequireColumnsText() string { return strings.Join(u.RequireColumns, ",") }
+
+// AllowColumnsText: see RequireColumnsText.
+func (u *uploadParams) AllowColumnsText() string { return strings.Join(u.AllowColumns, ",") }

@@ -134,3 +134,23 @@ func TestJobViewAndEditAPI(t *testing.T) {
 		t.Errorf("edit of an aborted job: %d %s", r.status, r.body)
 	}
 }
+
+// TestUploadFormColumns: the upload form's column checks refuse a CSV file
+// whose header lacks a required column, and show the form again with the
+// values typed.
+func TestUploadFormColumns(t *testing.T) {
+	b := setup(t, options{auth: true})
+	alice := login(t, b, adminUser, adminPassword)
+	page, csrf := alice.page("/upload")
+	if page.status != http.StatusOK || !strings.Contains(string(page.body), `name="require_columns"`) {
+		t.Fatalf("upload page: %d", page.status)
+	}
+	body, ct := multipartBody(t, [][2]string{{"csrf_token", csrf}, {"type", "csv_upcase"}, {"require_columns", "id,amount"}}, "p.csv", []byte("name,age\nann,3\n"))
+	r := b.do(t, req{method: "POST", path: "/upload", body: body, ctype: ct, cookie: alice.cookie, header: map[string]string{"Origin": b.ts.URL}})
+	if r.status != http.StatusBadRequest || !strings.Contains(string(r.body), `value="id,amount"`) || !strings.Contains(string(r.body), "upload-error") {
+		t.Errorf("refused upload: %d", r.status)
+	}
+	if n := countJobs(t, b); n != 0 {
+		t.Errorf("%d jobs after a refused upload", n)
+	}
+}
