@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -277,7 +278,7 @@ func (d *dirmon) scan(ctx context.Context, e *sliced.DirmonEntry, alive func(str
 			if alive(f.Server) {
 				continue // its taker is on it
 			}
-			won, err := d.store.TakeOverDirmonFile(ctx, f, d.cfg.Name)
+			won, err := d.store.TakeOverDirmonFile(ctx, f, d.cfg.Name, bson.NewObjectID())
 			if err != nil || !won {
 				continue
 			}
@@ -343,9 +344,10 @@ func (d *dirmon) scan(ctx context.Context, e *sliced.DirmonEntry, alive func(str
 			status.Waiting++
 			continue
 		}
+		job := bson.NewObjectID()
 		f := &store.DirmonFile{
 			Key: key, Entry: e.Name, Path: path, Size: fi.Size(), ModTime: fi.ModTime().UTC(), Inode: inode(fi),
-			JobID: bson.NewObjectID(), State: store.DirmonTaken, Server: d.cfg.Name, Attempt: 1,
+			JobID: job, Jobs: []bson.ObjectID{job}, State: store.DirmonTaken, Server: d.cfg.Name, Attempt: 1,
 			TakenAt: time.Now().UTC().Truncate(time.Millisecond),
 		}
 		won, err := d.store.TakeDirmonFile(ctx, f)
@@ -378,20 +380,34 @@ func dirmonKey(entry, path string, fi fs.FileInfo) string {
 	return hex.EncodeToString(h[:16])
 }
 
+// dirmonHold is how far in the future an upload is scheduled until it is
+// the file's one job (CommitDirmonFile): until then no server runs it.
+const dirmonHold = 10 * 365 * 24 * time.Hour
+
 // process takes a file from where its record says it is to the end:
-// uploaded (unless its job exists), then archived; or failed. A step that
-// fails for a passing reason is left for the next scan.
+// uploaded (unless an attempt's job exists already) and committed as the
+// file's one job, then archived; or failed. A step that fails for a
+// passing reason is left for the next scan.
+//
+// Each attempt uploads under its own job id, held (scheduled years ahead)
+// until a unique insert commits one job per file: a taker that was judged
+// dead but still runs (a paused process) can finish its upload, but its
+// job then loses the commit and is destroyed, never run.
 func (d *dirmon) process(ctx context.Context, e *sliced.DirmonEntry, f *store.DirmonFile) {
 	log := d.log.With("entry", e.Name, "file", f.Path, "job", f.JobID.Hex())
 	if f.State == store.DirmonTaken {
-		_, err := d.client.Get(ctx, f.JobID.Hex())
-		switch {
-		case errors.Is(err, rocketjob.ErrJobNotFound):
+		job, err := d.uploaded(ctx, f)
+		if err != nil {
+			log.Warn("dirmon: looking for the file's jobs", "err", err)
+			return
+		}
+		if job.IsZero() {
 			if !d.upload(ctx, e, f, log) {
 				return
 			}
-		case err != nil:
-			log.Warn("dirmon: looking for the file's job", "err", err)
+			job = f.JobID
+		}
+		if !d.commit(ctx, f, job, log) {
 			return
 		}
 		f.State = store.DirmonUploaded
@@ -415,6 +431,53 @@ func (d *dirmon) process(ctx context.Context, e *sliced.DirmonEntry, f *store.Di
 		f.Reason = "the file was gone before it was archived"
 	}
 	d.finish(ctx, f, log)
+}
+
+// uploaded returns the job of the first attempt on f whose upload
+// finished (its job exists), or a zero id.
+func (d *dirmon) uploaded(ctx context.Context, f *store.DirmonFile) (bson.ObjectID, error) {
+	jobs := f.Jobs
+	if len(jobs) == 0 {
+		jobs = []bson.ObjectID{f.JobID}
+	}
+	for _, id := range jobs {
+		_, err := d.client.Get(ctx, id.Hex())
+		if err == nil {
+			return id, nil
+		}
+		if !errors.Is(err, rocketjob.ErrJobNotFound) {
+			return bson.ObjectID{}, err
+		}
+	}
+	return bson.ObjectID{}, nil
+}
+
+// commit makes job the file's one job unless another attempt's won,
+// releases the winner (due now) and destroys the other attempts' jobs. It
+// reports whether the file's job is settled.
+func (d *dirmon) commit(ctx context.Context, f *store.DirmonFile, job bson.ObjectID, log *slog.Logger) bool {
+	winner, err := d.store.CommitDirmonFile(ctx, f.Key, job)
+	if err != nil {
+		log.Warn("dirmon: committing the file's job", "err", err)
+		return false
+	}
+	var ite *rocketjob.InvalidTransitionError
+	if _, err := d.client.RunNow(ctx, winner.Hex()); err != nil && !errors.As(err, &ite) && !errors.Is(err, rocketjob.ErrJobNotFound) {
+		log.Warn("dirmon: releasing the file's job", "err", err)
+		return false
+	}
+	for _, id := range append(slices.Clone(f.Jobs), f.JobID, job) {
+		if id == winner || id.IsZero() {
+			continue
+		}
+		if err := d.client.Destroy(ctx, id.Hex()); err == nil {
+			log.Info("dirmon: destroyed the job of another attempt on the file", "destroyed", id.Hex(), "kept", winner.Hex())
+		} else if !errors.Is(err, rocketjob.ErrJobNotFound) {
+			log.Warn("dirmon: destroying another attempt's job", "job", id.Hex(), "err", err)
+		}
+	}
+	f.JobID = winner
+	return true
 }
 
 // upload makes f's job and reports whether it exists now. A refused
@@ -449,11 +512,11 @@ func (d *dirmon) upload(ctx context.Context, e *sliced.DirmonEntry, f *store.Dir
 		d.fail(ctx, e, f, err, log)
 		return false
 	}
-	opts.ID, opts.Name = f.JobID, filepath.Base(f.Path)
-	if f.Attempt > 1 || f.Tries > 0 {
-		// What a dead or failed attempt stored under the id.
+	opts.ID, opts.Name, opts.RunAt = f.JobID, filepath.Base(f.Path), time.Now().Add(dirmonHold)
+	if f.Tries > 0 {
+		// What a failed try of this attempt stored under its id.
 		if err := d.store.Slices().Drop(ctx, f.JobID); err != nil {
-			log.Warn("dirmon: dropping what an earlier attempt stored", "err", err)
+			log.Warn("dirmon: dropping what an earlier try stored", "err", err)
 			return false
 		}
 	}

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -277,25 +278,50 @@ func TestDirmonResumesDeadTakers(t *testing.T) {
 	if r := recs["busy.txt"]; r.State != store.DirmonTaken || r.Server != "alive" {
 		t.Errorf("a live server's file: %+v", r)
 	}
-	if r := recs["half.txt"]; r.Server != "s2" || r.Attempt != 2 {
-		t.Errorf("resumed file: server %s attempt %d", r.Server, r.Attempt)
+	resumed := recs["half.txt"]
+	if resumed.Server != "s2" || resumed.Attempt != 2 || resumed.JobID == half.JobID || len(resumed.Jobs) != 2 {
+		t.Errorf("resumed file: server %s attempt %d job %s (first attempt's %s)", resumed.Server, resumed.Attempt, resumed.JobID.Hex(), half.JobID.Hex())
 	}
 	jobs := allJobs(t, c)
 	ids := []string{}
 	for _, j := range jobs {
 		ids = append(ids, j.ID.Hex())
+		if time.Until(j.RunAt) > time.Minute {
+			t.Errorf("job %s is still held (run at %v)", j.ID.Hex(), j.RunAt)
+		}
 	}
 	slices.Sort(ids)
-	want := []string{half.JobID.Hex(), done.JobID.Hex()}
+	want := []string{resumed.JobID.Hex(), done.JobID.Hex()}
 	slices.Sort(want)
 	if !slices.Equal(ids, want) {
 		t.Fatalf("jobs %v, want %v", ids, want)
 	}
-	job, err := c.Get(ctx, half.JobID.Hex())
+	job, err := c.Get(ctx, resumed.JobID.Hex())
 	if err != nil || job.RecordCount != 2 {
 		t.Fatalf("resumed upload: %v records, %v", job.RecordCount, err)
 	}
 	_ = busy
+
+	// The first taker of half.txt was only paused, not dead: it finishes
+	// its upload (held) and tries to commit it: it loses, its job is
+	// destroyed, and its record writes are refused.
+	stale := *half
+	if _, err := sliced.Upload(ctx, c, "upcase", strings.NewReader("a\nb\n"), &sliced.UploadOptions{ID: half.JobID, RunAt: time.Now().Add(dirmonHold)}); err != nil {
+		t.Fatal(err)
+	}
+	if !d.commit(ctx, &stale, half.JobID, quietLog) || stale.JobID != resumed.JobID {
+		t.Errorf("the paused taker's commit: kept %s, want %s", stale.JobID.Hex(), resumed.JobID.Hex())
+	}
+	if _, err := c.Get(ctx, half.JobID.Hex()); err == nil {
+		t.Error("the paused taker's job was not destroyed")
+	}
+	stale.State = store.DirmonFailed
+	if err := st.UpdateDirmonFile(ctx, &stale); !errors.Is(err, store.ErrDirmonTakenOver) {
+		t.Errorf("a stale record write: %v", err)
+	}
+	if n := len(allJobs(t, c)); n != 2 {
+		t.Errorf("%d jobs after the paused taker woke up, want 2", n)
+	}
 }
 
 // TestDirmonServersTakeEachFileOnce: two servers scanning the same folder

@@ -28,7 +28,12 @@ const (
 	dirmonStatusCollection  = "dirmon_status"
 	dirmonSeenCollection    = "dirmon_seen"
 	dirmonFilesCollection   = "dirmon_files"
+	dirmonCommitsCollection = "dirmon_commits"
 )
+
+// ErrDirmonTakenOver is returned when writing the record of a file that
+// another server has taken over (its taker was judged dead).
+var ErrDirmonTakenOver = errors.New("dirmon file was taken over by another server")
 
 // ErrDirmonNotFound is returned for a Dirmon entry name that does not exist.
 var ErrDirmonNotFound = errors.New("dirmon entry not found")
@@ -99,9 +104,12 @@ type DirmonFile struct {
 	ModTime time.Time     `bson:"mod_time"`
 	Inode   uint64        `bson:"inode"`
 	JobID   bson.ObjectID `bson:"job_id"`
-	State   string        `bson:"state"`
-	Server  string        `bson:"server"`
-	Attempt int           `bson:"attempt"`
+	// Jobs are the job ids of every attempt so far, JobID (the current
+	// attempt's) last: an earlier attempt's upload may have finished.
+	Jobs    []bson.ObjectID `bson:"jobs,omitempty"`
+	State   string          `bson:"state"`
+	Server  string          `bson:"server"`
+	Attempt int             `bson:"attempt"`
 	// Tries counts uploads that failed for a passing reason (the database
 	// unreachable); past a limit the file is failed.
 	Tries   int        `bson:"tries,omitempty"`
@@ -128,11 +136,14 @@ func (s *Store) dirmonEntries() *mongo.Collection {
 func (s *Store) dirmonStatus() *mongo.Collection { return s.jobsDB.Collection(dirmonStatusCollection) }
 func (s *Store) dirmonSeen() *mongo.Collection   { return s.jobsDB.Collection(dirmonSeenCollection) }
 func (s *Store) dirmonFiles() *mongo.Collection  { return s.jobsDB.Collection(dirmonFilesCollection) }
+func (s *Store) dirmonCommits() *mongo.Collection {
+	return s.jobsDB.Collection(dirmonCommitsCollection)
+}
 
 // EnsureDirmon creates the collections that take unique inserts, before
 // anyone races to create them with a first insert.
 func (s *Store) EnsureDirmon(ctx context.Context) error {
-	return ensureCollections(ctx, s.jobsDB, dirmonEntriesCollection, dirmonSeenCollection, dirmonFilesCollection, dirmonStatusCollection)
+	return ensureCollections(ctx, s.jobsDB, dirmonEntriesCollection, dirmonSeenCollection, dirmonFilesCollection, dirmonStatusCollection, dirmonCommitsCollection)
 }
 
 // AddDirmonEntry inserts e; a name in use is ErrDirmonExists.
@@ -280,26 +291,35 @@ func (s *Store) TakeDirmonFile(ctx context.Context, f *DirmonFile) (bool, error)
 
 // TakeOverDirmonFile claims the next attempt of a file whose taker died
 // (or stopped): of the servers that try, exactly one gets true, and its
-// name and the attempt are written to the record.
-func (s *Store) TakeOverDirmonFile(ctx context.Context, f *DirmonFile, server string) (bool, error) {
+// name, the attempt and the attempt's own job id (job) are written to the
+// record.
+func (s *Store) TakeOverDirmonFile(ctx context.Context, f *DirmonFile, server string, job bson.ObjectID) (bool, error) {
 	won, err := s.claimOnce(ctx, fmt.Sprintf("dirmon-file:%s:%d", f.Key, f.Attempt+1))
 	if !won || err != nil {
 		return false, err
 	}
+	if len(f.Jobs) == 0 {
+		f.Jobs = []bson.ObjectID{f.JobID}
+	}
 	f.Attempt++
-	f.Server = server
+	f.Server, f.JobID, f.Jobs = server, job, append(f.Jobs, job)
 	return true, retry(ctx, func() error {
 		_, err := s.dirmonFiles().UpdateOne(ctx, bson.D{{Key: "_id", Value: f.Key}},
-			bson.D{{Key: "$set", Value: bson.D{{Key: "attempt", Value: f.Attempt}, {Key: "server", Value: server}}}})
+			bson.D{{Key: "$set", Value: bson.D{{Key: "attempt", Value: f.Attempt}, {Key: "server", Value: server},
+				{Key: "job_id", Value: f.JobID}, {Key: "jobs", Value: f.Jobs}}}})
 		return err
 	})
 }
 
 // UpdateDirmonFile writes a file record's progress (state, tries,
-// destination, reason, done time). Only the file's taker writes it.
+// destination, reason, done time). Only the file's taker writes it: a
+// record taken over since (a later attempt) is left alone and the answer
+// is ErrDirmonTakenOver.
 func (s *Store) UpdateDirmonFile(ctx context.Context, f *DirmonFile) error {
-	return retry(ctx, func() error {
-		_, err := s.dirmonFiles().UpdateOne(ctx, bson.D{{Key: "_id", Value: f.Key}},
+	var res *mongo.UpdateResult
+	err := retry(ctx, func() error {
+		var err error
+		res, err = s.dirmonFiles().UpdateOne(ctx, bson.D{{Key: "_id", Value: f.Key}, {Key: "attempt", Value: f.Attempt}},
 			bson.D{{Key: "$set", Value: bson.D{
 				{Key: "state", Value: f.State},
 				{Key: "tries", Value: f.Tries},
@@ -309,6 +329,40 @@ func (s *Store) UpdateDirmonFile(ctx context.Context, f *DirmonFile) error {
 			}}})
 		return err
 	})
+	if err == nil && res.MatchedCount == 0 {
+		return ErrDirmonTakenOver
+	}
+	return err
+}
+
+// dirmonCommit is the one job made of a file.
+type dirmonCommit struct {
+	Job bson.ObjectID `bson:"job"`
+}
+
+// CommitDirmonFile makes job the one job of the file key, unless another
+// was made it first: a unique insert, so that of the attempts that
+// uploaded the file (a taker judged dead may still finish its upload),
+// exactly one job is released. It returns the job that won.
+func (s *Store) CommitDirmonFile(ctx context.Context, key string, job bson.ObjectID) (bson.ObjectID, error) {
+	err := retry(ctx, func() error {
+		_, err := s.dirmonCommits().InsertOne(ctx, bson.D{{Key: "_id", Value: key}, {Key: "job", Value: job}, {Key: "at", Value: time.Now()}})
+		return err
+	})
+	if err == nil {
+		return job, nil
+	}
+	if !isDup(err) {
+		return bson.ObjectID{}, err
+	}
+	list, err := findAll[dirmonCommit](ctx, s.dirmonCommits(), bson.D{{Key: "_id", Value: key}})
+	if err != nil {
+		return bson.ObjectID{}, err
+	}
+	if len(list) == 0 {
+		return bson.ObjectID{}, fmt.Errorf("dirmon commit of %s: lost and not found", key)
+	}
+	return list[0].Job, nil
 }
 
 // DirmonFiles returns the records of files taken: of entry (all entries
@@ -336,6 +390,10 @@ func (s *Store) PruneDirmonFiles(ctx context.Context, cutoff time.Time) error {
 		}),
 		retry(ctx, func() error {
 			_, err := s.dirmonSeen().DeleteMany(ctx, bson.D{{Key: "at", Value: bson.D{{Key: "$lt", Value: cutoff}}}})
+			return err
+		}),
+		retry(ctx, func() error {
+			_, err := s.dirmonCommits().DeleteMany(ctx, bson.D{{Key: "at", Value: bson.D{{Key: "$lt", Value: cutoff}}}})
 			return err
 		}))
 }
