@@ -2,8 +2,14 @@ package integration
 
 import (
 	"bytes"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"reflect"
 	"strconv"
 	"strings"
@@ -111,5 +117,70 @@ func TestKill9TriageCategoriesAndStatisticsExactlyOnce(t *testing.T) {
 	t.Logf("%d records processed at the kill; %d integer records ran more than once", atKill, again)
 	if again == 0 {
 		t.Errorf("no record ran twice: the kill hit no slice in flight, so this run proves nothing")
+	}
+}
+
+// Issue 16, the shipped prefix example from the command line: an upload
+// without its required parameter exits 2 with one line and stores nothing;
+// with --param text=... and --notify the output is text and the line, and a
+// server started with --webhook-secret POSTs the job's end once, signed.
+func TestPrefixParamAndSignedWebhook(t *testing.T) {
+	t.Parallel()
+	const secret = "integration-secret"
+	type post struct {
+		body     []byte
+		sig, key string
+	}
+	posts := make(chan post, 10)
+	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		posts <- post{body, r.Header.Get("X-Rocketjob-Signature"), r.Header.Get("X-Rocketjob-Delivery")}
+	}))
+	defer hook.Close()
+
+	c := newCluster(t)
+	in := writeFile(t, c.dir, "in.txt", []byte("a\nb\n"))
+	r := c.cli("upload", "--job", "prefix", in)
+	r.expect(t, 2)
+	if lines := strings.Split(strings.TrimSpace(r.stderr), "\n"); len(lines) != 1 || !strings.Contains(lines[0], "text is required") || r.stdout != "" {
+		t.Errorf("upload without text: stdout %q, stderr %q", r.stdout, r.stderr)
+	}
+	if n := c.jobCount(t); n != 0 {
+		t.Errorf("%d jobs after a refused upload", n)
+	}
+	if colls := sliceCollections(t, c.uri); len(colls) != 0 {
+		t.Errorf("slice collections after a refused upload: %v", colls)
+	}
+
+	c.server("A", 2, serverOpts{args: []string{"--webhook-secret", secret, "--public-url", "https://jobs.example"}})
+	id := c.upload("prefix", in, "--param", "text=>> ", "--notify", hook.URL+"/end")
+	c.jobWait(id).expect(t, 0)
+	sameBytes(t, "output", c.download(id, "out.txt"), []byte(">> a\n>> b\n"))
+	var p post
+	select {
+	case p = <-posts:
+	case <-time.After(60 * time.Second):
+		t.Fatal("no webhook within a minute")
+	}
+	mac := hmac.New(sha256.New, []byte(secret))
+	mac.Write(p.body)
+	if want := "sha256=" + hex.EncodeToString(mac.Sum(nil)); p.sig != want {
+		t.Errorf("signature %q, want %q", p.sig, want)
+	}
+	var n struct {
+		ID, State   string
+		RecordCount int64 `json:"record_count"`
+		Results     map[string]string
+	}
+	if err := json.Unmarshal(p.body, &n); err != nil {
+		t.Fatal(err)
+	}
+	if n.ID != id || n.State != "completed" || n.RecordCount != 2 || n.Results["output"] != "https://jobs.example/api/jobs/"+id+"/output" || !strings.HasPrefix(p.key, id+":completed:") {
+		t.Errorf("webhook %s (delivery %q)", p.body, p.key)
+	}
+	select {
+	case again := <-posts:
+		t.Errorf("a second webhook for one end: %s", again.body)
+	case <-time.After(2 * time.Second): // a few ender passes
 	}
 }

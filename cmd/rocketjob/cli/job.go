@@ -51,7 +51,8 @@ func priorityFlag() cli.Flag {
 }
 
 func paramFlag() cli.Flag {
-	return &cli.StringSliceFlag{Name: "param", Usage: "job parameter `KEY=VALUE` (repeatable)"}
+	// KeepSpace: a value keeps its spaces (--param 'text=> ').
+	return &cli.StringSliceFlag{Name: "param", Usage: "job parameter `KEY=VALUE` (repeatable)", KeepSpace: true}
 }
 
 // paramPairs returns the --param values, refusing one that is not KEY=VALUE
