@@ -13,6 +13,12 @@ import (
 // token (at most its poll interval).
 const DefaultWakePoll = 100 * time.Millisecond
 
+// busyWakeEvery is how many wake polls a server whose workers are all busy
+// lets pass between two reads of the token (every 500 ms by default): its
+// workers take the next job when they finish theirs anyway, and the read
+// costs a database call.
+const busyWakeEvery = 5
+
 // waker reads the wake-up token (store.Wake) every interval and, when it
 // changed (a job enqueued, resumed, retried or requeued anywhere), drops
 // this server's list of jobs and wakes its idle workers: idle workers start
@@ -26,6 +32,7 @@ type waker struct {
 	store *store.Store
 	sel   *selector
 	last  bson.ObjectID
+	polls int
 }
 
 func newWaker(st *store.Store, sel *selector, interval time.Duration) *waker {
@@ -35,6 +42,10 @@ func newWaker(st *store.Store, sel *selector, interval time.Duration) *waker {
 }
 
 func (w *waker) pass(ctx context.Context) {
+	w.polls++
+	if w.sel.idle.Load() == 0 && w.polls%busyWakeEvery != 0 {
+		return
+	}
 	token, err := w.store.WakeToken(ctx)
 	if err != nil || token == w.last {
 		return
