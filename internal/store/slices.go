@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -227,6 +228,68 @@ func sliceColl(db *mongo.Database, job bson.ObjectID, kind string) *mongo.Collec
 
 const sliceKinds = "input claims requeue done output failed"
 
+// inputChunk is how many input slices share one collection on FerretDB:
+// slices 1 to inputChunk are in slices_<job>_input, the next inputChunk in
+// slices_<job>_input_2, and so on. A feeder reads the claimable slices of one
+// chunk at once and closes its cursor before it hands them out: on SQLite an
+// open cursor holds a read transaction, and while one is open the
+// write-ahead log cannot start over, so one cursor open through a whole
+// job's input let the log grow with everything the servers wrote during the
+// pass (123 MB for a 50 MB, 1M-line file; gigabytes for the files batch
+// users send). A feeder holds at most one chunk of slices in memory (about
+// 2.5 MB at 100 records of 50 bytes a slice). The MongoDB strategy keeps
+// one input collection.
+const inputChunk = 512
+
+// chunkOf returns the input chunk (1-based) that holds slice num.
+func chunkOf(num int64) int { return int((num-1)/inputChunk) + 1 }
+
+// inputKind returns the kind of the collection of input chunk c.
+func inputKind(c int) string {
+	if c <= 1 {
+		return "input"
+	}
+	return "input_" + strconv.Itoa(c)
+}
+
+// jobKinds returns the kinds of job's slice collections on db whose kind is
+// prefix or starts with prefix+"_" (for "input": the input chunks, and any
+// input_rewrite or input_old a rewrite left behind), sorted by name.
+func jobKinds(ctx context.Context, db *mongo.Database, job bson.ObjectID, prefix string) ([]string, error) {
+	var names []string
+	err := retry(ctx, func() error {
+		var err error
+		names, err = db.ListCollectionNames(ctx, bson.D{})
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	var kinds []string
+	for _, n := range names {
+		k, ok := strings.CutPrefix(n, "slices_"+job.Hex()+"_")
+		if ok && (k == prefix || strings.HasPrefix(k, prefix+"_")) {
+			kinds = append(kinds, k)
+		}
+	}
+	slices.Sort(kinds)
+	return kinds, nil
+}
+
+// inputKinds returns the kinds of job's input collections: "input" and the
+// chunks "input_N" (FerretDB).
+func inputKinds(ctx context.Context, db *mongo.Database, job bson.ObjectID) ([]string, error) {
+	kinds, err := jobKinds(ctx, db, job, "input")
+	return slices.DeleteFunc(kinds, func(k string) bool {
+		n, ok := strings.CutPrefix(k, "input_")
+		if !ok {
+			return k != "input"
+		}
+		_, err := strconv.Atoi(n)
+		return err != nil
+	}), err
+}
+
 func dropAll(ctx context.Context, db *mongo.Database, job bson.ObjectID, kinds string) error {
 	var errs []error
 	for _, k := range strings.Fields(kinds) {
@@ -263,6 +326,26 @@ func parseAttemptID(id string) (num int64, attempt int, err error) {
 // renames it over the old one, so it never updates documents in place (slow
 // and not atomic on FerretDB). The job must not be processing meanwhile.
 func (s *Store) RewriteSlices(ctx context.Context, job bson.ObjectID, kind string, fn func(num int64, records []byte) ([]byte, error)) (int, error) {
+	if kind != "input" {
+		return s.rewriteSlices(ctx, job, kind, fn)
+	}
+	kinds, err := inputKinds(ctx, s.workDB, job)
+	if err != nil {
+		return 0, err
+	}
+	total := 0
+	for _, k := range kinds {
+		n, err := s.rewriteSlices(ctx, job, k, fn)
+		total += n
+		if err != nil {
+			return total, err
+		}
+	}
+	return total, nil
+}
+
+// rewriteSlices is RewriteSlices for one collection.
+func (s *Store) rewriteSlices(ctx context.Context, job bson.ObjectID, kind string, fn func(num int64, records []byte) ([]byte, error)) (int, error) {
 	from := sliceColl(s.workDB, job, kind)
 	to := sliceColl(s.workDB, job, kind+"_rewrite")
 	if err := to.Drop(ctx); err != nil {

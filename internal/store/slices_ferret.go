@@ -54,8 +54,21 @@ func (f *ferretSlices) Prepare(ctx context.Context, job bson.ObjectID) error {
 // exists already.
 const codeNamespaceExists = 48
 
+// InsertInput writes each slice into the collection of its input chunk
+// (see inputChunk).
 func (f *ferretSlices) InsertInput(ctx context.Context, job bson.ObjectID, in []InputSlice) error {
-	return insertInput(ctx, f.coll(job, "input"), in, nil)
+	for len(in) > 0 {
+		c := chunkOf(in[0].Num)
+		n := 1
+		for n < len(in) && chunkOf(in[n].Num) == c {
+			n++
+		}
+		if err := insertInput(ctx, f.coll(job, inputKind(c)), in[:n], nil); err != nil {
+			return err
+		}
+		in = in[n:]
+	}
+	return nil
 }
 
 // insertInput bulk-inserts slices (unordered, so a retry after a partial
@@ -193,10 +206,11 @@ func (f *ferretSlices) NewFeeder(job bson.ObjectID, server string, sliceCount in
 	return &ferretFeeder{f: f, job: job, server: server, sliceCount: sliceCount}
 }
 
-// ferretFeeder streams the input collection and claims blocks of the slices
-// it passes. A pass starts with a snapshot of the small collections (done,
-// claims, requeue); when the snapshot shows nothing claimable the input is not
-// read at all.
+// ferretFeeder streams the input collections and claims blocks of the
+// slices it passes. A pass starts with a snapshot of the small collections
+// (done, claims, requeue); it reads only the input chunks that hold a
+// claimable slice, one cursor at a time (see inputChunk), and when the
+// snapshot shows nothing claimable the input is not read at all.
 type ferretFeeder struct {
 	f          *ferretSlices
 	job        bson.ObjectID
@@ -204,7 +218,11 @@ type ferretFeeder struct {
 	sliceCount int64
 
 	mu          sync.Mutex
-	cur         *mongo.Cursor
+	reading     bool       // a pass is under way
+	chunks      []int      // input chunks of the pass still to read
+	buf         []inputDoc // claimable slices of the chunk in hand, not yet claimed
+	partial     bool       // a chunk held more than inputChunk claimable slices
+	whole       bool       // the job's input is one collection (uploaded before chunks)
 	st          *jobState
 	found       int        // candidates seen in the current pass
 	pending     []*Claimed // claimed, not yet handed out
@@ -220,7 +238,7 @@ func (ff *ferretFeeder) Next(ctx context.Context) (*Claimed, error) {
 			ff.pending = ff.pending[1:]
 			return c, nil
 		}
-		if ff.cur == nil {
+		if !ff.reading {
 			if time.Now().Before(ff.noWorkUntil) {
 				return nil, ErrNoWork
 			}
@@ -235,7 +253,7 @@ func (ff *ferretFeeder) Next(ctx context.Context) (*Claimed, error) {
 		}
 		block, ended, err := ff.readBlock(ctx)
 		if err != nil {
-			ff.closeCursor(ctx)
+			ff.endPass()
 			ff.st = nil // the pass did not complete: the next one reloads everything
 			if ctx.Err() != nil || restarts > 3 {
 				return nil, err
@@ -244,8 +262,11 @@ func (ff *ferretFeeder) Next(ctx context.Context) (*Claimed, error) {
 			continue
 		}
 		if ended {
-			found := ff.found
-			ff.closeCursor(ctx)
+			found, partial := ff.found, ff.partial
+			ff.endPass()
+			if partial {
+				ff.st = nil // slices were left unread: the next pass reloads everything
+			}
 			if len(block) == 0 && found == 0 {
 				ff.noWorkUntil = time.Now().Add(rescanAfter)
 				return nil, ErrNoWork
@@ -253,7 +274,7 @@ func (ff *ferretFeeder) Next(ctx context.Context) (*Claimed, error) {
 		}
 		if len(block) > 0 {
 			if err := ff.claim(ctx, block); err != nil {
-				ff.closeCursor(ctx)
+				ff.endPass()
 				ff.st = nil
 				return nil, err
 			}
@@ -261,8 +282,8 @@ func (ff *ferretFeeder) Next(ctx context.Context) (*Claimed, error) {
 	}
 }
 
-// startPass snapshots the job's claim state and opens the input cursor, or
-// reports that no slice is claimable. After a complete pass, every slice it
+// startPass snapshots the job's claim state and reads the first input chunk
+// that holds a claimable slice, or reports that no slice is claimable. After a complete pass, every slice it
 // passed was claimed (by this server or another) or done, so only a requeue
 // can make a slice claimable again: it then reads just the small requeue
 // collection, and the big ones only when a requeue appeared.
@@ -288,22 +309,69 @@ func (ff *ferretFeeder) startPass(ctx context.Context) (bool, error) {
 		return false, fmt.Errorf("loading slice state: %w", err)
 	}
 	ff.st = st
-	claimable := false
-	for num := int64(1); num <= ff.sliceCount && !claimable; num++ {
-		claimable = st.claimable(num)
+	ff.chunks = ff.chunks[:0]
+	for num := int64(1); num <= ff.sliceCount; num++ {
+		c := chunkOf(num)
+		if ff.whole {
+			c = 1 // every slice is in the first collection
+		}
+		if st.claimable(num) && !slices.Contains(ff.chunks, c) {
+			ff.chunks = append(ff.chunks, c)
+		}
 	}
-	if !claimable {
+	ff.found = 0
+	return ff.nextChunk(ctx)
+}
+
+// nextChunk reads the claimable slices of the next input chunk of the pass
+// into buf, with a cursor it closes at once, or reports that the pass has
+// no chunk left.
+func (ff *ferretFeeder) nextChunk(ctx context.Context) (bool, error) {
+	if len(ff.chunks) == 0 {
+		ff.reading = false
 		return false, nil
 	}
-	err = retry(ctx, func() error {
-		var err error
-		ff.cur, err = ff.f.coll(ff.job, "input").Find(ctx, bson.D{}, options.Find().SetBatchSize(inputBatch))
-		return err
+	chunk := ff.chunks[0]
+	coll := ff.f.coll(ff.job, inputKind(chunk))
+	ff.chunks = ff.chunks[1:]
+	ff.buf = ff.buf[:0]
+	err := retry(ctx, func() error {
+		ff.buf = ff.buf[:0]
+		cur, err := coll.Find(ctx, bson.D{}, options.Find().SetBatchSize(inputBatch))
+		if err != nil {
+			return err
+		}
+		defer cur.Close(ctx)
+		for cur.Next(ctx) {
+			var in inputDoc
+			if err := cur.Decode(&in); err != nil {
+				return fmt.Errorf("decoding input slice: %w", err)
+			}
+			num, err := parseSliceID(in.ID)
+			if err != nil {
+				return err
+			}
+			if chunkOf(num) != chunk {
+				ff.whole = true
+			}
+			if ff.st.claimable(num) {
+				if len(ff.buf) == inputChunk {
+					// Only a job uploaded before the input was chunked
+					// holds more: the rest waits for the next pass,
+					// so that memory stays bounded.
+					ff.partial = true
+					return nil
+				}
+				ff.buf = append(ff.buf, in)
+				ff.found++
+			}
+		}
+		return cur.Err()
 	})
 	if err != nil {
 		return false, fmt.Errorf("reading input slices: %w", err)
 	}
-	ff.found = 0
+	ff.reading = true
 	return true, nil
 }
 
@@ -316,29 +384,22 @@ func (st *jobState) claimable(num int64) bool {
 	return st.claimed[num] < max(1, st.requeued[num])
 }
 
-// readBlock reads input slices until it has a block of claimable ones or the
-// cursor ends.
+// readBlock takes up to claimBlock claimable slices of the chunk in hand,
+// reading the next chunks of the pass as it needs them; ended reports that
+// the pass has no chunk left.
 func (ff *ferretFeeder) readBlock(ctx context.Context) (block []inputDoc, ended bool, err error) {
-	for len(block) < claimBlock {
-		if !ff.cur.Next(ctx) {
-			if err := ff.cur.Err(); err != nil {
-				return nil, false, fmt.Errorf("reading input slices: %w", err)
-			}
-			return block, true, nil
-		}
-		var in inputDoc
-		if err := ff.cur.Decode(&in); err != nil {
-			return nil, false, fmt.Errorf("decoding input slice: %w", err)
-		}
-		num, err := parseSliceID(in.ID)
+	for len(ff.buf) == 0 {
+		more, err := ff.nextChunk(ctx)
 		if err != nil {
 			return nil, false, err
 		}
-		if ff.st.claimable(num) {
-			block = append(block, in)
-			ff.found++
+		if !more {
+			return nil, true, nil
 		}
 	}
+	n := min(claimBlock, len(ff.buf))
+	block = slices.Clone(ff.buf[:n])
+	ff.buf = ff.buf[n:]
 	return block, false, nil
 }
 
@@ -433,11 +494,10 @@ func insertMany(ctx context.Context, coll *mongo.Collection, docs []any) (dup []
 	return dup, tries > 1, err
 }
 
-func (ff *ferretFeeder) closeCursor(ctx context.Context) {
-	if ff.cur != nil {
-		_ = ff.cur.Close(ctx)
-		ff.cur = nil
-	}
+// endPass forgets what is left of the pass under way.
+func (ff *ferretFeeder) endPass() {
+	ff.reading, ff.partial = false, false
+	ff.chunks, ff.buf = ff.chunks[:0], nil
 }
 
 func (ff *ferretFeeder) Release(ctx context.Context) error {
@@ -460,7 +520,7 @@ func (ff *ferretFeeder) Close(ctx context.Context) error {
 	err := ff.Release(ctx)
 	ff.mu.Lock()
 	defer ff.mu.Unlock()
-	ff.closeCursor(ctx)
+	ff.endPass()
 	return err
 }
 
@@ -727,9 +787,16 @@ func (f *ferretSlices) streamFinished(ctx context.Context, job bson.ObjectID, ki
 // job completed (an open cursor, an old snapshot) loses every claim it tries
 // as a duplicate instead of running a finished slice again.
 func (f *ferretSlices) DropInput(ctx context.Context, job bson.ObjectID) error {
-	return dropAll(ctx, f.db, job, "input")
+	kinds, err := jobKinds(ctx, f.db, job, "input")
+	if err != nil {
+		return err
+	}
+	if !slices.Contains(kinds, "input") {
+		kinds = append(kinds, "input") // listed or not: gone afterwards
+	}
+	return dropAll(ctx, f.db, job, strings.Join(kinds, " "))
 }
 
 func (f *ferretSlices) Drop(ctx context.Context, job bson.ObjectID) error {
-	return dropAll(ctx, f.db, job, sliceKinds)
+	return errors.Join(f.DropInput(ctx, job), dropAll(ctx, f.db, job, strings.TrimPrefix(sliceKinds, "input ")))
 }
