@@ -21,12 +21,16 @@
 // # Writing
 //
 // Rows are written with excelize's stream writer, every cell as text, on
-// the sheet WriterOptions.Sheet names ("Sheet1" when empty). A sheet holds
+// the sheet WriterOptions.Sheet names ("Sheet1" when empty); rows past 16
+// MB go to a temporary file and the archive streams out on Close, so
+// memory stays flat here too. (A sheet over 4 GB uncompressed gets zip64
+// headers in the central directory only, which some readers refuse.) A sheet holds
 // at most 1,048,576 rows and a cell 32,767 characters: more is an error,
 // never a cut.
 package xlsx
 
 import (
+	"archive/zip"
 	"errors"
 	"fmt"
 	"io"
@@ -245,6 +249,11 @@ func (w *writer) Close() error {
 	if err := w.sw.Flush(); err != nil {
 		return err
 	}
-	_, err := w.file.WriteTo(w.w)
+	// excelize's WriteTo builds the whole archive in memory first; with
+	// its zip writer pointed at w instead, the archive streams out (the
+	// sheet's rows from the stream writer's temporary file) and the
+	// buffer WriteToBuffer returns stays empty.
+	w.file.SetZipWriter(func(io.Writer) excelize.ZipWriter { return zip.NewWriter(w.w) })
+	_, err := w.file.WriteToBuffer()
 	return err
 }
