@@ -241,11 +241,17 @@ func (e *DirmonEntry) UploadOptions(reg *rocketjob.Registry) (*UploadOptions, er
 	if len(o.RequireColumns)+len(o.AllowColumns) > 0 {
 		opts.Columns = &Columns{Required: o.RequireColumns, Allowed: o.AllowColumns}
 	}
-	if len(e.Params) > 0 {
-		if _, err := rocketjob.ParseParams(reg, e.Type, e.Params); err != nil {
-			return nil, err
-		}
-		return nil, fmt.Errorf("job type %q: parameters of sliced jobs cannot be stored yet", e.Type)
+	// Parameters are decoded and checked as the type says (a required one
+	// missing is an error here, not at each file).
+	params, err := rocketjob.ParseParams(reg, e.Type, e.Params)
+	if err == nil {
+		params, err = rocketjob.EncodeParams(reg, e.Type, params)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if params != nil {
+		opts.Params = params
 	}
 	return opts, nil
 }

@@ -75,14 +75,13 @@ type DirmonUpload struct {
 
 // DirmonStatus is what the last scan of an entry found.
 type DirmonStatus struct {
-	Name     string    `bson:"_id"`
-	ScanAt   time.Time `bson:"scan_at"`
-	Server   string    `bson:"server"`
-	Error    string    `bson:"error,omitempty"`
-	Waiting  int       `bson:"waiting"` // files seen once, not yet stable
-	Taken    int       `bson:"taken"`   // files taken by this scan
-	Resumed  int       `bson:"resumed"` // files of a dead scan finished by this one
-	Detected int       `bson:"detected"`
+	Name    string    `bson:"_id"`
+	ScanAt  time.Time `bson:"scan_at"`
+	Server  string    `bson:"server"`
+	Error   string    `bson:"error,omitempty"`
+	Waiting int       `bson:"waiting"` // files seen once, not yet stable
+	Taken   int       `bson:"taken"`   // files taken by this scan
+	Resumed int       `bson:"resumed"` // files of a dead scan finished by this one
 }
 
 // Dirmon file states, in order.

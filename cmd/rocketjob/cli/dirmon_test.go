@@ -39,6 +39,8 @@ func TestDirmonCommands(t *testing.T) {
 		{[]string{"x", "--folder", in, "--job", "nope"}, "nope"},
 		{[]string{"x", "--folder", in, "--job", "reverse", "--window", "25:00,1h"}, "window"},
 		{[]string{"x", "--job", "reverse"}, "missing --folder"},
+		{[]string{"x", "--folder", in, "--job", "prefix"}, "parameter text is required"},
+		{[]string{"x", "--folder", in, "--job", "prefix", "--param", "nope=1"}, "nope"},
 	} {
 		r := add(tc.args...)
 		if r.code != ExitUsage {
@@ -85,6 +87,16 @@ func TestDirmonCommands(t *testing.T) {
 		t.Fatal(err)
 	}
 	mustRun(t, append(g, "dirmon", "enable", "drop")...)
+	pre := filepath.Join(root, "pre")
+	if err := os.Mkdir(pre, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if r := add("pre", "--folder", pre, "--job", "prefix", "--param", "text=>> "); r.code != 0 {
+		t.Fatalf("dirmon add with a parameter: exit %d, %s", r.code, r.stderr)
+	}
+	if err := os.WriteFile(filepath.Join(pre, "p.txt"), []byte("x\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	var files []sliced.DirmonFile
 	deadline := time.Now().Add(60 * time.Second)
 	for {
@@ -105,6 +117,21 @@ func TestDirmonCommands(t *testing.T) {
 	if r := mustRun(t, append(g, "download", id, "-")...); r.stdout != "cba\nzyx\n" {
 		t.Errorf("download: %q", r.stdout)
 	}
+	var preFiles []sliced.DirmonFile
+	for deadline := time.Now().Add(60 * time.Second); len(preFiles) == 0 || preFiles[0].State != "archived"; time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the parameter entry's file was not archived: %+v", preFiles)
+		}
+		preFiles = nil
+		if err := json.Unmarshal([]byte(mustRun(t, append(g, "dirmon", "files", "pre", "--json")...).stdout), &preFiles); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mustRun(t, append(g, "job", "wait", preFiles[0].JobID, "--timeout", "60s")...)
+	if r := mustRun(t, append(g, "download", preFiles[0].JobID, "-")...); r.stdout != ">> x\n" {
+		t.Errorf("download of the parameter entry's job: %q", r.stdout)
+	}
+	mustRun(t, append(g, "dirmon", "remove", "pre")...)
 	if r := mustRun(t, append(g, "dirmon", "files")...); !strings.Contains(r.stdout, "a.txt") || !strings.Contains(r.stdout, id) {
 		t.Errorf("dirmon files table:\n%s", r.stdout)
 	}
