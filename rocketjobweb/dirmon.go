@@ -174,6 +174,11 @@ func (h *Handler) dirmonAddForm(w http.ResponseWriter, r *http.Request) {
 		Type: f.Get("type"), Archive: strings.TrimSpace(f.Get("archive")), Failed: strings.TrimSpace(f.Get("failed")),
 		Enabled: f.Get("enabled") != "",
 	}
+	for _, line := range strings.Split(f.Get("params"), "\n") {
+		if line = strings.TrimRight(line, "\r"); strings.TrimSpace(line) != "" {
+			e.Params = append(e.Params, line)
+		}
+	}
 	o := &e.Options
 	o.Description, o.Format, o.Window = f.Get("description"), f.Get("format"), strings.TrimSpace(f.Get("window"))
 	o.RequireColumns, o.AllowColumns = names(f.Get("require_columns")), names(f.Get("allow_columns"))

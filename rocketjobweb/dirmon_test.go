@@ -133,6 +133,16 @@ func TestDirmonAPI(t *testing.T) {
 	if len(got) != 1 || got[0].Name != "web" || got[0].Options.Priority != 3 || got[0].Options.Compress == nil || !*got[0].Options.Compress || !got[0].Enabled {
 		t.Fatalf("entry from the form: %+v", got)
 	}
+	pform := url.Values{"csrf_token": {csrf}, "name": {"pre"}, "folder": {folder}, "type": {"prefix"}, "params": {"text=> \r\n"}}
+	if r := br.post("/dirmon", pform, nil); r.status != http.StatusSeeOther {
+		t.Fatalf("add form with a parameter: %d %s", r.status, r.body)
+	}
+	pform.Set("name", "pre2")
+	pform.Set("params", "")
+	if r := br.post("/dirmon", pform, nil); r.status != http.StatusBadRequest || !bytes.Contains(r.body, []byte("parameter text is required")) {
+		t.Errorf("add form without the required parameter: %d", r.status)
+	}
+	must(t, sliced.RemoveDirmon(context.Background(), b.client, "pre"))
 	form.Set("folder", "relative")
 	form.Set("name", "web2")
 	if r := br.post("/dirmon", form, nil); r.status != http.StatusBadRequest || !bytes.Contains(r.body, []byte("not an absolute path")) {
