@@ -33,8 +33,12 @@
 // Config.Retention), the watcher (re-reads the jobs the workers are on, so
 // pause, abort and destroy reach running work), the waker (starts idle
 // workers when work arrives), the completer (writes processed slices in
-// batches), the worker pool and, with Config.Drain, the drainer (stops the
-// server once nothing due is left). Run starts them in that order and stops
+// batches), the worker pool, with Config.Drain the drainer (stops the
+// server once nothing due is left) and, with Config.DirmonRoots, Dirmon
+// (scans the Dirmon entries under its roots, one server per entry and
+// period, and turns each stable file into exactly one job). A retried
+// slice runs only its failed records, with the operator's fixes (see
+// sliced.FixFailedRecord). Run starts them in that order and stops
 // them in the reverse order. Cron jobs need no service: each instance
 // enqueues the next when it ends (once, even when it runs again).
 //

@@ -85,6 +85,25 @@
 // columns are required at upload. RowDecoder and RowEncoder do the same
 // outside a job.
 //
+// # Dirmon
+//
+// A DirmonEntry (AddDirmon, `rocketjob dirmon add`) turns the files dropped
+// into a folder into jobs: servers started with Dirmon roots scan the
+// entries under their roots, take each file once it is unchanged between
+// two scans, upload it (exactly one job per file, whoever dies when) and
+// move it to the entry's archive folder, or to its failed folder with a
+// NAME.reason file when the upload is refused. DirmonFiles lists the files
+// taken.
+//
+// # Fixing failed records
+//
+// While a job is failed, FixFailedRecord corrects one of its failed
+// records and DeleteFailedRecord drops one, each written to the job's
+// history (rocketjob.Client.History); the job's retry then runs only its
+// failed records, as fixed, and keeps the others' outputs in place, in
+// input order, exactly once. FailedRecords and GetFailedRecord show them
+// with their pending fixes.
+//
 // # Encrypted files
 //
 // Package sliced/pgp decrypts OpenPGP input in front of Upload and
