@@ -477,6 +477,11 @@ func (c *Client) Destroy(ctx context.Context, id string) error {
 	if err := c.store.ReleaseTypeSlot(ctx, oid, ""); err != nil {
 		return err
 	}
+	if job.EndHooks {
+		if err := c.store.DropEnds(ctx, oid); err != nil {
+			return fmt.Errorf("job %s: dropping its handled ends: %w", id, err)
+		}
+	}
 	if job.Kind == KindSliced {
 		if err := c.store.Slices().Drop(ctx, oid); err != nil {
 			return fmt.Errorf("job %s: dropping slices: %w", id, err)

@@ -183,7 +183,7 @@ func (e *ender) pass(ctx context.Context) {
 		if err != nil {
 			continue // a server that knows the type handles it
 		}
-		won, err := e.store.TakeEnd(ctx, key, e.cfg.Name)
+		won, err := e.store.TakeEnd(ctx, job.ID, key, e.cfg.Name)
 		if err != nil || !won {
 			continue
 		}

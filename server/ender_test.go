@@ -17,7 +17,10 @@ import (
 	"testing"
 	"time"
 
+	"go.mongodb.org/mongo-driver/v2/bson"
+
 	"github.com/rocketjob-go/rocketjob/examples"
+	"github.com/rocketjob-go/rocketjob/internal/dbtest"
 	"github.com/rocketjob-go/rocketjob/rocketjob"
 	"github.com/rocketjob-go/rocketjob/server"
 	"github.com/rocketjob-go/rocketjob/sliced"
@@ -232,6 +235,16 @@ func TestEndHooksOncePerEnd(t *testing.T) {
 				t.Errorf("%d delivery ids, want 2 (one per end): %v", len(rcv.tries), rcv.tries)
 			}
 			rcv.mu.Unlock()
+			// Destroying the job removes what the enders recorded about it.
+			handled := dbtest.Client(t).Database(b.jobs).Collection("job_ends")
+			byJob := bson.D{{Key: "job", Value: job.ID}}
+			if n, err := handled.CountDocuments(ctx, byJob); err != nil || n != 2 {
+				t.Fatalf("%d handled ends recorded (%v), want 2", n, err)
+			}
+			must(t, b.client.Destroy(ctx, id))
+			if n, err := handled.CountDocuments(ctx, byJob); err != nil || n != 0 {
+				t.Errorf("%d handled ends left after destroy (%v)", n, err)
+			}
 		})
 	}
 }

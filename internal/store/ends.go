@@ -104,14 +104,13 @@ func (s *Store) HandledEnds(ctx context.Context) (map[string]bool, error) {
 	return keys, nil
 }
 
-// TakeEnd claims the end key for server by a unique insert: true for the
-// one caller that wins, false when another server (or an earlier try of
-// this one) took it.
-func (s *Store) TakeEnd(ctx context.Context, key, server string) (bool, error) {
+// TakeEnd claims the end key of job for server by a unique insert: true
+// for the one caller that wins, false when another server took it.
+func (s *Store) TakeEnd(ctx context.Context, job bson.ObjectID, key, server string) (bool, error) {
 	won, tries := false, 0
 	err := retry(ctx, func() error {
 		tries++
-		_, err := s.ends().InsertOne(ctx, bson.D{{Key: "_id", Value: key}, {Key: "server", Value: server}, {Key: "at", Value: time.Now().UTC()}})
+		_, err := s.ends().InsertOne(ctx, bson.D{{Key: "_id", Value: key}, {Key: "job", Value: job}, {Key: "server", Value: server}, {Key: "at", Value: time.Now().UTC()}})
 		switch {
 		case err == nil:
 			won = true
@@ -132,4 +131,15 @@ func (s *Store) TakeEnd(ctx context.Context, key, server string) (bool, error) {
 		return err
 	})
 	return won, err
+}
+
+// DropEnds removes what the enders recorded about job (a destroyed job).
+func (s *Store) DropEnds(ctx context.Context, job bson.ObjectID) error {
+	return retry(ctx, func() error {
+		if _, err := s.ends().DeleteMany(ctx, bson.D{{Key: "job", Value: job}}); err != nil {
+			return err
+		}
+		_, err := s.endsDue().DeleteMany(ctx, bson.D{{Key: "job", Value: job}})
+		return err
+	})
 }
