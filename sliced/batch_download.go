@@ -19,8 +19,8 @@ import (
 var ErrNoCategory = errors.New("no such output category")
 
 // DownloadCategory writes one output category of a sliced job (a type with
-// Categories) to w, in input order, in the job's format (as Download
-// does). It returns the number of records written. Like Download it never
+// Categories) to w, in input order, in the shape of the job's output (as
+// Download writes it: format, header, line endings). It returns the number of records written. Like Download it never
 // reports success with records missing: once the job's counts are final
 // (ExpectedCounts) the work database must hold every record of the
 // category, or it fails with an *IncompleteError.
@@ -44,12 +44,7 @@ func DownloadCategory(ctx context.Context, c *rocketjob.Client, id, category str
 	if _, _, final := ExpectedCounts(job); final {
 		r.Want = job.Categories[category]
 	}
-	wr := NewWriter(w, WriterOptions{
-		Format:       Format(job.Format),
-		Header:       header,
-		LineEnding:   job.LineEnding,
-		FinalNewline: !job.NoFinalNewline,
-	})
+	wr := NewWriter(w, jobWriterOptions(job, header)) // the shape of the job's output
 	var n int64
 	for rec, err := range r.Output(ctx) {
 		if err != nil {
