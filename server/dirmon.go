@@ -121,6 +121,12 @@ type dirmon struct {
 	// blocking.
 	scanned chan struct{}
 	pruned  time.Time
+	// pending holds the entries with files this server took and has not
+	// finished; ownChecked says a first pass looked for such files left
+	// by an earlier process of the same name. Only the pass goroutine
+	// uses them.
+	pending    map[string]bool
+	ownChecked bool
 }
 
 func newDirmon(cfg dirmonConfig, client *rocketjob.Client, st *store.Store, log *slog.Logger) (*dirmon, error) {
@@ -129,7 +135,7 @@ func newDirmon(cfg dirmonConfig, client *rocketjob.Client, st *store.Store, log 
 	if err != nil {
 		return nil, err
 	}
-	d := &dirmon{cfg: cfg, roots: roots, client: client, store: st, log: log.With("service", "dirmon"), now: time.Now}
+	d := &dirmon{cfg: cfg, roots: roots, client: client, store: st, log: log.With("service", "dirmon"), now: time.Now, pending: map[string]bool{}}
 	d.ticker = ticker{interval: cfg.Interval, pass: d.pass}
 	return d, nil
 }
@@ -169,6 +175,12 @@ func (d *dirmon) pass(ctx context.Context) {
 			d.log.Warn("dirmon: claiming a scan", "entry", e.Name, "err", err)
 		}
 		if !won {
+			// Another server scans it this period; files this server took
+			// and left unfinished (a passing error) are still its own to
+			// finish: nobody else takes over from a live server.
+			if !d.ownChecked || d.pending[e.Name] {
+				d.resumeOwn(ctx, e)
+			}
 			continue
 		}
 		if alive == nil {
@@ -180,6 +192,9 @@ func (d *dirmon) pass(ctx context.Context) {
 			}
 		}
 		d.scan(ctx, e, alive)
+	}
+	if ctx.Err() == nil {
+		d.ownChecked = true
 	}
 	if now := d.now(); now.Sub(d.pruned) > time.Hour && ctx.Err() == nil {
 		d.pruned = now
@@ -268,6 +283,7 @@ func (d *dirmon) scan(ctx context.Context, e *sliced.DirmonEntry, alive func(str
 		return
 	}
 	taken := map[string]bool{}
+	delete(d.pending, e.Name)
 	for i := range files {
 		f := &files[i]
 		taken[f.Key] = true
@@ -373,6 +389,24 @@ func (d *dirmon) scan(ctx context.Context, e *sliced.DirmonEntry, alive func(str
 	}
 }
 
+// resumeOwn finishes the files of e that this server took and left
+// unfinished.
+func (d *dirmon) resumeOwn(ctx context.Context, e *sliced.DirmonEntry) {
+	files, err := d.store.DirmonFiles(ctx, e.Name, 0)
+	if err != nil {
+		if ctx.Err() == nil {
+			d.log.Warn("dirmon: reading file records", "entry", e.Name, "err", err)
+		}
+		return
+	}
+	delete(d.pending, e.Name)
+	for i := range files {
+		if f := &files[i]; !f.Done() && f.Server == d.cfg.Name {
+			d.process(ctx, e, f)
+		}
+	}
+}
+
 // dirmonKey is the identity of a file of an entry: the same key on two
 // scans means the file did not change between them.
 func dirmonKey(entry, path string, fi fs.FileInfo) string {
@@ -395,6 +429,11 @@ const dirmonHold = 10 * 365 * 24 * time.Hour
 // job then loses the commit and is destroyed, never run.
 func (d *dirmon) process(ctx context.Context, e *sliced.DirmonEntry, f *store.DirmonFile) {
 	log := d.log.With("entry", e.Name, "file", f.Path, "job", f.JobID.Hex())
+	defer func() {
+		if !f.Done() || f.DoneAt == nil {
+			d.pending[e.Name] = true // finish it at the next pass
+		}
+	}()
 	if f.State == store.DirmonTaken {
 		job, err := d.uploaded(ctx, f)
 		if err != nil {
@@ -572,6 +611,9 @@ func (d *dirmon) finish(ctx context.Context, f *store.DirmonFile, log *slog.Logg
 	f.DoneAt = &now
 	if err := d.store.UpdateDirmonFile(ctx, f); err != nil {
 		log.Warn("dirmon: recording a file done", "state", f.State, "err", err)
+		if !errors.Is(err, store.ErrDirmonTakenOver) {
+			f.DoneAt = nil // not recorded: record it at the next pass
+		}
 	}
 }
 

@@ -300,7 +300,19 @@ func TestDirmonResumesDeadTakers(t *testing.T) {
 	if err != nil || job.RecordCount != 2 {
 		t.Fatalf("resumed upload: %v records, %v", job.RecordCount, err)
 	}
-	_ = busy
+	// The live taker of busy.txt finishes it even in periods whose scan
+	// another server wins.
+	alive, err := newDirmon(dirmonConfig{Name: "alive", Roots: []string{root}, Interval: time.Hour}, c, st, quietLog)
+	if err != nil {
+		t.Fatal(err)
+	}
+	alive.resumeOwn(ctx, &e)
+	if r := fileRecords(t, st, "in")["busy.txt"]; r.State != store.DirmonArchived || r.Server != "alive" {
+		t.Errorf("the live taker's own file after resumeOwn: %+v", r)
+	}
+	if _, err := c.Get(ctx, busy.JobID.Hex()); err != nil {
+		t.Errorf("busy.txt's job: %v", err)
+	}
 
 	// The first taker of half.txt was only paused, not dead: it finishes
 	// its upload (held) and tries to commit it: it loses, its job is
@@ -319,8 +331,8 @@ func TestDirmonResumesDeadTakers(t *testing.T) {
 	if err := st.UpdateDirmonFile(ctx, &stale); !errors.Is(err, store.ErrDirmonTakenOver) {
 		t.Errorf("a stale record write: %v", err)
 	}
-	if n := len(allJobs(t, c)); n != 2 {
-		t.Errorf("%d jobs after the paused taker woke up, want 2", n)
+	if n := len(allJobs(t, c)); n != 3 {
+		t.Errorf("%d jobs after the paused taker woke up, want 3", n)
 	}
 }
 
