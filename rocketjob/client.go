@@ -407,8 +407,7 @@ func (c *Client) Abort(ctx context.Context, id string) (*Job, error) {
 		err = c.store.ReleaseTypeSlot(ctx, job.ID, "")
 	}
 	if err == nil && job.EndHooks {
-		// Its end hooks and webhook run now rather than at the servers'
-		// next full look for ended jobs.
+		// The servers find the ends to handle by these marks.
 		err = c.store.MarkEndDue(ctx, job.ID)
 	}
 	return job, err

@@ -17,6 +17,8 @@ import (
 	"sync"
 	"time"
 
+	"go.mongodb.org/mongo-driver/v2/bson"
+
 	"github.com/rocketjob-go/rocketjob/internal/model"
 	"github.com/rocketjob-go/rocketjob/internal/scope"
 	"github.com/rocketjob-go/rocketjob/internal/store"
@@ -38,10 +40,12 @@ const (
 	// endWindow is how long after a job ended its end hook and webhook may
 	// still be handled: a server that knows its type must run within it.
 	endWindow = 24 * time.Hour
-	// endSweep is the time between full looks for ended jobs (which read
-	// every job on FerretDB); in between, a look happens only when someone
-	// marked an end as due (store.MarkEndDue), which completions, failures
-	// after the last slice and client aborts do.
+	// endSweep is the time between looks for every recent end on MongoDB
+	// (an indexed query), in case an end-due mark was lost; ends are
+	// otherwise found by their marks (store.MarkEndDue), which every final
+	// transition of a job with end hooks writes: completions, failures,
+	// expiries, failed dependencies and client aborts. FerretDB has no
+	// such look (it would read every job).
 	endSweep = time.Minute
 )
 
@@ -101,11 +105,13 @@ func (c *enderConfig) defaults() {
 
 // ender runs the end hooks (TypeSpec.OnEnd) and webhooks of jobs that
 // ended: completed, failed or aborted, whoever ended them (a server, or a
-// client's abort). Each pass lists the ended jobs that asked for it and
-// takes each end not yet taken by a unique insert (store.TakeEnd), so one
-// server handles each end, once; it runs the hook and delivers the webhook
-// on goroutines of its own, never on a worker. An end taken by a server
-// that crashes before it is done is not handled again: never twice.
+// client's abort). Whoever ends such a job marks its end as due; each pass
+// reads the marks and takes each end not yet taken by a unique insert
+// (store.TakeEnd), so one server handles each end, once; it runs the hook
+// and delivers the webhook on goroutines of its own, never on a worker. An
+// end taken by a server that crashes before it is done is not handled
+// again: never twice. A pass reads the marks (a tiny collection) and the
+// marked jobs by id, so its cost does not grow with the jobs collection.
 type ender struct {
 	ticker
 	cfg    enderConfig
@@ -149,50 +155,84 @@ func (s *Server) endDue(ctx context.Context, job *model.Job, err error) {
 		return
 	}
 	if err := s.store.MarkEndDue(ctx, job.ID); err != nil {
-		s.log.Warn("marking a job's end as due (its end hooks run at the next full look)", "job", job.ID.Hex(), "err", err)
+		s.log.Warn("marking a job's end as due: its end hooks and webhook will not run (on MongoDB: at the next look, within a minute)", "job", job.ID.Hex(), "err", err)
 	}
 }
 
-// pass looks for ended jobs when an end is due or endSweep has passed,
-// takes the ends not yet handled and starts their handlers.
+// pass handles the ends marked due (each job read by its id) and, on
+// MongoDB, once every endSweep, every recent end (an indexed query) in case
+// a mark was lost. An end-due mark is cleared once the end is handled here
+// or by another server, or cannot be (the job is gone, or did not end
+// within endWindow of the mark); a job of a type this server does not know
+// keeps its mark for a server that knows it.
 func (e *ender) pass(ctx context.Context) {
 	due, err := e.store.EndsDue(ctx)
-	if err != nil || (len(due) == 0 && time.Since(e.swept) < endSweep) {
+	if err != nil {
+		return
+	}
+	var clear []bson.ObjectID
+	for _, d := range due {
+		job, err := e.store.GetJob(ctx, d.Job)
+		switch {
+		case errors.Is(err, model.ErrJobNotFound):
+			clear = append(clear, d.ID)
+			continue
+		case err != nil:
+			continue
+		case !job.EndHooks || !ended(job.State):
+			if time.Since(d.ID.Timestamp()) > endWindow || !job.EndHooks {
+				clear = append(clear, d.ID)
+			}
+			continue
+		}
+		if e.take(ctx, job) {
+			clear = append(clear, d.ID)
+		}
+	}
+	_ = e.store.ClearEndsDue(ctx, clear)
+
+	if time.Since(e.swept) < endSweep {
 		return
 	}
 	e.swept = time.Now()
 	jobs, err := e.store.EndedJobs(ctx, time.Now().Add(-endWindow))
 	if err != nil {
-		return
-	}
-	defer func() { _ = e.store.ClearEndsDue(ctx, due) }()
-	if len(jobs) == 0 {
-		return
-	}
-	handled, err := e.store.HandledEnds(ctx)
-	if err != nil {
-		return
+		return // on FerretDB: ErrNotFlat, the marks alone
 	}
 	for i := range jobs {
-		job := &jobs[i]
-		key := store.EndKey(job)
-		if handled[key] {
-			continue
+		if taken, err := e.store.EndTaken(ctx, store.EndKey(&jobs[i])); err == nil && !taken {
+			e.take(ctx, &jobs[i])
 		}
-		spec, err := e.lookup(job.Type)
-		if err != nil {
-			continue // a server that knows the type handles it
-		}
-		won, err := e.store.TakeEnd(ctx, job.ID, key, e.cfg.Name)
-		if err != nil || !won {
-			continue
-		}
+	}
+}
+
+// ended reports whether a job in state st has an end to handle.
+func ended(st model.State) bool {
+	return st == model.StateCompleted || st == model.StateFailed || st == model.StateAborted
+}
+
+// take takes job's end if no server did yet and starts its handler; it
+// reports whether the end is settled (handled here or taken by another
+// server), false when this server cannot handle it (an unknown type) or
+// the database failed.
+func (e *ender) take(ctx context.Context, job *model.Job) bool {
+	spec, err := e.lookup(job.Type)
+	if err != nil {
+		return false // a server that knows the type handles it
+	}
+	key := store.EndKey(job)
+	won, err := e.store.TakeEnd(ctx, job.ID, key, e.cfg.Name)
+	if err != nil {
+		return false
+	}
+	if won {
 		e.work.Add(1)
 		go func() {
 			defer e.work.Done()
 			e.handle(e.ctx, spec, job, key)
 		}()
 	}
+	return true
 }
 
 // handle runs job's end hook, then delivers its webhook.

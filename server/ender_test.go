@@ -76,7 +76,7 @@ func (r *receiver) got(id string) []server.Notification {
 }
 
 // TestEndHooksAndWebhook: on two servers, each end of a job (complete, fail
-// with failed records, abort) runs the type's hook once, with the final
+// with failed records, abort by a client, abort as expired) runs the type's hook once, with the final
 // counts, categories and statistics, and posts one signed webhook (retried
 // after a 500) naming the results, on both claim strategies.
 func TestEndHooksAndWebhook(t *testing.T) {
@@ -118,6 +118,9 @@ func TestEndHooksAndWebhook(t *testing.T) {
 			later := upload("6\n", &sliced.UploadOptions{RunAt: time.Now().Add(time.Hour)})
 			_, err := b.client.Abort(ctx, later)
 			must(t, err)
+			// Due after it expired: a server aborts it (its end is marked by
+			// the server, not found by reading every job).
+			expired := upload("8\n", &sliced.UploadOptions{RunAt: time.Now().Add(time.Second), ExpiresAt: time.Now().Add(500 * time.Millisecond)})
 			for _, name := range []string{"s1", "s2"} {
 				b.runServer(t, server.Config{
 					Name: name, Workers: 2, PollInterval: 50 * time.Millisecond, ReCheck: 100 * time.Millisecond,
@@ -126,11 +129,11 @@ func TestEndHooksAndWebhook(t *testing.T) {
 					PublicURL: "https://jobs.example/rj", WebhookBackoff: 10 * time.Millisecond,
 				})
 			}
-			for _, id := range []string{ok, bad, later} {
+			for _, id := range []string{ok, bad, later, expired} {
 				b.wait(t, id)
 				waitFor(t, "the webhook of job "+id, func() bool { return len(rcv.got(id)) > 0 })
 			}
-			waitFor(t, "the end hooks", func() bool { mu.Lock(); defer mu.Unlock(); return len(seen) == 3 })
+			waitFor(t, "the end hooks", func() bool { mu.Lock(); defer mu.Unlock(); return len(seen) == 4 })
 			mu.Lock()
 			defer mu.Unlock()
 			want := map[string]endSeen{
@@ -138,7 +141,8 @@ func TestEndHooksAndWebhook(t *testing.T) {
 					Statistics: map[string]int64{"even": 2, "odd": 1}, Even: "2\n4\n"},
 				bad: {State: rocketjob.StateFailed, Failed: 1, Categories: map[string]int64{"even": 1, "odd": 1},
 					Statistics: map[string]int64{"even": 1, "odd": 1}, Even: "2\n"},
-				later: {State: rocketjob.StateAborted, Categories: map[string]int64{"even": 0, "odd": 0}},
+				later:   {State: rocketjob.StateAborted, Categories: map[string]int64{"even": 0, "odd": 0}},
+				expired: {State: rocketjob.StateAborted, Categories: map[string]int64{"even": 0, "odd": 0}},
 			}
 			for id, w := range want {
 				if got := seen[id]; len(got) != 1 || !reflect.DeepEqual(got[0], w) {

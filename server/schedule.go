@@ -28,6 +28,7 @@ func (s *Server) mayStart(ctx context.Context, job *model.Job) (bool, error) {
 		msg := fmt.Sprintf("expired: not started by %s", job.ExpiresAt.Format(time.RFC3339))
 		_, err := s.moveWhile(ctx, job, model.StateAborted, store.Change{Set: s.failure(msg)},
 			func(j *model.Job) bool { return j.State == model.StateQueued })
+		s.endDue(ctx, job, err)
 		s.sel.invalidate()
 		return false, ignoreConflict(err)
 	}
@@ -54,6 +55,7 @@ func (s *Server) mayStart(ctx context.Context, job *model.Job) (bool, error) {
 				func(j *model.Job) bool { return j.State == model.StateQueued })
 			if err == nil {
 				_, err = s.ownerMove(ctx, running, model.StateFailed, store.Change{Set: s.failure(cause)})
+				s.endDue(ctx, job, err)
 			}
 			s.sel.invalidate()
 			return false, ignoreConflict(err)

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -21,9 +22,12 @@ const endsCollection = "job_ends"
 func (s *Store) ends() *mongo.Collection { return s.jobsDB.Collection(endsCollection) }
 
 // endsDueCollection holds a small document per job that just ended with end
-// hooks or a webhook, written by whoever ended it: it tells the servers'
-// enders to look now instead of at their next full look, which reads every
-// job. It stays tiny (documents are removed once looked at).
+// hooks or a webhook, {_id, job}, written by whoever ended it: the servers'
+// enders read the job by its id instead of looking through the jobs (which
+// FerretDB would read one by one, all of them). A document stays until a
+// server that knows the job's type handled the end (or another took it),
+// or the job is gone, or it is older than the window in which ends are
+// handled; the collection stays tiny.
 const endsDueCollection = "job_ends_due"
 
 func (s *Store) endsDue() *mongo.Collection { return s.jobsDB.Collection(endsDueCollection) }
@@ -36,30 +40,35 @@ func (s *Store) MarkEndDue(ctx context.Context, job bson.ObjectID) error {
 	})
 }
 
-// EndsDue returns the ids of the end-due documents (nil when none).
-func (s *Store) EndsDue(ctx context.Context) ([]bson.ObjectID, error) {
-	docs, err := findAll[struct {
-		ID bson.ObjectID `bson:"_id"`
-	}](ctx, s.endsDue(), bson.D{}, options.Find().SetProjection(bson.D{{Key: "_id", Value: 1}}))
+// EndDue is one end-due document: a job that ended (ID.Timestamp() is when
+// it was marked).
+type EndDue struct {
+	ID  bson.ObjectID `bson:"_id"`
+	Job bson.ObjectID `bson:"job"`
+}
+
+// EndsDue returns the end-due documents (nil when none).
+func (s *Store) EndsDue(ctx context.Context) ([]EndDue, error) {
+	docs, err := findAll[EndDue](ctx, s.endsDue(), bson.D{}, options.Find())
 	if err != nil {
 		return nil, fmt.Errorf("listing due job ends: %w", err)
 	}
-	ids := make([]bson.ObjectID, len(docs))
-	for i, d := range docs {
-		ids[i] = d.ID
-	}
-	return ids, nil
+	return docs, nil
 }
 
-// ClearEndsDue removes end-due documents once looked at.
+// ClearEndsDue removes end-due documents once handled, one by one by _id
+// (the only filter FerretDB hands to SQLite).
 func (s *Store) ClearEndsDue(ctx context.Context, ids []bson.ObjectID) error {
-	if len(ids) == 0 {
-		return nil
+	for _, id := range ids {
+		err := retry(ctx, func() error {
+			_, err := s.endsDue().DeleteOne(ctx, bson.D{{Key: "_id", Value: id}})
+			return err
+		})
+		if err != nil {
+			return err
+		}
 	}
-	return retry(ctx, func() error {
-		_, err := s.endsDue().DeleteMany(ctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: ids}}}})
-		return err
-	})
+	return nil
 }
 
 // EndKey names one end (outcome) of a job: the job, its final state and
@@ -76,11 +85,17 @@ func EndKey(job *model.Job) string {
 
 // EndedJobs returns the jobs with end hooks or a webhook that reached a
 // final state (completed, failed or aborted) since since, handled or not.
+// On MongoDB it is one query on the {state, completed_at} index; FerretDB
+// would read every job, so there it returns ErrNotFlat and the enders rely
+// on the end-due documents alone.
 func (s *Store) EndedJobs(ctx context.Context, since time.Time) ([]model.Job, error) {
+	if s.ferret {
+		return nil, ErrNotFlat
+	}
 	filter := bson.D{
-		{Key: "end_hooks", Value: true},
 		{Key: "state", Value: bson.D{{Key: "$in", Value: bson.A{model.StateCompleted, model.StateFailed, model.StateAborted}}}},
 		{Key: "completed_at", Value: bson.D{{Key: "$gte", Value: since}}},
+		{Key: "end_hooks", Value: true},
 	}
 	jobs, err := findAll[model.Job](ctx, s.jobs(), filter, options.Find())
 	if err != nil {
@@ -89,19 +104,22 @@ func (s *Store) EndedJobs(ctx context.Context, since time.Time) ([]model.Job, er
 	return jobs, nil
 }
 
-// HandledEnds returns the keys of the ends already taken by a server.
-func (s *Store) HandledEnds(ctx context.Context) (map[string]bool, error) {
-	docs, err := findAll[struct {
-		ID string `bson:"_id"`
-	}](ctx, s.ends(), bson.D{}, options.Find().SetProjection(bson.D{{Key: "_id", Value: 1}}))
-	if err != nil {
-		return nil, fmt.Errorf("listing handled job ends: %w", err)
-	}
-	keys := make(map[string]bool, len(docs))
-	for _, d := range docs {
-		keys[d.ID] = true
-	}
-	return keys, nil
+// ErrNotFlat is returned by a query that would read every job of the
+// collection on this database.
+var ErrNotFlat = errors.New("this query reads every job on FerretDB")
+
+// EndTaken reports whether a server took the end named key.
+func (s *Store) EndTaken(ctx context.Context, key string) (bool, error) {
+	var taken bool
+	err := retry(ctx, func() error {
+		err := s.ends().FindOne(ctx, bson.D{{Key: "_id", Value: key}}).Err()
+		taken = err == nil
+		if errors.Is(err, mongo.ErrNoDocuments) {
+			return nil
+		}
+		return err
+	})
+	return taken, err
 }
 
 // TakeEnd claims the end key of job for server by a unique insert: true
