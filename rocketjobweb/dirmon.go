@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/rocketjob-go/rocketjob/rocketjob"
 	"github.com/rocketjob-go/rocketjob/sliced"
@@ -88,7 +89,7 @@ func (h *Handler) apiAddDirmon(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, badParam("the body must be one JSON Dirmon entry"))
 		return
 	}
-	e.Status, e.CreatedAt = nil, e.CreatedAt.UTC()
+	e.Status, e.CreatedAt = nil, time.Time{} // set by the server, not the client
 	if err := sliced.AddDirmon(r.Context(), h.client, &e); err != nil {
 		h.fail(w, r, dirmonErr(err))
 		return
