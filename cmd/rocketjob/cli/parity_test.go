@@ -18,13 +18,13 @@ func TestJobShowEveryOption(t *testing.T) {
 		t.Fatal(err)
 	}
 	id := strings.TrimSpace(mustRun(t, append(g, "upload", "--job", "reverse", "--max-workers", "2", "--window", "22:00,2h,Europe/London",
-		"--expires-at", "1h", "--slice-size", "7", in)...).stdout)
+		"--expires-at", "1h", "--slice-size", "7", "--stop-on-error", in)...).stdout)
 	var v map[string]any
 	if err := json.Unmarshal([]byte(mustRun(t, append(g, "job", "show", id, "--json")...).stdout), &v); err != nil {
 		t.Fatal(err)
 	}
 	if v["window"] != "22:00,2h0m0s,Europe/London" || v["max_workers"] != float64(2) || v["slice_size"] != float64(7) ||
-		v["format"] != "lines" || v["expires_at"] == nil {
+		v["format"] != "lines" || v["expires_at"] == nil || v["stop_on_error"] != true {
 		t.Errorf("job show --json: %v", v)
 	}
 	text := mustRun(t, append(g, "job", "show", id)...).stdout

@@ -21,7 +21,7 @@ func uploadCommand(st *appState) *cli.Command {
 		Name:      "upload",
 		Usage:     "upload a file (or stdin) into a new sliced job; prints the job id",
 		ArgsUsage: "FILE|-",
-		UsageText: usageText("rocketjob upload --job TYPE [--priority N] [--slice-size N] [--format lines|csv|psv|tsv|fixed|xlsx|jsonl] [--output-format FORMAT] [--lenient-quotes] [--columns A,B [--widths N,N]] [--sheet NAME] [--pgp-key KEYFILE] [--require-columns A,B] [--allow-columns A,B] [--description TEXT] [--param K=V ...] [--notify URL] [--no-output] [--encrypt] [--compress] [--run-at T] [--expires-at T] [--after ID ...] FILE|-",
+		UsageText: usageText("rocketjob upload --job TYPE [--priority N] [--slice-size N] [--format lines|csv|psv|tsv|fixed|xlsx|jsonl] [--output-format FORMAT] [--lenient-quotes] [--columns A,B [--widths N,N]] [--sheet NAME] [--pgp-key KEYFILE] [--require-columns A,B] [--allow-columns A,B] [--description TEXT] [--param K=V ...] [--notify URL] [--no-output] [--encrypt] [--compress] [--stop-on-error] [--run-at T] [--expires-at T] [--after ID ...] FILE|-",
 			"rocketjob upload --job reverse input.txt",
 			"rocketjob upload --job prefix --param text='> ' --notify https://hooks.example.com/rj input.txt",
 			"rocketjob upload --job reverse --priority 10 --slice-size 500 input.txt.gz",
@@ -45,6 +45,7 @@ func uploadCommand(st *appState) *cli.Command {
 			&cli.BoolFlag{Name: "no-output", Usage: "do not keep the output records (nothing to download)"},
 			&cli.BoolFlag{Name: "encrypt", Usage: "store the job's slices AES-256-GCM encrypted (needs a key: rocketjob keys generate)"},
 			&cli.BoolFlag{Name: "compress", Usage: "store the job's slices zstd-compressed"},
+			&cli.BoolFlag{Name: "stop-on-error", Usage: "fail the job at its first failed record (default: the job type's)"},
 			&cli.StringFlag{Name: "run-at", Usage: "start no earlier than `T`: an RFC 3339 time or a delay such as 10s"},
 			&cli.IntFlag{Name: "max-workers", Usage: "at most `N` workers on this job at once, across all servers (0: no limit)"},
 			scheduleFlags()[0], scheduleFlags()[1], scheduleFlags()[2],
@@ -135,6 +136,10 @@ func uploadCommand(st *appState) *cli.Command {
 			if c.IsSet("compress") {
 				v := c.Bool("compress")
 				opts.Compress = &v
+			}
+			if c.IsSet("stop-on-error") {
+				v := c.Bool("stop-on-error")
+				opts.StopOnError = &v
 			}
 
 			var in *os.File
