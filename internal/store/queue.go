@@ -99,11 +99,7 @@ func started(before, after *model.Job) bool {
 // (or the rescuer, once the server is dead) makes it runnable again, after
 // this.
 func (s *Store) dropStarted(ctx context.Context, before *model.Job) {
-	coll := s.queue(before.Priority)
-	_ = retry(ctx, func() error {
-		_, err := coll.DeleteOne(ctx, bson.D{{Key: "_id", Value: before.ID}})
-		return err
-	})
+	s.jobWriters().drops.do(ctx, dropCopy{priority: before.Priority, id: before.ID}) // with other workers' starts
 }
 
 // queuedVersion returns the version of the copy of job id in coll, if any.
