@@ -105,6 +105,10 @@ func (br *uiBrowser) text(sel string) string {
 	return strings.TrimSpace(v)
 }
 
+// clearFlash removes the page's messages, so that waiting for .flash after
+// a form is sent waits for the next page's message.
+var clearFlash = chromedp.Evaluate[chromedp.Void](`document.querySelectorAll(".flash").forEach(function (e) { e.remove(); })`)
+
 // poll waits until the JavaScript condition holds in the page.
 func (br *uiBrowser) poll(what, cond string) {
 	br.t.Helper()
@@ -188,7 +192,7 @@ func TestBrowserDirmon(t *testing.T) {
 	}
 
 	br.step("disable the entry", chromedp.Navigate(br.base+"/dirmon"), chromedp.WaitVisible(chromedp.CSS(`tr[data-entry="drop"]`)),
-		chromedp.Click(chromedp.CSS(`tr[data-entry="drop"] button.secondary`)), chromedp.WaitVisible(chromedp.CSS(".flash")))
+		clearFlash, chromedp.Click(chromedp.CSS(`tr[data-entry="drop"] button.secondary`)), chromedp.WaitVisible(chromedp.CSS(".flash")))
 	entries, err = sliced.DirmonEntries(context.Background(), b.client)
 	must(t, err)
 	if entries[0].Enabled || !strings.Contains(br.text(`tr[data-entry="drop"]`), "disabled") {
@@ -216,6 +220,7 @@ func TestBrowserFixFailedRecords(t *testing.T) {
 	br.shot("failures-01")
 	br.step("correct record 2",
 		chromedp.SetValue(chromedp.CSS(row("2")+`input[name=record]`), "2"),
+		clearFlash,
 		chromedp.Click(chromedp.CSS(row("2")+`.fix-form button`)),
 		chromedp.WaitVisible(chromedp.CSS(".flash")))
 	if got := br.text(row("2")); !strings.Contains(got, "corrected to 2") {
@@ -285,6 +290,7 @@ func TestBrowserJobOptions(t *testing.T) {
 	br.step("edit the job",
 		chromedp.SetValue(chromedp.ID("edit-description"), "edited in the browser"),
 		chromedp.SetValue(chromedp.ID("edit-max-workers"), "5"),
+		clearFlash,
 		chromedp.Click(chromedp.ID("edit-job")),
 		chromedp.WaitVisible(chromedp.CSS(".flash")))
 	job, err = b.client.Get(ctx, id)
@@ -292,7 +298,7 @@ func TestBrowserJobOptions(t *testing.T) {
 	if job.Description != "edited in the browser" || job.MaxWorkers != 5 || br.text("#job-max-workers") != "5" {
 		t.Errorf("after the edit: %q %d", job.Description, job.MaxWorkers)
 	}
-	br.step("run it now", chromedp.Click(chromedp.ID("run-now")), chromedp.WaitVisible(chromedp.CSS(".flash")))
+	br.step("run it now", clearFlash, chromedp.Click(chromedp.ID("run-now")), chromedp.WaitVisible(chromedp.CSS(".flash")))
 	job, err = b.client.Get(ctx, id)
 	must(t, err)
 	if time.Until(job.RunAt) > time.Minute {
@@ -322,7 +328,7 @@ func TestBrowserJobOptions(t *testing.T) {
 	br.step("pause all reverse jobs",
 		chromedp.Navigate(br.base+"/jobs?type=reverse"), chromedp.WaitVisible(chromedp.ID("pause-all")),
 		chromedp.Evaluate[chromedp.Void](`window.confirm = function () { return true; }`),
-		chromedp.Click(chromedp.ID("pause-all")), chromedp.WaitVisible(chromedp.CSS(".flash")))
+		clearFlash, chromedp.Click(chromedp.ID("pause-all")), chromedp.WaitVisible(chromedp.CSS(".flash")))
 	job, err = b.client.Get(ctx, id)
 	must(t, err)
 	nap, err = b.client.Get(ctx, nap.ID.Hex())
@@ -330,7 +336,7 @@ func TestBrowserJobOptions(t *testing.T) {
 	if job.State != rocketjob.StatePaused || nap.State != rocketjob.StateQueued {
 		t.Errorf("after pause all of reverse: reverse job %s, nap %s", job.State, nap.State)
 	}
-	br.step("resume all", chromedp.Click(chromedp.ID("resume-all")), chromedp.WaitVisible(chromedp.CSS(".flash")))
+	br.step("resume all", clearFlash, chromedp.Click(chromedp.ID("resume-all")), chromedp.WaitVisible(chromedp.CSS(".flash")))
 	if job, err = b.client.Get(ctx, id); err != nil || job.State != rocketjob.StateQueued {
 		t.Errorf("after resume all: %v %v", job.State, err)
 	}
