@@ -177,8 +177,10 @@ func (d *delimReader) next() error {
 				case len(rest) > 0 && rest[0] == d.sep:
 					d.ends = append(d.ends, len(d.buf))
 					pos++
-				case terminator(rest) == len(rest):
-					d.noteEOL(len(rest))
+				case terminator(rest) == len(rest), len(rest) == 1 && rest[0] == '\r':
+					// The end of the row ("\r" alone: the last line's
+					// ending cut before its "\n", as encoding/csv takes it).
+					d.noteEOL(terminator(rest))
 					d.ends = append(d.ends, len(d.buf))
 					return nil
 				case d.lenient:

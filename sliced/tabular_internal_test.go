@@ -165,6 +165,16 @@ func TestLinesMixedLineEndings(t *testing.T) {
 	}
 }
 
+// A quoted last field followed by a lone "\r" at the end of the file ends
+// the row, as encoding/csv reads it.
+func TestQuotedFieldThenCRAtEOF(t *testing.T) {
+	_, got, err := rows(t, []byte("a,b\n\"x\",\"y\"\r"), ReaderOptions{Format: CSV})
+	must(t, err)
+	if !reflect.DeepEqual(got, [][]string{{"x", "y"}}) {
+		t.Fatalf("rows %q", got)
+	}
+}
+
 // Lenient quotes accept what strict RFC 4180 refuses, keeping the quotes.
 func TestLenientQuotes(t *testing.T) {
 	in := "item,size\npipe,12\" pipe\n\"say \"hi\" now\",x\nplain,\"open\n"
