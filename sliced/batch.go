@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/url"
 	"reflect"
+	"slices"
 	"sync"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -138,7 +139,18 @@ func Register[P any](r *rocketjob.Registry, name string, t Type[P]) error {
 		if err != nil {
 			return nil, err
 		}
-		return t.Perform(ctx, p, rec)
+		// A lines job whose records keep the "\r" of their "\r\n" (see
+		// RegisterLines) shows Perform the line without it and puts it
+		// back on each output.
+		cr := format == Lines && job.KeepCR && len(rec) > 0 && rec[len(rec)-1] == '\r'
+		if !cr {
+			return t.Perform(ctx, p, rec)
+		}
+		outs, err := t.Perform(ctx, p, rec[:len(rec)-1])
+		for i := range outs {
+			outs[i].Record = append(slices.Clip(outs[i].Record), '\r')
+		}
+		return outs, err
 	}
 	// Registered as a plain sliced type first (slice size, formats, column
 	// checks), then given what makes it a batch type, before any use.

@@ -1,6 +1,7 @@
 package sliced_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -157,5 +158,39 @@ func TestDownloadAs(t *testing.T) {
 	var out strings.Builder
 	if _, err := sliced.DownloadAs(ctx, b.client, lines.ID.Hex(), sliced.CSV, &out); !errors.Is(err, sliced.ErrBadOptions) || out.Len() > 0 {
 		t.Fatalf("lines as csv: %v, wrote %q", err, out.String())
+	}
+}
+
+// A batch lines type (sliced.Register) sees lines without the CR of their
+// CRLF, and its category outputs get it back: mixed line endings stay
+// exact per category; an empty CRLF line is empty to it.
+func TestBatchLinesKeepCR(t *testing.T) {
+	b := setupWith(t, func(reg *rocketjob.Registry) error {
+		return sliced.Register(reg, "parity", sliced.Type[struct{}]{Categories: []string{"even", "odd"},
+			Perform: func(_ context.Context, _ struct{}, rec []byte) ([]rocketjob.Output, error) {
+				switch {
+				case len(rec) == 0:
+					return nil, nil
+				case bytes.HasSuffix(rec, []byte("\r")):
+					return nil, errors.New("saw a CR")
+				case (rec[len(rec)-1]-'0')%2 == 0:
+					return sliced.To("even", rec), nil
+				}
+				return sliced.To("odd", rec), nil
+			}})
+	})
+	ctx := context.Background()
+	job, err := sliced.Upload(ctx, b.client, "parity", strings.NewReader("2\r\n3\n\r\n4\r\n5\n"), &sliced.UploadOptions{Name: "in.txt"})
+	must(t, err)
+	if got := b.run(t, job); got.State != rocketjob.StateCompleted {
+		t.Fatalf("job %s: %+v", got.State, got.Failure)
+	}
+	for cat, want := range map[string]string{"even": "2\r\n4\r\n", "odd": "3\n5\n"} {
+		var out bytes.Buffer
+		_, err := sliced.DownloadCategory(ctx, b.client, job.ID.Hex(), cat, &out)
+		must(t, err)
+		if out.String() != want {
+			t.Errorf("%s: %q, want %q", cat, out.String(), want)
+		}
 	}
 }
