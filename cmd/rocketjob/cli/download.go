@@ -107,10 +107,15 @@ func download(c *cli.Context, st *appState, id, dest string, failed bool, catego
 	if failed {
 		fn = sliced.DownloadFailed
 	}
+	job, err := client.Get(c.Context, id)
+	if err != nil {
+		return 0, err
+	}
+	want := job.FailedRecordCount // the lines a terminal's progress bar counts to
 	if !failed {
-		job, err := client.Get(c.Context, id)
-		if err != nil {
-			return 0, err
+		want = job.OutputCount
+		if want == 0 {
+			want = job.ProcessedCount - job.FailedRecordCount
 		}
 		if err := downloadable(job); err != nil {
 			return 0, err
@@ -120,6 +125,7 @@ func download(c *cli.Context, st *appState, id, dest string, failed bool, catego
 			fn = func(ctx context.Context, client *rocketjob.Client, id string, w io.Writer) (int64, error) {
 				return sliced.DownloadCategory(ctx, client, id, category, w)
 			}
+			want = job.Categories[category]
 			if category == "" {
 				fn = sliced.Download // says which categories there are
 			}
@@ -130,8 +136,12 @@ func download(c *cli.Context, st *appState, id, dest string, failed bool, catego
 			}
 			if named != nil {
 				fn = named
+				want = 0 // another format: its lines are not the records
 			}
 		}
+	}
+	if want > 0 {
+		fn = withProgress(fn, newProgress(c.App.ErrWriter), want)
 	}
 	if keys != nil {
 		fn = pgpDownload(fn, keys, dest)

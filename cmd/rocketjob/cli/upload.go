@@ -239,6 +239,7 @@ func uploadFileWith(ctx context.Context, client *rocketjob.Client, typ string, f
 		return nil, err
 	}
 	if p.on && size > 0 {
+		start := time.Now()
 		stop := make(chan struct{})
 		finished := make(chan struct{})
 		go func() {
@@ -252,7 +253,11 @@ func uploadFileWith(ctx context.Context, client *rocketjob.Client, typ string, f
 				case <-tick.C:
 					// The file offset is how far the upload has read.
 					if pos, err := f.Seek(0, io.SeekCurrent); err == nil {
-						p.bar(true, "uploading", pos, size, humanBytes(pos)+" of "+humanBytes(size))
+						extra := humanBytes(pos) + " of " + humanBytes(size)
+						if r := rateAndETA(start, pos, size, "", humanBytes); r != "" {
+							extra += ", " + r
+						}
+						p.bar(true, "uploading", pos, size, extra)
 					}
 				}
 			}
