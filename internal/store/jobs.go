@@ -202,11 +202,12 @@ func (s *Store) apply(ctx context.Context, job *model.Job, to model.State, chang
 			return nil, fmt.Errorf("job %s: %w", job.ID.Hex(), err)
 		}
 	}
-	// On FerretDB the job's new state index entry is written before the job
-	// (so that a running job always has its entry, which the rescuer reads),
-	// and so is an intent when the job becomes runnable (so that its
-	// run-queue copy is written even if this process dies after the write;
-	// an intent is removed once the copy is, and left behind on a failure).
+	// On FerretDB the job's new running entry in the state index is written
+	// before the job (so that a running job always has its entry, which the
+	// rescuer reads), and so is an intent when the job becomes runnable (so
+	// that its run-queue copy is written even if this process dies after the
+	// write; an intent is removed once the copy is, and left behind on a
+	// failure).
 	var (
 		moved  *model.Job
 		intent bson.ObjectID
@@ -219,7 +220,9 @@ func (s *Store) apply(ctx context.Context, job *model.Job, to model.State, chang
 		if !runnable(job) && runnable(moved) {
 			intent = s.intend(ctx, []bson.ObjectID{job.ID})
 		}
-		s.syncStatesPart(ctx, job, moved, statePut)
+		if ahead(job, moved) {
+			s.syncStatesPart(ctx, job, moved, statePut)
+		}
 	}
 	claimedAt := time.Now()
 	var matched int64
@@ -261,9 +264,22 @@ func (s *Store) apply(ctx context.Context, job *model.Job, to model.State, chang
 	if !s.ferret {
 		return applied(job, set, change.Unset)
 	}
-	s.syncQueuePart(ctx, job, moved, stateDrop) // the new entry is written
-	s.intended(ctx, intent)                     // and the run-queue copy
+	part := statePut | stateDrop
+	if ahead(job, moved) {
+		part = stateDrop // the new entry is written
+	}
+	s.syncQueuePart(ctx, job, moved, part)
+	s.intended(ctx, intent) // the run-queue copy is written
 	return moved, nil
+}
+
+// ahead reports whether a transition writes the job's new state index
+// entry before the job: when the job starts running (the rescuer finds
+// running jobs by their entries). Other entries are written with the
+// removal of the old one after the job write, in one batch; a writer that
+// dies in between leaves an entry out of date, which listings repair.
+func ahead(before, after *model.Job) bool {
+	return indexedState(after) == model.StateRunning && indexedState(before) != model.StateRunning
 }
 
 // applied returns a copy of job with the top-level fields of set assigned
