@@ -13,8 +13,9 @@ import (
 	"github.com/rocketjob-go/rocketjob/rocketjob"
 )
 
-// Rekey re-encrypts a job's stored slices (input, output and failed records)
-// and its CSV header under the keyring's current key, so that older keys can
+// Rekey re-encrypts a job's stored slices (input, output with its
+// categories, and failed records), the operators' fixes of failed records,
+// retry plans and its CSV header under the keyring's current key, so that older keys can
 // be removed from every keyring afterwards. It needs the job's old key and
 // the new one in the client's keyring. The job must not be queued or running
 // (pause it first); it returns the number of slices rewritten.
@@ -58,13 +59,23 @@ func Rekey(ctx context.Context, c *rocketjob.Client, id string) (int, error) {
 	}
 	total := 0
 	for _, kind := range kinds {
-		n, err := clientstore.Of(c).RewriteSlices(ctx, job.ID, string(kind), func(num int64, sealed []byte) ([]byte, error) {
+		n, err := clientstore.Of(c).RewriteSlices(ctx, job.ID, string(kind), func(num int64, sub string, sealed []byte) ([]byte, error) {
+			if sub != "" {
+				return slice.Rewrap(codec, slice.Kind(sub), num, sealed) // an output category
+			}
 			return slice.Rewrap(codec, kind, num, sealed)
 		})
 		total += n
 		if err != nil {
 			return total, fmt.Errorf("job %s: re-encrypting %s slices: %w", id, kind, err)
 		}
+	}
+	// The operators' fixes of failed records, and the retry plans that
+	// carry copies of slices and fixes.
+	if _, err := clientstore.Of(c).RewrapFixes(ctx, job.ID, func(kind string, slot int64, sealed []byte) ([]byte, error) {
+		return slice.Rewrap(codec, slice.Kind(kind), slot, sealed)
+	}); err != nil {
+		return total, fmt.Errorf("job %s: re-encrypting fixes of failed records: %w", id, err)
 	}
 	set := bson.D{{Key: "key_id", Value: c.Keyring().Current()}}
 	if job.SealedHeader != nil {

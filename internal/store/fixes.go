@@ -177,6 +177,76 @@ func (s *Store) PrepareRetry(ctx context.Context, job bson.ObjectID) (plans, fix
 	return len(byNum), fixes, nil
 }
 
+// RewrapFixes rewrites the sealed records of job's fixes and retry plans
+// with fn (a key rotation), which gets what each one is: "fix" (slot: the
+// record number), or a plan's copy of its slice's "output" or "failed"
+// records (slot: the slice number). The job must not be processing. It
+// returns the number of fixes and plans rewritten.
+func (s *Store) RewrapFixes(ctx context.Context, job bson.ObjectID, fn func(kind string, slot int64, sealed []byte) ([]byte, error)) (int, error) {
+	rewrap := func(fixes []RecordFix) error {
+		for i := range fixes {
+			if fixes[i].Record == nil {
+				continue // a deleted record
+			}
+			out, err := fn("fix", fixes[i].Number, fixes[i].Record)
+			if err != nil {
+				return fmt.Errorf("the fix of record %d: %w", fixes[i].Number, err)
+			}
+			fixes[i].Record = out
+		}
+		return nil
+	}
+	fixes, err := s.RecordFixes(ctx, job)
+	if err != nil {
+		return 0, err
+	}
+	if err := rewrap(fixes); err != nil {
+		return 0, err
+	}
+	n := 0
+	for i := range fixes {
+		if err := s.SetRecordFix(ctx, job, &fixes[i]); err != nil {
+			return n, err
+		}
+		n++
+	}
+	type storedPlan struct {
+		ID        string `bson:"_id"`
+		RetryPlan `bson:",inline"`
+	}
+	coll := sliceColl(s.workDB, job, "retry")
+	plans, err := findAll[storedPlan](ctx, coll, bson.D{})
+	if err != nil {
+		return n, err
+	}
+	for _, p := range plans {
+		num, err := parseSliceID(p.ID)
+		if err != nil {
+			return n, err
+		}
+		if p.Output != nil {
+			if p.Output, err = fn("output", num, p.Output); err != nil {
+				return n, fmt.Errorf("the retry plan of slice %d: %w", num, err)
+			}
+		}
+		if p.Failed, err = fn("failed", num, p.Failed); err != nil {
+			return n, fmt.Errorf("the retry plan of slice %d: %w", num, err)
+		}
+		if err := rewrap(p.Fixes); err != nil {
+			return n, err
+		}
+		err = retry(ctx, func() error {
+			_, err := coll.ReplaceOne(ctx, bson.D{{Key: "_id", Value: p.ID}}, p.RetryPlan)
+			return err
+		})
+		if err != nil {
+			return n, fmt.Errorf("rewriting the retry plan of slice %d: %w", num, err)
+		}
+		n++
+	}
+	return n, nil
+}
+
 // HasRetryPlans reports whether job has retry plans.
 func (s *Store) HasRetryPlans(ctx context.Context, job bson.ObjectID) (bool, error) {
 	var n int64

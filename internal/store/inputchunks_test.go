@@ -50,7 +50,7 @@ func TestInputInChunks(t *testing.T) {
 				t.Fatalf("input collections %v, want %d", got, want)
 			}
 
-			rewritten, err := st.RewriteSlices(ctx, job, "input", func(num int64, records []byte) ([]byte, error) {
+			rewritten, err := st.RewriteSlices(ctx, job, "input", func(num int64, _ string, records []byte) ([]byte, error) {
 				return append(bytes.Clone(records), '!'), nil
 			})
 			if err != nil || rewritten != n {

@@ -322,10 +322,12 @@ func parseAttemptID(id string) (num int64, attempt int, err error) {
 
 // RewriteSlices rewrites the records of every document of one of a job's
 // slice collections (kind: "input", "output" or "failed") with fn, which gets
-// the slice number and the stored records. It writes a new collection and
-// renames it over the old one, so it never updates documents in place (slow
-// and not atomic on FerretDB). The job must not be processing meanwhile.
-func (s *Store) RewriteSlices(ctx context.Context, job bson.ObjectID, kind string, fn func(num int64, records []byte) ([]byte, error)) (int, error) {
+// the slice number, what the records are (sub: "" for the collection's own
+// records, "category:NAME" for an output category's) and the stored
+// records. It writes a new collection and renames it over the old one, so it
+// never updates documents in place (slow and not atomic on FerretDB). The
+// job must not be processing meanwhile.
+func (s *Store) RewriteSlices(ctx context.Context, job bson.ObjectID, kind string, fn func(num int64, sub string, records []byte) ([]byte, error)) (int, error) {
 	if kind != "input" {
 		return s.rewriteSlices(ctx, job, kind, fn)
 	}
@@ -345,7 +347,7 @@ func (s *Store) RewriteSlices(ctx context.Context, job bson.ObjectID, kind strin
 }
 
 // rewriteSlices is RewriteSlices for one collection.
-func (s *Store) rewriteSlices(ctx context.Context, job bson.ObjectID, kind string, fn func(num int64, records []byte) ([]byte, error)) (int, error) {
+func (s *Store) rewriteSlices(ctx context.Context, job bson.ObjectID, kind string, fn func(num int64, sub string, records []byte) ([]byte, error)) (int, error) {
 	from := sliceColl(s.workDB, job, kind)
 	to := sliceColl(s.workDB, job, kind+"_rewrite")
 	if err := to.Drop(ctx); err != nil {
@@ -377,18 +379,24 @@ func (s *Store) rewriteSlices(ctx context.Context, job bson.ObjectID, kind strin
 			return n, err
 		}
 		for i, e := range doc {
-			if e.Key != "records" {
-				continue
+			switch e.Key {
+			case "records":
+				bin, ok := e.Value.(bson.Binary)
+				if !ok {
+					return n, fmt.Errorf("slice %s: records are not binary", id)
+				}
+				out, err := fn(num, "", bin.Data)
+				if err != nil {
+					return n, fmt.Errorf("slice %d: %w", num, err)
+				}
+				doc[i].Value = bson.Binary{Data: out}
+			case "categories":
+				if err := rewriteCategories(doc[i].Value, func(name string, records []byte) ([]byte, error) {
+					return fn(num, "category:"+name, records)
+				}); err != nil {
+					return n, fmt.Errorf("slice %d: %w", num, err)
+				}
 			}
-			bin, ok := e.Value.(bson.Binary)
-			if !ok {
-				return n, fmt.Errorf("slice %s: records are not binary", id)
-			}
-			out, err := fn(num, bin.Data)
-			if err != nil {
-				return n, fmt.Errorf("slice %d: %w", num, err)
-			}
-			doc[i].Value = bson.Binary{Data: out}
 		}
 		batch = append(batch, doc)
 		n++
@@ -420,6 +428,42 @@ func (s *Store) rewriteSlices(ctx context.Context, job bson.ObjectID, kind strin
 		return n, errors.Join(err, s.rename(ctx, old.Name(), from.Name()))
 	}
 	return n, old.Drop(ctx)
+}
+
+// rewriteCategories rewrites, in place, the records of each element
+// {name, count, records} of an output document's categories array.
+func rewriteCategories(v any, fn func(name string, records []byte) ([]byte, error)) error {
+	list, ok := v.(bson.A)
+	if !ok {
+		return fmt.Errorf("categories are a %T, not an array", v)
+	}
+	for _, item := range list {
+		cat, ok := item.(bson.D)
+		if !ok {
+			return fmt.Errorf("a category is a %T, not a document", item)
+		}
+		var name string
+		for _, e := range cat {
+			if e.Key == "name" {
+				name, _ = e.Value.(string)
+			}
+		}
+		for j, e := range cat {
+			if e.Key != "records" {
+				continue
+			}
+			bin, ok := e.Value.(bson.Binary)
+			if !ok {
+				return fmt.Errorf("category %q: records are not binary", name)
+			}
+			out, err := fn(name, bin.Data)
+			if err != nil {
+				return fmt.Errorf("category %q: %w", name, err)
+			}
+			cat[j].Value = bson.Binary{Data: out}
+		}
+	}
+	return nil
 }
 
 func (s *Store) rename(ctx context.Context, from, to string) error {
