@@ -78,7 +78,10 @@ phase() {
   fi
   wait "$sampler" || true
   end=$(date +%s.%N)
-  printf '%s %s %s\n' "$name" "$(echo "$end - $start" | bc)" "$(tail -n 1 "$dir/$name.rss")" >>"$dir/phases"
+  # The database's high-water mark so far: which phase raised it.
+  local db_hwm
+  db_hwm=$(awk '/VmHWM/ {print $2}' "/proc/$db_pid/status")
+  printf '%s %s %s %s\n' "$name" "$(echo "$end - $start" | bc)" "$(tail -n 1 "$dir/$name.rss")" "$db_hwm" >>"$dir/phases"
 }
 
 phase upload "$rj" upload --job copy "$dir/in.txt"
@@ -94,9 +97,9 @@ fi
 
 printf 'rocketjob big file: %d MB, %d lines, copy job, %d workers, embedded database (%s)\n' \
   $((bytes >> 20)) "$lines" "$workers" "$(date -u +%Y-%m-%d)"
-printf '%-10s %10s %14s %12s\n' phase seconds "peak RSS MB" records/s
-while read -r name secs rss; do
-  printf '%-10s %10.1f %14d %12.0f\n' "$name" "$secs" $((rss / 1024)) "$(echo "$lines / $secs" | bc -l)"
+printf '%-10s %10s %12s %16s %12s\n' phase seconds "peak RSS MB" "db peak so far" records/s
+while read -r name secs rss dbrss; do
+  printf '%-10s %10.1f %12d %16d %12.0f\n' "$name" "$secs" $((rss / 1024)) $((dbrss / 1024)) "$(echo "$lines / $secs" | bc -l)"
 done <"$dir/phases"
 printf 'database peak RSS: %d MB; work database WAL peak: %d MB; output identical to the input\n' \
   $((db_hwm / 1024)) $(($(cat "$dir/wal.peak") >> 20))
