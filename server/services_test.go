@@ -263,6 +263,59 @@ func TestWorkerPoolService(t *testing.T) {
 	}
 }
 
+// TestWakerStreamOnMongoDB: on a MongoDB replica set the waker follows the
+// wake-up document's change stream, and a new job wakes an idle worker
+// through it while the token is read only every streamedWakeEvery polls
+// (an hour apart here).
+func TestWakerStreamOnMongoDB(t *testing.T) {
+	dbtest.RequireMongoDB(t)
+	st := serviceStore(t)
+	ctx := context.Background()
+	sel := newSelector(st, time.Hour, time.Hour)
+	w := newWaker(st, sel, time.Hour/streamedWakeEvery)
+	startStop(t, w)
+	deadline := time.Now().Add(30 * time.Second)
+	for !w.streaming.Load() {
+		if time.Now().After(deadline) {
+			t.Fatal("the change stream of the wake-up document did not open")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	woken := make(chan struct{})
+	go func() {
+		sel.wait(ctx)
+		close(woken)
+	}()
+	for sel.idle.Load() == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	if err := st.InsertJob(ctx, newQueuedJob()); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-woken:
+	case <-time.After(30 * time.Second):
+		t.Fatal("an idle worker was not woken through the change stream")
+	}
+}
+
+// TestWakerStreamOnlyOnMongoDB: on FerretDB the waker opens no change
+// stream (FerretDB has none) and goes on polling.
+func TestWakerStreamOnlyOnMongoDB(t *testing.T) {
+	dbtest.RequireFerretDB(t)
+	st := serviceStore(t)
+	if _, err := st.WatchWake(context.Background()); !errors.Is(err, store.ErrNoChangeStreams) {
+		t.Fatalf("WatchWake on FerretDB: %v, want ErrNoChangeStreams", err)
+	}
+	w := newWaker(st, newSelector(st, time.Hour, time.Hour), 20*time.Millisecond)
+	w.passed = make(chan struct{})
+	startStop(t, w)
+	passes(t, w.passed, 2)
+	if w.streaming.Load() {
+		t.Fatal("the waker says its change stream is up on FerretDB")
+	}
+}
+
 func TestWakerService(t *testing.T) {
 	st := serviceStore(t)
 	ctx := context.Background()

@@ -2,6 +2,8 @@ package server
 
 import (
 	"context"
+	"errors"
+	"sync/atomic"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -27,12 +29,21 @@ const busyWakeEvery = 5
 // job enqueued behind thousands of others starts after the job a worker is
 // on, not after the jobs left on the server's list. An idle server reads
 // one small document instead of looking for work.
+//
+// On MongoDB the waker also follows the wake-up document through a change
+// stream (wakestream.go): while the stream is up, a change wakes the server
+// as it happens and the token is read only every streamedWakeEvery polls,
+// as a safety net; when the stream cannot open or breaks, polling goes on
+// as on FerretDB.
 type waker struct {
 	ticker
 	store *store.Store
 	sel   *selector
 	last  bson.ObjectID
 	polls int
+
+	streaming atomic.Bool // the change stream is up
+	stream    streamLoop
 }
 
 func newWaker(st *store.Store, sel *selector, interval time.Duration) *waker {
@@ -46,13 +57,35 @@ func (w *waker) pass(ctx context.Context) {
 	if w.sel.idle.Load() == 0 && w.polls%busyWakeEvery != 0 {
 		return
 	}
+	if w.streaming.Load() && w.polls%streamedWakeEvery != 0 {
+		return
+	}
 	token, err := w.store.WakeToken(ctx)
 	if err != nil || token == w.last {
 		return
 	}
 	w.last = token
+	w.changed()
+}
+
+// changed drops the server's list of jobs and wakes its idle workers: the
+// wake-up token changed.
+func (w *waker) changed() {
 	w.sel.invalidate()
 	if w.sel.idle.Load() > 0 {
 		w.sel.wake()
 	}
+}
+
+// Start starts the polling and, on MongoDB, the change stream.
+func (w *waker) Start(ctx context.Context) error {
+	if !w.store.Ferret() {
+		w.stream.start(ctx, w.watch)
+	}
+	return w.ticker.Start(ctx)
+}
+
+// Stop stops both.
+func (w *waker) Stop(ctx context.Context) error {
+	return errors.Join(w.ticker.Stop(ctx), w.stream.stop(ctx))
 }

@@ -43,3 +43,18 @@ func (s *Store) WakeToken(ctx context.Context) (bson.ObjectID, error) {
 	}
 	return doc.Token, err
 }
+
+// ErrNoChangeStreams is returned by WatchWake on FerretDB, which has no
+// change streams.
+var ErrNoChangeStreams = errors.New("no change streams on FerretDB")
+
+// WatchWake opens a change stream on the wake-up document: on a MongoDB
+// replica set each new token arrives as it is written, so idle servers need
+// not read it every interval. On FerretDB it returns ErrNoChangeStreams; a
+// standalone mongod refuses change streams with an error.
+func (s *Store) WatchWake(ctx context.Context) (*mongo.ChangeStream, error) {
+	if s.ferret {
+		return nil, ErrNoChangeStreams
+	}
+	return s.wakeups().Watch(ctx, mongo.Pipeline{})
+}
