@@ -30,11 +30,12 @@ const busyWakeEvery = 5
 // on, not after the jobs left on the server's list. An idle server reads
 // one small document instead of looking for work.
 //
-// On MongoDB the waker also follows the wake-up document through a change
-// stream (wakestream.go): while the stream is up, a change wakes the server
-// as it happens and the token is read only every streamedWakeEvery polls,
-// as a safety net; when the stream cannot open or breaks, polling goes on
-// as on FerretDB.
+// On MongoDB the waker also follows a change stream of what makes work
+// runnable (store.WatchWake: new, requeued, resumed and re-prioritised
+// jobs, and the wake-up document; wakestream.go): while the stream is up, a
+// change wakes the server as it happens and the token is read only every
+// streamedWakeEvery polls, as a safety net; when the stream cannot open or
+// breaks, polling goes on as on FerretDB.
 type waker struct {
 	ticker
 	store *store.Store

@@ -7,6 +7,8 @@ import (
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
+
+	"github.com/rocketjob-go/rocketjob/internal/model"
 )
 
 // The wake-up document: one small document in the jobs database whose token
@@ -48,13 +50,30 @@ func (s *Store) WakeToken(ctx context.Context) (bson.ObjectID, error) {
 // change streams.
 var ErrNoChangeStreams = errors.New("no change streams on FerretDB")
 
-// WatchWake opens a change stream on the wake-up document: on a MongoDB
-// replica set each new token arrives as it is written, so idle servers need
-// not read it every interval. On FerretDB it returns ErrNoChangeStreams; a
-// standalone mongod refuses change streams with an error.
+// WatchWake opens a change stream of what makes work runnable, on MongoDB
+// (a replica set): a change of the wake-up document, a job inserted or
+// replaced as queued, a job updated to queued, a job resumed (updated to
+// running without a server, as Client.Resume does; a server's own start
+// sets one), and a priority change. Idle servers then need not read the
+// wake-up document every interval. On FerretDB it returns
+// ErrNoChangeStreams; a standalone mongod refuses change streams with an
+// error.
 func (s *Store) WatchWake(ctx context.Context) (*mongo.ChangeStream, error) {
 	if s.ferret {
 		return nil, ErrNoChangeStreams
 	}
-	return s.wakeups().Watch(ctx, mongo.Pipeline{})
+	jobs := func(more ...bson.E) bson.D {
+		return append(bson.D{{Key: "ns.coll", Value: jobsCollection}}, more...)
+	}
+	updated := func(field string) string { return "updateDescription.updatedFields." + field }
+	match := bson.D{{Key: "$or", Value: bson.A{
+		bson.D{{Key: "ns.coll", Value: wakeCollection}},
+		jobs(bson.E{Key: "operationType", Value: bson.D{{Key: "$in", Value: bson.A{"insert", "replace"}}}},
+			bson.E{Key: "fullDocument.state", Value: model.StateQueued}),
+		jobs(bson.E{Key: "operationType", Value: "update"}, bson.E{Key: updated("state"), Value: model.StateQueued}),
+		jobs(bson.E{Key: "operationType", Value: "update"}, bson.E{Key: updated("state"), Value: model.StateRunning},
+			bson.E{Key: updated("server"), Value: bson.D{{Key: "$exists", Value: false}}}),
+		jobs(bson.E{Key: "operationType", Value: "update"}, bson.E{Key: updated("priority"), Value: bson.D{{Key: "$exists", Value: true}}}),
+	}}}
+	return s.jobsDB.Watch(ctx, mongo.Pipeline{{{Key: "$match", Value: match}}})
 }
