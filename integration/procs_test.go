@@ -231,7 +231,7 @@ func describeExit(err error) string {
 type cluster struct {
 	t      *testing.T
 	dir    string
-	db     *proc     // nil on $ROCKETJOB_TEST_MONGODB_URI
+	db     *proc // nil on $ROCKETJOB_TEST_MONGODB_URI
 	uri    string
 	names  [2]string // jobs and work database; empty: the defaults
 	client *rocketjob.Client
