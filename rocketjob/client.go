@@ -413,9 +413,12 @@ func (c *Client) Abort(ctx context.Context, id string) (*Job, error) {
 	return job, err
 }
 
-// Retry runs a failed job again. A sliced job re-runs only its slices with
-// failed records (whole slices: Perform is at-least-once); a simple job runs
-// again from the start.
+// Retry runs a failed job again. A sliced job re-runs only its failed
+// records (as corrected or deleted by the operators' fixes; the other
+// records of their slices keep their outputs, so the output stays in input
+// order and exactly once), or, for a type with output categories or
+// statistics, its slices with failed records whole; a simple job runs again
+// from the start.
 func (c *Client) Retry(ctx context.Context, id string) (*Job, error) {
 	oid, err := ParseID(id)
 	if err != nil {
