@@ -363,7 +363,6 @@ func (ff *ferretFeeder) nextChunk(ctx context.Context) (bool, error) {
 					return nil
 				}
 				ff.buf = append(ff.buf, in)
-				ff.found++
 			}
 		}
 		return cur.Err()
@@ -371,6 +370,7 @@ func (ff *ferretFeeder) nextChunk(ctx context.Context) (bool, error) {
 	if err != nil {
 		return false, fmt.Errorf("reading input slices: %w", err)
 	}
+	ff.found += len(ff.buf) // counted once the read succeeded (a retry reads again)
 	ff.reading = true
 	return true, nil
 }
