@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"log/slog"
 	"strings"
 	"sync"
 	"testing"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/rocketjob-go/rocketjob/internal/clientstore"
 	"github.com/rocketjob-go/rocketjob/rocketjob"
+	"github.com/rocketjob-go/rocketjob/server"
 	"github.com/rocketjob-go/rocketjob/sliced"
 )
 
@@ -256,8 +258,14 @@ func TestControlSpamLeavesNothingStuck(t *testing.T) {
 			job, err := sliced.Upload(ctx, b.client, "after_once", strings.NewReader(in), nil)
 			must(t, err)
 			id := job.ID.Hex()
-			b.startServer(t, "s1", 2)
-			b.startServer(t, "s2", 2)
+			logs := &syncBuffer{}
+			for _, name := range []string{"s1", "s2"} {
+				b.runServer(t, server.Config{
+					Name: name, Workers: 2, PollInterval: 50 * time.Millisecond, ReCheck: 200 * time.Millisecond,
+					HeartbeatInterval: 200 * time.Millisecond, DeadAfter: time.Second, ShutdownTimeout: 5 * time.Second,
+					Logger: slog.New(slog.NewTextHandler(logs, nil)),
+				})
+			}
 			stop := make(chan struct{})
 			var spam sync.WaitGroup
 			for c := range 3 {
@@ -308,7 +316,15 @@ func TestControlSpamLeavesNothingStuck(t *testing.T) {
 				t.Fatalf("output differs from the input upcased (%d vs %d bytes)", out.Len(), len(want))
 			}
 			if n := b.afterCalls.Load(); n != 1 {
-				t.Fatalf("after hook ran %d times, want 1", n)
+				// Hooks are at-least-once (README, Guarantees): one runs
+				// again only when its server was declared dead meanwhile,
+				// as a starved CPU can delay 200 ms heartbeats past the 1 s
+				// dead-after.
+				if n == 2 && strings.Contains(logs.String(), "server is dead: requeuing its work") {
+					t.Logf("the after hook ran twice: a server was declared dead during the run and its work requeued")
+				} else {
+					t.Fatalf("after hook ran %d times, want 1 (no server was declared dead)", n)
+				}
 			}
 		})
 	}
