@@ -48,20 +48,30 @@ func recordNumber(r *http.Request) (int64, error) {
 	return n, nil
 }
 
+// jobRecord returns the job id and the record number of a failed-record
+// path (/jobs/{id}/failures/{record}...), or the 404 of either.
+func jobRecord(r *http.Request) (string, int64, error) {
+	id, err := jobID(r)
+	if err != nil {
+		return "", 0, err
+	}
+	n, err := recordNumber(r)
+	return id, n, err
+}
+
 // apiFailedRecord: GET /api/jobs/{id}/failures/{record}.
 func (h *Handler) apiFailedRecord(w http.ResponseWriter, r *http.Request) {
-	id, err := jobID(r)
-	if err == nil {
-		var n int64
-		if n, err = recordNumber(r); err == nil {
-			var f *sliced.FailedRecord
-			if f, err = sliced.GetFailedRecord(r.Context(), h.client, id, n); err == nil {
-				writeJSON(w, http.StatusOK, f)
-				return
-			}
-		}
+	id, n, err := jobRecord(r)
+	if err != nil {
+		h.fail(w, r, err)
+		return
 	}
-	h.fail(w, r, fixErr(err))
+	f, err := sliced.GetFailedRecord(r.Context(), h.client, id, n)
+	if err != nil {
+		h.fail(w, r, fixErr(err))
+		return
+	}
+	writeJSON(w, http.StatusOK, f)
 }
 
 // fixRecord corrects (input not nil) or deletes record n of job id as the
@@ -86,12 +96,7 @@ func (h *Handler) fixRecord(r *http.Request, id string, n int64, input *string) 
 // apiFixRecord: POST /api/jobs/{id}/failures/{record} with {"record": TEXT}
 // (JSON) or a record form field.
 func (h *Handler) apiFixRecord(w http.ResponseWriter, r *http.Request) {
-	id, err := jobID(r)
-	if err != nil {
-		h.fail(w, r, err)
-		return
-	}
-	n, err := recordNumber(r)
+	id, n, err := jobRecord(r)
 	if err != nil {
 		h.fail(w, r, err)
 		return
@@ -127,12 +132,7 @@ func (h *Handler) apiFixRecord(w http.ResponseWriter, r *http.Request) {
 
 // apiDeleteRecord: DELETE /api/jobs/{id}/failures/{record}.
 func (h *Handler) apiDeleteRecord(w http.ResponseWriter, r *http.Request) {
-	id, err := jobID(r)
-	if err != nil {
-		h.fail(w, r, err)
-		return
-	}
-	n, err := recordNumber(r)
+	id, n, err := jobRecord(r)
 	if err != nil {
 		h.fail(w, r, err)
 		return
@@ -212,12 +212,7 @@ func (h *Handler) failuresPage(w http.ResponseWriter, r *http.Request) {
 // failureForm: POST /jobs/{id}/failures/{record}/edit|delete from the
 // failures page.
 func (h *Handler) failureForm(w http.ResponseWriter, r *http.Request) {
-	id, err := jobID(r)
-	if err != nil {
-		h.fail(w, r, err)
-		return
-	}
-	n, err := recordNumber(r)
+	id, n, err := jobRecord(r)
 	if err != nil {
 		h.fail(w, r, err)
 		return
