@@ -219,6 +219,7 @@ func (s *Server) runSimple(ctx context.Context, job *model.Job) error {
 	run := counters.Counters() // rocketjob.Inc: stored with the run's result
 	if cause := w.Err(); cause != nil {
 		log.Info("job run cancelled: result dropped", "cause", cause)
+		s.repairTakenBack(context.WithoutCancel(ctx), job)
 		return nil
 	}
 
@@ -251,9 +252,20 @@ func (s *Server) runSimple(ctx context.Context, job *model.Job) error {
 	}
 	if errors.Is(err, model.ErrConflict) {
 		log.Warn("job changed while running (aborted, or requeued by a rescuer): result dropped")
+		s.repairTakenBack(rctx, job)
 		return nil
 	}
 	return err
+}
+
+// repairTakenBack gives a run-queue copy to a job that another server took
+// back while it ran here (requeued it, taking this server for dead): this
+// server's removal of the copy of its start may have landed after the
+// requeue wrote the new copy (store.takenBack).
+func (s *Server) repairTakenBack(ctx context.Context, job *model.Job) {
+	if err := s.store.RepairQueued(ctx, job); err != nil {
+		s.log.Warn("repairing the run queue", "job", job.ID.Hex(), "err", err)
+	}
 }
 
 // public views the server's copy of a job as the rocketjob.Job that job code

@@ -156,7 +156,8 @@ func TestRepairIntents(t *testing.T) {
 		}
 		return n
 	}
-	// Writers that finish: a bulk insert, a single insert, a requeue.
+	// Writers that finish: a bulk insert, a single insert, a failed job's
+	// retry.
 	jobs := []*model.Job{queuedSimple(50), queuedSimple(50)}
 	if _, err := s.InsertJobs(ctx, jobs); err != nil {
 		t.Fatal(err)
@@ -169,7 +170,11 @@ func TestRepairIntents(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.Transition(ctx, running, model.StateQueued, Change{}, "a"); err != nil {
+	failed, err := s.Transition(ctx, running, model.StateFailed, Change{}, "a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Transition(ctx, failed, model.StateQueued, Change{}, "a"); err != nil {
 		t.Fatal(err)
 	}
 	if n := count(); n != 0 {
@@ -204,5 +209,45 @@ func TestRepairIntents(t *testing.T) {
 	}
 	if n := count(); n != 0 {
 		t.Fatalf("%d intents left after the repair, want 0", n)
+	}
+}
+
+// TestRequeueSurvivesALateStartDrop checks the race the chaos test met: a
+// server starts a simple job, another takes it for dead and requeues the
+// job, and only then does the first server's removal of the copy of its
+// start land (it names the copy by _id alone). The requeue's intent stays
+// until RepairIntents has checked the job, which gives it its copy back.
+func TestRequeueSurvivesALateStartDrop(t *testing.T) {
+	dbtest.RequireFerretDB(t)
+	ctx := context.Background()
+	s := openInternal(t)
+	job := queuedSimple(20)
+	if err := s.InsertJob(ctx, job); err != nil {
+		t.Fatal(err)
+	}
+	running, err := s.Transition(ctx, job, model.StateRunning, Change{Set: bson.D{{Key: "server", Value: "a"}}}, "a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Transition(ctx, running, model.StateQueued, Change{Unset: []string{"server"}}, "b"); err != nil {
+		t.Fatal(err)
+	}
+	s.dropStarted(ctx, job) // server a's removal, late
+	offered := func() bool {
+		t.Helper()
+		got, err := s.RunnableJobs(ctx, time.Now(), 50, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return slices.ContainsFunc(got, func(j model.Job) bool { return j.ID == job.ID })
+	}
+	if offered() {
+		t.Fatal("the late removal left the copy: this test no longer stages the race")
+	}
+	if n, err := s.RepairIntents(ctx, time.Now().Add(intentAge+time.Second)); err != nil || n != 1 {
+		t.Fatalf("RepairIntents wrote %d copies (%v), want 1: the requeue's intent is gone", n, err)
+	}
+	if !offered() {
+		t.Fatal("the requeued job is not offered after the repair")
 	}
 }

@@ -269,8 +269,22 @@ func (s *Store) apply(ctx context.Context, job *model.Job, to model.State, chang
 		part = stateDrop // the new entry is written
 	}
 	s.syncQueuePart(ctx, job, moved, part)
-	s.intended(ctx, intent) // the run-queue copy is written
+	if !takenBack(job, moved) {
+		s.intended(ctx, intent) // the run-queue copy is written
+	}
 	return moved, nil
+}
+
+// takenBack reports whether a transition makes a running simple job
+// runnable again (a rescuer's requeue, a shutdown's give-back). Its intent
+// is then left for RepairIntents to check once the writers are done: the
+// server that started the run may still be removing the job's run-queue
+// copy of its start (dropStarted names the copy by _id alone), and a
+// removal that lands after this write's copy would leave a queued job that
+// no selection finds. The server repairs that itself when it notices
+// (worker.go), unless it dies first; the intent covers that case.
+func takenBack(before, after *model.Job) bool {
+	return before.Kind == model.KindSimple && before.State == model.StateRunning && runnable(after)
 }
 
 // ahead reports whether a transition writes the job's new state index
