@@ -178,13 +178,28 @@ func Detect(head []byte, name string) bool { return HasExt(name) || looksEncrypt
 // the start or later while reading, are *sliced.InputError values. Nothing
 // of r is read past what the decision needs until the result is read.
 func OpenInput(r io.Reader, name string, keys *Keys) (io.Reader, string, error) {
+	return open(r, name, keys, true)
+}
+
+// OpenIfEncrypted is OpenInput for a service whose keys serve every input
+// it is given (the uploads of a web UI), not one input known to be
+// encrypted: with keys, input that is not an OpenPGP message comes back
+// unchanged instead of being an error wrapping ErrNotEncrypted. The other
+// answers are OpenInput's.
+func OpenIfEncrypted(r io.Reader, name string, keys *Keys) (io.Reader, string, error) {
+	return open(r, name, keys, false)
+}
+
+// open is OpenInput; plainWithKeys says whether plain input with keys is
+// an error (ErrNotEncrypted).
+func open(r io.Reader, name string, keys *Keys, plainWithKeys bool) (io.Reader, string, error) {
 	br := bufio.NewReaderSize(r, 64<<10)
 	head, err := br.Peek(64)
 	if err != nil && err != io.EOF {
 		return nil, name, err
 	}
 	if !HasExt(name) && (keys == nil || !looksEncrypted(head)) {
-		if keys != nil {
+		if keys != nil && plainWithKeys {
 			return nil, name, fmt.Errorf("%s: %w", name, ErrNotEncrypted)
 		}
 		return br, name, nil

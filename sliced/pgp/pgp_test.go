@@ -167,3 +167,28 @@ func FuzzOpenInput(f *testing.F) {
 		}
 	})
 }
+
+// OpenIfEncrypted decrypts what is encrypted, with keys held for every
+// input, and lets plain input through where OpenInput refuses it.
+func TestOpenIfEncrypted(t *testing.T) {
+	dir := t.TempDir()
+	priv, pub := keyFiles(t, dir, "server", nil)
+	keys, err := ReadKeys(nil, priv)
+	must(t, err)
+	plain := []byte("id\n1\n")
+	for _, name := range []string{"feed.csv", "feed.csv.gpg"} {
+		r, inner, err := OpenIfEncrypted(bytes.NewReader(encrypt(t, pub, plain, false)), name, keys)
+		must(t, err)
+		if got, _ := io.ReadAll(r); !bytes.Equal(got, plain) || inner != "feed.csv" {
+			t.Errorf("%s: %q as %q", name, got, inner)
+		}
+	}
+	r, inner, err := OpenIfEncrypted(bytes.NewReader(plain), "feed.csv", keys)
+	must(t, err)
+	if got, _ := io.ReadAll(r); !bytes.Equal(got, plain) || inner != "feed.csv" {
+		t.Errorf("plain input with keys: %q as %q", got, inner)
+	}
+	if _, _, err := OpenIfEncrypted(bytes.NewReader(plain), "feed.csv.gpg", nil); !errors.Is(err, ErrNoKey) {
+		t.Errorf(".gpg without keys: %v", err)
+	}
+}
