@@ -526,7 +526,7 @@ func (d *dirmon) upload(ctx context.Context, e *sliced.DirmonEntry, f *store.Dir
 	if errors.Is(err, fs.ErrNotExist) {
 		// Gone: moved to the failed folder by a scan that died before it
 		// said so, or taken away by someone else.
-		if dest := d.destination(e.Failed, f); dest != "" && exists(dest) {
+		if dest := d.movedBefore(e.Failed, f); dest != "" {
 			f.State, f.MovedTo, f.Reason = store.DirmonFailed, dest, readReason(dest)
 		} else {
 			f.State, f.Reason = store.DirmonFailed, "the file was gone before it was uploaded"
@@ -617,14 +617,20 @@ func (d *dirmon) finish(ctx context.Context, f *store.DirmonFile, log *slog.Logg
 	}
 }
 
-// destination is where f goes in folder dir: JOBID_NAME (unique, and the
-// same on every attempt). Empty when dir is not a safe folder.
-func (d *dirmon) destination(dir string, f *store.DirmonFile) string {
+// movedBefore returns where an earlier attempt on f moved it into folder
+// dir (JOBID_NAME, under its attempt's job id, or under the committed
+// job's), or "" when no attempt did (or dir is not a safe folder).
+func (d *dirmon) movedBefore(dir string, f *store.DirmonFile) string {
 	real, err := d.safeDir(dir, false)
 	if err != nil {
 		return ""
 	}
-	return filepath.Join(real, f.JobID.Hex()+"_"+filepath.Base(f.Path))
+	for _, id := range append([]bson.ObjectID{f.JobID}, f.Jobs...) {
+		if dest := filepath.Join(real, id.Hex()+"_"+filepath.Base(f.Path)); !id.IsZero() && exists(dest) {
+			return dest
+		}
+	}
+	return ""
 }
 
 // moveTo renames f into dir (created if need be), writing reason (if any)
@@ -643,10 +649,7 @@ func (d *dirmon) moveTo(dir string, f *store.DirmonFile, reason ...string) (stri
 	}
 	err = os.Rename(f.Path, dest)
 	if errors.Is(err, fs.ErrNotExist) {
-		if exists(dest) {
-			return dest, nil // a scan that died had moved it
-		}
-		return "", nil
+		return d.movedBefore(dir, f), nil // a scan that died had moved it, or it is gone
 	}
 	if err != nil {
 		return "", err

@@ -265,13 +265,39 @@ func TestDirmonResumesDeadTakers(t *testing.T) {
 	if _, err := sliced.Upload(ctx, c, "upcase", strings.NewReader("c\n"), opts); err != nil {
 		t.Fatal(err)
 	}
+	// Died after its job was committed and recorded (state uploaded), and
+	// died after it had also moved the file: the file is archived under
+	// that job's name, whoever finishes it.
+	committed := func(name, content, server string) *store.DirmonFile {
+		f := take(name, content, server)
+		if _, err := sliced.Upload(ctx, c, "upcase", strings.NewReader(content), &sliced.UploadOptions{ID: f.JobID}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := st.CommitDirmonFile(ctx, f.Key, f.JobID); err != nil {
+			t.Fatal(err)
+		}
+		f.State = store.DirmonUploaded
+		if err := st.UpdateDirmonFile(ctx, f); err != nil {
+			t.Fatal(err)
+		}
+		return f
+	}
+	recorded := committed("recorded.txt", "e\n", "dead:3")
+	moved := committed("moved.txt", "f\n", "dead:4")
+	if err := os.MkdirAll(filepath.Join(in, "archive"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(moved.Path, filepath.Join(in, "archive", moved.JobID.Hex()+"_moved.txt")); err != nil {
+		t.Fatal(err)
+	}
 	// Taken by a live server.
 	busy := take("busy.txt", "d\n", "alive")
 
 	d := startDirmon(t, c, st, "s2", root)
 	waitFor(t, "the dead servers' files archived", func() bool {
 		recs := fileRecords(t, st, "in")
-		return recs["half.txt"].State == store.DirmonArchived && recs["done.txt"].State == store.DirmonArchived
+		return recs["half.txt"].State == store.DirmonArchived && recs["done.txt"].State == store.DirmonArchived &&
+			recs["recorded.txt"].State == store.DirmonArchived && recs["moved.txt"].State == store.DirmonArchived
 	})
 	passes(t, d.scanned, 2)
 	recs := fileRecords(t, st, "in")
@@ -282,6 +308,13 @@ func TestDirmonResumesDeadTakers(t *testing.T) {
 	if resumed.Server != "s2" || resumed.Attempt != 2 || resumed.JobID == half.JobID || len(resumed.Jobs) != 2 {
 		t.Errorf("resumed file: server %s attempt %d job %s (first attempt's %s)", resumed.Server, resumed.Attempt, resumed.JobID.Hex(), half.JobID.Hex())
 	}
+	for _, f := range []*store.DirmonFile{recorded, moved} {
+		r := recs[filepath.Base(f.Path)]
+		want := filepath.Join(in, "archive", f.JobID.Hex()+"_"+filepath.Base(f.Path))
+		if r.JobID != f.JobID || r.MovedTo != want || !exists(want) {
+			t.Errorf("%s, committed as job %s: finished as job %s, moved to %q (want %q)", filepath.Base(f.Path), f.JobID.Hex(), r.JobID.Hex(), r.MovedTo, want)
+		}
+	}
 	jobs := allJobs(t, c)
 	ids := []string{}
 	for _, j := range jobs {
@@ -291,7 +324,7 @@ func TestDirmonResumesDeadTakers(t *testing.T) {
 		}
 	}
 	slices.Sort(ids)
-	want := []string{resumed.JobID.Hex(), done.JobID.Hex()}
+	want := []string{resumed.JobID.Hex(), done.JobID.Hex(), recorded.JobID.Hex(), moved.JobID.Hex()}
 	slices.Sort(want)
 	if !slices.Equal(ids, want) {
 		t.Fatalf("jobs %v, want %v", ids, want)
@@ -331,8 +364,8 @@ func TestDirmonResumesDeadTakers(t *testing.T) {
 	if err := st.UpdateDirmonFile(ctx, &stale); !errors.Is(err, store.ErrDirmonTakenOver) {
 		t.Errorf("a stale record write: %v", err)
 	}
-	if n := len(allJobs(t, c)); n != 3 {
-		t.Errorf("%d jobs after the paused taker woke up, want 3", n)
+	if n := len(allJobs(t, c)); n != 5 {
+		t.Errorf("%d jobs after the paused taker woke up, want 5", n)
 	}
 }
 

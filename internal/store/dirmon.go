@@ -291,7 +291,8 @@ func (s *Store) TakeDirmonFile(ctx context.Context, f *DirmonFile) (bool, error)
 // TakeOverDirmonFile claims the next attempt of a file whose taker died
 // (or stopped): of the servers that try, exactly one gets true, and its
 // name, the attempt and the attempt's own job id (job) are written to the
-// record.
+// record. A file whose job is committed (DirmonUploaded) keeps that job:
+// the attempt only moves the file, under the job's name.
 func (s *Store) TakeOverDirmonFile(ctx context.Context, f *DirmonFile, server string, job bson.ObjectID) (bool, error) {
 	won, err := s.claimOnce(ctx, fmt.Sprintf("dirmon-file:%s:%d", f.Key, f.Attempt+1))
 	if !won || err != nil {
@@ -301,7 +302,10 @@ func (s *Store) TakeOverDirmonFile(ctx context.Context, f *DirmonFile, server st
 		f.Jobs = []bson.ObjectID{f.JobID}
 	}
 	f.Attempt++
-	f.Server, f.JobID, f.Jobs = server, job, append(f.Jobs, job)
+	f.Server = server
+	if f.State != DirmonUploaded {
+		f.JobID, f.Jobs = job, append(f.Jobs, job)
+	}
 	return true, retry(ctx, func() error {
 		_, err := s.dirmonFiles().UpdateOne(ctx, bson.D{{Key: "_id", Value: f.Key}},
 			bson.D{{Key: "$set", Value: bson.D{{Key: "attempt", Value: f.Attempt}, {Key: "server", Value: server},
