@@ -357,7 +357,7 @@ func (c *Client) SetPriority(ctx context.Context, id string, priority int) (*Job
 		if !j.State.Live() {
 			return "", store.Change{}, fmt.Errorf("job %s is %s: %w", j.ID.Hex(), j.State, &InvalidTransitionError{JobID: j.ID.Hex(), From: j.State, To: j.State})
 		}
-		return j.State, store.Change{Set: bson.D{{Key: "priority", Value: priority}}}, nil
+		return j.State, store.Change{Priority: &priority}, nil
 	})
 }
 
@@ -401,7 +401,7 @@ func (c *Client) Abort(ctx context.Context, id string) (*Job, error) {
 			return "", store.Change{}, &InvalidTransitionError{JobID: j.ID.Hex(), From: j.State, To: StateAborted}
 		}
 		now := time.Now().UTC()
-		return StateAborted, store.Change{Set: bson.D{{Key: "completed_at", Value: now}}}, nil
+		return StateAborted, store.Change{CompletedAt: &now}, nil
 	})
 	if err == nil {
 		err = c.store.ReleaseTypeSlot(ctx, job.ID, "")
@@ -450,12 +450,12 @@ func (c *Client) Retry(ctx context.Context, id string) (*Job, error) {
 		if j.State != StateFailed {
 			return "", store.Change{}, &InvalidTransitionError{JobID: id, From: j.State, To: StateQueued}
 		}
-		ch := store.Change{Unset: []string{"failure", "server", "completed_at"}}
+		ch := store.Change{ClearFailure: true, ClearServer: true, ClearCompletedAt: true}
 		if j.Kind == KindSliced && j.Step != "" {
 			return StateRunning, ch, nil
 		}
 		// A simple job gets its retries again.
-		ch.Set = bson.D{{Key: "attempt", Value: 0}, {Key: "run_at", Value: time.Now().UTC()}}
+		ch.Attempt, ch.RunAt = new(0), new(time.Now())
 		return StateQueued, ch, nil
 	})
 }

@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"time"
 
-	"go.mongodb.org/mongo-driver/v2/bson"
-
 	"github.com/rocketjob-go/rocketjob/internal/store"
 )
 
@@ -21,7 +19,7 @@ func (c *Client) RunNow(ctx context.Context, id string) (*Job, error) {
 			return "", store.Change{}, fmt.Errorf("job %s is %s, only a queued job can be run now: %w", j.ID.Hex(), j.State,
 				&InvalidTransitionError{JobID: j.ID.Hex(), From: j.State, To: StateQueued})
 		}
-		return j.State, store.Change{Set: bson.D{{Key: "run_at", Value: time.Now().UTC().Truncate(time.Millisecond)}}}, nil
+		return j.State, store.Change{RunAt: new(time.Now().Truncate(time.Millisecond))}, nil
 	})
 }
 
@@ -46,17 +44,10 @@ func (c *Client) Edit(ctx context.Context, id string, e JobEdit) (*Job, error) {
 		if !j.State.Live() {
 			return "", store.Change{}, fmt.Errorf("job %s is %s: %w", j.ID.Hex(), j.State, &InvalidTransitionError{JobID: j.ID.Hex(), From: j.State, To: j.State})
 		}
-		var set bson.D
-		if e.Description != nil {
-			set = append(set, bson.E{Key: "description", Value: *e.Description})
+		if e.MaxWorkers != nil && j.Kind != KindSliced {
+			return "", store.Change{}, fmt.Errorf("%w: job %s is a simple job: max workers applies to sliced jobs", ErrBadArgs, j.ID.Hex())
 		}
-		if e.MaxWorkers != nil {
-			if j.Kind != KindSliced {
-				return "", store.Change{}, fmt.Errorf("%w: job %s is a simple job: max workers applies to sliced jobs", ErrBadArgs, j.ID.Hex())
-			}
-			set = append(set, bson.E{Key: "max_workers", Value: *e.MaxWorkers})
-		}
-		return j.State, store.Change{Set: set}, nil
+		return j.State, store.Change{Description: e.Description, MaxWorkers: e.MaxWorkers}, nil
 	})
 }
 

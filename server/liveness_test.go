@@ -97,7 +97,7 @@ func TestRunTakenAwayIsCancelled(t *testing.T) {
 	// What a rescuer does to a server it declared dead: requeue its job and
 	// remove its document.
 	st := clientstore.Of(b.client)
-	if _, err := st.Transition(ctx, running, model.StateQueued, store.Change{Unset: []string{"server"}}, "rescuer"); err != nil {
+	if _, err := st.Transition(ctx, running, model.StateQueued, store.Change{ClearServer: true}, "rescuer"); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := st.RemoveServer(ctx, "s1", time.Time{}); err != nil {

@@ -131,7 +131,7 @@ func requeueRun(ctx context.Context, st *store.Store, by string, job *model.Job,
 	if job.Kind == model.KindSliced {
 		to = model.StateRunning // its before or after step runs again
 	}
-	_, err := moveWhile(ctx, st, by, job, to, store.Change{Unset: []string{"server"}}, func(j *model.Job) bool {
+	_, err := moveWhile(ctx, st, by, job, to, store.Change{ClearServer: true}, func(j *model.Job) bool {
 		return j.State == model.StateRunning && j.Server == gone
 	})
 	if errors.Is(err, model.ErrConflict) {

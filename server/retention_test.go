@@ -60,7 +60,7 @@ func finish(t *testing.T, st *store.Store, job *model.Job, to model.State) *mode
 	if to == model.StatePaused {
 		job, err = st.Transition(ctx, job, model.StatePaused, store.Change{}, "test")
 	} else {
-		job, err = st.Transition(ctx, job, to, store.Change{Set: bson.D{{Key: "completed_at", Value: time.Now().UTC()}}}, "test")
+		job, err = st.Transition(ctx, job, to, store.Change{CompletedAt: new(time.Now())}, "test")
 	}
 	if err != nil {
 		t.Fatal(err)

@@ -6,8 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"go.mongodb.org/mongo-driver/v2/bson"
-
 	"github.com/rocketjob-go/rocketjob/examples"
 	"github.com/rocketjob-go/rocketjob/internal/clientstore"
 	"github.com/rocketjob-go/rocketjob/internal/model"
@@ -71,7 +69,7 @@ func TestJobOfAVanishedServerIsRequeued(t *testing.T) {
 	must(t, err)
 	// What a rolled-forward claim of server "ghost" leaves behind.
 	_, err = clientstore.Of(b.client).Transition(ctx, (*model.Job)(job), rocketjob.StateRunning, store.Change{
-		Set: bson.D{{Key: "server", Value: "ghost"}, {Key: "attempt", Value: 1}}}, "ghost")
+		Server: new("ghost"), Attempt: new(1)}, "ghost")
 	must(t, err)
 	b.startServer(t, "s1", 1)
 	if got := b.wait(t, job.ID.Hex()); got.State != rocketjob.StateCompleted || got.Attempt != 2 {

@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"strings"
 	"sync"
@@ -86,8 +85,20 @@ func (b *bundle) startServer(t testing.TB, name string, workers int) *server.Ser
 	return b.runServer(t, server.Config{
 		Name: name, Workers: workers, PollInterval: 50 * time.Millisecond, ReCheck: 200 * time.Millisecond,
 		HeartbeatInterval: 200 * time.Millisecond, DeadAfter: time.Second, ShutdownTimeout: 5 * time.Second,
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Logger: failureLog(t, name),
 	})
+}
+
+// failureLog is a server's logger that keeps its lines and prints them
+// only when the test fails (every line of a passing test is noise).
+func failureLog(t testing.TB, name string) *slog.Logger {
+	logs := &syncBuffer{}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("---- log of server %s ----\n%s---- end of server %s ----", name, logs.String(), name)
+		}
+	})
+	return slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 }
 
 // runServer runs a server with cfg on its own client connection until the

@@ -86,7 +86,7 @@ func runningOn(t *testing.T, st *store.Store, server string) *model.Job {
 	if err := st.InsertJob(ctx, job); err != nil {
 		t.Fatal(err)
 	}
-	job, err := st.Transition(ctx, job, model.StateRunning, store.Change{Set: bson.D{{Key: "server", Value: server}}}, server)
+	job, err := st.Transition(ctx, job, model.StateRunning, store.Change{Server: &server}, server)
 	if err != nil {
 		t.Fatal(err)
 	}

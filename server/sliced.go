@@ -30,7 +30,7 @@ func (s *Server) runSliced(ctx context.Context, job *model.Job) error {
 	case job.Step == model.StepProcessing:
 		return s.processSlices(ctx, spec, job)
 	case job.Step == model.StepAfter && job.Server == "":
-		job, err = s.store.Transition(ctx, job, model.StateRunning, store.Change{Set: bson.D{{Key: "server", Value: s.cfg.Name}}}, s.cfg.Name)
+		job, err = s.store.Transition(ctx, job, model.StateRunning, store.Change{Server: &s.cfg.Name}, s.cfg.Name)
 		if err != nil {
 			return err
 		}
@@ -54,11 +54,11 @@ func (s *Server) runBefore(ctx context.Context, spec *rocketjob.TypeSpec, job *m
 		}
 		typeSlot = slot
 	}
-	set := bson.D{{Key: "step", Value: model.StepBefore}, {Key: "server", Value: s.cfg.Name}}
+	ch := store.Change{Step: new(model.StepBefore), Server: &s.cfg.Name}
 	if job.StartedAt == nil {
-		set = append(set, bson.E{Key: "started_at", Value: time.Now().UTC()})
+		ch.StartedAt = new(time.Now())
 	}
-	started, err := s.store.Transition(ctx, job, model.StateRunning, store.Change{Set: set}, s.cfg.Name)
+	started, err := s.store.Transition(ctx, job, model.StateRunning, ch, s.cfg.Name)
 	if err != nil {
 		if typeSlot != "" {
 			s.releaseTypeSlot(ctx, job, typeSlot) // another server started it
@@ -80,18 +80,19 @@ func (s *Server) runBefore(ctx context.Context, spec *rocketjob.TypeSpec, job *m
 		}
 		rctx := context.WithoutCancel(ctx)
 		if ctx.Err() != nil {
-			_, err = s.ownerMove(rctx, job, model.StateRunning, store.Change{Unset: []string{"server"}})
+			_, err = s.ownerMove(rctx, job, model.StateRunning, store.Change{ClearServer: true})
 			return err
 		}
 		if err != nil {
-			_, err = s.ownerMove(rctx, job, model.StateFailed, store.Change{Set: s.failure("before hook: " + err.Error())})
+			_, err = s.ownerMove(rctx, job, model.StateFailed, s.failure("before hook: "+err.Error()))
 			s.endDue(rctx, job, err)
 			s.releaseTypeSlot(rctx, job, "")
 			return err
 		}
 	}
-	set = withCounters(bson.D{{Key: "step", Value: model.StepProcessing}}, "hook_statistics", job.HookStatistics, hookCounters)
-	_, err = s.ownerMove(ctx, job, model.StateRunning, store.Change{Set: set, Unset: []string{"server"}})
+	_, err = s.ownerMove(ctx, job, model.StateRunning, store.Change{
+		Step: new(model.StepProcessing), HookStatistics: withCounters(job.HookStatistics, hookCounters), ClearServer: true,
+	})
 	s.sel.invalidate()
 	return err
 }
@@ -298,7 +299,7 @@ func (s *Server) stopOnError(ctx context.Context, id bson.ObjectID, first string
 		return err
 	}
 	defer func() { s.endDue(ctx, job, err) }()
-	_, err = s.moveWhile(ctx, job, model.StateFailed, store.Change{Set: s.failure("stopped at the first failed record: " + first)},
+	_, err = s.moveWhile(ctx, job, model.StateFailed, s.failure("stopped at the first failed record: "+first),
 		func(j *model.Job) bool { return j.State == model.StateRunning })
 	s.releaseTypeSlot(ctx, job, "")
 	s.sel.invalidate()
@@ -327,8 +328,7 @@ func (s *Server) maybeFinish(ctx context.Context, spec *rocketjob.TypeSpec, id b
 	if !done {
 		return nil // slices in flight elsewhere, or requeued: their finisher checks again
 	}
-	job, err = s.store.Transition(ctx, job, model.StateRunning, store.Change{Set: bson.D{
-		{Key: "step", Value: model.StepAfter}, {Key: "server", Value: s.cfg.Name}}}, s.cfg.Name)
+	job, err = s.store.Transition(ctx, job, model.StateRunning, store.Change{Step: new(model.StepAfter), Server: &s.cfg.Name}, s.cfg.Name)
 	if err != nil {
 		return err
 	}
@@ -345,31 +345,25 @@ func (s *Server) runAfter(ctx context.Context, spec *rocketjob.TypeSpec, job *mo
 	if err != nil {
 		return err
 	}
-	counts := bson.D{{Key: "processed_count", Value: p.Processed}, {Key: "failed_record_count", Value: p.FailedRecords}}
 	tot, err := s.store.Slices().Totals(rctx, job.ID)
 	if err != nil {
 		return err
 	}
-	// The job's totals, final until a retry: what its slices and hooks counted.
-	totals := func(hooks map[string]int64) bson.D {
-		d := append(bson.D{}, counts...)
-		var outputs int64
-		if job.CollectOutput && len(job.CategoryNames) == 0 {
-			outputs = p.Processed - p.FailedRecords - tot.Dropped
+	final := &store.JobTotals{Processed: p.Processed, FailedRecords: p.FailedRecords, Dropped: tot.Dropped}
+	if job.CollectOutput && len(job.CategoryNames) == 0 {
+		final.Outputs = p.Processed - p.FailedRecords - tot.Dropped
+	}
+	if len(job.CategoryNames) > 0 {
+		final.Categories = map[string]int64{}
+		for _, name := range job.CategoryNames {
+			final.Categories[name] = tot.Categories[name]
 		}
-		d = append(d, bson.E{Key: "totals", Value: true}, bson.E{Key: "dropped_count", Value: tot.Dropped},
-			bson.E{Key: "output_count", Value: outputs})
-		if st := scope.Add(hooks, tot.Statistics); st != nil {
-			d = append(d, bson.E{Key: "statistics", Value: st})
-		}
-		if len(job.CategoryNames) > 0 {
-			cats := map[string]int64{}
-			for _, name := range job.CategoryNames {
-				cats[name] = tot.Categories[name]
-			}
-			d = append(d, bson.E{Key: "categories", Value: cats})
-		}
-		return d
+	}
+	// The job's totals, final until a retry: what its slices and hooks
+	// counted, added to ch.
+	totals := func(ch store.Change, hooks map[string]int64) store.Change {
+		ch.Totals, ch.Statistics = final, scope.Add(hooks, tot.Statistics)
+		return ch
 	}
 	if p.FailedRecords > 0 && job.Attempt < job.SliceRetryLimit {
 		// Retry the slices with failed records before failing the job.
@@ -378,21 +372,23 @@ func (s *Server) runAfter(ctx context.Context, spec *rocketjob.TypeSpec, job *mo
 			return err
 		}
 		_, err = s.ownerMove(rctx, job, model.StateRunning, store.Change{
-			Set: bson.D{{Key: "step", Value: model.StepProcessing}, {Key: "attempt", Value: job.Attempt + 1}}, Unset: []string{"server"}})
+			Step: new(model.StepProcessing), Attempt: new(job.Attempt + 1), ClearServer: true,
+		})
 		s.sel.invalidate()
 		s.log.Info("retrying failed slices", "job", job.ID.Hex(), "slices", n, "retry", job.Attempt+1, "of", job.SliceRetryLimit)
 		return err
 	}
 	if p.FailedRecords > 0 {
-		set := append(s.failure(fmt.Sprintf("%d of %d records failed", p.FailedRecords, job.RecordCount)), totals(job.HookStatistics)...)
-		set = append(set, bson.E{Key: "step", Value: model.StepProcessing})
-		_, err = s.ownerMove(rctx, job, model.StateFailed, store.Change{Set: set, Unset: []string{"server"}})
+		ch := totals(s.failure(fmt.Sprintf("%d of %d records failed", p.FailedRecords, job.RecordCount)), job.HookStatistics)
+		ch.Step, ch.ClearServer = new(model.StepProcessing), true
+		_, err = s.ownerMove(rctx, job, model.StateFailed, ch)
 		s.endDue(rctx, job, err)
 		s.sel.invalidate()
 		s.releaseTypeSlot(rctx, job, "")
 		return err
 	}
 	hooks := job.HookStatistics
+	var ranHooks map[string]int64 // hook statistics with the After hook's, when it counted
 	if spec.After != nil {
 		hookCtx, w := s.watchStep(ctx, job)
 		hookCtx, counters := scope.New(hookCtx)
@@ -400,24 +396,26 @@ func (s *Server) runAfter(ctx context.Context, spec *rocketjob.TypeSpec, job *mo
 		w.Done()
 		if run := counters.Counters(); run != nil {
 			hooks = scope.Add(hooks, run)
-			counts = append(counts, bson.E{Key: "hook_statistics", Value: hooks})
+			ranHooks = hooks
 		}
 		if cause := w.Err(); cause != nil {
 			s.log.Info("after hook cancelled", "job", job.ID.Hex(), "cause", cause)
 			return nil
 		}
 		if ctx.Err() != nil {
-			_, err = s.ownerMove(rctx, job, model.StateRunning, store.Change{Unset: []string{"server"}})
+			_, err = s.ownerMove(rctx, job, model.StateRunning, store.Change{ClearServer: true})
 			return err
 		}
 		if err != nil {
-			_, err = s.ownerMove(rctx, job, model.StateFailed, store.Change{Set: append(s.failure("after hook: "+err.Error()), totals(hooks)...)})
+			ch := totals(s.failure("after hook: "+err.Error()), hooks)
+			ch.HookStatistics = ranHooks
+			_, err = s.ownerMove(rctx, job, model.StateFailed, ch)
 			s.endDue(rctx, job, err)
 			return err
 		}
 	}
-	set := append(bson.D{{Key: "completed_at", Value: time.Now().UTC()}}, totals(hooks)...)
-	if _, err = s.ownerMove(rctx, job, model.StateCompleted, store.Change{Set: set, Unset: []string{"server"}}); err != nil {
+	done := totals(store.Change{CompletedAt: new(time.Now()), HookStatistics: ranHooks, ClearServer: true}, hooks)
+	if _, err = s.ownerMove(rctx, job, model.StateCompleted, done); err != nil {
 		return err
 	}
 	s.endDue(rctx, job, nil)

@@ -9,8 +9,6 @@ import (
 	"sync"
 	"time"
 
-	"go.mongodb.org/mongo-driver/v2/bson"
-
 	"github.com/rocketjob-go/rocketjob/internal/model"
 	"github.com/rocketjob-go/rocketjob/internal/scope"
 	"github.com/rocketjob-go/rocketjob/internal/store"
@@ -168,13 +166,13 @@ func call(fn func() error) (err error) {
 
 // failure is the change that ends a job with msg: the failure and the
 // completion time.
-func (s *Server) failure(msg string) bson.D {
-	return bson.D{s.lastError(msg), {Key: "completed_at", Value: time.Now().UTC()}}
+func (s *Server) failure(msg string) store.Change {
+	return store.Change{Failure: s.lastError(msg), CompletedAt: new(time.Now())}
 }
 
-// lastError records msg as the job's failure without ending it (a retry follows).
-func (s *Server) lastError(msg string) bson.E {
-	return bson.E{Key: "failure", Value: model.Failure{Message: msg, At: time.Now().UTC(), Server: s.cfg.Name}}
+// lastError is msg as the job's failure, recorded by this server.
+func (s *Server) lastError(msg string) *model.Failure {
+	return &model.Failure{Message: msg, At: time.Now().UTC(), Server: s.cfg.Name}
 }
 
 // runSimple claims a queued simple job, performs it and records the result.
@@ -199,9 +197,9 @@ func (s *Server) runSimple(ctx context.Context, job *model.Job) error {
 		defer s.releaseTypeSlot(ctx, job, slot)
 	}
 	now := time.Now().UTC()
-	job, err = s.store.Transition(ctx, job, model.StateRunning, store.Change{Set: bson.D{
-		{Key: "server", Value: s.cfg.Name}, {Key: "started_at", Value: now}, {Key: "attempt", Value: job.Attempt + 1},
-	}, Unset: []string{"failure"}}, s.cfg.Name)
+	job, err = s.store.Transition(ctx, job, model.StateRunning, store.Change{
+		Server: &s.cfg.Name, StartedAt: &now, Attempt: new(job.Attempt + 1), ClearFailure: true,
+	}, s.cfg.Name)
 	if err != nil {
 		return err
 	}
@@ -234,20 +232,22 @@ func (s *Server) runSimple(ctx context.Context, job *model.Job) error {
 	switch {
 	case ctx.Err() != nil:
 		// The shutdown deadline cut the job short: give it back.
-		_, err = s.ownerMove(rctx, job, model.StateQueued, store.Change{Unset: []string{"server"}})
+		_, err = s.ownerMove(rctx, job, model.StateQueued, store.Change{ClearServer: true})
 		log.Warn("job requeued at shutdown", "err", err)
 	case runErr != nil && job.Attempt <= job.RetryLimit:
 		delay := rocketjob.RetryDelay(job.RetryBase, job.Attempt, rand.Float64())
-		set := bson.D{s.lastError(runErr.Error()), {Key: "run_at", Value: time.Now().Add(delay).UTC()}}
-		set = withCounters(set, "statistics", job.Statistics, run)
-		_, err = s.ownerMove(rctx, job, model.StateQueued, store.Change{Set: set, Unset: []string{"server"}})
+		_, err = s.ownerMove(rctx, job, model.StateQueued, store.Change{
+			Failure: s.lastError(runErr.Error()), RunAt: new(time.Now().Add(delay)),
+			Statistics: withCounters(job.Statistics, run), ClearServer: true,
+		})
 		log.Info("job failed; retrying", "err", runErr, "retry", job.Attempt, "of", job.RetryLimit, "in", delay.Round(time.Millisecond))
 	case runErr != nil:
-		_, err = s.ownerMove(rctx, job, model.StateFailed, store.Change{Set: withCounters(s.failure(runErr.Error()), "statistics", job.Statistics, run)})
+		ch := s.failure(runErr.Error())
+		ch.Statistics = withCounters(job.Statistics, run)
+		_, err = s.ownerMove(rctx, job, model.StateFailed, ch)
 		log.Info("job failed", "err", runErr)
 	default:
-		set := withCounters(bson.D{{Key: "completed_at", Value: time.Now().UTC()}}, "statistics", job.Statistics, run)
-		_, err = s.ownerMove(rctx, job, model.StateCompleted, store.Change{Set: set})
+		_, err = s.ownerMove(rctx, job, model.StateCompleted, store.Change{CompletedAt: new(time.Now()), Statistics: withCounters(job.Statistics, run)})
 		log.Info("job completed", "took", time.Since(now).Round(time.Millisecond))
 	}
 	if errors.Is(err, model.ErrConflict) {

@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 
-	"go.mongodb.org/mongo-driver/v2/bson"
-
 	"github.com/rocketjob-go/rocketjob/internal/clientstore"
 	"github.com/rocketjob-go/rocketjob/internal/model"
 	"github.com/rocketjob-go/rocketjob/internal/slice"
@@ -77,15 +75,13 @@ func Rekey(ctx context.Context, c *rocketjob.Client, id string) (int, error) {
 	}); err != nil {
 		return total, fmt.Errorf("job %s: re-encrypting fixes of failed records: %w", id, err)
 	}
-	set := bson.D{{Key: "key_id", Value: c.Keyring().Current()}}
+	ch := store.Change{KeyID: new(c.Keyring().Current())}
 	if job.SealedHeader != nil {
-		h, err := slice.Rewrap(codec, slice.Header, 0, job.SealedHeader)
-		if err != nil {
+		if ch.SealedHeader, err = slice.Rewrap(codec, slice.Header, 0, job.SealedHeader); err != nil {
 			return total, fmt.Errorf("job %s: header: %w", id, err)
 		}
-		set = append(set, bson.E{Key: "sealed_header", Value: h})
 	}
-	if _, err := clientstore.Of(c).Update(ctx, (*model.Job)(job), store.Change{Set: set}, "rekey"); err != nil {
+	if _, err := clientstore.Of(c).Update(ctx, (*model.Job)(job), ch, "rekey"); err != nil {
 		return total, err
 	}
 	return total, nil

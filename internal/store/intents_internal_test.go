@@ -73,7 +73,7 @@ func TestRunningJobsFromTheIndex(t *testing.T) {
 	}
 	start := func(j *model.Job, server string) *model.Job {
 		t.Helper()
-		moved, err := s.Transition(ctx, j, model.StateRunning, Change{Set: bson.D{{Key: "server", Value: server}}}, server)
+		moved, err := s.Transition(ctx, j, model.StateRunning, Change{Server: &server}, server)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -225,11 +225,11 @@ func TestRequeueSurvivesALateStartDrop(t *testing.T) {
 	if err := s.InsertJob(ctx, job); err != nil {
 		t.Fatal(err)
 	}
-	running, err := s.Transition(ctx, job, model.StateRunning, Change{Set: bson.D{{Key: "server", Value: "a"}}}, "a")
+	running, err := s.Transition(ctx, job, model.StateRunning, Change{Server: new("a")}, "a")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.Transition(ctx, running, model.StateQueued, Change{Unset: []string{"server"}}, "b"); err != nil {
+	if _, err := s.Transition(ctx, running, model.StateQueued, Change{ClearServer: true}, "b"); err != nil {
 		t.Fatal(err)
 	}
 	s.dropStarted(ctx, job) // server a's removal, late

@@ -143,12 +143,6 @@ func (s *Store) JobsOfServer(ctx context.Context, server string) ([]model.Job, e
 	return slices.DeleteFunc(running, func(j model.Job) bool { return j.Server != server }), nil
 }
 
-// Change is what a transition writes besides the new state and version.
-type Change struct {
-	Set   bson.D
-	Unset []string
-}
-
 // Transition moves job to state to, applying change, if and only if nobody has
 // moved the job since it was read (its version). It returns the updated job,
 // an *model.InvalidTransitionError for an illegal move, or model.ErrConflict
@@ -172,11 +166,12 @@ func (s *Store) Update(ctx context.Context, job *model.Job, change Change, by st
 }
 
 func (s *Store) apply(ctx context.Context, job *model.Job, to model.State, change Change, by string) (*model.Job, error) {
-	set := append(bson.D{{Key: "state", Value: to}, {Key: "version", Value: job.Version + 1}}, change.Set...)
+	set := append(bson.D{{Key: "state", Value: to}, {Key: "version", Value: job.Version + 1}}, change.set()...)
 	update := bson.D{{Key: "$set", Value: set}}
-	if len(change.Unset) > 0 {
+	cleared := change.unset()
+	if len(cleared) > 0 {
 		unset := bson.D{}
-		for _, f := range change.Unset {
+		for _, f := range cleared {
 			unset = append(unset, bson.E{Key: f, Value: ""})
 		}
 		update = append(update, bson.E{Key: "$unset", Value: unset})
@@ -214,7 +209,7 @@ func (s *Store) apply(ctx context.Context, job *model.Job, to model.State, chang
 	)
 	if s.ferret {
 		var err error
-		if moved, err = applied(job, set, change.Unset); err != nil {
+		if moved, err = applied(job, set, cleared); err != nil {
 			return nil, err
 		}
 		if !runnable(job) && runnable(moved) {
@@ -262,7 +257,7 @@ func (s *Store) apply(ctx context.Context, job *model.Job, to model.State, chang
 	// on FerretDB by the claim), so the stored job is exactly job with the
 	// change applied: apply it here rather than read it again.
 	if !s.ferret {
-		return applied(job, set, change.Unset)
+		return applied(job, set, cleared)
 	}
 	part := statePut | stateDrop
 	if ahead(job, moved) {
@@ -367,7 +362,7 @@ func (s *Store) rollForward(ctx context.Context, job *model.Job) {
 	if moved.Kind == model.KindSliced {
 		to = model.StateRunning // its before or after step runs again
 	}
-	_, _ = s.Transition(ctx, moved, to, Change{Unset: []string{"server"}}, "rescuer")
+	_, _ = s.Transition(ctx, moved, to, Change{ClearServer: true}, "rescuer")
 }
 
 // DeleteJob removes a job document, its copy in the run queue and its

@@ -7,8 +7,6 @@ import (
 	"sync/atomic"
 	"testing"
 
-	"go.mongodb.org/mongo-driver/v2/bson"
-
 	"github.com/rocketjob-go/rocketjob/internal/model"
 	"github.com/rocketjob-go/rocketjob/internal/store"
 )
@@ -35,7 +33,7 @@ func TestConcurrentTransitionsBatched(t *testing.T) {
 		wg.Go(func() {
 			by := string(rune('a' + w))
 			for i, j := range jobs {
-				moved, err := s.Transition(ctx, j, model.StateRunning, store.Change{Set: bson.D{{Key: "server", Value: by}}}, by)
+				moved, err := s.Transition(ctx, j, model.StateRunning, store.Change{Server: &by}, by)
 				if errors.Is(err, model.ErrConflict) {
 					continue
 				}

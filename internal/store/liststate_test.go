@@ -58,7 +58,7 @@ func jobsInEveryState(t *testing.T, s *store.Store) []*model.Job {
 	// job inserted completed, and a destroyed one.
 	move(2, model.StateQueued)
 	move(3, model.StateQueued)
-	moved, err := s.Update(ctx, jobs[6], store.Change{Set: bson.D{{Key: "priority", Value: 10}}}, "test")
+	moved, err := s.Update(ctx, jobs[6], store.Change{Priority: new(10)}, "test")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -65,7 +65,7 @@ func TestRunnableJobsFollowJobWrites(t *testing.T) {
 	}
 	want("inserted", b, a, c, d)
 
-	d, err := s.Update(ctx, d, store.Change{Set: bson.D{{Key: "priority", Value: 5}}}, "test")
+	d, err := s.Update(ctx, d, store.Change{Priority: new(5)}, "test")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -85,12 +85,16 @@ func TestRunnableJobsFollowJobWrites(t *testing.T) {
 		t.Fatal(err)
 	}
 	want("running", d, a, c) // a running simple job is one server's: not offered to others
-	b.Kind = model.KindSliced
-	if b, err = s.Update(ctx, b, store.Change{Set: bson.D{{Key: "kind", Value: model.KindSliced}}}, "test"); err != nil {
+	e := newJob(10)
+	e.Kind = model.KindSliced
+	if err := s.InsertJob(ctx, e); err != nil {
 		t.Fatal(err)
 	}
-	want("running sliced", d, b, a, c) // a running sliced job's slices are everyone's
-	if _, err = s.Transition(ctx, b, model.StateCompleted, store.Change{}, "test"); err != nil {
+	if e, err = s.Transition(ctx, e, model.StateRunning, store.Change{}, "test"); err != nil {
+		t.Fatal(err)
+	}
+	want("running sliced", d, e, a, c) // a running sliced job's slices are everyone's
+	if _, err = s.Transition(ctx, e, model.StateCompleted, store.Change{}, "test"); err != nil {
 		t.Fatal(err)
 	}
 	want("completed", d, a, c)

@@ -46,7 +46,7 @@ func TestRollForwardOntoAGoneServerRequeues(t *testing.T) {
 	claimFor(t, jobsDB, job, "dead", time.Now().Add(-time.Minute), bson.D{
 		{Key: "state", Value: model.StateRunning}, {Key: "server", Value: "dead"}})
 	// Another worker tries to start the job from the version it read.
-	_, err := s.Transition(ctx, job, model.StateRunning, store.Change{Set: bson.D{{Key: "server", Value: "live"}}}, "live")
+	_, err := s.Transition(ctx, job, model.StateRunning, store.Change{Server: new("live")}, "live")
 	if !errors.Is(err, model.ErrConflict) {
 		t.Fatalf("transition over a pending claim: %v, want a conflict", err)
 	}
