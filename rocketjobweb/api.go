@@ -784,8 +784,10 @@ func wantsJSON(r *http.Request, dflt bool) (bool, error) {
 
 // apiOutput: GET /api/jobs/{id}/output. By default the output file is
 // streamed in input order (CSV with its header), gzip-encoded when the
-// client accepts it; ?gzip=1 downloads a .gz file. With ?format=json (or
-// offset/limit, or Accept: application/json) it answers a page of records.
+// client accepts it; ?gzip=1 downloads a .gz file; ?pgp=1 encrypts the
+// file to Options.PGPRecipients (a .gpg file, compressed first with
+// ?gzip=1). With ?format=json (or offset/limit, or Accept:
+// application/json) it answers a page of records.
 func (h *Handler) apiOutput(w http.ResponseWriter, r *http.Request) {
 	id, err := jobID(r)
 	if err != nil {
@@ -795,6 +797,15 @@ func (h *Handler) apiOutput(w http.ResponseWriter, r *http.Request) {
 	asJSON, err := wantsJSON(r, false)
 	if err != nil {
 		h.fail(w, r, err)
+		return
+	}
+	recipients, err := h.pgpRecipients(r)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	if recipients != nil && asJSON {
+		h.fail(w, r, badParam("pgp encrypts the file download: leave out format=json, offset and limit"))
 		return
 	}
 	job, err := h.client.Get(r.Context(), id)
@@ -848,7 +859,7 @@ func (h *Handler) apiOutput(w http.ResponseWriter, r *http.Request) {
 	if category != "" {
 		name += "-" + category
 	}
-	h.stream(w, r, name+ext, ctype, func(ctx context.Context, out io.Writer) error {
+	produce := func(ctx context.Context, out io.Writer) error {
 		var err error
 		if category != "" {
 			_, err = sliced.DownloadCategory(ctx, h.client, id, category, out)
@@ -856,7 +867,12 @@ func (h *Handler) apiOutput(w http.ResponseWriter, r *http.Request) {
 			_, err = sliced.Download(ctx, h.client, id, out)
 		}
 		return h.downloadErr(ctx, id, err)
-	})
+	}
+	if recipients != nil {
+		h.streamPGP(w, r, name+ext, recipients, produce)
+		return
+	}
+	h.stream(w, r, name+ext, ctype, produce)
 }
 
 // outputCategory checks the category of an output request: one the job
@@ -904,24 +920,34 @@ func (h *Handler) downloadErr(ctx context.Context, id string, err error) error {
 // last buffer is written (see sliced.Download), so a short one fails this
 // way too.
 func (h *Handler) stream(w http.ResponseWriter, r *http.Request, filename, ctype string, produce func(context.Context, io.Writer) error) {
-	fileGzip := r.URL.Query().Get("gzip") == "1" || r.URL.Query().Get("gzip") == "true"
+	h.streamFile(w, r, filename, ctype, fileGzip(r), produce)
+}
+
+// fileGzip reports whether a download asks for a .gz file (?gzip=1).
+func fileGzip(r *http.Request) bool {
+	return r.URL.Query().Get("gzip") == "1" || r.URL.Query().Get("gzip") == "true"
+}
+
+// streamFile is stream; zipFile says whether the file is gzip-compressed
+// (named .gz) rather than only its transfer.
+func (h *Handler) streamFile(w http.ResponseWriter, r *http.Request, filename, ctype string, zipFile bool, produce func(context.Context, io.Writer) error) {
 	hd := w.Header()
 	hd.Set("Vary", "Accept-Encoding")
-	if fileGzip {
+	if zipFile {
 		filename += ".gz"
 		ctype = "application/gzip"
 	}
 	lw := &lazyWriter{w: w, start: func() {
 		hd.Set("Content-Type", ctype)
 		hd.Set("Content-Disposition", fmt.Sprintf("attachment; filename=%q", filename))
-		if !fileGzip && acceptsGzip(r) {
+		if !zipFile && acceptsGzip(r) {
 			hd.Set("Content-Encoding", "gzip")
 		}
 		w.WriteHeader(http.StatusOK)
 	}}
 	var out io.Writer = lw
 	var gz *gzip.Writer
-	if fileGzip || acceptsGzip(r) {
+	if zipFile || acceptsGzip(r) {
 		gz = gzip.NewWriter(lw)
 		out = gz
 	}

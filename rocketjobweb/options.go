@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/rocketjob-go/rocketjob/internal/netaddr"
+	"github.com/rocketjob-go/rocketjob/sliced/pgp"
 )
 
 // Defaults of Options.
@@ -87,6 +88,22 @@ type Options struct {
 	// TLS. Leave it off when browsers may reach the handler over plain
 	// HTTP: a Secure cookie would never come back and sign-ins would fail.
 	BehindTLSProxy bool
+
+	// PGPKeys are the OpenPGP private keys that decrypt uploaded files
+	// (REST and the upload form): a file named .gpg, .pgp or .asc, or
+	// whose first bytes open an OpenPGP message, is decrypted as it
+	// streams in, and the name without that ending says its format and
+	// compression. Nil (the default) decrypts nothing: an upload named
+	// .gpg, .pgp or .asc is then a 400 and nothing is stored. Read them
+	// with pgp.ReadKeys (protected keys opened there, with their
+	// passphrase); neither the keys nor the passphrase are ever shown,
+	// logged or stored.
+	PGPKeys *pgp.Keys
+
+	// PGPRecipients are the OpenPGP public keys that a download of a
+	// job's output asked with ?pgp=1 is encrypted to. Nil (the default)
+	// refuses such a download (400).
+	PGPRecipients *pgp.Keys
 
 	// Collectors are extra metrics served on /metrics, e.g. the slice
 	// latency histogram of a server running in the same process

@@ -446,7 +446,8 @@ func (h *Handler) createJob(w http.ResponseWriter, r *http.Request, p *principal
 
 // uploadMultipart streams a multipart form: option fields first (and, for
 // a browser session, the CSRF token), then exactly one file, which goes
-// straight into the job's slices without being stored anywhere else. The
+// straight into the job's slices without being stored anywhere else (a
+// PGP-encrypted file decrypted on the way: pgpUpload). The
 // file must be the last part: a second file, or an option after the file
 // (which could only be read after the job was stored without it), is a 400
 // and no job is created.
@@ -491,7 +492,14 @@ func (h *Handler) uploadMultipart(r *http.Request, p *principal, u *uploadParams
 				}
 				return nil, apiErr(http.StatusBadRequest, "bad_input", "the file "+truncate(opts.Name, 100)+" is empty")
 			}
-			job, err := sliced.Upload(r.Context(), h.client, u.Type, br, opts)
+			in, err := h.pgpUpload(br, opts)
+			if err != nil {
+				if file.err != nil && file.err != io.EOF {
+					return nil, file.err // what follows the file was refused
+				}
+				return nil, err
+			}
+			job, err := sliced.Upload(r.Context(), h.client, u.Type, in, opts)
 			if file.err != nil && file.err != io.EOF {
 				// What follows the file was refused: Upload saw it as a read
 				// error and dropped the slices it stored.
