@@ -55,6 +55,7 @@ lets the work in flight finish within --shutdown-timeout and exits 0.`,
 			&cli.StringFlag{Name: "public-url", Usage: "the web UI's address as webhook receivers reach it (`URL`, e.g. https://jobs.example.com): the base of the result URLs in a notification"},
 			&cli.StringFlag{Name: "log-level", Value: "info", Usage: "`LEVEL` of the logs on stderr: debug, info, warn or error"},
 			&cli.StringFlag{Name: "ui", Usage: "also serve the web UI, REST API and /metrics on `HOST:PORT` (login: $ROCKETJOB_UI_TOKEN or $ROCKETJOB_UI_USERS_FILE)"},
+			uiPGPKeyFlag(),
 		},
 		Action: func(c *cli.Context) error {
 			if _, err := args(c, 0, 0, "no arguments"); err != nil {

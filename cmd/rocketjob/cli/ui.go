@@ -46,10 +46,11 @@ variable named by --token-env, never from the command line; --users-file adds
 users with the admin or read-only role, one per line "name:role:hash" (hash:
 hex SHA-256 of the password, or bcrypt). Without either, only a loopback
 address is accepted.`,
-		UsageText: usageText("rocketjob ui [--listen HOST:PORT] [--token-env NAME] [--users-file FILE] [--max-upload BYTES]",
+		UsageText: usageText("rocketjob ui [--listen HOST:PORT] [--token-env NAME] [--users-file FILE] [--max-upload BYTES] [--pgp-key KEYFILE] [--pgp-recipient KEYFILE]",
 			"rocketjob ui                                   # http://127.0.0.1:8080, no login (loopback only)",
 			"ROCKETJOB_UI_TOKEN=$(openssl rand -hex 16) rocketjob ui --listen 0.0.0.0:8080",
-			"rocketjob ui --listen :8080 --users-file /etc/rocketjob/users"),
+			"rocketjob ui --listen :8080 --users-file /etc/rocketjob/users",
+			"rocketjob ui --pgp-key /etc/rocketjob/feeds.key  # uploads of .gpg/.pgp/.asc files are decrypted"),
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "listen", Value: uiDefaultListen, Usage: "TCP `HOST:PORT` to serve on (anything but loopback needs a token or a users file)"},
 			&cli.StringFlag{Name: "token-env", Value: uiTokenEnv, Usage: "environment variable `NAME` holding the admin access token"},
@@ -57,6 +58,8 @@ address is accepted.`,
 			&cli.BoolFlag{Name: "behind-tls-proxy", Usage: "browsers reach the UI over HTTPS through a proxy that terminates TLS: Secure session cookie and HSTS", EnvVars: []string{uiBehindTLSProxyEnv}},
 			&cli.Int64Flag{Name: "max-upload", Value: rocketjobweb.DefaultMaxUpload, Usage: "largest upload in `BYTES`"},
 			&cli.StringFlag{Name: "log-level", Value: "info", Usage: "`LEVEL` of the logs on stderr: debug (every request), info, warn or error"},
+			uiPGPKeyFlag(),
+			&cli.StringFlag{Name: "pgp-recipient", Usage: "let output downloads ask for PGP encryption (GET /api/jobs/ID/output?pgp=1) to the public keys in these comma-separated key `FILES`"},
 		},
 		Action: func(c *cli.Context) error {
 			if _, err := args(c, 0, 0, "no arguments"); err != nil {
@@ -85,6 +88,12 @@ address is accepted.`,
 			}
 			if err := validateUI(&cfg); err != nil {
 				return usagef("%s: %v", cmdName(c), err)
+			}
+			if cfg.PGPKeys, err = pgpKeys(c, "pgp-key"); err != nil {
+				return err
+			}
+			if cfg.PGPRecipients, err = pgpKeys(c, "pgp-recipient"); err != nil {
+				return err
 			}
 			client, err := st.connect(c)
 			if err != nil {
@@ -167,13 +176,22 @@ func serveUI(ctx context.Context, h http.Handler, ln net.Listener, logger *slog.
 	return err
 }
 
+// uiPGPKeyFlag is --pgp-key of `ui` and `server --ui`: the private keys
+// that decrypt uploaded PGP files (rocketjobweb.Options.PGPKeys).
+func uiPGPKeyFlag() cli.Flag {
+	return &cli.StringFlag{Name: "pgp-key", Usage: "decrypt uploaded PGP-encrypted files (.gpg, .pgp, .asc, or recognised by their first bytes) with the private keys in these comma-separated key `FILES`; a protected key's passphrase comes from $" + pgpPassphraseEnv}
+}
+
 // uiServerConfig reads `server --ui`: the token comes from
 // $ROCKETJOB_UI_TOKEN, the users file from $ROCKETJOB_UI_USERS_FILE and
-// the TLS proxy setting from $ROCKETJOB_UI_BEHIND_TLS_PROXY. It returns
-// ok=false without --ui.
+// the TLS proxy setting from $ROCKETJOB_UI_BEHIND_TLS_PROXY; --pgp-key
+// decrypts uploads. It returns ok=false without --ui.
 func uiServerConfig(c *cli.Context, logger *slog.Logger) (cfg rocketjobweb.Options, ok bool, err error) {
 	listen := c.String("ui")
 	if listen == "" {
+		if c.IsSet("pgp-key") {
+			return cfg, false, usagef("%s: --pgp-key decrypts the uploads of the web UI: it goes with --ui", cmdName(c))
+		}
 		return cfg, false, nil
 	}
 	cfg = rocketjobweb.Options{Listen: listen, Token: os.Getenv(uiTokenEnv), UsersFile: os.Getenv(usersFileEnv), Logger: logger}
@@ -184,6 +202,9 @@ func uiServerConfig(c *cli.Context, logger *slog.Logger) (cfg rocketjobweb.Optio
 	}
 	if err := validateUI(&cfg); err != nil {
 		return cfg, false, usagef("%s: --ui: %v", cmdName(c), err)
+	}
+	if cfg.PGPKeys, err = pgpKeys(c, "pgp-key"); err != nil {
+		return cfg, false, err
 	}
 	return cfg, true, nil
 }
