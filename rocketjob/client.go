@@ -158,14 +158,8 @@ func (c *Client) Enqueue(ctx context.Context, typ string, args any, opts *Enqueu
 	if opts == nil {
 		opts = &EnqueueOptions{}
 	}
-	job, err := NewJob(spec, opts.Priority, opts.RunAt, opts.Description)
+	job, err := c.NewJob(ctx, spec, opts)
 	if err != nil {
-		return nil, err
-	}
-	if err := c.Schedule(ctx, job, opts.ExpiresAt, opts.DependsOn); err != nil {
-		return nil, err
-	}
-	if err := SetWindow(job, opts.Window); err != nil {
 		return nil, err
 	}
 	if opts.Cron != "" {
@@ -189,9 +183,18 @@ func (c *Client) Enqueue(ctx context.Context, typ string, args any, opts *Enqueu
 	return job, nil
 }
 
-// NewJob builds (without writing) a queued job of the given type, checking the
-// priority (0 means the type's default).
-func NewJob(spec *TypeSpec, priority int, runAt time.Time, description string) (*Job, error) {
+// NewJob builds, without writing it, a queued job of the type spec (simple
+// or sliced) with opts' priority (0: the type's default), run time,
+// description, expiry, dependencies and window, checked as Enqueue checks
+// them: a bad priority wraps ErrBadPriority, a missing dependency
+// ErrJobNotFound, a bad window ErrBadWindow. Cron, RetryLimit and the
+// arguments are left to the caller. Enqueue, EnqueueMany and
+// sliced.Upload start from it.
+func (c *Client) NewJob(ctx context.Context, spec *TypeSpec, opts *EnqueueOptions) (*Job, error) {
+	if opts == nil {
+		opts = &EnqueueOptions{}
+	}
+	priority, runAt := opts.Priority, opts.RunAt
 	if priority == 0 {
 		priority = spec.Priority
 	}
@@ -205,33 +208,33 @@ func NewJob(spec *TypeSpec, priority int, runAt time.Time, description string) (
 	if runAt.IsZero() {
 		runAt = now
 	}
-	return &Job{
+	job := &Job{
 		ID:          bson.NewObjectID(),
 		Type:        spec.Name,
 		Kind:        spec.Kind,
 		State:       StateQueued,
 		Priority:    priority,
-		Description: description,
+		Description: opts.Description,
 		RunAt:       runAt.UTC().Truncate(time.Millisecond),
 		CreatedAt:   now,
-	}, nil
-}
-
-// Schedule sets a new job's expiry and dependencies (before it is written),
-// checking that every dependency exists.
-func (c *Client) Schedule(ctx context.Context, job *Job, expiresAt time.Time, dependsOn []string) error {
-	if !expiresAt.IsZero() {
-		t := expiresAt.UTC().Truncate(time.Millisecond)
-		job.ExpiresAt = &t
 	}
-	for _, id := range dependsOn {
+	if !opts.ExpiresAt.IsZero() {
+		job.ExpiresAt = new(opts.ExpiresAt.UTC().Truncate(time.Millisecond))
+	}
+	for _, id := range opts.DependsOn {
 		dep, err := c.Get(ctx, id)
 		if err != nil {
-			return fmt.Errorf("dependency: %w", err)
+			return nil, fmt.Errorf("dependency: %w", err)
 		}
 		job.DependsOn = append(job.DependsOn, dep.ID)
 	}
-	return nil
+	if w := opts.Window; w != nil {
+		if err := w.Check(); err != nil {
+			return nil, err
+		}
+		job.WindowStart, job.WindowDuration, job.WindowLocation = w.Start, w.Duration, w.Location
+	}
+	return job, nil
 }
 
 // cronStart makes job the first instance of a cron chain, refusing a second
@@ -254,24 +257,13 @@ func (c *Client) cronStart(ctx context.Context, job *Job, spec string) error {
 	return nil
 }
 
-// SetWindow gives a new job a processing window (nil: none).
-func SetWindow(job *Job, w *Window) error {
-	if w == nil {
+// Window returns the job's daily processing window, or nil when it may
+// run at any time.
+func (j *Job) Window() *Window {
+	if j.WindowStart == "" {
 		return nil
 	}
-	if err := w.Check(); err != nil {
-		return err
-	}
-	job.WindowStart, job.WindowDuration, job.WindowLocation = w.Start, w.Duration, w.Location
-	return nil
-}
-
-// JobWindow returns a job's processing window, or nil.
-func JobWindow(job *Job) *Window {
-	if job.WindowStart == "" {
-		return nil
-	}
-	return &Window{Start: job.WindowStart, Duration: job.WindowDuration, Location: job.WindowLocation}
+	return &Window{Start: j.WindowStart, Duration: j.WindowDuration, Location: j.WindowLocation}
 }
 
 // ParseID turns a job id string into its ObjectID, or an error wrapping

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
 )
 
 // ArgsError is the error EnqueueMany returns for an element of args that
@@ -72,14 +74,8 @@ func (c *Client) enqueueMany(ctx context.Context, typ string, n int, arg func(in
 		return nil, nil
 	}
 	// The shared settings, checked once: a template copied for every job.
-	tmpl, err := NewJob(spec, opts.Priority, opts.RunAt, opts.Description)
+	tmpl, err := c.NewJob(ctx, spec, opts)
 	if err != nil {
-		return nil, err
-	}
-	if err := c.Schedule(ctx, tmpl, opts.ExpiresAt, opts.DependsOn); err != nil {
-		return nil, err
-	}
-	if err := SetWindow(tmpl, opts.Window); err != nil {
 		return nil, err
 	}
 	tmpl.RetryLimit, tmpl.RetryBase = retryLimit, spec.RetryBase
@@ -90,15 +86,9 @@ func (c *Client) enqueueMany(ctx context.Context, typ string, n int, arg func(in
 		if err != nil {
 			return nil, &ArgsError{Index: i, Err: err}
 		}
-		job, err := NewJob(spec, tmpl.Priority, opts.RunAt, tmpl.Description)
-		if err != nil {
-			return nil, err
-		}
-		job.Params = params
-		job.ExpiresAt, job.DependsOn = tmpl.ExpiresAt, tmpl.DependsOn
-		job.WindowStart, job.WindowDuration, job.WindowLocation = tmpl.WindowStart, tmpl.WindowDuration, tmpl.WindowLocation
-		job.RetryLimit, job.RetryBase = tmpl.RetryLimit, tmpl.RetryBase
-		jobs[i] = job
+		job := *tmpl
+		job.ID, job.Params = bson.NewObjectID(), params
+		jobs[i] = &job
 	}
 	if err := c.inserter.markNew(ctx, c.store); err != nil {
 		return nil, fmt.Errorf("enqueuing %s jobs: %w", typ, err)

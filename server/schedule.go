@@ -73,7 +73,7 @@ func ignoreConflict(err error) error {
 // outside the window the job is left alone until the window opens (or the
 // next re-check, whichever comes first).
 func (s *Server) inWindow(job *model.Job) bool {
-	w := rocketjob.JobWindow(public(job))
+	w := public(job).Window()
 	if w == nil {
 		return true
 	}

@@ -269,7 +269,10 @@ func newJob(ctx context.Context, c *rocketjob.Client, typ string, opts *UploadOp
 	if spec.Kind != rocketjob.KindSliced {
 		return nil, nil, fmt.Errorf("%w: job type %q is a simple job: enqueue it instead of uploading a file", ErrBadOptions, typ)
 	}
-	job, err := rocketjob.NewJob(spec, opts.Priority, opts.RunAt, opts.Description)
+	job, err := c.NewJob(ctx, spec, &rocketjob.EnqueueOptions{
+		Priority: opts.Priority, RunAt: opts.RunAt, Description: opts.Description,
+		ExpiresAt: opts.ExpiresAt, DependsOn: opts.DependsOn, Window: opts.Window,
+	})
 	if err != nil {
 		return nil, nil, err
 	}
@@ -285,12 +288,6 @@ func newJob(ctx context.Context, c *rocketjob.Client, typ string, opts *UploadOp
 			return nil, nil, err
 		}
 		job.ID = opts.ID
-	}
-	if err := c.Schedule(ctx, job, opts.ExpiresAt, opts.DependsOn); err != nil {
-		return nil, nil, err
-	}
-	if err := rocketjob.SetWindow(job, opts.Window); err != nil {
-		return nil, nil, err
 	}
 	job.SliceSize = spec.SliceSize
 	if opts.SliceSize != 0 {
