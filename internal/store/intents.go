@@ -59,7 +59,7 @@ func (s *Store) intents() *mongo.Collection { return s.jobsDB.Collection(intents
 // to intended once they are, or the zero id (MongoDB, no job, or a
 // failure: the write goes on, as it did before intents existed).
 func (s *Store) intend(ctx context.Context, ids []bson.ObjectID) bson.ObjectID {
-	if !s.ferret || len(ids) == 0 {
+	if !s.claims || len(ids) == 0 {
 		return bson.ObjectID{}
 	}
 	in := queueIntent{ID: bson.NewObjectID(), At: time.Now().UTC(), Jobs: ids}
@@ -93,7 +93,7 @@ func (s *Store) intended(ctx context.Context, id bson.ObjectID) {
 // many copies it wrote. It reads the intents left behind, not the jobs:
 // run it once a minute.
 func (s *Store) RepairIntents(ctx context.Context, now time.Time) (int, error) {
-	if !s.ferret {
+	if !s.claims {
 		return 0, nil
 	}
 	left, err := findAll[queueIntent](ctx, s.intents(), bson.D{})
@@ -225,7 +225,7 @@ func (s *Store) readJobs(ctx context.Context, ids []bson.ObjectID, keep func(*mo
 // running entries (each read by _id), so its cost follows the number of
 // running jobs, not of jobs.
 func (s *Store) RunningJobs(ctx context.Context) ([]model.Job, error) {
-	if !s.ferret {
+	if !s.claims {
 		return s.ListJobs(ctx, JobFilter{States: []model.State{model.StateRunning}})
 	}
 	ids, err := s.stateEntryIDs(ctx, model.StateRunning)
@@ -246,7 +246,7 @@ func (s *Store) SlicedJobsWithSlices(ctx context.Context) ([]model.Job, error) {
 	live := func(j *model.Job) bool {
 		return j.Kind == model.KindSliced && (j.State == model.StateRunning || j.State == model.StatePaused || j.State == model.StateFailed)
 	}
-	if !s.ferret {
+	if !s.claims {
 		all, err := s.ListJobs(ctx, JobFilter{States: []model.State{model.StateRunning, model.StatePaused, model.StateFailed}})
 		if err != nil {
 			return nil, err
@@ -268,7 +268,7 @@ func (s *Store) SlicedJobsWithSlices(ctx context.Context) ([]model.Job, error) {
 // whole run queue with the jobs (ReconcileQueue, which reads every job) in
 // the current hour, across the cluster.
 func (s *Store) ClaimDeepSweep(ctx context.Context, now time.Time) (bool, error) {
-	if !s.ferret {
+	if !s.claims {
 		return false, nil
 	}
 	return s.claimOnce(ctx, fmt.Sprintf("deepsweep:%d", now.Unix()/3600))

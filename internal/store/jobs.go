@@ -78,7 +78,7 @@ type JobFilter struct {
 // which come in the order the jobs entered their state (a job resumed or
 // retried long after younger ones may be listed after them).
 func (s *Store) ListJobs(ctx context.Context, f JobFilter) ([]model.Job, error) {
-	if s.ferret && f.Limit > 0 {
+	if s.claims && f.Limit > 0 {
 		return s.listFlat(ctx, f)
 	}
 	filter := bson.D{}
@@ -109,7 +109,7 @@ func (s *Store) ListJobs(ctx context.Context, f JobFilter) ([]model.Job, error) 
 // for the types it runs, so that jobs it cannot run never crowd out those
 // it can).
 func (s *Store) RunnableJobs(ctx context.Context, now time.Time, limit int64, types []string) ([]model.Job, error) {
-	if s.ferret {
+	if s.claims {
 		return s.queuedRunnable(ctx, now, int(limit), types)
 	}
 	// A running simple job is one server's until it ends: only queued jobs
@@ -133,7 +133,7 @@ func (s *Store) RunnableJobs(ctx context.Context, now time.Time, limit int64, ty
 // to server. On FerretDB it reads the running jobs from the state index
 // (RunningJobs), not every job.
 func (s *Store) JobsOfServer(ctx context.Context, server string) ([]model.Job, error) {
-	if !s.ferret {
+	if !s.claims {
 		return findAll[model.Job](ctx, s.jobs(), bson.D{{Key: "state", Value: model.StateRunning}, {Key: "server", Value: server}})
 	}
 	running, err := s.RunningJobs(ctx)
@@ -176,7 +176,7 @@ func (s *Store) apply(ctx context.Context, job *model.Job, to model.State, chang
 		}
 		update = append(update, bson.E{Key: "$unset", Value: unset})
 	}
-	if s.ferret {
+	if s.claims {
 		// The update is kept as bytes: stored field names cannot start with "$".
 		raw, err := bson.Marshal(update)
 		if err != nil {
@@ -207,7 +207,7 @@ func (s *Store) apply(ctx context.Context, job *model.Job, to model.State, chang
 		moved  *model.Job
 		intent bson.ObjectID
 	)
-	if s.ferret {
+	if s.claims {
 		var err error
 		if moved, err = applied(job, set, cleared); err != nil {
 			return nil, err
@@ -222,7 +222,7 @@ func (s *Store) apply(ctx context.Context, job *model.Job, to model.State, chang
 	claimedAt := time.Now()
 	var matched int64
 	var err error
-	if s.ferret {
+	if s.claims {
 		// Written with other workers' updates, the job named by _id alone
 		// while the claim is young (jobUpdate.filter).
 		res := s.jobWriters().updates.do(ctx, jobUpdate{id: job.ID, version: job.Version, claimedAt: claimedAt, update: update})
@@ -239,7 +239,7 @@ func (s *Store) apply(ctx context.Context, job *model.Job, to model.State, chang
 	if err != nil {
 		return nil, fmt.Errorf("job %s: %w", job.ID.Hex(), err)
 	}
-	if matched == 0 && s.ferret {
+	if matched == 0 && s.claims {
 		// A claimer slower than rollForwardAfter may find its own claim
 		// rolled forward by another process: the job is then one version on,
 		// with exactly this update applied, and the transition did happen.
@@ -256,7 +256,7 @@ func (s *Store) apply(ctx context.Context, job *model.Job, to model.State, chang
 	// The update was conditioned on the version we read (by its filter, or
 	// on FerretDB by the claim), so the stored job is exactly job with the
 	// change applied: apply it here rather than read it again.
-	if !s.ferret {
+	if !s.claims {
 		return applied(job, set, cleared)
 	}
 	part := statePut | stateDrop
@@ -369,7 +369,7 @@ func (s *Store) rollForward(ctx context.Context, job *model.Job) {
 // transition claims.
 func (s *Store) DeleteJob(ctx context.Context, id bson.ObjectID) error {
 	var before *model.Job
-	if s.ferret {
+	if s.claims {
 		var err error
 		if before, err = s.GetJob(ctx, id); errors.Is(err, model.ErrJobNotFound) {
 			return nil
@@ -388,7 +388,7 @@ func (s *Store) DeleteJob(ctx context.Context, id bson.ObjectID) error {
 	if before == nil || before.Cron != "" {
 		s.dropCronSuccessor(ctx, id)
 	}
-	if !s.ferret {
+	if !s.claims {
 		return retry(ctx, func() error {
 			_, err := s.jobClaims().DeleteMany(ctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$regex", Value: "^" + id.Hex() + ":"}}}})
 			return err

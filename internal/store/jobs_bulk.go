@@ -67,10 +67,10 @@ func (s *Store) InsertJobs(ctx context.Context, jobs []*model.Job) (int, error) 
 			return written, fmt.Errorf("inserting jobs: %w", err)
 		}
 		written += len(batch)
-		if s.ferret && len(runnables) > 0 {
+		if s.claims && len(runnables) > 0 {
 			copies <- copiesOf{runnables, intent}
 		}
-		if s.ferret {
+		if s.claims {
 			// Jobs written in a state other than queued.
 			_ = s.putStatesNew(ctx, batch)
 		}
@@ -110,7 +110,7 @@ func (s *Store) queueNew(ctx context.Context, copies []queued) {
 // the first job on, and the first limited listing need not scan the jobs.
 // Writers of jobs call it once, before their first write.
 func (s *Store) MarkNewStateIndex(ctx context.Context) error {
-	if !s.ferret {
+	if !s.claims {
 		return nil
 	}
 	_, err := s.stateIndexBuilt(ctx)

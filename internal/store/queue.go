@@ -63,7 +63,7 @@ func (s *Store) syncQueue(ctx context.Context, before, after *model.Job) {
 // syncQueuePart is syncQueue making only part of the state index change
 // (statePut, stateDrop, or both: see syncStatesPart).
 func (s *Store) syncQueuePart(ctx context.Context, before, after *model.Job, statePart int) {
-	if !s.ferret {
+	if !s.claims {
 		return
 	}
 	s.syncStatesPart(ctx, before, after, statePart) // the state index of listings (liststate.go)
@@ -245,7 +245,7 @@ func (s *Store) dueQueued(ctx context.Context, priority int, now time.Time, n in
 // RepairQueued replaces a copy from the run queue that turned out stale (a
 // transition from it conflicted, or its job is gone) by the job as stored.
 func (s *Store) RepairQueued(ctx context.Context, stale *model.Job) error {
-	if !s.ferret {
+	if !s.claims {
 		return nil
 	}
 	job, err := s.GetJob(ctx, stale.ID)
@@ -276,7 +276,7 @@ func (s *Store) RepairQueued(ctx context.Context, stale *model.Job) error {
 // copy written meanwhile is never taken for stale; every write compares
 // versions again. It reads every copy and every live job: run it rarely.
 func (s *Store) ReconcileQueue(ctx context.Context) (int, error) {
-	if !s.ferret {
+	if !s.claims {
 		return 0, nil
 	}
 	type copyOf struct {

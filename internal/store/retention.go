@@ -87,7 +87,7 @@ func (s *Store) ExpiredJobs(ctx context.Context, r Retention, now time.Time, lim
 			jobs []model.Job
 			err  error
 		)
-		if s.ferret {
+		if s.claims {
 			jobs, err = s.expiredIndexed(ctx, r, st, now, limit-len(out))
 		} else {
 			jobs, err = s.expiredQuery(ctx, r, st, now, limit-len(out))

@@ -84,7 +84,7 @@ func TestExpiredJobs(t *testing.T) {
 		}
 	}
 	mongoPath := *s
-	mongoPath.ferret = false
+	mongoPath.claims = false
 	for name, st := range map[string]*Store{"state index": s, "query": &mongoPath} {
 		got, err := st.ExpiredJobs(ctx, r, now, 100)
 		if err != nil {

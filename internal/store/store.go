@@ -54,14 +54,20 @@ type Store struct {
 	workClient *mongo.Client
 	jobsDB     *mongo.Database
 	workDB     *mongo.Database
-	// ferret reports that the jobs database is FerretDB: job writes take
-	// the claim-then-update path and listings use the run queue and the
-	// state index (jobs.go, queue.go, liststate.go). The work database is
-	// detected on its own and picks the slice strategy: the two databases
-	// may be different servers of different kinds.
+	// ferret reports that the jobs database is FerretDB: no change streams,
+	// and a filter other than {_id} costs a scan in Go. The work database
+	// is detected on its own and picks the slice strategy: the two
+	// databases may be different servers of different kinds.
 	ferret     bool
 	workFerret bool
-	slices     SliceStore
+	// claims picks the job strategy. With claims (FerretDB's), a unique
+	// insert of a claim decides each transition, then the job is updated
+	// by _id, and selections and listings read the run queue and the state
+	// index (jobs.go, queue.go, liststate.go, intents.go). Without (MongoDB's),
+	// an update conditioned on the job's version decides, and selections
+	// and listings query the jobs collection on its indexes.
+	claims bool
+	slices SliceStore
 }
 
 // Open connects to both databases, detects FerretDB and creates the indexes.
@@ -101,7 +107,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		s.Close(context.Background())
 		return nil, fmt.Errorf("database %s: %w", Redact(cfg.URI), err)
 	}
-	s.workFerret = s.ferret
+	s.workFerret, s.claims = s.ferret, s.ferret
 	if wc != jc {
 		if s.workFerret, err = isFerret(ctx, s.workDB); err != nil {
 			s.Close(context.Background())
@@ -267,6 +273,17 @@ func (s *Store) WithSlices(mongoStrategy bool) *Store {
 	} else {
 		c.slices = &ferretSlices{db: s.workDB}
 	}
+	return &c
+}
+
+// WithJobStrategy returns a Store on the same connections whose job
+// writes, selections and listings take the claims strategy (FerretDB's) or
+// the conditional one (MongoDB's), whatever the database (for the
+// conformance tests: the conditional strategy is not atomic on FerretDB,
+// so only one writer at a time may use it there).
+func (s *Store) WithJobStrategy(claims bool) *Store {
+	c := *s
+	c.claims = claims
 	return &c
 }
 
