@@ -61,6 +61,7 @@
 // bad_host (421),
 // not_found (404, also for a malformed job id), bad_parameter,
 // bad_priority, unknown_type, bad_args, bad_input, missing_file,
+// pgp_no_key, pgp_wrong_key, pgp_no_recipient,
 // simple_job (400), invalid_transition, conflict, not_ready, no_output,
 // no_key (409), too_large (413), unsupported_media_type (415),
 // too_many_attempts (429), internal (500: the message names only the
@@ -70,6 +71,7 @@
 //	GET    /api/jobs?state=S[,S]&type=T&q=TEXT&page=N&per_page=N
 //	GET    /api/jobs/{id}                 progress (total, processed, succeeded, failed, slices) and timings
 //	GET    /api/jobs/{id}/output          the output file, streamed; ?gzip=1 a .gz file;
+//	                                      ?pgp=1 PGP-encrypted to Options.PGPRecipients;
 //	                                      ?format=json&offset=N&limit=N a page of records
 //	GET    /api/jobs/{id}/failures        a page of failed records (offset, limit); ?format=csv all of them
 //	POST   /api/jobs/{id}/priority        {"priority": N}, a form field or ?priority=N
@@ -99,7 +101,11 @@
 // 400. A JSON body carries "records" (strings for a lines job,
 // JSON values for a JSONL job, arrays of strings for a CSV job, the first
 // being the header) or, for a simple job, "params". It answers 202 with
-// id, status_url and results_url. Jobs created here keep their output
+// id, status_url and results_url. A file named .gpg, .pgp or .asc (or
+// that opens like a PGP message, when the handler has keys) is decrypted
+// with Options.PGPKeys as it streams in; without a key that opens it the
+// answer is a 400 (pgp_no_key, pgp_wrong_key) and nothing is stored.
+// Jobs created here keep their output
 // until destroyed, like the command line's. Uploads are streamed (JSON
 // records are spooled to a temporary file) and bounded by
 // Options.MaxUpload.

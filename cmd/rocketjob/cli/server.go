@@ -56,6 +56,7 @@ lets the work in flight finish within --shutdown-timeout and exits 0.`,
 			&cli.StringFlag{Name: "log-level", Value: "info", Usage: "`LEVEL` of the logs on stderr: debug, info, warn or error"},
 			&cli.StringFlag{Name: "ui", Usage: "also serve the web UI, REST API and /metrics on `HOST:PORT` (login: $ROCKETJOB_UI_TOKEN or $ROCKETJOB_UI_USERS_FILE)"},
 			uiPGPKeyFlag(),
+			uiPGPRecipientFlag(),
 		},
 		Action: func(c *cli.Context) error {
 			if _, err := args(c, 0, 0, "no arguments"); err != nil {

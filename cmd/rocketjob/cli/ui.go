@@ -59,7 +59,7 @@ address is accepted.`,
 			&cli.Int64Flag{Name: "max-upload", Value: rocketjobweb.DefaultMaxUpload, Usage: "largest upload in `BYTES`"},
 			&cli.StringFlag{Name: "log-level", Value: "info", Usage: "`LEVEL` of the logs on stderr: debug (every request), info, warn or error"},
 			uiPGPKeyFlag(),
-			&cli.StringFlag{Name: "pgp-recipient", Usage: "let output downloads ask for PGP encryption (GET /api/jobs/ID/output?pgp=1) to the public keys in these comma-separated key `FILES`"},
+			uiPGPRecipientFlag(),
 		},
 		Action: func(c *cli.Context) error {
 			if _, err := args(c, 0, 0, "no arguments"); err != nil {
@@ -182,15 +182,25 @@ func uiPGPKeyFlag() cli.Flag {
 	return &cli.StringFlag{Name: "pgp-key", Usage: "decrypt uploaded PGP-encrypted files (.gpg, .pgp, .asc, or recognised by their first bytes) with the private keys in these comma-separated key `FILES`; a protected key's passphrase comes from $" + pgpPassphraseEnv}
 }
 
+// uiPGPRecipientFlag is --pgp-recipient of `ui` and `server --ui`: the
+// public keys that output?pgp=1 downloads are encrypted to
+// (rocketjobweb.Options.PGPRecipients).
+func uiPGPRecipientFlag() cli.Flag {
+	return &cli.StringFlag{Name: "pgp-recipient", Usage: "let output downloads ask for PGP encryption (GET /api/jobs/ID/output?pgp=1) to the public keys in these comma-separated key `FILES`"}
+}
+
 // uiServerConfig reads `server --ui`: the token comes from
 // $ROCKETJOB_UI_TOKEN, the users file from $ROCKETJOB_UI_USERS_FILE and
 // the TLS proxy setting from $ROCKETJOB_UI_BEHIND_TLS_PROXY; --pgp-key
-// decrypts uploads. It returns ok=false without --ui.
+// decrypts uploads and --pgp-recipient encrypts downloads. It returns
+// ok=false without --ui.
 func uiServerConfig(c *cli.Context, logger *slog.Logger) (cfg rocketjobweb.Options, ok bool, err error) {
 	listen := c.String("ui")
 	if listen == "" {
-		if c.IsSet("pgp-key") {
-			return cfg, false, usagef("%s: --pgp-key decrypts the uploads of the web UI: it goes with --ui", cmdName(c))
+		for _, flag := range []string{"pgp-key", "pgp-recipient"} {
+			if c.IsSet(flag) {
+				return cfg, false, usagef("%s: --%s is a setting of the web UI: it goes with --ui", cmdName(c), flag)
+			}
 		}
 		return cfg, false, nil
 	}
@@ -204,6 +214,9 @@ func uiServerConfig(c *cli.Context, logger *slog.Logger) (cfg rocketjobweb.Optio
 		return cfg, false, usagef("%s: --ui: %v", cmdName(c), err)
 	}
 	if cfg.PGPKeys, err = pgpKeys(c, "pgp-key"); err != nil {
+		return cfg, false, err
+	}
+	if cfg.PGPRecipients, err = pgpKeys(c, "pgp-recipient"); err != nil {
 		return cfg, false, err
 	}
 	return cfg, true, nil

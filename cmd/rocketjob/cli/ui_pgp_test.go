@@ -51,9 +51,9 @@ func lockedPGPKey(t *testing.T, dir, name, passphrase string) (private, public s
 	return private, public
 }
 
-// --pgp-key of `ui` and `server --ui`: a key file that cannot be used, a
-// protected key without its passphrase, or --pgp-key without --ui, is one
-// line and exit 2 before anything connects.
+// --pgp-key and --pgp-recipient of `ui` and `server --ui`: a key file that
+// cannot be used, a protected key without its passphrase, or either flag
+// without --ui, is one line and exit 2 before anything connects.
 func TestUIPGPKeyRefused(t *testing.T) {
 	dir := t.TempDir()
 	locked, _ := lockedPGPKey(t, dir, "server", "ui-pgp-secret")
@@ -70,7 +70,9 @@ func TestUIPGPKeyRefused(t *testing.T) {
 		{[]string{"ui", "--listen", "127.0.0.1:0", "--pgp-key", locked}, "--pgp-key: PGP key file " + locked + ": the private key is protected by a passphrase: missing or wrong (set ROCKETJOB_PGP_PASSPHRASE)"},
 		{[]string{"ui", "--listen", "127.0.0.1:0", "--pgp-recipient", filepath.Join(dir, "nope.pub")}, "--pgp-recipient: PGP key open"},
 		{[]string{"server", "--ui", "127.0.0.1:0", "--pgp-key", locked}, "the private key is protected by a passphrase"},
-		{[]string{"server", "--pgp-key", plain}, "server: --pgp-key decrypts the uploads of the web UI: it goes with --ui"},
+		{[]string{"server", "--pgp-key", plain}, "server: --pgp-key is a setting of the web UI: it goes with --ui"},
+		{[]string{"server", "--pgp-recipient", plain}, "server: --pgp-recipient is a setting of the web UI: it goes with --ui"},
+		{[]string{"server", "--ui", "127.0.0.1:0", "--pgp-recipient", filepath.Join(dir, "nope.pub")}, "--pgp-recipient: PGP key open"},
 	} {
 		r := run(t, context.Background(), append(nowhere, tc.args...)...)
 		if r.code != ExitUsage {
