@@ -149,23 +149,9 @@ func Start(ctx context.Context, opts Options) (*DB, error) {
 		}
 	}
 
-	listen := opts.Listen
-	if listen == "" {
-		listen = DefaultListen
-	}
-	_, port, err := net.SplitHostPort(listen)
+	listen, port, err := checkListenOptions(opts)
 	if err != nil {
-		return nil, fmt.Errorf("invalid listen address %q: %s", listen, clean(err))
-	}
-	if !opts.InsecureListen {
-		if err := CheckListen(listen, opts.TLS); err != nil {
-			return nil, err
-		}
-	}
-	if opts.TLS != nil {
-		if err := opts.TLS.check(); err != nil {
-			return nil, err
-		}
+		return nil, err
 	}
 
 	if pgCfg != nil {
@@ -210,6 +196,26 @@ func Start(ctx context.Context, opts Options) (*DB, error) {
 		return nil, err
 	}
 	return db, nil
+}
+
+// checkListenOptions checks the listen address and TLS files of opts and
+// returns the address (DefaultListen when empty) and its port.
+func checkListenOptions(opts Options) (listen, port string, err error) {
+	listen = cmp.Or(opts.Listen, DefaultListen)
+	if _, port, err = net.SplitHostPort(listen); err != nil {
+		return "", "", fmt.Errorf("invalid listen address %q: %s", listen, clean(err))
+	}
+	if !opts.InsecureListen {
+		if err := CheckListen(listen, opts.TLS); err != nil {
+			return "", "", err
+		}
+	}
+	if opts.TLS != nil {
+		if err := opts.TLS.check(); err != nil {
+			return "", "", err
+		}
+	}
+	return listen, port, nil
 }
 
 // backend is where a database keeps its data, and the lock that owns it.

@@ -208,10 +208,43 @@ type pgLock struct {
 // use it and takes its advisory lock, retrying for pgLockWait while another
 // session holds it.
 func lockPostgreSQL(ctx context.Context, dsn string, cfg *pgx.ConnConfig, log *slog.Logger) (*pgLock, error) {
-	where := pgWhere(cfg)
-	fail := func(what string, err error) error {
-		return fmt.Errorf("%s: %s: %s", where, what, scrub(clean(err), dsn))
+	l, err := connectPostgreSQL(ctx, dsn, cfg)
+	if err != nil {
+		return nil, err
 	}
+	ok := false
+	defer func() {
+		if !ok {
+			l.close()
+		}
+	}()
+	deadline := time.Now().Add(pgLockWait)
+	for {
+		got, err := l.tryLock(ctx)
+		if err != nil {
+			return nil, err
+		}
+		if got {
+			break
+		}
+		if !time.Now().Before(deadline) {
+			return nil, l.inUse(ctx, "")
+		}
+		select {
+		case <-ctx.Done():
+			return nil, l.fail("take the lock of the database", ctx.Err())
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	l.acquired(ctx, log)
+	ok = true
+	return l, nil
+}
+
+// connectPostgreSQL opens the connection that takes (or waits for) the lock
+// of the database of dsn, and checks that FerretDB can use the database.
+func connectPostgreSQL(ctx context.Context, dsn string, cfg *pgx.ConnConfig) (*pgLock, error) {
+	where := pgWhere(cfg)
 	cfg = cfg.Copy()
 	host, _ := os.Hostname()
 	cfg.RuntimeParams["application_name"] = fmt.Sprintf("rocketjob db %s pid %d", host, os.Getpid())
@@ -222,18 +255,12 @@ func lockPostgreSQL(ctx context.Context, dsn string, cfg *pgx.ConnConfig, log *s
 		defer cancel()
 	}
 	conn, err := pgx.ConnectConfig(cctx, cfg)
-	if err != nil {
-		return nil, fail("connect", connectError(err))
-	}
 	l := &pgLock{conn: conn, where: where, dsn: dsn}
-	ok := false
-	defer func() {
-		if !ok {
-			l.close()
-		}
-	}()
-
+	if err != nil {
+		return nil, l.fail("connect", connectError(err))
+	}
 	if err := checkFerretSettings(ctx, conn); err != nil {
+		l.close()
 		return nil, fmt.Errorf("%s: %s", where, scrub(clean(err), dsn))
 	}
 	// Let PostgreSQL notice within about 25 s that this host is gone (it
@@ -242,33 +269,38 @@ func lockPostgreSQL(ctx context.Context, dsn string, cfg *pgx.ConnConfig, log *s
 	for _, q := range []string{"SET tcp_keepalives_idle = 10", "SET tcp_keepalives_interval = 5", "SET tcp_keepalives_count = 3"} {
 		_, _ = conn.Exec(ctx, q)
 	}
+	return l, nil
+}
 
-	deadline := time.Now().Add(pgLockWait)
-	for {
-		var got bool
-		if err := conn.QueryRow(ctx, "SELECT pg_try_advisory_lock($1, $2)", int32(pgLockKey1), int32(pgLockKey2)).Scan(&got); err != nil {
-			return nil, fail("take the lock of the database", err)
-		}
-		if got {
-			break
-		}
-		if !time.Now().Before(deadline) {
-			return nil, &sentinelError{
-				msg: fmt.Sprintf("%s is in use by another embedded database (%s); FerretDB keeps the list of collections in each process, so one `rocketjob db` at a time serves a PostgreSQL database",
-					where, l.holder(ctx)),
-				sentinel: ErrDatabaseInUse,
-			}
-		}
-		select {
-		case <-ctx.Done():
-			return nil, fail("take the lock of the database", ctx.Err())
-		case <-time.After(100 * time.Millisecond):
-		}
+// fail is the one-line error of a failed step on the lock's database.
+func (l *pgLock) fail(what string, err error) error {
+	return fmt.Errorf("%s: %s: %s", l.where, what, scrub(clean(err), l.dsn))
+}
+
+// tryLock takes the lock of the database if it is free.
+func (l *pgLock) tryLock(ctx context.Context) (bool, error) {
+	var got bool
+	if err := l.conn.QueryRow(ctx, "SELECT pg_try_advisory_lock($1, $2)", int32(pgLockKey1), int32(pgLockKey2)).Scan(&got); err != nil {
+		return false, l.fail("take the lock of the database", err)
 	}
+	return got, nil
+}
+
+// inUse is the error of a front end that found the lock held; more, when
+// not empty, says more about the holder.
+func (l *pgLock) inUse(ctx context.Context, more string) error {
+	return &sentinelError{
+		msg: fmt.Sprintf("%s is in use by another embedded database (%s); FerretDB keeps the list of collections in each process, so one `rocketjob db` at a time serves a PostgreSQL database%s",
+			l.where, l.holder(ctx), more),
+		sentinel: ErrDatabaseInUse,
+	}
+}
+
+// acquired does what a front end does once it holds the lock, before
+// FerretDB starts.
+func (l *pgLock) acquired(ctx context.Context, log *slog.Logger) {
 	l.waitLeftovers(ctx, log)
 	l.warnHidden(ctx, log)
-	ok = true
-	return l, nil
 }
 
 // warnHidden logs, at error level, the FerretDB databases of this
