@@ -30,6 +30,7 @@ func benchApp() *cli.App {
 			&cli.IntSliceFlag{Name: "servers", Usage: "with --simple: `S` servers, each in this process with its own client (connections); a list (1,2) runs rocketjob once per count", DefaultText: "1"},
 			&cli.BoolFlag{Name: "trace-calls", Usage: "with --simple: count and time every database call per job of each phase, through a proxy (adds latency to every run)"},
 			&cli.StringFlag{Name: "uri", Usage: "database server `URI` (default: a temporary embedded database)", EnvVars: []string{"ROCKETJOB_URI"}},
+			&cli.StringFlag{Name: "cpuprofile", Usage: "write a CPU profile of the rocketjob side to `FILE` (and of the baseline to FILE.baseline); with the embedded database it includes FerretDB and SQLite"},
 		},
 		Action: func(c *cli.Context) error {
 			if _, err := args(c, 0, 0, "no arguments"); err != nil {
@@ -39,7 +40,7 @@ func benchApp() *cli.App {
 				fmt.Fprintf(c.App.ErrWriter, format+"\n", a...)
 			}
 			if c.Bool("simple") {
-				for _, f := range []string{"slice-size", "no-sealed", "trace"} {
+				for _, f := range []string{"slice-size", "no-sealed", "trace", "cpuprofile"} {
 					if c.IsSet(f) {
 						return usagef("--%s is an option of the batch benchmark, not of --simple", f)
 					}
@@ -71,14 +72,15 @@ func benchApp() *cli.App {
 				}
 			}
 			rep, err := Run(c.Context, Config{
-				N:         c.Int("n"),
-				Workers:   c.Int("workers"),
-				SliceSize: c.Int("slice-size"),
-				URI:       c.String("uri"),
-				Sealed:    !c.Bool("no-sealed"),
-				Trace:     c.Bool("trace"),
-				RiverDSN:  c.String("river-dsn"),
-				Logf:      logf,
+				N:          c.Int("n"),
+				Workers:    c.Int("workers"),
+				SliceSize:  c.Int("slice-size"),
+				URI:        c.String("uri"),
+				Sealed:     !c.Bool("no-sealed"),
+				Trace:      c.Bool("trace"),
+				RiverDSN:   c.String("river-dsn"),
+				CPUProfile: c.String("cpuprofile"),
+				Logf:       logf,
 			})
 			if err != nil {
 				return err

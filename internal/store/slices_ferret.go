@@ -26,7 +26,141 @@ import (
 //   - a requeue (zombie, graceful stop, retry) inserts "<slice>:<attempt+1>"
 //     into the requeue collection, which makes that attempt claimable.
 type ferretSlices struct {
-	db *mongo.Database
+	db    *mongo.Database
+	known knownJobs // the finished slices this process knows of, by job
+}
+
+// maxKnownJobs bounds the jobs whose finished slices a process remembers
+// (see knownJobs); the least recently used is forgotten first.
+const maxKnownJobs = 64
+
+// knownJobs remembers, for each job this process finishes slices of, the
+// slices whose done markers it inserted itself (CompleteMany won them)
+// without failed records, with the sums their done markers hold.
+//
+// A done marker is never removed except by RetryFailed (which removes only
+// markers of slices with failed records, never remembered here) and by
+// Drop (which forgets the job). So a slice remembered here stays finished,
+// and when every one of a job's slices is remembered, the done collection
+// holds exactly these markers: AllDone, Progress and Totals then answer
+// from memory what they would read from the database. Reading it means
+// streaming the done and claims collections whole (FerretDB evaluates
+// every filter in Go): about 0.7 s each at 10,000 slices, between a job's
+// last slice and its completion. Anything less than complete knowledge (a
+// slice finished by another process, or before this one started, or with
+// failed records) reads the database as before. A job costs one bit a
+// slice.
+type knownJobs struct {
+	mu   sync.Mutex
+	jobs map[bson.ObjectID]*knownDone
+	tick uint64
+}
+
+// knownDone is one job's entry of knownJobs.
+type knownDone struct {
+	bits       []uint64 // slice num is finished when bit num-1 is set
+	n          int64    // bits set
+	processed  int64
+	totals     Totals
+	sliceCount int64 // the job's slice count, once a caller said it (0 before)
+	used       uint64
+}
+
+// entry returns job's entry, creating it (and forgetting the least
+// recently used job when there are too many) when create is set (mu held).
+func (k *knownJobs) entry(job bson.ObjectID, create bool) *knownDone {
+	k.tick++
+	if e := k.jobs[job]; e != nil {
+		e.used = k.tick
+		return e
+	}
+	if !create {
+		return nil
+	}
+	if k.jobs == nil {
+		k.jobs = map[bson.ObjectID]*knownDone{}
+	}
+	if len(k.jobs) >= maxKnownJobs {
+		var oldest bson.ObjectID
+		var at uint64 = ^uint64(0)
+		for id, e := range k.jobs {
+			if e.used < at {
+				oldest, at = id, e.used
+			}
+		}
+		delete(k.jobs, oldest)
+	}
+	e := &knownDone{used: k.tick}
+	k.jobs[job] = e
+	return e
+}
+
+// finished remembers slices of job that this process finished: their done
+// markers went in (won). Slices with failed records are not remembered.
+func (k *knownJobs) finished(job bson.ObjectID, done []Completion, won []bool) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	var e *knownDone
+	for i, d := range done {
+		if !won[i] || d.FailedCount > 0 || d.Num < 1 {
+			continue
+		}
+		if e == nil {
+			e = k.entry(job, true)
+		}
+		w, bit := (d.Num-1)/64, uint64(1)<<((d.Num-1)%64)
+		for int64(len(e.bits)) <= w {
+			e.bits = append(e.bits, 0)
+		}
+		if e.bits[w]&bit != 0 {
+			continue
+		}
+		e.bits[w] |= bit
+		e.n++
+		e.processed += int64(d.Count)
+		e.totals.add(d.Batch.counts(), statistics(d.Batch), dropped(d.Batch))
+	}
+}
+
+func statistics(b *BatchResult) map[string]int64 {
+	if b == nil {
+		return nil
+	}
+	return b.Statistics
+}
+
+func dropped(b *BatchResult) int64 {
+	if b == nil {
+		return 0
+	}
+	return b.Dropped
+}
+
+// all returns what this process knows of job's finished slices when that
+// is every one of its sliceCount slices (sliceCount 0: the count recorded
+// earlier): their record count and totals.
+func (k *knownJobs) all(job bson.ObjectID, sliceCount int64) (processed int64, t Totals, ok bool) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	e := k.entry(job, false)
+	if e == nil {
+		return 0, t, false
+	}
+	if sliceCount > 0 {
+		e.sliceCount = sliceCount
+	}
+	if e.sliceCount == 0 || e.n < e.sliceCount {
+		return 0, t, false
+	}
+	t.add(e.totals.Categories, e.totals.Statistics, e.totals.Dropped) // a copy
+	return e.processed, t, true
+}
+
+// forget drops what this process knows of job.
+func (k *knownJobs) forget(job bson.ObjectID) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	delete(k.jobs, job)
 }
 
 func (f *ferretSlices) coll(job bson.ObjectID, kind string) *mongo.Collection {
@@ -119,23 +253,18 @@ type jobState struct {
 }
 
 func (f *ferretSlices) loadState(ctx context.Context, job bson.ObjectID) (*jobState, error) {
-	st := &jobState{done: map[int64]doneDoc{}, claimed: map[int64]int{}, owner: map[int64]string{}, requeued: map[int64]int{}}
-	err := stream(ctx, f.coll(job, "done"), func(raw bson.Raw) error {
-		var d doneDoc
-		if err := bson.Unmarshal(raw, &d); err != nil {
-			return err
-		}
-		n, err := parseSliceID(d.ID)
-		if err != nil {
-			return err
-		}
-		st.done[n] = d
-		return nil
-	})
+	done, err := f.loadDone(ctx, job)
 	if err != nil {
 		return nil, err
 	}
-	err = stream(ctx, f.coll(job, "claims"), func(raw bson.Raw) error {
+	return f.loadClaims(ctx, job, done)
+}
+
+// loadClaims reads the claims and requeue collections into a state with
+// the finished slices done.
+func (f *ferretSlices) loadClaims(ctx context.Context, job bson.ObjectID, done map[int64]doneDoc) (*jobState, error) {
+	st := &jobState{done: done, claimed: map[int64]int{}, owner: map[int64]string{}, requeued: map[int64]int{}}
+	err := stream(ctx, f.coll(job, "claims"), func(raw bson.Raw) error {
 		var c struct {
 			ID     string `bson:"_id"`
 			Server string `bson:"server"`
@@ -159,6 +288,29 @@ func (f *ferretSlices) loadState(ctx context.Context, job bson.ObjectID) (*jobSt
 		return nil, err
 	}
 	return st, nil
+}
+
+// loadDone reads the done collection: the finished slices, by number. It
+// is the only part of a job's state that finished slices need (progress,
+// totals, downloads): the claims collection is as big and is not read.
+func (f *ferretSlices) loadDone(ctx context.Context, job bson.ObjectID) (map[int64]doneDoc, error) {
+	done := map[int64]doneDoc{}
+	err := stream(ctx, f.coll(job, "done"), func(raw bson.Raw) error {
+		var d doneDoc
+		if err := bson.Unmarshal(raw, &d); err != nil {
+			return err
+		}
+		n, err := parseSliceID(d.ID)
+		if err != nil {
+			return err
+		}
+		done[n] = d
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return done, nil
 }
 
 // loadRequeued reads the requeue collection: the highest attempt made
@@ -589,6 +741,7 @@ func (f *ferretSlices) CompleteMany(ctx context.Context, job bson.ObjectID, done
 			return nil, err
 		}
 	}
+	f.known.finished(job, done, won)
 	return won, nil
 }
 
@@ -680,6 +833,9 @@ func (f *ferretSlices) RetryFailed(ctx context.Context, job bson.ObjectID) (int,
 }
 
 func (f *ferretSlices) AllDone(ctx context.Context, job bson.ObjectID, sliceCount int64) (bool, error) {
+	if _, _, ok := f.known.all(job, sliceCount); ok {
+		return true, nil
+	}
 	var n int64
 	err := retry(ctx, func() error {
 		var err error
@@ -689,19 +845,31 @@ func (f *ferretSlices) AllDone(ctx context.Context, job bson.ObjectID, sliceCoun
 	return n >= sliceCount, err
 }
 
-func (f *ferretSlices) Progress(ctx context.Context, job bson.ObjectID, _, _ int64) (Progress, error) {
+// Progress reads the done markers, and the claims only while some slice is
+// not finished (a finished job has none running).
+func (f *ferretSlices) Progress(ctx context.Context, job bson.ObjectID, sliceCount, _ int64) (Progress, error) {
+	if processed, _, ok := f.known.all(job, sliceCount); ok {
+		return Progress{Done: sliceCount, Processed: processed}, nil
+	}
 	var p Progress
-	st, err := f.loadState(ctx, job)
+	done, err := f.loadDone(ctx, job)
 	if err != nil {
 		return p, err
 	}
-	for _, d := range st.done {
+	for _, d := range done {
 		p.Done++
 		p.Processed += d.Processed
 		p.FailedRecords += d.Failed
 		if d.Failed > 0 {
 			p.Failed++
 		}
+	}
+	if sliceCount > 0 && p.Done >= sliceCount {
+		return p, nil
+	}
+	st, err := f.loadClaims(ctx, job, done)
+	if err != nil {
+		return p, err
 	}
 	for num, a := range st.claimed {
 		if _, done := st.done[num]; !done && st.requeued[num] <= a {
@@ -714,12 +882,15 @@ func (f *ferretSlices) Progress(ctx context.Context, job bson.ObjectID, _, _ int
 // Totals sums the batch fields of the done documents: one per finished
 // slice, of the attempt that won.
 func (f *ferretSlices) Totals(ctx context.Context, job bson.ObjectID) (Totals, error) {
+	if _, t, ok := f.known.all(job, 0); ok {
+		return t, nil
+	}
 	var t Totals
-	st, err := f.loadState(ctx, job)
+	done, err := f.loadDone(ctx, job)
 	if err != nil {
 		return t, err
 	}
-	for _, d := range st.done {
+	for _, d := range done {
 		t.add(d.Categories, d.Statistics, d.Dropped)
 	}
 	return t, nil
@@ -737,12 +908,12 @@ func (f *ferretSlices) StreamFailed(ctx context.Context, job bson.ObjectID, fn f
 // only the attempt that finished each slice, and hands the slices to fn in
 // slice order through a bounded reorder buffer.
 func (f *ferretSlices) streamFinished(ctx context.Context, job bson.ObjectID, kind string, has func(doneDoc) bool, fn func(OutputSlice) error) error {
-	st, err := f.loadState(ctx, job)
+	finished, err := f.loadDone(ctx, job)
 	if err != nil {
 		return err
 	}
 	var expected []int64
-	for num, d := range st.done {
+	for num, d := range finished {
 		if has(d) {
 			expected = append(expected, num)
 		}
@@ -769,7 +940,7 @@ func (f *ferretSlices) streamFinished(ctx context.Context, job bson.ObjectID, ki
 		if err != nil {
 			return err
 		}
-		if done, ok := st.done[num]; !ok || done.Attempt != attempt {
+		if done, ok := finished[num]; !ok || done.Attempt != attempt {
 			continue // an attempt that lost, or a slice requeued for retry
 		}
 		if err := ro.add(OutputSlice{Num: num, Count: d.Count, Records: d.Records, Categories: d.Categories}); err != nil {
@@ -798,5 +969,6 @@ func (f *ferretSlices) DropInput(ctx context.Context, job bson.ObjectID) error {
 }
 
 func (f *ferretSlices) Drop(ctx context.Context, job bson.ObjectID) error {
+	f.known.forget(job)
 	return errors.Join(f.DropInput(ctx, job), dropAll(ctx, f.db, job, strings.TrimPrefix(sliceKinds, "input ")))
 }

@@ -1,0 +1,133 @@
+package store_test
+
+import (
+	"context"
+	"fmt"
+	"reflect"
+	"testing"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+
+	"github.com/rocketjob-go/rocketjob/internal/dbtest"
+	"github.com/rocketjob-go/rocketjob/internal/store"
+)
+
+// twoProcesses opens two stores on the same databases, as two processes
+// would: what one knows from memory the other reads from the database.
+func twoProcesses(t *testing.T) (a, b store.SliceStore) {
+	t.Helper()
+	jobs, work := dbtest.DBNames(t)
+	open := func() store.SliceStore {
+		s, err := store.Open(context.Background(), store.Config{URI: dbtest.URI(), DB: jobs, WorkDB: work})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = s.Close(context.Background()) })
+		return s.Slices()
+	}
+	return open(), open()
+}
+
+// finishedState is what AllDone, Progress and Totals say of a job.
+type finishedState struct {
+	All    bool
+	P      store.Progress
+	Totals store.Totals
+}
+
+func stateOf(t *testing.T, s store.SliceStore, job bson.ObjectID, slices int64) finishedState {
+	t.Helper()
+	ctx := context.Background()
+	var st finishedState
+	var err error
+	if st.All, err = s.AllDone(ctx, job, slices); err != nil {
+		t.Fatal(err)
+	}
+	if st.P, err = s.Progress(ctx, job, slices, slices*10); err != nil {
+		t.Fatal(err)
+	}
+	if st.Totals, err = s.Totals(ctx, job); err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
+// TestFinishedSlicesKnownInMemory: a process that finished every slice of a
+// job itself answers AllDone, Progress and Totals from memory (see
+// knownJobs); its answers must be those another process reads from the
+// database, through retries of failed slices and slices finished
+// elsewhere.
+func TestFinishedSlicesKnownInMemory(t *testing.T) {
+	if dbtest.OnMongoDB() {
+		t.Skip("the FerretDB strategy's memory of finished slices")
+	}
+	ctx := context.Background()
+	a, b := twoProcesses(t)
+	const n = 70 // more than one word of the bitmap
+	job := bson.NewObjectID()
+	finish := func(s store.SliceStore, c *store.Claimed, failed int) {
+		t.Helper()
+		r := store.Result{Output: fmt.Appendf(nil, "out-%d", c.Num), OutputCount: c.Count - failed,
+			Batch: &store.BatchResult{Statistics: map[string]int64{"rows": int64(c.Count)}, Dropped: 1,
+				Categories: []store.CategoryOutput{{Name: "even", Count: 2, Records: []byte("x")}}}}
+		if failed > 0 {
+			r.Failed, r.FailedCount = []byte("f"), failed
+		}
+		won, err := s.CompleteMany(ctx, job, []store.Completion{{Claimed: c, Result: r}})
+		if err != nil || !won[0] {
+			t.Fatalf("completing slice %d: %v %v", c.Num, won, err)
+		}
+	}
+	upload(t, a, job, n)
+	claims := claimAll(t, a.NewFeeder(job, "a", n))
+	if len(claims) != n {
+		t.Fatalf("claimed %d, want %d", len(claims), n)
+	}
+	check := func(when string, wantAll bool) {
+		t.Helper()
+		mem, db := stateOf(t, a, job, n), stateOf(t, b, job, n)
+		if !reflect.DeepEqual(mem, db) {
+			t.Fatalf("%s: the finishing process says %+v, another reads %+v", when, mem, db)
+		}
+		if mem.All != wantAll {
+			t.Fatalf("%s: all done %v, want %v", when, mem.All, wantAll)
+		}
+	}
+	for _, c := range claims[:n-1] {
+		failed := 0
+		if c.Num == 5 {
+			failed = 3
+		}
+		finish(a, c, failed)
+	}
+	check("one slice left", false)
+	finish(a, claims[n-1], 0)
+	check("one slice with failed records", true)
+
+	// The failed slice is retried and finished cleanly: now this process
+	// finished every slice itself.
+	if k, err := a.RetryFailed(ctx, job); err != nil || k != 1 {
+		t.Fatalf("retry: %d %v", k, err)
+	}
+	check("after the retry", false)
+	again := claimAll(t, a.NewFeeder(job, "a", n))
+	if len(again) != 1 || again[0].Num != 5 {
+		t.Fatalf("claimed %v after the retry", again)
+	}
+	finish(a, again[0], 0)
+	check("retried slice finished", true)
+	if p := stateOf(t, a, job, n).P; p.Done != n || p.Processed != n*10 || p.FailedRecords != 0 || p.Running != 0 {
+		t.Fatalf("progress: %+v", p)
+	}
+
+	// Another job: one slice is finished by the other process.
+	job = bson.NewObjectID()
+	upload(t, a, job, n)
+	claims = claimAll(t, a.NewFeeder(job, "a", n))
+	for _, c := range claims[1:] {
+		finish(a, c, 0)
+	}
+	check("one slice left on the other job", false)
+	finish(b, claims[0], 0)
+	check("one slice finished elsewhere", true)
+}
