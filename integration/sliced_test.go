@@ -123,10 +123,18 @@ func (c *cluster) download(id, name string, flags ...string) []byte {
 	return readFile(c.t, out)
 }
 
-// jobWait runs `rocketjob job wait ID` and returns its result.
+// jobWait runs `rocketjob job wait ID` and returns its result. When the
+// wait fails it logs the job as `job show --json` sees it then, and the
+// servers' views of their work, so that a job that never ends says where
+// it stopped.
 func (c *cluster) jobWait(id string) result {
 	c.t.Helper()
-	return c.cli("job", "wait", id, "--timeout", "2m")
+	r := c.cli("job", "wait", id, "--timeout", "2m")
+	if r.code != 0 {
+		c.t.Logf("the job when the wait failed:\n%s", c.cli("job", "show", "--json", id).stdout)
+		c.t.Logf("the servers then:\n%s", c.cli("servers", "--json").stdout)
+	}
+	return r
 }
 
 // Issue 4, test 7: files of every awkward shape go through copy and reverse
