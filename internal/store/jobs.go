@@ -41,9 +41,8 @@ func (s *Store) InsertJob(ctx context.Context, job *model.Job) error {
 		}
 		return err
 	})
-	if err == nil {
-		s.syncQueue(ctx, nil, job)
-		s.intended(ctx, intent)
+	if err == nil && s.syncQueue(ctx, nil, job) == nil {
+		s.intended(ctx, intent) // else left for RepairIntents
 	}
 	return err
 }
@@ -245,8 +244,9 @@ func (s *Store) apply(ctx context.Context, job *model.Job, to model.State, chang
 		// with exactly this update applied, and the transition did happen.
 		// Reporting a conflict would leave a run nobody works on.
 		if cur, err := s.GetJob(ctx, job.ID); err == nil && cur.Version == job.Version+1 {
-			s.syncQueue(ctx, job, cur)
-			s.intended(ctx, intent)
+			if s.syncQueue(ctx, job, cur) == nil && !takenBack(job, cur) {
+				s.intended(ctx, intent)
+			}
 			return cur, nil
 		}
 	}
@@ -263,9 +263,8 @@ func (s *Store) apply(ctx context.Context, job *model.Job, to model.State, chang
 	if ahead(job, moved) {
 		part = stateDrop // the new entry is written
 	}
-	s.syncQueuePart(ctx, job, moved, part)
-	if !takenBack(job, moved) {
-		s.intended(ctx, intent) // the run-queue copy is written
+	if s.syncQueuePart(ctx, job, moved, part) == nil && !takenBack(job, moved) {
+		s.intended(ctx, intent) // the run-queue copy is written; else left for RepairIntents
 	}
 	return moved, nil
 }
@@ -384,7 +383,7 @@ func (s *Store) DeleteJob(ctx context.Context, id bson.ObjectID) error {
 	if err != nil {
 		return fmt.Errorf("deleting job %s: %w", id.Hex(), err)
 	}
-	s.syncQueue(ctx, before, nil)
+	_ = s.syncQueue(ctx, before, nil) // nothing to put: the job is gone
 	if before == nil || before.Cron != "" {
 		s.dropCronSuccessor(ctx, id)
 	}

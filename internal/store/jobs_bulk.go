@@ -33,8 +33,9 @@ func (s *Store) InsertJobs(ctx context.Context, jobs []*model.Job) (int, error) 
 	go func() {
 		defer close(copied)
 		for batch := range copies {
-			s.queueNew(ctx, batch.copies)
-			s.intended(ctx, batch.intent)
+			if s.queueNew(ctx, batch.copies) == nil {
+				s.intended(ctx, batch.intent) // else left for RepairIntents
+			}
 		}
 	}()
 	defer func() {
@@ -86,9 +87,10 @@ type queued struct {
 
 // queueNew writes the run-queue copies of new jobs, one insertMany per
 // priority: syncQueue(ctx, nil, job) for each job, batched. A copy already
-// there (a retried insert) is kept; a failure is left to ReconcileQueue,
-// as syncQueue leaves it: the jobs themselves are written.
-func (s *Store) queueNew(ctx context.Context, copies []queued) {
+// there (a retried insert) is kept. It returns the first failure: the
+// caller then keeps the jobs' intent, for RepairIntents to write what is
+// missing (the jobs themselves are written).
+func (s *Store) queueNew(ctx context.Context, copies []queued) error {
 	byPriority := map[int][]any{}
 	var order []int
 	for _, c := range copies {
@@ -97,12 +99,16 @@ func (s *Store) queueNew(ctx context.Context, copies []queued) {
 		}
 		byPriority[c.priority] = append(byPriority[c.priority], c.doc)
 	}
+	var first error
 	for _, p := range order {
-		_, _, _ = insertMany(ctx, s.queue(p), byPriority[p])
+		if _, _, err := insertMany(ctx, s.queue(p), byPriority[p]); err != nil && first == nil {
+			first = err
+		}
 	}
 	if len(order) > 0 {
 		s.Wake(ctx)
 	}
+	return first
 }
 
 // MarkNewStateIndex marks the state index of listings built when the

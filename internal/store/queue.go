@@ -54,28 +54,33 @@ func runnable(j *model.Job) bool {
 }
 
 // syncQueue brings the run queue in line with a job write: before is the job
-// as it was (nil for a new job), after as it is now (nil once deleted). A
-// failure is left to ReconcileQueue: the job write itself succeeded.
-func (s *Store) syncQueue(ctx context.Context, before, after *model.Job) {
-	s.syncQueuePart(ctx, before, after, statePut|stateDrop)
+// as it was (nil for a new job), after as it is now (nil once deleted). It
+// returns the error of writing a runnable job's copy: the caller then keeps
+// the job's queue intent, for RepairIntents to write the copy (a missing
+// copy hides the job from every selection). Other failures are left to
+// ReconcileQueue: the job write itself succeeded.
+func (s *Store) syncQueue(ctx context.Context, before, after *model.Job) error {
+	return s.syncQueuePart(ctx, before, after, statePut|stateDrop)
 }
 
 // syncQueuePart is syncQueue making only part of the state index change
 // (statePut, stateDrop, or both: see syncStatesPart).
-func (s *Store) syncQueuePart(ctx context.Context, before, after *model.Job, statePart int) {
+func (s *Store) syncQueuePart(ctx context.Context, before, after *model.Job, statePart int) error {
 	if !s.claims {
-		return
+		return nil
 	}
 	s.syncStatesPart(ctx, before, after, statePart) // the state index of listings (liststate.go)
+	var putErr error
 	if runnable(after) {
-		if wrote, _ := s.putQueued(ctx, after); wrote && !runnable(before) {
+		var wrote bool
+		if wrote, putErr = s.putQueued(ctx, after); wrote && !runnable(before) {
 			s.Wake(ctx) // a job became runnable: idle servers look now
 		}
 	}
 	if runnable(before) && (!runnable(after) || before.Priority != after.Priority) {
 		if started(before, after) {
 			s.dropStarted(ctx, before)
-			return
+			return putErr
 		}
 		version := before.Version
 		if after != nil {
@@ -83,6 +88,7 @@ func (s *Store) syncQueuePart(ctx context.Context, before, after *model.Job, sta
 		}
 		_, _ = s.dropQueued(ctx, before.Priority, before.ID, version)
 	}
+	return putErr
 }
 
 // started reports whether a job write was the start of a simple job's run:
