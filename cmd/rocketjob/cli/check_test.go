@@ -48,12 +48,20 @@ func TestCheckHealthyEmbedded(t *testing.T) {
 		t.Fatalf("check on a healthy embedded database: exit %d, stderr %q, findings %v", r.code, r.stderr, m)
 	}
 	has(t, m, "database", checkOK, "on FerretDB")
-	has(t, m, "replication", checkWarn, "no replication")
 	has(t, m, "claim strategy", checkOK, "insert")
 	has(t, m, "indexes", checkOK, "present")
 	has(t, m, "clock", checkOK, "agree")
 	has(t, m, "keys", checkOK, "no live encrypted job needs one")
-	has(t, m, "disk", checkOK, "data folder "+dbtest.Dir(t))
+	if dbtest.PostgreSQL() != "" {
+		// The test database is FerretDB over PostgreSQL
+		// ($ROCKETJOB_TEST_POSTGRESQL): PostgreSQL replicates and holds
+		// the disk.
+		has(t, m, "replication", checkOK, "PostgreSQL's")
+		has(t, m, "disk", checkOK, "FerretDB on PostgreSQL")
+	} else {
+		has(t, m, "replication", checkWarn, "no replication")
+		has(t, m, "disk", checkOK, "data folder "+dbtest.Dir(t))
+	}
 
 	// The text form: one line per finding, status first.
 	r = mustRun(t, append(g, "check")...)
