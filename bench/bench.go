@@ -365,16 +365,17 @@ func (b *bencher) phase(s *Side, name string, d *time.Duration, fn func() error)
 	if b.tr != nil {
 		b.tr.take() // calls between phases (connecting, stopping the server) are not timed
 	}
-	start := time.Now()
+	start, cpu := time.Now(), cpuTime()
 	err := fn()
 	*d = time.Since(start)
+	cpu = cpuTime() - cpu
 	if b.tr != nil {
 		s.Calls[name] = b.tr.take()
 	}
 	if err != nil {
 		return fmt.Errorf("%s: %w", name, err)
 	}
-	b.cfg.Logf("bench: %s %s: %s", s.Name, name, d.Round(time.Millisecond))
+	b.cfg.Logf("bench: %s %s: %s (CPU %s, database included)", s.Name, name, d.Round(time.Millisecond), cpu.Round(time.Millisecond))
 	return nil
 }
 

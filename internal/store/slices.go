@@ -236,9 +236,10 @@ const sliceKinds = "input claims requeue done output failed"
 // write-ahead log cannot start over, so one cursor open through a whole
 // job's input let the log grow with everything the servers wrote during the
 // pass (123 MB for a 50 MB, 1M-line file; gigabytes for the files batch
-// users send). A feeder holds at most one chunk of slices in memory (about
-// 2.5 MB at 100 records of 50 bytes a slice). The MongoDB strategy keeps
-// one input collection.
+// users send). A feeder holds at most two chunks of slices in memory, the
+// one it hands out and the next, read ahead (about 2.5 MB each at 100
+// records of 50 bytes a slice). The MongoDB strategy keeps one input
+// collection.
 const inputChunk = 512
 
 // chunkOf returns the input chunk (1-based) that holds slice num.

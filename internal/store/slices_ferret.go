@@ -362,7 +362,9 @@ func (f *ferretSlices) NewFeeder(job bson.ObjectID, server string, sliceCount in
 // slices it passes. A pass starts with a snapshot of the small collections
 // (done, claims, requeue); it reads only the input chunks that hold a
 // claimable slice, one cursor at a time (see inputChunk), and when the
-// snapshot shows nothing claimable the input is not read at all.
+// snapshot shows nothing claimable the input is not read at all. While the
+// workers process, it reads the next chunk ahead (readAhead) and claims the
+// next block ahead (claimAheadAt), so that neither holds them up.
 type ferretFeeder struct {
 	f          *ferretSlices
 	job        bson.ObjectID
@@ -379,6 +381,10 @@ type ferretFeeder struct {
 	found       int        // candidates seen in the current pass
 	pending     []*Claimed // claimed, not yet handed out
 	noWorkUntil time.Time
+	ahead       *chunkAhead   // the next chunk of the pass, being read ahead
+	claiming    chan struct{} // closed when the claim made ahead (claimAhead) is in
+	aheadErr    error         // the claim made ahead failed
+	aheadWG     sync.WaitGroup
 }
 
 func (ff *ferretFeeder) Next(ctx context.Context) (*Claimed, error) {
@@ -388,7 +394,20 @@ func (ff *ferretFeeder) Next(ctx context.Context) (*Claimed, error) {
 		if len(ff.pending) > 0 {
 			c := ff.pending[0]
 			ff.pending = ff.pending[1:]
+			ff.claimAhead(ctx)
 			return c, nil
+		}
+		if err := ff.waitClaiming(ctx); err != nil {
+			return nil, err
+		}
+		if len(ff.pending) > 0 {
+			continue // the claims made ahead
+		}
+		if err := ff.aheadErr; err != nil {
+			ff.aheadErr = nil
+			ff.endPass()
+			ff.st = nil
+			return nil, err
 		}
 		if !ff.reading {
 			if time.Now().Before(ff.noWorkUntil) {
@@ -477,16 +496,29 @@ func (ff *ferretFeeder) startPass(ctx context.Context) (bool, error) {
 
 // nextChunk reads the claimable slices of the next input chunk of the pass
 // into buf, with a cursor it closes at once, or reports that the pass has
-// no chunk left.
+// no chunk left. The chunk after it is then read ahead (see readAhead).
 func (ff *ferretFeeder) nextChunk(ctx context.Context) (bool, error) {
 	if len(ff.chunks) == 0 {
 		ff.reading = false
 		return false, nil
 	}
 	chunk := ff.chunks[0]
-	coll := ff.f.coll(ff.job, inputKind(chunk))
 	ff.chunks = ff.chunks[1:]
 	ff.buf = ff.buf[:0]
+	if docs, ok, err := ff.takeAhead(ctx, chunk); err != nil {
+		return false, err
+	} else if ok {
+		for _, in := range docs {
+			if num, _ := parseSliceID(in.ID); ff.st.claimable(num) {
+				ff.buf = append(ff.buf, in)
+			}
+		}
+		ff.found += len(ff.buf)
+		ff.reading = true
+		ff.readAhead()
+		return true, nil
+	}
+	coll := ff.f.coll(ff.job, inputKind(chunk))
 	err := retry(ctx, func() error {
 		ff.buf = ff.buf[:0]
 		cur, err := coll.Find(ctx, bson.D{}, options.Find().SetBatchSize(inputBatch))
@@ -524,7 +556,90 @@ func (ff *ferretFeeder) nextChunk(ctx context.Context) (bool, error) {
 	}
 	ff.found += len(ff.buf) // counted once the read succeeded (a retry reads again)
 	ff.reading = true
+	ff.readAhead()
 	return true, nil
+}
+
+// chunkAhead is an input chunk being read ahead.
+type chunkAhead struct {
+	chunk  int
+	done   chan struct{} // closed when docs and ok are set
+	docs   []inputDoc
+	ok     bool // the read succeeded and the chunk holds its own slices only
+	cancel context.CancelFunc
+}
+
+// readAhead starts reading the next chunk of the pass in the background,
+// so that the workers need not wait for it when the chunk in hand runs out:
+// reading a chunk takes about as long as processing a few hundred slices
+// on FerretDB, and every worker of the feeder waited for it (about a third
+// of the processing time of a 1M-line job). The read closes its cursor at
+// once, as nextChunk's does; it holds every slice of the chunk, so a
+// feeder holds at most two chunks in memory. Only chunks after the first
+// are read ahead, and not in a job uploaded before the input was chunked
+// (whole): such a collection is not bounded by inputChunk. What the read
+// brings is filtered when it is taken (takeAhead), against the state of
+// that moment; a failed read is simply read again then.
+func (ff *ferretFeeder) readAhead() {
+	if ff.ahead != nil || ff.whole || len(ff.chunks) == 0 || ff.chunks[0] < 2 {
+		return
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	a := &chunkAhead{chunk: ff.chunks[0], done: make(chan struct{}), cancel: cancel}
+	ff.ahead = a
+	coll := ff.f.coll(ff.job, inputKind(a.chunk))
+	ff.aheadWG.Go(func() {
+		defer close(a.done)
+		defer cancel()
+		cur, err := coll.Find(ctx, bson.D{}, options.Find().SetBatchSize(inputBatch).SetLimit(inputChunk+1))
+		if err != nil {
+			return
+		}
+		defer cur.Close(ctx)
+		docs := make([]inputDoc, 0, inputChunk)
+		for cur.Next(ctx) {
+			var in inputDoc
+			if cur.Decode(&in) != nil {
+				return
+			}
+			num, err := parseSliceID(in.ID)
+			if err != nil || chunkOf(num) != a.chunk || len(docs) == inputChunk {
+				return // not a chunk of its own: nextChunk reads it as it can
+			}
+			docs = append(docs, in)
+		}
+		a.docs, a.ok = docs, cur.Err() == nil
+	})
+}
+
+// takeAhead returns the slices of chunk when they were read ahead, waiting
+// for the read to end; ok is false when they were not (or the read
+// failed). Anything else read ahead is dropped.
+func (ff *ferretFeeder) takeAhead(ctx context.Context, chunk int) (docs []inputDoc, ok bool, err error) {
+	a := ff.ahead
+	if a == nil {
+		return nil, false, nil
+	}
+	ff.ahead = nil
+	if a.chunk != chunk {
+		a.cancel()
+		return nil, false, nil
+	}
+	select {
+	case <-a.done:
+		return a.docs, a.ok, nil
+	case <-ctx.Done():
+		a.cancel()
+		return nil, false, ctx.Err()
+	}
+}
+
+// dropAhead cancels a read ahead.
+func (ff *ferretFeeder) dropAhead() {
+	if ff.ahead != nil {
+		ff.ahead.cancel()
+		ff.ahead = nil
+	}
 }
 
 // claimable reports whether slice num may be claimed now: not finished, and
@@ -559,61 +674,134 @@ func (ff *ferretFeeder) readBlock(ctx context.Context) (block []inputDoc, ended 
 // the slices whose claim went in become pending, the others belong to
 // another server.
 func (ff *ferretFeeder) claim(ctx context.Context, block []inputDoc) error {
-	docs := make([]any, len(block))
-	attempts := make([]int, len(block))
-	nums := make([]int64, len(block))
-	now, token := time.Now(), bson.NewObjectID()
+	req := ff.prepareClaim(block)
+	mine, err := ff.insertClaims(ctx, req)
+	ff.applyClaim(req, mine)
+	return err
+}
+
+// claimReq is a block of claims on its way to the claims collection.
+type claimReq struct {
+	block    []inputDoc
+	docs     []any
+	attempts []int
+	nums     []int64
+	token    bson.ObjectID // marks the claims of this request
+}
+
+// prepareClaim builds the claims of a block (ff.mu held).
+func (ff *ferretFeeder) prepareClaim(block []inputDoc) *claimReq {
+	r := &claimReq{block: block, docs: make([]any, len(block)), attempts: make([]int, len(block)),
+		nums: make([]int64, len(block)), token: bson.NewObjectID()}
+	now := time.Now()
 	for i, in := range block {
-		nums[i], _ = parseSliceID(in.ID)
-		attempts[i] = max(1, ff.st.requeued[nums[i]])
-		docs[i] = bson.D{{Key: "_id", Value: attemptID(nums[i], attempts[i])}, {Key: "server", Value: ff.server},
-			{Key: "at", Value: now}, {Key: "token", Value: token}}
+		r.nums[i], _ = parseSliceID(in.ID)
+		r.attempts[i] = max(1, ff.st.requeued[r.nums[i]])
+		r.docs[i] = bson.D{{Key: "_id", Value: attemptID(r.nums[i], r.attempts[i])}, {Key: "server", Value: ff.server},
+			{Key: "at", Value: now}, {Key: "token", Value: r.token}}
 	}
-	lost, retried, err := insertMany(ctx, ff.f.coll(ff.job, "claims"), docs)
+	return r
+}
+
+// insertClaims inserts a block's claims and reports which are this
+// feeder's. It needs no lock: it touches only the request.
+func (ff *ferretFeeder) insertClaims(ctx context.Context, r *claimReq) (mine []bool, err error) {
+	ours := func(_ int, raw bson.Raw) bool {
+		t, ok := raw.Lookup("token").ObjectIDOK()
+		return ok && t == r.token
+	}
+	lost, retried, err := insertMany(ctx, ff.f.coll(ff.job, "claims"), r.docs)
+	mine = make([]bool, len(r.docs))
 	if err != nil {
 		// Some claims may have gone in before the error (a full disk): they
 		// carry our token and nobody else would give them back, so they are
 		// handed out like any other.
-		all := make([]bool, len(docs))
+		all := make([]bool, len(r.docs))
 		for i := range all {
 			all[i] = true
 		}
-		mine := make([]bool, len(docs))
-		if rerr := ff.f.resolveDups(ctx, ff.job, "claims", docs, all, func(_ int, raw bson.Raw) bool {
-			t, ok := raw.Lookup("token").ObjectIDOK()
-			return ok && t == token
-		}, mine); rerr != nil {
-			return fmt.Errorf("claiming slices: %w (and reading back the claims made: %v)", err, rerr)
+		if rerr := ff.f.resolveDups(ctx, ff.job, "claims", r.docs, all, ours, mine); rerr != nil {
+			return mine, fmt.Errorf("claiming slices: %w (and reading back the claims made: %v)", err, rerr)
 		}
-		for i, in := range block {
-			if mine[i] {
-				ff.st.claimed[nums[i]] = attempts[i]
-				ff.pending = append(ff.pending, &Claimed{InputSlice: InputSlice{Num: nums[i], First: in.First, Count: in.Count, Records: in.Records}, Attempt: attempts[i]})
-			}
-		}
-		return fmt.Errorf("claiming slices: %w", err)
+		return mine, fmt.Errorf("claiming slices: %w", err)
 	}
 	if retried {
 		// A claim that came back as a duplicate may be our own, written
 		// before a transient error: a claim is ours if it carries our token.
-		mine := make([]bool, len(docs))
-		err := ff.f.resolveDups(ctx, ff.job, "claims", docs, lost, func(_ int, raw bson.Raw) bool {
-			t, ok := raw.Lookup("token").ObjectIDOK()
-			return ok && t == token
-		}, mine)
-		if err != nil {
-			return fmt.Errorf("claiming slices: %w", err)
-		}
-		for i := range lost {
-			lost[i] = lost[i] && !mine[i]
+		if err := ff.f.resolveDups(ctx, ff.job, "claims", r.docs, lost, ours, mine); err != nil {
+			return make([]bool, len(r.docs)), fmt.Errorf("claiming slices: %w", err)
 		}
 	}
-	for i, in := range block {
-		ff.st.claimed[nums[i]] = attempts[i]
-		if lost[i] {
-			continue
+	for i := range lost {
+		mine[i] = mine[i] || !lost[i]
+	}
+	return mine, nil
+}
+
+// applyClaim makes a block's claims that are this feeder's pending, and
+// notes every slice of the block as claimed (ff.mu held).
+func (ff *ferretFeeder) applyClaim(r *claimReq, mine []bool) {
+	for i, in := range r.block {
+		ff.st.claimed[r.nums[i]] = max(ff.st.claimed[r.nums[i]], r.attempts[i])
+		if mine[i] {
+			ff.pending = append(ff.pending, &Claimed{InputSlice: InputSlice{Num: r.nums[i], First: in.First, Count: in.Count, Records: in.Records}, Attempt: r.attempts[i]})
 		}
-		ff.pending = append(ff.pending, &Claimed{InputSlice: InputSlice{Num: nums[i], First: in.First, Count: in.Count, Records: in.Records}, Attempt: attempts[i]})
+	}
+}
+
+// claimAheadAt is how few pending slices make Next claim the next block in
+// the background (ff.mu held). A claim is a write, and on FerretDB writes
+// queue for one lock behind the outputs being written: made when the
+// pending slices ran out, it held up every worker of the feeder (a
+// thousandth of a second at best, tens under load, once every claimBlock
+// slices). Claimed ahead, it is made while the workers process the last
+// pending slices. So a feeder holds at most claimBlock+claimAheadAt slices
+// claimed and not handed out (claimAheadAt more than before); a server
+// killed meanwhile leaves them to be requeued and run again (Perform is
+// at-least-once; output stays exactly-once).
+//
+// Only the chunk in hand is claimed from in the background: anything else
+// (reading the next chunk, ending or starting a pass) waits for the claim
+// in flight and is done by Next itself, as before.
+const claimAheadAt = 4
+
+func (ff *ferretFeeder) claimAhead(ctx context.Context) {
+	if len(ff.pending) > claimAheadAt || ff.claiming != nil || ff.aheadErr != nil || !ff.reading || len(ff.buf) == 0 || ff.st == nil {
+		return
+	}
+	n := min(claimBlock, len(ff.buf))
+	req := ff.prepareClaim(slices.Clone(ff.buf[:n]))
+	ff.buf = ff.buf[n:]
+	done := make(chan struct{})
+	ff.claiming = done
+	ctx = context.WithoutCancel(ctx)
+	ff.aheadWG.Go(func() {
+		mine, err := ff.insertClaims(ctx, req)
+		ff.mu.Lock()
+		defer ff.mu.Unlock()
+		ff.applyClaim(req, mine)
+		if err != nil {
+			ff.aheadErr = err // Next ends the pass and reports it
+		}
+		ff.claiming = nil
+		close(done)
+	})
+}
+
+// waitClaiming waits (ff.mu held, released meanwhile) until no claim made
+// ahead is in flight.
+func (ff *ferretFeeder) waitClaiming(ctx context.Context) error {
+	for ff.claiming != nil {
+		ch := ff.claiming
+		ff.mu.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+		}
+		ff.mu.Lock()
+		if err := ctx.Err(); err != nil {
+			return err
+		}
 	}
 	return nil
 }
@@ -650,11 +838,13 @@ func insertMany(ctx context.Context, coll *mongo.Collection, docs []any) (dup []
 func (ff *ferretFeeder) endPass() {
 	ff.reading, ff.partial = false, false
 	ff.chunks, ff.buf = ff.chunks[:0], nil
+	ff.dropAhead()
 }
 
 func (ff *ferretFeeder) Release(ctx context.Context) error {
 	ff.mu.Lock()
 	defer ff.mu.Unlock()
+	_ = ff.waitClaiming(context.WithoutCancel(ctx)) // its claims are given back too
 	var errs []error
 	var kept []*Claimed
 	for _, c := range ff.pending {
@@ -671,8 +861,9 @@ func (ff *ferretFeeder) Release(ctx context.Context) error {
 func (ff *ferretFeeder) Close(ctx context.Context) error {
 	err := ff.Release(ctx)
 	ff.mu.Lock()
-	defer ff.mu.Unlock()
 	ff.endPass()
+	ff.mu.Unlock()
+	ff.aheadWG.Wait() // a read ahead ends at once when cancelled
 	return err
 }
 

@@ -2,8 +2,11 @@ package store_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"reflect"
+	"sync"
+	"sync/atomic"
 	"testing"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -130,4 +133,86 @@ func TestFinishedSlicesKnownInMemory(t *testing.T) {
 	check("one slice left on the other job", false)
 	finish(b, claims[0], 0)
 	check("one slice finished elsewhere", true)
+}
+
+// TestFeederReadsAndClaimsAhead: feeders shared by several workers, on two
+// servers, over a job of several input chunks (read ahead) with claims made
+// ahead while the workers process; one server gives its claimed-ahead
+// slices back halfway. Every slice must be finished exactly once, and
+// nothing may stay claimed.
+func TestFeederReadsAndClaimsAhead(t *testing.T) {
+	ctx := context.Background()
+	a, b := twoProcesses(t)
+	const n, workers = 1300, 3 // three input chunks on FerretDB
+	job := bson.NewObjectID()
+	upload(t, a, job, n)
+	var mu sync.Mutex
+	won := map[int64]int{}
+	var wg sync.WaitGroup
+	for i, s := range []store.SliceStore{a, b} {
+		f := s.NewFeeder(job, fmt.Sprintf("server-%d", i), n)
+		var handed atomic.Int64
+		for range workers {
+			wg.Go(func() {
+				for {
+					c, err := f.Next(ctx)
+					if errors.Is(err, store.ErrNoWork) {
+						return
+					}
+					if err != nil {
+						t.Error(err)
+						return
+					}
+					if handed.Add(1) == n/4 && i == 1 {
+						if err := f.Release(ctx); err != nil { // leaves the job and comes back
+							t.Error(err)
+						}
+					}
+					ok, err := s.Complete(ctx, job, c, store.Result{Output: []byte("x"), OutputCount: c.Count})
+					if err != nil {
+						t.Error(err)
+						return
+					}
+					if ok {
+						mu.Lock()
+						won[c.Num]++
+						mu.Unlock()
+					}
+				}
+			})
+		}
+		defer func() {
+			if err := f.Close(ctx); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	// A slice given back is claimed again by the next pass of either feeder.
+	for _, s := range []store.SliceStore{a, b} {
+		f := s.NewFeeder(job, "late", n)
+		for _, c := range claimAll(t, f) {
+			if ok, err := s.Complete(ctx, job, c, store.Result{Output: []byte("x"), OutputCount: c.Count}); err != nil {
+				t.Fatal(err)
+			} else if ok {
+				won[c.Num]++
+			}
+		}
+		_ = f.Close(ctx)
+	}
+	if len(won) != n {
+		t.Fatalf("%d slices finished, want %d", len(won), n)
+	}
+	for num, k := range won {
+		if k != 1 {
+			t.Fatalf("slice %d finished %d times", num, k)
+		}
+	}
+	p, err := b.Progress(ctx, job, n, n*10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Done != n || p.Running != 0 || p.Processed != n*10 {
+		t.Fatalf("progress: %+v", p)
+	}
 }
