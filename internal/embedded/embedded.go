@@ -550,7 +550,10 @@ func (e *sentinelError) Unwrap() []error {
 }
 
 // warnOnly passes only records of level Warn and above to the wrapped
-// handler.
+// handler, less PostgreSQL's reports of unique violations: rocketjob's
+// claims are inserts that are meant to collide (one wins, the others get a
+// duplicate-key answer), and FerretDB's query tracing logs each collision
+// as an error.
 type warnOnly struct{ h slog.Handler }
 
 func (w warnOnly) Enabled(ctx context.Context, l slog.Level) bool {
@@ -558,10 +561,21 @@ func (w warnOnly) Enabled(ctx context.Context, l slog.Level) bool {
 }
 
 func (w warnOnly) Handle(ctx context.Context, r slog.Record) error {
-	if r.Level < slog.LevelWarn {
+	if r.Level < slog.LevelWarn || uniqueViolation(r) {
 		return nil
 	}
 	return w.h.Handle(ctx, r)
+}
+
+// uniqueViolation reports whether a log record is about a PostgreSQL
+// unique violation (SQLSTATE 23505), as pgx's tracing writes it.
+func uniqueViolation(r slog.Record) bool {
+	found := false
+	r.Attrs(func(a slog.Attr) bool {
+		found = strings.Contains(a.Value.String(), "SQLSTATE 23505")
+		return !found
+	})
+	return found
 }
 
 func (w warnOnly) WithAttrs(attrs []slog.Attr) slog.Handler {
