@@ -251,3 +251,50 @@ func TestRequeueSurvivesALateStartDrop(t *testing.T) {
 		t.Fatal("the requeued job is not offered after the repair")
 	}
 }
+
+// TestSettleNeverUndoesLaterTransitions: settling an update of a batch that
+// matched short (writeUpdates) applies it when its job is still at its
+// version, reports it applied without writing it again when the job went
+// past that version (a second write by _id alone would undo the later
+// transitions), and reports no match for a job that is gone.
+func TestSettleNeverUndoesLaterTransitions(t *testing.T) {
+	dbtest.RequireFerretDB(t)
+	ctx := context.Background()
+	s := openInternal(t)
+	job, pending, gone := queuedSimple(50), queuedSimple(50), queuedSimple(50)
+	for _, j := range []*model.Job{job, pending, gone} {
+		if err := s.InsertJob(ctx, j); err != nil {
+			t.Fatal(err)
+		}
+	}
+	update := func(j *model.Job, to model.State) jobUpdate {
+		return jobUpdate{id: j.ID, version: j.Version, claimedAt: time.Now(),
+			update: bson.D{{Key: "$set", Value: bson.D{{Key: "state", Value: to}, {Key: "version", Value: j.Version + 1}}}}}
+	}
+	started := update(job, model.StateRunning)
+	running, err := s.Transition(ctx, job, model.StateRunning, Change{}, "a") // the batch applied it
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Transition(ctx, running, model.StateCompleted, Change{}, "a"); err != nil { // and the job went on
+		t.Fatal(err)
+	}
+	if r := s.settle(ctx, started); r.err != nil || r.matched != 1 {
+		t.Errorf("an update applied before: matched %d (%v), want 1", r.matched, r.err)
+	}
+	if got, err := s.GetJob(ctx, job.ID); err != nil || got.State != model.StateCompleted || got.Version != 2 {
+		t.Fatalf("after settling an applied update the job is %+v (%v), want completed at version 2", got, err)
+	}
+	if r := s.settle(ctx, update(pending, model.StateRunning)); r.err != nil || r.matched != 1 {
+		t.Errorf("an update not applied yet: matched %d (%v), want 1", r.matched, r.err)
+	}
+	if got, err := s.GetJob(ctx, pending.ID); err != nil || got.State != model.StateRunning || got.Version != 1 {
+		t.Errorf("the pending update: job %+v (%v), want running at version 1", got, err)
+	}
+	if err := s.DeleteJob(ctx, gone.ID); err != nil {
+		t.Fatal(err)
+	}
+	if r := s.settle(ctx, update(gone, model.StateRunning)); r.err != nil || r.matched != 0 {
+		t.Errorf("an update of a deleted job: matched %d (%v), want 0", r.matched, r.err)
+	}
+}

@@ -173,47 +173,67 @@ func (s *Store) writeClaims(ctx context.Context, claims []bson.D) []error {
 	return out
 }
 
-// writeUpdates applies job updates: one update command for the batch; when
-// it matched fewer jobs than it has statements, each update again alone
-// (they set fields to values: applying one twice changes nothing) to learn
-// which did not match.
+// writeUpdates applies job updates: one update command for the batch (a
+// single update for a batch of one). When that fails or matches fewer jobs
+// than it has statements, each update is settled alone (settle): never
+// written again by _id alone, which could undo transitions made since.
 func (s *Store) writeUpdates(ctx context.Context, ups []jobUpdate) []updateResult {
 	out := make([]updateResult, len(ups))
-	one := func(i int) {
-		out[i].err = retry(ctx, func() error {
-			res, err := s.jobs().UpdateOne(ctx, ups[i].filter(), ups[i].update)
-			if err == nil {
-				out[i].matched = res.MatchedCount
-			}
-			return err
-		})
+	models := make([]mongo.WriteModel, len(ups))
+	for i, u := range ups {
+		models[i] = mongo.NewUpdateOneModel().SetFilter(u.filter()).SetUpdate(u.update)
 	}
-	if len(ups) == 1 {
-		one(0)
-		return out
-	}
-	var matched int64
-	err := retry(ctx, func() error {
-		models := make([]mongo.WriteModel, len(ups))
-		for i, u := range ups {
-			models[i] = mongo.NewUpdateOneModel().SetFilter(u.filter()).SetUpdate(u.update)
-		}
-		res, err := s.jobs().BulkWrite(ctx, models, options.BulkWrite().SetOrdered(false))
-		if err == nil {
-			matched = res.MatchedCount
-		}
-		return err
-	})
-	if err == nil && matched == int64(len(ups)) {
+	res, err := s.jobs().BulkWrite(ctx, models, options.BulkWrite().SetOrdered(false))
+	if err == nil && res.MatchedCount == int64(len(ups)) {
 		for i := range out {
 			out[i].matched = 1
 		}
 		return out
 	}
 	for i := range ups {
-		one(i)
+		out[i] = s.settle(ctx, ups[i])
 	}
 	return out
+}
+
+// settle applies one update of a batch that failed or matched fewer jobs
+// than it had statements, unless the batch (or the roll-forward of its
+// claim, which applies the same update) applied it already. It must not apply it again
+// by _id alone: other transitions may have followed it since, and writing
+// it again would undo them (a job sent back to a step its server had
+// left, which nobody would then move). So the update is conditioned on the
+// version it moves the job from; when that does not match, the job is past
+// that version (only the claim's holder, or its roll-forward, moves a job
+// from it: the update was applied, matched 1) or gone (matched 0).
+func (s *Store) settle(ctx context.Context, u jobUpdate) updateResult {
+	var r updateResult
+	r.err = retry(ctx, func() error {
+		res, err := s.jobs().UpdateOne(ctx, bson.D{{Key: "_id", Value: u.id}, {Key: "version", Value: u.version}}, u.update)
+		if err != nil {
+			return err
+		}
+		if res.MatchedCount > 0 {
+			r.matched = 1
+			return nil
+		}
+		var cur struct {
+			Version int64 `bson:"version"`
+		}
+		err = s.jobs().FindOne(ctx, bson.D{{Key: "_id", Value: u.id}}).Decode(&cur)
+		switch {
+		case errors.Is(err, mongo.ErrNoDocuments):
+			r.matched = 0
+			return nil
+		case err != nil:
+			return err
+		}
+		r.matched = 0
+		if cur.Version > u.version {
+			r.matched = 1
+		}
+		return nil
+	})
+	return r
 }
 
 // writeDrops removes run-queue copies by _id, one delete command per
