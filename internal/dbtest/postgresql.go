@@ -30,7 +30,7 @@ import (
 const PostgreSQLEnv = "ROCKETJOB_TEST_POSTGRESQL"
 
 // PostgreSQLLaterEnv, set by .ci/run, says that this run of the tests is
-// without PostgreSQL on purpose because a later step of CI runs the
+// without PostgreSQL on purpose because another step of CI runs the
 // PostgreSQL tests: RequirePostgreSQL skips instead of failing under CI=true.
 const PostgreSQLLaterEnv = "ROCKETJOB_TEST_POSTGRESQL_LATER"
 
@@ -40,7 +40,7 @@ func PostgreSQL() string { return os.Getenv(PostgreSQLEnv) }
 // RequirePostgreSQL returns the URL in $ROCKETJOB_TEST_POSTGRESQL. Without
 // it the test is skipped, with one line saying so; but under CI=true it
 // fails (a CI that was meant to run it must not skip it silently), unless
-// $ROCKETJOB_TEST_POSTGRESQL_LATER says a later CI step runs it.
+// $ROCKETJOB_TEST_POSTGRESQL_LATER says another CI step runs it.
 func RequirePostgreSQL(t testing.TB) string {
 	t.Helper()
 	if dsn := PostgreSQL(); dsn != "" {
