@@ -92,6 +92,13 @@ func TestConvertCLI(t *testing.T) {
 // pgpKeyFiles writes a new key pair as armored files.
 func pgpKeyFiles(t *testing.T, dir, name string) (private, public string) {
 	t.Helper()
+	return lockedPGPKey(t, dir, name, "")
+}
+
+// lockedPGPKey writes a new key pair as armored files, the private key
+// protected by passphrase (none when empty).
+func lockedPGPKey(t *testing.T, dir, name, passphrase string) (private, public string) {
+	t.Helper()
 	e, err := openpgp.NewEntity(name, "", name+"@example.com", nil)
 	if err != nil {
 		t.Fatal(err)
@@ -102,6 +109,11 @@ func pgpKeyFiles(t *testing.T, dir, name string) (private, public string) {
 		t.Fatal(err)
 	}
 	w.Close()
+	if passphrase != "" {
+		if err := e.EncryptPrivateKeys([]byte(passphrase), nil); err != nil {
+			t.Fatal(err)
+		}
+	}
 	w, _ = armor.Encode(&priv, openpgp.PrivateKeyType, nil)
 	if err := e.SerializePrivateWithoutSigning(w, nil); err != nil {
 		t.Fatal(err)

@@ -8,48 +8,13 @@ import (
 	"mime/multipart"
 	"net"
 	"net/http"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/ProtonMail/go-crypto/openpgp"
-	"github.com/ProtonMail/go-crypto/openpgp/armor"
-
 	"github.com/rocketjob-go/rocketjob/sliced/pgp"
 )
-
-// lockedPGPKey writes a private key protected by passphrase and its
-// public key as armored files.
-func lockedPGPKey(t *testing.T, dir, name, passphrase string) (private, public string) {
-	t.Helper()
-	e, err := openpgp.NewEntity(name, "", name+"@example.com", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var pub, priv bytes.Buffer
-	w, _ := armor.Encode(&pub, openpgp.PublicKeyType, nil)
-	if err := e.Serialize(w); err != nil {
-		t.Fatal(err)
-	}
-	w.Close()
-	if err := e.EncryptPrivateKeys([]byte(passphrase), nil); err != nil {
-		t.Fatal(err)
-	}
-	w, _ = armor.Encode(&priv, openpgp.PrivateKeyType, nil)
-	if err := e.SerializePrivateWithoutSigning(w, nil); err != nil {
-		t.Fatal(err)
-	}
-	w.Close()
-	private, public = filepath.Join(dir, name+".key"), filepath.Join(dir, name+".pub")
-	for p, b := range map[string][]byte{private: priv.Bytes(), public: pub.Bytes()} {
-		if err := os.WriteFile(p, b, 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return private, public
-}
 
 // --pgp-key and --pgp-recipient of `ui` and `server --ui`: a key file that
 // cannot be used, a protected key without its passphrase, or either flag
