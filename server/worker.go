@@ -217,7 +217,9 @@ func (s *Server) runSimple(ctx context.Context, job *model.Job) error {
 	run := counters.Counters() // rocketjob.Inc: stored with the run's result
 	if cause := w.Err(); cause != nil {
 		log.Info("job run cancelled: result dropped", "cause", cause)
-		s.repairTakenBack(context.WithoutCancel(ctx), job)
+		if errors.Is(cause, model.ErrTakenAway) {
+			s.repairTakenBack(context.WithoutCancel(ctx), job)
+		}
 		return nil
 	}
 
