@@ -1099,47 +1099,111 @@ func (f *ferretSlices) StreamFailed(ctx context.Context, job bson.ObjectID, fn f
 // only the attempt that finished each slice, and hands the slices to fn in
 // slice order through a bounded reorder buffer.
 func (f *ferretSlices) streamFinished(ctx context.Context, job bson.ObjectID, kind string, has func(doneDoc) bool, fn func(OutputSlice) error) error {
-	finished, err := f.loadDone(ctx, job)
-	if err != nil {
-		return err
+	// The done markers say which attempt of each slice finished it. They
+	// are read while the output starts to stream: the slices read before
+	// the markers are in wait for them (up to maxReorderBytes of records;
+	// past that the stream waits), instead of the whole output waiting for
+	// the whole done collection.
+	type loaded struct {
+		finished map[int64]doneDoc
+		err      error
 	}
-	var expected []int64
-	for num, d := range finished {
-		if has(d) {
-			expected = append(expected, num)
-		}
-	}
-	slices.Sort(expected)
-	ro := newReorder(expected, fn)
-	defer ro.close()
+	lctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	markers := make(chan loaded, 1)
+	go func() {
+		finished, err := f.loadDone(lctx, job)
+		markers <- loaded{finished, err}
+	}()
 	cur, err := f.coll(job, kind).Find(ctx, bson.D{}, options.Find().SetBatchSize(64))
 	if err != nil {
 		return fmt.Errorf("reading %s slices: %w", kind, err)
 	}
 	defer cur.Close(ctx)
-	for cur.Next(ctx) {
-		var d struct {
-			ID         string           `bson:"_id"`
-			Count      int              `bson:"count"`
-			Records    []byte           `bson:"records"`
-			Categories []CategoryOutput `bson:"categories"`
-		}
-		if err := cur.Decode(&d); err != nil {
-			return fmt.Errorf("decoding %s slice: %w", kind, err)
-		}
+
+	type finishedDoc struct {
+		ID         string           `bson:"_id"`
+		Count      int              `bson:"count"`
+		Records    []byte           `bson:"records"`
+		Categories []CategoryOutput `bson:"categories"`
+	}
+	var (
+		finished   map[int64]doneDoc
+		ro         *reorder
+		early      []finishedDoc // read before the markers were in
+		earlyBytes int
+	)
+	add := func(d finishedDoc) error {
 		num, attempt, err := parseAttemptID(d.ID)
 		if err != nil {
 			return err
 		}
 		if done, ok := finished[num]; !ok || done.Attempt != attempt {
-			continue // an attempt that lost, or a slice requeued for retry
+			return nil // an attempt that lost, or a slice requeued for retry
 		}
-		if err := ro.add(OutputSlice{Num: num, Count: d.Count, Records: d.Records, Categories: d.Categories}); err != nil {
+		return ro.add(OutputSlice{Num: num, Count: d.Count, Records: d.Records, Categories: d.Categories})
+	}
+	start := func(l loaded) error {
+		if l.err != nil {
+			return l.err
+		}
+		finished = l.finished
+		var expected []int64
+		for num, d := range finished {
+			if has(d) {
+				expected = append(expected, num)
+			}
+		}
+		slices.Sort(expected)
+		ro = newReorder(expected, fn)
+		for _, d := range early {
+			if err := add(d); err != nil {
+				return err
+			}
+		}
+		early = nil
+		return nil
+	}
+	defer func() {
+		if ro != nil {
+			ro.close()
+		}
+	}()
+	for cur.Next(ctx) {
+		var d finishedDoc
+		if err := cur.Decode(&d); err != nil {
+			return fmt.Errorf("decoding %s slice: %w", kind, err)
+		}
+		if ro == nil {
+			select {
+			case l := <-markers:
+				if err := start(l); err != nil {
+					return err
+				}
+			default:
+				if earlyBytes < maxReorderBytes {
+					early, earlyBytes = append(early, d), earlyBytes+len(d.Records)
+					for _, c := range d.Categories {
+						earlyBytes += len(c.Records)
+					}
+					continue
+				}
+				if err := start(<-markers); err != nil {
+					return err
+				}
+			}
+		}
+		if err := add(d); err != nil {
 			return err
 		}
 	}
 	if err := cur.Err(); err != nil {
 		return fmt.Errorf("reading %s slices: %w", kind, err)
+	}
+	if ro == nil {
+		if err := start(<-markers); err != nil {
+			return err
+		}
 	}
 	return ro.finish(kind)
 }
