@@ -55,9 +55,13 @@ type Config struct {
 	N int
 	// SliceSize is the number of records per slice on both sides (default 100).
 	SliceSize int
-	// Workers is the rocketjob server's worker count and the baseline's
-	// processing goroutines (default 4).
+	// Workers is the rocketjob servers' worker count, all servers together,
+	// and the baseline's processing goroutines (default 4).
 	Workers int
+	// Servers is how many rocketjob servers share the workers (default 1):
+	// each runs in this process with its own client (its own connections),
+	// with Workers/Servers workers (the first Workers%Servers one more).
+	Servers int
 	// URI is the database server both sides use; empty starts an embedded
 	// FerretDB in a temporary folder, removed at the end. Each run uses
 	// fresh database names and drops them when it ends.
@@ -91,6 +95,9 @@ func (c Config) withDefaults() Config {
 	if c.Workers == 0 {
 		c.Workers = DefaultWorkers
 	}
+	if c.Servers == 0 {
+		c.Servers = 1
+	}
 	if c.Logf == nil {
 		c.Logf = func(string, ...any) {}
 	}
@@ -105,6 +112,8 @@ func (c Config) validate() error {
 		return fmt.Errorf("bench: slice size must be between 1 and 100000 (got %d)", c.SliceSize)
 	case c.Workers < 1:
 		return fmt.Errorf("bench: workers must be at least 1 (got %d)", c.Workers)
+	case c.Servers < 1 || c.Servers > maxServers || c.Servers > c.Workers:
+		return fmt.Errorf("bench: servers must be between 1 and the workers (%d) and at most %d (got %d)", c.Workers, maxServers, c.Servers)
 	}
 	return nil
 }
@@ -141,6 +150,8 @@ func (s *Side) RecordsPerSec() float64 {
 // Report is the outcome of Run: both sides, verified, on the same database.
 type Report struct {
 	N, SliceSize, Workers int
+	// Servers is how many rocketjob servers shared the workers.
+	Servers int
 	// Database describes the server both sides used.
 	Database string
 	// LoadAvg is /proc/loadavg before the run; CPUs the usable CPUs.
@@ -182,7 +193,7 @@ func Run(ctx context.Context, cfg Config) (rep *Report, err error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	rep = &Report{N: cfg.N, SliceSize: cfg.SliceSize, Workers: cfg.Workers, LoadAvg: loadAvg(), CPUs: runtime.GOMAXPROCS(0)}
+	rep = &Report{N: cfg.N, SliceSize: cfg.SliceSize, Workers: cfg.Workers, Servers: cfg.Servers, LoadAvg: loadAvg(), CPUs: runtime.GOMAXPROCS(0)}
 
 	uri, where, stop, err := benchDatabase(ctx, cfg.URI)
 	if err != nil {
@@ -413,31 +424,13 @@ func (b *bencher) rocketjob(ctx context.Context, uri, jobsDB, workDB string, sea
 	}
 	defer func() { _ = client.Close(context.WithoutCancel(ctx)) }()
 
-	// The server is up before the upload, as in a deployment; its idle
+	// The servers are up before the upload, as in a deployment; their idle
 	// polling runs during the upload.
-	srv, err := server.New(client, &server.Config{
-		Name:         "bench-" + jobsDB,
-		Workers:      cfg.Workers,
-		PollInterval: serverPoll,
-		ReCheck:      serverReCheck,
-		Logger:       slog.New(slog.DiscardHandler),
-	})
+	servers, err := startServers(ctx, ccfg, client, cfg, jobsDB)
+	defer func() { _ = servers.stop() }()
 	if err != nil {
 		return err
 	}
-	srvCtx, stopSrv := context.WithCancel(ctx)
-	srvDone := make(chan error, 1)
-	go func() { srvDone <- srv.Run(srvCtx) }()
-	srvStopped := false
-	stopServer := func() error {
-		if srvStopped {
-			return nil
-		}
-		srvStopped = true
-		stopSrv()
-		return <-srvDone
-	}
-	defer func() { _ = stopServer() }()
 
 	var job *rocketjob.Job
 	err = b.phase(s, PhaseInsert, &s.Insert, func() error {
@@ -474,9 +467,9 @@ func (b *bencher) rocketjob(ctx context.Context, uri, jobsDB, workDB string, sea
 			select {
 			case <-ctx.Done():
 				return ctx.Err()
-			case err := <-srvDone:
-				srvStopped = true
-				return fmt.Errorf("server stopped before the job completed: %v", err)
+			case err := <-servers.exited():
+				servers.noteExit()
+				return fmt.Errorf("a server stopped before the job completed: %v", err)
 			case <-t.C:
 			}
 		}
@@ -486,7 +479,7 @@ func (b *bencher) rocketjob(ctx context.Context, uri, jobsDB, workDB string, sea
 	}
 	// Stopped before the download (not timed): its last act is dropping the
 	// job's input, which should not overlap the download.
-	if err := stopServer(); err != nil {
+	if err := servers.stop(); err != nil {
 		return fmt.Errorf("server: %w", err)
 	}
 
@@ -525,4 +518,75 @@ func describe(ctx context.Context, mc *mongo.Client, where string) (string, erro
 		return fmt.Sprintf("%s (FerretDB %s, MongoDB %s API)", where, info.FerretDBVersion, info.Version), nil
 	}
 	return fmt.Sprintf("%s (MongoDB %s)", where, info.Version), nil
+}
+
+// runningServers are the rocketjob servers of a run.
+type runningServers struct {
+	stopAll context.CancelFunc
+	ctx     context.Context // for closing the extra clients
+	ended   chan error      // each server's Run result, as it ends
+	count   int             // servers started
+	got     int             // results received from ended
+	clients []*rocketjob.Client
+	stopped bool
+}
+
+// exited receives the result of a server that stopped on its own: the
+// run failed.
+func (r *runningServers) exited() <-chan error { return r.ended }
+
+// noteExit records a result received from exited.
+func (r *runningServers) noteExit() { r.got++ }
+
+// stop stops every server and closes the extra clients; it is safe to call
+// more than once, and after a failed start.
+func (r *runningServers) stop() error {
+	if r.stopped {
+		return nil
+	}
+	r.stopped = true
+	r.stopAll()
+	var errs []error
+	for ; r.got < r.count; r.got++ {
+		errs = append(errs, <-r.ended)
+	}
+	for _, c := range r.clients {
+		errs = append(errs, c.Close(context.WithoutCancel(r.ctx)))
+	}
+	return errors.Join(errs...)
+}
+
+// startServers starts cfg.Servers servers sharing cfg.Workers workers: the
+// first on client, the others each on a client of its own.
+func startServers(ctx context.Context, ccfg rocketjob.Config, client *rocketjob.Client, cfg Config, jobsDB string) (*runningServers, error) {
+	n := max(cfg.Servers, 1)
+	srvCtx, stopAll := context.WithCancel(ctx)
+	r := &runningServers{stopAll: stopAll, ctx: ctx, ended: make(chan error, n)}
+	for i := range n {
+		c := client
+		if i > 0 {
+			var err error
+			if c, err = rocketjob.NewClient(ctx, ccfg); err != nil {
+				return r, err
+			}
+			r.clients = append(r.clients, c)
+		}
+		workers := cfg.Workers / n
+		if i < cfg.Workers%n {
+			workers++
+		}
+		srv, err := server.New(c, &server.Config{
+			Name:         fmt.Sprintf("bench-%s-%d", jobsDB, i+1),
+			Workers:      max(workers, 1),
+			PollInterval: serverPoll,
+			ReCheck:      serverReCheck,
+			Logger:       slog.New(slog.DiscardHandler),
+		})
+		if err != nil {
+			return r, err
+		}
+		r.count++
+		go func() { r.ended <- srv.Run(srvCtx) }()
+	}
+	return r, nil
 }

@@ -65,12 +65,12 @@ func BenchmarkBatch(b *testing.B) {
 }
 
 // TestRunSmall runs the whole benchmark on a small input, so go test ./...
-// exercises it, tracing included.
+// exercises it, tracing included, with two servers sharing the workers.
 func TestRunSmall(t *testing.T) {
 	const n = 2000
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	rep, err := Run(ctx, Config{N: n, SliceSize: 30, Workers: 3, Trace: true, Sealed: true, Logf: t.Logf})
+	rep, err := Run(ctx, Config{N: n, SliceSize: 30, Workers: 3, Servers: 2, Trace: true, Sealed: true, Logf: t.Logf})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -95,13 +95,16 @@ func TestRunSmall(t *testing.T) {
 	if rep.Ratio() <= 0 || rep.PeakRSS <= 0 || rep.PeakHeap == 0 {
 		t.Errorf("ratio %v, peak RSS %d, peak heap %d", rep.Ratio(), rep.PeakRSS, rep.PeakHeap)
 	}
+	if !strings.Contains(rep.String(), "3 workers on 2 server(s)") {
+		t.Errorf("the report does not say how the workers were shared:\n%s", rep)
+	}
 	if !strings.Contains(rep.String(), "insert slices_*_input") {
 		t.Errorf("the report does not list the upload's inserts:\n%s", rep)
 	}
 }
 
 func TestConfigValidate(t *testing.T) {
-	for _, c := range []Config{{N: -1}, {SliceSize: -1}, {SliceSize: 100_001}, {Workers: -2}} {
+	for _, c := range []Config{{N: -1}, {SliceSize: -1}, {SliceSize: 100_001}, {Workers: -2}, {Servers: -1}, {Workers: 2, Servers: 3}} {
 		if _, err := Run(context.Background(), c); err == nil {
 			t.Errorf("Run(%+v) accepted a bad config", c)
 		}

@@ -11,7 +11,7 @@ func benchApp() *cli.App {
 	return &cli.App{
 		Name:  "bench",
 		Usage: "run the batch benchmark (rocketjob against the raw-driver baseline on the same database), or with --simple the simple-jobs one",
-		UsageText: usageText("go -C bench run . [--n N] [--workers W] [--slice-size S] [--no-sealed] [--trace] [--uri URI] [--river-dsn DSN]\n"+
+		UsageText: usageText("go -C bench run . [--n N] [--workers W] [--servers S] [--slice-size S] [--no-sealed] [--trace] [--uri URI] [--river-dsn DSN]\n"+
 			"   go -C bench run . --simple [--n N] [--workers W] [--servers S[,S...]] [--trace-calls] [--uri URI] [--river-dsn DSN]",
 			"go -C bench run .                    # 1,000,000 lines on a temporary embedded database",
 			"go -C bench run . --n 100000 --trace # fewer lines, with every database call counted per phase",
@@ -27,7 +27,7 @@ func benchApp() *cli.App {
 			&cli.StringFlag{Name: "river-dsn", Usage: "also run River (one job per record) on the PostgreSQL `DSN` (postgres://...); see scripts/bench-peers.sh"},
 			&cli.BoolFlag{Name: "trace", Usage: "count and time every database call per phase (adds latency to both sides)"},
 			&cli.BoolFlag{Name: "simple", Usage: "the simple-jobs workload: N no-op jobs enqueued with EnqueueMany, then run by the servers; every job must run exactly once"},
-			&cli.IntSliceFlag{Name: "servers", Usage: "with --simple: `S` servers, each in this process with its own client (connections); a list (1,2) runs rocketjob once per count", DefaultText: "1"},
+			&cli.IntSliceFlag{Name: "servers", Usage: "`S` servers, each in this process with its own client (connections), sharing the workers (batch) or with --workers each (--simple); with --simple a list (1,2) runs rocketjob once per count", DefaultText: "1"},
 			&cli.BoolFlag{Name: "trace-calls", Usage: "with --simple: count and time every database call per job of each phase, through a proxy (adds latency to every run)"},
 			&cli.StringFlag{Name: "uri", Usage: "database server `URI` (default: a temporary embedded database)", EnvVars: []string{"ROCKETJOB_URI"}},
 			&cli.StringFlag{Name: "cpuprofile", Usage: "write a CPU profile of the rocketjob side to `FILE` (and of the baseline to FILE.baseline); with the embedded database it includes FerretDB and SQLite"},
@@ -66,14 +66,19 @@ func benchApp() *cli.App {
 				}
 				return err
 			}
-			for _, f := range []string{"servers", "trace-calls"} {
-				if c.IsSet(f) {
-					return usagef("--%s goes with --simple", f)
-				}
+			if c.IsSet("trace-calls") {
+				return usagef("--trace-calls goes with --simple")
+			}
+			servers := 1
+			if list := c.IntSlice("servers"); len(list) > 1 {
+				return usagef("--servers: the batch benchmark takes one count (got %v)", list)
+			} else if len(list) == 1 {
+				servers = list[0]
 			}
 			rep, err := Run(c.Context, Config{
 				N:          c.Int("n"),
 				Workers:    c.Int("workers"),
+				Servers:    servers,
 				SliceSize:  c.Int("slice-size"),
 				URI:        c.String("uri"),
 				Sealed:     !c.Bool("no-sealed"),

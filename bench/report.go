@@ -21,8 +21,8 @@ const maxCallRows = 8
 // they were traced.
 func (r *Report) String() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "batch workload: %s lines, slice size %d, %d workers, %d CPUs, load average before: %s\n",
-		commas(int64(r.N)), r.SliceSize, r.Workers, r.CPUs, r.LoadAvg)
+	fmt.Fprintf(&b, "batch workload: %s lines, slice size %d, %d workers on %d server(s), %d CPUs, load average before: %s\n",
+		commas(int64(r.N)), r.SliceSize, r.Workers, max(r.Servers, 1), r.CPUs, r.LoadAvg)
 	fmt.Fprintf(&b, "database: %s\n\n", r.Database)
 
 	w := tabwriter.NewWriter(&b, 0, 4, 2, ' ', tabwriter.AlignRight)
