@@ -382,7 +382,7 @@ func (s *Store) buildStateIndex(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		defer cur.Close(ctx)
+		defer closeCursor(ctx, cur)
 		batch := make([]*model.Job, 0, InsertBatch)
 		flush := func() error {
 			err := s.putStatesNew(ctx, batch)

@@ -358,7 +358,7 @@ func (s *Store) rewriteSlices(ctx context.Context, job bson.ObjectID, kind strin
 	if err != nil {
 		return 0, err
 	}
-	defer cur.Close(ctx)
+	defer closeCursor(ctx, cur)
 	var batch []any
 	n := 0
 	flush := func() error {

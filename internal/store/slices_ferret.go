@@ -335,7 +335,7 @@ func stream(ctx context.Context, coll *mongo.Collection, fn func(bson.Raw) error
 		if err != nil {
 			return err
 		}
-		defer cur.Close(ctx)
+		defer closeCursor(ctx, cur)
 		for cur.Next(ctx) {
 			if err := fn(cur.Current); err != nil {
 				return err
@@ -525,7 +525,7 @@ func (ff *ferretFeeder) nextChunk(ctx context.Context) (bool, error) {
 		if err != nil {
 			return err
 		}
-		defer cur.Close(ctx)
+		defer closeCursor(ctx, cur)
 		for cur.Next(ctx) {
 			var in inputDoc
 			if err := cur.Decode(&in); err != nil {
@@ -595,7 +595,7 @@ func (ff *ferretFeeder) readAhead() {
 		if err != nil {
 			return
 		}
-		defer cur.Close(ctx)
+		defer closeCursor(ctx, cur)
 		docs := make([]inputDoc, 0, inputChunk)
 		for cur.Next(ctx) {
 			var in inputDoc
@@ -955,7 +955,7 @@ func (f *ferretSlices) resolveDups(ctx context.Context, job bson.ObjectID, kind 
 	if err != nil {
 		return err
 	}
-	defer cur.Close(ctx)
+	defer closeCursor(ctx, cur)
 	for cur.Next(ctx) {
 		i := idx[cur.Current.Lookup("_id").StringValue()]
 		if mineFn(i, cur.Current) {
@@ -1119,7 +1119,7 @@ func (f *ferretSlices) streamFinished(ctx context.Context, job bson.ObjectID, ki
 	if err != nil {
 		return fmt.Errorf("reading %s slices: %w", kind, err)
 	}
-	defer cur.Close(ctx)
+	defer closeCursor(ctx, cur)
 
 	type finishedDoc struct {
 		ID         string           `bson:"_id"`

@@ -219,7 +219,7 @@ func (m *mongoSlices) Progress(ctx context.Context, job bson.ObjectID, sliceCoun
 		if err != nil {
 			return err
 		}
-		defer cur.Close(ctx)
+		defer closeCursor(ctx, cur)
 		for cur.Next(ctx) {
 			var d struct {
 				State  string `bson:"state"`
@@ -263,7 +263,7 @@ func (m *mongoSlices) Totals(ctx context.Context, job bson.ObjectID) (Totals, er
 		if err != nil {
 			return err
 		}
-		defer cur.Close(ctx)
+		defer closeCursor(ctx, cur)
 		for cur.Next(ctx) {
 			var d struct {
 				Categories map[string]int64 `bson:"cats"`
@@ -293,7 +293,7 @@ func streamSorted(ctx context.Context, coll *mongo.Collection, fn func(OutputSli
 	if err != nil {
 		return err
 	}
-	defer cur.Close(ctx)
+	defer closeCursor(ctx, cur)
 	for cur.Next(ctx) {
 		var d struct {
 			ID         string           `bson:"_id"`

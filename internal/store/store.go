@@ -556,6 +556,7 @@ func findAll[T any](ctx context.Context, coll *mongo.Collection, filter any, opt
 		if err != nil {
 			return err
 		}
+		defer closeCursor(ctx, cur) // All closes it, unless ctx ends first
 		out = nil
 		return cur.All(ctx, &out)
 	})
@@ -570,4 +571,14 @@ func isDup(err error) bool { return mongo.IsDuplicateKeyError(err) }
 func (s *Store) WorkCollections(ctx context.Context) ([]string, error) {
 	names, err := s.workDB.ListCollectionNames(ctx, bson.D{})
 	return slices.DeleteFunc(names, func(n string) bool { return !strings.HasPrefix(n, "slices_") }), err
+}
+
+// closeCursor closes cur, on the server too, even when ctx has ended (a
+// read cancelled half-way): a cursor left open on FerretDB keeps one of
+// its database's SQLite connections, and a read of the collection, until
+// it times out, and enough of them stall every write of that database.
+func closeCursor(ctx context.Context, cur *mongo.Cursor) {
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	_ = cur.Close(cctx)
 }
