@@ -36,7 +36,15 @@ func (s *Server) runSliced(ctx context.Context, job *model.Job) error {
 		}
 		return s.runAfter(ctx, spec, job)
 	default:
-		s.sel.skipFor(job, s.cfg.PollInterval) // another server runs its before or after step
+		// Another server runs its before or after step, as this copy from
+		// the run queue says. A server killed between a job write and the
+		// copy's leaves the copy naming it while the job went on (to its
+		// slices, say): nobody would take the job from such a copy, so it
+		// is checked against the job (and repaired) each time.
+		if err := s.store.RepairQueued(ctx, job); err != nil {
+			s.log.Warn("repairing the run queue", "job", job.ID.Hex(), "err", err)
+		}
+		s.sel.skipFor(job, s.cfg.PollInterval)
 		return nil
 	}
 }

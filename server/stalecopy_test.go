@@ -1,0 +1,52 @@
+package server_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+
+	"github.com/rocketjob-go/rocketjob/internal/clientstore"
+	"github.com/rocketjob-go/rocketjob/internal/dbtest"
+	"github.com/rocketjob-go/rocketjob/internal/model"
+	"github.com/rocketjob-go/rocketjob/internal/store"
+	"github.com/rocketjob-go/rocketjob/rocketjob"
+	"github.com/rocketjob-go/rocketjob/sliced"
+)
+
+// TestStaleRunQueueCopyDoesNotStallAJob: a server killed between a job
+// write and its run-queue copy leaves a copy that still says the job is
+// in its before step on that server, while the job went on to its slices.
+// Servers must not leave the job alone on the word of that copy: the job
+// completes.
+func TestStaleRunQueueCopyDoesNotStallAJob(t *testing.T) {
+	dbtest.RequireFerretDB(t)
+	b := setup(t)
+	ctx := context.Background()
+	st := clientstore.Of(b.client)
+	// This hour's full reconciliation of the run queue (which would also
+	// mend the copy) is taken: servers must mend it when they meet it.
+	if won, err := st.ClaimDeepSweep(ctx, time.Now()); err != nil || !won {
+		t.Fatalf("claiming the hour's reconciliation: %v %v", won, err)
+	}
+	job, err := sliced.Upload(ctx, b.client, "sleep", strings.NewReader(strings.Repeat("1\n", 6)), &sliced.UploadOptions{SliceSize: 2})
+	must(t, err)
+	before, err := st.Transition(ctx, (*model.Job)(job), model.StateRunning, store.Change{Step: new(model.StepBefore), Server: new("ghost")}, "ghost")
+	must(t, err)
+	copies := dbtest.Client(t).Database(b.jobs).Collection("queue_p050")
+	var stale bson.Raw
+	must(t, copies.FindOne(ctx, bson.D{{Key: "_id", Value: job.ID}}).Decode(&stale))
+	if _, err := st.Transition(ctx, before, model.StateRunning, store.Change{Step: new(model.StepProcessing), ClearServer: true}, "ghost"); err != nil {
+		t.Fatal(err)
+	}
+	// The ghost dies before its copy follows: the copy is the one of the before step.
+	if _, err := copies.ReplaceOne(ctx, bson.D{{Key: "_id", Value: job.ID}}, stale); err != nil {
+		t.Fatal(err)
+	}
+	b.startServer(t, "s1", 2)
+	if got := b.wait(t, job.ID.Hex()); got.State != rocketjob.StateCompleted || got.ProcessedCount != 6 {
+		t.Fatalf("job %s with %d records processed, want completed with 6", got.State, got.ProcessedCount)
+	}
+}
