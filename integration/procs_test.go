@@ -133,12 +133,24 @@ func startProc(t *testing.T, dir, name string, env []string, args ...string) *pr
 	}()
 	t.Logf("started %s (pid %d): rocketjob %s", name, p.cmd.Process.Pid, strings.Join(args, " "))
 	t.Cleanup(func() {
+		quit := false
 		if p.running() {
+			// A test that failed with the process still running (a job
+			// that never ended, say) gets its goroutines: Go prints them
+			// all on SIGQUIT and exits.
+			if t.Failed() {
+				_ = p.cmd.Process.Signal(syscall.SIGQUIT)
+				select {
+				case <-p.done:
+					quit = true
+				case <-time.After(10 * time.Second):
+				}
+			}
 			_ = p.cmd.Process.Kill()
 			<-p.done
 		}
 		if t.Failed() || os.Getenv("RJ_INTEGRATION_LOGS") != "" {
-			p.dump()
+			p.dump(quit)
 		}
 	})
 	return p
@@ -195,13 +207,19 @@ func (p *proc) stderr() string {
 	return string(b)
 }
 
-// dump prints the process's stderr (its tail when long).
-func (p *proc) dump() {
+// dump prints the process's stderr (its tail when long); after a SIGQUIT
+// (quit), the goroutine dump whole and the log lines before it.
+func (p *proc) dump(quit bool) {
 	s := p.stderr()
 	const max = 16 << 10
+	dump := ""
+	if i := strings.LastIndex(s, "SIGQUIT: quit"); quit && i >= 0 {
+		s, dump = s[:i], s[i:]
+	}
 	if len(s) > max {
 		s = "...\n" + s[len(s)-max:]
 	}
+	s += dump
 	state := "running"
 	if !p.running() {
 		state = "exited: " + describeExit(p.waitErr)

@@ -42,7 +42,7 @@ func TestServerRidesOutDatabaseRestart(t *testing.T) {
 	c.db = startProc(t, c.dir, "db-restarted", baseEnv(), "db", "--data", filepath.Join(c.dir, "data"), "--listen", u.Host)
 
 	if r := c.jobWait(id); r.code != 0 {
-		a.dump()
+		a.dump(false)
 		t.Fatalf("job wait after the restart: %s", r)
 	}
 	if !a.running() {

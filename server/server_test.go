@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime/pprof"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -116,7 +117,28 @@ func (b *bundle) runServer(t testing.TB, cfg server.Config) *server.Server {
 			t.Errorf("server %s: %v", cfg.Name, err)
 		}
 	})
+	// Runs before the stop above: a test that failed with its servers
+	// still running (a job that never ended, say) prints where their
+	// goroutines were.
+	t.Cleanup(func() { dumpGoroutines(t) })
 	return srv
+}
+
+// dumped holds the tests whose goroutines were printed.
+var dumped sync.Map
+
+// dumpGoroutines prints every goroutine of the test binary once per failed
+// test.
+func dumpGoroutines(t testing.TB) {
+	if !t.Failed() {
+		return
+	}
+	if _, done := dumped.LoadOrStore(t, true); done {
+		return
+	}
+	var b strings.Builder
+	_ = pprof.Lookup("goroutine").WriteTo(&b, 1)
+	t.Logf("---- goroutines at the failure ----\n%s---- end of goroutines ----", b.String())
 }
 
 func (b *bundle) wait(t testing.TB, id string) *rocketjob.Job {
