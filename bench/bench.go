@@ -62,6 +62,11 @@ type Config struct {
 	// each runs in this process with its own client (its own connections),
 	// with Workers/Servers workers (the first Workers%Servers one more).
 	Servers int
+	// Processes runs each server as an operating-system process of its own
+	// (this program re-executed, see startServerProcs) instead of in this
+	// process; the database (embedded or not) and the upload and download
+	// stay here.
+	Processes bool
 	// URI is the database server both sides use; empty starts an embedded
 	// FerretDB in a temporary folder, removed at the end. Each run uses
 	// fresh database names and drops them when it ends.
@@ -401,22 +406,16 @@ const (
 // in-process server, sliced.Download.
 func (b *bencher) rocketjob(ctx context.Context, uri, jobsDB, workDB string, sealed bool, s *Side) error {
 	cfg := b.cfg
-	reg := rocketjob.NewRegistry()
-	err := sliced.RegisterLines(reg, JobType, func(_ context.Context, line string) (string, error) {
-		return reverseString(line), nil
-	}, &sliced.Options{SliceSize: cfg.SliceSize})
+	key := ""
+	if sealed {
+		var err error
+		if key, err = encryption.GenerateKey(); err != nil {
+			return err
+		}
+	}
+	ccfg, err := clientConfig(uri, jobsDB, workDB, cfg.SliceSize, key)
 	if err != nil {
 		return err
-	}
-	ccfg := rocketjob.Config{URI: uri, WorkURI: uri, DB: jobsDB, WorkDB: workDB, Registry: reg}
-	if sealed {
-		key, err := encryption.GenerateKey()
-		if err != nil {
-			return err
-		}
-		if ccfg.Keyring, err = encryption.ParseKeyring(key); err != nil {
-			return err
-		}
 	}
 	client, err := rocketjob.NewClient(ctx, ccfg)
 	if err != nil {
@@ -426,7 +425,13 @@ func (b *bencher) rocketjob(ctx context.Context, uri, jobsDB, workDB string, sea
 
 	// The servers are up before the upload, as in a deployment; their idle
 	// polling runs during the upload.
-	servers, err := startServers(ctx, ccfg, client, cfg, jobsDB)
+	var servers *runningServers
+	if cfg.Processes {
+		servers, err = startServerProcs(ctx, serveSpec{URI: uri, JobsDB: jobsDB, WorkDB: workDB, SliceSize: cfg.SliceSize, Key: key, CPUProfile: cfg.CPUProfile},
+			cfg.Servers, cfg.Workers, cfg.Logf)
+	} else {
+		servers, err = startServers(ctx, ccfg, client, cfg, jobsDB)
+	}
 	defer func() { _ = servers.stop() }()
 	if err != nil {
 		return err
@@ -494,6 +499,25 @@ func (b *bencher) rocketjob(ctx context.Context, uri, jobsDB, workDB string, sea
 	})
 }
 
+// clientConfig is the configuration of a rocketjob client of the bench: the
+// job type registered, and the keyring of key when it is not empty.
+func clientConfig(uri, jobsDB, workDB string, sliceSize int, key string) (rocketjob.Config, error) {
+	reg := rocketjob.NewRegistry()
+	err := sliced.RegisterLines(reg, JobType, func(_ context.Context, line string) (string, error) {
+		return reverseString(line), nil
+	}, &sliced.Options{SliceSize: sliceSize})
+	if err != nil {
+		return rocketjob.Config{}, err
+	}
+	ccfg := rocketjob.Config{URI: uri, WorkURI: uri, DB: jobsDB, WorkDB: workDB, Registry: reg}
+	if key != "" {
+		if ccfg.Keyring, err = encryption.ParseKeyring(key); err != nil {
+			return ccfg, err
+		}
+	}
+	return ccfg, nil
+}
+
 // reverseString is the job's function: the line, reversed byte by byte.
 func reverseString(s string) string {
 	var b strings.Builder
@@ -520,14 +544,14 @@ func describe(ctx context.Context, mc *mongo.Client, where string) (string, erro
 	return fmt.Sprintf("%s (MongoDB %s)", where, info.Version), nil
 }
 
-// runningServers are the rocketjob servers of a run.
+// runningServers are the rocketjob servers of a run: in this process
+// (startServers) or each in a process of its own (startServerProcs).
 type runningServers struct {
-	stopAll context.CancelFunc
-	ctx     context.Context // for closing the extra clients
-	ended   chan error      // each server's Run result, as it ends
-	count   int             // servers started
-	got     int             // results received from ended
-	clients []*rocketjob.Client
+	stopAll func()         // asks every server to stop
+	ended   chan error     // each server's result, as it ends
+	count   int            // servers started
+	got     int            // results received from ended
+	closers []func() error // run after every server ended (extra clients)
 	stopped bool
 }
 
@@ -550,18 +574,29 @@ func (r *runningServers) stop() error {
 	for ; r.got < r.count; r.got++ {
 		errs = append(errs, <-r.ended)
 	}
-	for _, c := range r.clients {
-		errs = append(errs, c.Close(context.WithoutCancel(r.ctx)))
+	for _, c := range r.closers {
+		errs = append(errs, c())
 	}
 	return errors.Join(errs...)
 }
 
+// serverWorkers is how many of workers the i-th of n servers runs: an even
+// share, the first workers%n one more.
+func serverWorkers(workers, n, i int) int {
+	w := workers / n
+	if i < workers%n {
+		w++
+	}
+	return max(w, 1)
+}
+
 // startServers starts cfg.Servers servers sharing cfg.Workers workers: the
-// first on client, the others each on a client of its own.
+// first on client, the others each on a client of its own, all in this
+// process.
 func startServers(ctx context.Context, ccfg rocketjob.Config, client *rocketjob.Client, cfg Config, jobsDB string) (*runningServers, error) {
 	n := max(cfg.Servers, 1)
 	srvCtx, stopAll := context.WithCancel(ctx)
-	r := &runningServers{stopAll: stopAll, ctx: ctx, ended: make(chan error, n)}
+	r := &runningServers{stopAll: stopAll, ended: make(chan error, n)}
 	for i := range n {
 		c := client
 		if i > 0 {
@@ -569,15 +604,11 @@ func startServers(ctx context.Context, ccfg rocketjob.Config, client *rocketjob.
 			if c, err = rocketjob.NewClient(ctx, ccfg); err != nil {
 				return r, err
 			}
-			r.clients = append(r.clients, c)
-		}
-		workers := cfg.Workers / n
-		if i < cfg.Workers%n {
-			workers++
+			r.closers = append(r.closers, func() error { return c.Close(context.WithoutCancel(ctx)) })
 		}
 		srv, err := server.New(c, &server.Config{
-			Name:         fmt.Sprintf("bench-%s-%d", jobsDB, i+1),
-			Workers:      max(workers, 1),
+			Name:         serverName(jobsDB, i),
+			Workers:      serverWorkers(cfg.Workers, n, i),
 			PollInterval: serverPoll,
 			ReCheck:      serverReCheck,
 			Logger:       slog.New(slog.DiscardHandler),
@@ -590,3 +621,6 @@ func startServers(ctx context.Context, ccfg rocketjob.Config, client *rocketjob.
 	}
 	return r, nil
 }
+
+// serverName names the i-th server (0-based) of the run on jobsDB.
+func serverName(jobsDB string, i int) string { return fmt.Sprintf("bench-%s-%d", jobsDB, i+1) }

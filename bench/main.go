@@ -40,7 +40,12 @@ const (
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	code := runCommand(ctx, os.Args, os.Stdout, os.Stderr)
+	var code int
+	if spec, ok := os.LookupEnv(serveEnv); ok {
+		code = serveMain(ctx, spec, os.Stdin, os.Stdout, os.Stderr) // a server process of a run with --processes
+	} else {
+		code = runCommand(ctx, os.Args, os.Stdout, os.Stderr)
+	}
 	stop()
 	os.Exit(code)
 }
