@@ -11,6 +11,7 @@ import (
 	"runtime/debug"
 	"runtime/pprof"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -140,6 +141,10 @@ type Side struct {
 	PeakRSS int64
 	// PeakHeap is the highest Go heap in use sampled during this side.
 	PeakHeap uint64
+	// ServerCPU is the CPU time (user and system) of the server processes,
+	// from their start before the upload to their stop after processing,
+	// with Config.Processes; 0 otherwise.
+	ServerCPU time.Duration
 	// Calls are the database calls of each phase, when Config.Trace is on.
 	Calls map[string][]CallStat
 }
@@ -487,6 +492,10 @@ func (b *bencher) rocketjob(ctx context.Context, uri, jobsDB, workDB string, sea
 	if err := servers.stop(); err != nil {
 		return fmt.Errorf("server: %w", err)
 	}
+	if cfg.Processes {
+		s.ServerCPU = time.Duration(servers.cpu.Load())
+		b.cfg.Logf("bench: %s: CPU of the server processes (upload and processing): %s", s.Name, s.ServerCPU.Round(time.Millisecond))
+	}
 
 	return b.phase(s, PhaseReadBack, &s.ReadBack, func() error {
 		v := newVerifier(cfg.N)
@@ -552,6 +561,7 @@ type runningServers struct {
 	count   int            // servers started
 	got     int            // results received from ended
 	closers []func() error // run after every server ended (extra clients)
+	cpu     atomic.Int64   // CPU time of the server processes that ended (ns)
 	stopped bool
 }
 

@@ -265,22 +265,31 @@ func (r *CurveReport) String() string {
 	fmt.Fprintf(&b, "database: %s\nload average before: %s; after: %s\n\n", r.Database, r.LoadAvg, r.LoadAvgEnd)
 
 	w := tabwriter.NewWriter(&b, 0, 4, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(w, "servers\tworkers\tprocessing records/s\truns\tratio\tend-to-end records/s\truns\tratio\t")
+	fmt.Fprintln(w, "servers\tworkers\tprocessing records/s\truns\tratio\tend-to-end records/s\truns\tratio\tserver CPU\t")
 	var p0, t0 float64
 	for i, p := range r.Points {
 		proc, total, plo, phi, tlo, thi := meanRates(r.N, p.Runs)
 		if i == 0 {
 			p0, t0 = proc, total
 		}
-		fmt.Fprintf(w, "%d\t%d\t%s\t%s\t%.2f\t%s\t%s\t%.2f\t\n", p.Servers, p.Workers, commas(int64(proc)), span(plo, phi), ratioOf(proc, p0),
-			commas(int64(total)), span(tlo, thi), ratioOf(total, t0))
+		var cpu time.Duration
+		for _, s := range p.Runs {
+			cpu += s.ServerCPU
+		}
+		cpus := "-"
+		if cpu > 0 {
+			cpus = secs(cpu / time.Duration(len(p.Runs)))
+		}
+		fmt.Fprintf(w, "%d\t%d\t%s\t%s\t%.2f\t%s\t%s\t%.2f\t%s\t\n", p.Servers, p.Workers, commas(int64(proc)), span(plo, phi), ratioOf(proc, p0),
+			commas(int64(total)), span(tlo, thi), ratioOf(total, t0), cpus)
 	}
 	for _, l := range r.Limits {
-		fmt.Fprintf(w, "raw driver\t%d\t%s\t\t%.2f\t%s\t\t%.2f\t\n", l.Workers, commas(int64(perSec(r.N, l.Side.Process))), ratioOf(perSec(r.N, l.Side.Process), p0),
+		fmt.Fprintf(w, "raw driver\t%d\t%s\t\t%.2f\t%s\t\t%.2f\t\t\n", l.Workers, commas(int64(perSec(r.N, l.Side.Process))), ratioOf(perSec(r.N, l.Side.Process), p0),
 			commas(int64(perSec(r.N, l.Side.Total))), ratioOf(perSec(r.N, l.Side.Total), t0))
 	}
 	_ = w.Flush()
-	fmt.Fprintf(&b, "ratio: to the first row; rates are N over the mean time of the runs, \"runs\" the lowest and highest single run\n\n")
+	fmt.Fprintf(&b, "ratio: to the first row; rates are N over the mean time of the runs, \"runs\" the lowest and highest single run;\n"+
+		"server CPU: the server processes' user+system CPU per run, from before the upload to the end of processing\n\n")
 
 	for _, line := range r.Targets() {
 		fmt.Fprintln(&b, line)

@@ -136,7 +136,7 @@ func startServerProcs(ctx context.Context, spec serveSpec, n, workers int, logf 
 		s := spec
 		s.Name = serverName(spec.JobsDB, i)
 		s.Workers = serverWorkers(workers, n, i)
-		p, err := startServerProc(exe, s, r.ended)
+		p, err := startServerProc(exe, s, r.ended, &r.cpu)
 		if err != nil {
 			return r, err
 		}
@@ -174,7 +174,7 @@ type serverProc struct {
 	asked  atomic.Bool // stop was called
 }
 
-func startServerProc(exe string, s serveSpec, ended chan<- error) (*serverProc, error) {
+func startServerProc(exe string, s serveSpec, ended chan<- error, cpu *atomic.Int64) (*serverProc, error) {
 	js, err := json.Marshal(s)
 	if err != nil {
 		return nil, err
@@ -206,6 +206,9 @@ func startServerProc(exe string, s serveSpec, ended chan<- error) (*serverProc, 
 			err = fmt.Errorf("server process %s (pid %d): %w%s", p.name, p.cmd.Process.Pid, err, p.stderr.suffix())
 		} else if !p.stopping() {
 			err = fmt.Errorf("server process %s (pid %d) exited on its own%s", p.name, p.cmd.Process.Pid, p.stderr.suffix())
+		}
+		if ps := p.cmd.ProcessState; ps != nil {
+			cpu.Add(int64(ps.UserTime() + ps.SystemTime()))
 		}
 		ended <- err
 	}()
