@@ -197,7 +197,7 @@ func (s *Server) runSimple(ctx context.Context, job *model.Job) error {
 		defer s.releaseTypeSlot(ctx, job, slot)
 	}
 	now := time.Now().UTC()
-	job, err = s.store.Transition(ctx, job, model.StateRunning, store.Change{
+	job, err = s.store.StartHeld(ctx, job, store.Change{
 		Server: &s.cfg.Name, StartedAt: &now, Attempt: new(job.Attempt + 1), ClearFailure: true,
 	}, s.cfg.Name)
 	if err != nil {
@@ -206,10 +206,13 @@ func (s *Server) runSimple(ctx context.Context, job *model.Job) error {
 	log := s.log.With("job", job.ID.Hex(), "type", job.Type)
 	log.Info("job started")
 	// The run lasts while the job is running here at this attempt: an abort,
-	// a destroy or a requeue by another server cancels its context.
-	attempt := job.Attempt
+	// a destroy or a requeue by another server cancels its context. On
+	// FerretDB the start may not be written yet (store: held starts): the
+	// job is then still at the version the start moves it from, which only
+	// this start (its claim is ours) can move it from.
+	attempt, from := job.Attempt, job.Version-1
 	runCtx, w := s.watch.track(ctx, job, true, func(j *model.Job) bool {
-		return j.State == model.StateRunning && j.Server == s.cfg.Name && j.Attempt == attempt
+		return j.State == model.StateRunning && j.Server == s.cfg.Name && j.Attempt == attempt || j.Version == from
 	}, nil)
 	runCtx, counters := scope.New(runCtx)
 	runErr := call(func() error { return spec.Perform(rocketjob.ContextWithJob(runCtx, public(job)), public(job)) })

@@ -155,16 +155,33 @@ func (s *Store) Transition(ctx context.Context, job *model.Job, to model.State, 
 	if !model.CanTransition(job.State, to) {
 		return nil, &model.InvalidTransitionError{JobID: job.ID.Hex(), From: job.State, To: to}
 	}
-	return s.apply(ctx, job, to, change, by)
+	return s.apply(ctx, job, to, change, by, false)
+}
+
+// StartHeld is Transition to running for the start of a simple job by the
+// server that will run it: on FerretDB the start may be held back for up to
+// startHold, to be written with the job's next transition (see Held starts
+// in jobs_batch.go). The returned job is the job started, as for
+// Transition; but until the start is written, the stored job stays at the
+// version the start moves it from (job.Version): the caller must accept
+// that version as its own run's, and make the run's next transition from
+// the returned job, as usual. Elsewhere it is Transition.
+func (s *Store) StartHeld(ctx context.Context, job *model.Job, change Change, by string) (*model.Job, error) {
+	if !model.CanTransition(job.State, model.StateRunning) {
+		return nil, &model.InvalidTransitionError{JobID: job.ID.Hex(), From: job.State, To: model.StateRunning}
+	}
+	return s.apply(ctx, job, model.StateRunning, change, by, true)
 }
 
 // Update changes fields of a job (its priority, say) without changing its
 // state, guarded by its version exactly like a transition.
 func (s *Store) Update(ctx context.Context, job *model.Job, change Change, by string) (*model.Job, error) {
-	return s.apply(ctx, job, job.State, change, by)
+	return s.apply(ctx, job, job.State, change, by, false)
 }
 
-func (s *Store) apply(ctx context.Context, job *model.Job, to model.State, change Change, by string) (*model.Job, error) {
+// apply makes a transition (see Transition); hold lets a simple job's start
+// be held (StartHeld).
+func (s *Store) apply(ctx context.Context, job *model.Job, to model.State, change Change, by string, hold bool) (*model.Job, error) {
 	set := append(bson.D{{Key: "state", Value: to}, {Key: "version", Value: job.Version + 1}}, change.set()...)
 	update := bson.D{{Key: "$set", Value: set}}
 	cleared := change.unset()
@@ -205,26 +222,32 @@ func (s *Store) apply(ctx context.Context, job *model.Job, to model.State, chang
 	var (
 		moved  *model.Job
 		intent bson.ObjectID
+		held   bool // a simple job's start, held back (holdStart)
 	)
 	if s.claims {
 		var err error
 		if moved, err = applied(job, set, cleared); err != nil {
 			return nil, err
 		}
+		held = hold && started(job, moved)
 		if !runnable(job) && runnable(moved) {
 			intent = s.intend(ctx, []bson.ObjectID{job.ID})
 		}
-		if ahead(job, moved) {
+		if ahead(job, moved) && !held { // a held start's entry is held with it
 			s.syncStatesPart(ctx, job, moved, statePut)
 		}
 	}
 	claimedAt := time.Now()
 	var matched int64
 	var err error
+	neverRan := false // the job was never stored running: its start was held and is written with this
 	if s.claims {
 		// Written with other workers' updates, the job named by _id alone
-		// while the claim is young (jobUpdate.filter).
-		res := s.jobWriters().updates.do(ctx, jobUpdate{id: job.ID, version: job.Version, claimedAt: claimedAt, update: update})
+		// while the claim is young (jobUpdate.filter); a simple job's start
+		// is held back to be written with its next transition (holdStart).
+		var res updateResult
+		u := jobUpdate{id: job.ID, version: job.Version, to: job.Version + 1, claimedAt: claimedAt, update: update}
+		res, neverRan = s.writeJobUpdate(ctx, job, moved, u, held)
 		matched, err = res.matched, res.err
 	} else {
 		err = retry(ctx, func() error {
@@ -260,13 +283,47 @@ func (s *Store) apply(ctx context.Context, job *model.Job, to model.State, chang
 		return applied(job, set, cleared)
 	}
 	part := statePut | stateDrop
-	if ahead(job, moved) {
+	switch {
+	case held:
+		part = 0 // its entry is held with it
+	case ahead(job, moved):
 		part = stateDrop // the new entry is written
+	case neverRan:
+		part = statePut // no running entry to remove
 	}
 	if s.syncQueuePart(ctx, job, moved, part) == nil && !takenBack(job, moved) {
 		s.intended(ctx, intent) // the run-queue copy is written; else left for RepairIntents
 	}
 	return moved, nil
+}
+
+// writeJobUpdate writes a transition's job update on FerretDB: held back
+// when it starts a simple job (hold), together with the job's held start
+// when there is one, else alone (each with other workers' updates).
+// It reports whether the update was written with a held start that had
+// written nothing (the job was never stored running).
+func (s *Store) writeJobUpdate(ctx context.Context, before, after *model.Job, u jobUpdate, hold bool) (updateResult, bool) {
+	w := s.jobWriters()
+	if hold {
+		s.holdStart(ctx, u, before, after)
+		return updateResult{matched: 1}, false
+	}
+	h, fresh := s.takeHeld(u.id, u.version)
+	if h == nil {
+		return w.updates.do(ctx, u), false
+	}
+	res := w.updates.do(ctx, jobUpdate{id: u.id, version: h.u.version, to: u.target(), claimedAt: h.u.claimedAt,
+		update: mergeUpdates(h.u.update, u.update)})
+	if res.err == nil && res.matched == 0 {
+		// The start alone may have been applied meanwhile (rolled forward
+		// by another process after rollForwardAfter): then write this
+		// update alone.
+		if cur, err := s.GetJob(ctx, u.id); err == nil && cur.Version == u.version {
+			res = w.updates.do(ctx, u)
+			fresh = false // the roll-forward wrote the running entry
+		}
+	}
+	return res, fresh
 }
 
 // takenBack reports whether a transition makes a running simple job

@@ -11,6 +11,8 @@ import (
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
+
+	"github.com/rocketjob-go/rocketjob/internal/model"
 )
 
 // Batched job writes (FerretDB).
@@ -85,14 +87,163 @@ type jobWriters struct {
 	claims  batcher[bson.D, error]
 	updates batcher[jobUpdate, updateResult]
 	drops   batcher[dropCopy, struct{}]
+
+	heldMu sync.Mutex
+	held   map[bson.ObjectID]*heldStart // simple jobs' starts held back (holdStart)
 }
 
 // jobUpdate is one transition's update of its job.
 type jobUpdate struct {
 	id        bson.ObjectID
 	version   int64     // the version the transition moves the job from
+	to        int64     // the version it moves the job to (version+1, or more for merged updates)
 	claimedAt time.Time // when its claim was made
 	update    bson.D
+}
+
+// Held starts (FerretDB).
+//
+// A job update costs FerretDB a write transaction of its own, even in a
+// batch (each statement of an update command is read, changed in Go and
+// written alone), and the database writes one transaction at a time: the
+// two updates of a simple job's run (its start, its end) are most of what
+// a run costs it. A short job ends before its start is written, so the
+// start of a simple job is held back for up to startHold after its claim:
+// when the job's next transition (its end, a retry, a give-back) comes
+// meanwhile, one update makes both moves; otherwise the start is written
+// alone when the hold ends.
+//
+// Nothing else may move the job while the start is held: the start's claim
+// ("<job>:<version>") is this process's, so every other transition from
+// that version fails its claim, and the job's next transition claims the
+// version after. So a reader that meets the job at the version the start
+// moves it from (still queued) knows the start is held (the server's
+// watch of the run accepts that version); a process that dies while
+// holding leaves the claim, which is rolled forward like any claim whose
+// writer died.
+
+// startHold is how long a simple job's start waits for its next transition
+// to be written with it.
+const startHold = 50 * time.Millisecond
+
+// heldStart is a simple job's start update held back, with the job's
+// running entry in the state index (written before the job, as for any
+// start, when the start is written alone; not at all when the job's next
+// transition is written with it: the job is then never stored running).
+type heldStart struct {
+	u             jobUpdate
+	before, after *model.Job    // the job before and after its start
+	sent          bool          // taken: written alone (its hold ended) or merged into the next transition
+	done          chan struct{} // closed once written alone; res is then its result
+	res           updateResult
+}
+
+// holdStart holds back the update u that starts simple job before (after:
+// the job started), and its running entry (see Held starts), and returns
+// at once.
+func (s *Store) holdStart(ctx context.Context, u jobUpdate, before, after *model.Job) {
+	w := s.jobWriters()
+	h := &heldStart{u: u, before: before, after: after, done: make(chan struct{})}
+	w.heldMu.Lock()
+	if w.held == nil {
+		w.held = map[bson.ObjectID]*heldStart{}
+	}
+	w.held[u.id] = h
+	w.heldMu.Unlock()
+	ctx = context.WithoutCancel(ctx)
+	time.AfterFunc(startHold, func() {
+		w.heldMu.Lock()
+		if h.sent {
+			w.heldMu.Unlock()
+			return
+		}
+		h.sent = true
+		w.heldMu.Unlock()
+		s.syncStatesPart(ctx, h.before, h.after, statePut)
+		h.res = w.updates.do(ctx, h.u)
+		w.heldMu.Lock()
+		if w.held[u.id] == h {
+			delete(w.held, u.id)
+		}
+		w.heldMu.Unlock()
+		close(h.done)
+	})
+}
+
+// takeHeld returns the held start that a transition of job id from version
+// must be written with: a start to that version still held (taken from its
+// hold: fresh, its running entry never written), or one that was written
+// alone but not applied (a failed write, or a job gone). It returns nil
+// when there is none, after waiting for a start being written alone.
+func (s *Store) takeHeld(id bson.ObjectID, version int64) (h *heldStart, fresh bool) {
+	w := s.jobWriters()
+	w.heldMu.Lock()
+	h = w.held[id]
+	if h == nil || h.u.target() != version {
+		w.heldMu.Unlock()
+		return nil, false
+	}
+	if !h.sent {
+		h.sent = true
+		delete(w.held, id)
+		w.heldMu.Unlock()
+		return h, true
+	}
+	w.heldMu.Unlock()
+	<-h.done
+	if h.res.err == nil && h.res.matched > 0 {
+		return nil, false
+	}
+	return h, false
+}
+
+// mergeUpdates returns one update that makes update a, then update b: b's
+// $set and $unset win over a's for the fields both name.
+func mergeUpdates(a, b bson.D) bson.D {
+	parts := func(u bson.D) (set bson.D, unset []string) {
+		for _, e := range u {
+			d, _ := e.Value.(bson.D)
+			switch e.Key {
+			case "$set":
+				set = d
+			case "$unset":
+				for _, f := range d {
+					unset = append(unset, f.Key)
+				}
+			}
+		}
+		return set, unset
+	}
+	aSet, aUnset := parts(a)
+	bSet, bUnset := parts(b)
+	named := map[string]bool{}
+	for _, e := range bSet {
+		named[e.Key] = true
+	}
+	for _, f := range bUnset {
+		named[f] = true
+	}
+	set := bson.D{}
+	for _, e := range aSet {
+		if !named[e.Key] {
+			set = append(set, e)
+		}
+	}
+	set = append(set, bSet...)
+	unset := bson.D{}
+	for _, f := range aUnset {
+		if !named[f] {
+			unset = append(unset, bson.E{Key: f, Value: ""})
+		}
+	}
+	for _, f := range bUnset {
+		unset = append(unset, bson.E{Key: f, Value: ""})
+	}
+	out := bson.D{{Key: "$set", Value: set}}
+	if len(unset) > 0 {
+		out = append(out, bson.E{Key: "$unset", Value: unset})
+	}
+	return out
 }
 
 type updateResult struct {
@@ -119,6 +270,14 @@ func (u jobUpdate) filter() bson.D {
 		f = f[:1]
 	}
 	return f
+}
+
+// target is the version the update moves the job to.
+func (u jobUpdate) target() int64 {
+	if u.to == 0 {
+		return u.version + 1
+	}
+	return u.to
 }
 
 // jobWriterSets holds each Store's batchers, by a weak pointer to the Store.
@@ -202,9 +361,11 @@ func (s *Store) writeUpdates(ctx context.Context, ups []jobUpdate) []updateResul
 // by _id alone: other transitions may have followed it since, and writing
 // it again would undo them (a job sent back to a step its server had
 // left, which nobody would then move). So the update is conditioned on the
-// version it moves the job from; when that does not match, the job is past
-// that version (only the claim's holder, or its roll-forward, moves a job
-// from it: the update was applied, matched 1) or gone (matched 0).
+// version it moves the job from; when that does not match, the job is at
+// or past the version the update moves it to (only the claim's holder, or
+// its roll-forward, moves a job from it: the update was applied, matched
+// 1), or gone, or (a held start merged with the next transition, whose
+// start alone was rolled forward) between the two (matched 0).
 func (s *Store) settle(ctx context.Context, u jobUpdate) updateResult {
 	var r updateResult
 	r.err = retry(ctx, func() error {
@@ -228,7 +389,7 @@ func (s *Store) settle(ctx context.Context, u jobUpdate) updateResult {
 			return err
 		}
 		r.matched = 0
-		if cur.Version > u.version {
+		if cur.Version >= u.target() {
 			r.matched = 1
 		}
 		return nil
