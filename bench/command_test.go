@@ -22,7 +22,7 @@ func TestBenchSimple(t *testing.T) {
 		{"bench", "--simple", "--trace"},
 		{"bench", "--simple", "--slice-size", "5"},
 		{"bench", "--simple", "--n", "0"},
-		{"bench", "--servers", "1,2"},
+		{"bench", "--servers", "1,2", "--trace"},
 		{"bench", "--trace-calls"},
 		{"bench", "--simple", "--servers", "1,0"},
 		{"bench", "--simple", "--servers", "two"},
