@@ -36,7 +36,7 @@ func benchApp() *cli.App {
 			&cli.BoolFlag{Name: "processes", Usage: "batch: run each server as an operating-system process of its own (this program re-executed), not in this process; the database, upload and download stay in this process"},
 			&cli.BoolFlag{Name: "trace-calls", Usage: "with --simple: count and time every database call per job of each phase, through a proxy (adds latency to every run)"},
 			&cli.StringFlag{Name: "uri", Usage: "database server `URI` (default: a temporary embedded database)", EnvVars: []string{"ROCKETJOB_URI"}},
-			&cli.StringFlag{Name: "cpuprofile", Usage: "write a CPU profile of the rocketjob side to `FILE` (and of the baseline to FILE.baseline); with the embedded database it includes FerretDB and SQLite"},
+			&cli.StringFlag{Name: "cpuprofile", Usage: "write a CPU profile of the rocketjob side to `FILE` (and of the baseline to FILE.baseline; --simple: of the further server counts to FILE.sS); with the embedded database it includes FerretDB and SQLite"},
 		},
 		Action: func(c *cli.Context) error {
 			if _, err := args(c, 0, 0, "no arguments"); err != nil {
@@ -46,12 +46,12 @@ func benchApp() *cli.App {
 				fmt.Fprintf(c.App.ErrWriter, format+"\n", a...)
 			}
 			if c.Bool("simple") {
-				for _, f := range []string{"slice-size", "no-sealed", "trace", "cpuprofile", "processes", "rounds"} {
+				for _, f := range []string{"slice-size", "no-sealed", "trace", "processes", "rounds"} {
 					if c.IsSet(f) {
 						return usagef("--%s is an option of the batch benchmark, not of --simple", f)
 					}
 				}
-				cfg := SimpleConfig{ServerCounts: c.IntSlice("servers"), Trace: c.Bool("trace-calls"), URI: c.String("uri"), RiverDSN: c.String("river-dsn"), Logf: logf}
+				cfg := SimpleConfig{ServerCounts: c.IntSlice("servers"), Trace: c.Bool("trace-calls"), URI: c.String("uri"), RiverDSN: c.String("river-dsn"), CPUProfile: c.String("cpuprofile"), Logf: logf}
 				if c.IsSet("n") {
 					cfg.N = c.Int("n")
 				}

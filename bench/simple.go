@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"runtime"
+	"runtime/pprof"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/mongo"
@@ -72,6 +73,11 @@ type SimpleConfig struct {
 	// It adds latency to every call of both. Needs a single-host URI (the
 	// embedded database is one).
 	Trace bool
+	// CPUProfile, when set, writes a CPU profile of each run: rocketjob's
+	// first run to this file, its runs with the further server counts to
+	// FILE.sS (S servers), the baseline to FILE.baseline. With the embedded
+	// database it includes FerretDB and SQLite.
+	CPUProfile string
 	// Logf receives progress lines; nil discards them.
 	Logf func(format string, args ...any)
 }
@@ -220,14 +226,26 @@ func RunSimple(ctx context.Context, cfg SimpleConfig) (rep *SimpleReport, err er
 	scratch := scratchDatabases{mc: mc, logf: cfg.Logf, prefix: fmt.Sprintf("bench_simple_%d_%x", os.Getpid(), time.Now().UnixNano())}
 
 	cfg.Logf("bench: baseline: %d no-op jobs, %d workers", cfg.N, cfg.Workers)
-	if rep.Baseline, err = runSimpleBaselineOn(ctx, cfg, runURI, scratch, tr); err != nil {
+	err = cfg.profile(".baseline", func() (err error) {
+		rep.Baseline, err = runSimpleBaselineOn(ctx, cfg, runURI, scratch, tr)
+		return err
+	})
+	if err != nil {
 		return rep, err
 	}
 	logRates(cfg, &rep.Baseline)
 	for i, servers := range cfg.ServerCounts {
 		cfg.Logf("bench: rocketjob: %d no-op simple jobs, %d server(s) x %d workers", cfg.N, servers, cfg.Workers)
 		names := scratch.names(fmt.Sprintf("rj%d_%d", i, servers), "jobs", "work")
-		run, err := runSimpleRocketJob(ctx, cfg, runURI, names[0], names[1], servers, tr, mc.Database(names[0]))
+		suffix := ""
+		if i > 0 {
+			suffix = fmt.Sprintf(".s%d", servers)
+		}
+		var run SimpleRun
+		err := cfg.profile(suffix, func() (err error) {
+			run, err = runSimpleRocketJob(ctx, cfg, runURI, names[0], names[1], servers, tr, mc.Database(names[0]))
+			return err
+		})
 		scratch.drop(ctx, names...)
 		if i == 0 {
 			rep.SimpleRun = run
@@ -250,6 +268,25 @@ func RunSimple(ctx context.Context, cfg SimpleConfig) (rep *SimpleReport, err er
 		}
 	}
 	return rep, nil
+}
+
+// profile runs fn, writing a CPU profile of it to cfg.CPUProfile+suffix
+// when cfg.CPUProfile is set.
+func (c SimpleConfig) profile(suffix string, fn func() error) error {
+	if c.CPUProfile == "" {
+		return fn()
+	}
+	f, err := os.Create(c.CPUProfile + suffix)
+	if err != nil {
+		return err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		_ = f.Close()
+		return err
+	}
+	err = fn()
+	pprof.StopCPUProfile()
+	return errors.Join(err, f.Close())
 }
 
 // runSimpleBaselineOn runs the baseline on a fresh database of the server
