@@ -479,6 +479,9 @@ func (b *bencher) rocketjob(ctx context.Context, uri, jobsDB, workDB string, sea
 				return ctx.Err()
 			case err := <-servers.exited():
 				servers.noteExit()
+				if ctx.Err() != nil {
+					return ctx.Err() // interrupted: the servers (processes too: same signal) stopped with it
+				}
 				return fmt.Errorf("a server stopped before the job completed: %v", err)
 			case <-t.C:
 			}
