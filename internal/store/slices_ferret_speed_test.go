@@ -216,3 +216,75 @@ func TestFeederReadsAndClaimsAhead(t *testing.T) {
 		t.Fatalf("progress: %+v", p)
 	}
 }
+
+// TestFeedersSpreadOverTheInput runs two servers' feeders of one job in
+// lockstep, as two servers' workers take slices at the same pace: each
+// must end up with long runs of consecutive slices, not every other block.
+// Feeders that read the chunks in the same order raced for every block of
+// every chunk (each read each chunk, half of the claim inserts refused);
+// a feeder that loses a block now leaves the chunk to its winner and goes
+// on halfway down its pass.
+func TestFeedersSpreadOverTheInput(t *testing.T) {
+	ctx := context.Background()
+	jobs, work := dbtest.DBNames(t)
+	open := func() store.SliceStore {
+		s, err := store.Open(ctx, store.Config{URI: dbtest.URI(), DB: jobs, WorkDB: work, ClaimStrategy: store.StrategyInsert})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = s.Close(context.Background()) })
+		return s.Slices()
+	}
+	a, b := open(), open()
+	const n = 8 * 512 // eight input chunks
+	job := bson.NewObjectID()
+	upload(t, a, job, n)
+	stores := []store.SliceStore{a, b}
+	feeders := []store.Feeder{a.NewFeeder(job, "server-a", n), b.NewFeeder(job, "server-b", n)}
+	owner := make([]int, n+1) // slice -> 1 + the feeder that finished it
+	for idle := 0; idle < 2; {
+		idle = 0
+		for i, f := range feeders {
+			c, err := f.Next(ctx)
+			if errors.Is(err, store.ErrNoWork) {
+				idle++
+				continue
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			ok, err := stores[i].Complete(ctx, job, c, store.Result{Output: []byte("x"), OutputCount: c.Count})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !ok || owner[c.Num] != 0 {
+				t.Fatalf("slice %d handed out twice", c.Num)
+			}
+			owner[c.Num] = i + 1
+		}
+	}
+	for _, f := range feeders {
+		if err := f.Close(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	runs, got := 0, [2]int{}
+	for num := 1; num <= n; num++ {
+		if owner[num] == 0 {
+			t.Fatalf("slice %d was never handed out", num)
+		}
+		got[owner[num]-1]++
+		if num == 1 || owner[num] != owner[num-1] {
+			runs++
+		}
+	}
+	t.Logf("%d runs of consecutive slices; slices per feeder %v", runs, got)
+	// Racing for every block gives about n/16 = 256 runs; spread, a few
+	// per collision, a few collisions per chunk boundary at most.
+	if runs > 40 {
+		t.Errorf("%d runs of consecutive slices by one feeder, want at most 40: the feeders raced for the same blocks", runs)
+	}
+	if got[0] < n/4 || got[1] < n/4 {
+		t.Errorf("slices per feeder %v: one of them did almost nothing", got)
+	}
+}
