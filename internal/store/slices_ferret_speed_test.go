@@ -8,8 +8,11 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/rocketjob-go/rocketjob/internal/dbtest"
 	"github.com/rocketjob-go/rocketjob/internal/store"
@@ -287,4 +290,209 @@ func TestFeedersSpreadOverTheInput(t *testing.T) {
 	if got[0] < n/4 || got[1] < n/4 {
 		t.Errorf("slices per feeder %v: one of them did almost nothing", got)
 	}
+}
+
+// TestAllDoneAcrossProcesses asks a process that finished no slice itself
+// (so it knows nothing from memory) whether a job is done, before and
+// after another process finishes its last slice: the quick "not yet" of
+// the collection's statistics must never hide the last slice.
+func TestAllDoneAcrossProcesses(t *testing.T) {
+	ctx := context.Background()
+	a, b := twoProcesses(t)
+	const n = 40
+	job := bson.NewObjectID()
+	upload(t, a, job, n)
+	claims := claimAll(t, b.NewFeeder(job, "worker", n))
+	if len(claims) != n {
+		t.Fatalf("claimed %d slices, want %d", len(claims), n)
+	}
+	for i, c := range claims {
+		for range 2 { // the first answer may be exact, the next is quick
+			done, err := a.AllDone(ctx, job, n)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if done {
+				t.Fatalf("all done with %d of %d slices finished", i, n)
+			}
+		}
+		if !complete(t, b, job, c, 0) {
+			t.Fatalf("slice %d not finished", c.Num)
+		}
+	}
+	done, err := a.AllDone(ctx, job, n)
+	if err != nil || !done {
+		t.Fatalf("all %d slices finished, AllDone says %v (%v)", n, done, err)
+	}
+}
+
+// TestFeederTakesWhatOthersLeft runs three servers' feeders of one job in
+// lockstep; two of them stop part-way (giving back what they hold), in
+// the middle of chunks the third left to them. The third must take every
+// slice they did not finish: slices deferred to another server are not
+// forgotten.
+func TestFeederTakesWhatOthersLeft(t *testing.T) {
+	ctx := context.Background()
+	jobs, work := dbtest.DBNames(t)
+	var stores []store.SliceStore
+	for range 3 {
+		s, err := store.Open(ctx, store.Config{URI: dbtest.URI(), DB: jobs, WorkDB: work, ClaimStrategy: store.StrategyInsert})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = s.Close(context.Background()) })
+		stores = append(stores, s.Slices())
+	}
+	const n = 6*512 + 100
+	job := bson.NewObjectID()
+	upload(t, stores[0], job, n)
+	feeders := make([]store.Feeder, 3)
+	for i := range feeders {
+		feeders[i] = stores[i].NewFeeder(job, fmt.Sprintf("server-%d", i), n)
+	}
+	stopAfter := []int{-1, 40, 300} // slices each finishes before it stops (-1: never)
+	finished := make([]int, 3)
+	owner := make([]int, n+1)
+	live := []bool{true, true, true}
+	for idle := 0; idle < 1; {
+		for i, f := range feeders {
+			if !live[i] {
+				continue
+			}
+			if finished[i] == stopAfter[i] {
+				if err := f.Close(ctx); err != nil {
+					t.Fatal(err)
+				}
+				live[i] = false
+				continue
+			}
+			c, err := f.Next(ctx)
+			if errors.Is(err, store.ErrNoWork) {
+				if i == 0 {
+					idle++
+				}
+				continue
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			ok, err := stores[i].Complete(ctx, job, c, store.Result{Output: []byte("x"), OutputCount: c.Count})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !ok || owner[c.Num] != 0 {
+				t.Fatalf("slice %d finished twice", c.Num)
+			}
+			owner[c.Num] = i + 1
+			finished[i]++
+		}
+	}
+	// ErrNoWork holds for a moment after a pass finds nothing: ask again
+	// until the first feeder has taken everything.
+	for deadline := time.Now().Add(time.Minute); ; {
+		if time.Now().After(deadline) {
+			missing := 0
+			for num := 1; num <= n; num++ {
+				missing += btoi(owner[num] == 0)
+			}
+			t.Fatalf("%d slices never handed out: the slices left by the stopped feeders were lost", missing)
+		}
+		c, err := feeders[0].Next(ctx)
+		if errors.Is(err, store.ErrNoWork) {
+			if done, err := stores[0].AllDone(ctx, job, n); err != nil {
+				t.Fatal(err)
+			} else if done {
+				break
+			}
+			time.Sleep(100 * time.Millisecond) // ErrNoWork is believed for rescanAfter
+			continue
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		ok, err := stores[0].Complete(ctx, job, c, store.Result{Output: []byte("x"), OutputCount: c.Count})
+		if err != nil || !ok || owner[c.Num] != 0 {
+			t.Fatalf("slice %d finished twice (%v, %v)", c.Num, ok, err)
+		}
+		owner[c.Num] = 1
+		finished[0]++
+	}
+	_ = feeders[0].Close(ctx)
+	for num := 1; num <= n; num++ {
+		if owner[num] == 0 {
+			t.Fatalf("slice %d was never finished", num)
+		}
+	}
+	t.Logf("slices finished per feeder: %v", finished)
+	if finished[1] != 40 || finished[2] != 300 {
+		t.Errorf("the stopping feeders finished %d and %d slices, want 40 and 300", finished[1], finished[2])
+	}
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// TestFeederTakesWhatADeadServerNeverClaimed: another server claimed the
+// first block of the first chunk and died before claiming more (nobody
+// requeued its block: no rescuer here). The feeder loses its first block
+// to it, leaves it the rest of the chunk, and must still take that rest
+// when its pass ends: nothing but the dead server's block stays unfinished.
+func TestFeederTakesWhatADeadServerNeverClaimed(t *testing.T) {
+	ctx := context.Background()
+	jobs, work := dbtest.DBNames(t)
+	s, err := store.Open(ctx, store.Config{URI: dbtest.URI(), DB: jobs, WorkDB: work, ClaimStrategy: store.StrategyInsert})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close(context.Background()) })
+	sl := s.Slices()
+	const n, ghost = 3 * 512, 16
+	job := bson.NewObjectID()
+	upload(t, sl, job, n)
+	f := sl.NewFeeder(job, "live", n)
+	first, err := f.Next(ctx) // reads the first chunk, claims its first block
+	if err != nil {
+		t.Fatal(err)
+	}
+	if first.Num != 1 {
+		t.Fatalf("first slice handed out: %d, want 1", first.Num)
+	}
+	// The dead server's block: the 16 slices after the live feeder's
+	// first block and the one it claims ahead.
+	c, err := mongo.Connect(options.Client().ApplyURI(dbtest.URI()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = c.Disconnect(ctx) }()
+	claims := c.Database(work).Collection("slices_" + job.Hex() + "_claims")
+	var docs []any
+	for num := 33; num < 33+ghost; num++ {
+		docs = append(docs, bson.D{{Key: "_id", Value: fmt.Sprintf("%09d:1", num)}, {Key: "server", Value: "dead"}})
+	}
+	if _, err := claims.InsertMany(ctx, docs); err != nil {
+		t.Fatal(err)
+	}
+	got := map[int64]bool{first.Num: true}
+	for deadline := time.Now().Add(time.Minute); len(got) < n-ghost; {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d slices handed out: slices left to the dead server were lost", len(got), n-ghost)
+		}
+		c, err := f.Next(ctx)
+		if errors.Is(err, store.ErrNoWork) {
+			time.Sleep(100 * time.Millisecond) // ErrNoWork is believed for rescanAfter
+			continue
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got[c.Num] || c.Num >= 33 && c.Num < 33+ghost {
+			t.Fatalf("slice %d handed out twice or taken from the dead server", c.Num)
+		}
+		got[c.Num] = true
+	}
+	_ = f.Close(ctx)
 }
