@@ -1202,8 +1202,9 @@ func (f *ferretSlices) RetryFailed(ctx context.Context, job bson.ObjectID) (int,
 // count of the collection's statistics (collStats: on SQLite the rows of
 // its table, read from the table's pages, milliseconds) answers "not yet"
 // on its own; "all done" is only ever answered by the exact count, as is
-// "not yet" once every exactEvery per job, since on PostgreSQL that count
-// is the planner's estimate and could stay below the truth.
+// "not yet" once every exactEvery per job (from the first time it asked),
+// since on PostgreSQL that count is the planner's estimate and could stay
+// below the truth.
 func (f *ferretSlices) AllDone(ctx context.Context, job bson.ObjectID, sliceCount int64) (bool, error) {
 	if _, _, ok := f.known.all(job, sliceCount); ok {
 		return true, nil
@@ -1230,14 +1231,15 @@ func (f *ferretSlices) exactDue(job bson.ObjectID) bool {
 	f.countMu.Lock()
 	defer f.countMu.Unlock()
 	now := time.Now()
-	if at, ok := f.counted[job]; ok && now.Sub(at) < exactEvery {
+	at, ok := f.counted[job]
+	if ok && now.Sub(at) < exactEvery {
 		return false
 	}
 	if f.counted == nil || len(f.counted) >= maxKnownJobs {
-		f.counted = map[bson.ObjectID]time.Time{} // forgetting only makes the next answer exact
+		f.counted = map[bson.ObjectID]time.Time{} // forgetting only delays the next exact answer
 	}
 	f.counted[job] = now
-	return true
+	return ok // the first "not yet" of a job starts the clock
 }
 
 // statsCount returns the document count of coll's statistics, if the

@@ -307,7 +307,7 @@ func TestAllDoneAcrossProcesses(t *testing.T) {
 		t.Fatalf("claimed %d slices, want %d", len(claims), n)
 	}
 	for i, c := range claims {
-		for range 2 { // the first answer may be exact, the next is quick
+		for range 2 { // quick answers, from the collection's statistics
 			done, err := a.AllDone(ctx, job, n)
 			if err != nil {
 				t.Fatal(err)
