@@ -12,12 +12,21 @@ import (
 	"github.com/rocketjob-go/rocketjob/internal/model"
 )
 
+// holdFor sets how long starts are held for the rest of the test.
+func holdFor(t *testing.T, d time.Duration) {
+	old := startHold
+	startHold = d
+	t.Cleanup(func() { startHold = old })
+}
+
 // TestHeldStartWrittenWithTheEnd: a simple job started with StartHeld and
 // ended before its hold is over is written once, with both moves: it ends
-// completed two versions on with the start's fields, and it never gets a
-// running entry in the state index (the rescuer finds no running job).
+// completed two versions on with the start's fields, it never gets a
+// running entry in the state index (the rescuer finds no running job), and
+// its end makes no claim (the start's decides both).
 func TestHeldStartWrittenWithTheEnd(t *testing.T) {
 	dbtest.RequireFerretDB(t)
+	holdFor(t, time.Minute) // the end comes within the hold, however slow the machine
 	ctx := context.Background()
 	s := openInternal(t)
 	job := queuedSimple(50)
@@ -32,8 +41,16 @@ func TestHeldStartWrittenWithTheEnd(t *testing.T) {
 	if started.State != model.StateRunning || started.Version != 1 || started.Server != "srv" {
 		t.Fatalf("StartHeld returned %+v, want running at version 1 on srv", started)
 	}
+	// Held, the job is stored queued and keeps its run-queue copy: were
+	// this process killed now, other servers would still find it.
+	if queued, err := s.RunnableJobs(ctx, time.Now(), 10, nil); err != nil || len(queued) != 1 || queued[0].ID != job.ID {
+		t.Fatalf("runnable jobs while the start is held: %v (%v), want the job", jobIDs(queued), err)
+	}
 	if _, err := s.Transition(ctx, started, model.StateCompleted, Change{CompletedAt: new(time.Now())}, "srv"); err != nil {
 		t.Fatal(err)
+	}
+	if queued, err := s.RunnableJobs(ctx, time.Now(), 10, nil); err != nil || len(queued) != 0 {
+		t.Fatalf("runnable jobs after the end: %v (%v), want none", jobIDs(queued), err)
 	}
 	got, err := s.GetJob(ctx, job.ID)
 	if err != nil {
@@ -42,12 +59,16 @@ func TestHeldStartWrittenWithTheEnd(t *testing.T) {
 	if got.State != model.StateCompleted || got.Version != 2 || got.Server != "srv" || got.Attempt != 1 || got.StartedAt == nil || got.CompletedAt == nil {
 		t.Fatalf("job after a held start and its end: %+v, want completed at version 2 with the start's server, attempt and started_at", got)
 	}
-	time.Sleep(2 * startHold) // a start written alone would be written by now
-	if got, err := s.GetJob(ctx, job.ID); err != nil || got.State != model.StateCompleted || got.Version != 2 {
-		t.Fatalf("after the hold: %+v (%v), want completed at version 2", got, err)
-	}
 	if running, err := s.stateEntryIDs(ctx, model.StateRunning); err != nil || len(running) != 0 {
 		t.Errorf("running entries %v (%v), want none", running, err)
+	}
+	// The start's claim decides both moves: the end, written with it, makes
+	// no claim of its own.
+	for v, want := range []int64{1, 0} {
+		n, err := s.jobClaims().CountDocuments(ctx, bson.D{{Key: "_id", Value: claimID(&model.Job{ID: job.ID, Version: int64(v)})}})
+		if err != nil || n != want {
+			t.Errorf("claims of version %d: %d (%v), want %d", v, n, err, want)
+		}
 	}
 	if done, err := s.stateEntryIDs(ctx, model.StateCompleted); err != nil || !slices.Contains(done, job.ID) {
 		t.Errorf("completed entries %v (%v), want the job's", done, err)
@@ -86,6 +107,19 @@ func TestHeldStartWrittenAlone(t *testing.T) {
 	if running, err := s.RunningJobs(ctx); err != nil || len(running) != 1 || running[0].ID != job.ID {
 		t.Fatalf("running jobs %v (%v), want the job", jobIDs(running), err)
 	}
+	for { // its run-queue copy goes right after
+		queued, err := s.RunnableJobs(ctx, time.Now(), 10, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(queued) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the run-queue copy of a started job stays: %v", jobIDs(queued))
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 	if _, err := s.Transition(ctx, started, model.StateCompleted, Change{}, "srv"); err != nil {
 		t.Fatal(err)
 	}
@@ -102,6 +136,7 @@ func TestHeldStartWrittenAlone(t *testing.T) {
 // version can be made (the start's claim decides it).
 func TestHeldStartExcludesOthers(t *testing.T) {
 	dbtest.RequireFerretDB(t)
+	holdFor(t, time.Minute)
 	ctx := context.Background()
 	s := openInternal(t)
 	job := queuedSimple(50)

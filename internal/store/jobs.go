@@ -192,25 +192,36 @@ func (s *Store) apply(ctx context.Context, job *model.Job, to model.State, chang
 		}
 		update = append(update, bson.E{Key: "$unset", Value: unset})
 	}
+	var (
+		claim func() error // makes the transition's claim: nil, model.ErrConflict or another error
+		fresh *heldStart   // the job's held start, never written, that this transition is written with
+	)
 	if s.claims {
 		// The update is kept as bytes: stored field names cannot start with "$".
 		raw, err := bson.Marshal(update)
 		if err != nil {
 			return nil, err
 		}
-		claim := bson.D{
-			{Key: "_id", Value: claimID(job)},
-			{Key: "by", Value: by},
-			{Key: "at", Value: time.Now()},
-			{Key: "update", Value: bson.Binary{Data: raw}},
+		claim = func() error {
+			err := s.jobWriters().claims.do(ctx, bson.D{ // with other workers' claims
+				{Key: "_id", Value: claimID(job)},
+				{Key: "by", Value: by},
+				{Key: "at", Value: time.Now()},
+				{Key: "update", Value: bson.Binary{Data: raw}},
+			})
+			if isDup(err) || errors.Is(err, errClaimTaken) {
+				s.rollForward(ctx, job)
+				return model.ErrConflict
+			}
+			return err
 		}
-		err = s.jobWriters().claims.do(ctx, claim) // with other workers' claims
-		if isDup(err) || errors.Is(err, errClaimTaken) {
-			s.rollForward(ctx, job)
-			return nil, fmt.Errorf("job %s: %w", job.ID.Hex(), model.ErrConflict)
-		}
-		if err != nil {
-			return nil, fmt.Errorf("job %s: %w", job.ID.Hex(), err)
+		// The next transition of a held start that was never written needs
+		// no claim: nobody else can see the version it moves the job from
+		// (takeFreshHeld).
+		if fresh = s.takeFreshHeld(job.ID, job.Version); fresh == nil {
+			if err := claim(); err != nil {
+				return nil, fmt.Errorf("job %s: %w", job.ID.Hex(), err)
+			}
 		}
 	}
 	// On FerretDB the job's new running entry in the state index is written
@@ -247,7 +258,7 @@ func (s *Store) apply(ctx context.Context, job *model.Job, to model.State, chang
 		// is held back to be written with its next transition (holdStart).
 		var res updateResult
 		u := jobUpdate{id: job.ID, version: job.Version, to: job.Version + 1, claimedAt: claimedAt, update: update}
-		res, neverRan = s.writeJobUpdate(ctx, job, moved, u, held)
+		res, neverRan = s.writeJobUpdate(ctx, job, moved, u, held, fresh, claim)
 		matched, err = res.matched, res.err
 	} else {
 		err = retry(ctx, func() error {
@@ -282,10 +293,15 @@ func (s *Store) apply(ctx context.Context, job *model.Job, to model.State, chang
 	if !s.claims {
 		return applied(job, set, cleared)
 	}
+	if held {
+		// Its running entry and the removal of its run-queue copy are held
+		// with it: until the start is written, the job is queued and keeps
+		// its copy (a server killed meanwhile leaves a job that others still
+		// find, and roll its claim forward).
+		return moved, nil
+	}
 	part := statePut | stateDrop
 	switch {
-	case held:
-		part = 0 // its entry is held with it
 	case ahead(job, moved):
 		part = stateDrop // the new entry is written
 	case neverRan:
@@ -299,16 +315,21 @@ func (s *Store) apply(ctx context.Context, job *model.Job, to model.State, chang
 
 // writeJobUpdate writes a transition's job update on FerretDB: held back
 // when it starts a simple job (hold), together with the job's held start
-// when there is one, else alone (each with other workers' updates).
+// when there is one (fresh, taken before the transition's claim, which it
+// then did not make; or one found now), else alone (each with other
+// workers' updates). claim makes the transition's claim.
 // It reports whether the update was written with a held start that had
 // written nothing (the job was never stored running).
-func (s *Store) writeJobUpdate(ctx context.Context, before, after *model.Job, u jobUpdate, hold bool) (updateResult, bool) {
+func (s *Store) writeJobUpdate(ctx context.Context, before, after *model.Job, u jobUpdate, hold bool, fresh *heldStart, claim func() error) (updateResult, bool) {
 	w := s.jobWriters()
 	if hold {
 		s.holdStart(ctx, u, before, after)
 		return updateResult{matched: 1}, false
 	}
-	h, fresh := s.takeHeld(u.id, u.version)
+	h, neverRan, claimless := fresh, fresh != nil, fresh != nil
+	if h == nil {
+		h, neverRan = s.takeHeld(u.id, u.version)
+	}
 	if h == nil {
 		return w.updates.do(ctx, u), false
 	}
@@ -317,13 +338,30 @@ func (s *Store) writeJobUpdate(ctx context.Context, before, after *model.Job, u 
 	if res.err == nil && res.matched == 0 {
 		// The start alone may have been applied meanwhile (rolled forward
 		// by another process after rollForwardAfter): then write this
-		// update alone.
-		if cur, err := s.GetJob(ctx, u.id); err == nil && cur.Version == u.version {
+		// update alone, claimed first if it was not.
+		cur, err := s.GetJob(ctx, u.id)
+		switch {
+		case err == nil && cur.Version == u.version:
+			if claimless {
+				if err := claim(); err != nil {
+					return updateResult{err: err}, false
+				}
+				u.claimedAt = time.Now()
+			}
 			res = w.updates.do(ctx, u)
-			fresh = false // the roll-forward wrote the running entry
+			neverRan = false // the roll-forward wrote the running entry
+		case claimless:
+			// Gone, or moved on by another process's claim after a
+			// roll-forward of the start: not this transition.
+			return updateResult{err: model.ErrConflict}, false
 		}
 	}
-	return res, fresh
+	if res.err == nil && res.matched > 0 && !runnable(after) {
+		// The start's run-queue copy goes with the start (a job made
+		// runnable again gets its copy replaced by the caller instead).
+		s.dropStarted(ctx, h.before)
+	}
+	return res, neverRan
 }
 
 // takenBack reports whether a transition makes a running simple job

@@ -111,20 +111,24 @@ type jobUpdate struct {
 // start of a simple job is held back for up to startHold after its claim:
 // when the job's next transition (its end, a retry, a give-back) comes
 // meanwhile, one update makes both moves; otherwise the start is written
-// alone when the hold ends.
+// alone when the hold ends. The job's running entry and the removal of its
+// run-queue copy wait with the start: while the job is stored queued it
+// keeps its copy, so a process killed while holding leaves a job that the
+// other servers still find (and whose start's claim they roll forward).
 //
 // Nothing else may move the job while the start is held: the start's claim
 // ("<job>:<version>") is this process's, so every other transition from
-// that version fails its claim, and the job's next transition claims the
-// version after. So a reader that meets the job at the version the start
-// moves it from (still queued) knows the start is held (the server's
-// watch of the run accepts that version); a process that dies while
-// holding leaves the claim, which is rolled forward like any claim whose
-// writer died.
+// that version fails its claim; and nobody can read the version after it
+// until the start is written, so the transition written with a start that
+// was never written needs no claim (takeFreshHeld). A reader that meets
+// the job at the version the start moves it from (still queued) knows the
+// start is held (the server's watch of the run accepts that version); a
+// process that dies while holding leaves the start's claim, which is
+// rolled forward like any claim whose writer died.
 
 // startHold is how long a simple job's start waits for its next transition
-// to be written with it.
-const startHold = 50 * time.Millisecond
+// to be written with it (a variable for tests).
+var startHold = 50 * time.Millisecond
 
 // heldStart is a simple job's start update held back, with the job's
 // running entry in the state index (written before the job, as for any
@@ -133,6 +137,7 @@ const startHold = 50 * time.Millisecond
 type heldStart struct {
 	u             jobUpdate
 	before, after *model.Job    // the job before and after its start
+	timer         *time.Timer   // ends the hold
 	sent          bool          // taken: written alone (its hold ended) or merged into the next transition
 	done          chan struct{} // closed once written alone; res is then its result
 	res           updateResult
@@ -144,14 +149,14 @@ type heldStart struct {
 func (s *Store) holdStart(ctx context.Context, u jobUpdate, before, after *model.Job) {
 	w := s.jobWriters()
 	h := &heldStart{u: u, before: before, after: after, done: make(chan struct{})}
+	ctx = context.WithoutCancel(ctx)
 	w.heldMu.Lock()
+	defer w.heldMu.Unlock()
 	if w.held == nil {
 		w.held = map[bson.ObjectID]*heldStart{}
 	}
 	w.held[u.id] = h
-	w.heldMu.Unlock()
-	ctx = context.WithoutCancel(ctx)
-	time.AfterFunc(startHold, func() {
+	h.timer = time.AfterFunc(startHold, func() {
 		w.heldMu.Lock()
 		if h.sent {
 			w.heldMu.Unlock()
@@ -161,6 +166,9 @@ func (s *Store) holdStart(ctx context.Context, u jobUpdate, before, after *model
 		w.heldMu.Unlock()
 		s.syncStatesPart(ctx, h.before, h.after, statePut)
 		h.res = w.updates.do(ctx, h.u)
+		if h.res.err == nil && h.res.matched > 0 {
+			s.dropStarted(ctx, h.before) // the copy goes once the job is stored running
+		}
 		w.heldMu.Lock()
 		if w.held[u.id] == h {
 			delete(w.held, u.id)
@@ -185,6 +193,7 @@ func (s *Store) takeHeld(id bson.ObjectID, version int64) (h *heldStart, fresh b
 	}
 	if !h.sent {
 		h.sent = true
+		h.timer.Stop()
 		delete(w.held, id)
 		w.heldMu.Unlock()
 		return h, true
@@ -195,6 +204,27 @@ func (s *Store) takeHeld(id bson.ObjectID, version int64) (h *heldStart, fresh b
 		return nil, false
 	}
 	return h, false
+}
+
+// takeFreshHeld takes from its hold the held start of job id to version
+// that was never written, if there is one and its claim is young: no other
+// process can then move the job from that version (the job is not stored
+// at it, and the start's claim is rolled forward only after
+// rollForwardAfter), so the job's next transition, written with the start,
+// needs no claim of its own. The update that writes both names the job by
+// _id alone only while the start's claim is young (jobUpdate.filter).
+func (s *Store) takeFreshHeld(id bson.ObjectID, version int64) *heldStart {
+	w := s.jobWriters()
+	w.heldMu.Lock()
+	defer w.heldMu.Unlock()
+	h := w.held[id]
+	if h == nil || h.sent || h.u.target() != version || time.Since(h.u.claimedAt) >= rollForwardAfter/2 {
+		return nil
+	}
+	h.sent = true
+	h.timer.Stop()
+	delete(w.held, id)
+	return h
 }
 
 // mergeUpdates returns one update that makes update a, then update b: b's
