@@ -2,9 +2,13 @@ package server
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"time"
 
+	"go.mongodb.org/mongo-driver/v2/bson"
+
+	"github.com/rocketjob-go/rocketjob/internal/model"
 	"github.com/rocketjob-go/rocketjob/internal/store"
 )
 
@@ -14,6 +18,7 @@ const (
 	orphanEvery         = 500            // passes between looks for orphaned slices
 	orphanAge           = 24 * time.Hour // an upload older than this without its job document was killed
 	rateTokenPruneEvery = 12             // passes between deletions of past seconds' rate tokens
+	auditEvery          = 12             // passes between checks of the jobs said to run on this server
 )
 
 // housekeeperConfig configures the housekeeper service.
@@ -52,8 +57,12 @@ type housekeeper struct {
 	log   *slog.Logger
 	// repaired is called when the run queue changed.
 	repaired func()
+	// running reports whether this server runs job id now (its run or
+	// step is watched); nil: the jobs said to run here are not checked.
+	running func(id bson.ObjectID) bool
 
-	passes int
+	passes   int
+	suspects map[bson.ObjectID]int64 // jobs said to run here that did not, at the last audit: their versions
 }
 
 func newHousekeeper(cfg housekeeperConfig, st *store.Store, log *slog.Logger) *housekeeper {
@@ -78,6 +87,9 @@ func (h *housekeeper) pass(ctx context.Context) {
 		if deep, err := h.store.ClaimDeepSweep(ctx, time.Now()); err == nil && deep {
 			h.repairQueue(ctx)
 		}
+	}
+	if h.passes%auditEvery == 0 && h.running != nil {
+		h.auditOwnJobs(ctx)
 	}
 	if h.passes%rateTokenPruneEvery == 0 {
 		if err := h.store.PruneRateTokens(ctx, time.Now().Add(-time.Minute)); err != nil && ctx.Err() == nil {
@@ -144,6 +156,49 @@ func (h *housekeeper) requeueOrphanedJobs(ctx context.Context) {
 		}
 		h.log.Warn("job was running on a server that no longer exists: requeued", "job", job.ID.Hex(), "server", job.Server)
 	}
+}
+
+// auditOwnJobs gives back the jobs that say they run on this server while
+// it does not run them, seen so twice in a row at the same version (a
+// minute apart by default, far longer than any start takes). Rescuers
+// only look at dead servers' jobs; this is how a live server's phantom
+// runs end: a start whose claim went in but whose job update failed (a
+// database outage) and was later rolled forward by another process, or a
+// step whose give-back failed. A simple job is queued again, a sliced
+// job's before or after step runs again.
+func (h *housekeeper) auditOwnJobs(ctx context.Context) {
+	jobs, err := h.store.JobsOfServer(ctx, h.cfg.Name)
+	if err != nil {
+		if ctx.Err() == nil {
+			h.log.Warn("checking the jobs said to run here", "err", err)
+		}
+		return
+	}
+	seen := map[bson.ObjectID]int64{}
+	for i := range jobs {
+		job := &jobs[i]
+		if h.running(job.ID) {
+			continue
+		}
+		v, ok := h.suspects[job.ID]
+		if !ok || v != job.Version {
+			seen[job.ID] = job.Version // again at the next audit, if nothing moved it
+			continue
+		}
+		_, err := moveWhile(ctx, h.store, h.cfg.Name, job, requeueState(job), store.Change{ClearServer: true}, func(j *model.Job) bool {
+			return j.State == model.StateRunning && j.Server == h.cfg.Name && j.Version == v && !h.running(j.ID)
+		})
+		switch {
+		case errors.Is(err, model.ErrConflict):
+		case err != nil:
+			h.log.Warn("giving back a job said to run here", "job", job.ID.Hex(), "err", err)
+			seen[job.ID] = job.Version
+		default:
+			h.log.Warn("job said it ran on this server, which did not run it: given back", "job", job.ID.Hex(), "step", job.Step)
+			h.repaired()
+		}
+	}
+	h.suspects = seen
 }
 
 // dropOrphans drops the slice collections of jobs that do not exist and are

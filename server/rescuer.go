@@ -126,12 +126,18 @@ func (r *rescuer) rescue(ctx context.Context, dead *model.Server) error {
 
 // requeueRun gives back the run (simple job) or step (sliced job) that gone
 // held, unless the job moved on meanwhile.
-func requeueRun(ctx context.Context, st *store.Store, by string, job *model.Job, gone string) error {
-	to := model.StateQueued // a simple job runs again
+// requeueState is the state a run taken from its server goes to: queued
+// for a simple job (it runs again), running for a sliced job (its before or
+// after step runs again).
+func requeueState(job *model.Job) model.State {
 	if job.Kind == model.KindSliced {
-		to = model.StateRunning // its before or after step runs again
+		return model.StateRunning
 	}
-	_, err := moveWhile(ctx, st, by, job, to, store.Change{ClearServer: true}, func(j *model.Job) bool {
+	return model.StateQueued
+}
+
+func requeueRun(ctx context.Context, st *store.Store, by string, job *model.Job, gone string) error {
+	_, err := moveWhile(ctx, st, by, job, requeueState(job), store.Change{ClearServer: true}, func(j *model.Job) bool {
 		return j.State == model.StateRunning && j.Server == gone
 	})
 	if errors.Is(err, model.ErrConflict) {

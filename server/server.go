@@ -169,6 +169,8 @@ type Server struct {
 
 	paused   atomic.Bool
 	stopping atomic.Bool
+	// owned holds the runs and steps under way here (see auditOwnJobs).
+	owned ownedJobs
 	// failedJobs counts the jobs this server moved to failed (FailedJobs).
 	failedJobs atomic.Int64
 	stopCh     chan struct{} // closed by a stop command
@@ -252,6 +254,7 @@ func New(client *rocketjob.Client, cfg *Config) (*Server, error) {
 		}
 	}
 	s.watch = newWatcher(s.store, c.ReCheck, s.log)
+	s.housekeeper.running = func(id bson.ObjectID) bool { return s.owned.in(id) || s.watch.watching(id) }
 	s.waker = newWaker(s.store, s.sel, min(DefaultWakePoll, c.PollInterval))
 	s.completer = newCompleter(completerConfig{Queue: 2 * c.Workers}, s.complete)
 	s.ender = newEnder(enderConfig{Name: c.Name, Interval: c.ReCheck, Secret: c.WebhookSecret, PublicURL: c.PublicURL,

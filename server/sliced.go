@@ -52,6 +52,7 @@ func (s *Server) runSliced(ctx context.Context, job *model.Job) error {
 // runBefore claims the before step, runs the Before hook and opens the job's
 // slices to every worker.
 func (s *Server) runBefore(ctx context.Context, spec *rocketjob.TypeSpec, job *model.Job) error {
+	defer s.owned.enter(job.ID)()
 	var typeSlot string
 	if spec.MaxRunningJobs > 0 && job.State == model.StateQueued {
 		// The job holds a running-job slot of its type until it ends.
@@ -348,6 +349,7 @@ func (s *Server) maybeFinish(ctx context.Context, spec *rocketjob.TypeSpec, id b
 // after step): when records failed, the job fails (and can be retried);
 // otherwise the After hook runs and the job completes.
 func (s *Server) runAfter(ctx context.Context, spec *rocketjob.TypeSpec, job *model.Job) error {
+	defer s.owned.enter(job.ID)()
 	rctx := context.WithoutCancel(ctx)
 	p, err := s.store.Slices().Progress(rctx, job.ID, job.SliceCount, job.RecordCount)
 	if err != nil {

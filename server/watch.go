@@ -80,6 +80,18 @@ func (w *watcher) track(ctx context.Context, job *model.Job, fresh bool, holds f
 	return rctx, wt
 }
 
+// watching reports whether a run of job id is tracked here now.
+func (w *watcher) watching(id bson.ObjectID) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for wt := range w.runs {
+		if wt.id == id {
+			return true
+		}
+	}
+	return false
+}
+
 // Err returns why the run must end (model.ErrPaused, ErrAborted, ErrDestroyed
 // or ErrTakenAway), or nil while it may go on.
 func (wt *watch) Err() error {
@@ -162,4 +174,37 @@ func (w *watcher) check(ctx context.Context) {
 			}
 		}
 	}
+}
+
+// ownedJobs counts, by job, the runs and steps this server is inside (a
+// simple job's run, a sliced job's before or after step), from the
+// transition that starts them to the one that ends them: the housekeeper
+// gives back the jobs said to run here that are in none.
+type ownedJobs struct {
+	mu sync.Mutex
+	n  map[bson.ObjectID]int
+}
+
+// enter notes a run or step of job id; the function returned notes its end.
+func (b *ownedJobs) enter(id bson.ObjectID) (leave func()) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.n == nil {
+		b.n = map[bson.ObjectID]int{}
+	}
+	b.n[id]++
+	return func() {
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		if b.n[id]--; b.n[id] <= 0 {
+			delete(b.n, id)
+		}
+	}
+}
+
+// in reports whether a run or step of job id is under way here.
+func (b *ownedJobs) in(id bson.ObjectID) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.n[id] > 0
 }

@@ -177,6 +177,7 @@ func (s *Server) lastError(msg string) *model.Failure {
 
 // runSimple claims a queued simple job, performs it and records the result.
 func (s *Server) runSimple(ctx context.Context, job *model.Job) error {
+	defer s.owned.enter(job.ID)()
 	if job.State != model.StateQueued {
 		s.sel.skipFor(job, s.cfg.PollInterval)
 		return nil
