@@ -127,11 +127,7 @@ func (r *rescuer) rescue(ctx context.Context, dead *model.Server) error {
 // requeueRun gives back the run (simple job) or step (sliced job) that gone
 // held, unless the job moved on meanwhile.
 func requeueRun(ctx context.Context, st *store.Store, by string, job *model.Job, gone string) error {
-	to := model.StateQueued // a simple job runs again
-	if job.Kind == model.KindSliced {
-		to = model.StateRunning // its before or after step runs again
-	}
-	_, err := moveWhile(ctx, st, by, job, to, store.Change{ClearServer: true}, func(j *model.Job) bool {
+	_, err := moveWhile(ctx, st, by, job, store.GiveBack(job.Kind), func(j *model.Job) bool {
 		return j.State == model.StateRunning && j.Server == gone
 	})
 	if errors.Is(err, model.ErrConflict) {

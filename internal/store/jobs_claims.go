@@ -238,11 +238,7 @@ func (claimJobs) rollForward(ctx context.Context, s *Store, job *model.Job) {
 	if _, err := s.GetServer(ctx, moved.Server); !errors.Is(err, model.ErrServerNotFound) {
 		return // alive (or unknown): its rescuer will requeue it if it dies
 	}
-	to := model.StateQueued // a simple job runs again
-	if moved.Kind == model.KindSliced {
-		to = model.StateRunning // its before or after step runs again
-	}
-	_, _ = s.Transition(ctx, moved, to, Change{ClearServer: true}, "rescuer")
+	_, _ = s.Do(ctx, moved, GiveBack(moved.Kind), "rescuer")
 }
 
 // deleteJob removes the job, then its run-queue copy and state index entry,
