@@ -303,10 +303,10 @@ func (c *Client) List(ctx context.Context, opts *ListOptions) ([]Job, error) {
 	return publicJobs(jobs), err
 }
 
-// change reads the job, lets decide pick the target state and change, and
-// applies it as a transition (or, when the state stays, an update), reading
+// change reads the job, lets decide pick the operation (store.Op: a
+// transition, or an update that keeps the state), and applies it, reading
 // again when another process got there first.
-func (c *Client) change(ctx context.Context, id string, decide func(*Job) (State, store.Change, error)) (*Job, error) {
+func (c *Client) change(ctx context.Context, id string, decide func(*Job) (store.Op, error)) (*Job, error) {
 	oid, err := ParseID(id)
 	if err != nil {
 		return nil, err
@@ -316,16 +316,11 @@ func (c *Client) change(ctx context.Context, id string, decide func(*Job) (State
 		if err != nil {
 			return nil, err
 		}
-		to, ch, err := decide(publicJob(job))
+		op, err := decide(publicJob(job))
 		if err != nil {
 			return nil, err
 		}
-		var updated *model.Job
-		if to == job.State {
-			updated, err = c.store.Update(ctx, job, ch, "client")
-		} else {
-			updated, err = c.store.Transition(ctx, job, to, ch, "client")
-		}
+		updated, err := c.store.Do(ctx, job, op, "client")
 		if errors.Is(err, ErrConflict) && attempt < 20 {
 			select {
 			case <-ctx.Done():
@@ -345,11 +340,11 @@ func (c *Client) SetPriority(ctx context.Context, id string, priority int) (*Job
 	if err := CheckPriority(priority); err != nil {
 		return nil, err
 	}
-	return c.change(ctx, id, func(j *Job) (State, store.Change, error) {
+	return c.change(ctx, id, func(j *Job) (store.Op, error) {
 		if !j.State.Live() {
-			return "", store.Change{}, fmt.Errorf("job %s is %s: %w", j.ID.Hex(), j.State, &InvalidTransitionError{JobID: j.ID.Hex(), From: j.State, To: j.State})
+			return store.Op{}, fmt.Errorf("job %s is %s: %w", j.ID.Hex(), j.State, &InvalidTransitionError{JobID: j.ID.Hex(), From: j.State, To: j.State})
 		}
-		return j.State, store.Change{Priority: &priority}, nil
+		return store.SetPriority(priority), nil
 	})
 }
 
@@ -360,25 +355,22 @@ func (c *Client) SetPriority(ctx context.Context, id string, priority int) (*Job
 // while one server runs its before or after hook (a short step: pause it
 // before or after).
 func (c *Client) Pause(ctx context.Context, id string) (*Job, error) {
-	return c.change(ctx, id, func(j *Job) (State, store.Change, error) {
+	return c.change(ctx, id, func(j *Job) (store.Op, error) {
 		hook := j.State == StateRunning && j.Kind == KindSliced && j.Step != StepProcessing && j.Server != ""
 		if j.State == StatePaused || j.State == StateRunning && j.Kind == KindSimple || hook {
-			return "", store.Change{}, &InvalidTransitionError{JobID: j.ID.Hex(), From: j.State, To: StatePaused}
+			return store.Op{}, &InvalidTransitionError{JobID: j.ID.Hex(), From: j.State, To: StatePaused}
 		}
-		return StatePaused, store.Change{}, nil
+		return store.Pause(), nil
 	})
 }
 
 // Resume continues a paused job.
 func (c *Client) Resume(ctx context.Context, id string) (*Job, error) {
-	return c.change(ctx, id, func(j *Job) (State, store.Change, error) {
+	return c.change(ctx, id, func(j *Job) (store.Op, error) {
 		if j.State != StatePaused {
-			return "", store.Change{}, &InvalidTransitionError{JobID: j.ID.Hex(), From: j.State, To: StateRunning}
+			return store.Op{}, &InvalidTransitionError{JobID: j.ID.Hex(), From: j.State, To: StateRunning}
 		}
-		if j.Kind == KindSliced && j.StartedAt != nil {
-			return StateRunning, store.Change{}, nil
-		}
-		return StateQueued, store.Change{}, nil
+		return store.Resume(j.Kind == KindSliced && j.StartedAt != nil), nil
 	})
 }
 
@@ -388,12 +380,11 @@ func (c *Client) Resume(ctx context.Context, id string) (*Job, error) {
 // cancelled with the cause ErrAborted; the result of a cancelled run is
 // dropped.
 func (c *Client) Abort(ctx context.Context, id string) (*Job, error) {
-	job, err := c.change(ctx, id, func(j *Job) (State, store.Change, error) {
+	job, err := c.change(ctx, id, func(j *Job) (store.Op, error) {
 		if !j.State.Live() {
-			return "", store.Change{}, &InvalidTransitionError{JobID: j.ID.Hex(), From: j.State, To: StateAborted}
+			return store.Op{}, &InvalidTransitionError{JobID: j.ID.Hex(), From: j.State, To: StateAborted}
 		}
-		now := time.Now().UTC()
-		return StateAborted, store.Change{CompletedAt: &now}, nil
+		return store.Abort(nil, time.Now().UTC()), nil
 	})
 	if err == nil {
 		err = c.store.ReleaseTypeSlot(ctx, job.ID, "")
@@ -438,17 +429,15 @@ func (c *Client) Retry(ctx context.Context, id string) (*Job, error) {
 				Detail: fmt.Sprintf("failed records of %d slices, %d fixed or deleted", plans, fixes)})
 		}
 	}
-	return c.change(ctx, id, func(j *Job) (State, store.Change, error) {
+	return c.change(ctx, id, func(j *Job) (store.Op, error) {
 		if j.State != StateFailed {
-			return "", store.Change{}, &InvalidTransitionError{JobID: id, From: j.State, To: StateQueued}
+			return store.Op{}, &InvalidTransitionError{JobID: id, From: j.State, To: StateQueued}
 		}
-		ch := store.Change{ClearFailure: true, ClearServer: true, ClearCompletedAt: true}
 		if j.Kind == KindSliced && j.Step != "" {
-			return StateRunning, ch, nil
+			return store.RetryStep(), nil
 		}
 		// A simple job gets its retries again.
-		ch.Attempt, ch.RunAt = new(0), new(time.Now())
-		return StateQueued, ch, nil
+		return store.Rerun(time.Now()), nil
 	})
 }
 

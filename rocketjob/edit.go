@@ -14,12 +14,12 @@ import (
 // servers' next selection, as if it had just been enqueued. A job in any
 // other state is an *InvalidTransitionError.
 func (c *Client) RunNow(ctx context.Context, id string) (*Job, error) {
-	return c.change(ctx, id, func(j *Job) (State, store.Change, error) {
+	return c.change(ctx, id, func(j *Job) (store.Op, error) {
 		if j.State != StateQueued {
-			return "", store.Change{}, fmt.Errorf("job %s is %s, only a queued job can be run now: %w", j.ID.Hex(), j.State,
+			return store.Op{}, fmt.Errorf("job %s is %s, only a queued job can be run now: %w", j.ID.Hex(), j.State,
 				&InvalidTransitionError{JobID: j.ID.Hex(), From: j.State, To: StateQueued})
 		}
-		return j.State, store.Change{RunAt: new(time.Now().Truncate(time.Millisecond))}, nil
+		return store.SetRunAt(time.Now().Truncate(time.Millisecond)), nil
 	})
 }
 
@@ -40,14 +40,14 @@ func (c *Client) Edit(ctx context.Context, id string, e JobEdit) (*Job, error) {
 	if e.MaxWorkers != nil && *e.MaxWorkers < 0 {
 		return nil, fmt.Errorf("%w: max workers must not be negative (got %d)", ErrBadArgs, *e.MaxWorkers)
 	}
-	return c.change(ctx, id, func(j *Job) (State, store.Change, error) {
+	return c.change(ctx, id, func(j *Job) (store.Op, error) {
 		if !j.State.Live() {
-			return "", store.Change{}, fmt.Errorf("job %s is %s: %w", j.ID.Hex(), j.State, &InvalidTransitionError{JobID: j.ID.Hex(), From: j.State, To: j.State})
+			return store.Op{}, fmt.Errorf("job %s is %s: %w", j.ID.Hex(), j.State, &InvalidTransitionError{JobID: j.ID.Hex(), From: j.State, To: j.State})
 		}
 		if e.MaxWorkers != nil && j.Kind != KindSliced {
-			return "", store.Change{}, fmt.Errorf("%w: job %s is a simple job: max workers applies to sliced jobs", ErrBadArgs, j.ID.Hex())
+			return store.Op{}, fmt.Errorf("%w: job %s is a simple job: max workers applies to sliced jobs", ErrBadArgs, j.ID.Hex())
 		}
-		return j.State, store.Change{Description: e.Description, MaxWorkers: e.MaxWorkers}, nil
+		return store.Edit(e.Description, e.MaxWorkers), nil
 	})
 }
 

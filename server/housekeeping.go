@@ -185,7 +185,7 @@ func (h *housekeeper) auditOwnJobs(ctx context.Context) {
 			seen[job.ID] = job.Version // again at the next audit, if nothing moved it
 			continue
 		}
-		_, err := moveWhile(ctx, h.store, h.cfg.Name, job, requeueState(job), store.Change{ClearServer: true}, func(j *model.Job) bool {
+		_, err := moveWhile(ctx, h.store, h.cfg.Name, job, store.GiveBack(job.Kind), func(j *model.Job) bool {
 			return j.State == model.StateRunning && j.Server == h.cfg.Name && j.Version == v && !h.running(j.ID)
 		})
 		switch {

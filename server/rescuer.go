@@ -126,18 +126,8 @@ func (r *rescuer) rescue(ctx context.Context, dead *model.Server) error {
 
 // requeueRun gives back the run (simple job) or step (sliced job) that gone
 // held, unless the job moved on meanwhile.
-// requeueState is the state a run taken from its server goes to: queued
-// for a simple job (it runs again), running for a sliced job (its before or
-// after step runs again).
-func requeueState(job *model.Job) model.State {
-	if job.Kind == model.KindSliced {
-		return model.StateRunning
-	}
-	return model.StateQueued
-}
-
 func requeueRun(ctx context.Context, st *store.Store, by string, job *model.Job, gone string) error {
-	_, err := moveWhile(ctx, st, by, job, requeueState(job), store.Change{ClearServer: true}, func(j *model.Job) bool {
+	_, err := moveWhile(ctx, st, by, job, store.GiveBack(job.Kind), func(j *model.Job) bool {
 		return j.State == model.StateRunning && j.Server == gone
 	})
 	if errors.Is(err, model.ErrConflict) {

@@ -24,7 +24,7 @@ func (s *Server) mayStart(ctx context.Context, job *model.Job) (bool, error) {
 	}
 	if job.ExpiresAt != nil && time.Now().After(*job.ExpiresAt) {
 		msg := fmt.Sprintf("expired: not started by %s", job.ExpiresAt.Format(time.RFC3339))
-		_, err := s.moveWhile(ctx, job, model.StateAborted, s.failure(msg),
+		_, err := s.moveWhile(ctx, job, store.Abort(s.lastError(msg), time.Now()),
 			func(j *model.Job) bool { return j.State == model.StateQueued })
 		s.endDue(ctx, job, err)
 		s.sel.invalidate()
@@ -49,10 +49,10 @@ func (s *Server) mayStart(ctx context.Context, job *model.Job) (bool, error) {
 		}
 		if cause != "" {
 			// queued -> running -> failed: a job fails only from running.
-			running, err := s.moveWhile(ctx, job, model.StateRunning, store.Change{Server: &s.cfg.Name},
+			running, err := s.moveWhile(ctx, job, store.Take(s.cfg.Name),
 				func(j *model.Job) bool { return j.State == model.StateQueued })
 			if err == nil {
-				_, err = s.ownerMove(ctx, running, model.StateFailed, s.failure(cause))
+				_, err = s.ownerMove(ctx, running, s.fail(cause, store.Counts{}))
 				s.endDue(ctx, job, err)
 			}
 			s.sel.invalidate()

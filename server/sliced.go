@@ -30,7 +30,7 @@ func (s *Server) runSliced(ctx context.Context, job *model.Job) error {
 	case job.Step == model.StepProcessing:
 		return s.processSlices(ctx, spec, job)
 	case job.Step == model.StepAfter && job.Server == "":
-		job, err = s.store.Transition(ctx, job, model.StateRunning, store.Change{Server: &s.cfg.Name}, s.cfg.Name)
+		job, err = s.store.Do(ctx, job, store.Take(s.cfg.Name), s.cfg.Name)
 		if err != nil {
 			return err
 		}
@@ -63,11 +63,11 @@ func (s *Server) runBefore(ctx context.Context, spec *rocketjob.TypeSpec, job *m
 		}
 		typeSlot = slot
 	}
-	ch := store.Change{Step: new(model.StepBefore), Server: &s.cfg.Name}
+	var startedAt *time.Time // the job's first before step starts it
 	if job.StartedAt == nil {
-		ch.StartedAt = new(time.Now())
+		startedAt = new(time.Now())
 	}
-	started, err := s.store.Transition(ctx, job, model.StateRunning, ch, s.cfg.Name)
+	started, err := s.store.Do(ctx, job, store.EnterStep(model.StepBefore, s.cfg.Name, startedAt), s.cfg.Name)
 	if err != nil {
 		if typeSlot != "" {
 			s.releaseTypeSlot(ctx, job, typeSlot) // another server started it
@@ -89,19 +89,17 @@ func (s *Server) runBefore(ctx context.Context, spec *rocketjob.TypeSpec, job *m
 		}
 		rctx := context.WithoutCancel(ctx)
 		if ctx.Err() != nil {
-			_, err = s.ownerMove(rctx, job, model.StateRunning, store.Change{ClearServer: true})
+			_, err = s.ownerMove(rctx, job, store.GiveBack(job.Kind))
 			return err
 		}
 		if err != nil {
-			_, err = s.ownerMove(rctx, job, model.StateFailed, s.failure("before hook: "+err.Error()))
+			_, err = s.ownerMove(rctx, job, s.fail("before hook: "+err.Error(), store.Counts{}))
 			s.endDue(rctx, job, err)
 			s.releaseTypeSlot(rctx, job, "")
 			return err
 		}
 	}
-	_, err = s.ownerMove(ctx, job, model.StateRunning, store.Change{
-		Step: new(model.StepProcessing), HookStatistics: withCounters(job.HookStatistics, hookCounters), ClearServer: true,
-	})
+	_, err = s.ownerMove(ctx, job, store.StartProcessing(withCounters(job.HookStatistics, hookCounters)))
 	s.sel.invalidate()
 	return err
 }
@@ -308,7 +306,7 @@ func (s *Server) stopOnError(ctx context.Context, id bson.ObjectID, first string
 		return err
 	}
 	defer func() { s.endDue(ctx, job, err) }()
-	_, err = s.moveWhile(ctx, job, model.StateFailed, s.failure("stopped at the first failed record: "+first),
+	_, err = s.moveWhile(ctx, job, s.fail("stopped at the first failed record: "+first, store.Counts{}),
 		func(j *model.Job) bool { return j.State == model.StateRunning })
 	s.releaseTypeSlot(ctx, job, "")
 	s.sel.invalidate()
@@ -337,7 +335,7 @@ func (s *Server) maybeFinish(ctx context.Context, spec *rocketjob.TypeSpec, id b
 	if !done {
 		return nil // slices in flight elsewhere, or requeued: their finisher checks again
 	}
-	job, err = s.store.Transition(ctx, job, model.StateRunning, store.Change{Step: new(model.StepAfter), Server: &s.cfg.Name}, s.cfg.Name)
+	job, err = s.store.Do(ctx, job, store.EnterStep(model.StepAfter, s.cfg.Name, nil), s.cfg.Name)
 	if err != nil {
 		return err
 	}
@@ -369,11 +367,10 @@ func (s *Server) runAfter(ctx context.Context, spec *rocketjob.TypeSpec, job *mo
 			final.Categories[name] = tot.Categories[name]
 		}
 	}
-	// The job's totals, final until a retry: what its slices and hooks
-	// counted, added to ch.
-	totals := func(ch store.Change, hooks map[string]int64) store.Change {
-		ch.Totals, ch.Statistics = final, scope.Add(hooks, tot.Statistics)
-		return ch
+	// The job's totals, final until a retry, and what its slices and hooks
+	// counted.
+	totals := func(hooks map[string]int64) store.Counts {
+		return store.Counts{Totals: final, Statistics: scope.Add(hooks, tot.Statistics)}
 	}
 	if p.FailedRecords > 0 && job.Attempt < job.SliceRetryLimit {
 		// Retry the slices with failed records before failing the job.
@@ -381,17 +378,14 @@ func (s *Server) runAfter(ctx context.Context, spec *rocketjob.TypeSpec, job *mo
 		if err != nil {
 			return err
 		}
-		_, err = s.ownerMove(rctx, job, model.StateRunning, store.Change{
-			Step: new(model.StepProcessing), Attempt: new(job.Attempt + 1), ClearServer: true,
-		})
+		_, err = s.ownerMove(rctx, job, store.RetrySlices(job.Attempt+1))
 		s.sel.invalidate()
 		s.log.Info("retrying failed slices", "job", job.ID.Hex(), "slices", n, "retry", job.Attempt+1, "of", job.SliceRetryLimit)
 		return err
 	}
 	if p.FailedRecords > 0 {
-		ch := totals(s.failure(fmt.Sprintf("%d of %d records failed", p.FailedRecords, job.RecordCount)), job.HookStatistics)
-		ch.Step, ch.ClearServer = new(model.StepProcessing), true
-		_, err = s.ownerMove(rctx, job, model.StateFailed, ch)
+		failure := s.lastError(fmt.Sprintf("%d of %d records failed", p.FailedRecords, job.RecordCount))
+		_, err = s.ownerMove(rctx, job, store.FailRecords(failure, time.Now(), totals(job.HookStatistics)))
 		s.endDue(rctx, job, err)
 		s.sel.invalidate()
 		s.releaseTypeSlot(rctx, job, "")
@@ -413,19 +407,20 @@ func (s *Server) runAfter(ctx context.Context, spec *rocketjob.TypeSpec, job *mo
 			return nil
 		}
 		if ctx.Err() != nil {
-			_, err = s.ownerMove(rctx, job, model.StateRunning, store.Change{ClearServer: true})
+			_, err = s.ownerMove(rctx, job, store.GiveBack(job.Kind))
 			return err
 		}
 		if err != nil {
-			ch := totals(s.failure("after hook: "+err.Error()), hooks)
-			ch.HookStatistics = ranHooks
-			_, err = s.ownerMove(rctx, job, model.StateFailed, ch)
+			c := totals(hooks)
+			c.HookStatistics = ranHooks
+			_, err = s.ownerMove(rctx, job, s.fail("after hook: "+err.Error(), c))
 			s.endDue(rctx, job, err)
 			return err
 		}
 	}
-	done := totals(store.Change{CompletedAt: new(time.Now()), HookStatistics: ranHooks, ClearServer: true}, hooks)
-	if _, err = s.ownerMove(rctx, job, model.StateCompleted, done); err != nil {
+	done := totals(hooks)
+	done.HookStatistics = ranHooks
+	if _, err = s.ownerMove(rctx, job, store.CompleteSliced(time.Now(), done)); err != nil {
 		return err
 	}
 	s.endDue(rctx, job, nil)

@@ -164,10 +164,10 @@ func call(fn func() error) (err error) {
 	return fn()
 }
 
-// failure is the change that ends a job with msg: the failure and the
-// completion time.
-func (s *Server) failure(msg string) store.Change {
-	return store.Change{Failure: s.lastError(msg), CompletedAt: new(time.Now())}
+// fail is the operation that ends a running job as failed now with msg,
+// recorded by this server, and what the job counted.
+func (s *Server) fail(msg string, c store.Counts) store.Op {
+	return store.Fail(s.lastError(msg), time.Now(), c)
 }
 
 // lastError is msg as the job's failure, recorded by this server.
@@ -198,9 +198,7 @@ func (s *Server) runSimple(ctx context.Context, job *model.Job) error {
 		defer s.releaseTypeSlot(ctx, job, slot)
 	}
 	now := time.Now().UTC()
-	job, err = s.store.StartHeld(ctx, job, store.Change{
-		Server: &s.cfg.Name, StartedAt: &now, Attempt: new(job.Attempt + 1), ClearFailure: true,
-	}, s.cfg.Name)
+	job, err = s.store.DoHeld(ctx, job, store.StartRun(s.cfg.Name, job.Attempt+1, now), s.cfg.Name)
 	if err != nil {
 		return err
 	}
@@ -238,22 +236,17 @@ func (s *Server) runSimple(ctx context.Context, job *model.Job) error {
 	switch {
 	case ctx.Err() != nil:
 		// The shutdown deadline cut the job short: give it back.
-		_, err = s.ownerMove(rctx, job, model.StateQueued, store.Change{ClearServer: true})
+		_, err = s.ownerMove(rctx, job, store.GiveBack(job.Kind))
 		log.Warn("job requeued at shutdown", "err", err)
 	case runErr != nil && job.Attempt <= job.RetryLimit:
 		delay := rocketjob.RetryDelay(job.RetryBase, job.Attempt, rand.Float64())
-		_, err = s.ownerMove(rctx, job, model.StateQueued, store.Change{
-			Failure: s.lastError(runErr.Error()), RunAt: new(time.Now().Add(delay)),
-			Statistics: withCounters(job.Statistics, run), ClearServer: true,
-		})
+		_, err = s.ownerMove(rctx, job, store.RetryLater(s.lastError(runErr.Error()), time.Now().Add(delay), withCounters(job.Statistics, run)))
 		log.Info("job failed; retrying", "err", runErr, "retry", job.Attempt, "of", job.RetryLimit, "in", delay.Round(time.Millisecond))
 	case runErr != nil:
-		ch := s.failure(runErr.Error())
-		ch.Statistics = withCounters(job.Statistics, run)
-		_, err = s.ownerMove(rctx, job, model.StateFailed, ch)
+		_, err = s.ownerMove(rctx, job, s.fail(runErr.Error(), store.Counts{Statistics: withCounters(job.Statistics, run)}))
 		log.Info("job failed", "err", runErr)
 	default:
-		_, err = s.ownerMove(rctx, job, model.StateCompleted, store.Change{CompletedAt: new(time.Now()), Statistics: withCounters(job.Statistics, run)})
+		_, err = s.ownerMove(rctx, job, store.Complete(time.Now(), store.Counts{Statistics: withCounters(job.Statistics, run)}))
 		log.Info("job completed", "took", time.Since(now).Round(time.Millisecond))
 	}
 	if errors.Is(err, model.ErrConflict) {

@@ -75,13 +75,13 @@ func Rekey(ctx context.Context, c *rocketjob.Client, id string) (int, error) {
 	}); err != nil {
 		return total, fmt.Errorf("job %s: re-encrypting fixes of failed records: %w", id, err)
 	}
-	ch := store.Change{KeyID: new(c.Keyring().Current())}
+	var header []byte // re-sealed under the current key
 	if job.SealedHeader != nil {
-		if ch.SealedHeader, err = slice.Rewrap(codec, slice.Header, 0, job.SealedHeader); err != nil {
+		if header, err = slice.Rewrap(codec, slice.Header, 0, job.SealedHeader); err != nil {
 			return total, fmt.Errorf("job %s: header: %w", id, err)
 		}
 	}
-	if _, err := clientstore.Of(c).Update(ctx, (*model.Job)(job), ch, "rekey"); err != nil {
+	if _, err := clientstore.Of(c).Do(ctx, (*model.Job)(job), store.Rekey(c.Keyring().Current(), header), "rekey"); err != nil {
 		return total, err
 	}
 	return total, nil

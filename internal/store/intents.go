@@ -56,10 +56,11 @@ func (s *Store) intents() *mongo.Collection { return s.jobsDB.Collection(intents
 
 // intend records, before a write that makes jobs runnable, that their
 // run-queue copies are to be written. It returns the record's id, to give
-// to intended once they are, or the zero id (MongoDB, no job, or a
-// failure: the write goes on, as it did before intents existed).
+// to intended once they are, or the zero id (no job, or a failure: the
+// write goes on, as it did before intents existed). The claims strategy
+// alone keeps intents.
 func (s *Store) intend(ctx context.Context, ids []bson.ObjectID) bson.ObjectID {
-	if !s.claims || len(ids) == 0 {
+	if len(ids) == 0 {
 		return bson.ObjectID{}
 	}
 	in := queueIntent{ID: bson.NewObjectID(), At: time.Now().UTC(), Jobs: ids}
@@ -91,11 +92,14 @@ func (s *Store) intended(ctx context.Context, id bson.ObjectID) {
 // the jobs of intents older than a writer takes, whose writer died between
 // the job write and the copies, and removes those intents. It returns how
 // many copies it wrote. It reads the intents left behind, not the jobs:
-// run it once a minute.
+// run it once a minute. The conditional strategy (MongoDB) keeps no
+// intents: 0.
 func (s *Store) RepairIntents(ctx context.Context, now time.Time) (int, error) {
-	if !s.claims {
-		return 0, nil
-	}
+	return s.jobsStrategy.repairIntents(ctx, s, now)
+}
+
+// repairIntents is RepairIntents of the claims strategy.
+func (s *Store) repairIntents(ctx context.Context, now time.Time) (int, error) {
 	left, err := findAll[queueIntent](ctx, s.intents(), bson.D{})
 	if err != nil {
 		return 0, fmt.Errorf("reading queue intents: %w", err)
@@ -225,51 +229,26 @@ func (s *Store) readJobs(ctx context.Context, ids []bson.ObjectID, keep func(*mo
 // running entries (each read by _id), so its cost follows the number of
 // running jobs, not of jobs.
 func (s *Store) RunningJobs(ctx context.Context) ([]model.Job, error) {
-	if !s.claims {
-		return s.ListJobs(ctx, JobFilter{States: []model.State{model.StateRunning}})
-	}
-	ids, err := s.stateEntryIDs(ctx, model.StateRunning)
-	if err != nil {
-		return nil, fmt.Errorf("listing running jobs: %w", err)
-	}
-	jobs, err := s.readJobs(ctx, ids, func(j *model.Job) bool { return j.State == model.StateRunning })
-	if err != nil {
-		return nil, fmt.Errorf("listing running jobs: %w", err)
-	}
-	return jobs, nil
+	return s.jobsStrategy.runningJobs(ctx, s)
 }
 
 // SlicedJobsWithSlices returns the sliced jobs that are running, paused or
 // failed and may have slices in flight: on FerretDB those with input
 // slices, found by the work database's collection names.
 func (s *Store) SlicedJobsWithSlices(ctx context.Context) ([]model.Job, error) {
-	live := func(j *model.Job) bool {
-		return j.Kind == model.KindSliced && (j.State == model.StateRunning || j.State == model.StatePaused || j.State == model.StateFailed)
-	}
-	if !s.claims {
-		all, err := s.ListJobs(ctx, JobFilter{States: []model.State{model.StateRunning, model.StatePaused, model.StateFailed}})
-		if err != nil {
-			return nil, err
-		}
-		return slices.DeleteFunc(all, func(j model.Job) bool { return !live(&j) }), nil
-	}
-	ids, err := s.slicedJobIDs(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("listing sliced jobs: %w", err)
-	}
-	jobs, err := s.readJobs(ctx, ids, live)
-	if err != nil {
-		return nil, fmt.Errorf("listing sliced jobs: %w", err)
-	}
-	return jobs, nil
+	return s.jobsStrategy.slicedJobsWithSlices(ctx, s)
+}
+
+// liveSliced reports whether j is a sliced job that may have slices in
+// flight: running, paused or failed.
+func liveSliced(j *model.Job) bool {
+	return j.Kind == model.KindSliced && (j.State == model.StateRunning || j.State == model.StatePaused || j.State == model.StateFailed)
 }
 
 // ClaimDeepSweep reports whether this call is the one to reconcile the
 // whole run queue with the jobs (ReconcileQueue, which reads every job) in
-// the current hour, across the cluster.
+// the current hour, across the cluster. The conditional strategy has no
+// run queue to reconcile: false.
 func (s *Store) ClaimDeepSweep(ctx context.Context, now time.Time) (bool, error) {
-	if !s.claims {
-		return false, nil
-	}
-	return s.claimOnce(ctx, fmt.Sprintf("deepsweep:%d", now.Unix()/3600))
+	return s.jobsStrategy.claimDeepSweep(ctx, s, now)
 }

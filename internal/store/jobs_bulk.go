@@ -2,7 +2,6 @@ package store
 
 import (
 	"context"
-	"fmt"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 
@@ -24,59 +23,7 @@ const InsertBatch = 1000
 // its own earlier inserts, which count as written. It returns how many jobs
 // were written (all of them, or the batches before the one that failed).
 func (s *Store) InsertJobs(ctx context.Context, jobs []*model.Job) (int, error) {
-	type copiesOf struct {
-		copies []queued
-		intent bson.ObjectID
-	}
-	copies := make(chan copiesOf, 1)
-	copied := make(chan struct{})
-	go func() {
-		defer close(copied)
-		for batch := range copies {
-			if s.queueNew(ctx, batch.copies) == nil {
-				s.intended(ctx, batch.intent) // else left for RepairIntents
-			}
-		}
-	}()
-	defer func() {
-		close(copies)
-		<-copied
-	}()
-	written := 0
-	for len(jobs) > 0 {
-		batch := jobs[:min(InsertBatch, len(jobs))]
-		jobs = jobs[len(batch):]
-		docs := make([]any, len(batch))
-		var runnables []queued
-		var ids []bson.ObjectID
-		for i, j := range batch {
-			// Marshalled once for both collections.
-			raw, err := bson.Marshal(j)
-			if err != nil {
-				return written, fmt.Errorf("inserting job %s: %w", j.ID.Hex(), err)
-			}
-			docs[i] = bson.Raw(raw)
-			if runnable(j) {
-				runnables = append(runnables, queued{priority: j.Priority, doc: bson.Raw(raw)})
-				ids = append(ids, j.ID)
-			}
-		}
-		// Should this process die before the copies are written, the
-		// intent tells the housekeeping which jobs lack theirs.
-		intent := s.intend(ctx, ids)
-		if _, _, err := insertMany(ctx, s.jobs(), docs); err != nil {
-			return written, fmt.Errorf("inserting jobs: %w", err)
-		}
-		written += len(batch)
-		if s.claims && len(runnables) > 0 {
-			copies <- copiesOf{runnables, intent}
-		}
-		if s.claims {
-			// Jobs written in a state other than queued.
-			_ = s.putStatesNew(ctx, batch)
-		}
-	}
-	return written, nil
+	return s.jobsStrategy.insertJobs(ctx, s, jobs)
 }
 
 // queued is the run-queue copy of a new job.
@@ -116,9 +63,5 @@ func (s *Store) queueNew(ctx context.Context, copies []queued) error {
 // the first job on, and the first limited listing need not scan the jobs.
 // Writers of jobs call it once, before their first write.
 func (s *Store) MarkNewStateIndex(ctx context.Context) error {
-	if !s.claims {
-		return nil
-	}
-	_, err := s.stateIndexBuilt(ctx)
-	return err
+	return s.jobsStrategy.markNewStateIndex(ctx, s)
 }

@@ -103,7 +103,7 @@ const (
 // rescuer finds running jobs by their entries) and removes the old one
 // after it.
 func (s *Store) syncStatesPart(ctx context.Context, before, after *model.Job, part int) {
-	if !s.claims || part == 0 {
+	if part == 0 {
 		return
 	}
 	from, to := indexedState(before), indexedState(after)
@@ -191,9 +191,6 @@ func (s *Store) syncStatesMany(ctx context.Context, before, after []*model.Job) 
 // syncStateChanges makes the changes of syncStatesMany, each only in its
 // part.
 func (s *Store) syncStateChanges(ctx context.Context, changes []stateChange) {
-	if !s.claims {
-		return
-	}
 	type key struct {
 		state    model.State
 		priority int
@@ -299,9 +296,6 @@ func (s *Store) dropState(ctx context.Context, state model.State, priority int, 
 // putStatesNew writes the entries of new jobs that are not runnable, one
 // insertMany per state and priority (an entry already there is kept).
 func (s *Store) putStatesNew(ctx context.Context, jobs []*model.Job) error {
-	if !s.claims {
-		return nil
-	}
 	type key struct {
 		state    model.State
 		priority int

@@ -66,9 +66,6 @@ func (s *Store) syncQueue(ctx context.Context, before, after *model.Job) error {
 // syncQueuePart is syncQueue making only part of the state index change
 // (statePut, stateDrop, or both: see syncStatesPart).
 func (s *Store) syncQueuePart(ctx context.Context, before, after *model.Job, statePart int) error {
-	if !s.claims {
-		return nil
-	}
 	s.syncStatesPart(ctx, before, after, statePart) // the state index of listings (liststate.go)
 	var putErr error
 	if runnable(after) {
@@ -251,9 +248,11 @@ func (s *Store) dueQueued(ctx context.Context, priority int, now time.Time, n in
 // RepairQueued replaces a copy from the run queue that turned out stale (a
 // transition from it conflicted, or its job is gone) by the job as stored.
 func (s *Store) RepairQueued(ctx context.Context, stale *model.Job) error {
-	if !s.claims {
-		return nil
-	}
+	return s.jobsStrategy.repairQueued(ctx, s, stale)
+}
+
+// repairQueued is RepairQueued of the claims strategy.
+func (s *Store) repairQueued(ctx context.Context, stale *model.Job) error {
 	job, err := s.GetJob(ctx, stale.ID)
 	if errors.Is(err, model.ErrJobNotFound) {
 		s.syncStates(ctx, stale, nil)
@@ -282,9 +281,11 @@ func (s *Store) RepairQueued(ctx context.Context, stale *model.Job) error {
 // copy written meanwhile is never taken for stale; every write compares
 // versions again. It reads every copy and every live job: run it rarely.
 func (s *Store) ReconcileQueue(ctx context.Context) (int, error) {
-	if !s.claims {
-		return 0, nil
-	}
+	return s.jobsStrategy.reconcileQueue(ctx, s)
+}
+
+// reconcileQueue is ReconcileQueue of the claims strategy.
+func (s *Store) reconcileQueue(ctx context.Context) (int, error) {
 	type copyOf struct {
 		priority int
 		version  int64

@@ -87,11 +87,7 @@ func (s *Store) ExpiredJobs(ctx context.Context, r Retention, now time.Time, lim
 			jobs []model.Job
 			err  error
 		)
-		if s.claims {
-			jobs, err = s.expiredIndexed(ctx, r, st, now, limit-len(out))
-		} else {
-			jobs, err = s.expiredQuery(ctx, r, st, now, limit-len(out))
-		}
+		jobs, err = s.jobsStrategy.expiredJobs(ctx, s, r, st, now, limit-len(out))
 		if err != nil {
 			return out, fmt.Errorf("looking for expired %s jobs: %w", st, err)
 		}

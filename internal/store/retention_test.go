@@ -83,9 +83,8 @@ func TestExpiredJobs(t *testing.T) {
 			want = append(want, c.job.ID)
 		}
 	}
-	mongoPath := *s
-	mongoPath.claims = false
-	for name, st := range map[string]*Store{"state index": s, "query": &mongoPath} {
+	mongoPath := s.WithJobStrategy(false)
+	for name, st := range map[string]*Store{"state index": s, "query": mongoPath} {
 		got, err := st.ExpiredJobs(ctx, r, now, 100)
 		if err != nil {
 			t.Fatal(name, err)

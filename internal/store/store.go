@@ -60,14 +60,15 @@ type Store struct {
 	// databases may be different servers of different kinds.
 	ferret     bool
 	workFerret bool
-	// claims picks the job strategy. With claims (FerretDB's), a unique
-	// insert of a claim decides each transition, then the job is updated
-	// by _id, and selections and listings read the run queue and the state
-	// index (jobs.go, queue.go, liststate.go, intents.go). Without (MongoDB's),
-	// an update conditioned on the job's version decides, and selections
-	// and listings query the jobs collection on its indexes.
-	claims bool
-	slices SliceStore
+	// jobsStrategy is how the jobs database's jobs are written, selected
+	// and listed: claimJobs (FerretDB's, jobs_claims.go), where a unique
+	// insert of a claim decides each transition and selections and
+	// listings read the run queue and the state index, or conditionalJobs
+	// (MongoDB's, jobs_conditional.go), where an update conditioned on the
+	// job's version decides and selections and listings query the jobs
+	// collection on its indexes.
+	jobsStrategy jobStrategy
+	slices       SliceStore
 }
 
 // Open connects to both databases, detects FerretDB and creates the indexes.
@@ -107,7 +108,8 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		s.Close(context.Background())
 		return nil, fmt.Errorf("database %s: %w", Redact(cfg.URI), err)
 	}
-	s.workFerret, s.claims = s.ferret, s.ferret
+	s.workFerret = s.ferret
+	s.jobsStrategy = jobStrategyFor(s.ferret)
 	if wc != jc {
 		if s.workFerret, err = isFerret(ctx, s.workDB); err != nil {
 			s.Close(context.Background())
@@ -283,8 +285,17 @@ func (s *Store) WithSlices(mongoStrategy bool) *Store {
 // so only one writer at a time may use it there).
 func (s *Store) WithJobStrategy(claims bool) *Store {
 	c := *s
-	c.claims = claims
+	c.jobsStrategy = jobStrategyFor(claims)
 	return &c
+}
+
+// jobStrategyFor returns the claims job strategy (claims) or the
+// conditional one.
+func jobStrategyFor(claims bool) jobStrategy {
+	if claims {
+		return claimJobs{}
+	}
+	return conditionalJobs{}
 }
 
 // Close disconnects both clients.
