@@ -10,7 +10,6 @@ import (
 	"go.mongodb.org/mongo-driver/v2/bson"
 
 	"github.com/rocketjob-go/rocketjob/encryption"
-	"github.com/rocketjob-go/rocketjob/internal/clientstore"
 	"github.com/rocketjob-go/rocketjob/internal/model"
 	"github.com/rocketjob-go/rocketjob/internal/scope"
 	"github.com/rocketjob-go/rocketjob/internal/store"
@@ -91,10 +90,11 @@ func NewClient(ctx context.Context, cfg Config) (*Client, error) {
 // Keyring returns the client's keys (nil when none are configured).
 func (c *Client) Keyring() *encryption.Keyring { return c.keyring }
 
-// Codec returns the codec that seals and opens a job's slices. For an
+// codec returns the codec that seals and opens a job's slices. For an
 // encrypted job it fails (wrapping encryption.ErrNoKey or ErrNoKeyring) when
-// this process lacks the job's key.
-func (c *Client) Codec(job *Job) (*encryption.Codec, error) {
+// this process lacks the job's key. Package sliced, the servers and the web
+// UI reach it through internal/clientjob.
+func (c *Client) codec(job *Job) (*encryption.Codec, error) {
 	if job.Encrypt && job.KeyID != "" && !c.keyring.Has(job.KeyID) {
 		if c.keyring == nil {
 			return nil, fmt.Errorf("job %s is encrypted: %w", job.ID.Hex(), encryption.ErrNoKeyring)
@@ -109,12 +109,6 @@ func (c *Client) Close(ctx context.Context) error { return c.store.Close(ctx) }
 
 // Registry returns the client's job types.
 func (c *Client) Registry() *Registry { return c.registry }
-
-func init() {
-	// The module's own packages (server, sliced, the web UI) reach the
-	// store through internal/access; users cannot.
-	clientstore.Set(func(client any) *store.Store { return client.(*Client).store })
-}
 
 // EnqueueOptions are per-job settings; nil means the type's defaults.
 type EnqueueOptions struct {
@@ -158,7 +152,7 @@ func (c *Client) Enqueue(ctx context.Context, typ string, args any, opts *Enqueu
 	if opts == nil {
 		opts = &EnqueueOptions{}
 	}
-	job, err := c.NewJob(ctx, spec, opts)
+	job, err := c.newJob(ctx, spec, opts)
 	if err != nil {
 		return nil, err
 	}
@@ -183,14 +177,14 @@ func (c *Client) Enqueue(ctx context.Context, typ string, args any, opts *Enqueu
 	return job, nil
 }
 
-// NewJob builds, without writing it, a queued job of the type spec (simple
+// newJob builds, without writing it, a queued job of the type spec (simple
 // or sliced) with opts' priority (0: the type's default), run time,
 // description, expiry, dependencies and window, checked as Enqueue checks
 // them: a bad priority wraps ErrBadPriority, a missing dependency
 // ErrJobNotFound, a bad window ErrBadWindow. Cron, RetryLimit and the
-// arguments are left to the caller. Enqueue, EnqueueMany and
-// sliced.Upload start from it.
-func (c *Client) NewJob(ctx context.Context, spec *TypeSpec, opts *EnqueueOptions) (*Job, error) {
+// arguments are left to the caller. Enqueue, EnqueueMany and (through
+// internal/clientjob) sliced.Upload start from it.
+func (c *Client) newJob(ctx context.Context, spec *TypeSpec, opts *EnqueueOptions) (*Job, error) {
 	if opts == nil {
 		opts = &EnqueueOptions{}
 	}

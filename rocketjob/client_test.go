@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/rocketjob-go/rocketjob/internal/dbtest"
+	"github.com/rocketjob-go/rocketjob/internal/jobparams"
+	"github.com/rocketjob-go/rocketjob/internal/jobrun"
 	"github.com/rocketjob-go/rocketjob/rocketjob"
 )
 
@@ -140,7 +142,7 @@ func TestParseParams(t *testing.T) {
 	t.Parallel()
 	reg := rocketjob.NewRegistry()
 	_ = rocketjob.Register(reg, "send_email", func(context.Context, *rocketjob.Job, emailArgs) error { return nil }, nil)
-	raw, err := rocketjob.ParseParams(reg, "send_email", []string{"to=a@b.c", "retries=4"})
+	raw, err := jobparams.Parse(reg, "send_email", []string{"to=a@b.c", "retries=4"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -148,7 +150,7 @@ func TestParseParams(t *testing.T) {
 		t.Fatalf("params: %s", raw)
 	}
 	for _, bad := range [][]string{{"retries=x", "to=a"}, {"nope=1"}, {"novalue"}, {"retries=1"}} {
-		if _, err := rocketjob.ParseParams(reg, "send_email", bad); !errors.Is(err, rocketjob.ErrBadArgs) {
+		if _, err := jobparams.Parse(reg, "send_email", bad); !errors.Is(err, rocketjob.ErrBadArgs) {
 			t.Errorf("%v: err = %v, want ErrBadArgs", bad, err)
 		}
 	}
@@ -158,14 +160,14 @@ func TestRetryDelayFollowsTheFormula(t *testing.T) {
 	t.Parallel()
 	base := 100 * time.Millisecond
 	for attempt, want := range map[int]time.Duration{1: base, 2: 2 * base, 3: 4 * base, 6: 32 * base, 60: rocketjob.MaxRetryDelay} {
-		if got := rocketjob.RetryDelay(base, attempt, 0); got != want {
+		if got := jobrun.RetryDelay(base, attempt, 0); got != want {
 			t.Errorf("attempt %d, no jitter: %s, want %s", attempt, got, want)
 		}
-		if got := rocketjob.RetryDelay(base, attempt, 0.999); got < want || got > want+want/4 {
+		if got := jobrun.RetryDelay(base, attempt, 0.999); got < want || got > want+want/4 {
 			t.Errorf("attempt %d, most jitter: %s, want within [%s, %s]", attempt, got, want, want+want/4)
 		}
 	}
-	if got := rocketjob.RetryDelay(0, 1, 0); got != rocketjob.DefaultRetryBase {
+	if got := jobrun.RetryDelay(0, 1, 0); got != rocketjob.DefaultRetryBase {
 		t.Errorf("default base: %s", got)
 	}
 }

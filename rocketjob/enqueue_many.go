@@ -74,7 +74,7 @@ func (c *Client) enqueueMany(ctx context.Context, typ string, n int, arg func(in
 		return nil, nil
 	}
 	// The shared settings, checked once: a template copied for every job.
-	tmpl, err := c.NewJob(ctx, spec, opts)
+	tmpl, err := c.newJob(ctx, spec, opts)
 	if err != nil {
 		return nil, err
 	}

@@ -29,21 +29,6 @@ func ExampleRegister() {
 	// true unknown job type "send_sms" (registered: send_email)
 }
 
-func ExampleParseParams() {
-	reg := rocketjob.NewRegistry()
-	_ = rocketjob.Register(reg, "send_email", func(context.Context, *rocketjob.Job, EmailArgs) error { return nil }, nil)
-
-	// What `rocketjob job enqueue send_email --param to=... --param retries=3` does:
-	params, err := rocketjob.ParseParams(reg, "send_email", []string{"to=ops@example.com", "retries=3"})
-	fmt.Println(params, err)
-
-	_, err = rocketjob.ParseParams(reg, "send_email", []string{"retries=many"})
-	fmt.Println(errors.Is(err, rocketjob.ErrBadArgs), err)
-	// Output:
-	// {"to": "ops@example.com","retries": {"$numberLong":"3"}} <nil>
-	// true invalid job arguments: parameter retries: "many" is not an integer
-}
-
 func ExampleCheckPriority() {
 	fmt.Println(rocketjob.CheckPriority(1), rocketjob.CheckPriority(100))
 	err := rocketjob.CheckPriority(0)

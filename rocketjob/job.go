@@ -281,9 +281,10 @@ func ParseState(s string) (State, error) { return model.ParseState(s) }
 
 type jobKey struct{}
 
-// ContextWithJob returns a context carrying job; servers call it before they
-// run a job's code so that JobFromContext works there.
-func ContextWithJob(ctx context.Context, job *Job) context.Context {
+// contextWithJob returns a context carrying job; servers call it (through
+// internal/jobrun) before they run a job's code so that JobFromContext works
+// there.
+func contextWithJob(ctx context.Context, job *Job) context.Context {
 	return context.WithValue(ctx, jobKey{}, job)
 }
 

@@ -39,7 +39,9 @@ type TypeSpec struct {
 	// RetryLimit is how many times a failed simple job is retried, the first
 	// time after RetryBase.
 	RetryLimit int
-	RetryBase  time.Duration
+	// RetryBase is the delay before a simple job's first retry, doubled for
+	// each later one (see TypeOptions.RetryLimit); 0 means DefaultRetryBase.
+	RetryBase time.Duration
 
 	// Format is the input format of a sliced job: "lines", "csv" or "jsonl".
 	Format string
@@ -202,8 +204,10 @@ type TypeOptions struct {
 	// Priority is the default priority (1..100; 0 means DefaultPriority).
 	Priority int
 	// RetryLimit is how many times a failed run is retried, after an
-	// exponential backoff with jitter (see RetryDelay), before the job stays
-	// failed with its last error. Default 0: no retries.
+	// exponential backoff with jitter, before the job stays failed with its
+	// last error: retry n waits RetryBase doubled n-1 times, capped at
+	// MaxRetryDelay, plus up to a quarter of that at random, so retries of
+	// many jobs that failed together spread out. Default 0: no retries.
 	RetryLimit int
 	// RetryBase is the delay before the first retry (default DefaultRetryBase).
 	RetryBase time.Duration
@@ -266,11 +270,12 @@ const (
 	MaxRetryDelay = time.Hour
 )
 
-// RetryDelay is the wait before retry number attempt (1 for the first):
+// retryDelay is the wait before retry number attempt (1 for the first):
 // base doubled for each earlier retry, capped at MaxRetryDelay, plus a
 // jitter of up to a quarter of that (u in [0, 1) picks where), so retries of
-// many jobs that failed together spread out.
-func RetryDelay(base time.Duration, attempt int, u float64) time.Duration {
+// many jobs that failed together spread out. Servers reach it through
+// internal/jobrun.
+func retryDelay(base time.Duration, attempt int, u float64) time.Duration {
 	if base <= 0 {
 		base = DefaultRetryBase
 	}
@@ -332,13 +337,13 @@ type Validator interface {
 	Validate() error
 }
 
-// EncodeParams turns args (an A, a *A, bson.Raw, a map or nil) into the
+// encodeParams turns args (an A, a *A, bson.Raw, a map or nil) into the
 // params of a job of type typ, checked as Enqueue checks a simple job's
 // arguments: they must decode into the type's argument struct, and its
 // Validate method (see Validator) must accept them. nil args are the zero
 // value, so a Validate that requires a field refuses them. Sliced uploads
-// use it before anything is stored.
-func EncodeParams(r *Registry, typ string, args any) (bson.Raw, error) {
+// use it (through internal/jobparams) before anything is stored.
+func encodeParams(r *Registry, typ string, args any) (bson.Raw, error) {
 	spec, err := r.Lookup(typ)
 	if err != nil {
 		return nil, err
@@ -350,7 +355,7 @@ func EncodeParams(r *Registry, typ string, args any) (bson.Raw, error) {
 // checking that they decode into the type's argument struct.
 func encodeArgs(spec *TypeSpec, args any) (bson.Raw, error) {
 	if raw, ok := args.(bson.Raw); ok && len(raw) == 0 {
-		args = nil // no parameters given (e.g. ParseParams of none)
+		args = nil // no parameters given (e.g. parseParams of none)
 	}
 	if args == nil {
 		if spec.Args == nil {
@@ -391,10 +396,11 @@ func encodeArgs(spec *TypeSpec, args any) (bson.Raw, error) {
 	return raw, nil
 }
 
-// ParseParams turns command-line "key=value" pairs into arguments for the
+// parseParams turns command-line "key=value" pairs into arguments for the
 // type named typ, converting each value to its field's type (ints, floats,
 // bools, durations, RFC 3339 times, strings). Keys are the fields' BSON names.
-func ParseParams(r *Registry, typ string, pairs []string) (bson.Raw, error) {
+// The command line and the web UI reach it through internal/jobparams.
+func parseParams(r *Registry, typ string, pairs []string) (bson.Raw, error) {
 	spec, err := r.Lookup(typ)
 	if err != nil {
 		return nil, err

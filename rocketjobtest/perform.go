@@ -9,6 +9,7 @@ import (
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 
+	"github.com/rocketjob-go/rocketjob/internal/jobrun"
 	"github.com/rocketjob-go/rocketjob/rocketjob"
 )
 
@@ -64,7 +65,7 @@ func Perform(ctx context.Context, reg *rocketjob.Registry, typ string, args any)
 	job.Params = params
 	job.Attempt = 1
 	job.RetryLimit, job.RetryBase = spec.RetryLimit, spec.RetryBase
-	err = call(func() error { return spec.Perform(rocketjob.ContextWithJob(ctx, job), job) })
+	err = call(func() error { return spec.Perform(jobrun.WithJob(ctx, job), job) })
 	finish(job, err, "")
 	return job, err
 }

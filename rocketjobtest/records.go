@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/rocketjob-go/rocketjob/internal/jobrun"
 	"github.com/rocketjob-go/rocketjob/internal/scope"
 	"github.com/rocketjob-go/rocketjob/internal/slice"
 	"github.com/rocketjob-go/rocketjob/rocketjob"
@@ -95,7 +96,7 @@ func Records(ctx context.Context, reg *rocketjob.Registry, typ string, records [
 	job.SliceSize, job.CollectOutput, job.StopOnError = spec.SliceSize, spec.CollectOutput, spec.StopOnError
 	job.SliceRetryLimit = spec.SliceRetryLimit
 	job.RecordCount = int64(len(input))
-	jctx := rocketjob.ContextWithJob(ctx, job)
+	jctx := jobrun.WithJob(ctx, job)
 	res := &Result{Job: job}
 
 	if spec.Before != nil {

@@ -18,6 +18,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/bson"
 
 	"github.com/rocketjob-go/rocketjob/encryption"
+	"github.com/rocketjob-go/rocketjob/internal/clientjob"
 	"github.com/rocketjob-go/rocketjob/internal/clientstore"
 	"github.com/rocketjob-go/rocketjob/internal/slice"
 	"github.com/rocketjob-go/rocketjob/rocketjob"
@@ -824,7 +825,7 @@ func (h *Handler) apiOutput(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	codec, err := h.client.Codec(job)
+	codec, err := clientjob.Codec(h.client, job)
 	if err != nil {
 		h.fail(w, r, err)
 		return
@@ -1064,7 +1065,7 @@ type failureJSON struct {
 // failedRecords reads up to limit failed records from offset, in record
 // order, and whether there are more.
 func (h *Handler) failedRecords(ctx context.Context, job *rocketjob.Job, offset, limit int64) ([]failureJSON, bool, error) {
-	codec, err := h.client.Codec(job)
+	codec, err := clientjob.Codec(h.client, job)
 	if err != nil {
 		return nil, false, err
 	}
@@ -1116,7 +1117,7 @@ func (h *Handler) apiFailures(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, apiErr(http.StatusConflict, "no_output", "job "+id+" is a simple job: it has no records"))
 		return
 	}
-	if _, err := h.client.Codec(job); err != nil {
+	if _, err := clientjob.Codec(h.client, job); err != nil {
 		h.fail(w, r, err)
 		return
 	}

@@ -22,6 +22,7 @@ import (
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 
+	"github.com/rocketjob-go/rocketjob/internal/jobparams"
 	"github.com/rocketjob-go/rocketjob/rocketjob"
 	"github.com/rocketjob-go/rocketjob/sliced"
 )
@@ -283,7 +284,7 @@ func (u *uploadParams) mark(key string) error {
 }
 
 // jobParams returns the parameters of u for its type, decoded and checked
-// as the type says (rocketjob.EncodeParams): a JSON object (params) or
+// as the type says (jobparams.Encode): a JSON object (params) or
 // param.NAME pairs, not both.
 func (h *Handler) jobParams(u *uploadParams) (bson.Raw, error) {
 	var args bson.Raw
@@ -306,13 +307,13 @@ func (h *Handler) jobParams(u *uploadParams) (bson.Raw, error) {
 		}
 		args = raw
 	case len(u.ParamPairs) > 0:
-		raw, err := rocketjob.ParseParams(h.client.Registry(), u.Type, u.ParamPairs)
+		raw, err := jobparams.Parse(h.client.Registry(), u.Type, u.ParamPairs)
 		if err != nil {
 			return nil, err
 		}
 		args = raw
 	}
-	return rocketjob.EncodeParams(h.client.Registry(), u.Type, args)
+	return jobparams.Encode(h.client.Registry(), u.Type, args)
 }
 
 // setAll sets the options given as query parameters.

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/rocketjob-go/rocketjob/examples"
+	"github.com/rocketjob-go/rocketjob/internal/jobparams"
 	"github.com/rocketjob-go/rocketjob/rocketjob"
 	"github.com/rocketjob-go/rocketjob/sliced"
 )
@@ -97,14 +98,14 @@ func TestPrefixParams(t *testing.T) {
 			if !errors.Is(err, rocketjob.ErrBadArgs) || !strings.Contains(err.Error(), "text is required") {
 				t.Fatalf("upload without text: %v", err)
 			}
-			params, err := rocketjob.ParseParams(b.reg, "prefix", []string{"colour=red"})
+			params, err := jobparams.Parse(b.reg, "prefix", []string{"colour=red"})
 			if !errors.Is(err, rocketjob.ErrBadArgs) {
 				t.Fatalf("unknown parameter: %v, %v", params, err)
 			}
 			if jobs, err := b.client.List(ctx, nil); err != nil || len(jobs) != 0 {
 				t.Fatalf("refused uploads left jobs: %v, %v", jobs, err)
 			}
-			params, err = rocketjob.ParseParams(b.reg, "prefix", []string{"text=> "})
+			params, err = jobparams.Parse(b.reg, "prefix", []string{"text=> "})
 			must(t, err)
 			job, err := sliced.Upload(ctx, b.client, "prefix", strings.NewReader("a\nb\nc\n"), &sliced.UploadOptions{Params: params, SliceSize: 2})
 			must(t, err)

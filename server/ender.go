@@ -19,6 +19,7 @@ import (
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 
+	"github.com/rocketjob-go/rocketjob/internal/jobrun"
 	"github.com/rocketjob-go/rocketjob/internal/model"
 	"github.com/rocketjob-go/rocketjob/internal/scope"
 	"github.com/rocketjob-go/rocketjob/internal/store"
@@ -240,7 +241,7 @@ func (e *ender) handle(ctx context.Context, spec *rocketjob.TypeSpec, job *model
 	log := e.log.With("job", job.ID.Hex(), "type", job.Type, "state", job.State)
 	e.final(ctx, job)
 	if spec.OnEnd != nil {
-		hctx, _ := scope.New(rocketjob.ContextWithJob(ctx, public(job)))
+		hctx, _ := scope.New(jobrun.WithJob(ctx, public(job)))
 		if err := call(func() error { return spec.OnEnd(hctx, public(job)) }); err != nil {
 			log.Error("end hook failed", "err", err)
 		}

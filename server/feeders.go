@@ -7,6 +7,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/bson"
 
 	"github.com/rocketjob-go/rocketjob/encryption"
+	"github.com/rocketjob-go/rocketjob/internal/clientjob"
 	"github.com/rocketjob-go/rocketjob/internal/model"
 	"github.com/rocketjob-go/rocketjob/internal/store"
 	"github.com/rocketjob-go/rocketjob/sliced"
@@ -26,7 +27,7 @@ func (s *Server) feeder(job *model.Job) (*jobFeeder, error) {
 	if f, ok := s.feeders[job.ID]; ok {
 		return f, nil
 	}
-	codec, err := s.client.Codec(public(job))
+	codec, err := clientjob.Codec(s.client, public(job))
 	if err == nil {
 		job.Header, err = sliced.Header(s.client, public(job))
 	}

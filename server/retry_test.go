@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rocketjob-go/rocketjob/internal/jobparams"
+	"github.com/rocketjob-go/rocketjob/internal/jobrun"
 	"github.com/rocketjob-go/rocketjob/rocketjob"
 	"github.com/rocketjob-go/rocketjob/server"
 	"github.com/rocketjob-go/rocketjob/sliced"
@@ -51,7 +53,7 @@ func TestSimpleJobRetriesWithBackoff(t *testing.T) {
 	for _, id := range []string{recovers.ID.Hex(), gives.ID.Hex()} {
 		s := starts[id]
 		for i := 1; i < len(s); i++ {
-			min := rocketjob.RetryDelay(base, i, 0)
+			min := jobrun.RetryDelay(base, i, 0)
 			if gap := s[i].Sub(s[i-1]); gap < min {
 				t.Errorf("job %s: retry %d after %s, want at least %s", id, i, gap, min)
 			}
@@ -68,7 +70,7 @@ func TestSimpleJobRetriesWithBackoff(t *testing.T) {
 
 func bsonArgs(t *testing.T, b *bundle, failTimes int) any {
 	t.Helper()
-	raw, err := rocketjob.ParseParams(b.reg, "flaky", []string{fmt.Sprintf("fail_times=%d", failTimes)})
+	raw, err := jobparams.Parse(b.reg, "flaky", []string{fmt.Sprintf("fail_times=%d", failTimes)})
 	if err != nil {
 		t.Fatal(err)
 	}

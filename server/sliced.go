@@ -9,6 +9,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/bson"
 
 	"github.com/rocketjob-go/rocketjob/encryption"
+	"github.com/rocketjob-go/rocketjob/internal/jobrun"
 	"github.com/rocketjob-go/rocketjob/internal/model"
 	"github.com/rocketjob-go/rocketjob/internal/scope"
 	"github.com/rocketjob-go/rocketjob/internal/slice"
@@ -80,7 +81,7 @@ func (s *Server) runBefore(ctx context.Context, spec *rocketjob.TypeSpec, job *m
 	if spec.Before != nil {
 		hookCtx, w := s.watchStep(ctx, job)
 		hookCtx, counters := scope.New(hookCtx)
-		err := call(func() error { return spec.Before(rocketjob.ContextWithJob(hookCtx, public(job)), public(job)) })
+		err := call(func() error { return spec.Before(jobrun.WithJob(hookCtx, public(job)), public(job)) })
 		w.Done()
 		hookCounters = counters.Counters()
 		if cause := w.Err(); cause != nil {
@@ -280,7 +281,7 @@ func (s *Server) processSlice(ctx context.Context, spec *rocketjob.TypeSpec, job
 	if err != nil {
 		return store.Result{}, "", err
 	}
-	p, err := slice.Process(rocketjob.ContextWithJob(ctx, public(job)), task)
+	p, err := slice.Process(jobrun.WithJob(ctx, public(job)), task)
 	plan.finish(&p.Result)
 	return p.Result, firstFailure(job, p.First), err
 }
@@ -396,7 +397,7 @@ func (s *Server) runAfter(ctx context.Context, spec *rocketjob.TypeSpec, job *mo
 	if spec.After != nil {
 		hookCtx, w := s.watchStep(ctx, job)
 		hookCtx, counters := scope.New(hookCtx)
-		err := call(func() error { return spec.After(rocketjob.ContextWithJob(hookCtx, public(job)), public(job)) })
+		err := call(func() error { return spec.After(jobrun.WithJob(hookCtx, public(job)), public(job)) })
 		w.Done()
 		if run := counters.Counters(); run != nil {
 			hooks = scope.Add(hooks, run)

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/rocketjob-go/rocketjob/internal/jobrun"
 	"github.com/rocketjob-go/rocketjob/internal/model"
 	"github.com/rocketjob-go/rocketjob/internal/scope"
 	"github.com/rocketjob-go/rocketjob/internal/store"
@@ -214,7 +215,7 @@ func (s *Server) runSimple(ctx context.Context, job *model.Job) error {
 		return j.State == model.StateRunning && j.Server == s.cfg.Name && j.Attempt == attempt || j.Version == from
 	}, nil)
 	runCtx, counters := scope.New(runCtx)
-	runErr := call(func() error { return spec.Perform(rocketjob.ContextWithJob(runCtx, public(job)), public(job)) })
+	runErr := call(func() error { return spec.Perform(jobrun.WithJob(runCtx, public(job)), public(job)) })
 	w.Done()
 	run := counters.Counters() // rocketjob.Inc: stored with the run's result
 	if cause := w.Err(); cause != nil {
@@ -239,7 +240,7 @@ func (s *Server) runSimple(ctx context.Context, job *model.Job) error {
 		_, err = s.ownerMove(rctx, job, store.GiveBack(job.Kind))
 		log.Warn("job requeued at shutdown", "err", err)
 	case runErr != nil && job.Attempt <= job.RetryLimit:
-		delay := rocketjob.RetryDelay(job.RetryBase, job.Attempt, rand.Float64())
+		delay := jobrun.RetryDelay(job.RetryBase, job.Attempt, rand.Float64())
 		_, err = s.ownerMove(rctx, job, store.RetryLater(s.lastError(runErr.Error()), time.Now().Add(delay), withCounters(job.Statistics, run)))
 		log.Info("job failed; retrying", "err", runErr, "retry", job.Attempt, "of", job.RetryLimit, "in", delay.Round(time.Millisecond))
 	case runErr != nil:

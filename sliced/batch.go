@@ -10,6 +10,7 @@ import (
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 
+	"github.com/rocketjob-go/rocketjob/internal/jobparams"
 	"github.com/rocketjob-go/rocketjob/internal/scope"
 	"github.com/rocketjob-go/rocketjob/rocketjob"
 )
@@ -203,7 +204,7 @@ func (c *paramCache[P]) get(job *rocketjob.Job) (P, error) {
 // setBatch gives a new job its parameters (decoded and validated), its
 // type's categories and its end hooks and webhook.
 func setBatch(c *rocketjob.Client, spec *rocketjob.TypeSpec, job *rocketjob.Job, opts *UploadOptions) error {
-	params, err := rocketjob.EncodeParams(c.Registry(), spec.Name, opts.Params)
+	params, err := jobparams.Encode(c.Registry(), spec.Name, opts.Params)
 	if err != nil {
 		return err
 	}

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/rocketjob-go/rocketjob/internal/clientjob"
 	"github.com/rocketjob-go/rocketjob/internal/clientstore"
 	"github.com/rocketjob-go/rocketjob/internal/slice"
 	"github.com/rocketjob-go/rocketjob/rocketjob"
@@ -32,7 +33,7 @@ func DownloadCategory(ctx context.Context, c *rocketjob.Client, id, category str
 	if err := checkCategory(job, category); err != nil {
 		return 0, err
 	}
-	codec, err := c.Codec(job)
+	codec, err := clientjob.Codec(c, job)
 	if err != nil {
 		return 0, err
 	}

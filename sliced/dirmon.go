@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/rocketjob-go/rocketjob/internal/clientstore"
+	"github.com/rocketjob-go/rocketjob/internal/jobparams"
 	"github.com/rocketjob-go/rocketjob/internal/store"
 	"github.com/rocketjob-go/rocketjob/rocketjob"
 )
@@ -243,9 +244,9 @@ func (e *DirmonEntry) UploadOptions(reg *rocketjob.Registry) (*UploadOptions, er
 	}
 	// Parameters are decoded and checked as the type says (a required one
 	// missing is an error here, not at each file).
-	params, err := rocketjob.ParseParams(reg, e.Type, e.Params)
+	params, err := jobparams.Parse(reg, e.Type, e.Params)
 	if err == nil {
-		params, err = rocketjob.EncodeParams(reg, e.Type, params)
+		params, err = jobparams.Encode(reg, e.Type, params)
 	}
 	if err != nil {
 		return nil, err

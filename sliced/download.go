@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/rocketjob-go/rocketjob/encryption"
+	"github.com/rocketjob-go/rocketjob/internal/clientjob"
 	"github.com/rocketjob-go/rocketjob/internal/clientstore"
 	"github.com/rocketjob-go/rocketjob/internal/slice"
 	"github.com/rocketjob-go/rocketjob/internal/store"
@@ -144,7 +145,7 @@ func DownloadAs(ctx context.Context, c *rocketjob.Client, id string, format Form
 	if !job.CollectOutput {
 		return 0, fmt.Errorf("job %s does not collect its output", id)
 	}
-	codec, err := c.Codec(job)
+	codec, err := clientjob.Codec(c, job)
 	if err != nil {
 		return 0, err
 	}
@@ -192,7 +193,7 @@ func DownloadFailed(ctx context.Context, c *rocketjob.Client, id string, w io.Wr
 	if err != nil {
 		return 0, err
 	}
-	codec, err := c.Codec(job)
+	codec, err := clientjob.Codec(c, job)
 	if err != nil {
 		return 0, err
 	}

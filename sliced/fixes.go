@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/rocketjob-go/rocketjob/internal/clientjob"
 	"github.com/rocketjob-go/rocketjob/internal/clientstore"
 	"github.com/rocketjob-go/rocketjob/internal/slice"
 	"github.com/rocketjob-go/rocketjob/internal/store"
@@ -68,7 +69,7 @@ type failedInSlice struct {
 // walkFailed calls fn for each stored failed record of job, in record order,
 // until fn returns false.
 func walkFailed(ctx context.Context, c *rocketjob.Client, job *rocketjob.Job, fn func(failedInSlice) bool) error {
-	codec, err := c.Codec(job)
+	codec, err := clientjob.Codec(c, job)
 	if err != nil {
 		return err
 	}
@@ -104,7 +105,7 @@ func fixesOf(ctx context.Context, c *rocketjob.Client, job *rocketjob.Job) (map[
 	if err != nil || len(list) == 0 {
 		return nil, err
 	}
-	codec, err := c.Codec(job)
+	codec, err := clientjob.Codec(c, job)
 	if err != nil {
 		return nil, err
 	}
@@ -230,7 +231,7 @@ func fixFailed(ctx context.Context, c *rocketjob.Client, id string, number int64
 		if err != nil {
 			return nil, err
 		}
-		codec, err := c.Codec(job)
+		codec, err := clientjob.Codec(c, job)
 		if err != nil {
 			return nil, err
 		}

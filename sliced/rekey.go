@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/rocketjob-go/rocketjob/internal/clientjob"
 	"github.com/rocketjob-go/rocketjob/internal/clientstore"
 	"github.com/rocketjob-go/rocketjob/internal/model"
 	"github.com/rocketjob-go/rocketjob/internal/slice"
@@ -40,7 +41,7 @@ func Rekey(ctx context.Context, c *rocketjob.Client, id string) (int, error) {
 			return 0, fmt.Errorf("job %s has %d slices in flight: try again once they are done", id, n)
 		}
 	}
-	codec, err := c.Codec(job)
+	codec, err := clientjob.Codec(c, job)
 	if err != nil {
 		return 0, err
 	}

@@ -13,6 +13,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/bson"
 
 	"github.com/rocketjob-go/rocketjob/encryption"
+	"github.com/rocketjob-go/rocketjob/internal/clientjob"
 	"github.com/rocketjob-go/rocketjob/internal/clientstore"
 	"github.com/rocketjob-go/rocketjob/internal/model"
 	"github.com/rocketjob-go/rocketjob/internal/slice"
@@ -90,9 +91,8 @@ type UploadOptions struct {
 	// override the type's defaults when not nil.
 	CollectOutput, DestroyOnComplete, StopOnError, Encrypt, Compress *bool
 	// Params are the job's parameters, for a type registered with Register:
-	// its parameter struct P (or *P), a bson.Raw (rocketjob.ParseParams
-	// makes one from KEY=VALUE pairs) or a map. They are decoded and
-	// validated before anything is stored (an error wrapping
+	// its parameter struct P (or *P), a bson.Raw or a map. They are decoded
+	// and validated before anything is stored (an error wrapping
 	// rocketjob.ErrBadArgs); nil means P's zero value.
 	Params any
 	// NotifyURL, when set, receives one JSON POST when the job completes,
@@ -269,13 +269,14 @@ func newJob(ctx context.Context, c *rocketjob.Client, typ string, opts *UploadOp
 	if spec.Kind != rocketjob.KindSliced {
 		return nil, nil, fmt.Errorf("%w: job type %q is a simple job: enqueue it instead of uploading a file", ErrBadOptions, typ)
 	}
-	job, err := c.NewJob(ctx, spec, &rocketjob.EnqueueOptions{
+	built, err := clientjob.New(ctx, c, spec, &rocketjob.EnqueueOptions{
 		Priority: opts.Priority, RunAt: opts.RunAt, Description: opts.Description,
 		ExpiresAt: opts.ExpiresAt, DependsOn: opts.DependsOn, Window: opts.Window,
 	})
 	if err != nil {
 		return nil, nil, err
 	}
+	job := built.(*rocketjob.Job)
 	if err := setBatch(c, spec, job, opts); err != nil {
 		return nil, nil, err
 	}
@@ -330,7 +331,7 @@ func setHeader(c *rocketjob.Client, job *rocketjob.Job, header []string) error {
 		job.Header = header
 		return nil
 	}
-	codec, err := c.Codec(job)
+	codec, err := clientjob.Codec(c, job)
 	if err != nil {
 		return err
 	}
@@ -343,7 +344,7 @@ func Header(c *rocketjob.Client, job *rocketjob.Job) ([]string, error) {
 	if job.SealedHeader == nil {
 		return job.Header, nil
 	}
-	codec, err := c.Codec(job)
+	codec, err := clientjob.Codec(c, job)
 	if err != nil {
 		return nil, err
 	}
@@ -364,7 +365,7 @@ const insertGrace = 5 * time.Second
 // remains.
 func storeRecords(ctx context.Context, c *rocketjob.Client, job *rocketjob.Job, next func(yield func([]byte) bool) error) (err error) {
 	slices := clientstore.Of(c).Slices()
-	codec, err := c.Codec(job)
+	codec, err := clientjob.Codec(c, job)
 	if err != nil {
 		return err
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/urfave/cli/v2"
 	"go.mongodb.org/mongo-driver/v2/bson"
 
+	"github.com/rocketjob-go/rocketjob/internal/jobparams"
 	"github.com/rocketjob-go/rocketjob/rocketjob"
 )
 
@@ -203,7 +204,7 @@ func jobEnqueueCommand(st *appState) *cli.Command {
 				if c.Bool("json") {
 					return usagef("--json goes with --from-file")
 				}
-				params, err := rocketjob.ParseParams(st.reg, typ, pairs)
+				params, err := jobparams.Parse(st.reg, typ, pairs)
 				if err != nil {
 					return err
 				}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/rocketjob-go/rocketjob/internal/jobparams"
 	"github.com/rocketjob-go/rocketjob/rocketjob"
 	"github.com/rocketjob-go/rocketjob/sliced"
 	"github.com/rocketjob-go/rocketjob/sliced/pgp"
@@ -109,9 +110,9 @@ func uploadCommand(st *appState) *cli.Command {
 			}
 			// Parameters are decoded and validated before anything is
 			// stored; bad ones (or a required one missing) are a usage error.
-			params, err := rocketjob.ParseParams(st.reg, typ, pairs)
+			params, err := jobparams.Parse(st.reg, typ, pairs)
 			if err == nil {
-				params, err = rocketjob.EncodeParams(st.reg, typ, params)
+				params, err = jobparams.Encode(st.reg, typ, params)
 			}
 			if err != nil {
 				return usagef("%s: %v", cmdName(c), err)
