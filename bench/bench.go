@@ -334,6 +334,38 @@ func benchDatabase(ctx context.Context, uri string) (string, string, func() erro
 	return u, "embedded FerretDB (SQLite), temporary folder", stop, nil
 }
 
+// rawDB is the database a benchmark runs on, with a raw client connected
+// to it: the curve and the simple workload open it the same way.
+type rawDB struct {
+	uri  string        // where the runs connect
+	mc   *mongo.Client // the raw client
+	desc string        // how the report names it
+	stop func() error
+}
+
+// openRawDB opens the database at uri, or a temporary embedded one
+// (benchDatabase), connects a raw client and describes the database.
+func openRawDB(ctx context.Context, uri string) (*rawDB, error) {
+	uri, where, stop, err := benchDatabase(ctx, uri)
+	if err != nil {
+		return nil, err
+	}
+	db := &rawDB{uri: uri, stop: stop}
+	if db.mc, err = mongo.Connect(options.Client().ApplyURI(uri).SetServerSelectionTimeout(store.ConnectTimeout)); err != nil {
+		return nil, errors.Join(err, stop())
+	}
+	if db.desc, err = describe(ctx, db.mc, where); err != nil {
+		return nil, errors.Join(err, db.close(ctx))
+	}
+	return db, nil
+}
+
+// close disconnects the raw client and stops a temporary database.
+func (db *rawDB) close(ctx context.Context) error {
+	_ = db.mc.Disconnect(context.WithoutCancel(ctx))
+	return db.stop()
+}
+
 // startEmbedded starts FerretDB in a new temporary folder; stop closes it
 // and removes the folder.
 func startEmbedded(ctx context.Context) (uri string, stop func() error, err error) {

@@ -10,11 +10,6 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
-
-	"go.mongodb.org/mongo-driver/v2/mongo"
-	"go.mongodb.org/mongo-driver/v2/mongo/options"
-
-	"github.com/rocketjob-go/rocketjob/internal/store"
 )
 
 // DefaultRounds is how many times a curve runs each point: once in order,
@@ -123,19 +118,13 @@ func RunCurve(ctx context.Context, cfg CurveConfig) (rep *CurveReport, err error
 	rep = &CurveReport{N: cfg.N, SliceSize: cfg.SliceSize, Rounds: cfg.Rounds, Processes: cfg.Processes,
 		CPUs: runtime.GOMAXPROCS(0), LoadAvg: loadAvg(), Points: curvePoints(cfg.Servers, cfg.Workers)}
 
-	uri, where, stop, err := benchDatabase(ctx, cfg.URI)
+	db, err := openRawDB(ctx, cfg.URI)
 	if err != nil {
 		return nil, err
 	}
-	defer func() { err = errors.Join(err, stop()) }()
-	mc, err := mongo.Connect(options.Client().ApplyURI(uri).SetServerSelectionTimeout(store.ConnectTimeout))
-	if err != nil {
-		return nil, err
-	}
-	defer func() { _ = mc.Disconnect(context.WithoutCancel(ctx)) }()
-	if rep.Database, err = describe(ctx, mc, where); err != nil {
-		return nil, err
-	}
+	defer func() { err = errors.Join(err, db.close(ctx)) }()
+	uri, mc := db.uri, db.mc
+	rep.Database = db.desc
 
 	prefix := fmt.Sprintf("bench_%d_%x", os.Getpid(), time.Now().UnixNano())
 	run := 0

@@ -202,19 +202,13 @@ func RunSimple(ctx context.Context, cfg SimpleConfig) (rep *SimpleReport, err er
 	}
 	rep = &SimpleReport{SimpleRun: SimpleRun{Name: "rocketjob", N: cfg.N, Servers: cfg.Servers, Workers: cfg.Workers},
 		LoadAvg: loadAvg(), CPUs: runtime.GOMAXPROCS(0)}
-	uri, where, stop, err := benchDatabase(ctx, cfg.URI)
+	db, err := openRawDB(ctx, cfg.URI)
 	if err != nil {
 		return nil, err
 	}
-	defer func() { err = errors.Join(err, stop()) }()
-	mc, err := mongo.Connect(options.Client().ApplyURI(uri).SetServerSelectionTimeout(store.ConnectTimeout))
-	if err != nil {
-		return nil, err
-	}
-	defer func() { _ = mc.Disconnect(context.WithoutCancel(ctx)) }()
-	if rep.Database, err = describe(ctx, mc, where); err != nil {
-		return nil, err
-	}
+	defer func() { err = errors.Join(err, db.close(ctx)) }()
+	uri, mc := db.uri, db.mc
+	rep.Database = db.desc
 	runURI := uri
 	var tr *tracer
 	if cfg.Trace {
