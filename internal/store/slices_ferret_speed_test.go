@@ -229,41 +229,18 @@ func TestFeederReadsAndClaimsAhead(t *testing.T) {
 // on halfway down its pass.
 func TestFeedersSpreadOverTheInput(t *testing.T) {
 	ctx := context.Background()
-	jobs, work := dbtest.DBNames(t)
-	open := func() store.SliceStore {
-		s, err := store.Open(ctx, store.Config{URI: dbtest.URI(), DB: jobs, WorkDB: work, ClaimStrategy: store.StrategyInsert})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = s.Close(context.Background()) })
-		return s.Slices()
-	}
-	a, b := open(), open()
+	stores, _ := insertStores(t, 2)
 	const n = 8 * 512 // eight input chunks
 	job := bson.NewObjectID()
-	upload(t, a, job, n)
-	stores := []store.SliceStore{a, b}
-	feeders := []store.Feeder{a.NewFeeder(job, "server-a", n), b.NewFeeder(job, "server-b", n)}
+	upload(t, stores[0], job, n)
+	feeders := []store.Feeder{stores[0].NewFeeder(job, "server-a", n), stores[1].NewFeeder(job, "server-b", n)}
 	owner := make([]int, n+1) // slice -> 1 + the feeder that finished it
 	for idle := 0; idle < 2; {
 		idle = 0
 		for i, f := range feeders {
-			c, err := f.Next(ctx)
-			if errors.Is(err, store.ErrNoWork) {
+			if !finishNext(t, stores[i], f, job, owner, i) {
 				idle++
-				continue
 			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			ok, err := stores[i].Complete(ctx, job, c, store.Result{Output: []byte("x"), OutputCount: c.Count})
-			if err != nil {
-				t.Fatal(err)
-			}
-			if !ok || owner[c.Num] != 0 {
-				t.Fatalf("slice %d handed out twice", c.Num)
-			}
-			owner[c.Num] = i + 1
 		}
 	}
 	for _, f := range feeders {
@@ -333,16 +310,7 @@ func TestAllDoneAcrossProcesses(t *testing.T) {
 // forgotten.
 func TestFeederTakesWhatOthersLeft(t *testing.T) {
 	ctx := context.Background()
-	jobs, work := dbtest.DBNames(t)
-	var stores []store.SliceStore
-	for range 3 {
-		s, err := store.Open(ctx, store.Config{URI: dbtest.URI(), DB: jobs, WorkDB: work, ClaimStrategy: store.StrategyInsert})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = s.Close(context.Background()) })
-		stores = append(stores, s.Slices())
-	}
+	stores, _ := insertStores(t, 3)
 	const n = 6*512 + 100
 	job := bson.NewObjectID()
 	upload(t, stores[0], job, n)
@@ -366,25 +334,11 @@ func TestFeederTakesWhatOthersLeft(t *testing.T) {
 				live[i] = false
 				continue
 			}
-			c, err := f.Next(ctx)
-			if errors.Is(err, store.ErrNoWork) {
-				if i == 0 {
-					idle++
-				}
-				continue
+			if finishNext(t, stores[i], f, job, owner, i) {
+				finished[i]++
+			} else if i == 0 {
+				idle++
 			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			ok, err := stores[i].Complete(ctx, job, c, store.Result{Output: []byte("x"), OutputCount: c.Count})
-			if err != nil {
-				t.Fatal(err)
-			}
-			if !ok || owner[c.Num] != 0 {
-				t.Fatalf("slice %d finished twice", c.Num)
-			}
-			owner[c.Num] = i + 1
-			finished[i]++
 		}
 	}
 	// ErrNoWork holds for a moment after a pass finds nothing: ask again
@@ -397,25 +351,16 @@ func TestFeederTakesWhatOthersLeft(t *testing.T) {
 			}
 			t.Fatalf("%d slices never handed out: the slices left by the stopped feeders were lost", missing)
 		}
-		c, err := feeders[0].Next(ctx)
-		if errors.Is(err, store.ErrNoWork) {
-			if done, err := stores[0].AllDone(ctx, job, n); err != nil {
-				t.Fatal(err)
-			} else if done {
-				break
-			}
-			time.Sleep(100 * time.Millisecond) // ErrNoWork is believed for rescanAfter
+		if finishNext(t, stores[0], feeders[0], job, owner, 0) {
+			finished[0]++
 			continue
 		}
-		if err != nil {
+		if done, err := stores[0].AllDone(ctx, job, n); err != nil {
 			t.Fatal(err)
+		} else if done {
+			break
 		}
-		ok, err := stores[0].Complete(ctx, job, c, store.Result{Output: []byte("x"), OutputCount: c.Count})
-		if err != nil || !ok || owner[c.Num] != 0 {
-			t.Fatalf("slice %d finished twice (%v, %v)", c.Num, ok, err)
-		}
-		owner[c.Num] = 1
-		finished[0]++
+		time.Sleep(100 * time.Millisecond) // ErrNoWork is believed for rescanAfter
 	}
 	_ = feeders[0].Close(ctx)
 	for num := 1; num <= n; num++ {
@@ -443,13 +388,8 @@ func btoi(b bool) int {
 // when its pass ends: nothing but the dead server's block stays unfinished.
 func TestFeederTakesWhatADeadServerNeverClaimed(t *testing.T) {
 	ctx := context.Background()
-	jobs, work := dbtest.DBNames(t)
-	s, err := store.Open(ctx, store.Config{URI: dbtest.URI(), DB: jobs, WorkDB: work, ClaimStrategy: store.StrategyInsert})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = s.Close(context.Background()) })
-	sl := s.Slices()
+	stores, work := insertStores(t, 1)
+	sl := stores[0]
 	const n, ghost = 3 * 512, 16
 	job := bson.NewObjectID()
 	upload(t, sl, job, n)
@@ -495,4 +435,45 @@ func TestFeederTakesWhatADeadServerNeverClaimed(t *testing.T) {
 		got[c.Num] = true
 	}
 	_ = f.Close(ctx)
+}
+
+// insertStores opens k stores on the same test databases with the insert
+// claim strategy (FerretDB's, on any database), as k server processes, and
+// returns them with the name of their work database.
+func insertStores(t *testing.T, k int) ([]store.SliceStore, string) {
+	t.Helper()
+	jobs, work := dbtest.DBNames(t)
+	var out []store.SliceStore
+	for range k {
+		s, err := store.Open(context.Background(), store.Config{URI: dbtest.URI(), DB: jobs, WorkDB: work, ClaimStrategy: store.StrategyInsert})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = s.Close(context.Background()) })
+		out = append(out, s.Slices())
+	}
+	return out, work
+}
+
+// finishNext hands out the next slice of f and finishes it on s, noting
+// who finished it in owner (1 + i); it reports false on ErrNoWork.
+func finishNext(t *testing.T, s store.SliceStore, f store.Feeder, job bson.ObjectID, owner []int, i int) bool {
+	t.Helper()
+	ctx := context.Background()
+	c, err := f.Next(ctx)
+	if errors.Is(err, store.ErrNoWork) {
+		return false
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	ok, err := s.Complete(ctx, job, c, store.Result{Output: []byte("x"), OutputCount: c.Count})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !ok || owner[c.Num] != 0 {
+		t.Fatalf("slice %d handed out twice", c.Num)
+	}
+	owner[c.Num] = i + 1
+	return true
 }
