@@ -38,7 +38,7 @@ import (
 
 const queuePrefix = "queue_p"
 
-// queuePage is how many copies a selection reads from a priority at a time.
+// queuePage is how many copies a selection reads from a priority at least.
 const queuePage = 50
 
 func (s *Store) queue(priority int) *mongo.Collection {
@@ -225,19 +225,25 @@ func (s *Store) queuedRunnable(ctx context.Context, now time.Time, limit int, ty
 
 // dueQueued returns up to n runnable copies due at now (of the given types,
 // unless nil) from one priority's queue, oldest first among the copies read.
+// It reads the first n copies (at least queuePage), and the first twice as
+// many again while those hold fewer than n due: FerretDB applies a skip by
+// reading the rows it skips, so pages of queuePage with a growing skip
+// read the head of the queue again for every page (a server asking for
+// 150 candidates read 300 copies).
 func (s *Store) dueQueued(ctx context.Context, priority int, now time.Time, n int, types []string) ([]model.Job, error) {
 	var due []model.Job
-	for skip := int64(0); len(due) < n; skip += queuePage {
-		page, err := findAll[model.Job](ctx, s.queue(priority), bson.D{}, options.Find().SetSkip(skip).SetLimit(queuePage))
+	for limit := int64(max(n, queuePage)); ; limit *= 2 {
+		page, err := findAll[model.Job](ctx, s.queue(priority), bson.D{}, options.Find().SetLimit(limit))
 		if err != nil {
 			return nil, err
 		}
+		due = due[:0]
 		for i := range page {
 			if runnable(&page[i]) && !page[i].RunAt.After(now) && (types == nil || slices.Contains(types, page[i].Type)) {
 				due = append(due, page[i])
 			}
 		}
-		if len(page) < queuePage {
+		if len(due) >= n || int64(len(page)) < limit {
 			break
 		}
 	}
