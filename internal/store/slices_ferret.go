@@ -529,38 +529,25 @@ func (ff *ferretFeeder) nextChunk(ctx context.Context) (bool, error) {
 		ff.readAhead()
 		return true, nil
 	}
-	coll := ff.f.coll(ff.job, inputKind(chunk))
-	err := retry(ctx, func() error {
-		ff.buf = ff.buf[:0]
-		cur, err := coll.Find(ctx, bson.D{}, options.Find().SetBatchSize(inputBatch))
+	err := ff.scanChunk(ctx, chunk, func() { ff.buf = ff.buf[:0] }, func(in inputDoc) (bool, error) {
+		num, err := parseSliceID(in.ID)
 		if err != nil {
-			return err
+			return false, err
 		}
-		defer closeCursor(ctx, cur)
-		for cur.Next(ctx) {
-			var in inputDoc
-			if err := cur.Decode(&in); err != nil {
-				return fmt.Errorf("decoding input slice: %w", err)
-			}
-			num, err := parseSliceID(in.ID)
-			if err != nil {
-				return err
-			}
-			if chunkOf(num) != chunk {
-				ff.whole = true
-			}
-			if ff.st.claimable(num) {
-				if len(ff.buf) == inputChunk {
-					// Only a job uploaded before the input was chunked
-					// holds more: the rest waits for the next pass,
-					// so that memory stays bounded.
-					ff.partial = true
-					return nil
-				}
-				ff.buf = append(ff.buf, in)
-			}
+		if chunkOf(num) != chunk {
+			ff.whole = true
 		}
-		return cur.Err()
+		if ff.st.claimable(num) {
+			if len(ff.buf) == inputChunk {
+				// Only a job uploaded before the input was chunked holds
+				// more: the rest waits for the next pass, so that memory
+				// stays bounded.
+				ff.partial = true
+				return false, nil
+			}
+			ff.buf = append(ff.buf, in)
+		}
+		return true, nil
 	})
 	if err != nil {
 		return false, fmt.Errorf("reading input slices: %w", err)
@@ -893,12 +880,25 @@ func (ff *ferretFeeder) settleDeferred(ctx context.Context) error {
 	return nil
 }
 
-// readChunk reads every slice of an input chunk, with a cursor it closes
-// at once.
+// readChunk reads every slice of an input chunk.
 func (ff *ferretFeeder) readChunk(ctx context.Context, chunk int) ([]inputDoc, error) {
 	var docs []inputDoc
-	err := retry(ctx, func() error {
-		docs = docs[:0]
+	err := ff.scanChunk(ctx, chunk, func() { docs = docs[:0] }, func(in inputDoc) (bool, error) {
+		docs = append(docs, in)
+		return true, nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("reading input slices: %w", err)
+	}
+	return docs, nil
+}
+
+// scanChunk reads the slices of an input chunk in stored order, with a
+// cursor it closes at once, and hands each to each until it says stop. A
+// read that fails and is tried again starts over, after start.
+func (ff *ferretFeeder) scanChunk(ctx context.Context, chunk int, start func(), each func(inputDoc) (more bool, err error)) error {
+	return retry(ctx, func() error {
+		start()
 		cur, err := ff.f.coll(ff.job, inputKind(chunk)).Find(ctx, bson.D{}, options.Find().SetBatchSize(inputBatch))
 		if err != nil {
 			return err
@@ -909,14 +909,12 @@ func (ff *ferretFeeder) readChunk(ctx context.Context, chunk int) ([]inputDoc, e
 			if err := cur.Decode(&in); err != nil {
 				return fmt.Errorf("decoding input slice: %w", err)
 			}
-			docs = append(docs, in)
+			if more, err := each(in); err != nil || !more {
+				return err
+			}
 		}
 		return cur.Err()
 	})
-	if err != nil {
-		return nil, fmt.Errorf("reading input slices: %w", err)
-	}
-	return docs, nil
 }
 
 // claimAheadAt is how few pending slices make Next claim the next block in
