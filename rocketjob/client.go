@@ -280,20 +280,26 @@ func (c *Client) Get(ctx context.Context, id string) (*Job, error) {
 	return publicJob(job), err
 }
 
-// ListOptions filter List; the zero value lists every job.
+// ListOptions filter and order List; the zero value lists every job, most
+// urgent first.
 type ListOptions struct {
 	States []State
 	Type   string
 	Limit  int64
 	Skip   int64
+	// Newest lists the most recently created jobs first, whatever their
+	// priority, instead of the most urgent first.
+	Newest bool
 }
 
-// List returns jobs ordered by priority, then age.
+// List returns jobs ordered by priority, then age, or newest first
+// (opts.Newest). With a limit, its cost does not grow with the number of
+// jobs stored, on MongoDB and on FerretDB.
 func (c *Client) List(ctx context.Context, opts *ListOptions) ([]Job, error) {
 	if opts == nil {
 		opts = &ListOptions{}
 	}
-	jobs, err := c.store.ListJobs(ctx, store.JobFilter{States: opts.States, Type: opts.Type, Limit: opts.Limit, Skip: opts.Skip})
+	jobs, err := c.store.ListJobs(ctx, store.JobFilter{States: opts.States, Type: opts.Type, Limit: opts.Limit, Skip: opts.Skip, Newest: opts.Newest})
 	return publicJobs(jobs), err
 }
 

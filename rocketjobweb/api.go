@@ -393,6 +393,7 @@ type listQuery struct {
 	Q       string
 	Page    int
 	PerPage int
+	Newest  bool // order=newest: the most recently created first
 }
 
 func parseListQuery(v url.Values, perPage int) (listQuery, error) {
@@ -422,14 +423,21 @@ func parseListQuery(v url.Values, perPage int) (listQuery, error) {
 		}
 		q.PerPage = n
 	}
+	switch o := v.Get("order"); o {
+	case "", "urgent":
+	case "newest":
+		q.Newest = true
+	default:
+		return q, badParam("order must be urgent or newest (got %q)", truncate(o, 20))
+	}
 	if len(q.Q) > 200 {
 		return q, badParam("q is longer than 200 characters")
 	}
 	return q, nil
 }
 
-// listJobs returns one page of the jobs that q selects, most urgent first,
-// and whether there is a next page. A search q is a job id or a piece of
+// listJobs returns one page of the jobs that q selects, most urgent first
+// (or newest first), and whether there is a next page. A search q is a job id or a piece of
 // the description (case-insensitive).
 func (h *Handler) listJobs(ctx context.Context, q listQuery) ([]rocketjob.Job, bool, error) {
 	if q.Q != "" {
@@ -448,7 +456,7 @@ func (h *Handler) listJobs(ctx context.Context, q listQuery) ([]rocketjob.Job, b
 		}
 		// Description search: the jobs collection is small (the jobs
 		// database holds no records), so filter here.
-		all, err := h.client.List(ctx, &rocketjob.ListOptions{States: q.States, Type: q.Type})
+		all, err := h.client.List(ctx, &rocketjob.ListOptions{States: q.States, Type: q.Type, Newest: q.Newest})
 		if err != nil {
 			return nil, false, err
 		}
@@ -464,7 +472,7 @@ func (h *Handler) listJobs(ctx context.Context, q listQuery) ([]rocketjob.Job, b
 		return hits[from:to], to < len(hits), nil
 	}
 	jobs, err := h.client.List(ctx, &rocketjob.ListOptions{
-		States: q.States, Type: q.Type, Skip: int64((q.Page - 1) * q.PerPage), Limit: int64(q.PerPage + 1),
+		States: q.States, Type: q.Type, Skip: int64((q.Page - 1) * q.PerPage), Limit: int64(q.PerPage + 1), Newest: q.Newest,
 	})
 	if err != nil {
 		return nil, false, err
@@ -476,7 +484,7 @@ func (h *Handler) listJobs(ctx context.Context, q listQuery) ([]rocketjob.Job, b
 	return jobs, more, nil
 }
 
-// apiListJobs: GET /api/jobs?state=S[,S]&type=T&q=TEXT&page=N&per_page=N.
+// apiListJobs: GET /api/jobs?state=S[,S]&type=T&q=TEXT&order=newest&page=N&per_page=N.
 // Counts come from the job documents (and, for running jobs, the UI
 // process's last sample): no slice collection is read.
 func (h *Handler) apiListJobs(w http.ResponseWriter, r *http.Request) {

@@ -135,6 +135,15 @@ func TestAPIJobs(t *testing.T) {
 		if jobs := m["jobs"].([]any); len(jobs) != 1 || jobs[0].(map[string]any)["id"] != other || m["next_page"] != nil {
 			t.Fatalf("page 2: %v", m)
 		}
+		// Newest first: the job uploaded last, whatever its priority.
+		m = b.get(t, "/api/jobs?per_page=1&order=newest").json(t)
+		if jobs := m["jobs"].([]any); len(jobs) != 1 || jobs[0].(map[string]any)["id"] != other || m["next_page"] != 2.0 {
+			t.Fatalf("newest, page 1: %v", m)
+		}
+		m = b.get(t, "/api/jobs?per_page=1&page=2&order=newest").json(t)
+		if jobs := m["jobs"].([]any); len(jobs) != 1 || jobs[0].(map[string]any)["id"] != id {
+			t.Fatalf("newest, page 2: %v", m)
+		}
 		// Search by description and by id.
 		for q, wantID := range map[string]string{"SHOUT": other, "nightly": id, id: id} {
 			m = b.get(t, "/api/jobs?q="+url.QueryEscape(q)).json(t)
@@ -142,7 +151,7 @@ func TestAPIJobs(t *testing.T) {
 				t.Errorf("q=%s: %v", q, m)
 			}
 		}
-		for _, q := range []string{"state=bogus", "page=0", "page=x", "per_page=1000", "state=queued,nope"} {
+		for _, q := range []string{"state=bogus", "page=0", "page=x", "per_page=1000", "state=queued,nope", "order=oldest"} {
 			r := b.get(t, "/api/jobs?"+q)
 			if r.status != http.StatusBadRequest || r.errCode(t) != "bad_parameter" {
 				t.Errorf("?%s: %d %s", q, r.status, r.body)

@@ -255,6 +255,24 @@ func browserWalk(t *testing.T, prefix string) {
 	}
 	checkPage("jobs")
 	shot("06-jobs")
+	// Newest first: a job enqueued last at the least urgent priority leads.
+	last, err := b.client.Enqueue(context.Background(), "nap", nil, &rocketjob.EnqueueOptions{RunAt: time.Now().Add(time.Hour), Priority: 90, Description: "least urgent"})
+	must(t, err)
+	lid := last.ID.Hex()
+	step("jobs newest first",
+		chromedp.Navigate(base+"/jobs"), chromedp.WaitVisible(chromedp.ID("live-jobs")),
+		chromedp.SetValue(chromedp.CSS(`select[name="order"]`), "newest"),
+		chromedp.Submit(chromedp.CSS(`select[name="order"]`)),
+	)
+	location := eval(`location.search`)
+	for deadline := time.Now().Add(20 * time.Second); !strings.Contains(location, "order=newest") && time.Now().Before(deadline); {
+		time.Sleep(50 * time.Millisecond) // polls the navigation the submit started
+		location = eval(`location.search`)
+	}
+	step("jobs newest first, loaded", chromedp.WaitVisible(chromedp.ID("live-jobs")))
+	if got := text("#live-jobs"); !strings.Contains(location, "order=newest") || !strings.Contains(got, lid) || strings.Index(got, lid) > strings.Index(got, wid) {
+		t.Errorf("newest first (%s): want %s before %s in %q", location, lid, wid, got)
+	}
 	step("servers page", chromedp.Navigate(base+"/servers"), chromedp.WaitVisible(chromedp.ID("live-servers")))
 	checkPage("servers")
 	shot("07-servers")

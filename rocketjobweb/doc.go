@@ -68,7 +68,7 @@
 // request id, the log has the rest).
 //
 //	POST   /api/jobs                      multipart (fields, then exactly one file, last) or JSON -> 202
-//	GET    /api/jobs?state=S[,S]&type=T&q=TEXT&page=N&per_page=N
+//	GET    /api/jobs?state=S[,S]&type=T&q=TEXT&order=newest&page=N&per_page=N
 //	GET    /api/jobs/{id}                 progress (total, processed, succeeded, failed, slices) and timings
 //	GET    /api/jobs/{id}/output          the output file, streamed; ?gzip=1 a .gz file;
 //	                                      ?pgp=1 PGP-encrypted to Options.PGPRecipients;

@@ -285,7 +285,7 @@ func (h *Handler) dashboardPage(w http.ResponseWriter, r *http.Request) {
 	h.render(w, r, http.StatusOK, "dashboard", pageData{Title: "Dashboard", Nav: "dashboard", Refresh: refreshList, Data: data})
 }
 
-// jobsPage: GET /jobs?state=&type=&q=&page=.
+// jobsPage: GET /jobs?state=&type=&q=&order=&page=.
 func (h *Handler) jobsPage(w http.ResponseWriter, r *http.Request) {
 	q, err := parseListQuery(r.URL.Query(), 25)
 	if err != nil {
@@ -333,6 +333,9 @@ func (h *Handler) jobsPage(w http.ResponseWriter, r *http.Request) {
 		if q.Q != "" {
 			v.Set("q", q.Q)
 		}
+		if q.Newest {
+			v.Set("order", "newest")
+		}
 		if page > 1 {
 			v.Set("page", strconv.Itoa(page))
 		}
@@ -342,7 +345,7 @@ func (h *Handler) jobsPage(w http.ResponseWriter, r *http.Request) {
 		return h.path("/jobs?" + v.Encode())
 	}
 	data := map[string]any{
-		"Rows": h.jobRows(jobs), "State": state, "Type": q.Type, "Q": q.Q, "Page": q.Page,
+		"Rows": h.jobRows(jobs), "State": state, "Type": q.Type, "Q": q.Q, "Page": q.Page, "Newest": q.Newest,
 		"States": allStates, "Types": types,
 	}
 	if q.Page > 1 {

@@ -100,14 +100,19 @@ type JobFilter struct {
 	Type   string
 	Limit  int64
 	Skip   int64
+	// Newest lists the most recently created jobs first, whatever their
+	// priority.
+	Newest bool
 }
 
-// ListJobs returns jobs ordered by priority, then age. On FerretDB a listing
-// with a limit reads the run queue and the state index (liststate.go)
-// instead of every job, so its cost does not grow with the number of jobs;
-// among the jobs of one priority it orders by age the entries it reads,
-// which come in the order the jobs entered their state (a job resumed or
-// retried long after younger ones may be listed after them).
+// ListJobs returns jobs ordered by priority, then age, or newest first
+// (f.Newest). On FerretDB a listing with a limit reads the run queue and
+// the state index (liststate.go), or for newest first the windows of the
+// states' newest entries (recent.go), instead of every job, so its cost
+// does not grow with the number of jobs; among the jobs of one priority it
+// orders by age the entries it reads, which come in the order the jobs
+// entered their state (a job resumed or retried long after younger ones
+// may be listed after them).
 func (s *Store) ListJobs(ctx context.Context, f JobFilter) ([]model.Job, error) {
 	return s.jobsStrategy.listJobs(ctx, s, f)
 }
@@ -124,6 +129,9 @@ func (s *Store) queryJobs(ctx context.Context, f JobFilter) ([]model.Job, error)
 		filter = append(filter, bson.E{Key: "type", Value: f.Type})
 	}
 	opts := options.Find().SetSort(bson.D{{Key: "priority", Value: 1}, {Key: "_id", Value: 1}})
+	if f.Newest {
+		opts.SetSort(bson.D{{Key: "_id", Value: -1}})
+	}
 	if f.Limit > 0 {
 		opts.SetLimit(f.Limit)
 	}

@@ -99,6 +99,7 @@ func (claimJobs) insertJobs(ctx context.Context, s *Store, jobs []*model.Job) (i
 			return written, fmt.Errorf("inserting jobs: %w", err)
 		}
 		written += len(batch)
+		s.noteRecent(ctx, batch...)
 		if len(runnables) > 0 {
 			copies <- copiesOf{runnables, intent}
 		}
@@ -354,9 +355,13 @@ func (claimJobs) deleteJob(ctx context.Context, s *Store, id bson.ObjectID) erro
 }
 
 // listJobs reads the run queue and the state index for a listing with a
-// limit (listFlat), and the jobs collection for one without.
+// limit (listFlat), the windows of newest entries for one newest first
+// (listNewest), and the jobs collection for one without a limit.
 func (claimJobs) listJobs(ctx context.Context, s *Store, f JobFilter) ([]model.Job, error) {
-	if f.Limit > 0 {
+	switch {
+	case f.Limit > 0 && f.Newest:
+		return s.listNewest(ctx, f)
+	case f.Limit > 0:
 		return s.listFlat(ctx, f)
 	}
 	return s.queryJobs(ctx, f)

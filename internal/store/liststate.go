@@ -50,7 +50,8 @@ import (
 
 const (
 	statePrefix = "state_"
-	// stateIndexColl holds one document once the index covers every job.
+	// stateIndexColl holds one document once the index covers every job,
+	// and the markers of the windows of newest-first listings (recent.go).
 	stateIndexColl = "state_index"
 	stateIndexDone = "built"
 )
@@ -219,7 +220,9 @@ func (s *Store) syncStateChanges(ctx context.Context, changes []stateChange) {
 			drops[key{from, b.Priority}] = append(drops[key{from, b.Priority}], drop{b.ID, version})
 		}
 	}
+	var entered []*model.Job // for the windows of newest-first listings (recent.go)
 	for k, jobs := range puts {
+		entered = append(entered, jobs...)
 		docs := make([]any, len(jobs))
 		for i, j := range jobs {
 			docs[i] = stateEntry{ID: j.ID, Version: j.Version, Type: j.Type}
@@ -234,6 +237,7 @@ func (s *Store) syncStateChanges(ctx context.Context, changes []stateChange) {
 			}
 		}
 	}
+	s.noteRecent(ctx, entered...)
 	for k, ds := range drops {
 		if k.state != model.StateRunning {
 			for _, d := range ds {
@@ -342,6 +346,11 @@ func (s *Store) stateIndexBuilt(ctx context.Context) (bool, error) {
 	}
 	var some []bson.Raw
 	if some, err = findAll[bson.Raw](ctx, s.jobs(), bson.D{}, options.Find().SetLimit(1)); err != nil || len(some) > 0 {
+		return false, err
+	}
+	// The windows of newest-first listings (recent.go) are complete from
+	// the first job on too.
+	if err = s.markRecent(ctx, recentMarker); err != nil {
 		return false, err
 	}
 	err = retry(ctx, func() error {

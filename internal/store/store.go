@@ -326,12 +326,14 @@ func (s *Store) ensureIndexes(ctx context.Context) error {
 	return ensureIndexes(ctx, s.jobs(), s.jobIndexModels())
 }
 
-// jobIndexModels is jobIndexes with, on MongoDB, the index of retention
-// (FerretDB would only pay for it on every insert).
+// jobIndexModels is jobIndexes with, on MongoDB, the indexes of retention
+// and of newest-first listings by state (FerretDB would only pay for them
+// on every insert: it lists from its windows, recent.go).
 func (s *Store) jobIndexModels() []mongo.IndexModel {
 	models := jobIndexes()
 	if !s.ferret {
-		models = append(models, retentionIndex())
+		models = append(models, retentionIndex(),
+			mongo.IndexModel{Keys: bson.D{{Key: "state", Value: 1}, {Key: "_id", Value: 1}}, Options: options.Index().SetName("state_id")})
 	}
 	return models
 }

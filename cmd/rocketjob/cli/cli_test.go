@@ -331,6 +331,13 @@ func TestSimpleJobs(t *testing.T) {
 	if len(list) != 3 || list[0].ID != later {
 		t.Errorf("list --json: %d jobs, first %+v; want 3, most urgent first", len(list), list[0])
 	}
+	list = nil
+	if err := json.Unmarshal([]byte(mustRun(t, append(g, "job", "list", "--json", "--newest", "--limit", "2")...).stdout), &list); err != nil {
+		t.Fatal(err)
+	}
+	if len(list) != 2 || list[0].ID != later || list[1].ID != failing {
+		t.Errorf("list --newest --limit 2: %+v; want the last two enqueued, newest first", list)
+	}
 	table := mustRun(t, append(g, "job", "list", "--state", "completed")...).stdout
 	if !strings.Contains(table, id) || !strings.Contains(table, "short nap") || strings.Contains(table, failing) {
 		t.Errorf("job list --state completed:\n%s", table)

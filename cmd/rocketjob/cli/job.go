@@ -456,15 +456,17 @@ func writeJSON(w io.Writer, v any) error {
 func jobListCommand(st *appState) *cli.Command {
 	return &cli.Command{
 		Name:  "list",
-		Usage: "list jobs, most urgent first",
-		UsageText: usageText("rocketjob job list [--state S[,S...]] [--type T] [--limit N] [--json]",
+		Usage: "list jobs, most urgent first (or newest first)",
+		UsageText: usageText("rocketjob job list [--state S[,S...]] [--type T] [--limit N] [--newest] [--json]",
 			"rocketjob job list",
 			"rocketjob job list --state queued,running --type reverse",
+			"rocketjob job list --state failed --newest --limit 20",
 			"rocketjob job list --json"),
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "state", Usage: "only jobs in state `S` (queued, running, paused, completed, failed, aborted; comma-separated for several)"},
 			&cli.StringFlag{Name: "type", Usage: "only jobs of type `T`"},
 			&cli.IntFlag{Name: "limit", Usage: "at most `N` jobs (0: all)"},
+			&cli.BoolFlag{Name: "newest", Usage: "the most recently created jobs first, whatever their priority"},
 			&cli.BoolFlag{Name: "json", Usage: "print JSON"},
 		},
 		Action: func(c *cli.Context) error {
@@ -489,7 +491,7 @@ func jobListCommand(st *appState) *cli.Command {
 				return err
 			}
 			defer closeClient(client)
-			jobs, err := client.List(c.Context, &rocketjob.ListOptions{States: states, Type: c.String("type"), Limit: int64(c.Int("limit"))})
+			jobs, err := client.List(c.Context, &rocketjob.ListOptions{States: states, Type: c.String("type"), Limit: int64(c.Int("limit")), Newest: c.Bool("newest")})
 			if err != nil {
 				return err
 			}
