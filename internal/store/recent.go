@@ -9,9 +9,12 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"time"
+	"weak"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/rocketjob-go/rocketjob/internal/model"
 )
@@ -62,35 +65,45 @@ func (s *Store) recentColl(state model.State) *mongo.Collection {
 	return s.jobsDB.Collection(recentPrefix + string(state))
 }
 
-// recentAdded counts, per Store and state, the entries added since the
-// Store last looked at the window's size (weakly keyed, like the state
-// batchers).
-var recentAdded sync.Map // recentEntry is a job's entry in a window: v is the job's version when
-// it entered the state.
+// recentEntry is a job's entry in a window: v is the job's version when
+// it entered the state, at when its entry was written (trims cut by it).
 type recentEntry struct {
 	ID      bson.ObjectID `bson:"_id"`
 	Version int64         `bson:"v"`
+	At      time.Time     `bson:"at"`
 }
 
-// recentKey -> *atomic.Int64
+// recentAdded counts, per Store and state, the entries added since the
+// Store last looked at the window's size (weakly keyed, like the state
+// batchers).
+var recentAdded sync.Map // recentKey -> *atomic.Int64
 
 type recentKey struct {
-	s     *Store
+	s     weak.Pointer[Store]
 	state model.State
 }
 
 // noteRecent adds jobs to the window of their state (the state each is in
 // now), as its newest entries: an entry already there (the job was in
-// the state before) is replaced. A failure leaves an entry out (the
-// windows are hints, like the state index).
+// the state before) is replaced. Of many jobs entering one state at once
+// (a bulk enqueue), only the last recentKeep are written, and the window
+// is marked trimmed. A failure leaves an entry out (the windows are
+// hints, like the state index).
 func (s *Store) noteRecent(ctx context.Context, jobs ...*model.Job) {
+	now := time.Now().UTC()
 	byState := map[model.State][]any{}
 	for _, j := range jobs {
 		if j != nil {
-			byState[j.State] = append(byState[j.State], recentEntry{j.ID, j.Version})
+			byState[j.State] = append(byState[j.State], recentEntry{j.ID, j.Version, now})
 		}
 	}
 	for state, docs := range byState {
+		if len(docs) > recentKeep {
+			if s.markRecent(ctx, trimmedMarker+string(state)) != nil {
+				continue
+			}
+			docs = docs[len(docs)-recentKeep:]
+		}
 		coll := s.recentColl(state)
 		dup, _, err := insertMany(ctx, coll, docs)
 		if err != nil {
@@ -106,7 +119,7 @@ func (s *Store) noteRecent(ctx context.Context, jobs ...*model.Job) {
 		if len(again) > 0 && s.dropRecent(ctx, state, ids) == nil {
 			_, _, _ = insertMany(ctx, coll, again)
 		}
-		c, _ := recentAdded.LoadOrStore(recentKey{s, state}, new(atomic.Int64))
+		c, _ := recentAdded.LoadOrStore(recentKey{weak.Make(s), state}, new(atomic.Int64))
 		n := c.(*atomic.Int64)
 		if n.Add(int64(len(docs))) >= recentTrimEvery {
 			n.Store(0)
@@ -121,16 +134,28 @@ func enteredQueue(before, after *model.Job) bool {
 }
 
 // trimRecent removes the oldest entries of state's window when it holds
-// more than recentTrimAt, leaving recentKeep, and marks the window trimmed.
+// more than recentTrimAt, leaving about recentKeep (those written at the
+// same instant as the last one kept stay too), and marks the window
+// trimmed. It cuts by the time entries were written, a filter the
+// database checks cheaply on each entry.
 func (s *Store) trimRecent(ctx context.Context, state model.State) error {
-	ids, err := s.recentIDs(ctx, state)
-	if err != nil || len(ids) <= recentTrimAt {
+	entries, err := findAll[recentEntry](ctx, s.recentColl(state), bson.D{}, options.Find().SetProjection(bson.D{{Key: "at", Value: 1}}))
+	if err != nil || len(entries) <= recentTrimAt {
 		return err
 	}
 	if err := s.markRecent(ctx, trimmedMarker+string(state)); err != nil {
 		return err
 	}
-	return s.dropRecent(ctx, state, ids[:len(ids)-recentKeep])
+	at := make([]time.Time, len(entries))
+	for i, e := range entries {
+		at[i] = e.At
+	}
+	slices.SortFunc(at, time.Time.Compare)
+	cut := at[len(at)-recentKeep]
+	return retry(ctx, func() error {
+		_, err := s.recentColl(state).DeleteMany(ctx, bson.D{{Key: "at", Value: bson.D{{Key: "$lt", Value: cut}}}})
+		return err
+	})
 }
 
 // recentIDs reads state's window, oldest entry first.
