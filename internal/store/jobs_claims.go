@@ -74,6 +74,10 @@ func (claimJobs) insertJobs(ctx context.Context, s *Store, jobs []*model.Job) (i
 		<-copied
 	}()
 	written := 0
+	// The last jobs written enter the windows of newest-first listings
+	// once, at the end (recent.go): the others would be trimmed at once.
+	var last []*model.Job
+	defer func() { s.noteRecent(ctx, last...) }()
 	for len(jobs) > 0 {
 		batch := jobs[:min(InsertBatch, len(jobs))]
 		jobs = jobs[len(batch):]
@@ -99,7 +103,7 @@ func (claimJobs) insertJobs(ctx context.Context, s *Store, jobs []*model.Job) (i
 			return written, fmt.Errorf("inserting jobs: %w", err)
 		}
 		written += len(batch)
-		s.noteRecent(ctx, batch...)
+		last = keepNewest(last, batch)
 		if len(runnables) > 0 {
 			copies <- copiesOf{runnables, intent}
 		}

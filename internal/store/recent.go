@@ -28,10 +28,11 @@ import (
 // every row), so "the 50 newest failed jobs" would read every entry.
 //
 // So each state also has a window of the jobs that entered it last,
-// recent_<state>: an entry {_id} per job, written with the job's state
-// index entry or run-queue copy (batched the same way), and trimmed back
-// to recentKeep entries, oldest first, once it holds more than
-// recentTrimAt. A newest-first listing reads the windows of the states
+// recent_<state>: an entry {_id, v, at} per job, written with the job's
+// state index entry or run-queue copy (batched the same way; a bulk
+// enqueue writes the last recentKeep of its jobs once, at its end), and
+// trimmed back to recentKeep entries, oldest first, once it holds more
+// than recentTrimAt. A newest-first listing reads the windows of the states
 // asked for whole (a few thousand entries at most, whatever the number of
 // jobs), orders them by _id (creation time), newest first, and reads each
 // job by _id, skipping the entries that are out of date (the job moved on
@@ -50,10 +51,10 @@ const (
 	// recentKeep is how many entries a trim leaves in a window.
 	recentKeep = 500
 	// recentTrimAt is how many entries a window holds before a trim.
-	recentTrimAt = 1000
+	recentTrimAt = 1500
 	// recentTrimEvery is how many entries a process adds to a window
 	// between its looks at the window's size.
-	recentTrimEvery = 250
+	recentTrimEvery = 500
 	// recentMarker, in the state index's marker collection, says that the
 	// windows have had every job's entries since the database was new.
 	recentMarker = "recent"
@@ -318,4 +319,19 @@ func (s *Store) listNewest(ctx context.Context, f JobFilter) ([]model.Job, error
 	}
 	out = out[f.Skip:]
 	return out[:min(len(out), int(f.Limit))], nil
+}
+
+// keepNewest appends jobs to last and keeps the last recentKeep+1 of each
+// state: noteRecent writes recentKeep, and the one more tells it that the
+// state had more (its window is then marked trimmed).
+func keepNewest(last, jobs []*model.Job) []*model.Job {
+	last = append(last, jobs...)
+	count := map[model.State]int{}
+	for i := len(last) - 1; i >= 0; i-- {
+		count[last[i].State]++
+		if count[last[i].State] > recentKeep+1 {
+			last[i] = nil
+		}
+	}
+	return slices.DeleteFunc(last, func(j *model.Job) bool { return j == nil })
 }

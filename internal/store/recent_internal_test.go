@@ -117,3 +117,48 @@ func TestNewestWindowsStayBounded(t *testing.T) {
 	}
 	same("failed, window incomplete", JobFilter{States: []model.State{model.StateFailed}, Limit: 50})
 }
+
+// TestNewestWindowTrim adds entries to a window a hundred at a time, as
+// transitions do, and checks that trims keep it between recentKeep and
+// recentTrimAt entries, the newest ones, and mark it trimmed.
+func TestNewestWindowTrim(t *testing.T) {
+	dbtest.RequireFerretDB(t)
+	ctx := context.Background()
+	jobsDB, workDB := dbtest.DBNames(t)
+	s, err := Open(ctx, Config{URI: dbtest.URI(), DB: jobsDB, WorkDB: workDB})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close(ctx)
+	if err := s.MarkNewStateIndex(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var all []bson.ObjectID
+	for range (recentTrimAt + recentTrimEvery) / 100 {
+		var jobs []*model.Job
+		for range 100 {
+			j := &model.Job{ID: bson.NewObjectID(), State: model.StateCompleted, Version: 3}
+			jobs = append(jobs, j)
+			all = append(all, j.ID)
+		}
+		s.noteRecent(ctx, jobs...)
+		time.Sleep(time.Millisecond) // entries of two calls never share their time
+	}
+	window, err := s.recentIDs(ctx, model.StateCompleted)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(window) < recentKeep || len(window) > recentTrimAt {
+		t.Fatalf("window of %d entries after %d, want %d to %d", len(window), len(all), recentKeep, recentTrimAt)
+	}
+	if !slices.Equal(window, all[len(all)-len(window):]) {
+		t.Errorf("the window does not hold the newest entries")
+	}
+	complete, err := s.completeWindows(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if complete[model.StateCompleted] {
+		t.Errorf("the trimmed window is said complete")
+	}
+}
