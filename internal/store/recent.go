@@ -43,18 +43,18 @@ import (
 //
 // A job that entered its state before the last recentKeep others to enter
 // it is not in the window: with a window trimmed, a listing can miss a job
-// created long after the ones it shows only if that job entered its state
-// before thousands of older ones entered theirs.
+// created after the ones it shows only if that job entered its state
+// before hundreds of older ones entered theirs.
 
 const (
 	recentPrefix = "recent_"
 	// recentKeep is how many entries a trim leaves in a window.
-	recentKeep = 500
+	recentKeep = 400
 	// recentTrimAt is how many entries a window holds before a trim.
-	recentTrimAt = 1500
+	recentTrimAt = 1000
 	// recentTrimEvery is how many entries a process adds to a window
 	// between its looks at the window's size.
-	recentTrimEvery = 500
+	recentTrimEvery = 300
 	// recentMarker, in the state index's marker collection, says that the
 	// windows have had every job's entries since the database was new.
 	recentMarker = "recent"
