@@ -74,10 +74,6 @@ func (claimJobs) insertJobs(ctx context.Context, s *Store, jobs []*model.Job) (i
 		<-copied
 	}()
 	written := 0
-	// The last jobs written enter the windows of newest-first listings
-	// once, at the end (recent.go): the others would be trimmed at once.
-	var last []*model.Job
-	defer func() { s.noteRecent(ctx, last...) }()
 	for len(jobs) > 0 {
 		batch := jobs[:min(InsertBatch, len(jobs))]
 		jobs = jobs[len(batch):]
@@ -103,12 +99,13 @@ func (claimJobs) insertJobs(ctx context.Context, s *Store, jobs []*model.Job) (i
 			return written, fmt.Errorf("inserting jobs: %w", err)
 		}
 		written += len(batch)
-		last = keepNewest(last, batch)
 		if len(runnables) > 0 {
 			copies <- copiesOf{runnables, intent}
 		}
 		// Jobs written in a state other than queued.
-		_ = s.putStatesNew(ctx, batch)
+		if s.putStatesNew(ctx, batch) == nil {
+			s.noteRecent(ctx, batch...) // the windows of newest-first listings (recent.go)
+		}
 	}
 	return written, nil
 }

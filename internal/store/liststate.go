@@ -264,7 +264,7 @@ func (s *Store) syncStateChanges(ctx context.Context, changes []stateChange) {
 func (s *Store) putState(ctx context.Context, job *model.Job) error {
 	coll := s.stateColl(job.State, job.Priority)
 	entry := stateEntry{ID: job.ID, Version: job.Version, Type: job.Type}
-	return retry(ctx, func() error {
+	err := retry(ctx, func() error {
 		_, err := coll.InsertOne(ctx, entry)
 		if !isDup(err) {
 			return err
@@ -277,6 +277,10 @@ func (s *Store) putState(ctx context.Context, job *model.Job) error {
 		_, err = coll.ReplaceOne(ctx, bson.D{{Key: "_id", Value: job.ID}}, entry)
 		return err
 	})
+	if err == nil {
+		s.noteRecent(ctx, job) // and in its window (recent.go)
+	}
+	return err
 }
 
 // dropState removes the entry of job id from a state and priority, unless
@@ -350,7 +354,7 @@ func (s *Store) stateIndexBuilt(ctx context.Context) (bool, error) {
 	}
 	// The windows of newest-first listings (recent.go) are complete from
 	// the first job on too.
-	if err = s.markRecent(ctx, recentMarker); err != nil {
+	if err = s.markRecentSince(ctx, bson.NilObjectID); err != nil {
 		return false, err
 	}
 	err = retry(ctx, func() error {

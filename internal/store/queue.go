@@ -67,9 +67,6 @@ func (s *Store) syncQueue(ctx context.Context, before, after *model.Job) error {
 // (statePut, stateDrop, or both: see syncStatesPart).
 func (s *Store) syncQueuePart(ctx context.Context, before, after *model.Job, statePart int) error {
 	s.syncStatesPart(ctx, before, after, statePart) // the state index of listings (liststate.go)
-	if enteredQueue(before, after) && statePart&statePut != 0 {
-		s.noteRecent(ctx, after) // newest-first listings (recent.go)
-	}
 	var putErr error
 	if runnable(after) {
 		var wrote bool

@@ -5,11 +5,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
-	"time"
 	"weak"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -25,26 +24,33 @@ import (
 // the order they entered it, oldest first: a find with a limit reads the
 // first rows of a collection and stops. Nothing reads the last rows that
 // cheaply (FerretDB v1.24.2 sorts in Go, even by $natural, after reading
-// every row), so "the 50 newest failed jobs" would read every entry.
+// every row). A newest-first listing (by _id, that is by creation) of the
+// states whose jobs stay few, queued, running and paused, reads the ids
+// of all their entries (the run queue's copies, the state index's
+// running and paused entries): its cost follows the jobs in those states,
+// not the jobs stored.
 //
-// So each state also has a window of the jobs that entered it last,
-// recent_<state>: an entry {_id, v, at} per job, written with the job's
-// state index entry or run-queue copy (batched the same way; a bulk
-// enqueue writes the last recentKeep of its jobs once, at its end), and
-// trimmed back to recentKeep entries, oldest first, once it holds more
-// than recentTrimAt. A newest-first listing reads the windows of the states
-// asked for whole (a few thousand entries at most, whatever the number of
-// jobs), orders them by _id (creation time), newest first, and reads each
-// job by _id, skipping the entries that are out of date (the job moved on
-// or is gone; those are removed). When the windows run out before the
-// listing is full, and a window may lack entries (it was trimmed, or the
-// database had jobs before windows existed), the listing reads the jobs
-// collection instead: slower, never short.
+// The end states, completed, failed and aborted, gather jobs without
+// bound, so each keeps a window of its newest jobs, recent_<state>: an
+// entry {_id: "<job>:<version>", j: job id} written wherever the job's
+// state index entry is written (the same batches, the same repairs), and
+// trimmed by job id back to the recentKeep newest once it holds more than
+// recentTrimAt. Before a trim deletes, it records its cut, a low-water
+// mark: the window has every job of the state created after the mark
+// (lwm_<state>_<id> in the state index's marker collection; the highest
+// counts), and after the "recent" marker's since: the id below which jobs
+// may have been written before windows existed (none on a database that
+// had them from its first job). A listing reads the windows, then the
+// marks, orders the entries above the highest mark of the states it lists
+// by id, newest first, and reads each job by _id, skipping (and, a few at
+// a time, removing) entries out of date. When those cannot fill the
+// listing, it reads the jobs collection: slower (a page past the windows,
+// or a database written before they existed), never short.
 //
-// A job that entered its state before the last recentKeep others to enter
-// it is not in the window: with a window trimmed, a listing can miss a job
-// created after the ones it shows only if that job entered its state
-// before hundreds of older ones entered theirs.
+// The windows are hints with the same failure modes as the state index
+// entries they follow: a writer that dies between a job's write and its
+// entries leaves the job out of both (most-urgent-first listings miss it
+// the same way).
 
 const (
 	recentPrefix = "recent_"
@@ -55,23 +61,34 @@ const (
 	// recentTrimEvery is how many entries a process adds to a window
 	// between its looks at the window's size.
 	recentTrimEvery = 300
-	// recentMarker, in the state index's marker collection, says that the
-	// windows have had every job's entries since the database was new.
+	// recentMarker, in the state index's marker collection, holds since.
 	recentMarker = "recent"
-	// trimmedMarker + state says that the state's window was trimmed.
-	trimmedMarker = "trimmed_"
+	// lwmMarker + state + "_" + id is a trim's low-water mark.
+	lwmMarker = "lwm_"
+	// recentDropsPerListing bounds the out-of-date entries a listing
+	// removes (a read should not become a big write).
+	recentDropsPerListing = 100
 )
+
+// windowed reports whether a state keeps a window of its newest jobs.
+func windowed(st model.State) bool {
+	return st == model.StateCompleted || st == model.StateFailed || st == model.StateAborted
+}
 
 func (s *Store) recentColl(state model.State) *mongo.Collection {
 	return s.jobsDB.Collection(recentPrefix + string(state))
 }
 
-// recentEntry is a job's entry in a window: v is the job's version when
-// it entered the state, at when its entry was written (trims cut by it).
+// recentEntry is a job's entry in a window: one per version at which the
+// job entered the state.
 type recentEntry struct {
-	ID      bson.ObjectID `bson:"_id"`
+	ID      string        `bson:"_id"` // job id ":" version
+	Job     bson.ObjectID `bson:"j"`
 	Version int64         `bson:"v"`
-	At      time.Time     `bson:"at"`
+}
+
+func newRecentEntry(id bson.ObjectID, version int64) recentEntry {
+	return recentEntry{fmt.Sprintf("%s:%d", id.Hex(), version), id, version}
 }
 
 // recentAdded counts, per Store and state, the entries added since the
@@ -84,41 +101,33 @@ type recentKey struct {
 	state model.State
 }
 
-// noteRecent adds jobs to the window of their state (the state each is in
-// now), as its newest entries: an entry already there (the job was in
-// the state before) is replaced. Of many jobs entering one state at once
-// (a bulk enqueue), only the last recentKeep are written, and the window
-// is marked trimmed. A failure leaves an entry out (the windows are
-// hints, like the state index).
+// noteRecent adds the jobs in end states to their state's window. It is
+// called where their state index entries are written; a failure leaves an
+// entry out, as it would the state index's.
 func (s *Store) noteRecent(ctx context.Context, jobs ...*model.Job) {
-	now := time.Now().UTC()
+	ctx = context.WithoutCancel(ctx) // the job is written: its entry follows
 	byState := map[model.State][]any{}
 	for _, j := range jobs {
-		if j != nil {
-			byState[j.State] = append(byState[j.State], recentEntry{j.ID, j.Version, now})
+		if j != nil && windowed(j.State) {
+			byState[j.State] = append(byState[j.State], newRecentEntry(j.ID, j.Version))
 		}
 	}
 	for state, docs := range byState {
 		if len(docs) > recentKeep {
-			if s.markRecent(ctx, trimmedMarker+string(state)) != nil {
+			// Many at once (a bulk insert): the newest are kept, as a
+			// trim would keep them, below a mark.
+			slices.SortFunc(docs, func(a, b any) int {
+				x, y := a.(recentEntry).Job, b.(recentEntry).Job
+				return bytes.Compare(x[:], y[:])
+			})
+			cut := docs[len(docs)-recentKeep-1].(recentEntry).Job
+			if s.putMarker(ctx, lwmMarker+string(state)+"_"+cut.Hex(), nil) != nil {
 				continue
 			}
 			docs = docs[len(docs)-recentKeep:]
 		}
-		coll := s.recentColl(state)
-		dup, _, err := insertMany(ctx, coll, docs)
-		if err != nil {
-			continue
-		}
-		var again []any
-		var ids []bson.ObjectID
-		for i, d := range dup {
-			if d {
-				again, ids = append(again, docs[i]), append(ids, docs[i].(recentEntry).ID)
-			}
-		}
-		if len(again) > 0 && s.dropRecent(ctx, state, ids) == nil {
-			_, _, _ = insertMany(ctx, coll, again)
+		if _, _, err := insertMany(ctx, s.recentColl(state), docs); err != nil {
+			continue // a duplicate is the same entry: kept
 		}
 		c, _ := recentAdded.LoadOrStore(recentKey{weak.Make(s), state}, new(atomic.Int64))
 		n := c.(*atomic.Int64)
@@ -129,82 +138,38 @@ func (s *Store) noteRecent(ctx context.Context, jobs ...*model.Job) {
 	}
 }
 
-// enteredQueue reports whether a job write made the job queued.
-func enteredQueue(before, after *model.Job) bool {
-	return after != nil && after.State == model.StateQueued && (before == nil || before.State != model.StateQueued)
-}
-
-// trimRecent removes the oldest entries of state's window when it holds
-// more than recentTrimAt, leaving about recentKeep (those written at the
-// same instant as the last one kept stay too), and marks the window
-// trimmed. It cuts by the time entries were written, a filter the
-// database checks cheaply on each entry.
+// trimRecent keeps the recentKeep newest jobs' entries of state's window
+// when it holds more than recentTrimAt: it records the cut as the window's
+// low-water mark, then deletes the entries of older jobs.
 func (s *Store) trimRecent(ctx context.Context, state model.State) error {
-	entries, err := findAll[recentEntry](ctx, s.recentColl(state), bson.D{}, options.Find().SetProjection(bson.D{{Key: "at", Value: 1}}))
+	entries, err := findAll[recentEntry](ctx, s.recentColl(state), bson.D{})
 	if err != nil || len(entries) <= recentTrimAt {
 		return err
 	}
-	if err := s.markRecent(ctx, trimmedMarker+string(state)); err != nil {
-		return err
-	}
-	at := make([]time.Time, len(entries))
-	for i, e := range entries {
-		at[i] = e.At
-	}
-	slices.SortFunc(at, time.Time.Compare)
-	cut := at[len(at)-recentKeep]
-	return retry(ctx, func() error {
-		_, err := s.recentColl(state).DeleteMany(ctx, bson.D{{Key: "at", Value: bson.D{{Key: "$lt", Value: cut}}}})
-		return err
-	})
-}
-
-// recentIDs reads state's window, oldest entry first.
-func (s *Store) recentIDs(ctx context.Context, state model.State) ([]bson.ObjectID, error) {
-	entries, err := findAll[recentEntry](ctx, s.recentColl(state), bson.D{})
-	if err != nil {
-		return nil, err
-	}
 	ids := make([]bson.ObjectID, len(entries))
 	for i, e := range entries {
-		ids[i] = e.ID
+		ids[i] = e.Job
 	}
-	return ids, nil
-}
-
-// dropRecent removes entries from state's window.
-func (s *Store) dropRecent(ctx context.Context, state model.State, ids []bson.ObjectID) error {
-	if len(ids) == 0 {
+	slices.SortFunc(ids, func(a, b bson.ObjectID) int { return bytes.Compare(a[:], b[:]) })
+	ids = slices.Compact(ids)
+	if len(ids) <= recentKeep {
 		return nil
 	}
+	cut := ids[len(ids)-recentKeep-1] // the newest job whose entries go
+	if err := s.putMarker(ctx, lwmMarker+string(state)+"_"+cut.Hex(), nil); err != nil {
+		return err
+	}
 	return retry(ctx, func() error {
-		_, err := s.recentColl(state).DeleteMany(ctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: ids}}}})
+		_, err := s.recentColl(state).DeleteMany(ctx, bson.D{{Key: "j", Value: bson.D{{Key: "$lte", Value: cut}}}})
 		return err
 	})
 }
 
-// dropStaleRecent removes from state's window the entries of jobs that
-// left it, each at the version it was read at (the key's version): an
-// entry the job wrote since, entering the state again, is kept.
-func (s *Store) dropStaleRecent(ctx context.Context, state model.State, seen map[bson.ObjectID]int64) error {
-	if len(seen) == 0 {
-		return nil
-	}
-	var or bson.A
-	for id, v := range seen {
-		or = append(or, bson.D{{Key: "_id", Value: id}, {Key: "v", Value: bson.D{{Key: "$lt", Value: v}}}})
-	}
+// putMarker writes a marker of the windows once (a duplicate is the same).
+func (s *Store) putMarker(ctx context.Context, id string, fields bson.D) error {
+	doc := append(bson.D{{Key: "_id", Value: id}}, fields...)
 	return retry(ctx, func() error {
-		_, err := s.recentColl(state).DeleteMany(ctx, bson.D{{Key: "$or", Value: or}})
-		return err
-	})
-}
-
-// markRecent writes a marker of the windows (recentMarker, or a trimmed
-// window's) once.
-func (s *Store) markRecent(ctx context.Context, id string) error {
-	return retry(ctx, func() error {
-		_, err := s.jobsDB.Collection(stateIndexColl).InsertOne(ctx, bson.D{{Key: "_id", Value: id}})
+		_, err := s.jobsDB.Collection(stateIndexColl).InsertOne(ctx, doc)
 		if isDup(err) {
 			return nil
 		}
@@ -212,71 +177,208 @@ func (s *Store) markRecent(ctx context.Context, id string) error {
 	})
 }
 
-// completeWindows returns the states whose windows hold every job that
-// entered them and is still there: the windows were written from the
-// database's first job on, and never trimmed.
-func (s *Store) completeWindows(ctx context.Context) (map[model.State]bool, error) {
-	markers, err := findAll[struct {
-		ID any `bson:"_id"`
-	}](ctx, s.jobsDB.Collection(stateIndexColl), bson.D{})
-	if err != nil {
-		return nil, err
-	}
-	have := map[string]bool{}
-	for _, m := range markers {
-		if id, ok := m.ID.(string); ok {
-			have[id] = true
-		}
-	}
-	complete := map[model.State]bool{}
-	if have[recentMarker] {
-		for _, st := range model.States {
-			complete[st] = !have[trimmedMarker+string(st)]
-		}
-	}
-	return complete, nil
+// markRecentSince records since, the id below which jobs may lack window
+// entries, unless recorded already: bson.NilObjectID for a database
+// whose windows began with its first job.
+func (s *Store) markRecentSince(ctx context.Context, since bson.ObjectID) error {
+	return s.putMarker(ctx, recentMarker, bson.D{{Key: "since", Value: since}})
 }
 
-// listNewest is ListJobs newest first with a limit on FerretDB: from the
-// windows of the states asked for (see above), or, when those cannot fill
-// the listing and may lack entries, from the jobs collection.
+// recentMarks returns, for each windowed state, the id at or below which
+// its window may lack jobs: the highest of since and the state's trims'
+// marks. On a database written before windows existed it fills them first
+// (fillWindows).
+func (s *Store) recentMarks(ctx context.Context) (map[model.State]bson.ObjectID, error) {
+	for range 2 {
+		markers, err := findAll[struct {
+			ID    any           `bson:"_id"`
+			Since bson.ObjectID `bson:"since"`
+		}](ctx, s.jobsDB.Collection(stateIndexColl), bson.D{})
+		if err != nil {
+			return nil, err
+		}
+		marks := map[model.State]bson.ObjectID{}
+		found := false
+		for _, m := range markers {
+			id, _ := m.ID.(string)
+			if id == recentMarker {
+				found = true
+				for _, st := range model.States {
+					if have := marks[st]; windowed(st) && bytes.Compare(m.Since[:], have[:]) > 0 {
+						marks[st] = m.Since
+					}
+				}
+				continue
+			}
+			rest, ok := strings.CutPrefix(id, lwmMarker)
+			if !ok {
+				continue
+			}
+			st, hex, _ := strings.Cut(rest, "_")
+			cut, err := bson.ObjectIDFromHex(hex)
+			if have := marks[model.State(st)]; err == nil && windowed(model.State(st)) && bytes.Compare(cut[:], have[:]) > 0 {
+				marks[model.State(st)] = cut
+			}
+		}
+		if found {
+			return marks, nil
+		}
+		if err := s.fillWindows(ctx); err != nil {
+			return nil, err
+		}
+	}
+	return nil, errors.New("the windows' marker cannot be read back")
+}
+
+// fillWindows gives the windows of a database written before they existed
+// their entries, once: the newest recentKeep jobs of each end state from
+// the state index (one read of its entries; jobs written meanwhile get
+// theirs from their writers), each window's cut as its low-water mark;
+// then it records since as nil (the windows cover every job).
+func (s *Store) fillWindows(ctx context.Context) error {
+	if err := s.ensureStateIndex(ctx); err != nil {
+		return err
+	}
+	var names []string
+	err := retry(ctx, func() error {
+		var err error
+		names, err = s.jobsDB.ListCollectionNames(ctx, bson.D{})
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	for _, st := range model.States {
+		if !windowed(st) {
+			continue
+		}
+		var entries []stateEntry
+		for _, name := range names {
+			if !strings.HasPrefix(name, statePrefix+string(st)+"_p") {
+				continue
+			}
+			got, err := findAll[stateEntry](ctx, s.jobsDB.Collection(name), bson.D{})
+			if err != nil {
+				return err
+			}
+			entries = append(entries, got...)
+		}
+		slices.SortFunc(entries, func(a, b stateEntry) int { return bytes.Compare(a.ID[:], b.ID[:]) })
+		if n := len(entries); n > recentKeep {
+			cut := entries[n-recentKeep-1].ID
+			if err := s.putMarker(ctx, lwmMarker+string(st)+"_"+cut.Hex(), nil); err != nil {
+				return err
+			}
+			entries = entries[n-recentKeep:]
+		}
+		docs := make([]any, len(entries))
+		for i, e := range entries {
+			docs[i] = newRecentEntry(e.ID, e.Version)
+		}
+		if len(docs) > 0 {
+			if _, _, err := insertMany(ctx, s.recentColl(st), docs); err != nil {
+				return err
+			}
+		}
+	}
+	return s.markRecentSince(ctx, bson.NilObjectID)
+}
+
+// newestSource reads the ids a newest-first listing considers for one
+// state: its window's, or those of all its entries.
+func (s *Store) newestSource(ctx context.Context, st model.State, names []string) ([]bson.ObjectID, error) {
+	if windowed(st) {
+		entries, err := findAll[recentEntry](ctx, s.recentColl(st), bson.D{})
+		ids := make([]bson.ObjectID, len(entries))
+		for i, e := range entries {
+			ids[i] = e.Job
+		}
+		return ids, err
+	}
+	var ids []bson.ObjectID
+	for _, name := range names {
+		var filter bson.D
+		switch {
+		case st == model.StateQueued && strings.HasPrefix(name, queuePrefix):
+			filter = bson.D{{Key: "state", Value: model.StateQueued}}
+		case strings.HasPrefix(name, statePrefix+string(st)+"_p"):
+			filter = bson.D{}
+		default:
+			continue
+		}
+		docs, err := findAll[struct {
+			ID bson.ObjectID `bson:"_id"`
+		}](ctx, s.jobsDB.Collection(name), filter, options.Find().SetProjection(bson.D{{Key: "_id", Value: 1}}))
+		if err != nil {
+			return nil, err
+		}
+		for _, d := range docs {
+			ids = append(ids, d.ID)
+		}
+	}
+	return ids, nil
+}
+
+// listNewest is ListJobs newest first with a limit on FerretDB (see above).
 func (s *Store) listNewest(ctx context.Context, f JobFilter) ([]model.Job, error) {
 	states := f.States
 	if len(states) == 0 {
 		states = model.States
 	}
-	complete, err := s.completeWindows(ctx)
+	var names []string
+	err := retry(ctx, func() error {
+		var err error
+		names, err = s.jobsDB.ListCollectionNames(ctx, bson.D{})
+		return err
+	})
 	if err != nil {
 		return nil, fmt.Errorf("listing jobs: %w", err)
 	}
-	// Each job once, with the windows it is in (a job that moved on may
-	// still be in its old state's).
-	in := map[bson.ObjectID][]model.State{}
 	var cands []bson.ObjectID
-	whole := true
+	windows := map[bson.ObjectID][]model.State{} // the windows each job is in
 	for _, st := range states {
-		ids, err := s.recentIDs(ctx, st)
+		ids, err := s.newestSource(ctx, st, names)
 		if err != nil {
 			return nil, fmt.Errorf("listing jobs: %w", err)
 		}
-		for _, id := range ids {
-			if in[id] == nil {
-				cands = append(cands, id)
+		cands = append(cands, ids...)
+		if windowed(st) {
+			for _, id := range ids {
+				windows[id] = append(windows[id], st)
 			}
-			in[id] = append(in[id], st)
 		}
-		whole = whole && complete[st]
 	}
-	slices.SortFunc(cands, func(a, b bson.ObjectID) int { return -bytes.Compare(a[:], b[:]) })
+	// The marks after the windows: a trim marks before it deletes.
+	marks, err := s.recentMarks(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("listing jobs: %w", err)
+	}
+	var floor bson.ObjectID // the listing is exact for the jobs above it
+	for _, st := range states {
+		if m := marks[st]; bytes.Compare(m[:], floor[:]) > 0 {
+			floor = m
+		}
+	}
+	cands = slices.DeleteFunc(cands, func(id bson.ObjectID) bool { return bytes.Compare(id[:], floor[:]) <= 0 })
+	slices.SortFunc(cands, func(a, b bson.ObjectID) int { return bytes.Compare(b[:], a[:]) })
+	cands = slices.Compact(cands)
 
+	want := map[model.State]bool{}
+	for _, st := range states {
+		want[st] = true
+	}
 	need := int(f.Skip + f.Limit)
 	var out []model.Job
-	stale := map[model.State]map[bson.ObjectID]int64{} // entries out of date, and the version that says so
-	drop := func(st model.State, id bson.ObjectID, version int64) {
-		if stale[st] == nil {
-			stale[st] = map[bson.ObjectID]int64{}
+	stale := map[model.State]bson.A{} // per window, filters of entries out of date
+	outOfDate := func(id bson.ObjectID, job *model.Job) {
+		for _, st := range windows[id] {
+			switch {
+			case job == nil: // gone: every entry
+				stale[st] = append(stale[st], bson.D{{Key: "j", Value: id}})
+			case job.State != st: // moved on: its entries up to now
+				stale[st] = append(stale[st], bson.D{{Key: "j", Value: id}, {Key: "v", Value: bson.D{{Key: "$lte", Value: job.Version}}}})
+			}
 		}
-		stale[st][id] = version
 	}
 	for start := 0; start < len(cands) && len(out) < need; start += listLookups {
 		chunk := cands[start:min(start+listLookups, len(cands))]
@@ -289,29 +391,29 @@ func (s *Store) listNewest(ctx context.Context, f JobFilter) ([]model.Job, error
 		wg.Wait()
 		for i, id := range chunk {
 			job, err := jobs[i], errs[i]
-			if err != nil && !errors.Is(err, model.ErrJobNotFound) {
+			if errors.Is(err, model.ErrJobNotFound) {
+				job, err = nil, nil
+			}
+			if err != nil {
 				return nil, fmt.Errorf("listing jobs: %w", err)
 			}
-			listed := false
-			for _, st := range in[id] {
-				switch {
-				case job == nil:
-					drop(st, id, math.MaxInt64) // gone
-				case job.State != st:
-					drop(st, id, job.Version) // moved on
-				default:
-					listed = true
-				}
+			outOfDate(id, job)
+			if job == nil || !want[job.State] {
+				continue
 			}
-			if listed && (f.Type == "" || job.Type == f.Type) && len(out) < need {
+			if (f.Type == "" || job.Type == f.Type) && len(out) < need {
 				out = append(out, *job)
 			}
 		}
 	}
-	for st, seen := range stale {
-		_ = s.dropStaleRecent(ctx, st, seen)
+	for st, filters := range stale {
+		filters = filters[:min(len(filters), recentDropsPerListing)]
+		_ = retry(ctx, func() error {
+			_, err := s.recentColl(st).DeleteMany(ctx, bson.D{{Key: "$or", Value: filters}})
+			return err
+		})
 	}
-	if len(out) < need && !whole {
+	if len(out) < need && !floor.IsZero() {
 		return s.queryJobs(ctx, f) // the windows may lack what is missing
 	}
 	if int(f.Skip) >= len(out) {
@@ -319,19 +421,4 @@ func (s *Store) listNewest(ctx context.Context, f JobFilter) ([]model.Job, error
 	}
 	out = out[f.Skip:]
 	return out[:min(len(out), int(f.Limit))], nil
-}
-
-// keepNewest appends jobs to last and keeps the last recentKeep+1 of each
-// state: noteRecent writes recentKeep, and the one more tells it that the
-// state had more (its window is then marked trimmed).
-func keepNewest(last, jobs []*model.Job) []*model.Job {
-	last = append(last, jobs...)
-	count := map[model.State]int{}
-	for i := len(last) - 1; i >= 0; i-- {
-		count[last[i].State]++
-		if count[last[i].State] > recentKeep+1 {
-			last[i] = nil
-		}
-	}
-	return slices.DeleteFunc(last, func(j *model.Job) bool { return j == nil })
 }

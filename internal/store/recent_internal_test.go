@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"slices"
 	"testing"
@@ -12,12 +13,10 @@ import (
 	"github.com/rocketjob-go/rocketjob/internal/model"
 )
 
-// TestNewestWindowsStayBounded writes more completed jobs than a window
-// keeps and checks that the window was trimmed, that newest-first
-// listings still give what the jobs collection gives (from the window,
-// or from the jobs collection beyond it), and that entries of jobs that
-// moved on are removed by the listing that finds them.
-func TestNewestWindowsStayBounded(t *testing.T) {
+// openNewest opens a store on fresh databases, marked new (its windows
+// cover every job).
+func openNewest(t *testing.T) *Store {
+	t.Helper()
 	dbtest.RequireFerretDB(t)
 	ctx := context.Background()
 	jobsDB, workDB := dbtest.DBNames(t)
@@ -25,140 +24,202 @@ func TestNewestWindowsStayBounded(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer s.Close(ctx)
+	t.Cleanup(func() { _ = s.Close(ctx) })
 	if err := s.MarkNewStateIndex(ctx); err != nil {
 		t.Fatal(err)
 	}
+	return s
+}
+
+func newJobsIn(n int, state model.State) []*model.Job {
 	now := time.Now().UTC()
-	newJobs := func(n int, state model.State) []*model.Job {
-		var jobs []*model.Job
-		for i := range n {
-			jobs = append(jobs, &model.Job{ID: bson.NewObjectID(), Type: "nap", Kind: model.KindSimple, State: state,
-				Priority: 50 - i%2*10, RunAt: now, CreatedAt: now, Version: 1})
-		}
-		return jobs
+	var jobs []*model.Job
+	for i := range n {
+		jobs = append(jobs, &model.Job{ID: bson.NewObjectID(), Type: "nap", Kind: model.KindSimple, State: state,
+			Priority: 50 - i%2*10, RunAt: now, CreatedAt: now, Version: 1})
 	}
-	completed := newJobs(recentTrimAt+recentKeep/2, model.StateCompleted)
-	failed := newJobs(10, model.StateFailed)
+	return jobs
+}
+
+// windowIDs returns the job ids in state's window, sorted.
+func windowIDs(t *testing.T, s *Store, state model.State) []bson.ObjectID {
+	t.Helper()
+	entries, err := findAll[recentEntry](context.Background(), s.recentColl(state), bson.D{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []bson.ObjectID
+	for _, e := range entries {
+		ids = append(ids, e.Job)
+	}
+	slices.SortFunc(ids, func(a, b bson.ObjectID) int { return bytes.Compare(a[:], b[:]) })
+	return slices.Compact(ids)
+}
+
+// sameAsQuery checks that a newest-first listing gives what a query of the
+// jobs collection gives.
+func sameAsQuery(t *testing.T, s *Store, name string, f JobFilter) {
+	t.Helper()
+	f.Newest = true
+	got, err := s.ListJobs(context.Background(), f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := s.queryJobs(context.Background(), f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(want) == 0 {
+		t.Fatalf("%s: the jobs collection gives no job: the check proves nothing", name)
+	}
+	if len(got) != len(want) {
+		t.Fatalf("%s: %d jobs, the jobs collection gives %d", name, len(got), len(want))
+	}
+	for i := range got {
+		if got[i].ID != want[i].ID {
+			t.Fatalf("%s: job %d is %s, the jobs collection gives %s", name, i, got[i].ID.Hex(), want[i].ID.Hex())
+		}
+	}
+}
+
+// TestNewestWindows writes more jobs of end states than a window keeps,
+// moves jobs between states, and checks every newest-first listing
+// against the jobs collection: from the windows, past them, after many
+// old jobs come back to a state, and on a database written before the
+// windows existed.
+func TestNewestWindows(t *testing.T) {
+	s := openNewest(t)
+	ctx := context.Background()
+	completed := newJobsIn(2500, model.StateCompleted)
+	failed := newJobsIn(1500, model.StateFailed)
 	for _, batch := range [][]*model.Job{completed, failed} {
 		if _, err := s.InsertJobs(ctx, batch); err != nil {
 			t.Fatal(err)
 		}
 	}
-
-	window, err := s.recentIDs(ctx, model.StateCompleted)
+	if n := len(windowIDs(t, s, model.StateCompleted)); n > recentTrimAt {
+		t.Errorf("completed window holds %d jobs, want at most %d", n, recentTrimAt)
+	}
+	marks, err := s.recentMarks(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(window) > recentTrimAt {
-		t.Errorf("completed window holds %d entries, want at most %d", len(window), recentTrimAt)
+	if marks[model.StateCompleted].IsZero() || !marks[model.StateAborted].IsZero() {
+		t.Errorf("marks %v: want completed trimmed, aborted not", marks)
 	}
-	complete, err := s.completeWindows(ctx)
-	if err != nil {
+	completedOnly := []model.State{model.StateCompleted}
+	sameAsQuery(t, s, "completed, limit 50", JobFilter{States: completedOnly, Limit: 50})
+	sameAsQuery(t, s, "all, limit 50", JobFilter{Limit: 50})
+	sameAsQuery(t, s, "completed past the window", JobFilter{States: completedOnly, Skip: int64(len(completed) - 20), Limit: 50})
+
+	// A new queued job, then a thousand old failed jobs retried (queued
+	// again) and failed again: old ids re-enter the failed window.
+	newest := newJobsIn(1, model.StateQueued)
+	if _, err := s.InsertJobs(ctx, newest); err != nil {
 		t.Fatal(err)
 	}
-	if complete[model.StateCompleted] || !complete[model.StateFailed] {
-		t.Errorf("complete windows %v: want completed trimmed, failed complete", complete)
-	}
-
-	same := func(name string, f JobFilter) {
-		t.Helper()
-		f.Newest = true
-		got, err := s.ListJobs(ctx, f)
+	for i, j := range failed[:1000] {
+		q, err := s.Transition(ctx, j, model.StateQueued, Change{}, "test")
 		if err != nil {
 			t.Fatal(err)
 		}
-		want, err := s.queryJobs(ctx, f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(got) != len(want) || len(want) == 0 && f.Limit > 0 && len(f.States) == 0 {
-			t.Fatalf("%s: %d jobs, the jobs collection gives %d", name, len(got), len(want))
-		}
-		for i := range got {
-			if got[i].ID != want[i].ID {
-				t.Fatalf("%s: job %d is %s, the jobs collection gives %s", name, i, got[i].ID.Hex(), want[i].ID.Hex())
+		if i%2 == 0 {
+			if failed[i], err = s.Transition(ctx, q, model.StateRunning, Change{}, "test"); err != nil {
+				t.Fatal(err)
+			}
+			if failed[i], err = s.Transition(ctx, failed[i], model.StateFailed, Change{}, "test"); err != nil {
+				t.Fatal(err)
 			}
 		}
 	}
-	same("completed, limit 50", JobFilter{States: []model.State{model.StateCompleted}, Limit: 50})
-	same("all, limit 50", JobFilter{Limit: 50})
-	same("completed beyond the window", JobFilter{States: []model.State{model.StateCompleted}, Skip: int64(len(completed) - 20), Limit: 50})
-	same("failed", JobFilter{States: []model.State{model.StateFailed}, Limit: 50})
+	sameAsQuery(t, s, "queued after the retries", JobFilter{States: []model.State{model.StateQueued}, Limit: 5})
+	sameAsQuery(t, s, "failed after the retries", JobFilter{States: []model.State{model.StateFailed}, Limit: 50})
+	sameAsQuery(t, s, "failed and queued, page 3", JobFilter{States: []model.State{model.StateFailed, model.StateQueued}, Skip: 50, Limit: 25})
+	sameAsQuery(t, s, "all, after the retries", JobFilter{Limit: 50})
+	// Most of the window's failed jobs retried too: the few left, then
+	// failed jobs older than the window's mark, trimmed from it, come
+	// before the old ones whose retries failed again (in the window).
+	for _, j := range failed[1100:1490] {
+		if _, err := s.Transition(ctx, j, model.StateQueued, Change{}, "test"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sameAsQuery(t, s, "failed, the window's left few", JobFilter{States: []model.State{model.StateFailed}, Limit: 50})
 
-	// Half the failed jobs are retried: the failed listing drops their
-	// entries from the window as it finds them.
+	// A database written before the windows existed: the first listing
+	// fills them from the state index.
+	if _, err := s.jobsDB.Collection(stateIndexColl).DeleteMany(ctx, bson.D{}); err != nil {
+		t.Fatal(err)
+	}
+	for _, st := range []model.State{model.StateCompleted, model.StateFailed, model.StateAborted} {
+		if err := s.recentColl(st).Drop(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sameAsQuery(t, s, "completed, windows filled", JobFilter{States: completedOnly, Limit: 50})
+	sameAsQuery(t, s, "failed, windows filled", JobFilter{States: []model.State{model.StateFailed}, Limit: 50})
+	if n := len(windowIDs(t, s, model.StateCompleted)); n != recentKeep {
+		t.Errorf("the filled completed window holds %d jobs, want %d", n, recentKeep)
+	}
+}
+
+// TestNewestStaleEntriesGo retries failed jobs and checks that a
+// newest-first listing of failed jobs removes their window entries.
+func TestNewestStaleEntriesGo(t *testing.T) {
+	s := openNewest(t)
+	ctx := context.Background()
+	failed := newJobsIn(10, model.StateFailed)
+	if _, err := s.InsertJobs(ctx, failed); err != nil {
+		t.Fatal(err)
+	}
 	for _, j := range failed[:5] {
 		if _, err := s.Transition(ctx, j, model.StateQueued, Change{}, "test"); err != nil {
 			t.Fatal(err)
 		}
 	}
-	same("failed after retries", JobFilter{States: []model.State{model.StateFailed}, Limit: 50})
-	same("queued after retries", JobFilter{States: []model.State{model.StateQueued}, Limit: 50})
-	left, err := s.recentIDs(ctx, model.StateFailed)
-	if err != nil {
+	if err := s.DeleteJob(ctx, failed[5].ID); err != nil {
 		t.Fatal(err)
 	}
+	sameAsQuery(t, s, "failed", JobFilter{States: []model.State{model.StateFailed}, Limit: 50})
 	var want []bson.ObjectID
-	for _, j := range failed[5:] {
+	for _, j := range failed[6:] {
 		want = append(want, j.ID)
 	}
-	if !slices.Equal(left, want) {
-		t.Errorf("failed window after the listing: %v, want %v", left, want)
+	if got := windowIDs(t, s, model.StateFailed); !slices.Equal(got, want) {
+		t.Errorf("failed window after the listing: %v, want %v", got, want)
 	}
-
-	// A database whose jobs were written before the windows existed: the
-	// windows are incomplete, and a listing they cannot fill reads the jobs.
-	if _, err := s.jobsDB.Collection(stateIndexColl).DeleteOne(ctx, bson.D{{Key: "_id", Value: recentMarker}}); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.dropRecent(ctx, model.StateFailed, want[:3]); err != nil {
-		t.Fatal(err)
-	}
-	same("failed, window incomplete", JobFilter{States: []model.State{model.StateFailed}, Limit: 50})
 }
 
 // TestNewestWindowTrim adds entries to a window a hundred at a time, as
 // transitions do, and checks that trims keep it between recentKeep and
-// recentTrimAt entries, the newest ones, and mark it trimmed.
+// recentTrimAt jobs, the newest ones, above the window's mark.
 func TestNewestWindowTrim(t *testing.T) {
-	dbtest.RequireFerretDB(t)
+	s := openNewest(t)
 	ctx := context.Background()
-	jobsDB, workDB := dbtest.DBNames(t)
-	s, err := Open(ctx, Config{URI: dbtest.URI(), DB: jobsDB, WorkDB: workDB})
-	if err != nil {
-		t.Fatal(err)
+	all := newJobsIn(recentTrimAt+2*recentTrimEvery, model.StateCompleted)
+	// Entered in an order other than creation: the window keeps the
+	// newest by id, whatever the order of entry.
+	slices.Reverse(all[:recentTrimAt])
+	for chunk := range slices.Chunk(all, 100) {
+		s.noteRecent(ctx, chunk...)
 	}
-	defer s.Close(ctx)
-	if err := s.MarkNewStateIndex(ctx); err != nil {
-		t.Fatal(err)
-	}
-	var all []bson.ObjectID
-	for range (recentTrimAt + recentTrimEvery) / 100 {
-		var jobs []*model.Job
-		for range 100 {
-			j := &model.Job{ID: bson.NewObjectID(), State: model.StateCompleted, Version: 3}
-			jobs = append(jobs, j)
-			all = append(all, j.ID)
-		}
-		s.noteRecent(ctx, jobs...)
-		time.Sleep(time.Millisecond) // entries of two calls never share their time
-	}
-	window, err := s.recentIDs(ctx, model.StateCompleted)
-	if err != nil {
-		t.Fatal(err)
-	}
+	window := windowIDs(t, s, model.StateCompleted)
 	if len(window) < recentKeep || len(window) > recentTrimAt {
-		t.Fatalf("window of %d entries after %d, want %d to %d", len(window), len(all), recentKeep, recentTrimAt)
+		t.Fatalf("window of %d jobs after %d, want %d to %d", len(window), len(all), recentKeep, recentTrimAt)
 	}
-	if !slices.Equal(window, all[len(all)-len(window):]) {
-		t.Errorf("the window does not hold the newest entries")
+	ids := make([]bson.ObjectID, len(all))
+	for i, j := range all {
+		ids[i] = j.ID
 	}
-	complete, err := s.completeWindows(ctx)
+	slices.SortFunc(ids, func(a, b bson.ObjectID) int { return bytes.Compare(a[:], b[:]) })
+	if !slices.Equal(window, ids[len(ids)-len(window):]) {
+		t.Errorf("the window does not hold the newest jobs")
+	}
+	marks, err := s.recentMarks(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if complete[model.StateCompleted] {
-		t.Errorf("the trimmed window is said complete")
+	if m := marks[model.StateCompleted]; m.IsZero() || bytes.Compare(m[:], window[0][:]) >= 0 {
+		t.Errorf("mark %s, want below the window's oldest %s and not nil", m.Hex(), window[0].Hex())
 	}
 }
