@@ -5,6 +5,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/rocketjob-go/rocketjob/rocketjob"
 )
@@ -108,10 +109,11 @@ func TestAPIBatchJobs(t *testing.T) {
 	if !strings.Contains(form, `name="param.text"`) || !strings.Contains(form, `name="notify_url"`) {
 		t.Errorf("upload form lacks the parameter or notify fields")
 	}
-	metrics := string(b.get(t, "/metrics").body)
-	for _, want := range []string{`rocketjob_job_statistic{name="even",type="triage"} 2`, `rocketjob_job_category_records{category="odd",type="triage"} 2`} {
-		if !strings.Contains(metrics, want) {
-			t.Errorf("/metrics lacks %s", want)
-		}
-	}
+	// The statistics come from the UI's sampler, which may not have seen
+	// the job end yet.
+	waitFor(t, 10*time.Second, "the job's statistics and categories in /metrics", func() bool {
+		metrics := string(b.get(t, "/metrics").body)
+		return strings.Contains(metrics, `rocketjob_job_statistic{name="even",type="triage"} 2`) &&
+			strings.Contains(metrics, `rocketjob_job_category_records{category="odd",type="triage"} 2`)
+	})
 }
