@@ -294,7 +294,9 @@ type ListOptions struct {
 
 // List returns jobs ordered by priority, then age, or newest first
 // (opts.Newest). With a limit, its cost does not grow with the number of
-// jobs stored, on MongoDB and on FerretDB.
+// jobs that have ended (completed, failed, aborted): on FerretDB a
+// newest-first listing reads every queued, running and paused job's entry,
+// and a page past the newest thousand or so reads every job.
 func (c *Client) List(ctx context.Context, opts *ListOptions) ([]Job, error) {
 	if opts == nil {
 		opts = &ListOptions{}

@@ -198,6 +198,7 @@ func (s *Store) recentMarks(ctx context.Context) (map[model.State]bson.ObjectID,
 			return nil, err
 		}
 		marks := map[model.State]bson.ObjectID{}
+		markIDs := map[model.State][]string{} // the marks' markers, to prune
 		found := false
 		for _, m := range markers {
 			id, _ := m.ID.(string)
@@ -215,12 +216,14 @@ func (s *Store) recentMarks(ctx context.Context) (map[model.State]bson.ObjectID,
 				continue
 			}
 			st, hex, _ := strings.Cut(rest, "_")
+			markIDs[model.State(st)] = append(markIDs[model.State(st)], id)
 			cut, err := bson.ObjectIDFromHex(hex)
 			if have := marks[model.State(st)]; err == nil && windowed(model.State(st)) && bytes.Compare(cut[:], have[:]) > 0 {
 				marks[model.State(st)] = cut
 			}
 		}
 		if found {
+			s.pruneMarks(ctx, marks, markIDs)
 			return marks, nil
 		}
 		if err := s.fillWindows(ctx); err != nil {
@@ -228,6 +231,26 @@ func (s *Store) recentMarks(ctx context.Context) (map[model.State]bson.ObjectID,
 		}
 	}
 	return nil, errors.New("the windows' marker cannot be read back")
+}
+
+// pruneMarks removes the markers of marks below each state's highest:
+// every trim adds one, and every listing reads them all.
+func (s *Store) pruneMarks(ctx context.Context, marks map[model.State]bson.ObjectID, ids map[model.State][]string) {
+	var low []string
+	for st, all := range ids {
+		keep := lwmMarker + string(st) + "_" + marks[st].Hex()
+		for _, id := range all {
+			if id != keep {
+				low = append(low, id)
+			}
+		}
+	}
+	if len(low) > 0 {
+		_ = retry(ctx, func() error {
+			_, err := s.jobsDB.Collection(stateIndexColl).DeleteMany(ctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: low}}}})
+			return err
+		})
+	}
 }
 
 // fillWindows gives the windows of a database written before they existed

@@ -196,7 +196,7 @@ func TestNewestStaleEntriesGo(t *testing.T) {
 func TestNewestWindowTrim(t *testing.T) {
 	s := openNewest(t)
 	ctx := context.Background()
-	all := newJobsIn(recentTrimAt+2*recentTrimEvery, model.StateCompleted)
+	all := newJobsIn(2*recentTrimAt+4*recentTrimEvery, model.StateCompleted) // three trims
 	// Entered in an order other than creation: the window keeps the
 	// newest by id, whatever the order of entry.
 	slices.Reverse(all[:recentTrimAt])
@@ -221,5 +221,11 @@ func TestNewestWindowTrim(t *testing.T) {
 	}
 	if m := marks[model.StateCompleted]; m.IsZero() || bytes.Compare(m[:], window[0][:]) >= 0 {
 		t.Errorf("mark %s, want below the window's oldest %s and not nil", m.Hex(), window[0].Hex())
+	}
+	// The trims left a marker each; reading the marks prunes all but the
+	// highest (listings read every marker).
+	n, err := s.jobsDB.Collection(stateIndexColl).CountDocuments(ctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$regex", Value: "^" + lwmMarker}}}})
+	if err != nil || n != 1 {
+		t.Errorf("%d low-water markers after a read of the marks (%v), want 1", n, err)
 	}
 }
