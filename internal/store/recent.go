@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 	"weak"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -102,39 +103,111 @@ type recentKey struct {
 }
 
 // noteRecent adds the jobs in end states to their state's window. It is
-// called where their state index entries are written; a failure leaves an
-// entry out, as it would the state index's.
+// called where their state index entries are written; the entries wait
+// up to recentFlushAfter (or until recentFlushAt are waiting) to be
+// written together, one insert per state for the ends of many batches
+// of jobs (a job that just ended may be missing from newest-first
+// listings of other processes for that long). A failure leaves an entry
+// out, as it would the state index's.
 func (s *Store) noteRecent(ctx context.Context, jobs ...*model.Job) {
-	ctx = context.WithoutCancel(ctx) // the job is written: its entry follows
 	byState := map[model.State][]any{}
+	n := 0
 	for _, j := range jobs {
 		if j != nil && windowed(j.State) {
 			byState[j.State] = append(byState[j.State], newRecentEntry(j.ID, j.Version))
+			n++
 		}
 	}
-	for state, docs := range byState {
-		if len(docs) > recentKeep {
-			// Many at once (a bulk insert): the newest are kept, as a
-			// trim would keep them, below a mark.
-			slices.SortFunc(docs, func(a, b any) int {
-				x, y := a.(recentEntry).Job, b.(recentEntry).Job
-				return bytes.Compare(x[:], y[:])
-			})
-			cut := docs[len(docs)-recentKeep-1].(recentEntry).Job
-			if s.putMarker(ctx, lwmMarker+string(state)+"_"+cut.Hex(), nil) != nil {
-				continue
-			}
-			docs = docs[len(docs)-recentKeep:]
+	if n == 0 {
+		return
+	}
+	b := s.recentBuffer()
+	b.mu.Lock()
+	if b.pending == nil {
+		b.pending = map[model.State][]any{}
+	}
+	for st, docs := range byState {
+		b.pending[st] = append(b.pending[st], docs...)
+	}
+	b.n += n
+	if b.timer == nil {
+		b.timer = time.AfterFunc(recentFlushAfter, func() { s.flushRecent(context.Background()) })
+	}
+	full := b.n >= recentFlushAt
+	b.mu.Unlock()
+	if full {
+		s.flushRecent(ctx)
+	}
+}
+
+const (
+	// recentFlushAfter is how long window entries wait to be written.
+	recentFlushAfter = 50 * time.Millisecond
+	// recentFlushAt is how many waiting entries are written at once.
+	recentFlushAt = 200
+)
+
+// recentBuffers holds the window entries of each Store waiting to be
+// written (weakly keyed, like the state batchers).
+var recentBuffers sync.Map // weak.Pointer[Store] -> *recentBuffer
+
+type recentBuffer struct {
+	mu       sync.Mutex
+	pending  map[model.State][]any
+	n        int
+	timer    *time.Timer
+	flushing sync.Mutex // one flush at a time
+}
+
+func (s *Store) recentBuffer() *recentBuffer {
+	b, _ := recentBuffers.LoadOrStore(weak.Make(s), &recentBuffer{})
+	return b.(*recentBuffer)
+}
+
+// flushRecent writes the window entries waiting (newest-first listings
+// and Close call it first).
+func (s *Store) flushRecent(ctx context.Context) {
+	ctx = context.WithoutCancel(ctx) // the jobs are written: their entries follow
+	b := s.recentBuffer()
+	b.flushing.Lock()
+	defer b.flushing.Unlock()
+	b.mu.Lock()
+	pending := b.pending
+	b.pending, b.n = nil, 0
+	if b.timer != nil {
+		b.timer.Stop()
+		b.timer = nil
+	}
+	b.mu.Unlock()
+	for state, docs := range pending {
+		s.writeRecent(ctx, state, docs)
+	}
+}
+
+// writeRecent writes entries into state's window, and trims it now and
+// then.
+func (s *Store) writeRecent(ctx context.Context, state model.State, docs []any) {
+	if len(docs) > recentKeep {
+		// Many at once (a bulk insert): the newest are kept, as a trim
+		// would keep them, below a mark.
+		slices.SortFunc(docs, func(a, b any) int {
+			x, y := a.(recentEntry).Job, b.(recentEntry).Job
+			return bytes.Compare(x[:], y[:])
+		})
+		cut := docs[len(docs)-recentKeep-1].(recentEntry).Job
+		if s.putMarker(ctx, lwmMarker+string(state)+"_"+cut.Hex(), nil) != nil {
+			return
 		}
-		if _, _, err := insertMany(ctx, s.recentColl(state), docs); err != nil {
-			continue // a duplicate is the same entry: kept
-		}
-		c, _ := recentAdded.LoadOrStore(recentKey{weak.Make(s), state}, new(atomic.Int64))
-		n := c.(*atomic.Int64)
-		if n.Add(int64(len(docs))) >= recentTrimEvery {
-			n.Store(0)
-			_ = s.trimRecent(ctx, state)
-		}
+		docs = docs[len(docs)-recentKeep:]
+	}
+	if _, _, err := insertMany(ctx, s.recentColl(state), docs); err != nil {
+		return // a duplicate is the same entry: kept
+	}
+	c, _ := recentAdded.LoadOrStore(recentKey{weak.Make(s), state}, new(atomic.Int64))
+	n := c.(*atomic.Int64)
+	if n.Add(int64(len(docs))) >= recentTrimEvery {
+		n.Store(0)
+		_ = s.trimRecent(ctx, state)
 	}
 }
 
@@ -344,6 +417,7 @@ func (s *Store) newestSource(ctx context.Context, st model.State, names []string
 
 // listNewest is ListJobs newest first with a limit on FerretDB (see above).
 func (s *Store) listNewest(ctx context.Context, f JobFilter) ([]model.Job, error) {
+	s.flushRecent(ctx) // this process's entries waiting
 	states := f.States
 	if len(states) == 0 {
 		states = model.States

@@ -44,6 +44,7 @@ func newJobsIn(n int, state model.State) []*model.Job {
 // windowIDs returns the job ids in state's window, sorted.
 func windowIDs(t *testing.T, s *Store, state model.State) []bson.ObjectID {
 	t.Helper()
+	s.flushRecent(context.Background())
 	entries, err := findAll[recentEntry](context.Background(), s.recentColl(state), bson.D{})
 	if err != nil {
 		t.Fatal(err)
@@ -202,6 +203,7 @@ func TestNewestWindowTrim(t *testing.T) {
 	slices.Reverse(all[:recentTrimAt])
 	for chunk := range slices.Chunk(all, 100) {
 		s.noteRecent(ctx, chunk...)
+		s.flushRecent(ctx) // a write per chunk, as if each were the end of a batch
 	}
 	window := windowIDs(t, s, model.StateCompleted)
 	if len(window) < recentKeep || len(window) > recentTrimAt {
