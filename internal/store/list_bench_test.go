@@ -81,10 +81,8 @@ func listBenchJobs(b *testing.B, n int) (*Store, bson.ObjectID) {
 		older := completed[len(completed)-recentTrimAt : len(completed)-recentKeep]
 		for chunk := range slices.Chunk(older, recentTrimEvery) {
 			s.noteRecent(context.Background(), chunk...)
-			s.flushRecent(context.Background())
 		}
 	}
-	s.flushRecent(context.Background())
 	window, err := s.recentColl(model.StateCompleted).CountDocuments(context.Background(), bson.D{})
 	if err != nil {
 		b.Fatal(err)

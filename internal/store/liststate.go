@@ -220,9 +220,18 @@ func (s *Store) syncStateChanges(ctx context.Context, changes []stateChange) {
 			drops[key{from, b.Priority}] = append(drops[key{from, b.Priority}], drop{b.ID, version})
 		}
 	}
-	var entered []*model.Job // for the windows of newest-first listings (recent.go)
-	for k, jobs := range puts {
+	// The windows of newest-first listings (recent.go) are written while
+	// the entries are, and before the old entries go.
+	var entered []*model.Job
+	for _, jobs := range puts {
 		entered = append(entered, jobs...)
+	}
+	noted := make(chan struct{})
+	go func() {
+		defer close(noted)
+		s.noteRecent(ctx, entered...)
+	}()
+	for k, jobs := range puts {
 		docs := make([]any, len(jobs))
 		for i, j := range jobs {
 			docs[i] = stateEntry{ID: j.ID, Version: j.Version, Type: j.Type}
@@ -237,7 +246,7 @@ func (s *Store) syncStateChanges(ctx context.Context, changes []stateChange) {
 			}
 		}
 	}
-	s.noteRecent(ctx, entered...)
+	<-noted
 	for k, ds := range drops {
 		if k.state != model.StateRunning {
 			for _, d := range ds {

@@ -9,7 +9,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"time"
 	"weak"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -48,10 +47,11 @@ import (
 // listing, it reads the jobs collection: slower (a page past the windows,
 // or a database written before they existed), never short.
 //
-// The windows are hints with the same failure modes as the state index
-// entries they follow: a writer that dies between a job's write and its
-// entries leaves the job out of both (most-urgent-first listings miss it
-// the same way).
+// Window entries are written with the state index entries, before the
+// entries of the jobs' former states are removed, and a window write that
+// fails raises the window's mark above the jobs it left out. What stays:
+// a writer that dies between a job's write and its entries leaves the job
+// out of both (most-urgent-first listings miss it the same way).
 
 const (
 	recentPrefix = "recent_"
@@ -103,83 +103,20 @@ type recentKey struct {
 }
 
 // noteRecent adds the jobs in end states to their state's window. It is
-// called where their state index entries are written; the entries wait
-// up to recentFlushAfter (or until recentFlushAt are waiting) to be
-// written together, one insert per state for the ends of many batches
-// of jobs (a job that just ended may be missing from newest-first
-// listings of other processes for that long). A failure leaves an entry
-// out, as it would the state index's.
+// called where their state index entries are written, with them, and
+// before the entries of their former states are removed (so that a job
+// that just ended is never missing from both its old and its new
+// sources). A write that fails raises the window's mark above the jobs it
+// left out: listings that would need them read the jobs collection.
 func (s *Store) noteRecent(ctx context.Context, jobs ...*model.Job) {
+	ctx = context.WithoutCancel(ctx) // the jobs are written: their entries follow
 	byState := map[model.State][]any{}
-	n := 0
 	for _, j := range jobs {
 		if j != nil && windowed(j.State) {
 			byState[j.State] = append(byState[j.State], newRecentEntry(j.ID, j.Version))
-			n++
 		}
 	}
-	if n == 0 {
-		return
-	}
-	b := s.recentBuffer()
-	b.mu.Lock()
-	if b.pending == nil {
-		b.pending = map[model.State][]any{}
-	}
-	for st, docs := range byState {
-		b.pending[st] = append(b.pending[st], docs...)
-	}
-	b.n += n
-	if b.timer == nil {
-		b.timer = time.AfterFunc(recentFlushAfter, func() { s.flushRecent(context.Background()) })
-	}
-	full := b.n >= recentFlushAt
-	b.mu.Unlock()
-	if full {
-		s.flushRecent(ctx)
-	}
-}
-
-const (
-	// recentFlushAfter is how long window entries wait to be written.
-	recentFlushAfter = 50 * time.Millisecond
-	// recentFlushAt is how many waiting entries are written at once.
-	recentFlushAt = 200
-)
-
-// recentBuffers holds the window entries of each Store waiting to be
-// written (weakly keyed, like the state batchers).
-var recentBuffers sync.Map // weak.Pointer[Store] -> *recentBuffer
-
-type recentBuffer struct {
-	mu       sync.Mutex
-	pending  map[model.State][]any
-	n        int
-	timer    *time.Timer
-	flushing sync.Mutex // one flush at a time
-}
-
-func (s *Store) recentBuffer() *recentBuffer {
-	b, _ := recentBuffers.LoadOrStore(weak.Make(s), &recentBuffer{})
-	return b.(*recentBuffer)
-}
-
-// flushRecent writes the window entries waiting (newest-first listings
-// and Close call it first).
-func (s *Store) flushRecent(ctx context.Context) {
-	ctx = context.WithoutCancel(ctx) // the jobs are written: their entries follow
-	b := s.recentBuffer()
-	b.flushing.Lock()
-	defer b.flushing.Unlock()
-	b.mu.Lock()
-	pending := b.pending
-	b.pending, b.n = nil, 0
-	if b.timer != nil {
-		b.timer.Stop()
-		b.timer = nil
-	}
-	b.mu.Unlock()
-	for state, docs := range pending {
+	for state, docs := range byState {
 		s.writeRecent(ctx, state, docs)
 	}
 }
@@ -196,12 +133,21 @@ func (s *Store) writeRecent(ctx context.Context, state model.State, docs []any) 
 		})
 		cut := docs[len(docs)-recentKeep-1].(recentEntry).Job
 		if s.putMarker(ctx, lwmMarker+string(state)+"_"+cut.Hex(), nil) != nil {
-			return
+			return // nothing written, the window not marked: as a failed write below
 		}
 		docs = docs[len(docs)-recentKeep:]
 	}
 	if _, _, err := insertMany(ctx, s.recentColl(state), docs); err != nil {
-		return // a duplicate is the same entry: kept
+		// Mark the window as lacking these jobs (a duplicate is the same
+		// entry, kept: insertMany counts it as written).
+		newest := bson.NilObjectID
+		for _, d := range docs {
+			if id := d.(recentEntry).Job; bytes.Compare(id[:], newest[:]) > 0 {
+				newest = id
+			}
+		}
+		_ = s.putMarker(ctx, lwmMarker+string(state)+"_"+newest.Hex(), nil)
+		return
 	}
 	c, _ := recentAdded.LoadOrStore(recentKey{weak.Make(s), state}, new(atomic.Int64))
 	n := c.(*atomic.Int64)
@@ -417,7 +363,11 @@ func (s *Store) newestSource(ctx context.Context, st model.State, names []string
 
 // listNewest is ListJobs newest first with a limit on FerretDB (see above).
 func (s *Store) listNewest(ctx context.Context, f JobFilter) ([]model.Job, error) {
-	s.flushRecent(ctx) // this process's entries waiting
+	// The windows exist before they are read: an older database's are
+	// filled first (recentMarks), and the marks are read again after.
+	if _, err := s.recentMarks(ctx); err != nil {
+		return nil, fmt.Errorf("listing jobs: %w", err)
+	}
 	states := f.States
 	if len(states) == 0 {
 		states = model.States
@@ -518,4 +468,11 @@ func (s *Store) listNewest(ctx context.Context, f JobFilter) ([]model.Job, error
 	}
 	out = out[f.Skip:]
 	return out[:min(len(out), int(f.Limit))], nil
+}
+
+// forgetRecent drops the Store's counters of window entries (Close).
+func (s *Store) forgetRecent() {
+	for _, st := range model.States {
+		recentAdded.Delete(recentKey{weak.Make(s), st})
+	}
 }

@@ -44,7 +44,6 @@ func newJobsIn(n int, state model.State) []*model.Job {
 // windowIDs returns the job ids in state's window, sorted.
 func windowIDs(t *testing.T, s *Store, state model.State) []bson.ObjectID {
 	t.Helper()
-	s.flushRecent(context.Background())
 	entries, err := findAll[recentEntry](context.Background(), s.recentColl(state), bson.D{})
 	if err != nil {
 		t.Fatal(err)
@@ -203,7 +202,6 @@ func TestNewestWindowTrim(t *testing.T) {
 	slices.Reverse(all[:recentTrimAt])
 	for chunk := range slices.Chunk(all, 100) {
 		s.noteRecent(ctx, chunk...)
-		s.flushRecent(ctx) // a write per chunk, as if each were the end of a batch
 	}
 	window := windowIDs(t, s, model.StateCompleted)
 	if len(window) < recentKeep || len(window) > recentTrimAt {
@@ -230,4 +228,22 @@ func TestNewestWindowTrim(t *testing.T) {
 	if err != nil || n != 1 {
 		t.Errorf("%d low-water markers after a read of the marks (%v), want 1", n, err)
 	}
+}
+
+// TestNewestOnAnOlderDatabase lists newest first on a database written
+// before windows existed, with fewer jobs than a window keeps: the first
+// listing fills the windows before it reads them.
+func TestNewestOnAnOlderDatabase(t *testing.T) {
+	s := openNewest(t)
+	ctx := context.Background()
+	if _, err := s.InsertJobs(ctx, newJobsIn(100, model.StateCompleted)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.jobsDB.Collection(stateIndexColl).DeleteMany(ctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$ne", Value: stateIndexDone}}}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.recentColl(model.StateCompleted).Drop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	sameAsQuery(t, s, "completed, first listing", JobFilter{States: []model.State{model.StateCompleted}, Limit: 50})
 }

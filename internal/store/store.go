@@ -300,7 +300,7 @@ func jobStrategyFor(claims bool) jobStrategy {
 
 // Close disconnects both clients.
 func (s *Store) Close(ctx context.Context) error {
-	s.flushRecent(ctx) // window entries waiting (recent.go)
+	s.forgetRecent() // recent.go
 	err := s.jobsClient.Disconnect(ctx)
 	if s.workClient != s.jobsClient {
 		err = errors.Join(err, s.workClient.Disconnect(ctx))
