@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -139,12 +138,7 @@ func (s *Store) repairIntents(ctx context.Context, now time.Time) (int, error) {
 // stateEntryIDs returns the ids of the state index entries of the given
 // states, at every priority.
 func (s *Store) stateEntryIDs(ctx context.Context, states ...model.State) ([]bson.ObjectID, error) {
-	var names []string
-	err := retry(ctx, func() error {
-		var err error
-		names, err = s.jobsDB.ListCollectionNames(ctx, bson.D{})
-		return err
-	})
+	names, err := collectionNames(ctx, s.jobsDB)
 	if err != nil {
 		return nil, err
 	}
@@ -203,13 +197,7 @@ func (s *Store) readJobs(ctx context.Context, ids []bson.ObjectID, keep func(*mo
 	var out []model.Job
 	for start := 0; start < len(ids); start += listLookups {
 		chunk := ids[start:min(start+listLookups, len(ids))]
-		jobs := make([]*model.Job, len(chunk))
-		errs := make([]error, len(chunk))
-		var wg sync.WaitGroup
-		for i, id := range chunk {
-			wg.Go(func() { jobs[i], errs[i] = s.GetJob(ctx, id) })
-		}
-		wg.Wait()
+		jobs, errs := s.getJobs(ctx, chunk)
 		for i := range chunk {
 			if errors.Is(errs[i], model.ErrJobNotFound) {
 				continue

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -92,6 +93,18 @@ func (s *Store) GetJob(ctx context.Context, id bson.ObjectID) (*model.Job, error
 		return nil, fmt.Errorf("reading job %s: %w", id.Hex(), err)
 	}
 	return &job, nil
+}
+
+// getJobs reads the jobs ids by _id, at once (listings read a few at a
+// time: listLookups): jobs[i] and errs[i] are GetJob's answer for ids[i].
+func (s *Store) getJobs(ctx context.Context, ids []bson.ObjectID) (jobs []*model.Job, errs []error) {
+	jobs, errs = make([]*model.Job, len(ids)), make([]error, len(ids))
+	var wg sync.WaitGroup
+	for i, id := range ids {
+		wg.Go(func() { jobs[i], errs[i] = s.GetJob(ctx, id) })
+	}
+	wg.Wait()
+	return jobs, errs
 }
 
 // JobFilter selects jobs for ListJobs.

@@ -467,12 +467,7 @@ func (s *Store) listFlat(ctx context.Context, f JobFilter) ([]model.Job, error) 
 			queueStates = append(queueStates, st)
 		}
 	}
-	var names []string
-	err := retry(ctx, func() error {
-		var err error
-		names, err = s.jobsDB.ListCollectionNames(ctx, bson.D{})
-		return err
-	})
+	names, err := collectionNames(ctx, s.jobsDB)
 	if err != nil {
 		return nil, fmt.Errorf("listing jobs: %w", err)
 	}
@@ -562,13 +557,11 @@ func (s *Store) listPriority(ctx context.Context, p int, sources []listSource, w
 		var out []model.Job
 		for start := 0; start < len(cands) && len(out) < n; start += listLookups {
 			chunk := cands[start:min(start+listLookups, len(cands))]
-			jobs := make([]*model.Job, len(chunk))
-			errs := make([]error, len(chunk))
-			var wg sync.WaitGroup
+			ids := make([]bson.ObjectID, len(chunk))
 			for i, c := range chunk {
-				wg.Go(func() { jobs[i], errs[i] = s.GetJob(ctx, c.id) })
+				ids[i] = c.id
 			}
-			wg.Wait()
+			jobs, errs := s.getJobs(ctx, ids)
 			for i, c := range chunk {
 				job, err := jobs[i], errs[i]
 				if errors.Is(err, model.ErrJobNotFound) {

@@ -168,12 +168,7 @@ func (s *Store) dropQueued(ctx context.Context, priority int, id bson.ObjectID, 
 // queuePriorities lists the priorities that have a queue collection, most
 // urgent first.
 func (s *Store) queuePriorities(ctx context.Context) ([]int, error) {
-	var names []string
-	err := retry(ctx, func() error {
-		var err error
-		names, err = s.jobsDB.ListCollectionNames(ctx, bson.D{})
-		return err
-	})
+	names, err := collectionNames(ctx, s.jobsDB)
 	if err != nil {
 		return nil, err
 	}

@@ -281,12 +281,7 @@ func (s *Store) fillWindows(ctx context.Context) error {
 	if err := s.ensureStateIndex(ctx); err != nil {
 		return err
 	}
-	var names []string
-	err := retry(ctx, func() error {
-		var err error
-		names, err = s.jobsDB.ListCollectionNames(ctx, bson.D{})
-		return err
-	})
+	names, err := collectionNames(ctx, s.jobsDB)
 	if err != nil {
 		return err
 	}
@@ -372,12 +367,7 @@ func (s *Store) listNewest(ctx context.Context, f JobFilter) ([]model.Job, error
 	if len(states) == 0 {
 		states = model.States
 	}
-	var names []string
-	err := retry(ctx, func() error {
-		var err error
-		names, err = s.jobsDB.ListCollectionNames(ctx, bson.D{})
-		return err
-	})
+	names, err := collectionNames(ctx, s.jobsDB)
 	if err != nil {
 		return nil, fmt.Errorf("listing jobs: %w", err)
 	}
@@ -429,13 +419,7 @@ func (s *Store) listNewest(ctx context.Context, f JobFilter) ([]model.Job, error
 	}
 	for start := 0; start < len(cands) && len(out) < need; start += listLookups {
 		chunk := cands[start:min(start+listLookups, len(cands))]
-		jobs := make([]*model.Job, len(chunk))
-		errs := make([]error, len(chunk))
-		var wg sync.WaitGroup
-		for i, id := range chunk {
-			wg.Go(func() { jobs[i], errs[i] = s.GetJob(ctx, id) })
-		}
-		wg.Wait()
+		jobs, errs := s.getJobs(ctx, chunk)
 		for i, id := range chunk {
 			job, err := jobs[i], errs[i]
 			if errors.Is(err, model.ErrJobNotFound) {

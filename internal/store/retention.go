@@ -132,12 +132,7 @@ func (s *Store) expiredIndexed(ctx context.Context, r Retention, st model.State,
 	if err := s.ensureStateIndex(ctx); err != nil {
 		return nil, err
 	}
-	var names []string
-	err := retry(ctx, func() error {
-		var err error
-		names, err = s.jobsDB.ListCollectionNames(ctx, bson.D{})
-		return err
-	})
+	names, err := collectionNames(ctx, s.jobsDB)
 	if err != nil {
 		return nil, err
 	}

@@ -257,12 +257,7 @@ func inputKind(c int) string {
 // prefix or starts with prefix+"_" (for "input": the input chunks, and any
 // input_rewrite or input_old a rewrite left behind), sorted by name.
 func jobKinds(ctx context.Context, db *mongo.Database, job bson.ObjectID, prefix string) ([]string, error) {
-	var names []string
-	err := retry(ctx, func() error {
-		var err error
-		names, err = db.ListCollectionNames(ctx, bson.D{})
-		return err
-	})
+	names, err := collectionNames(ctx, db)
 	if err != nil {
 		return nil, err
 	}

@@ -562,6 +562,17 @@ func lastError(err error) string {
 	return msg
 }
 
+// collectionNames lists db's collections, retrying transient failures.
+func collectionNames(ctx context.Context, db *mongo.Database) ([]string, error) {
+	var names []string
+	err := retry(ctx, func() error {
+		var err error
+		names, err = db.ListCollectionNames(ctx, bson.D{})
+		return err
+	})
+	return names, err
+}
+
 // findAll runs a query, retried as a whole, and decodes every document.
 func findAll[T any](ctx context.Context, coll *mongo.Collection, filter any, opts ...options.Lister[options.FindOptions]) ([]T, error) {
 	var out []T
