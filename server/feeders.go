@@ -147,4 +147,8 @@ type jobFeeder struct {
 	gone       atomic.Bool // the job was destroyed: results are dropped
 	stale      atomic.Bool // this server was declared dead: its claims were requeued
 	dropped    atomic.Bool // its slice collections were dropped after that
+	// failedAt is the job version at which a slice of a stop_on_error job
+	// had failed records here: this server's workers take no more of its
+	// slices at that version (a retry runs at a later one).
+	failedAt atomic.Int64
 }

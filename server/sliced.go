@@ -156,6 +156,13 @@ func (s *Server) processSlices(ctx context.Context, spec *rocketjob.TypeSpec, jo
 		if f.stale.Load() {
 			return nil // this server was declared dead: its claims were requeued
 		}
+		if v := f.failedAt.Load(); v > 0 && v >= job.Version {
+			// A slice failed and the job stops on error: the completer is
+			// failing it; the other workers leave at once, not when they
+			// see it failed.
+			s.sel.skipFor(job, s.cfg.ReCheck)
+			return nil
+		}
 		if cause := w.Err(); cause != nil {
 			if errors.Is(cause, model.ErrDestroyed) {
 				f.gone.Store(true)
@@ -201,6 +208,7 @@ func (s *Server) processSlices(ctx context.Context, spec *rocketjob.TypeSpec, jo
 		}
 		s.completer.submit(completion{job: *job, spec: spec, feeder: f, c: c, r: res, firstErr: firstErr})
 		if res.FailedCount > 0 && job.StopOnError {
+			f.failedAt.Store(job.Version)
 			return nil // the completer fails the job once the slice is written
 		}
 		if err := s.sel.refresh(ctx, s.cfg.ReCheck); err != nil {
