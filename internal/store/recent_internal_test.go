@@ -13,22 +13,12 @@ import (
 	"github.com/rocketjob-go/rocketjob/internal/model"
 )
 
-// openNewest opens a store on fresh databases, marked new (its windows
-// cover every job).
+// openNewest opens a store on FerretDB databases of the test's own,
+// marked new (its windows cover every job).
 func openNewest(t *testing.T) *Store {
 	t.Helper()
 	dbtest.RequireFerretDB(t)
-	ctx := context.Background()
-	jobsDB, workDB := dbtest.DBNames(t)
-	s, err := Open(ctx, Config{URI: dbtest.URI(), DB: jobsDB, WorkDB: workDB})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = s.Close(ctx) })
-	if err := s.MarkNewStateIndex(ctx); err != nil {
-		t.Fatal(err)
-	}
-	return s
+	return openInternal(t)
 }
 
 func newJobsIn(n int, state model.State) []*model.Job {
