@@ -363,7 +363,7 @@ func (s *Store) stateIndexBuilt(ctx context.Context) (bool, error) {
 	}
 	// The windows of newest-first listings (recent.go) are complete from
 	// the first job on too.
-	if err = s.markRecentSince(ctx, bson.NilObjectID); err != nil {
+	if err = s.markWindowsWhole(ctx); err != nil {
 		return false, err
 	}
 	err = retry(ctx, func() error {

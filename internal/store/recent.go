@@ -38,9 +38,9 @@ import (
 // recentTrimAt. Before a trim deletes, it records its cut, a low-water
 // mark: the window has every job of the state created after the mark
 // (lwm_<state>_<id> in the state index's marker collection; the highest
-// counts), and after the "recent" marker's since: the id below which jobs
-// may have been written before windows existed (none on a database that
-// had them from its first job). A listing reads the windows, then the
+// counts), once the "recent" marker says that the windows have every job
+// (from a database's first job, or filled once from the state index on an
+// older database). A listing reads the windows, then the
 // marks, orders the entries above the highest mark of the states it lists
 // by id, newest first, and reads each job by _id, skipping (and, a few at
 // a time, removing) entries out of date. When those cannot fill the
@@ -62,7 +62,8 @@ const (
 	// recentTrimEvery is how many entries a process adds to a window
 	// between its looks at the window's size.
 	recentTrimEvery = 300
-	// recentMarker, in the state index's marker collection, holds since.
+	// recentMarker, in the state index's marker collection, says that the
+	// windows have every job above their marks.
 	recentMarker = "recent"
 	// lwmMarker + state + "_" + id is a trim's low-water mark.
 	lwmMarker = "lwm_"
@@ -196,22 +197,19 @@ func (s *Store) putMarker(ctx context.Context, id string, fields bson.D) error {
 	})
 }
 
-// markRecentSince records since, the id below which jobs may lack window
-// entries, unless recorded already: bson.NilObjectID for a database
-// whose windows began with its first job.
-func (s *Store) markRecentSince(ctx context.Context, since bson.ObjectID) error {
-	return s.putMarker(ctx, recentMarker, bson.D{{Key: "since", Value: since}})
+// markWindowsWhole records that the windows have every job above their
+// marks: on a new database, or once fillWindows has filled them.
+func (s *Store) markWindowsWhole(ctx context.Context) error {
+	return s.putMarker(ctx, recentMarker, nil)
 }
 
 // recentMarks returns, for each windowed state, the id at or below which
-// its window may lack jobs: the highest of since and the state's trims'
-// marks. On a database written before windows existed it fills them first
-// (fillWindows).
+// its window may lack jobs: the highest of its trims' marks. On a database
+// written before windows existed it fills them first (fillWindows).
 func (s *Store) recentMarks(ctx context.Context) (map[model.State]bson.ObjectID, error) {
 	for range 2 {
 		markers, err := findAll[struct {
-			ID    any           `bson:"_id"`
-			Since bson.ObjectID `bson:"since"`
+			ID any `bson:"_id"`
 		}](ctx, s.jobsDB.Collection(stateIndexColl), bson.D{})
 		if err != nil {
 			return nil, err
@@ -223,11 +221,6 @@ func (s *Store) recentMarks(ctx context.Context) (map[model.State]bson.ObjectID,
 			id, _ := m.ID.(string)
 			if id == recentMarker {
 				found = true
-				for _, st := range model.States {
-					if have := marks[st]; windowed(st) && bytes.Compare(m.Since[:], have[:]) > 0 {
-						marks[st] = m.Since
-					}
-				}
 				continue
 			}
 			rest, ok := strings.CutPrefix(id, lwmMarker)
@@ -276,7 +269,7 @@ func (s *Store) pruneMarks(ctx context.Context, marks map[model.State]bson.Objec
 // their entries, once: the newest recentKeep jobs of each end state from
 // the state index (one read of its entries; jobs written meanwhile get
 // theirs from their writers), each window's cut as its low-water mark;
-// then it records since as nil (the windows cover every job).
+// then it marks the windows whole.
 func (s *Store) fillWindows(ctx context.Context) error {
 	if err := s.ensureStateIndex(ctx); err != nil {
 		return err
@@ -318,7 +311,7 @@ func (s *Store) fillWindows(ctx context.Context) error {
 			}
 		}
 	}
-	return s.markRecentSince(ctx, bson.NilObjectID)
+	return s.markWindowsWhole(ctx)
 }
 
 // newestSource reads the ids a newest-first listing considers for one
