@@ -12,6 +12,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -26,11 +27,25 @@ import (
 // when no server crashes).
 const RunLogEnv = "ROCKETJOB_EXAMPLE_LOG"
 
-// logRun appends one line to the run log, if there is one.
+// StallAfterEnv names an environment variable for tests that must stop a
+// server in the middle of a slice: when it holds a number n, each record
+// after the process's n-th logged one waits until its job's context ends
+// instead of running. It only acts together with RunLogEnv.
+const StallAfterEnv = "ROCKETJOB_EXAMPLE_STALL_AFTER"
+
+// loggedLines counts the run log lines this process wrote, for StallAfterEnv.
+var loggedLines atomic.Int64
+
+// logRun appends one line to the run log, if there is one. Past the
+// StallAfterEnv count it waits for ctx instead.
 func logRun(ctx context.Context, typ, what string) error {
 	path := os.Getenv(RunLogEnv)
 	if path == "" {
 		return nil
+	}
+	if after, err := strconv.ParseInt(os.Getenv(StallAfterEnv), 10, 64); err == nil && loggedLines.Add(1) > after {
+		<-ctx.Done()
+		return ctx.Err()
 	}
 	id := "-"
 	if job := rocketjob.JobFromContext(ctx); job != nil {

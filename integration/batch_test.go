@@ -27,7 +27,11 @@ func TestKill9TriageCategoriesAndStatisticsExactlyOnce(t *testing.T) {
 	t.Parallel()
 	c := newCluster(t)
 	logA, logB := c.logPath("runA.log"), c.logPath("runB.log")
-	a := c.server("A", 2, serverOpts{log: logA})
+	// A's records past its 2,250th wait, so that A stops inside a slice:
+	// every record is logged (empty lines too), slices hold 500, and 2,250
+	// is no multiple of 500. Records run fast: polling the log for a half
+	// done slice without the stall missed them on a busy machine.
+	a := c.server("A", 2, serverOpts{log: logA, stallAfter: 2250})
 	b := c.server("B", 2, serverOpts{log: logB})
 
 	const n, sliceSize = 30000, 500
@@ -53,7 +57,8 @@ func TestKill9TriageCategoriesAndStatisticsExactlyOnce(t *testing.T) {
 	}
 	id := c.upload("triage", writeFile(t, c.dir, "in.txt", in.Bytes()), "--slice-size", fmt.Sprint(sliceSize))
 	// Kill A in the middle of a slice: when its run log has some of a
-	// slice's records but not all (records are numbered by their value).
+	// slice's records but not all (records are numbered by their value),
+	// which the stall above makes certain.
 	perSlice := map[int]int{} // slice -> records with a value (not empty lines)
 	for i := 1; i <= n; i++ {
 		if i%7 != 0 {
@@ -73,9 +78,9 @@ func TestKill9TriageCategoriesAndStatisticsExactlyOnce(t *testing.T) {
 				return true, ""
 			}
 		}
-		return false, fmt.Sprintf("A processed %d records, no slice half done", len(lines))
+		return false, fmt.Sprintf("A processed %d records, no slice half done (records with a value per slice: %v)", len(lines), got)
 	}
-	eventuallyEvery(t, 60*time.Second, time.Millisecond, "A is in the middle of a slice", midSlice)
+	eventuallyEvery(t, 60*time.Second, 10*time.Millisecond, "A is in the middle of a slice", midSlice)
 	a.kill9()
 	atKill := len(readRunLog(t, logA).lines)
 	c.jobWait(id).expect(t, 1) // the x lines fail the job

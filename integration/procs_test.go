@@ -372,8 +372,9 @@ func onPostgreSQL(args, env []string) ([]string, []string) {
 
 // serverOpts are the less common settings of a server process.
 type serverOpts struct {
-	log  string   // ROCKETJOB_EXAMPLE_LOG for the job code
-	args []string // more flags, e.g. --shutdown-timeout
+	log        string   // ROCKETJOB_EXAMPLE_LOG for the job code
+	stallAfter int      // ROCKETJOB_EXAMPLE_STALL_AFTER: records past this many wait (0: none)
+	args       []string // more flags, e.g. --shutdown-timeout
 }
 
 // server starts `rocketjob server` named name with the given number of
@@ -383,6 +384,9 @@ func (c *cluster) server(name string, workers int, o serverOpts) *proc {
 	var env []string
 	if o.log != "" {
 		env = append(env, examples.RunLogEnv+"="+o.log)
+	}
+	if o.stallAfter > 0 {
+		env = append(env, examples.StallAfterEnv+"="+fmt.Sprint(o.stallAfter))
 	}
 	args := []string{"server", "--uri", c.uri, "--name", name, "--workers", fmt.Sprint(workers),
 		"--heartbeat", heartbeat.String(), "--dead-after", deadAfter.String(), "--poll", "50ms", "--re-check", "200ms"}
