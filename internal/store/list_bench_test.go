@@ -54,7 +54,11 @@ func listBenchJobs(b *testing.B, n int) (*Store, bson.ObjectID) {
 		if i%7 == 0 {
 			prio = 30
 		}
-		j := &model.Job{ID: bson.NewObjectID(), Type: "nap", Kind: model.KindSimple, State: state, Priority: prio,
+		typ := "nap"
+		if i%(n/20) == n/40 {
+			typ = "rare" // 20 jobs at any n, spread out
+		}
+		j := &model.Job{ID: bson.NewObjectID(), Type: typ, Kind: model.KindSimple, State: state, Priority: prio,
 			RunAt: now, CreatedAt: now, Version: 2, Params: bson.Raw(mustMarshal(bson.D{{Key: "ms", Value: 0}}))}
 		if i == n/2 {
 			middle = j.ID
@@ -105,6 +109,9 @@ func scanList(ctx context.Context, s *Store, f JobFilter) ([]model.Job, error) {
 	filter := bson.D{}
 	if len(f.States) > 0 {
 		filter = append(filter, bson.E{Key: "state", Value: bson.D{{Key: "$in", Value: f.States}}})
+	}
+	if f.Type != "" {
+		filter = append(filter, bson.E{Key: "type", Value: f.Type})
 	}
 	opts := options.Find().SetSort(bson.D{{Key: "priority", Value: 1}, {Key: "_id", Value: 1}}).SetLimit(f.Limit).SetSkip(f.Skip)
 	if f.Newest {
@@ -168,6 +175,10 @@ func BenchmarkListJobs(b *testing.B) {
 		{"newest-failed", &JobFilter{Limit: 50, States: []model.State{model.StateFailed}, Newest: true}, nil},
 		{"newest-queued", &JobFilter{Limit: 50, States: []model.State{model.StateQueued}, Newest: true}, nil},
 		{"newest-ui-page-3", &JobFilter{Skip: 50, Limit: 26, Newest: true}, nil},
+		// Past the windows (not flat: they read every entry of the
+		// states listed; compare with the scan).
+		{"newest-rare-type", &JobFilter{Limit: 10, Type: "rare", Newest: true}, nil},
+		{"newest-completed-skip-600", &JobFilter{Skip: 600, Limit: 50, States: []model.State{model.StateCompleted}, Newest: true}, nil},
 		{"show", nil, func(s *Store, id bson.ObjectID) error { _, err := s.GetJob(ctx, id); return err }},
 	}
 	for _, q := range queries {

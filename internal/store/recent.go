@@ -32,7 +32,7 @@ import (
 //
 // The end states, completed, failed and aborted, gather jobs without
 // bound, so each keeps a window of its newest jobs, recent_<state>: an
-// entry {_id: "<job>:<version>", j: job id} written wherever the job's
+// entry {_id: "<job>:<version>", j: job id, t: type} written wherever the job's
 // state index entry is written (the same batches, the same repairs), and
 // trimmed by job id back to the recentKeep newest once it holds more than
 // recentTrimAt. Before a trim deletes, it records its cut, a low-water
@@ -44,8 +44,9 @@ import (
 // marks, orders the entries above the highest mark of the states it lists
 // by id, newest first, and reads each job by _id, skipping (and, a few at
 // a time, removing) entries out of date. When those cannot fill the
-// listing, it reads the jobs collection: slower (a page past the windows,
-// or a database written before they existed), never short.
+// listing (a page past the windows, a type rare among their jobs), it
+// reads the ids and types of every entry of the states listed in the state
+// index: slower, its cost following the jobs in those states, never short.
 //
 // Window entries are written with the state index entries, before the
 // entries of the jobs' former states are removed, and a window write that
@@ -87,10 +88,11 @@ type recentEntry struct {
 	ID      string        `bson:"_id"` // job id ":" version
 	Job     bson.ObjectID `bson:"j"`
 	Version int64         `bson:"v"`
+	Type    string        `bson:"t,omitempty"` // the job's type (entries of earlier builds have none)
 }
 
-func newRecentEntry(id bson.ObjectID, version int64) recentEntry {
-	return recentEntry{fmt.Sprintf("%s:%d", id.Hex(), version), id, version}
+func newRecentEntry(id bson.ObjectID, version int64, typ string) recentEntry {
+	return recentEntry{fmt.Sprintf("%s:%d", id.Hex(), version), id, version, typ}
 }
 
 // recentAdded counts, per Store and state, the entries added since the
@@ -108,13 +110,13 @@ type recentKey struct {
 // before the entries of their former states are removed (so that a job
 // that just ended is never missing from both its old and its new
 // sources). A write that fails raises the window's mark above the jobs it
-// left out: listings that would need them read the jobs collection.
+// left out: listings that would need them read the state index.
 func (s *Store) noteRecent(ctx context.Context, jobs ...*model.Job) {
 	ctx = context.WithoutCancel(ctx) // the jobs are written: their entries follow
 	byState := map[model.State][]any{}
 	for _, j := range jobs {
 		if j != nil && windowed(j.State) {
-			byState[j.State] = append(byState[j.State], newRecentEntry(j.ID, j.Version))
+			byState[j.State] = append(byState[j.State], newRecentEntry(j.ID, j.Version, j.Type))
 		}
 	}
 	for state, docs := range byState {
@@ -303,7 +305,7 @@ func (s *Store) fillWindows(ctx context.Context) error {
 		}
 		docs := make([]any, len(entries))
 		for i, e := range entries {
-			docs[i] = newRecentEntry(e.ID, e.Version)
+			docs[i] = newRecentEntry(e.ID, e.Version, e.Type)
 		}
 		if len(docs) > 0 {
 			if _, _, err := insertMany(ctx, s.recentColl(st), docs); err != nil {
@@ -314,18 +316,27 @@ func (s *Store) fillWindows(ctx context.Context) error {
 	return s.markWindowsWhole(ctx)
 }
 
-// newestSource reads the ids a newest-first listing considers for one
-// state: its window's, or those of all its entries.
-func (s *Store) newestSource(ctx context.Context, st model.State, names []string) ([]bson.ObjectID, error) {
-	if windowed(st) {
+// newestEntry is a candidate of a newest-first listing: a job id and, where
+// its source has it (window entries of earlier builds do not), the job's
+// type.
+type newestEntry struct {
+	ID   bson.ObjectID `bson:"_id"`
+	Type string        `bson:"type"`
+}
+
+// newestSource reads the candidates a newest-first listing considers for
+// one state: its window's, or (whole, or a state without a window) those
+// of all its entries in the run queue and the state index.
+func (s *Store) newestSource(ctx context.Context, st model.State, names []string, whole bool) ([]newestEntry, error) {
+	if windowed(st) && !whole {
 		entries, err := findAll[recentEntry](ctx, s.recentColl(st), bson.D{})
-		ids := make([]bson.ObjectID, len(entries))
+		out := make([]newestEntry, len(entries))
 		for i, e := range entries {
-			ids[i] = e.Job
+			out[i] = newestEntry{ID: e.Job, Type: e.Type}
 		}
-		return ids, err
+		return out, err
 	}
-	var ids []bson.ObjectID
+	var out []newestEntry
 	for _, name := range names {
 		var filter bson.D
 		switch {
@@ -336,25 +347,68 @@ func (s *Store) newestSource(ctx context.Context, st model.State, names []string
 		default:
 			continue
 		}
-		docs, err := findAll[struct {
-			ID bson.ObjectID `bson:"_id"`
-		}](ctx, s.jobsDB.Collection(name), filter, options.Find().SetProjection(bson.D{{Key: "_id", Value: 1}}))
+		got, err := findAll[newestEntry](ctx, s.jobsDB.Collection(name), filter,
+			options.Find().SetProjection(bson.D{{Key: "_id", Value: 1}, {Key: "type", Value: 1}}))
 		if err != nil {
 			return nil, err
 		}
-		for _, d := range docs {
-			ids = append(ids, d.ID)
+		out = append(out, got...)
+	}
+	return out, nil
+}
+
+// newestCandidates gathers the candidates of the states listed, leaves out
+// those of another type where the source tells, and says which windows
+// each came from.
+func (s *Store) newestCandidates(ctx context.Context, f JobFilter, states []model.State, names []string, whole bool) ([]bson.ObjectID, map[bson.ObjectID][]model.State, error) {
+	var cands []bson.ObjectID
+	windows := map[bson.ObjectID][]model.State{}
+	for _, st := range states {
+		entries, err := s.newestSource(ctx, st, names, whole)
+		if err != nil {
+			return nil, nil, err
+		}
+		fromWindow := windowed(st) && !whole
+		for _, e := range entries {
+			if f.Type != "" && e.Type != "" && e.Type != f.Type {
+				continue
+			}
+			cands = append(cands, e.ID)
+			if fromWindow {
+				windows[e.ID] = append(windows[e.ID], st)
+			}
 		}
 	}
-	return ids, nil
+	return cands, windows, nil
+}
+
+// newestFirst sorts ids newest first, without repeats.
+func newestFirst(ids []bson.ObjectID) []bson.ObjectID {
+	slices.SortFunc(ids, func(a, b bson.ObjectID) int { return bytes.Compare(b[:], a[:]) })
+	return slices.Compact(ids)
 }
 
 // listNewest is ListJobs newest first with a limit on FerretDB (see above).
 func (s *Store) listNewest(ctx context.Context, f JobFilter) ([]model.Job, error) {
+	out, err := s.listNewestFrom(ctx, f)
+	if err != nil {
+		return nil, fmt.Errorf("listing jobs: %w", err)
+	}
+	if int(f.Skip) >= len(out) {
+		return nil, nil
+	}
+	out = out[f.Skip:]
+	return out[:min(len(out), int(f.Limit))], nil
+}
+
+// listNewestFrom returns the first Skip+Limit jobs of a newest-first
+// listing: from the windows while they hold them, else from every entry of
+// the states listed.
+func (s *Store) listNewestFrom(ctx context.Context, f JobFilter) ([]model.Job, error) {
 	// The windows exist before they are read: an older database's are
 	// filled first (recentMarks), and the marks are read again after.
 	if _, err := s.recentMarks(ctx); err != nil {
-		return nil, fmt.Errorf("listing jobs: %w", err)
+		return nil, err
 	}
 	states := f.States
 	if len(states) == 0 {
@@ -362,26 +416,16 @@ func (s *Store) listNewest(ctx context.Context, f JobFilter) ([]model.Job, error
 	}
 	names, err := collectionNames(ctx, s.jobsDB)
 	if err != nil {
-		return nil, fmt.Errorf("listing jobs: %w", err)
+		return nil, err
 	}
-	var cands []bson.ObjectID
-	windows := map[bson.ObjectID][]model.State{} // the windows each job is in
-	for _, st := range states {
-		ids, err := s.newestSource(ctx, st, names)
-		if err != nil {
-			return nil, fmt.Errorf("listing jobs: %w", err)
-		}
-		cands = append(cands, ids...)
-		if windowed(st) {
-			for _, id := range ids {
-				windows[id] = append(windows[id], st)
-			}
-		}
+	cands, windows, err := s.newestCandidates(ctx, f, states, names, false)
+	if err != nil {
+		return nil, err
 	}
 	// The marks after the windows: a trim marks before it deletes.
 	marks, err := s.recentMarks(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("listing jobs: %w", err)
+		return nil, err
 	}
 	var floor bson.ObjectID // the listing is exact for the jobs above it
 	for _, st := range states {
@@ -390,9 +434,24 @@ func (s *Store) listNewest(ctx context.Context, f JobFilter) ([]model.Job, error
 		}
 	}
 	cands = slices.DeleteFunc(cands, func(id bson.ObjectID) bool { return bytes.Compare(id[:], floor[:]) <= 0 })
-	slices.SortFunc(cands, func(a, b bson.ObjectID) int { return bytes.Compare(b[:], a[:]) })
-	cands = slices.Compact(cands)
+	out, err := s.newestJobs(ctx, f, states, newestFirst(cands), windows)
+	if err != nil || len(out) == int(f.Skip+f.Limit) || floor.IsZero() {
+		return out, err
+	}
+	// The windows lack what is missing (a page past them, a type rare
+	// among their jobs, a window whose jobs mostly moved on): every entry
+	// of the states listed, as a most-urgent-first listing reads them. Its
+	// cost follows the jobs in those states, not the jobs stored.
+	if cands, _, err = s.newestCandidates(ctx, f, states, names, true); err != nil {
+		return nil, err
+	}
+	return s.newestJobs(ctx, f, states, newestFirst(cands), nil)
+}
 
+// newestJobs reads the candidates' jobs by id, in order, until it has
+// f.Skip+f.Limit of the states and type asked for; it removes (a few) window
+// entries found out of date.
+func (s *Store) newestJobs(ctx context.Context, f JobFilter, states []model.State, cands []bson.ObjectID, windows map[bson.ObjectID][]model.State) ([]model.Job, error) {
 	want := map[model.State]bool{}
 	for _, st := range states {
 		want[st] = true
@@ -419,7 +478,7 @@ func (s *Store) listNewest(ctx context.Context, f JobFilter) ([]model.Job, error
 				job, err = nil, nil
 			}
 			if err != nil {
-				return nil, fmt.Errorf("listing jobs: %w", err)
+				return nil, err
 			}
 			outOfDate(id, job)
 			if job == nil || !want[job.State] {
@@ -437,14 +496,7 @@ func (s *Store) listNewest(ctx context.Context, f JobFilter) ([]model.Job, error
 			return err
 		})
 	}
-	if len(out) < need && !floor.IsZero() {
-		return s.queryJobs(ctx, f) // the windows may lack what is missing
-	}
-	if int(f.Skip) >= len(out) {
-		return nil, nil
-	}
-	out = out[f.Skip:]
-	return out[:min(len(out), int(f.Limit))], nil
+	return out, nil
 }
 
 // forgetRecent drops the Store's counters of window entries (Close).

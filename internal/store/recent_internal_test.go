@@ -80,9 +80,13 @@ func sameAsQuery(t *testing.T, s *Store, name string, f JobFilter) {
 func TestNewestWindows(t *testing.T) {
 	s := openNewest(t)
 	ctx := context.Background()
+	rare := newJobsIn(30, model.StateCompleted) // older than the window's jobs
+	for _, j := range rare {
+		j.Type = "rare"
+	}
 	completed := newJobsIn(2500, model.StateCompleted)
 	failed := newJobsIn(1500, model.StateFailed)
-	for _, batch := range [][]*model.Job{completed, failed} {
+	for _, batch := range [][]*model.Job{rare, completed, failed} {
 		if _, err := s.InsertJobs(ctx, batch); err != nil {
 			t.Fatal(err)
 		}
@@ -101,6 +105,8 @@ func TestNewestWindows(t *testing.T) {
 	sameAsQuery(t, s, "completed, limit 50", JobFilter{States: completedOnly, Limit: 50})
 	sameAsQuery(t, s, "all, limit 50", JobFilter{Limit: 50})
 	sameAsQuery(t, s, "completed past the window", JobFilter{States: completedOnly, Skip: int64(len(completed) - 20), Limit: 50})
+	sameAsQuery(t, s, "a type none of the window's jobs has", JobFilter{Type: "rare", Limit: 20})
+	sameAsQuery(t, s, "a type, past the window", JobFilter{Type: "nap", States: completedOnly, Skip: 2400, Limit: 200})
 
 	// A new queued job, then a thousand old failed jobs retried (queued
 	// again) and failed again: old ids re-enter the failed window.
