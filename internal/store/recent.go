@@ -71,6 +71,11 @@ const (
 	// recentDropsPerListing bounds the out-of-date entries a listing
 	// removes (a read should not become a big write).
 	recentDropsPerListing = 100
+	// entryBatch is the batch size of reads of every entry of a state
+	// (about 60 bytes each). The driver's default, a round trip per 101
+	// entries, read 42,000 entries 16% slower on a quiet machine and
+	// up to 60% slower on a busy one.
+	entryBatch = 10_000
 )
 
 // windowed reports whether a state keeps a window of its newest jobs.
@@ -164,7 +169,7 @@ func (s *Store) writeRecent(ctx context.Context, state model.State, docs []any) 
 // when it holds more than recentTrimAt: it records the cut as the window's
 // low-water mark, then deletes the entries of older jobs.
 func (s *Store) trimRecent(ctx context.Context, state model.State) error {
-	entries, err := findAll[recentEntry](ctx, s.recentColl(state), bson.D{})
+	entries, err := findAll[recentEntry](ctx, s.recentColl(state), bson.D{}, options.Find().SetBatchSize(entryBatch))
 	if err != nil || len(entries) <= recentTrimAt {
 		return err
 	}
@@ -289,7 +294,7 @@ func (s *Store) fillWindows(ctx context.Context) error {
 			if !strings.HasPrefix(name, statePrefix+string(st)+"_p") {
 				continue
 			}
-			got, err := findAll[stateEntry](ctx, s.jobsDB.Collection(name), bson.D{})
+			got, err := findAll[stateEntry](ctx, s.jobsDB.Collection(name), bson.D{}, options.Find().SetBatchSize(entryBatch))
 			if err != nil {
 				return err
 			}
@@ -329,7 +334,7 @@ type newestEntry struct {
 // of all its entries in the run queue and the state index.
 func (s *Store) newestSource(ctx context.Context, st model.State, names []string, whole bool) ([]newestEntry, error) {
 	if windowed(st) && !whole {
-		entries, err := findAll[recentEntry](ctx, s.recentColl(st), bson.D{})
+		entries, err := findAll[recentEntry](ctx, s.recentColl(st), bson.D{}, options.Find().SetBatchSize(entryBatch))
 		out := make([]newestEntry, len(entries))
 		for i, e := range entries {
 			out[i] = newestEntry{ID: e.Job, Type: e.Type}
@@ -339,16 +344,18 @@ func (s *Store) newestSource(ctx context.Context, st model.State, names []string
 	var out []newestEntry
 	for _, name := range names {
 		var filter bson.D
+		opts := options.Find().SetBatchSize(entryBatch) // entries are small: few round trips
 		switch {
 		case st == model.StateQueued && strings.HasPrefix(name, queuePrefix):
+			// Copies are whole jobs: fewer bytes projected.
 			filter = bson.D{{Key: "state", Value: model.StateQueued}}
+			opts = options.Find().SetBatchSize(InsertBatch).SetProjection(bson.D{{Key: "_id", Value: 1}, {Key: "type", Value: 1}})
 		case strings.HasPrefix(name, statePrefix+string(st)+"_p"):
 			filter = bson.D{}
 		default:
 			continue
 		}
-		got, err := findAll[newestEntry](ctx, s.jobsDB.Collection(name), filter,
-			options.Find().SetProjection(bson.D{{Key: "_id", Value: 1}, {Key: "type", Value: 1}}))
+		got, err := findAll[newestEntry](ctx, s.jobsDB.Collection(name), filter, opts)
 		if err != nil {
 			return nil, err
 		}
