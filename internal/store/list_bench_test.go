@@ -55,8 +55,8 @@ func listBenchJobs(b *testing.B, n int) (*Store, bson.ObjectID) {
 			prio = 30
 		}
 		typ := "nap"
-		if i%(n/20) == n/40 {
-			typ = "rare" // 20 jobs at any n, spread out
+		if i%(n/80) == n/160 {
+			typ = "rare" // about 80 jobs at any n, spread out: more than a window's tail keeps
 		}
 		j := &model.Job{ID: bson.NewObjectID(), Type: typ, Kind: model.KindSimple, State: state, Priority: prio,
 			RunAt: now, CreatedAt: now, Version: 2, Params: bson.Raw(mustMarshal(bson.D{{Key: "ms", Value: 0}}))}
@@ -175,9 +175,11 @@ func BenchmarkListJobs(b *testing.B) {
 		{"newest-failed", &JobFilter{Limit: 50, States: []model.State{model.StateFailed}, Newest: true}, nil},
 		{"newest-queued", &JobFilter{Limit: 50, States: []model.State{model.StateQueued}, Newest: true}, nil},
 		{"newest-ui-page-3", &JobFilter{Skip: 50, Limit: 26, Newest: true}, nil},
+		// A type rare among the newest jobs: from the windows' tails.
+		{"newest-rare-type", &JobFilter{Limit: 10, Type: "rare", Newest: true}, nil},
 		// Past the windows (not flat: they read every entry of the
 		// states listed; compare with the scan).
-		{"newest-rare-type", &JobFilter{Limit: 10, Type: "rare", Newest: true}, nil},
+		{"newest-rare-type-skip-50", &JobFilter{Skip: 50, Limit: 10, Type: "rare", States: []model.State{model.StateCompleted}, Newest: true}, nil},
 		{"newest-completed-skip-600", &JobFilter{Skip: 600, Limit: 50, States: []model.State{model.StateCompleted}, Newest: true}, nil},
 		{"show", nil, func(s *Store, id bson.ObjectID) error { _, err := s.GetJob(ctx, id); return err }},
 	}

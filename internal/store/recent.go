@@ -34,17 +34,18 @@ import (
 // bound, so each keeps a window of its newest jobs, recent_<state>: an
 // entry {_id: "<job>:<version>", j: job id, t: type} written wherever the job's
 // state index entry is written (the same batches, the same repairs), and
-// trimmed by job id back to the recentKeep newest once it holds more than
-// recentTrimAt. Before a trim deletes, it records its cut, a low-water
-// mark: the window has every job of the state created after the mark
-// (lwm_<state>_<id> in the state index's marker collection; the highest
-// counts), once the "recent" marker says that the windows have every job
-// (from a database's first job, or filled once from the state index on an
-// older database). A listing reads the windows, then the
-// marks, orders the entries above the highest mark of the states it lists
-// by id, newest first, and reads each job by _id, skipping (and, a few at
-// a time, removing) entries out of date. When those cannot fill the
-// listing (a page past the windows, a type rare among their jobs), it
+// trimmed by job id back to the recentKeep newest (the head), and each
+// type's recentTypeKeep newest (its tail), once it holds more than
+// recentTrimAt. Before a trim deletes, it records low-water marks: the
+// window has every job of the state created after the cut, and every job
+// of a type created after that type's mark (recent_marks.go), once the
+// "recent" marker says that the windows have every job (from a database's
+// first job, or filled once from the state index on an older database). A
+// listing reads the windows, then the marks, orders the entries above the
+// highest mark of the states it lists (for its type, if it names one) by
+// id, newest first, and reads each job by _id, skipping (and, a few at a
+// time, removing) entries out of date. When those cannot fill the listing
+// (a page past the windows, a type with more jobs than its tail keeps), it
 // reads the ids and types of every entry of the states listed in the state
 // index: slower, its cost following the jobs in those states, never short.
 //
@@ -56,7 +57,8 @@ import (
 
 const (
 	recentPrefix = "recent_"
-	// recentKeep is how many entries a trim leaves in a window.
+	// recentKeep is how many jobs' entries a trim leaves in a window's
+	// head (each type's tail comes on top).
 	recentKeep = 400
 	// recentTrimAt is how many entries a window holds before a trim.
 	recentTrimAt = 1000
@@ -133,17 +135,19 @@ func (s *Store) noteRecent(ctx context.Context, jobs ...*model.Job) {
 // then.
 func (s *Store) writeRecent(ctx context.Context, state model.State, docs []any) {
 	if len(docs) > recentKeep {
-		// Many at once (a bulk insert): the newest are kept, as a trim
-		// would keep them, below a mark.
-		slices.SortFunc(docs, func(a, b any) int {
-			x, y := a.(recentEntry).Job, b.(recentEntry).Job
-			return bytes.Compare(x[:], y[:])
-		})
-		cut := docs[len(docs)-recentKeep-1].(recentEntry).Job
-		if s.putMarker(ctx, lwmMarker+string(state)+"_"+cut.Hex(), nil) != nil {
+		// Many at once (a bulk insert): what a trim would keep, marked.
+		entries := make([]recentEntry, len(docs))
+		for i, d := range docs {
+			entries[i] = d.(recentEntry)
+		}
+		plan := planWindow(entries)
+		if s.markPlan(ctx, state, plan) != nil {
 			return // nothing written, the window not marked: as a failed write below
 		}
-		docs = docs[len(docs)-recentKeep:]
+		docs = docs[:0]
+		for _, e := range plan.keep {
+			docs = append(docs, e)
+		}
 	}
 	if _, _, err := insertMany(ctx, s.recentColl(state), docs); err != nil {
 		// Mark the window as lacking these jobs (a duplicate is the same
@@ -165,118 +169,11 @@ func (s *Store) writeRecent(ctx context.Context, state model.State, docs []any) 
 	}
 }
 
-// trimRecent keeps the recentKeep newest jobs' entries of state's window
-// when it holds more than recentTrimAt: it records the cut as the window's
-// low-water mark, then deletes the entries of older jobs.
-func (s *Store) trimRecent(ctx context.Context, state model.State) error {
-	entries, err := findAll[recentEntry](ctx, s.recentColl(state), bson.D{}, options.Find().SetBatchSize(entryBatch))
-	if err != nil || len(entries) <= recentTrimAt {
-		return err
-	}
-	ids := make([]bson.ObjectID, len(entries))
-	for i, e := range entries {
-		ids[i] = e.Job
-	}
-	slices.SortFunc(ids, func(a, b bson.ObjectID) int { return bytes.Compare(a[:], b[:]) })
-	ids = slices.Compact(ids)
-	if len(ids) <= recentKeep {
-		return nil
-	}
-	cut := ids[len(ids)-recentKeep-1] // the newest job whose entries go
-	if err := s.putMarker(ctx, lwmMarker+string(state)+"_"+cut.Hex(), nil); err != nil {
-		return err
-	}
-	return retry(ctx, func() error {
-		_, err := s.recentColl(state).DeleteMany(ctx, bson.D{{Key: "j", Value: bson.D{{Key: "$lte", Value: cut}}}})
-		return err
-	})
-}
-
-// putMarker writes a marker of the windows once (a duplicate is the same).
-func (s *Store) putMarker(ctx context.Context, id string, fields bson.D) error {
-	doc := append(bson.D{{Key: "_id", Value: id}}, fields...)
-	return retry(ctx, func() error {
-		_, err := s.jobsDB.Collection(stateIndexColl).InsertOne(ctx, doc)
-		if isDup(err) {
-			return nil
-		}
-		return err
-	})
-}
-
-// markWindowsWhole records that the windows have every job above their
-// marks: on a new database, or once fillWindows has filled them.
-func (s *Store) markWindowsWhole(ctx context.Context) error {
-	return s.putMarker(ctx, recentMarker, nil)
-}
-
-// recentMarks returns, for each windowed state, the id at or below which
-// its window may lack jobs: the highest of its trims' marks. On a database
-// written before windows existed it fills them first (fillWindows).
-func (s *Store) recentMarks(ctx context.Context) (map[model.State]bson.ObjectID, error) {
-	for range 2 {
-		markers, err := findAll[struct {
-			ID any `bson:"_id"`
-		}](ctx, s.jobsDB.Collection(stateIndexColl), bson.D{})
-		if err != nil {
-			return nil, err
-		}
-		marks := map[model.State]bson.ObjectID{}
-		markIDs := map[model.State][]string{} // the marks' markers, to prune
-		found := false
-		for _, m := range markers {
-			id, _ := m.ID.(string)
-			if id == recentMarker {
-				found = true
-				continue
-			}
-			rest, ok := strings.CutPrefix(id, lwmMarker)
-			if !ok {
-				continue
-			}
-			st, hex, _ := strings.Cut(rest, "_")
-			markIDs[model.State(st)] = append(markIDs[model.State(st)], id)
-			cut, err := bson.ObjectIDFromHex(hex)
-			if have := marks[model.State(st)]; err == nil && windowed(model.State(st)) && bytes.Compare(cut[:], have[:]) > 0 {
-				marks[model.State(st)] = cut
-			}
-		}
-		if found {
-			s.pruneMarks(ctx, marks, markIDs)
-			return marks, nil
-		}
-		if err := s.fillWindows(ctx); err != nil {
-			return nil, err
-		}
-	}
-	return nil, errors.New("the windows' marker cannot be read back")
-}
-
-// pruneMarks removes the markers of marks below each state's highest:
-// every trim adds one, and every listing reads them all.
-func (s *Store) pruneMarks(ctx context.Context, marks map[model.State]bson.ObjectID, ids map[model.State][]string) {
-	var low []string
-	for st, all := range ids {
-		keep := lwmMarker + string(st) + "_" + marks[st].Hex()
-		for _, id := range all {
-			if id != keep {
-				low = append(low, id)
-			}
-		}
-	}
-	if len(low) > 0 {
-		_ = retry(ctx, func() error {
-			_, err := s.jobsDB.Collection(stateIndexColl).DeleteMany(ctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: low}}}})
-			return err
-		})
-	}
-}
-
 // fillWindows gives the windows of a database written before they existed
-// their entries, once: the newest recentKeep jobs of each end state from
+// their entries, once: what a trim would keep of each end state's jobs in
 // the state index (one read of its entries; jobs written meanwhile get
-// theirs from their writers), each window's cut as its low-water mark;
-// then it marks the windows whole.
+// theirs from their writers), its cut and tails marked; then it marks the
+// windows whole.
 func (s *Store) fillWindows(ctx context.Context) error {
 	if err := s.ensureStateIndex(ctx); err != nil {
 		return err
@@ -300,17 +197,17 @@ func (s *Store) fillWindows(ctx context.Context) error {
 			}
 			entries = append(entries, got...)
 		}
-		slices.SortFunc(entries, func(a, b stateEntry) int { return bytes.Compare(a.ID[:], b.ID[:]) })
-		if n := len(entries); n > recentKeep {
-			cut := entries[n-recentKeep-1].ID
-			if err := s.putMarker(ctx, lwmMarker+string(st)+"_"+cut.Hex(), nil); err != nil {
-				return err
-			}
-			entries = entries[n-recentKeep:]
-		}
-		docs := make([]any, len(entries))
+		all := make([]recentEntry, len(entries))
 		for i, e := range entries {
-			docs[i] = newRecentEntry(e.ID, e.Version, e.Type)
+			all[i] = newRecentEntry(e.ID, e.Version, e.Type)
+		}
+		plan := planWindow(all)
+		if err := s.markPlan(ctx, st, plan); err != nil {
+			return err
+		}
+		docs := make([]any, len(plan.keep))
+		for i, e := range plan.keep {
+			docs[i] = e
 		}
 		if len(docs) > 0 {
 			if _, _, err := insertMany(ctx, s.recentColl(st), docs); err != nil {
@@ -436,9 +333,7 @@ func (s *Store) listNewestFrom(ctx context.Context, f JobFilter) ([]model.Job, e
 	}
 	var floor bson.ObjectID // the listing is exact for the jobs above it
 	for _, st := range states {
-		if m := marks[st]; bytes.Compare(m[:], floor[:]) > 0 {
-			floor = m
-		}
+		floor = maxID(floor, marks[st].floor(f.Type))
 	}
 	cands = slices.DeleteFunc(cands, func(id bson.ObjectID) bool { return bytes.Compare(id[:], floor[:]) <= 0 })
 	out, err := s.newestJobs(ctx, f, states, newestFirst(cands), windows)
@@ -449,6 +344,7 @@ func (s *Store) listNewestFrom(ctx context.Context, f JobFilter) ([]model.Job, e
 	// among their jobs, a window whose jobs mostly moved on): every entry
 	// of the states listed, as a most-urgent-first listing reads them. Its
 	// cost follows the jobs in those states, not the jobs stored.
+	s.newestFallbacks.Add(1)
 	if cands, _, err = s.newestCandidates(ctx, f, states, names, true); err != nil {
 		return nil, err
 	}

@@ -3,6 +3,7 @@ package store
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"slices"
 	"testing"
 	"time"
@@ -91,22 +92,41 @@ func TestNewestWindows(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if n := len(windowIDs(t, s, model.StateCompleted)); n > recentTrimAt {
-		t.Errorf("completed window holds %d jobs, want at most %d", n, recentTrimAt)
+	if n := len(windowIDs(t, s, model.StateCompleted)); n > recentTrimAt+recentTailMax {
+		t.Errorf("completed window holds %d jobs, want at most %d", n, recentTrimAt+recentTailMax)
 	}
 	marks, err := s.recentMarks(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if marks[model.StateCompleted].IsZero() || !marks[model.StateAborted].IsZero() {
+	if marks[model.StateCompleted].all.IsZero() || !marks[model.StateAborted].all.IsZero() {
 		t.Errorf("marks %v: want completed trimmed, aborted not", marks)
 	}
 	completedOnly := []model.State{model.StateCompleted}
 	sameAsQuery(t, s, "completed, limit 50", JobFilter{States: completedOnly, Limit: 50})
 	sameAsQuery(t, s, "all, limit 50", JobFilter{Limit: 50})
 	sameAsQuery(t, s, "completed past the window", JobFilter{States: completedOnly, Skip: int64(len(completed) - 20), Limit: 50})
-	sameAsQuery(t, s, "a type none of the window's jobs has", JobFilter{Type: "rare", Limit: 20})
+	// The rare type's jobs, older than the window's head, stay in its
+	// tail: listed from the window.
+	fallbacks := s.newestFallbacks.Load()
+	sameAsQuery(t, s, "a type older than the window's head", JobFilter{Type: "rare", Limit: 20})
+	if n := s.newestFallbacks.Load() - fallbacks; n != 0 {
+		t.Errorf("the rare type's listing read every entry %d times, want its window's tail", n)
+	}
 	sameAsQuery(t, s, "a type, past the window", JobFilter{Type: "nap", States: completedOnly, Skip: 2400, Limit: 200})
+	if s.newestFallbacks.Load() == fallbacks {
+		t.Errorf("a page past the window was listed without reading every entry: the count proves nothing")
+	}
+	// A cut that kept no tails (as a failed window write marks) bounds
+	// typed listings too: the rare jobs below it come from every entry.
+	if err := s.putMarker(ctx, lwmMarker+string(model.StateCompleted)+"_"+rare[len(rare)-1].ID.Hex(), nil); err != nil {
+		t.Fatal(err)
+	}
+	fallbacks = s.newestFallbacks.Load()
+	sameAsQuery(t, s, "a type below a cut without tails", JobFilter{Type: "rare", Limit: 20})
+	if s.newestFallbacks.Load() == fallbacks {
+		t.Errorf("the rare type's listing trusted a tail below a cut that kept none")
+	}
 
 	// A new queued job, then a thousand old failed jobs retried (queued
 	// again) and failed again: old ids re-enter the failed window.
@@ -154,8 +174,13 @@ func TestNewestWindows(t *testing.T) {
 	}
 	sameAsQuery(t, s, "completed, windows filled", JobFilter{States: completedOnly, Limit: 50})
 	sameAsQuery(t, s, "failed, windows filled", JobFilter{States: []model.State{model.StateFailed}, Limit: 50})
-	if n := len(windowIDs(t, s, model.StateCompleted)); n != recentKeep {
-		t.Errorf("the filled completed window holds %d jobs, want %d", n, recentKeep)
+	if n := len(windowIDs(t, s, model.StateCompleted)); n != recentKeep+len(rare) {
+		t.Errorf("the filled completed window holds %d jobs, want %d (the head and the rare type's tail)", n, recentKeep+len(rare))
+	}
+	fallbacks = s.newestFallbacks.Load()
+	sameAsQuery(t, s, "a rare type, windows filled", JobFilter{Type: "rare", Limit: 20})
+	if n := s.newestFallbacks.Load() - fallbacks; n != 0 {
+		t.Errorf("the rare type's listing read every entry %d times after the fill, want its window's tail", n)
 	}
 }
 
@@ -215,7 +240,7 @@ func TestNewestWindowTrim(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if m := marks[model.StateCompleted]; m.IsZero() || bytes.Compare(m[:], window[0][:]) >= 0 {
+	if m := marks[model.StateCompleted].all; m.IsZero() || bytes.Compare(m[:], window[0][:]) >= 0 {
 		t.Errorf("mark %s, want below the window's oldest %s and not nil", m.Hex(), window[0].Hex())
 	}
 	// The trims left a marker each; reading the marks prunes all but the
@@ -242,4 +267,109 @@ func TestNewestOnAnOlderDatabase(t *testing.T) {
 		t.Fatal(err)
 	}
 	sameAsQuery(t, s, "completed, first listing", JobFilter{States: []model.State{model.StateCompleted}, Limit: 50})
+}
+
+// TestPlanWindowTails checks what a cut keeps: the head's every entry,
+// each type's newest jobs below it (every version of a job together), no
+// tail for entries without a type, and no more than recentTailMax below
+// the head.
+func TestPlanWindowTails(t *testing.T) {
+	var entries []recentEntry
+	add := func(typ string, n int) []bson.ObjectID {
+		ids := make([]bson.ObjectID, n)
+		for i := range ids {
+			ids[i] = bson.NewObjectID()
+			entries = append(entries, newRecentEntry(ids[i], 1, typ))
+		}
+		return ids
+	}
+	untyped := add("", 5)
+	var many [][]bson.ObjectID // 12 types of 60: more than the tails hold
+	for i := range 12 {
+		many = append(many, add(fmt.Sprintf("t%02d", i), 60))
+	}
+	twice := add("two", 3) // two versions each
+	for _, id := range twice {
+		entries = append(entries, newRecentEntry(id, 2, "two"))
+	}
+	head := add("nap", recentKeep+100)
+	plan := planWindow(entries)
+
+	kept := map[bson.ObjectID]int{}
+	for _, e := range plan.keep {
+		kept[e.Job]++
+	}
+	for _, id := range head[100:] {
+		if kept[id] != 1 {
+			t.Fatalf("a job of the head has %d entries kept, want 1", kept[id])
+		}
+	}
+	if want := head[99]; plan.cut != want || plan.types["nap"] != want {
+		t.Errorf("cut %s, nap's mark %s, want both %s (the newest job below the head)", plan.cut.Hex(), plan.types["nap"].Hex(), want.Hex())
+	}
+	for _, id := range twice {
+		if kept[id] != 2 {
+			t.Errorf("a job of two versions has %d entries kept, want both", kept[id])
+		}
+	}
+	tail := len(plan.keep) - recentKeep
+	if tail > recentTailMax || tail < recentTailMax-recentTypeKeep {
+		t.Errorf("%d entries kept below the head, want close to %d and no more", tail, recentTailMax)
+	}
+	// Newest types first: the last type's 50 newest kept, its 10 oldest
+	// marked; the oldest types, past the tails' bound, marked at their newest.
+	last := many[11]
+	for _, id := range last[10:] {
+		if kept[id] != 1 {
+			t.Fatalf("type t11's newest jobs are not all kept")
+		}
+	}
+	if got := plan.types["t11"]; got != last[9] {
+		t.Errorf("t11's mark %s, want %s (its newest job past its %d)", got.Hex(), last[9].Hex(), recentTypeKeep)
+	}
+	if got := plan.types["t00"]; got != many[0][59] {
+		t.Errorf("t00's mark %s, want its newest job %s (no room left in the tails)", got.Hex(), many[0][59].Hex())
+	}
+	if got := plan.types[""]; got != untyped[4] || kept[untyped[4]] != 0 {
+		t.Errorf("entries without a type: mark %s, want %s, none kept", got.Hex(), untyped[4].Hex())
+	}
+	if len(plan.keep)+len(plan.drop) != len(entries) {
+		t.Errorf("%d kept and %d dropped of %d entries", len(plan.keep), len(plan.drop), len(entries))
+	}
+}
+
+// TestNewestWindowTrimKeepsTails adds a rare type's jobs, then many jobs
+// of another type, as transitions do: the trims keep the rare type's
+// newest recentTypeKeep jobs and mark the rest.
+func TestNewestWindowTrimKeepsTails(t *testing.T) {
+	s := openNewest(t)
+	ctx := context.Background()
+	rare := newJobsIn(80, model.StateCompleted)
+	for _, j := range rare {
+		j.Type = "rare"
+	}
+	s.noteRecent(ctx, rare...)
+	for chunk := range slices.Chunk(newJobsIn(2*recentTrimAt+4*recentTrimEvery, model.StateCompleted), 100) {
+		s.noteRecent(ctx, chunk...)
+	}
+	inWindow := map[bson.ObjectID]bool{}
+	for _, id := range windowIDs(t, s, model.StateCompleted) {
+		inWindow[id] = true
+	}
+	for i, j := range rare {
+		if want := i >= len(rare)-recentTypeKeep; inWindow[j.ID] != want {
+			t.Fatalf("rare job %d of %d in the window: %v, want %v", i, len(rare), inWindow[j.ID], want)
+		}
+	}
+	marks, err := s.recentMarks(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := marks[model.StateCompleted]
+	if want := rare[len(rare)-recentTypeKeep-1].ID; m.floor("rare") != want {
+		t.Errorf("the rare type's floor %s, want %s", m.floor("rare").Hex(), want.Hex())
+	}
+	if f := m.floor(""); bytes.Compare(f[:], rare[len(rare)-1].ID[:]) <= 0 {
+		t.Errorf("the floor of every type %s is not above the rare jobs", f.Hex())
+	}
 }

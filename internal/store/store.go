@@ -12,6 +12,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -69,6 +70,9 @@ type Store struct {
 	// collection on its indexes.
 	jobsStrategy jobStrategy
 	slices       SliceStore
+	// newestFallbacks counts the newest-first listings that the windows
+	// could not fill (recent.go); shared by the Store's copies.
+	newestFallbacks *atomic.Int64
 }
 
 // Open connects to both databases, detects FerretDB and creates the indexes.
@@ -103,7 +107,8 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 			return nil, err
 		}
 	}
-	s := &Store{jobsClient: jc, workClient: wc, jobsDB: jc.Database(cfg.DB), workDB: wc.Database(cfg.WorkDB)}
+	s := &Store{jobsClient: jc, workClient: wc, jobsDB: jc.Database(cfg.DB), workDB: wc.Database(cfg.WorkDB),
+		newestFallbacks: new(atomic.Int64)}
 	if s.ferret, err = isFerret(ctx, s.jobsDB); err != nil {
 		s.Close(context.Background())
 		return nil, fmt.Errorf("database %s: %w", Redact(cfg.URI), err)
