@@ -36,7 +36,7 @@ import (
 // state index entry is written (the same batches, the same repairs), and
 // trimmed by job id back to the recentKeep newest (the head), and each
 // type's recentTypeKeep newest (its tail), once it holds more than
-// recentTrimAt. Before a trim deletes, it records low-water marks: the
+// recentTrimAt entries besides its tails. Before a trim deletes, it records low-water marks: the
 // window has every job of the state created after the cut, and every job
 // of a type created after that type's mark (recent_marks.go), once the
 // "recent" marker says that the windows have every job (from a database's
@@ -60,7 +60,8 @@ const (
 	// recentKeep is how many jobs' entries a trim leaves in a window's
 	// head (each type's tail comes on top).
 	recentKeep = 400
-	// recentTrimAt is how many entries a window holds before a trim.
+	// recentTrimAt is how many entries a window holds, its tails left
+	// out, before a trim: a trim removes at least recentTrimAt-recentKeep.
 	recentTrimAt = 1000
 	// recentTrimEvery is how many entries a process adds to a window
 	// between its looks at the window's size.
@@ -131,6 +132,18 @@ func (s *Store) noteRecent(ctx context.Context, jobs ...*model.Job) {
 	}
 }
 
+// markMissing marks state's window as lacking the jobs of docs, entries
+// whose write failed: listings that would need them read the state index.
+func (s *Store) markMissing(ctx context.Context, state model.State, docs []any) {
+	newest := bson.NilObjectID
+	for _, d := range docs {
+		if id := d.(recentEntry).Job; bytes.Compare(id[:], newest[:]) > 0 {
+			newest = id
+		}
+	}
+	_ = s.markEveryType(ctx, state, newest)
+}
+
 // writeRecent writes entries into state's window, and trims it now and
 // then.
 func (s *Store) writeRecent(ctx context.Context, state model.State, docs []any) {
@@ -142,7 +155,8 @@ func (s *Store) writeRecent(ctx context.Context, state model.State, docs []any) 
 		}
 		plan := planWindow(entries)
 		if s.markPlan(ctx, state, plan) != nil {
-			return // nothing written, the window not marked: as a failed write below
+			s.markMissing(ctx, state, docs) // nothing written
+			return
 		}
 		docs = docs[:0]
 		for _, e := range plan.keep {
@@ -150,15 +164,9 @@ func (s *Store) writeRecent(ctx context.Context, state model.State, docs []any) 
 		}
 	}
 	if _, _, err := insertMany(ctx, s.recentColl(state), docs); err != nil {
-		// Mark the window as lacking these jobs (a duplicate is the same
-		// entry, kept: insertMany counts it as written).
-		newest := bson.NilObjectID
-		for _, d := range docs {
-			if id := d.(recentEntry).Job; bytes.Compare(id[:], newest[:]) > 0 {
-				newest = id
-			}
-		}
-		_ = s.putMarker(ctx, lwmMarker+string(state)+"_"+newest.Hex(), nil)
+		// (A duplicate is the same entry, kept: insertMany counts it as
+		// written.)
+		s.markMissing(ctx, state, docs)
 		return
 	}
 	c, _ := recentAdded.LoadOrStore(recentKey{weak.Make(s), state}, new(atomic.Int64))

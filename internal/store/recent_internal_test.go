@@ -352,6 +352,12 @@ func TestNewestWindowTrimKeepsTails(t *testing.T) {
 	for chunk := range slices.Chunk(newJobsIn(2*recentTrimAt+4*recentTrimEvery, model.StateCompleted), 100) {
 		s.noteRecent(ctx, chunk...)
 	}
+	// Each trim marks the types it cuts, and prunes: one mark per type
+	// stays, however many trims ran, with no listing to prune them.
+	n, err := s.jobsDB.Collection(stateIndexColl).CountDocuments(ctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$regex", Value: "^" + lwmTypeMarker}}}})
+	if err != nil || n != 2 {
+		t.Errorf("%d type marks after the trims (%v), want 2 (nap's and rare's)", n, err)
+	}
 	inWindow := map[bson.ObjectID]bool{}
 	for _, id := range windowIDs(t, s, model.StateCompleted) {
 		inWindow[id] = true
@@ -372,4 +378,39 @@ func TestNewestWindowTrimKeepsTails(t *testing.T) {
 	if f := m.floor(""); bytes.Compare(f[:], rare[len(rare)-1].ID[:]) <= 0 {
 		t.Errorf("the floor of every type %s is not above the rare jobs", f.Hex())
 	}
+}
+
+// TestNewestFailedWriteAtACut marks a failed window write whose newest job
+// is the job a trim cut at: the cut's marker, written with tails, must
+// lose them, or a listing of the job's type trusts a tail that lacks it.
+func TestNewestFailedWriteAtACut(t *testing.T) {
+	s := openNewest(t)
+	ctx := context.Background()
+	st := model.StateFailed
+	old := newJobsIn(recentTrimAt-recentKeep, st)
+	x := newJobsIn(1, st)
+	x[0].Type = "rare"
+	newer := newJobsIn(recentKeep, st)
+	for _, batch := range [][]*model.Job{old[:300], old[300:], x, newer} {
+		if _, err := s.InsertJobs(ctx, batch); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.trimRecent(ctx, st); err != nil {
+		t.Fatal(err)
+	}
+	marks, err := s.recentMarks(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m := marks[st]; m.all != x[0].ID || !m.floor("rare").IsZero() {
+		t.Fatalf("after the trim: cut %s, the rare type's floor %s; want the cut at the rare job %s, kept in its tail",
+			m.all.Hex(), m.floor("rare").Hex(), x[0].ID.Hex())
+	}
+	// The rare job's entry is lost (a write of it failed), and marked so.
+	if _, err := s.recentColl(st).DeleteMany(ctx, bson.D{{Key: "j", Value: x[0].ID}}); err != nil {
+		t.Fatal(err)
+	}
+	s.markMissing(ctx, st, []any{newRecentEntry(x[0].ID, x[0].Version, x[0].Type)})
+	sameAsQuery(t, s, "the rare type after a failed write at the cut", JobFilter{Type: "rare", States: []model.State{st}, Limit: 10})
 }

@@ -30,6 +30,10 @@ import (
 //   - lwmt_<state>_<id>_<type>: entries of that type at or below id may be
 //     missing (a tail's cut). A listing of one type starts above the highest
 //     of these and of the cuts that kept no tails.
+//
+// Builds of this version's development before tails pruned every cut but
+// the highest: one running beside this build could remove a cut without
+// tails below one with them (no release has windows without tails).
 
 const (
 	// recentTypeKeep is how many of a type's newest jobs a window keeps.
@@ -123,21 +127,40 @@ func (s *Store) markPlan(ctx context.Context, state model.State, plan windowPlan
 		return nil
 	}
 	for typ, id := range plan.types {
-		name := lwmTypeMarker + string(state) + "_" + id.Hex() + "_" + typ
+		var err error
 		if typ == "" {
 			// Entries without a type may be of any: a cut of every type.
-			name = lwmMarker + string(state) + "_" + id.Hex()
+			err = s.markEveryType(ctx, state, id)
+		} else {
+			err = s.putMarker(ctx, lwmTypeMarker+string(state)+"_"+id.Hex()+"_"+typ, nil)
 		}
-		if err := s.putMarker(ctx, name, nil); err != nil {
+		if err != nil {
 			return err
 		}
 	}
 	return s.putMarker(ctx, lwmMarker+string(state)+"_"+plan.cut.Hex(), bson.D{{Key: "tails", Value: true}})
 }
 
-// trimRecent cuts state's window when it holds more than recentTrimAt entries:
-// it marks what goes, then deletes those entries (only those read: an entry
-// written meanwhile stays).
+// markEveryType records that state's window may lack jobs of any type at or
+// below id (a failed window write, entries without a type): a cut that
+// bounds typed listings too. A cut of the same name written with tails
+// loses them.
+func (s *Store) markEveryType(ctx context.Context, state model.State, id bson.ObjectID) error {
+	name := lwmMarker + string(state) + "_" + id.Hex()
+	if err := s.putMarker(ctx, name, nil); err != nil {
+		return err
+	}
+	return retry(ctx, func() error {
+		_, err := s.jobsDB.Collection(stateIndexColl).UpdateOne(ctx, bson.D{{Key: "_id", Value: name}},
+			bson.D{{Key: "$unset", Value: bson.D{{Key: "tails", Value: ""}}}})
+		return err
+	})
+}
+
+// trimRecent cuts state's window when it holds more than recentTrimAt
+// entries besides its tails: it marks what goes, deletes those entries
+// (only those read: an entry written meanwhile stays), then prunes the
+// marks, which would otherwise pile up until a listing.
 func (s *Store) trimRecent(ctx context.Context, state model.State) error {
 	entries, err := findAll[recentEntry](ctx, s.recentColl(state), bson.D{}, options.Find().SetBatchSize(entryBatch))
 	if err != nil {
@@ -147,8 +170,8 @@ func (s *Store) trimRecent(ctx context.Context, state model.State) error {
 		return nil
 	}
 	plan := planWindow(entries)
-	if len(plan.drop) == 0 {
-		return nil
+	if len(plan.drop) < recentTrimAt-recentKeep {
+		return nil // most of it is tails: not yet
 	}
 	if err := s.markPlan(ctx, state, plan); err != nil {
 		return err
@@ -165,7 +188,11 @@ func (s *Store) trimRecent(ctx context.Context, state model.State) error {
 			return err
 		}
 	}
-	return nil
+	marks, read, _, err := s.readMarks(ctx)
+	if err == nil {
+		s.pruneMarks(ctx, marks, read)
+	}
+	return err
 }
 
 // putMarker writes a marker of the windows once (a duplicate is the same).
@@ -217,45 +244,53 @@ func parseMarker(name string, tails bool) (m windowMarker, ok bool) {
 	return windowMarker{name: name, state: model.State(st), id: id, typ: typ, tails: tails && !typed}, true
 }
 
+// readMarks reads the windows' marks; whole reports the marker that says
+// the windows have every job above them.
+func (s *Store) readMarks(ctx context.Context) (marks map[model.State]windowMarks, read []windowMarker, whole bool, err error) {
+	markers, err := findAll[struct {
+		ID    any  `bson:"_id"`
+		Tails bool `bson:"tails"`
+	}](ctx, s.jobsDB.Collection(stateIndexColl), bson.D{})
+	if err != nil {
+		return nil, nil, false, err
+	}
+	marks = map[model.State]windowMarks{}
+	for _, doc := range markers {
+		name, _ := doc.ID.(string)
+		if name == recentMarker {
+			whole = true
+		}
+		m, ok := parseMarker(name, doc.Tails)
+		if !ok {
+			continue
+		}
+		read = append(read, m)
+		w := marks[m.state]
+		switch {
+		case m.typ != "":
+			if w.types == nil {
+				w.types = map[string]bson.ObjectID{}
+			}
+			w.types[m.typ] = maxID(w.types[m.typ], m.id)
+		case m.tails:
+			w.all = maxID(w.all, m.id)
+		default:
+			w.all, w.everyType = maxID(w.all, m.id), maxID(w.everyType, m.id)
+		}
+		marks[m.state] = w
+	}
+	return marks, read, whole, nil
+}
+
 // recentMarks returns each windowed state's marks. On a database written
 // before windows existed it fills them first (fillWindows).
 func (s *Store) recentMarks(ctx context.Context) (map[model.State]windowMarks, error) {
 	for range 2 {
-		markers, err := findAll[struct {
-			ID    any  `bson:"_id"`
-			Tails bool `bson:"tails"`
-		}](ctx, s.jobsDB.Collection(stateIndexColl), bson.D{})
+		marks, read, whole, err := s.readMarks(ctx)
 		if err != nil {
 			return nil, err
 		}
-		marks := map[model.State]windowMarks{}
-		var read []windowMarker
-		found := false
-		for _, doc := range markers {
-			name, _ := doc.ID.(string)
-			if name == recentMarker {
-				found = true
-			}
-			m, ok := parseMarker(name, doc.Tails)
-			if !ok {
-				continue
-			}
-			read = append(read, m)
-			w := marks[m.state]
-			switch {
-			case m.typ != "":
-				if w.types == nil {
-					w.types = map[string]bson.ObjectID{}
-				}
-				w.types[m.typ] = maxID(w.types[m.typ], m.id)
-			case m.tails:
-				w.all = maxID(w.all, m.id)
-			default:
-				w.all, w.everyType = maxID(w.all, m.id), maxID(w.everyType, m.id)
-			}
-			marks[m.state] = w
-		}
-		if found {
+		if whole {
 			s.pruneMarks(ctx, marks, read)
 			return marks, nil
 		}
