@@ -150,11 +150,14 @@ func (h *housekeeper) requeueOrphanedJobs(ctx context.Context) {
 		if job.Server == "" || live[job.Server] {
 			continue
 		}
-		if err := requeueRun(ctx, h.store, h.cfg.Name, job, job.Server); err != nil {
+		requeued, err := requeueRun(ctx, h.store, h.cfg.Name, job, job.Server)
+		if err != nil {
 			h.log.Warn("requeuing an orphaned job", "job", job.ID.Hex(), "err", err)
 			continue
 		}
-		h.log.Warn("job was running on a server that no longer exists: requeued", "job", job.ID.Hex(), "server", job.Server)
+		if requeued {
+			h.log.Warn("job was running on a server that no longer exists: requeued", "job", job.ID.Hex(), "server", job.Server)
+		}
 	}
 }
 

@@ -93,10 +93,18 @@ func (r *rescuer) rescue(ctx context.Context, dead *model.Server) error {
 	}
 	for i := range jobs {
 		job := &jobs[i]
-		if err := requeueRun(ctx, r.store, r.cfg.Name, job, dead.Name); err != nil {
+		requeued, err := requeueRun(ctx, r.store, r.cfg.Name, job, dead.Name)
+		if err != nil {
 			return err
 		}
-		log.Info("job requeued", "job", job.ID.Hex(), "type", job.Type)
+		if requeued {
+			log.Info("job requeued", "job", job.ID.Hex(), "type", job.Type)
+		} else {
+			// Moved on meanwhile, or held by a transition the dead server
+			// claimed: rolled forward once the claim is old enough, and
+			// then finished by the minute's sweep (housekeeping.go).
+			log.Info("job not requeued: it moved on, or a transition of the dead server is pending", "job", job.ID.Hex(), "type", job.Type)
+		}
 	}
 	// The jobs are read from the state index and the slice collections
 	// (store.SlicedJobsWithSlices), not by a scan of every job: a rescue
@@ -126,12 +134,12 @@ func (r *rescuer) rescue(ctx context.Context, dead *model.Server) error {
 
 // requeueRun gives back the run (simple job) or step (sliced job) that gone
 // held, unless the job moved on meanwhile.
-func requeueRun(ctx context.Context, st *store.Store, by string, job *model.Job, gone string) error {
-	_, err := moveWhile(ctx, st, by, job, store.GiveBack(job.Kind), func(j *model.Job) bool {
+func requeueRun(ctx context.Context, st *store.Store, by string, job *model.Job, gone string) (requeued bool, err error) {
+	_, err = moveWhile(ctx, st, by, job, store.GiveBack(job.Kind), func(j *model.Job) bool {
 		return j.State == model.StateRunning && j.Server == gone
 	})
 	if errors.Is(err, model.ErrConflict) {
-		return nil
+		return false, nil
 	}
-	return err
+	return err == nil, err
 }
