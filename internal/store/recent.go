@@ -36,12 +36,12 @@ import (
 // state index entry is written (the same batches, the same repairs), and
 // trimmed by job id back to the recentKeep newest (the head), and each
 // type's recentTypeKeep newest (its tail), once it holds more than
-// recentTrimAt entries besides its tails. Before a trim deletes, it records low-water marks: the
-// window has every job of the state created after the cut, and every job
-// of a type created after that type's mark (recent_marks.go), once the
-// "recent" marker says that the windows have every job (from a database's
-// first job, or filled once from the state index on an older database). A
-// listing reads the windows, then the marks, orders the entries above the
+// recentTrimAt entries besides its tails. Before a trim deletes, it records
+// low-water marks: the window has every job of the state created after the
+// cut, and every job of a type created after that type's mark
+// (recent_marks.go), once the "recent" marker says that the windows have
+// every job (from a database's first job, or filled once from the state
+// index on an older database). A listing reads the windows, then the marks, orders the entries above the
 // highest mark of the states it lists (for its type, if it names one) by
 // id, newest first, and reads each job by _id, skipping (and, a few at a
 // time, removing) entries out of date. When those cannot fill the listing
@@ -121,52 +121,47 @@ type recentKey struct {
 // left out: listings that would need them read the state index.
 func (s *Store) noteRecent(ctx context.Context, jobs ...*model.Job) {
 	ctx = context.WithoutCancel(ctx) // the jobs are written: their entries follow
-	byState := map[model.State][]any{}
+	byState := map[model.State][]recentEntry{}
 	for _, j := range jobs {
 		if j != nil && windowed(j.State) {
 			byState[j.State] = append(byState[j.State], newRecentEntry(j.ID, j.Version, j.Type))
 		}
 	}
-	for state, docs := range byState {
-		s.writeRecent(ctx, state, docs)
+	for state, entries := range byState {
+		s.writeRecent(ctx, state, entries)
 	}
 }
 
-// markMissing marks state's window as lacking the jobs of docs, entries
-// whose write failed: listings that would need them read the state index.
-func (s *Store) markMissing(ctx context.Context, state model.State, docs []any) {
+// markMissing marks state's window as lacking the jobs of entries whose
+// write failed: listings that would need them read the state index.
+func (s *Store) markMissing(ctx context.Context, state model.State, entries []recentEntry) {
 	newest := bson.NilObjectID
-	for _, d := range docs {
-		if id := d.(recentEntry).Job; bytes.Compare(id[:], newest[:]) > 0 {
-			newest = id
-		}
+	for _, e := range entries {
+		newest = maxID(newest, e.Job)
 	}
 	_ = s.markEveryType(ctx, state, newest)
 }
 
 // writeRecent writes entries into state's window, and trims it now and
 // then.
-func (s *Store) writeRecent(ctx context.Context, state model.State, docs []any) {
-	if len(docs) > recentKeep {
+func (s *Store) writeRecent(ctx context.Context, state model.State, entries []recentEntry) {
+	if len(entries) > recentKeep {
 		// Many at once (a bulk insert): what a trim would keep, marked.
-		entries := make([]recentEntry, len(docs))
-		for i, d := range docs {
-			entries[i] = d.(recentEntry)
-		}
 		plan := planWindow(entries)
 		if s.markPlan(ctx, state, plan) != nil {
-			s.markMissing(ctx, state, docs) // nothing written
+			s.markMissing(ctx, state, entries) // nothing written
 			return
 		}
-		docs = docs[:0]
-		for _, e := range plan.keep {
-			docs = append(docs, e)
-		}
+		entries = plan.keep
+	}
+	docs := make([]any, len(entries))
+	for i, e := range entries {
+		docs[i] = e
 	}
 	if _, _, err := insertMany(ctx, s.recentColl(state), docs); err != nil {
 		// (A duplicate is the same entry, kept: insertMany counts it as
 		// written.)
-		s.markMissing(ctx, state, docs)
+		s.markMissing(ctx, state, entries)
 		return
 	}
 	c, _ := recentAdded.LoadOrStore(recentKey{weak.Make(s), state}, new(atomic.Int64))

@@ -411,6 +411,6 @@ func TestNewestFailedWriteAtACut(t *testing.T) {
 	if _, err := s.recentColl(st).DeleteMany(ctx, bson.D{{Key: "j", Value: x[0].ID}}); err != nil {
 		t.Fatal(err)
 	}
-	s.markMissing(ctx, st, []any{newRecentEntry(x[0].ID, x[0].Version, x[0].Type)})
+	s.markMissing(ctx, st, []recentEntry{newRecentEntry(x[0].ID, x[0].Version, x[0].Type)})
 	sameAsQuery(t, s, "the rare type after a failed write at the cut", JobFilter{Type: "rare", States: []model.State{st}, Limit: 10})
 }
