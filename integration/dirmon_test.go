@@ -74,13 +74,15 @@ func TestDirmonKill9ExactlyOnce(t *testing.T) {
 		if err != nil {
 			return false, err.Error()
 		}
-		done := 0
+		done, others := 0, ""
 		for _, f := range list {
 			if f.State == "archived" {
 				done++
+				continue
 			}
+			others += fmt.Sprintf("; %s %s by %s (job %s) %s", filepath.Base(f.Path), f.State, f.Server, f.JobID, f.Reason)
 		}
-		return done == files, fmt.Sprintf("%d of %d files archived", done, files)
+		return done == files, fmt.Sprintf("%d of %d files archived, %d recorded%s", done, files, len(list), others)
 	})
 	left, _ := filepath.Glob(filepath.Join(in, "*.txt"))
 	if len(left) != 0 {

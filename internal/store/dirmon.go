@@ -288,34 +288,68 @@ func (s *Store) TakeDirmonFile(ctx context.Context, f *DirmonFile) (bool, error)
 	return err == nil, err
 }
 
+// dirmonTakeover is the claim of one attempt on a file (in job_claims):
+// the server that won it and the attempt's own job id, so that the record
+// can be written from it by anyone when the winner died before writing it.
+type dirmonTakeover struct {
+	ID     string        `bson:"_id"`
+	Server string        `bson:"server"`
+	Job    bson.ObjectID `bson:"job"`
+	At     time.Time     `bson:"at"`
+}
+
 // TakeOverDirmonFile claims the next attempt of a file whose taker died
 // (or stopped): of the servers that try, exactly one gets true, and its
 // name, the attempt and the attempt's own job id (job) are written to the
 // record. A file whose job is committed (DirmonUploaded) keeps that job:
 // the attempt only moves the file, under the job's name.
+//
+// The claim is a unique insert that carries what the record is to say, and
+// the record is written after it: a loser writes the winner's claim to the
+// record too, so that a winner killed between the two still shows as the
+// file's taker (and, dead, is taken over at the next scan) instead of
+// holding the file forever with a claim nobody reads.
 func (s *Store) TakeOverDirmonFile(ctx context.Context, f *DirmonFile, server string, job bson.ObjectID) (bool, error) {
-	won, err := s.claimOnce(ctx, fmt.Sprintf("dirmon-file:%s:%d", f.Key, f.Attempt+1))
-	if !won || err != nil {
+	claim := dirmonTakeover{ID: fmt.Sprintf("dirmon-file:%s:%d", f.Key, f.Attempt+1), Server: server, Job: job, At: time.Now()}
+	err := retry(ctx, func() error {
+		_, err := s.jobClaims().InsertOne(ctx, claim)
+		return err
+	})
+	won := err == nil
+	if isDup(err) {
+		var other dirmonTakeover
+		err = retry(ctx, func() error {
+			return s.jobClaims().FindOne(ctx, bson.D{{Key: "_id", Value: claim.ID}}).Decode(&other)
+		})
+		if err != nil {
+			return false, fmt.Errorf("dirmon takeover of %s: reading the winner's claim: %w", f.Path, err)
+		}
+		claim = other
+	} else if err != nil {
 		return false, err
 	}
+	prev := f.Attempt
 	if len(f.Jobs) == 0 {
 		f.Jobs = []bson.ObjectID{f.JobID}
 	}
 	f.Attempt++
-	f.Server = server
+	f.Server = claim.Server
 	if f.State != DirmonUploaded {
-		f.JobID, f.Jobs = job, append(f.Jobs, job)
+		f.JobID, f.Jobs = claim.Job, append(f.Jobs, claim.Job)
 	}
-	return true, retry(ctx, func() error {
-		_, err := s.dirmonFiles().UpdateOne(ctx, bson.D{{Key: "_id", Value: f.Key}},
-			bson.D{{Key: "$set", Value: bson.D{{Key: "attempt", Value: f.Attempt}, {Key: "server", Value: server},
+	// Only over the attempt it follows: a late writer never undoes a
+	// later attempt (the winner and its helpers write the same values).
+	err = retry(ctx, func() error {
+		_, err := s.dirmonFiles().UpdateOne(ctx, bson.D{{Key: "_id", Value: f.Key}, {Key: "attempt", Value: prev}},
+			bson.D{{Key: "$set", Value: bson.D{{Key: "attempt", Value: f.Attempt}, {Key: "server", Value: f.Server},
 				{Key: "job_id", Value: f.JobID}, {Key: "jobs", Value: f.Jobs}}}})
 		return err
 	})
+	return won && err == nil, err
 }
 
-// UpdateDirmonFile writes a file record's progress (state, tries,
-// destination, reason, done time). Only the file's taker writes it: a
+// UpdateDirmonFile writes a file record's progress (state, the job id the
+// attempt settled on, tries, destination, reason, done time). Only the file's taker writes it: a
 // record taken over since (a later attempt) is left alone and the answer
 // is ErrDirmonTakenOver.
 func (s *Store) UpdateDirmonFile(ctx context.Context, f *DirmonFile) error {
@@ -325,6 +359,7 @@ func (s *Store) UpdateDirmonFile(ctx context.Context, f *DirmonFile) error {
 		res, err = s.dirmonFiles().UpdateOne(ctx, bson.D{{Key: "_id", Value: f.Key}, {Key: "attempt", Value: f.Attempt}},
 			bson.D{{Key: "$set", Value: bson.D{
 				{Key: "state", Value: f.State},
+				{Key: "job_id", Value: f.JobID},
 				{Key: "tries", Value: f.Tries},
 				{Key: "moved_to", Value: f.MovedTo},
 				{Key: "reason", Value: f.Reason},
