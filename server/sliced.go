@@ -323,33 +323,45 @@ func (s *Server) stopOnError(ctx context.Context, id bson.ObjectID, first string
 }
 
 // maybeFinish completes a job when all its slices are done: the one process
-// whose transition to the after step wins runs the After hook.
+// whose transition to the after step wins runs the After hook. Losing that
+// transition is no error: the winner finishes the job (another server that
+// ran its last slices, typically); the job is read again, and left alone
+// once it is past its processing step.
 func (s *Server) maybeFinish(ctx context.Context, spec *rocketjob.TypeSpec, id bson.ObjectID) error {
-	job, err := s.store.GetJob(ctx, id)
-	if errors.Is(err, model.ErrJobNotFound) {
+	const looks = 3 // a job changed meanwhile by other writes (priority, progress) is looked at again
+	var err error
+	for range looks {
+		var job *model.Job
+		job, err = s.store.GetJob(ctx, id)
+		if errors.Is(err, model.ErrJobNotFound) {
+			s.dropFeeder(ctx, id)
+			_ = s.store.Slices().Drop(ctx, id) // destroyed while we worked: remove what we wrote since
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if job.State != model.StateRunning || job.Step != model.StepProcessing {
+			return nil
+		}
+		var done bool
+		if done, err = s.store.Slices().AllDone(ctx, id, job.SliceCount); err != nil {
+			return err
+		}
+		if !done {
+			return nil // slices in flight elsewhere, or requeued: their finisher checks again
+		}
+		job, err = s.store.Do(ctx, job, store.EnterStep(model.StepAfter, s.cfg.Name, nil), s.cfg.Name)
+		if errors.Is(err, model.ErrConflict) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
 		s.dropFeeder(ctx, id)
-		_ = s.store.Slices().Drop(ctx, id) // destroyed while we worked: remove what we wrote since
-		return nil
+		return s.runAfter(ctx, spec, job)
 	}
-	if err != nil {
-		return err
-	}
-	if job.State != model.StateRunning || job.Step != model.StepProcessing {
-		return nil
-	}
-	done, err := s.store.Slices().AllDone(ctx, id, job.SliceCount)
-	if err != nil {
-		return err
-	}
-	if !done {
-		return nil // slices in flight elsewhere, or requeued: their finisher checks again
-	}
-	job, err = s.store.Do(ctx, job, store.EnterStep(model.StepAfter, s.cfg.Name, nil), s.cfg.Name)
-	if err != nil {
-		return err
-	}
-	s.dropFeeder(ctx, id)
-	return s.runAfter(ctx, spec, job)
+	return err
 }
 
 // runAfter finishes a job whose slices are all done (this server holds the
