@@ -4,13 +4,18 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"go.mongodb.org/mongo-driver/v2/bson"
+
 	"github.com/rocketjob-go/rocketjob/internal/clientstore"
+	"github.com/rocketjob-go/rocketjob/internal/dbtest"
 	"github.com/rocketjob-go/rocketjob/internal/model"
 	"github.com/rocketjob-go/rocketjob/internal/store"
 	"github.com/rocketjob-go/rocketjob/rocketjob"
@@ -113,5 +118,54 @@ func TestRunTakenAwayIsCancelled(t *testing.T) {
 	}
 	if got := b.wait(t, job.ID.Hex()); got.State != rocketjob.StateCompleted || got.Attempt != 2 {
 		t.Fatalf("job ended %s after %d runs", got.State, got.Attempt)
+	}
+}
+
+// A server killed between claiming a transition of its job (here the
+// job's end) and writing it leaves the job running on it, held by the
+// claim, which another process may roll forward only once it is old
+// enough (a claimer judged dead may still be writing). The rescuer that
+// finds the job so looks at it again when the claim can be rolled forward,
+// instead of leaving it to the minute's sweep of orphaned jobs: the
+// claimed end is written, once, and the job is not run again.
+func TestRescuerRollsADeadServersClaimForward(t *testing.T) {
+	dbtest.RequireFerretDB(t) // MongoDB's updates need no claims
+	b := setup(t)
+	ctx := context.Background()
+	st := clientstore.Of(b.client)
+	job, err := b.client.Enqueue(ctx, "count", nil, nil)
+	must(t, err)
+	stored, err := st.GetJob(ctx, job.ID)
+	must(t, err)
+	running, err := st.Do(ctx, stored, store.StartRun("ghost", 1, time.Now().UTC()), "ghost")
+	must(t, err)
+	// ghost's last heartbeat, and the claim of its end, written behind the
+	// store's back as a killed server leaves them.
+	_, err = st.Heartbeat(ctx, &model.Server{Name: "ghost", State: "running", HeartbeatAt: time.Now().Add(-time.Minute),
+		HeartbeatInterval: 200 * time.Millisecond, DeadAfter: time.Second})
+	must(t, err)
+	update, err := bson.Marshal(bson.D{{Key: "$set", Value: bson.D{{Key: "version", Value: running.Version + 1},
+		{Key: "state", Value: model.StateCompleted}, {Key: "completed_at", Value: time.Now().UTC()}}}})
+	must(t, err)
+	_, err = dbtest.Client(t).Database(b.jobs).Collection("job_claims").InsertOne(ctx, bson.D{
+		{Key: "_id", Value: fmt.Sprintf("%s:%d", job.ID.Hex(), running.Version)}, {Key: "by", Value: "ghost"},
+		{Key: "at", Value: time.Now()}, {Key: "update", Value: bson.Binary{Data: update}}})
+	must(t, err)
+
+	var log syncBuffer
+	b.runServer(t, server.Config{Name: "live", Workers: 1, PollInterval: 50 * time.Millisecond, ReCheck: 200 * time.Millisecond,
+		HeartbeatInterval: 200 * time.Millisecond, DeadAfter: time.Second, Logger: slog.New(slog.NewTextHandler(&log, nil))})
+	waitFor(t, "the rescue of ghost", func() bool { return strings.Contains(log.String(), "held by a transition the dead server claimed") })
+	// Rolled forward by the rescuer (not by the minute's sweep, which logs
+	// nothing of the kind) about ten seconds after the claim.
+	waitFor(t, "the rescuer to roll the claim forward", func() bool {
+		return strings.Contains(log.String(), "the dead server's pending transition was rolled forward")
+	})
+	got := b.wait(t, job.ID.Hex())
+	if got.State != rocketjob.StateCompleted {
+		t.Fatalf("job ended %s, want completed by the claim rolled forward:\n%s", got.State, log.String())
+	}
+	if n, ok := b.runs.Load(job.ID.Hex()); ok {
+		t.Fatalf("the job ran %d more times; its claimed end should have been written", n.(*atomic.Int32).Load())
 	}
 }

@@ -6,6 +6,8 @@ import (
 	"log/slog"
 	"time"
 
+	"go.mongodb.org/mongo-driver/v2/bson"
+
 	"github.com/rocketjob-go/rocketjob/internal/model"
 	"github.com/rocketjob-go/rocketjob/internal/store"
 )
@@ -42,16 +44,27 @@ type rescuer struct {
 	log   *slog.Logger
 	// rescued is called after a server's work was requeued.
 	rescued func()
+	// waiting are the jobs of rescued servers that a transition the dead
+	// server claimed (and never applied) holds, by id: each is looked at
+	// again once its claim may be rolled forward. Only the pass uses it.
+	waiting map[bson.ObjectID]claimed
+}
+
+// claimed is a job held by a dead server's pending transition.
+type claimed struct {
+	dead string    // the server that claimed it
+	due  time.Time // when the claim may be rolled forward
 }
 
 func newRescuer(cfg rescuerConfig, st *store.Store, log *slog.Logger) *rescuer {
 	cfg.defaults()
-	r := &rescuer{cfg: cfg, store: st, log: log, rescued: func() {}}
+	r := &rescuer{cfg: cfg, store: st, log: log, rescued: func() {}, waiting: map[bson.ObjectID]claimed{}}
 	r.ticker = ticker{interval: cfg.Interval, pass: r.pass}
 	return r
 }
 
 func (r *rescuer) pass(ctx context.Context) {
+	r.rollForwardDue(ctx)
 	servers, err := r.store.ListServers(ctx)
 	if err != nil {
 		if ctx.Err() == nil {
@@ -93,6 +106,21 @@ func (r *rescuer) rescue(ctx context.Context, dead *model.Server) error {
 	}
 	for i := range jobs {
 		job := &jobs[i]
+		// A transition the dead server claimed and never applied (killed
+		// between the two) holds the job until the claim is old enough to
+		// be rolled forward (a claimer judged dead may still be writing
+		// it): the job is looked at again then, not left to the minute's
+		// sweep (housekeeping.go).
+		by, due, pending, err := r.store.PendingTransition(ctx, job)
+		if err != nil {
+			return err
+		}
+		if pending && by == dead.Name && time.Now().Before(due) {
+			r.waiting[job.ID] = claimed{dead: dead.Name, due: due}
+			log.Info("job held by a transition the dead server claimed: looked at again when the claim can be rolled forward",
+				"job", job.ID.Hex(), "type", job.Type, "at", due)
+			continue
+		}
 		requeued, err := requeueRun(ctx, r.store, r.cfg.Name, job, dead.Name)
 		if err != nil {
 			return err
@@ -100,10 +128,7 @@ func (r *rescuer) rescue(ctx context.Context, dead *model.Server) error {
 		if requeued {
 			log.Info("job requeued", "job", job.ID.Hex(), "type", job.Type)
 		} else {
-			// Moved on meanwhile, or held by a transition the dead server
-			// claimed: rolled forward once the claim is old enough, and
-			// then finished by the minute's sweep (housekeeping.go).
-			log.Info("job not requeued: it moved on, or a transition of the dead server is pending", "job", job.ID.Hex(), "type", job.Type)
+			log.Info("job not requeued: it moved on meanwhile", "job", job.ID.Hex(), "type", job.Type)
 		}
 	}
 	// The jobs are read from the state index and the slice collections
@@ -130,6 +155,39 @@ func (r *rescuer) rescue(ctx context.Context, dead *model.Server) error {
 	}
 	r.rescued()
 	return nil
+}
+
+// rollForwardDue looks again at the jobs held by a dead server's claim
+// whose claim may now be rolled forward: the give-back's transition rolls
+// it forward (model.ErrConflict), and gives the run back when the claim
+// gave it to the dead server. A job that moved on meanwhile is left alone;
+// one this fails on is left to the minute's sweep.
+func (r *rescuer) rollForwardDue(ctx context.Context) {
+	now := time.Now()
+	for id, w := range r.waiting {
+		if now.Before(w.due) {
+			continue
+		}
+		delete(r.waiting, id)
+		job, err := r.store.GetJob(ctx, id)
+		if err != nil || job.State != model.StateRunning || job.Server != w.dead {
+			continue // gone, moved on, or unreadable (the sweep)
+		}
+		log := r.log.With("dead", w.dead, "job", id.Hex(), "type", job.Type)
+		requeued, err := requeueRun(ctx, r.store, r.cfg.Name, job, w.dead)
+		switch {
+		case err != nil:
+			if ctx.Err() == nil {
+				log.Warn("rescuer: rolling a dead server's claim forward", "err", err)
+			}
+		case requeued:
+			log.Info("job requeued")
+		default:
+			if job, err = r.store.GetJob(ctx, id); err == nil {
+				log.Info("the dead server's pending transition was rolled forward", "state", job.State, "server", job.Server)
+			}
+		}
+	}
 }
 
 // requeueRun gives back the run (simple job) or step (sliced job) that gone

@@ -175,6 +175,28 @@ func (s *Store) JobsOfServer(ctx context.Context, server string) ([]model.Job, e
 	return s.jobsStrategy.jobsOfServer(ctx, s, server)
 }
 
+// PendingTransition reports whether a transition of job from its version
+// was claimed and not applied (FerretDB: its claimer died, or is writing
+// it now), by whom, and from when another process may roll it forward
+// (any transition attempt from that version does, rollForwardAfter after
+// the claim). Until then the job cannot move.
+func (s *Store) PendingTransition(ctx context.Context, job *model.Job) (by string, due time.Time, ok bool, err error) {
+	var claim struct {
+		By string    `bson:"by"`
+		At time.Time `bson:"at"`
+	}
+	err = retry(ctx, func() error {
+		return s.jobClaims().FindOne(ctx, bson.D{{Key: "_id", Value: claimID(job)}}).Decode(&claim)
+	})
+	if errors.Is(err, mongo.ErrNoDocuments) {
+		return "", time.Time{}, false, nil
+	}
+	if err != nil {
+		return "", time.Time{}, false, err
+	}
+	return claim.By, claim.At.Add(rollForwardAfter), true, nil
+}
+
 // Transition moves job to state to, applying change, if and only if nobody has
 // moved the job since it was read (its version). It returns the updated job,
 // an *model.InvalidTransitionError for an illegal move, or model.ErrConflict
