@@ -295,7 +295,16 @@ func (d *dirmon) scan(ctx context.Context, e *sliced.DirmonEntry, alive func(str
 				continue // its taker is on it
 			}
 			won, err := d.store.TakeOverDirmonFile(ctx, f, d.cfg.Name, bson.NewObjectID())
-			if err != nil || !won {
+			if err != nil {
+				if won {
+					d.pending[e.Name] = true // ours once recorded: finished at the next pass
+				}
+				if ctx.Err() == nil {
+					d.log.Warn("dirmon: taking over a file", "entry", e.Name, "file", f.Path, "err", err)
+				}
+				continue
+			}
+			if !won {
 				continue
 			}
 			d.log.Info("dirmon: finishing a file taken by a dead server", "entry", e.Name, "file", f.Path, "job", f.JobID.Hex())
@@ -434,6 +443,7 @@ func (d *dirmon) process(ctx context.Context, e *sliced.DirmonEntry, f *store.Di
 			d.pending[e.Name] = true // finish it at the next pass
 		}
 	}()
+	resumed := f.State == store.DirmonUploaded // by an earlier attempt, or pass
 	if f.State == store.DirmonTaken {
 		job, err := d.uploaded(ctx, f)
 		if err != nil {
@@ -457,6 +467,16 @@ func (d *dirmon) process(ctx context.Context, e *sliced.DirmonEntry, f *store.Di
 	}
 	if f.State != store.DirmonUploaded {
 		return
+	}
+	if resumed {
+		// The file's one job is its commit's: a record written by an
+		// earlier build may name the attempt's own id instead.
+		winner, err := d.store.CommitDirmonFile(ctx, f.Key, f.JobID)
+		if err != nil {
+			log.Warn("dirmon: reading the file's job", "err", err)
+			return
+		}
+		f.JobID = winner
 	}
 	dest, err := d.moveTo(e.Archive, f)
 	if err != nil {

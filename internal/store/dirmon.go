@@ -302,15 +302,26 @@ type dirmonTakeover struct {
 // (or stopped): of the servers that try, exactly one gets true, and its
 // name, the attempt and the attempt's own job id (job) are written to the
 // record. A file whose job is committed (DirmonUploaded) keeps that job:
-// the attempt only moves the file, under the job's name.
+// the attempt only moves the file, under the job's name. f is the record
+// as the caller read it, and is the record as written on return.
 //
 // The claim is a unique insert that carries what the record is to say, and
 // the record is written after it: a loser writes the winner's claim to the
 // record too, so that a winner killed between the two still shows as the
 // file's taker (and, dead, is taken over at the next scan) instead of
-// holding the file forever with a claim nobody reads.
+// holding the file forever with a claim nobody reads. A claim already in
+// this server's name is its own (an insert retried after its answer was
+// lost, or an earlier process of the same name). The record is written
+// only over the record f says (attempt, state, job): a taker judged dead
+// that still runs may have recorded progress since f was read, and that is
+// read again, never undone; a file done meanwhile is left alone (false).
+//
+// When the claim is won and its record write fails, the answer is true
+// with the error: the file is the caller's to finish once it is recorded
+// (by the caller's next scan, or by any other server's).
 func (s *Store) TakeOverDirmonFile(ctx context.Context, f *DirmonFile, server string, job bson.ObjectID) (bool, error) {
-	claim := dirmonTakeover{ID: fmt.Sprintf("dirmon-file:%s:%d", f.Key, f.Attempt+1), Server: server, Job: job, At: time.Now()}
+	attempt := f.Attempt + 1
+	claim := dirmonTakeover{ID: fmt.Sprintf("dirmon-file:%s:%d", f.Key, attempt), Server: server, Job: job, At: time.Now()}
 	err := retry(ctx, func() error {
 		_, err := s.jobClaims().InsertOne(ctx, claim)
 		return err
@@ -324,28 +335,61 @@ func (s *Store) TakeOverDirmonFile(ctx context.Context, f *DirmonFile, server st
 		if err != nil {
 			return false, fmt.Errorf("dirmon takeover of %s: reading the winner's claim: %w", f.Path, err)
 		}
-		claim = other
+		claim, won = other, other.Server == server
 	} else if err != nil {
 		return false, err
 	}
-	prev := f.Attempt
-	if len(f.Jobs) == 0 {
-		f.Jobs = []bson.ObjectID{f.JobID}
+	const looks = 3 // the record may move on between a read and a write: read again
+	for range looks {
+		if f.Done() || f.Attempt >= attempt {
+			// Finished, or this attempt (or a later one) is recorded:
+			// ours when the record names this claim.
+			return won && !f.Done() && f.Attempt == attempt && f.Server == claim.Server, nil
+		}
+		next := *f
+		next.Jobs = slices.Clone(f.Jobs)
+		if len(next.Jobs) == 0 {
+			next.Jobs = []bson.ObjectID{f.JobID}
+		}
+		next.Attempt, next.Server = attempt, claim.Server
+		if f.State != DirmonUploaded {
+			next.JobID, next.Jobs = claim.Job, append(next.Jobs, claim.Job)
+		}
+		var res *mongo.UpdateResult
+		err := retry(ctx, func() error {
+			var err error
+			res, err = s.dirmonFiles().UpdateOne(ctx,
+				bson.D{{Key: "_id", Value: f.Key}, {Key: "attempt", Value: f.Attempt}, {Key: "state", Value: f.State}, {Key: "job_id", Value: f.JobID}},
+				bson.D{{Key: "$set", Value: bson.D{{Key: "attempt", Value: next.Attempt}, {Key: "server", Value: next.Server},
+					{Key: "job_id", Value: next.JobID}, {Key: "jobs", Value: next.Jobs}}}})
+			return err
+		})
+		if err != nil {
+			return won, fmt.Errorf("dirmon takeover of %s: %w", f.Path, err)
+		}
+		if res.MatchedCount > 0 {
+			*f = next
+			return won, nil
+		}
+		fresh, err := s.dirmonFile(ctx, f.Key)
+		if err != nil {
+			return won, fmt.Errorf("dirmon takeover of %s: %w", f.Path, err)
+		}
+		*f = *fresh
 	}
-	f.Attempt++
-	f.Server = claim.Server
-	if f.State != DirmonUploaded {
-		f.JobID, f.Jobs = claim.Job, append(f.Jobs, claim.Job)
+	return won, fmt.Errorf("dirmon takeover of %s: the record kept changing", f.Path)
+}
+
+// dirmonFile reads the record of the file key.
+func (s *Store) dirmonFile(ctx context.Context, key string) (*DirmonFile, error) {
+	list, err := findAll[DirmonFile](ctx, s.dirmonFiles(), bson.D{{Key: "_id", Value: key}})
+	if err != nil {
+		return nil, err
 	}
-	// Only over the attempt it follows: a late writer never undoes a
-	// later attempt (the winner and its helpers write the same values).
-	err = retry(ctx, func() error {
-		_, err := s.dirmonFiles().UpdateOne(ctx, bson.D{{Key: "_id", Value: f.Key}, {Key: "attempt", Value: prev}},
-			bson.D{{Key: "$set", Value: bson.D{{Key: "attempt", Value: f.Attempt}, {Key: "server", Value: f.Server},
-				{Key: "job_id", Value: f.JobID}, {Key: "jobs", Value: f.Jobs}}}})
-		return err
-	})
-	return won && err == nil, err
+	if len(list) == 0 {
+		return nil, fmt.Errorf("dirmon file record %s: %w", key, mongo.ErrNoDocuments)
+	}
+	return &list[0], nil
 }
 
 // UpdateDirmonFile writes a file record's progress (state, the job id the

@@ -97,3 +97,101 @@ func TestDirmonTakeoverOfAWinnerThatDied(t *testing.T) {
 		t.Fatalf("record after E took over an uploaded file: attempt %d by %s under %s, want attempt 4 by E under the committed %s", r.Attempt, r.Server, r.JobID.Hex(), first.Hex())
 	}
 }
+
+// takeFile records file k1 taken by A under job j1 and returns a reader of
+// its record.
+func takeFile(t *testing.T, s *store.Store, j1 bson.ObjectID) func() store.DirmonFile {
+	t.Helper()
+	ctx := context.Background()
+	if err := s.EnsureDirmon(ctx); err != nil {
+		t.Fatal(err)
+	}
+	f := &store.DirmonFile{Key: "k1", Entry: "in", Path: "/drop/in/f.txt", JobID: j1, Jobs: []bson.ObjectID{j1},
+		State: store.DirmonTaken, Server: "A", Attempt: 1, TakenAt: time.Now().UTC().Truncate(time.Millisecond)}
+	if won, err := s.TakeDirmonFile(ctx, f); err != nil || !won {
+		t.Fatalf("take: %v %v", won, err)
+	}
+	return func() store.DirmonFile {
+		t.Helper()
+		list, err := s.DirmonFiles(ctx, "in", 0)
+		if err != nil || len(list) != 1 {
+			t.Fatalf("records: %v %v", list, err)
+		}
+		return list[0]
+	}
+}
+
+// A scan reads the records once, at its start; the taker it then judges
+// dead may still run (a paused process) and record progress meanwhile. A
+// takeover from the stale read must not undo it: the job A committed
+// stays the record's (else the file is archived under an id that is no
+// job), and a file A finished is left alone.
+func TestDirmonTakeoverFromAStaleRead(t *testing.T) {
+	s, _ := openNamed(t)
+	ctx := context.Background()
+
+	j1 := bson.NewObjectID()
+	record := takeFile(t, s, j1)
+	stale := record() // W's read
+	a := record()     // A, still running, commits its job and records it
+	if _, err := s.CommitDirmonFile(ctx, a.Key, j1); err != nil {
+		t.Fatal(err)
+	}
+	a.State = store.DirmonUploaded
+	if err := s.UpdateDirmonFile(ctx, &a); err != nil {
+		t.Fatal(err)
+	}
+	won, err := s.TakeOverDirmonFile(ctx, &stale, "W", bson.NewObjectID())
+	if err != nil || !won {
+		t.Fatalf("W's takeover: won %v, err %v", won, err)
+	}
+	r := record()
+	if r.State != store.DirmonUploaded || r.JobID != j1 || r.Attempt != 2 || r.Server != "W" || stale.JobID != j1 || stale.State != store.DirmonUploaded {
+		t.Fatalf("record after a takeover from a stale read: %s by %s (attempt %d) under %s, caller's copy %s under %s; want uploaded by W (attempt 2) under A's committed %s",
+			r.State, r.Server, r.Attempt, r.JobID.Hex(), stale.State, stale.JobID.Hex(), j1.Hex())
+	}
+}
+
+func TestDirmonTakeoverOfAFileDoneMeanwhile(t *testing.T) {
+	s, _ := openNamed(t)
+	ctx := context.Background()
+	j1 := bson.NewObjectID()
+	record := takeFile(t, s, j1)
+	stale := record()
+	a := record()
+	now := time.Now().UTC().Truncate(time.Millisecond)
+	a.State, a.MovedTo, a.DoneAt = store.DirmonArchived, "/drop/in/archive/"+j1.Hex()+"_f.txt", &now
+	if err := s.UpdateDirmonFile(ctx, &a); err != nil {
+		t.Fatal(err)
+	}
+	won, err := s.TakeOverDirmonFile(ctx, &stale, "W", bson.NewObjectID())
+	r := record()
+	if won || err != nil || r.JobID != j1 || r.Server != "A" || r.Attempt != 1 || r.State != store.DirmonArchived {
+		t.Fatalf("takeover of an archived file: won %v (%v); record %s by %s (attempt %d) under %s; want it untouched",
+			won, err, r.State, r.Server, r.Attempt, r.JobID.Hex())
+	}
+}
+
+// A claim already in this server's name is its own: its insert went in
+// and the answer was lost (the retried insert meets it), or an earlier
+// process of the same name won it. Reported lost, the file would wait on a
+// live server that skipped it.
+func TestDirmonTakeoverOfItsOwnClaim(t *testing.T) {
+	s, jobsDB := openNamed(t)
+	ctx := context.Background()
+	record := takeFile(t, s, bson.NewObjectID())
+	jc := bson.NewObjectID()
+	_, err := dbtest.Client(t).Database(jobsDB).Collection("job_claims").InsertOne(ctx, bson.D{
+		{Key: "_id", Value: "dirmon-file:k1:2"}, {Key: "server", Value: "C"}, {Key: "job", Value: jc}, {Key: "at", Value: time.Now()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := record()
+	won, err := s.TakeOverDirmonFile(ctx, &r, "C", bson.NewObjectID())
+	if err != nil || !won || r.JobID != jc {
+		t.Fatalf("C's own claim: won %v, err %v, job %s; want won under the claim's %s", won, err, r.JobID.Hex(), jc.Hex())
+	}
+	if r = record(); r.Server != "C" || r.Attempt != 2 || r.JobID != jc {
+		t.Fatalf("record: attempt %d by %s under %s", r.Attempt, r.Server, r.JobID.Hex())
+	}
+}
