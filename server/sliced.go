@@ -326,13 +326,14 @@ func (s *Server) stopOnError(ctx context.Context, id bson.ObjectID, first string
 // whose transition to the after step wins runs the After hook. Losing that
 // transition is no error: the winner finishes the job (another server that
 // ran its last slices, typically); the job is read again, and left alone
-// once it is past its processing step.
+// once it is past its processing step. A job still in its processing step
+// after a few conflicts (a winner's claim not yet written, or never: its
+// server died in between) is left to the next worker that selects it and
+// finds no slice (it calls this again), or to the rescuer.
 func (s *Server) maybeFinish(ctx context.Context, spec *rocketjob.TypeSpec, id bson.ObjectID) error {
 	const looks = 3 // a job changed meanwhile by other writes (priority, progress) is looked at again
-	var err error
 	for range looks {
-		var job *model.Job
-		job, err = s.store.GetJob(ctx, id)
+		job, err := s.store.GetJob(ctx, id)
 		if errors.Is(err, model.ErrJobNotFound) {
 			s.dropFeeder(ctx, id)
 			_ = s.store.Slices().Drop(ctx, id) // destroyed while we worked: remove what we wrote since
@@ -361,7 +362,7 @@ func (s *Server) maybeFinish(ctx context.Context, spec *rocketjob.TypeSpec, id b
 		s.dropFeeder(ctx, id)
 		return s.runAfter(ctx, spec, job)
 	}
-	return err
+	return nil
 }
 
 // runAfter finishes a job whose slices are all done (this server holds the
