@@ -150,6 +150,9 @@ func (h *housekeeper) requeueOrphanedJobs(ctx context.Context) {
 		if job.Server == "" || live[job.Server] {
 			continue
 		}
+		if _, due, pending, err := h.store.PendingTransition(ctx, job); err == nil && pending && time.Now().Before(due) {
+			continue // a young claim holds it: rolled forward by the next sweep, not fought 50 times now
+		}
 		requeued, err := requeueRun(ctx, h.store, h.cfg.Name, job, job.Server)
 		if err != nil {
 			h.log.Warn("requeuing an orphaned job", "job", job.ID.Hex(), "err", err)

@@ -52,8 +52,9 @@ type rescuer struct {
 
 // claimed is a job held by a dead server's pending transition.
 type claimed struct {
-	dead string    // the server that claimed it
-	due  time.Time // when the claim may be rolled forward
+	dead    string    // the server that claimed it
+	version int64     // the job's version the claim moves it from
+	due     time.Time // when the claim may be rolled forward
 }
 
 func newRescuer(cfg rescuerConfig, st *store.Store, log *slog.Logger) *rescuer {
@@ -116,7 +117,7 @@ func (r *rescuer) rescue(ctx context.Context, dead *model.Server) error {
 			return err
 		}
 		if pending && by == dead.Name && time.Now().Before(due) {
-			r.waiting[job.ID] = claimed{dead: dead.Name, due: due}
+			r.waiting[job.ID] = claimed{dead: dead.Name, version: job.Version, due: due}
 			log.Info("job held by a transition the dead server claimed: looked at again when the claim can be rolled forward",
 				"job", job.ID.Hex(), "type", job.Type, "at", due)
 			continue
@@ -128,7 +129,7 @@ func (r *rescuer) rescue(ctx context.Context, dead *model.Server) error {
 		if requeued {
 			log.Info("job requeued", "job", job.ID.Hex(), "type", job.Type)
 		} else {
-			log.Info("job not requeued: it moved on meanwhile", "job", job.ID.Hex(), "type", job.Type)
+			log.Info("job not requeued: it moved on meanwhile, or another process's transition holds it", "job", job.ID.Hex(), "type", job.Type)
 		}
 	}
 	// The jobs are read from the state index and the slice collections
@@ -170,8 +171,8 @@ func (r *rescuer) rollForwardDue(ctx context.Context) {
 		}
 		delete(r.waiting, id)
 		job, err := r.store.GetJob(ctx, id)
-		if err != nil || job.State != model.StateRunning || job.Server != w.dead {
-			continue // gone, moved on, or unreadable (the sweep)
+		if err != nil || job.Version != w.version || job.State != model.StateRunning || job.Server != w.dead {
+			continue // gone, moved on (the claim rolled forward by another process), or unreadable (the sweep)
 		}
 		log := r.log.With("dead", w.dead, "job", id.Hex(), "type", job.Type)
 		requeued, err := requeueRun(ctx, r.store, r.cfg.Name, job, w.dead)
@@ -183,8 +184,12 @@ func (r *rescuer) rollForwardDue(ctx context.Context) {
 		case requeued:
 			log.Info("job requeued")
 		default:
-			if job, err = r.store.GetJob(ctx, id); err == nil {
-				log.Info("the dead server's pending transition was rolled forward", "state", job.State, "server", job.Server)
+			switch cur, err := r.store.GetJob(ctx, id); {
+			case err != nil:
+			case cur.Version == job.Version:
+				log.Warn("job still held by the dead server's transition: left to the minute's sweep")
+			default:
+				log.Info("the dead server's pending transition was rolled forward", "state", cur.State, "server", cur.Server)
 			}
 		}
 	}
