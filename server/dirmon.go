@@ -121,12 +121,6 @@ type dirmon struct {
 	// blocking.
 	scanned chan struct{}
 	pruned  time.Time
-	// pending holds the entries with files this server took and has not
-	// finished; ownChecked says a first pass looked for such files left
-	// by an earlier process of the same name. Only the pass goroutine
-	// uses them.
-	pending    map[string]bool
-	ownChecked bool
 }
 
 func newDirmon(cfg dirmonConfig, client *rocketjob.Client, st *store.Store, log *slog.Logger) (*dirmon, error) {
@@ -135,7 +129,7 @@ func newDirmon(cfg dirmonConfig, client *rocketjob.Client, st *store.Store, log 
 	if err != nil {
 		return nil, err
 	}
-	d := &dirmon{cfg: cfg, roots: roots, client: client, store: st, log: log.With("service", "dirmon"), now: time.Now, pending: map[string]bool{}}
+	d := &dirmon{cfg: cfg, roots: roots, client: client, store: st, log: log.With("service", "dirmon"), now: time.Now}
 	d.ticker = ticker{interval: cfg.Interval, pass: d.pass}
 	return d, nil
 }
@@ -176,11 +170,12 @@ func (d *dirmon) pass(ctx context.Context) {
 		}
 		if !won {
 			// Another server scans it this period; files this server took
-			// and left unfinished (a passing error) are still its own to
-			// finish: nobody else takes over from a live server.
-			if !d.ownChecked || d.pending[e.Name] {
-				d.resumeOwn(ctx, e)
-			}
+			// and left unfinished (a passing error, a takeover recorded
+			// by another server, an earlier process of the same name) are
+			// still its own to finish: nobody else takes over from a live
+			// server. One read of the entry's records, every pass: the
+			// same server may win every period's scan.
+			d.resumeOwn(ctx, e)
 			continue
 		}
 		if alive == nil {
@@ -192,9 +187,6 @@ func (d *dirmon) pass(ctx context.Context) {
 			}
 		}
 		d.scan(ctx, e, alive)
-	}
-	if ctx.Err() == nil {
-		d.ownChecked = true
 	}
 	if now := d.now(); now.Sub(d.pruned) > time.Hour && ctx.Err() == nil {
 		d.pruned = now
@@ -283,7 +275,6 @@ func (d *dirmon) scan(ctx context.Context, e *sliced.DirmonEntry, alive func(str
 		return
 	}
 	taken := map[string]bool{}
-	delete(d.pending, e.Name)
 	for i := range files {
 		f := &files[i]
 		taken[f.Key] = true
@@ -296,9 +287,8 @@ func (d *dirmon) scan(ctx context.Context, e *sliced.DirmonEntry, alive func(str
 			}
 			won, err := d.store.TakeOverDirmonFile(ctx, f, d.cfg.Name, bson.NewObjectID())
 			if err != nil {
-				if won {
-					d.pending[e.Name] = true // ours once recorded: finished at the next pass
-				}
+				// Won but not recorded: the claim is ours, finished once
+				// it is recorded (by a later scan, here or elsewhere).
 				if ctx.Err() == nil {
 					d.log.Warn("dirmon: taking over a file", "entry", e.Name, "file", f.Path, "err", err)
 				}
@@ -408,7 +398,6 @@ func (d *dirmon) resumeOwn(ctx context.Context, e *sliced.DirmonEntry) {
 		}
 		return
 	}
-	delete(d.pending, e.Name)
 	for i := range files {
 		if f := &files[i]; !f.Done() && f.Server == d.cfg.Name {
 			d.process(ctx, e, f)
@@ -438,14 +427,15 @@ const dirmonHold = 10 * 365 * 24 * time.Hour
 // job then loses the commit and is destroyed, never run.
 func (d *dirmon) process(ctx context.Context, e *sliced.DirmonEntry, f *store.DirmonFile) {
 	log := d.log.With("entry", e.Name, "file", f.Path, "job", f.JobID.Hex())
-	defer func() {
-		if !f.Done() || f.DoneAt == nil {
-			d.pending[e.Name] = true // finish it at the next pass
-		}
-	}()
 	resumed := f.State == store.DirmonUploaded // by an earlier attempt, or pass
 	if f.State == store.DirmonTaken {
-		job, err := d.uploaded(ctx, f)
+		// A job committed already is the file's (an attempt recorded it
+		// taken, or its record was written back by a late takeover);
+		// else the first attempt whose upload finished, or a new upload.
+		job, committed, err := d.store.DirmonCommitted(ctx, f.Key)
+		if err == nil && !committed {
+			job, err = d.uploaded(ctx, f)
+		}
 		if err != nil {
 			log.Warn("dirmon: looking for the file's jobs", "err", err)
 			return

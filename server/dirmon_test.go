@@ -13,6 +13,7 @@ import (
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 
+	"github.com/rocketjob-go/rocketjob/internal/dbtest"
 	"github.com/rocketjob-go/rocketjob/internal/model"
 	"github.com/rocketjob-go/rocketjob/internal/store"
 	"github.com/rocketjob-go/rocketjob/rocketjob"
@@ -290,6 +291,17 @@ func TestDirmonResumesDeadTakers(t *testing.T) {
 	if err := os.Rename(moved.Path, filepath.Join(in, "archive", moved.JobID.Hex()+"_moved.txt")); err != nil {
 		t.Fatal(err)
 	}
+	// Archived under its committed job by a taker judged dead, its record
+	// then written back to taken (a late takeover's write), and the job
+	// gone since (destroyed): archived under the committed job, not
+	// uploaded again or failed as gone.
+	rewound := take("rewound.txt", "g\n", "dead:5")
+	if _, err := st.CommitDirmonFile(ctx, rewound.Key, rewound.JobID); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(rewound.Path, filepath.Join(in, "archive", rewound.JobID.Hex()+"_rewound.txt")); err != nil {
+		t.Fatal(err)
+	}
 	// Taken by a live server.
 	busy := take("busy.txt", "d\n", "alive")
 
@@ -297,7 +309,8 @@ func TestDirmonResumesDeadTakers(t *testing.T) {
 	waitFor(t, "the dead servers' files archived", func() bool {
 		recs := fileRecords(t, st, "in")
 		return recs["half.txt"].State == store.DirmonArchived && recs["done.txt"].State == store.DirmonArchived &&
-			recs["recorded.txt"].State == store.DirmonArchived && recs["moved.txt"].State == store.DirmonArchived
+			recs["recorded.txt"].State == store.DirmonArchived && recs["moved.txt"].State == store.DirmonArchived &&
+			recs["rewound.txt"].State != store.DirmonTaken && recs["rewound.txt"].State != store.DirmonUploaded
 	})
 	passes(t, d.scanned, 2)
 	recs := fileRecords(t, st, "in")
@@ -308,11 +321,11 @@ func TestDirmonResumesDeadTakers(t *testing.T) {
 	if resumed.Server != "s2" || resumed.Attempt != 2 || resumed.JobID == half.JobID || len(resumed.Jobs) != 2 {
 		t.Errorf("resumed file: server %s attempt %d job %s (first attempt's %s)", resumed.Server, resumed.Attempt, resumed.JobID.Hex(), half.JobID.Hex())
 	}
-	for _, f := range []*store.DirmonFile{recorded, moved} {
+	for _, f := range []*store.DirmonFile{recorded, moved, rewound} {
 		r := recs[filepath.Base(f.Path)]
 		want := filepath.Join(in, "archive", f.JobID.Hex()+"_"+filepath.Base(f.Path))
-		if r.JobID != f.JobID || r.MovedTo != want || !exists(want) {
-			t.Errorf("%s, committed as job %s: finished as job %s, moved to %q (want %q)", filepath.Base(f.Path), f.JobID.Hex(), r.JobID.Hex(), r.MovedTo, want)
+		if r.State != store.DirmonArchived || r.JobID != f.JobID || r.MovedTo != want || !exists(want) {
+			t.Errorf("%s, committed as job %s: %s as job %s, moved to %q (want archived to %q) %s", filepath.Base(f.Path), f.JobID.Hex(), r.State, r.JobID.Hex(), r.MovedTo, want, r.Reason)
 		}
 	}
 	jobs := allJobs(t, c)
@@ -404,5 +417,80 @@ func TestDirmonServersTakeEachFileOnce(t *testing.T) {
 	archived, _ := filepath.Glob(filepath.Join(in, "archive", "*_f*.txt"))
 	if len(left) != 0 || len(archived) != n {
 		t.Fatalf("left %v, archived %d", left, len(archived))
+	}
+}
+
+// W won the takeover claim of a dead taker's file but its record write
+// failed. W then loses the entry's scan to L every period (the same server
+// may win every period): L's scan, losing the takeover claim, writes W
+// into the record and skips the file (W is alive). W must finish it from
+// its passes that lose the scan (before, it only looked when it had marked
+// the entry pending, and the file stayed taken for good).
+func TestDirmonWonUnrecordedTakeoverIsFinished(t *testing.T) {
+	ctx := context.Background()
+	reg := rocketjob.NewRegistry()
+	if err := sliced.RegisterLines(reg, "upcase", func(_ context.Context, l string) (string, error) { return l, nil }, nil); err != nil {
+		t.Fatal(err)
+	}
+	c, st, jobsDB := retentionClient(t, reg)
+	root, err := filepath.EvalSymlinks(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := filepath.Join(root, "in")
+	e := sliced.DirmonEntry{Name: "in", Folder: in, Type: "upcase", Enabled: true}
+	if err := sliced.AddDirmon(ctx, c, &e); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.EnsureDirmon(ctx); err != nil {
+		t.Fatal(err)
+	}
+	beat(t, st, "W")
+	beat(t, st, "L")
+	path := filepath.Join(in, "f.txt")
+	writeFile(t, path, "a\n")
+	fi, err := os.Lstat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &store.DirmonFile{Key: dirmonKey("in", path, fi), Entry: "in", Path: path, Size: fi.Size(), ModTime: fi.ModTime(),
+		Inode: inode(fi), JobID: bson.NewObjectID(), State: store.DirmonTaken, Server: "dead:1", Attempt: 1, TakenAt: time.Now()}
+	if ok, err := st.TakeDirmonFile(ctx, f); !ok || err != nil {
+		t.Fatal(ok, err)
+	}
+	claims := dbtest.Client(t).Database(jobsDB).Collection("job_claims")
+	// W's won claim of attempt 2 (its record write then failed).
+	if _, err := claims.InsertOne(ctx, bson.D{{Key: "_id", Value: "dirmon-file:" + f.Key + ":2"},
+		{Key: "server", Value: "W"}, {Key: "job", Value: bson.NewObjectID()}, {Key: "at", Value: time.Now()}}); err != nil {
+		t.Fatal(err)
+	}
+	w, err := newDirmon(dirmonConfig{Name: "W", Roots: []string{root}, Interval: time.Hour}, c, st, quietLog)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// L wins every scan of the entry this hour and the next.
+	p := time.Now().UnixNano() / int64(time.Hour)
+	for _, k := range []int64{p, p + 1} {
+		if _, err := claims.InsertOne(ctx, bson.D{{Key: "_id", Value: fmt.Sprintf("dirmon:in:%d:%d", time.Hour.Milliseconds(), k)}, {Key: "at", Value: time.Now()}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	w.pass(ctx) // loses the scan: resumeOwn
+	l, err := newDirmon(dirmonConfig{Name: "L", Roots: []string{root}, Interval: time.Hour}, c, st, quietLog)
+	if err != nil {
+		t.Fatal(err)
+	}
+	entry, err := sliced.DirmonEntries(ctx, c)
+	if err != nil || len(entry) != 1 {
+		t.Fatal(entry, err)
+	}
+	l.scan(ctx, &entry[0], func(n string) bool { return n == "W" || n == "L" })
+	for range 3 {
+		w.pass(ctx)
+		l.scan(ctx, &entry[0], func(n string) bool { return n == "W" || n == "L" })
+	}
+	r := fileRecords(t, st, "in")["f.txt"]
+	if !r.Done() {
+		t.Fatalf("file left %s by %s (attempt %d) while W and L run", r.State, r.Server, r.Attempt)
 	}
 }

@@ -447,6 +447,16 @@ func (s *Store) CommitDirmonFile(ctx context.Context, key string, job bson.Objec
 	return list[0].Job, nil
 }
 
+// DirmonCommitted returns the job committed as the file key's one job, if
+// one was (CommitDirmonFile), without committing one.
+func (s *Store) DirmonCommitted(ctx context.Context, key string) (bson.ObjectID, bool, error) {
+	list, err := findAll[dirmonCommit](ctx, s.dirmonCommits(), bson.D{{Key: "_id", Value: key}})
+	if err != nil || len(list) == 0 {
+		return bson.ObjectID{}, false, err
+	}
+	return list[0].Job, true, nil
+}
+
 // DirmonFiles returns the records of files taken: of entry (all entries
 // when empty), newest first, at most limit (no limit when <= 0).
 func (s *Store) DirmonFiles(ctx context.Context, entry string, limit int) ([]DirmonFile, error) {
