@@ -52,9 +52,8 @@ type rescuer struct {
 
 // claimed is a job held by a dead server's pending transition.
 type claimed struct {
-	dead    string    // the server that claimed it
-	version int64     // the job's version the claim moves it from
-	due     time.Time // when the claim may be rolled forward
+	dead string    // the server that claimed it
+	due  time.Time // when the claim may be rolled forward
 }
 
 func newRescuer(cfg rescuerConfig, st *store.Store, log *slog.Logger) *rescuer {
@@ -117,7 +116,7 @@ func (r *rescuer) rescue(ctx context.Context, dead *model.Server) error {
 			return err
 		}
 		if pending && by == dead.Name && time.Now().Before(due) {
-			r.waiting[job.ID] = claimed{dead: dead.Name, version: job.Version, due: due}
+			r.waiting[job.ID] = claimed{dead: dead.Name, due: due}
 			log.Info("job held by a transition the dead server claimed: looked at again when the claim can be rolled forward",
 				"job", job.ID.Hex(), "type", job.Type, "at", due)
 			continue
@@ -171,8 +170,11 @@ func (r *rescuer) rollForwardDue(ctx context.Context) {
 		}
 		delete(r.waiting, id)
 		job, err := r.store.GetJob(ctx, id)
-		if err != nil || job.Version != w.version || job.State != model.StateRunning || job.Server != w.dead {
+		if err != nil || job.State != model.StateRunning || job.Server != w.dead {
 			continue // gone, moved on (the claim rolled forward by another process), or unreadable (the sweep)
+		}
+		if srv, err := r.store.GetServer(ctx, w.dead); err == nil && time.Since(srv.HeartbeatAt) < srv.DeadAfterOr(r.cfg.DeadAfter) {
+			continue // a server of that name runs again: its runs are its own
 		}
 		log := r.log.With("dead", w.dead, "job", id.Hex(), "type", job.Type)
 		requeued, err := requeueRun(ctx, r.store, r.cfg.Name, job, w.dead)
