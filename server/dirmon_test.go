@@ -21,8 +21,8 @@ import (
 )
 
 // dirmonSetup returns a client with the sliced types upcase (lines) and
-// people (CSV), its store, and a Dirmon root folder.
-func dirmonSetup(t *testing.T) (*rocketjob.Client, *store.Store, string) {
+// people (CSV), its store, a Dirmon root folder and the jobs database.
+func dirmonSetup(t *testing.T) (c *rocketjob.Client, st *store.Store, root, jobsDB string) {
 	t.Helper()
 	reg := rocketjob.NewRegistry()
 	must := func(err error) {
@@ -33,10 +33,10 @@ func dirmonSetup(t *testing.T) (*rocketjob.Client, *store.Store, string) {
 	}
 	must(sliced.RegisterLines(reg, "upcase", func(_ context.Context, l string) (string, error) { return strings.ToUpper(l), nil }, nil))
 	must(sliced.RegisterCSV(reg, "people", func(_ context.Context, _, row []string) ([]string, error) { return row, nil }, nil))
-	c, st, _ := retentionClient(t, reg)
+	c, st, jobsDB = retentionClient(t, reg)
 	root, err := filepath.EvalSymlinks(t.TempDir())
 	must(err)
-	return c, st, root
+	return c, st, root, jobsDB
 }
 
 // beat registers a live server named name (Dirmon finishes the files of
@@ -111,7 +111,7 @@ func allJobs(t *testing.T, c *rocketjob.Client) []rocketjob.Job {
 // entry outside the server's roots are not scanned.
 func TestDirmonService(t *testing.T) {
 	ctx := context.Background()
-	c, st, root := dirmonSetup(t)
+	c, st, root, _ := dirmonSetup(t)
 	in := filepath.Join(root, "in")
 	outside := t.TempDir()
 	writeFile(t, filepath.Join(in, "a.txt"), "one\ntwo\nthree\n")
@@ -228,7 +228,7 @@ func TestDirmonService(t *testing.T) {
 // a file taken by a live server is left to it.
 func TestDirmonResumesDeadTakers(t *testing.T) {
 	ctx := context.Background()
-	c, st, root := dirmonSetup(t)
+	c, st, root, _ := dirmonSetup(t)
 	in := filepath.Join(root, "in")
 	e := sliced.DirmonEntry{Name: "in", Folder: in, Type: "upcase", Enabled: true}
 	if err := sliced.AddDirmon(ctx, c, &e); err != nil {
@@ -386,7 +386,7 @@ func TestDirmonResumesDeadTakers(t *testing.T) {
 // make exactly one job per file.
 func TestDirmonServersTakeEachFileOnce(t *testing.T) {
 	ctx := context.Background()
-	c, st, root := dirmonSetup(t)
+	c, st, root, _ := dirmonSetup(t)
 	in := filepath.Join(root, "in")
 	const n = 12
 	for i := range n {
@@ -428,15 +428,7 @@ func TestDirmonServersTakeEachFileOnce(t *testing.T) {
 // the entry pending, and the file stayed taken for good).
 func TestDirmonWonUnrecordedTakeoverIsFinished(t *testing.T) {
 	ctx := context.Background()
-	reg := rocketjob.NewRegistry()
-	if err := sliced.RegisterLines(reg, "upcase", func(_ context.Context, l string) (string, error) { return l, nil }, nil); err != nil {
-		t.Fatal(err)
-	}
-	c, st, jobsDB := retentionClient(t, reg)
-	root, err := filepath.EvalSymlinks(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
+	c, st, root, jobsDB := dirmonSetup(t)
 	in := filepath.Join(root, "in")
 	e := sliced.DirmonEntry{Name: "in", Folder: in, Type: "upcase", Enabled: true}
 	if err := sliced.AddDirmon(ctx, c, &e); err != nil {

@@ -9,11 +9,9 @@ import (
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 
-	"github.com/rocketjob-go/rocketjob/internal/clientstore"
 	"github.com/rocketjob-go/rocketjob/internal/dbtest"
 	"github.com/rocketjob-go/rocketjob/internal/model"
 	"github.com/rocketjob-go/rocketjob/internal/store"
-	"github.com/rocketjob-go/rocketjob/rocketjob"
 	"github.com/rocketjob-go/rocketjob/sliced"
 )
 
@@ -27,21 +25,11 @@ import (
 func TestMaybeFinishLosingToAPendingAfterStepIsNoError(t *testing.T) {
 	dbtest.RequireFerretDB(t)
 	ctx := context.Background()
-	jobs, work := dbtest.DBNames(t)
-	reg := rocketjob.NewRegistry()
-	if err := sliced.RegisterLines(reg, "same", func(_ context.Context, l string) (string, error) { return l, nil }, nil); err != nil {
-		t.Fatal(err)
-	}
-	c, err := rocketjob.NewClient(ctx, rocketjob.Config{URI: dbtest.URI(), DB: jobs, WorkDB: work, Registry: reg})
+	c, st, _, jobs := dirmonSetup(t) // a client with a sliced type (upcase)
+	up, err := sliced.Upload(ctx, c, "upcase", strings.NewReader("a\nb\nc\n"), &sliced.UploadOptions{SliceSize: 3})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer c.Close(ctx)
-	up, err := sliced.Upload(ctx, c, "same", strings.NewReader("a\nb\nc\n"), &sliced.UploadOptions{SliceSize: 3})
-	if err != nil {
-		t.Fatal(err)
-	}
-	st := clientstore.Of(c)
 	job, err := st.GetJob(ctx, up.ID)
 	if err != nil {
 		t.Fatal(err)
