@@ -287,8 +287,8 @@ func (d *dirmon) scan(ctx context.Context, e *sliced.DirmonEntry, alive func(str
 			}
 			won, err := d.store.TakeOverDirmonFile(ctx, f, d.cfg.Name, bson.NewObjectID())
 			if err != nil {
-				// Won but not recorded: the claim is ours, finished once
-				// it is recorded (by a later scan, here or elsewhere).
+				// Not recorded: a claim won is finished once a later scan
+				// (here or elsewhere) records it.
 				if ctx.Err() == nil {
 					d.log.Warn("dirmon: taking over a file", "entry", e.Name, "file", f.Path, "err", err)
 				}
@@ -427,13 +427,21 @@ const dirmonHold = 10 * 365 * 24 * time.Hour
 // job then loses the commit and is destroyed, never run.
 func (d *dirmon) process(ctx context.Context, e *sliced.DirmonEntry, f *store.DirmonFile) {
 	log := d.log.With("entry", e.Name, "file", f.Path, "job", f.JobID.Hex())
-	resumed := f.State == store.DirmonUploaded // by an earlier attempt, or pass
+	// A job committed already is the file's one job, whatever the record
+	// names: an attempt may have committed it and died before recording
+	// it, a late takeover may have written the record back to taken, and
+	// a record written by an earlier build may name the attempt's own id.
+	job, committed, err := d.store.DirmonCommitted(ctx, f.Key)
+	if err != nil {
+		log.Warn("dirmon: reading the file's job", "err", err)
+		return
+	}
+	if committed && f.State == store.DirmonUploaded {
+		f.JobID = job
+	}
 	if f.State == store.DirmonTaken {
-		// A job committed already is the file's (an attempt recorded it
-		// taken, or its record was written back by a late takeover);
-		// else the first attempt whose upload finished, or a new upload.
-		job, committed, err := d.store.DirmonCommitted(ctx, f.Key)
-		if err == nil && !committed {
+		// Else the first attempt whose upload finished, or a new upload.
+		if !committed {
 			job, err = d.uploaded(ctx, f)
 		}
 		if err != nil {
@@ -457,16 +465,6 @@ func (d *dirmon) process(ctx context.Context, e *sliced.DirmonEntry, f *store.Di
 	}
 	if f.State != store.DirmonUploaded {
 		return
-	}
-	if resumed {
-		// The file's one job is its commit's: a record written by an
-		// earlier build may name the attempt's own id instead.
-		winner, err := d.store.CommitDirmonFile(ctx, f.Key, f.JobID)
-		if err != nil {
-			log.Warn("dirmon: reading the file's job", "err", err)
-			return
-		}
-		f.JobID = winner
 	}
 	dest, err := d.moveTo(e.Archive, f)
 	if err != nil {

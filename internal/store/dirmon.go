@@ -393,9 +393,9 @@ func (s *Store) dirmonFile(ctx context.Context, key string) (*DirmonFile, error)
 }
 
 // UpdateDirmonFile writes a file record's progress (state, the job id the
-// attempt settled on, tries, destination, reason, done time). Only the file's taker writes it: a
-// record taken over since (a later attempt) is left alone and the answer
-// is ErrDirmonTakenOver.
+// attempt settled on, tries, destination, reason, done time). Only the
+// file's taker writes it: a record taken over since (a later attempt) is
+// left alone and the answer is ErrDirmonTakenOver.
 func (s *Store) UpdateDirmonFile(ctx context.Context, f *DirmonFile) error {
 	var res *mongo.UpdateResult
 	err := retry(ctx, func() error {
