@@ -39,6 +39,41 @@ func dirmonSetup(t *testing.T) (c *rocketjob.Client, st *store.Store, root, jobs
 	return c, st, root, jobsDB
 }
 
+// addInEntry adds the enabled entry "in" (upcase jobs) on ROOT/in, with
+// Dirmon's collections, and returns its folder and the entry.
+func addInEntry(t *testing.T, c *rocketjob.Client, st *store.Store, root string) (string, *sliced.DirmonEntry) {
+	t.Helper()
+	ctx := context.Background()
+	in := filepath.Join(root, "in")
+	e := sliced.DirmonEntry{Name: "in", Folder: in, Type: "upcase", Enabled: true}
+	if err := sliced.AddDirmon(ctx, c, &e); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.EnsureDirmon(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return in, &e
+}
+
+// takeAs writes the file name with content into the folder in of entry
+// "in" and records it taken by server (attempt 1, a job id of its own), as
+// a scan of that server would have.
+func takeAs(t *testing.T, st *store.Store, in, name, content, server string) *store.DirmonFile {
+	t.Helper()
+	path := filepath.Join(in, name)
+	writeFile(t, path, content)
+	fi, err := os.Lstat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &store.DirmonFile{Key: dirmonKey("in", path, fi), Entry: "in", Path: path, Size: fi.Size(), ModTime: fi.ModTime(),
+		Inode: inode(fi), JobID: bson.NewObjectID(), State: store.DirmonTaken, Server: server, Attempt: 1, TakenAt: time.Now()}
+	if ok, err := st.TakeDirmonFile(context.Background(), f); !ok || err != nil {
+		t.Fatalf("take %s: %v %v", name, ok, err)
+	}
+	return f
+}
+
 // beat registers a live server named name (Dirmon finishes the files of
 // dead takers only).
 func beat(t *testing.T, st *store.Store, name string) {
@@ -229,29 +264,9 @@ func TestDirmonService(t *testing.T) {
 func TestDirmonResumesDeadTakers(t *testing.T) {
 	ctx := context.Background()
 	c, st, root, _ := dirmonSetup(t)
-	in := filepath.Join(root, "in")
-	e := sliced.DirmonEntry{Name: "in", Folder: in, Type: "upcase", Enabled: true}
-	if err := sliced.AddDirmon(ctx, c, &e); err != nil {
-		t.Fatal(err)
-	}
-	if err := st.EnsureDirmon(ctx); err != nil {
-		t.Fatal(err)
-	}
+	in, e := addInEntry(t, c, st, root)
 	beat(t, st, "alive")
-	take := func(name, content, server string) *store.DirmonFile {
-		path := filepath.Join(in, name)
-		writeFile(t, path, content)
-		fi, err := os.Lstat(path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		f := &store.DirmonFile{Key: dirmonKey("in", path, fi), Entry: "in", Path: path, Size: fi.Size(), ModTime: fi.ModTime(),
-			Inode: inode(fi), JobID: bson.NewObjectID(), State: store.DirmonTaken, Server: server, Attempt: 1, TakenAt: time.Now()}
-		if ok, err := st.TakeDirmonFile(ctx, f); !ok || err != nil {
-			t.Fatalf("take %s: %v %v", name, ok, err)
-		}
-		return f
-	}
+	take := func(name, content, server string) *store.DirmonFile { return takeAs(t, st, in, name, content, server) }
 	// Died while uploading: a partial upload's slices are left.
 	half := take("half.txt", "a\nb\n", "dead:1")
 	if err := st.Slices().Prepare(ctx, half.JobID); err != nil {
@@ -352,7 +367,7 @@ func TestDirmonResumesDeadTakers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	alive.resumeOwn(ctx, &e)
+	alive.resumeOwn(ctx, e)
 	if r := fileRecords(t, st, "in")["busy.txt"]; r.State != store.DirmonArchived || r.Server != "alive" {
 		t.Errorf("the live taker's own file after resumeOwn: %+v", r)
 	}
@@ -429,27 +444,10 @@ func TestDirmonServersTakeEachFileOnce(t *testing.T) {
 func TestDirmonWonUnrecordedTakeoverIsFinished(t *testing.T) {
 	ctx := context.Background()
 	c, st, root, jobsDB := dirmonSetup(t)
-	in := filepath.Join(root, "in")
-	e := sliced.DirmonEntry{Name: "in", Folder: in, Type: "upcase", Enabled: true}
-	if err := sliced.AddDirmon(ctx, c, &e); err != nil {
-		t.Fatal(err)
-	}
-	if err := st.EnsureDirmon(ctx); err != nil {
-		t.Fatal(err)
-	}
+	in, _ := addInEntry(t, c, st, root)
 	beat(t, st, "W")
 	beat(t, st, "L")
-	path := filepath.Join(in, "f.txt")
-	writeFile(t, path, "a\n")
-	fi, err := os.Lstat(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	f := &store.DirmonFile{Key: dirmonKey("in", path, fi), Entry: "in", Path: path, Size: fi.Size(), ModTime: fi.ModTime(),
-		Inode: inode(fi), JobID: bson.NewObjectID(), State: store.DirmonTaken, Server: "dead:1", Attempt: 1, TakenAt: time.Now()}
-	if ok, err := st.TakeDirmonFile(ctx, f); !ok || err != nil {
-		t.Fatal(ok, err)
-	}
+	f := takeAs(t, st, in, "f.txt", "a\n", "dead:1")
 	claims := dbtest.Client(t).Database(jobsDB).Collection("job_claims")
 	// W's won claim of attempt 2 (its record write then failed).
 	if _, err := claims.InsertOne(ctx, bson.D{{Key: "_id", Value: "dirmon-file:" + f.Key + ":2"},
