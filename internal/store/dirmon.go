@@ -288,6 +288,10 @@ func (s *Store) TakeDirmonFile(ctx context.Context, f *DirmonFile) (bool, error)
 	return err == nil, err
 }
 
+// dirmonTakeoverPrefix begins the id of every takeover claim in job_claims:
+// the prefix, the file's key, a colon and the attempt.
+const dirmonTakeoverPrefix = "dirmon-file:"
+
 // dirmonTakeover is the claim of one attempt on a file (in job_claims):
 // the server that won it and the attempt's own job id, so that the record
 // can be written from it by anyone when the winner died before writing it.
@@ -321,7 +325,7 @@ type dirmonTakeover struct {
 // (by the caller's next scan, or by any other server's).
 func (s *Store) TakeOverDirmonFile(ctx context.Context, f *DirmonFile, server string, job bson.ObjectID) (bool, error) {
 	attempt := f.Attempt + 1
-	claim := dirmonTakeover{ID: fmt.Sprintf("dirmon-file:%s:%d", f.Key, attempt), Server: server, Job: job, At: time.Now()}
+	claim := dirmonTakeover{ID: fmt.Sprintf("%s%s:%d", dirmonTakeoverPrefix, f.Key, attempt), Server: server, Job: job, At: time.Now()}
 	err := retry(ctx, func() error {
 		_, err := s.jobClaims().InsertOne(ctx, claim)
 		return err
@@ -472,9 +476,24 @@ func (s *Store) DirmonFiles(ctx context.Context, entry string, limit int) ([]Dir
 	return out, err
 }
 
-// PruneDirmonFiles deletes the records of files done before cutoff, and
-// the sightings older than cutoff (files that appeared once and went).
+// PruneDirmonFiles deletes the records of files done before cutoff, the
+// sightings older than cutoff (files that appeared once and went), and the
+// commits and takeover claims older than cutoff, except the commits of
+// files not done yet: a file stuck that long (its servers down for a month)
+// still finishes under the job committed for it, never under a second one.
+// A file's claims are older than its end, so a pruned record leaves none
+// behind for a file that returns with the same identity.
 func (s *Store) PruneDirmonFiles(ctx context.Context, cutoff time.Time) error {
+	unfinished, err := findAll[struct {
+		Key string `bson:"_id"`
+	}](ctx, s.dirmonFiles(), bson.D{{Key: "state", Value: bson.D{{Key: "$nin", Value: bson.A{DirmonArchived, DirmonFailed}}}}})
+	if err != nil {
+		return fmt.Errorf("pruning dirmon records: reading the unfinished files: %w", err)
+	}
+	keep := bson.A{}
+	for _, f := range unfinished {
+		keep = append(keep, f.Key)
+	}
 	return errors.Join(
 		retry(ctx, func() error {
 			_, err := s.dirmonFiles().DeleteMany(ctx, bson.D{{Key: "done_at", Value: bson.D{{Key: "$lt", Value: cutoff}}}})
@@ -485,7 +504,17 @@ func (s *Store) PruneDirmonFiles(ctx context.Context, cutoff time.Time) error {
 			return err
 		}),
 		retry(ctx, func() error {
-			_, err := s.dirmonCommits().DeleteMany(ctx, bson.D{{Key: "at", Value: bson.D{{Key: "$lt", Value: cutoff}}}})
+			_, err := s.dirmonCommits().DeleteMany(ctx, bson.D{
+				{Key: "at", Value: bson.D{{Key: "$lt", Value: cutoff}}},
+				{Key: "_id", Value: bson.D{{Key: "$nin", Value: keep}}},
+			})
+			return err
+		}),
+		retry(ctx, func() error {
+			_, err := s.jobClaims().DeleteMany(ctx, bson.D{
+				{Key: "_id", Value: bson.D{{Key: "$regex", Value: "^" + dirmonTakeoverPrefix}}},
+				{Key: "at", Value: bson.D{{Key: "$lt", Value: cutoff}}},
+			})
 			return err
 		}))
 }

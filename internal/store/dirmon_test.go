@@ -2,6 +2,7 @@ package store_test
 
 import (
 	"context"
+	"maps"
 	"testing"
 	"time"
 
@@ -193,5 +194,105 @@ func TestDirmonTakeoverOfItsOwnClaim(t *testing.T) {
 	}
 	if r = record(); r.Server != "C" || r.Attempt != 2 || r.JobID != jc {
 		t.Fatalf("record: attempt %d by %s under %s", r.Attempt, r.Server, r.JobID.Hex())
+	}
+}
+
+// Pruning keeps what an unfinished file still needs: the commit of a file
+// stuck for longer than the keep time (its servers down) stays, so that it
+// finishes under that job; a done file's record, commit and takeover
+// claims go together (a file returning with the same identity meets none
+// of them), as do commits left without a record.
+func TestPruneDirmonFilesKeepsUnfinishedCommits(t *testing.T) {
+	s, jobsDB := openNamed(t)
+	ctx := context.Background()
+	if err := s.EnsureDirmon(ctx); err != nil {
+		t.Fatal(err)
+	}
+	db := dbtest.Client(t).Database(jobsDB)
+	now := time.Now().UTC().Truncate(time.Millisecond)
+	old, cutoff := now.Add(-2*time.Hour), now.Add(-time.Hour)
+	file := func(key, state string, at time.Time) {
+		t.Helper()
+		f := store.DirmonFile{Key: key, Entry: "in", Path: "/drop/in/" + key, JobID: bson.NewObjectID(), State: state,
+			Server: "A", Attempt: 2, TakenAt: at}
+		if state == store.DirmonArchived {
+			f.DoneAt = &at
+		}
+		if _, err := db.Collection("dirmon_files").InsertOne(ctx, f); err != nil {
+			t.Fatal(err)
+		}
+	}
+	commit := func(key string, at time.Time) {
+		t.Helper()
+		if _, err := db.Collection("dirmon_commits").InsertOne(ctx, bson.D{{Key: "_id", Value: key}, {Key: "job", Value: bson.NewObjectID()}, {Key: "at", Value: at}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	claim := func(key string, at time.Time) {
+		t.Helper()
+		if _, err := db.Collection("job_claims").InsertOne(ctx, bson.D{{Key: "_id", Value: "dirmon-file:" + key + ":2"}, {Key: "server", Value: "A"}, {Key: "job", Value: bson.NewObjectID()}, {Key: "at", Value: at}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	file("done-old", store.DirmonArchived, old)
+	commit("done-old", old)
+	claim("done-old", old)
+	file("stuck", store.DirmonUploaded, old)
+	commit("stuck", old)
+	file("done-new", store.DirmonArchived, now)
+	commit("done-new", now)
+	claim("done-new", now)
+	commit("orphan", old)
+
+	if err := s.PruneDirmonFiles(ctx, cutoff); err != nil {
+		t.Fatal(err)
+	}
+	ids := func(coll string) map[string]bool {
+		t.Helper()
+		cur, err := db.Collection(coll).Find(ctx, bson.D{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var docs []struct {
+			ID any `bson:"_id"`
+		}
+		if err := cur.All(ctx, &docs); err != nil {
+			t.Fatal(err)
+		}
+		out := map[string]bool{}
+		for _, d := range docs {
+			if id, ok := d.ID.(string); ok {
+				out[id] = true
+			}
+		}
+		return out
+	}
+	want := map[string]map[string]bool{
+		"dirmon_files":   {"stuck": true, "done-new": true},
+		"dirmon_commits": {"stuck": true, "done-new": true},
+		"job_claims":     {"dirmon-file:done-new:2": true},
+	}
+	for coll, keys := range want {
+		if got := ids(coll); !maps.Equal(got, keys) {
+			t.Errorf("%s after pruning: %v, want %v", coll, got, keys)
+		}
+	}
+	if _, ok, err := s.DirmonCommitted(ctx, "stuck"); err != nil || !ok {
+		t.Fatalf("the stuck file's commit: %v %v", ok, err)
+	}
+
+	// Once done (long ago), the stuck file goes with its commit; with no
+	// file unfinished, the prune keeps only what is newer than cutoff.
+	if _, err := db.Collection("dirmon_files").UpdateOne(ctx, bson.D{{Key: "_id", Value: "stuck"}},
+		bson.D{{Key: "$set", Value: bson.D{{Key: "state", Value: store.DirmonArchived}, {Key: "done_at", Value: old}}}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.PruneDirmonFiles(ctx, cutoff); err != nil {
+		t.Fatal(err)
+	}
+	for _, coll := range []string{"dirmon_files", "dirmon_commits"} {
+		if got := ids(coll); !maps.Equal(got, map[string]bool{"done-new": true}) {
+			t.Errorf("%s after the stuck file was done and pruned: %v, want done-new only", coll, got)
+		}
 	}
 }
