@@ -476,17 +476,20 @@ func (s *Store) DirmonFiles(ctx context.Context, entry string, limit int) ([]Dir
 	return out, err
 }
 
-// PruneDirmonFiles deletes the records of files done before cutoff, the
-// sightings older than cutoff (files that appeared once and went), and the
-// commits and takeover claims older than cutoff, except the commits of
-// files not done yet: a file stuck that long (its servers down for a month)
-// still finishes under the job committed for it, never under a second one.
-// A file's claims are older than its end, so a pruned record leaves none
-// behind for a file that returns with the same identity.
+// PruneDirmonFiles deletes the records of files done before cutoff with
+// their takeover claims, the sightings older than cutoff (files that
+// appeared once and went), and the commits older than cutoff except those
+// of files not done yet: a file stuck that long (its servers down for a
+// month) still finishes under the job committed for it, never under a
+// second one. A file returning with the same identity after its record is
+// pruned meets none of its old claims.
 func (s *Store) PruneDirmonFiles(ctx context.Context, cutoff time.Time) error {
-	unfinished, err := findAll[struct {
-		Key string `bson:"_id"`
-	}](ctx, s.dirmonFiles(), bson.D{{Key: "state", Value: bson.D{{Key: "$nin", Value: bson.A{DirmonArchived, DirmonFailed}}}}})
+	type fileAttempt struct {
+		Key     string `bson:"_id"`
+		Attempt int    `bson:"attempt"`
+	}
+	unfinished, err := findAll[fileAttempt](ctx, s.dirmonFiles(),
+		bson.D{{Key: "state", Value: bson.D{{Key: "$nin", Value: bson.A{DirmonArchived, DirmonFailed}}}}})
 	if err != nil {
 		return fmt.Errorf("pruning dirmon records: reading the unfinished files: %w", err)
 	}
@@ -494,15 +497,27 @@ func (s *Store) PruneDirmonFiles(ctx context.Context, cutoff time.Time) error {
 	for _, f := range unfinished {
 		keep = append(keep, f.Key)
 	}
+	done, err := findAll[fileAttempt](ctx, s.dirmonFiles(), bson.D{{Key: "done_at", Value: bson.D{{Key: "$lt", Value: cutoff}}}})
+	if err != nil {
+		return fmt.Errorf("pruning dirmon records: reading the files done: %w", err)
+	}
+	// A file's takeover claims are those of its attempts after the first,
+	// and at most one past the attempt recorded (a takeover that lost to
+	// the file's end). Deleted by _id (the embedded database's one indexed
+	// lookup) before the record that names them.
+	for _, f := range done {
+		for attempt := 2; attempt <= f.Attempt+1; attempt++ {
+			id := fmt.Sprintf("%s%s:%d", dirmonTakeoverPrefix, f.Key, attempt)
+			err := retry(ctx, func() error {
+				_, err := s.jobClaims().DeleteOne(ctx, bson.D{{Key: "_id", Value: id}})
+				return err
+			})
+			if err != nil {
+				return fmt.Errorf("pruning dirmon takeover claims: %w", err)
+			}
+		}
+	}
 	return errors.Join(
-		retry(ctx, func() error {
-			_, err := s.dirmonFiles().DeleteMany(ctx, bson.D{{Key: "done_at", Value: bson.D{{Key: "$lt", Value: cutoff}}}})
-			return err
-		}),
-		retry(ctx, func() error {
-			_, err := s.dirmonSeen().DeleteMany(ctx, bson.D{{Key: "at", Value: bson.D{{Key: "$lt", Value: cutoff}}}})
-			return err
-		}),
 		retry(ctx, func() error {
 			_, err := s.dirmonCommits().DeleteMany(ctx, bson.D{
 				{Key: "at", Value: bson.D{{Key: "$lt", Value: cutoff}}},
@@ -511,10 +526,11 @@ func (s *Store) PruneDirmonFiles(ctx context.Context, cutoff time.Time) error {
 			return err
 		}),
 		retry(ctx, func() error {
-			_, err := s.jobClaims().DeleteMany(ctx, bson.D{
-				{Key: "_id", Value: bson.D{{Key: "$regex", Value: "^" + dirmonTakeoverPrefix}}},
-				{Key: "at", Value: bson.D{{Key: "$lt", Value: cutoff}}},
-			})
+			_, err := s.dirmonFiles().DeleteMany(ctx, bson.D{{Key: "done_at", Value: bson.D{{Key: "$lt", Value: cutoff}}}})
+			return err
+		}),
+		retry(ctx, func() error {
+			_, err := s.dirmonSeen().DeleteMany(ctx, bson.D{{Key: "at", Value: bson.D{{Key: "$lt", Value: cutoff}}}})
 			return err
 		}))
 }

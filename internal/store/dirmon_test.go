@@ -2,6 +2,7 @@ package store_test
 
 import (
 	"context"
+	"fmt"
 	"maps"
 	"testing"
 	"time"
@@ -199,9 +200,10 @@ func TestDirmonTakeoverOfItsOwnClaim(t *testing.T) {
 
 // Pruning keeps what an unfinished file still needs: the commit of a file
 // stuck for longer than the keep time (its servers down) stays, so that it
-// finishes under that job; a done file's record, commit and takeover
-// claims go together (a file returning with the same identity meets none
-// of them), as do commits left without a record.
+// finishes under that job, and its takeover claims stay; a done file's
+// record, commit and takeover claims go together (a file returning with
+// the same identity meets none of them), as do commits left without a
+// record.
 func TestPruneDirmonFilesKeepsUnfinishedCommits(t *testing.T) {
 	s, jobsDB := openNamed(t)
 	ctx := context.Background()
@@ -228,20 +230,22 @@ func TestPruneDirmonFilesKeepsUnfinishedCommits(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	claim := func(key string, at time.Time) {
+	claim := func(key string, attempt int, at time.Time) {
 		t.Helper()
-		if _, err := db.Collection("job_claims").InsertOne(ctx, bson.D{{Key: "_id", Value: "dirmon-file:" + key + ":2"}, {Key: "server", Value: "A"}, {Key: "job", Value: bson.NewObjectID()}, {Key: "at", Value: at}}); err != nil {
+		if _, err := db.Collection("job_claims").InsertOne(ctx, bson.D{{Key: "_id", Value: fmt.Sprintf("dirmon-file:%s:%d", key, attempt)}, {Key: "server", Value: "A"}, {Key: "job", Value: bson.NewObjectID()}, {Key: "at", Value: at}}); err != nil {
 			t.Fatal(err)
 		}
 	}
 	file("done-old", store.DirmonArchived, old)
 	commit("done-old", old)
-	claim("done-old", old)
+	claim("done-old", 2, old)
+	claim("done-old", 3, old) // a takeover that lost to the file's end
 	file("stuck", store.DirmonUploaded, old)
 	commit("stuck", old)
+	claim("stuck", 2, old)
 	file("done-new", store.DirmonArchived, now)
 	commit("done-new", now)
-	claim("done-new", now)
+	claim("done-new", 2, now)
 	commit("orphan", old)
 
 	if err := s.PruneDirmonFiles(ctx, cutoff); err != nil {
@@ -270,7 +274,7 @@ func TestPruneDirmonFilesKeepsUnfinishedCommits(t *testing.T) {
 	want := map[string]map[string]bool{
 		"dirmon_files":   {"stuck": true, "done-new": true},
 		"dirmon_commits": {"stuck": true, "done-new": true},
-		"job_claims":     {"dirmon-file:done-new:2": true},
+		"job_claims":     {"dirmon-file:stuck:2": true, "dirmon-file:done-new:2": true},
 	}
 	for coll, keys := range want {
 		if got := ids(coll); !maps.Equal(got, keys) {
@@ -290,9 +294,14 @@ func TestPruneDirmonFilesKeepsUnfinishedCommits(t *testing.T) {
 	if err := s.PruneDirmonFiles(ctx, cutoff); err != nil {
 		t.Fatal(err)
 	}
-	for _, coll := range []string{"dirmon_files", "dirmon_commits"} {
-		if got := ids(coll); !maps.Equal(got, map[string]bool{"done-new": true}) {
-			t.Errorf("%s after the stuck file was done and pruned: %v, want done-new only", coll, got)
+	want = map[string]map[string]bool{
+		"dirmon_files":   {"done-new": true},
+		"dirmon_commits": {"done-new": true},
+		"job_claims":     {"dirmon-file:done-new:2": true},
+	}
+	for coll, keys := range want {
+		if got := ids(coll); !maps.Equal(got, keys) {
+			t.Errorf("%s after the stuck file was done and pruned: %v, want %v", coll, got, keys)
 		}
 	}
 }
