@@ -1,0 +1,170 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+
+	"github.com/rocketjob-go/rocketjob/internal/dbtest"
+)
+
+// BenchmarkWriteFloor measures, on the database under test, what the
+// least durable per-job writes cost, to tell which design of the simple-job
+// path could reach thousands of jobs a second (issue #14). Each way ends
+// writeFloorJobs queued jobs (read up front, so that no selection is
+// counted) with 8 writers:
+//
+//   - per-job: a unique-insert claim and an update by _id per job (the
+//     raw-driver baseline of `bench --simple`);
+//   - updates-8: per 8 jobs, one insertMany of claims and one update
+//     command of 8 statements by _id (what the batched path writes);
+//   - inserts-8, inserts-100: per 8 (or 100) jobs, one insertMany of
+//     claims and one insertMany of end records: job state as inserted
+//     events, no update.
+//
+// It reports jobs/s for each and their ratios to per-job in the same run.
+//
+//	go test ./internal/store -run '^$' -bench WriteFloor -benchtime 2x
+func BenchmarkWriteFloor(b *testing.B) {
+	ctx := context.Background()
+	c := dbtest.Client(b)
+	ways := []struct {
+		name  string
+		batch int
+		write func(ctx context.Context, db *mongo.Database, ids []bson.ObjectID) error
+	}{
+		{"per-job", 1, writePerJob},
+		{"updates-8", 8, writeBatchedUpdates},
+		{"inserts-8", 8, writeInsertedEnds},
+		{"inserts-100", 100, writeInsertedEnds},
+	}
+	rates := make([]float64, len(ways))
+	for i := 0; b.Loop(); i++ {
+		for k, w := range ways {
+			db := c.Database(fmt.Sprintf("floor_%d_%d", i, k))
+			ids, err := floorJobs(ctx, db.Collection("jobs"))
+			if err != nil {
+				b.Fatal(err)
+			}
+			start := time.Now()
+			if err := inBatches(ids, w.batch, func(batch []bson.ObjectID) error { return w.write(ctx, db, batch) }); err != nil {
+				b.Fatalf("%s: %v", w.name, err)
+			}
+			rates[k] += float64(len(ids)) / time.Since(start).Seconds()
+			if err := db.Drop(ctx); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	for k, w := range ways {
+		b.ReportMetric(rates[k]/float64(b.N), w.name+"-jobs/s")
+		if k > 0 {
+			b.ReportMetric(rates[k]/rates[0], w.name+"/per-job")
+		}
+	}
+}
+
+const writeFloorJobs = 4000
+
+// floorJobs inserts writeFloorJobs queued jobs and returns their ids.
+func floorJobs(ctx context.Context, jobs *mongo.Collection) ([]bson.ObjectID, error) {
+	docs := make([]any, writeFloorJobs)
+	ids := make([]bson.ObjectID, writeFloorJobs)
+	for i := range docs {
+		ids[i] = bson.NewObjectID()
+		docs[i] = bson.D{{Key: "_id", Value: ids[i]}, {Key: "type", Value: "noop"}, {Key: "state", Value: "queued"},
+			{Key: "priority", Value: 50}, {Key: "created_at", Value: time.Now()}}
+	}
+	for len(docs) > 0 {
+		n := min(500, len(docs))
+		if _, err := jobs.InsertMany(ctx, docs[:n]); err != nil {
+			return nil, err
+		}
+		docs = docs[n:]
+	}
+	return ids, nil
+}
+
+// inBatches calls write with ids in batches of size, from 8 goroutines.
+func inBatches(ids []bson.ObjectID, size int, write func([]bson.ObjectID) error) error {
+	batches := make(chan []bson.ObjectID)
+	errs := make(chan error, 8)
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Go(func() {
+			for batch := range batches {
+				if err := write(batch); err != nil {
+					errs <- err
+					return
+				}
+			}
+		})
+	}
+	for len(ids) > 0 {
+		n := min(size, len(ids))
+		select {
+		case batches <- ids[:n]:
+		case err := <-errs:
+			close(batches)
+			wg.Wait()
+			return err
+		}
+		ids = ids[n:]
+	}
+	close(batches)
+	wg.Wait()
+	close(errs)
+	return <-errs
+}
+
+func floorClaims(ids []bson.ObjectID) []any {
+	docs := make([]any, len(ids))
+	for i, id := range ids {
+		docs[i] = bson.D{{Key: "_id", Value: id.Hex() + ":1"}, {Key: "by", Value: "floor"}, {Key: "at", Value: time.Now()}}
+	}
+	return docs
+}
+
+var floorEnd = bson.D{{Key: "$set", Value: bson.D{{Key: "state", Value: "completed"}, {Key: "completed_at", Value: time.Now()}}}}
+
+func writePerJob(ctx context.Context, db *mongo.Database, ids []bson.ObjectID) error {
+	for i, id := range ids {
+		if _, err := db.Collection("claims").InsertOne(ctx, floorClaims(ids[i : i+1])[0]); err != nil {
+			return err
+		}
+		if _, err := db.Collection("jobs").UpdateOne(ctx, bson.D{{Key: "_id", Value: id}}, floorEnd); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func writeBatchedUpdates(ctx context.Context, db *mongo.Database, ids []bson.ObjectID) error {
+	if _, err := db.Collection("claims").InsertMany(ctx, floorClaims(ids), options.InsertMany().SetOrdered(false)); err != nil {
+		return err
+	}
+	models := make([]mongo.WriteModel, len(ids))
+	for i, id := range ids {
+		models[i] = mongo.NewUpdateOneModel().SetFilter(bson.D{{Key: "_id", Value: id}}).SetUpdate(floorEnd)
+	}
+	_, err := db.Collection("jobs").BulkWrite(ctx, models, options.BulkWrite().SetOrdered(false))
+	return err
+}
+
+func writeInsertedEnds(ctx context.Context, db *mongo.Database, ids []bson.ObjectID) error {
+	if _, err := db.Collection("claims").InsertMany(ctx, floorClaims(ids), options.InsertMany().SetOrdered(false)); err != nil {
+		return err
+	}
+	ends := make([]any, len(ids))
+	for i, id := range ids {
+		ends[i] = bson.D{{Key: "_id", Value: id}, {Key: "state", Value: "completed"}, {Key: "at", Value: time.Now()}}
+	}
+	_, err := db.Collection("ends").InsertMany(ctx, ends, options.InsertMany().SetOrdered(false))
+	return err
+}
