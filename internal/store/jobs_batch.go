@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"errors"
+	"fmt"
 	"runtime"
 	"sync"
 	"time"
@@ -336,21 +337,16 @@ func (s *Store) jobWriters() *jobWriters {
 // errClaimTaken for each held by another.
 func (s *Store) writeClaims(ctx context.Context, claims []bson.D) []error {
 	out := make([]error, len(claims))
-	if len(claims) == 1 {
-		out[0] = retry(ctx, func() error {
-			_, err := s.jobClaims().InsertOne(ctx, claims[0])
-			return err
-		})
-		if isDup(out[0]) {
-			out[0] = errClaimTaken
-		}
-		return out
-	}
 	docs := make([]any, len(claims))
 	for i, c := range claims {
 		docs[i] = c
 	}
-	dup, _, err := insertMany(ctx, s.jobClaims(), docs)
+	dup, retried, err := insertMany(ctx, s.jobClaims(), docs)
+	if err == nil && retried {
+		// A claim that came back as a duplicate may be this one, written
+		// before a transient error made the insert go again.
+		err = s.ownClaims(ctx, claims, dup)
+	}
 	for i := range out {
 		switch {
 		case err != nil:
@@ -360,6 +356,45 @@ func (s *Store) writeClaims(ctx context.Context, claims []bson.D) []error {
 		}
 	}
 	return out
+}
+
+// ownClaims clears dup[i] for each claim stored exactly as claims[i] (by,
+// at and update alike): a claim written by an insert whose answer was lost.
+func (s *Store) ownClaims(ctx context.Context, claims []bson.D, dup []bool) error {
+	for i, c := range claims {
+		if !dup[i] {
+			continue
+		}
+		var stored bson.Raw
+		err := retry(ctx, func() error {
+			return s.jobClaims().FindOne(ctx, bson.D{{Key: "_id", Value: c[0].Value}}).Decode(&stored)
+		})
+		if errors.Is(err, mongo.ErrNoDocuments) {
+			continue // rolled forward and removed, or given back: not ours to act on
+		}
+		if err != nil {
+			return fmt.Errorf("reading back a transition claim: %w", err)
+		}
+		want, err := bson.Marshal(c)
+		if err != nil {
+			return err
+		}
+		if sameClaim(stored, want) {
+			dup[i] = false
+		}
+	}
+	return nil
+}
+
+// sameClaim reports whether two claim documents say the same: the same
+// claimer, time and update.
+func sameClaim(a, b bson.Raw) bool {
+	for _, key := range []string{"by", "at", "update"} {
+		if !a.Lookup(key).Equal(b.Lookup(key)) {
+			return false
+		}
+	}
+	return true
 }
 
 // writeUpdates applies job updates: one update command for the batch (a
