@@ -50,7 +50,9 @@ type Job struct {
 	WindowLocation string `bson:"window_location,omitempty" json:"window_location,omitempty"`
 	// Cron is the schedule of a recurring simple job: when an instance
 	// completes or fails, the next one is enqueued for the schedule's next
-	// time (at most one instance queued or running).
+	// time: one instance live at a time, but for the moment between an
+	// instance writing its successor and ending (written first, so that a
+	// crash cannot break the chain), when it runs and the next is queued.
 	Cron string `bson:"cron,omitempty" json:"cron,omitempty"`
 	// DependsOn lists jobs that must complete before this one starts; if one
 	// fails or is aborted or destroyed, this job fails.

@@ -26,9 +26,10 @@
 // and the same Start/Stop lifecycle, wired by Server.Run: the heartbeat
 // (writes the server document, applies remote commands), the rescuer
 // (requeues the work of dead servers, judged by their own published
-// settings), the housekeeper (once a minute across the cluster: run-queue
-// reconciliation, jobs orphaned by a vanished server; now and then: slices of
-// jobs that no longer exist, old rate-limit tokens), the retainer (one
+// settings), the housekeeper (once a minute across the cluster: the run-queue
+// copies of writers that died, jobs running on servers no longer alive; once
+// an hour: a full run-queue reconciliation; now and then: slices of jobs
+// that no longer exist, old rate-limit tokens), the retainer (one
 // server a minute deletes finished jobs past their retention, see
 // Config.Retention), the watcher (re-reads the jobs the workers are on, so
 // pause, abort and destroy reach running work), the waker (starts idle

@@ -44,7 +44,7 @@ func (c *housekeeperConfig) defaults() {
 // (the first server whose unique-insert claim for that minute wins) it
 // gives their run-queue copies to the jobs of writers that died between a
 // job write and its copy (store.RepairIntents) and requeues running jobs
-// whose server no longer exists, reading only live jobs; once an hour it
+// whose server is not alive (no fresh heartbeat), reading only live jobs; once an hour it
 // reconciles the whole run queue with the jobs (a scan of every job on
 // FerretDB: for jobs written by an older version or behind the store's
 // back); now and then it drops the slices of jobs that do not exist and
@@ -124,10 +124,12 @@ func (h *housekeeper) repairQueue(ctx context.Context) {
 	}
 }
 
-// requeueOrphanedJobs requeues running jobs (or steps) whose server no longer
-// exists: a transition that server claimed just before it died can be rolled
-// forward by another process after the server was rescued and removed. On
-// FerretDB it reads the running jobs from the state index.
+// requeueOrphanedJobs requeues running jobs (or steps) whose server is not
+// alive (its heartbeat older than its dead-after, or no server document): a
+// transition that server claimed just before it died can be rolled forward
+// by another process after the server was rescued and removed, and a
+// rescue can fail. On FerretDB it reads the running jobs from the state
+// index.
 func (h *housekeeper) requeueOrphanedJobs(ctx context.Context) {
 	servers, err := h.store.ListServers(ctx)
 	if err != nil {

@@ -32,8 +32,10 @@ import (
 // The copies are hints; the jobs collection is the truth. Every job write
 // updates the copy right after (syncQueue). A process that dies between the
 // two, or two writes of one job that race, can leave a copy missing or
-// stale: ReconcileQueue repairs both (servers run it once a minute), and a
-// stale copy is harmless meanwhile because every job write is guarded by the
+// stale: an intent written before the job names the jobs whose copies are
+// due (RepairIntents, once a minute across the cluster, writes those of
+// writers that died), ReconcileQueue repairs every copy (once an hour
+// across the cluster: it reads every job), and a stale copy is harmless meanwhile because every job write is guarded by the
 // job's version (a worker that trips over one repairs it with RepairQueued).
 
 const queuePrefix = "queue_p"

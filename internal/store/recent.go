@@ -32,7 +32,7 @@ import (
 //
 // The end states, completed, failed and aborted, gather jobs without
 // bound, so each keeps a window of its newest jobs, recent_<state>: an
-// entry {_id: "<job>:<version>", j: job id, t: type} written wherever the job's
+// entry {_id: "<job>:<version>", j: job id, t: type, v: version} written wherever the job's
 // state index entry is written (the same batches, the same repairs), and
 // trimmed by job id back to the recentKeep newest (the head), and each
 // type's recentTypeKeep newest (its tail), once it holds more than

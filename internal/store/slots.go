@@ -164,8 +164,9 @@ func insertOnce(ctx context.Context, coll *mongo.Collection, key string) (bool, 
 }
 
 // ClaimSweep reports whether this call is the one to run the cluster's
-// housekeeping of the current minute (ReconcileQueue, orphaned jobs). It
-// removes the claim of two minutes ago.
+// housekeeping of the current minute (RepairIntents, orphaned jobs; the
+// hourly ReconcileQueue has its own claim, ClaimDeepSweep). It removes the
+// claim of two minutes ago.
 func (s *Store) ClaimSweep(ctx context.Context, now time.Time) (bool, error) {
 	minute := now.Unix() / 60
 	won, err := s.claimOnce(ctx, fmt.Sprintf("sweep:%d", minute))
