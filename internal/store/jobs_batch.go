@@ -334,14 +334,33 @@ func (s *Store) jobWriters() *jobWriters {
 }
 
 // writeClaims inserts transition claims: nil for each claim inserted,
-// errClaimTaken for each held by another.
+// errClaimTaken for each held by another, and its own error for a claim
+// refused (the others are decided as if it were not there).
 func (s *Store) writeClaims(ctx context.Context, claims []bson.D) []error {
 	out := make([]error, len(claims))
 	docs := make([]any, len(claims))
 	for i, c := range claims {
-		docs[i] = c
+		// A token of this insert alone: a claim read back as a duplicate
+		// is ours only when it carries it (another writer's may say the
+		// same: the same server, millisecond and update).
+		claims[i] = append(c[:len(c):len(c)], bson.E{Key: "token", Value: bson.NewObjectID()})
+		docs[i] = claims[i]
 	}
 	dup, retried, err := insertMany(ctx, s.jobClaims(), docs)
+	// Each claim is decided alone: a claim refused for its own reason
+	// fails alone, not the batch (nor does it make the others duplicates).
+	refused := make([]error, len(claims))
+	var bwe mongo.BulkWriteException
+	if errors.As(err, &bwe) && bwe.WriteConcernError == nil && !transient(err) {
+		for _, we := range bwe.WriteErrors {
+			if we.Code == 11000 {
+				dup[we.Index] = true
+			} else {
+				refused[we.Index] = storeErr(we)
+			}
+		}
+		err = nil
+	}
 	if err == nil && retried {
 		// A claim that came back as a duplicate may be this one, written
 		// before a transient error made the insert go again.
@@ -351,6 +370,8 @@ func (s *Store) writeClaims(ctx context.Context, claims []bson.D) []error {
 		switch {
 		case err != nil:
 			out[i] = err
+		case refused[i] != nil:
+			out[i] = refused[i]
 		case dup[i]:
 			out[i] = errClaimTaken
 		}
@@ -359,7 +380,8 @@ func (s *Store) writeClaims(ctx context.Context, claims []bson.D) []error {
 }
 
 // ownClaims clears dup[i] for each claim stored exactly as claims[i] (by,
-// at and update alike): a claim written by an insert whose answer was lost.
+// at, update and token alike): a claim written by an insert whose answer
+// was lost.
 func (s *Store) ownClaims(ctx context.Context, claims []bson.D, dup []bool) error {
 	for i, c := range claims {
 		if !dup[i] {
@@ -386,10 +408,10 @@ func (s *Store) ownClaims(ctx context.Context, claims []bson.D, dup []bool) erro
 	return nil
 }
 
-// sameClaim reports whether two claim documents say the same: the same
-// claimer, time and update.
+// sameClaim reports whether two claim documents are one insert's: the same
+// claimer, time, update and token.
 func sameClaim(a, b bson.Raw) bool {
-	for _, key := range []string{"by", "at", "update"} {
+	for _, key := range []string{"by", "at", "update", "token"} {
 		if !a.Lookup(key).Equal(b.Lookup(key)) {
 			return false
 		}
