@@ -517,18 +517,23 @@ func (s *Store) PruneDirmonFiles(ctx context.Context, cutoff time.Time) error {
 			}
 		}
 	}
-	return errors.Join(
-		retry(ctx, func() error {
-			_, err := s.dirmonCommits().DeleteMany(ctx, bson.D{
-				{Key: "at", Value: bson.D{{Key: "$lt", Value: cutoff}}},
-				{Key: "_id", Value: bson.D{{Key: "$nin", Value: keep}}},
-			})
-			return err
-		}),
-		retry(ctx, func() error {
+	// The commits go before the records: a record pruned with its commit
+	// left would leave that job to a file that returns with the same
+	// identity.
+	err = retry(ctx, func() error {
+		_, err := s.dirmonCommits().DeleteMany(ctx, bson.D{
+			{Key: "at", Value: bson.D{{Key: "$lt", Value: cutoff}}},
+			{Key: "_id", Value: bson.D{{Key: "$nin", Value: keep}}},
+		})
+		return err
+	})
+	if err == nil {
+		err = retry(ctx, func() error {
 			_, err := s.dirmonFiles().DeleteMany(ctx, bson.D{{Key: "done_at", Value: bson.D{{Key: "$lt", Value: cutoff}}}})
 			return err
-		}),
+		})
+	}
+	return errors.Join(err,
 		retry(ctx, func() error {
 			_, err := s.dirmonSeen().DeleteMany(ctx, bson.D{{Key: "at", Value: bson.D{{Key: "$lt", Value: cutoff}}}})
 			return err
