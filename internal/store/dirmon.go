@@ -183,8 +183,10 @@ func (s *Store) SetDirmonEnabled(ctx context.Context, name string, enabled bool)
 }
 
 // RemoveDirmonEntry deletes the entry name with its status and the files
-// seen and not taken. Records of files taken stay (they age out): a file
-// being uploaded by a scan is finished by it.
+// seen and not taken. Records of files taken stay: a file being uploaded by
+// a scan is finished by it, done records age out (PruneDirmonFiles), and
+// the record of a file left unfinished stays with the file (the entry added
+// again under the name resumes it).
 func (s *Store) RemoveDirmonEntry(ctx context.Context, name string) error {
 	var res *mongo.DeleteResult
 	err := retry(ctx, func() error {

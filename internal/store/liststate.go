@@ -174,23 +174,12 @@ func (b *stateBatcher) sync(ctx context.Context, s *Store, c stateChange) {
 	}
 }
 
-// syncStatesMany is syncStates for the writes of several jobs (before[i]
-// became after[i]), in few database writes: one insertMany of new entries
-// per state and priority; for the entries to remove, one deleteMany of the
-// running ones per priority, its filter guarding each by its version
-// (FerretDB runs a deleteMany over the whole collection: running jobs are
-// few), and a read then a delete of each other one. For batched job writes
-// (starts, completions).
-func (s *Store) syncStatesMany(ctx context.Context, before, after []*model.Job) {
-	changes := make([]stateChange, len(after))
-	for i := range after {
-		changes[i] = stateChange{before[i], after[i], statePut | stateDrop}
-	}
-	s.syncStateChanges(ctx, changes)
-}
-
-// syncStateChanges makes the changes of syncStatesMany, each only in its
-// part.
+// syncStateChanges makes a batch of state index changes (stateBatcher's),
+// each only in its part, in few database writes: one insertMany of new
+// entries per state and priority; for the entries to remove, one
+// deleteMany of the running ones per priority, its filter guarding each by
+// its version (FerretDB runs a deleteMany over the whole collection:
+// running jobs are few), and a read then a delete of each other one.
 func (s *Store) syncStateChanges(ctx context.Context, changes []stateChange) {
 	type key struct {
 		state    model.State

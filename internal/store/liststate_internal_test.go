@@ -77,6 +77,16 @@ func TestSyncStatesMany(t *testing.T) {
 	}
 }
 
+// syncStatesMany is syncStates for the writes of several jobs (before[i]
+// became after[i]) in one batch of changes.
+func (s *Store) syncStatesMany(ctx context.Context, before, after []*model.Job) {
+	changes := make([]stateChange, len(after))
+	for i := range after {
+		changes[i] = stateChange{before[i], after[i], statePut | stateDrop}
+	}
+	s.syncStateChanges(ctx, changes)
+}
+
 // syncQueueMany is the run queue's and the state index's sync for a batch
 // of writes, as a batched writer would do it.
 func (s *Store) syncQueueMany(ctx context.Context, before, after []*model.Job) {
