@@ -26,7 +26,10 @@ import (
 //     command of 8 statements by _id (what the batched path writes);
 //   - inserts-8, inserts-100: per 8 (or 100) jobs, one insertMany of
 //     claims and one insertMany of end records: job state as inserted
-//     events, no update.
+//     events, no update;
+//   - segments-100: inserts-100, and the run queue shed by dropping a
+//     collection of 1,000 entries once its last job ends, instead of a
+//     delete per job.
 //
 // It reports jobs/s for each and their ratios to per-job in the same run.
 //
@@ -38,17 +41,22 @@ func BenchmarkWriteFloor(b *testing.B) {
 		name  string
 		batch int
 		write func(ctx context.Context, db *mongo.Database, ids []bson.ObjectID) error
+		setup func(ctx context.Context, db *mongo.Database, ids []bson.ObjectID) error
 	}{
-		{"per-job", 1, writePerJob},
-		{"updates-8", 8, writeBatchedUpdates},
-		{"inserts-8", 8, writeInsertedEnds},
-		{"inserts-100", 100, writeInsertedEnds},
+		{"per-job", 1, writePerJob, nil},
+		{"updates-8", 8, writeBatchedUpdates, nil},
+		{"inserts-8", 8, writeInsertedEnds, nil},
+		{"inserts-100", 100, writeInsertedEnds, nil},
+		{"segments-100", 100, writeEndsDroppingSegments, segmentQueue},
 	}
 	rates := make([]float64, len(ways))
 	for i := 0; b.Loop(); i++ {
 		for k, w := range ways {
 			db := c.Database(fmt.Sprintf("floor_%d_%d", i, k))
 			ids, err := floorJobs(ctx, db.Collection("jobs"))
+			if err == nil && w.setup != nil {
+				err = w.setup(ctx, db, ids)
+			}
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -78,7 +86,7 @@ func floorJobs(ctx context.Context, jobs *mongo.Collection) ([]bson.ObjectID, er
 	ids := make([]bson.ObjectID, writeFloorJobs)
 	for i := range docs {
 		ids[i] = bson.NewObjectID()
-		docs[i] = bson.D{{Key: "_id", Value: ids[i]}, {Key: "type", Value: "noop"}, {Key: "state", Value: "queued"},
+		docs[i] = bson.D{{Key: "_id", Value: ids[i]}, {Key: "i", Value: i}, {Key: "type", Value: "noop"}, {Key: "state", Value: "queued"},
 			{Key: "priority", Value: 50}, {Key: "created_at", Value: time.Now()}}
 	}
 	for len(docs) > 0 {
@@ -167,4 +175,45 @@ func writeInsertedEnds(ctx context.Context, db *mongo.Database, ids []bson.Objec
 	}
 	_, err := db.Collection("ends").InsertMany(ctx, ends, options.InsertMany().SetOrdered(false))
 	return err
+}
+
+// floorSegment is the number of run-queue entries of a segment.
+const floorSegment = 1000
+
+func segmentName(i int) string { return fmt.Sprintf("queue_s%03d", i/floorSegment) }
+
+// segmentQueue writes the jobs' run-queue entries in segments of
+// floorSegment, in the jobs' order.
+func segmentQueue(ctx context.Context, db *mongo.Database, ids []bson.ObjectID) error {
+	for i := 0; i < len(ids); i += floorSegment {
+		docs := make([]any, 0, floorSegment)
+		for _, id := range ids[i:min(i+floorSegment, len(ids))] {
+			docs = append(docs, bson.D{{Key: "_id", Value: id}, {Key: "type", Value: "noop"}})
+		}
+		if _, err := db.Collection(segmentName(i)).InsertMany(ctx, docs); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// writeEndsDroppingSegments is writeInsertedEnds, and the drop of a
+// segment by the batch that holds its last job (batches do not straddle
+// segments: floorSegment is a multiple of the batch). It reads its last
+// job by _id to know: a read per batch more than a design would make.
+func writeEndsDroppingSegments(ctx context.Context, db *mongo.Database, ids []bson.ObjectID) error {
+	if err := writeInsertedEnds(ctx, db, ids); err != nil {
+		return err
+	}
+	last := ids[len(ids)-1]
+	var doc struct {
+		I int `bson:"i"`
+	}
+	if err := db.Collection("jobs").FindOne(ctx, bson.D{{Key: "_id", Value: last}}).Decode(&doc); err != nil {
+		return err
+	}
+	if (doc.I+1)%floorSegment == 0 {
+		return db.Collection(segmentName(doc.I)).Drop(ctx)
+	}
+	return nil
 }
