@@ -149,7 +149,18 @@ func (h *housekeeper) requeueOrphanedJobs(ctx context.Context) {
 	}
 	for i := range jobs {
 		job := &jobs[i]
-		if job.Server == "" || live[job.Server] {
+		if job.Server == "" {
+			// Nobody holds it (a sliced job's slices, or a step given
+			// back): it must be offered by its run-queue copy. A copy
+			// lost (its writer killed, a write that raced) would leave it
+			// to the hourly reconciliation; written again here, it is
+			// taken within a minute. A copy as new is not rewritten.
+			if err := h.store.RepairQueued(ctx, job); err != nil && ctx.Err() == nil {
+				h.log.Warn("offering a running job nobody holds", "job", job.ID.Hex(), "err", err)
+			}
+			continue
+		}
+		if live[job.Server] {
 			continue
 		}
 		if _, due, pending, err := h.store.PendingTransition(ctx, job); err == nil && pending && time.Now().Before(due) {

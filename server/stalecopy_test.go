@@ -50,3 +50,32 @@ func TestStaleRunQueueCopyDoesNotStallAJob(t *testing.T) {
 		t.Fatalf("job %s with %d records processed, want completed with 6", got.State, got.ProcessedCount)
 	}
 }
+
+// TestLostRunQueueCopyIsOfferedAgain: a running sliced job whose run-queue
+// copy is gone (its writer killed, a write that raced) is offered again by
+// the minute's sweep, not left until the hourly reconciliation: the job
+// completes.
+func TestLostRunQueueCopyIsOfferedAgain(t *testing.T) {
+	dbtest.RequireFerretDB(t)
+	b := setup(t)
+	ctx := context.Background()
+	st := clientstore.Of(b.client)
+	if won, err := st.ClaimDeepSweep(ctx, time.Now()); err != nil || !won {
+		t.Fatalf("claiming the hour's reconciliation: %v %v", won, err)
+	}
+	job, err := sliced.Upload(ctx, b.client, "sleep", strings.NewReader(strings.Repeat("1\n", 6)), &sliced.UploadOptions{SliceSize: 2})
+	must(t, err)
+	before, err := st.Transition(ctx, (*model.Job)(job), model.StateRunning, store.Change{Step: new(model.StepBefore), Server: new("ghost")}, "ghost")
+	must(t, err)
+	if _, err := st.Transition(ctx, before, model.StateRunning, store.Change{Step: new(model.StepProcessing), ClearServer: true}, "ghost"); err != nil {
+		t.Fatal(err)
+	}
+	copies := dbtest.Client(t).Database(b.jobs).Collection("queue_p050")
+	if res, err := copies.DeleteOne(ctx, bson.D{{Key: "_id", Value: job.ID}}); err != nil || res.DeletedCount != 1 {
+		t.Fatalf("deleting the copy: %v %v", res, err)
+	}
+	b.startServer(t, "s1", 2)
+	if got := b.wait(t, job.ID.Hex()); got.State != rocketjob.StateCompleted || got.ProcessedCount != 6 {
+		t.Fatalf("job %s with %d records processed, want completed with 6", got.State, got.ProcessedCount)
+	}
+}
