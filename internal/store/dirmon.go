@@ -236,14 +236,7 @@ func (s *Store) ClaimDirmonScan(ctx context.Context, name string, now time.Time,
 	every = max(every, time.Millisecond)
 	period := now.UnixNano() / int64(every)
 	key := func(p int64) string { return fmt.Sprintf("dirmon:%s:%d:%d", name, every.Milliseconds(), p) }
-	won, err := s.claimOnce(ctx, key(period))
-	if won {
-		_ = retry(ctx, func() error {
-			_, err := s.jobClaims().DeleteOne(ctx, bson.D{{Key: "_id", Value: key(period - 2)}})
-			return err
-		})
-	}
-	return won, err
+	return s.claimPeriod(ctx, key, period)
 }
 
 // DirmonSightings returns the files of entry seen and not taken yet.

@@ -437,15 +437,7 @@ func (claimJobs) reconcileQueue(ctx context.Context, s *Store) (int, error) {
 // claimDeepSweep claims the hour's reconciliation of the whole run queue.
 // The winner removes the claim of two hours ago.
 func (claimJobs) claimDeepSweep(ctx context.Context, s *Store, now time.Time) (bool, error) {
-	hour := now.Unix() / 3600
-	won, err := s.claimOnce(ctx, fmt.Sprintf("deepsweep:%d", hour))
-	if won {
-		_ = retry(ctx, func() error {
-			_, err := s.jobClaims().DeleteOne(ctx, bson.D{{Key: "_id", Value: fmt.Sprintf("deepsweep:%d", hour-2)}})
-			return err
-		})
-	}
-	return won, err
+	return s.claimPeriod(ctx, func(hour int64) string { return fmt.Sprintf("deepsweep:%d", hour) }, now.Unix()/3600)
 }
 
 // markNewStateIndex marks the state index built when there is no job yet.

@@ -189,12 +189,5 @@ func (s *Store) ClaimRetention(ctx context.Context, now time.Time, every time.Du
 	every = max(every, time.Millisecond)
 	period := now.UnixNano() / int64(every)
 	key := func(p int64) string { return fmt.Sprintf("retention:%d:%d", every.Milliseconds(), p) }
-	won, err := s.claimOnce(ctx, key(period))
-	if won {
-		_ = retry(ctx, func() error {
-			_, err := s.jobClaims().DeleteOne(ctx, bson.D{{Key: "_id", Value: key(period - 2)}})
-			return err
-		})
-	}
-	return won, err
+	return s.claimPeriod(ctx, key, period)
 }

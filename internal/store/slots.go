@@ -150,6 +150,21 @@ func (s *Store) claimOnce(ctx context.Context, key string) (bool, error) {
 	return insertOnce(ctx, s.jobClaims(), key)
 }
 
+// claimPeriod claims period of a recurring chore whose claims are named
+// key(period): of any number of callers, one gets true, and it removes the
+// claim of two periods before (the one before stays: a caller late into
+// the period still meets it).
+func (s *Store) claimPeriod(ctx context.Context, key func(period int64) string, period int64) (bool, error) {
+	won, err := s.claimOnce(ctx, key(period))
+	if won {
+		_ = retry(ctx, func() error {
+			_, err := s.jobClaims().DeleteOne(ctx, bson.D{{Key: "_id", Value: key(period - 2)}})
+			return err
+		})
+	}
+	return won, err
+}
+
 // insertOnce inserts {_id: key, at: now} into coll and reports whether this
 // insert was the one that went in.
 func insertOnce(ctx context.Context, coll *mongo.Collection, key string) (bool, error) {
@@ -168,15 +183,7 @@ func insertOnce(ctx context.Context, coll *mongo.Collection, key string) (bool, 
 // hourly ReconcileQueue has its own claim, ClaimDeepSweep). It removes the
 // claim of two minutes ago.
 func (s *Store) ClaimSweep(ctx context.Context, now time.Time) (bool, error) {
-	minute := now.Unix() / 60
-	won, err := s.claimOnce(ctx, fmt.Sprintf("sweep:%d", minute))
-	if won {
-		_ = retry(ctx, func() error {
-			_, err := s.jobClaims().DeleteOne(ctx, bson.D{{Key: "_id", Value: fmt.Sprintf("sweep:%d", minute-2)}})
-			return err
-		})
-	}
-	return won, err
+	return s.claimPeriod(ctx, func(minute int64) string { return fmt.Sprintf("sweep:%d", minute) }, now.Unix()/60)
 }
 
 // ClaimRescue reports whether this call is the one to rescue the server
