@@ -43,9 +43,9 @@ func (c *housekeeperConfig) defaults() {
 // housekeeper does the cluster's chores. Once a minute across the cluster
 // (the first server whose unique-insert claim for that minute wins) it
 // gives their run-queue copies to the jobs of writers that died between a
-// job write and its copy (store.RepairIntents) and requeues running jobs
-// whose server is not alive (no fresh heartbeat), reading only live jobs; once an hour it
-// reconciles the whole run queue with the jobs (a scan of every job on
+// job write and its copy (store.RepairIntents), requeues running jobs
+// whose server is not alive (no fresh heartbeat) and offers again those
+// nobody holds, reading only live jobs; once an hour it reconciles the whole run queue with the jobs (a scan of every job on
 // FerretDB: for jobs written by an older version or behind the store's
 // back); now and then it drops the slices of jobs that do not exist and
 // prunes old rate-limit tokens. Deleting finished jobs past their retention
@@ -128,8 +128,9 @@ func (h *housekeeper) repairQueue(ctx context.Context) {
 // alive (its heartbeat older than its dead-after, or no server document): a
 // transition that server claimed just before it died can be rolled forward
 // by another process after the server was rescued and removed, and a
-// rescue can fail. On FerretDB it reads the running jobs from the state
-// index.
+// rescue can fail. It also writes again the lost run-queue copy of a
+// running job nobody holds. On FerretDB it reads the running jobs from the
+// state index.
 func (h *housekeeper) requeueOrphanedJobs(ctx context.Context) {
 	servers, err := h.store.ListServers(ctx)
 	if err != nil {
