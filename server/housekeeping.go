@@ -45,9 +45,9 @@ func (c *housekeeperConfig) defaults() {
 // gives their run-queue copies to the jobs of writers that died between a
 // job write and its copy (store.RepairIntents), requeues running jobs
 // whose server is not alive (no fresh heartbeat) and offers again those
-// nobody holds, reading only live jobs; once an hour it reconciles the whole run queue with the jobs (a scan of every job on
-// FerretDB: for jobs written by an older version or behind the store's
-// back); now and then it drops the slices of jobs that do not exist and
+// nobody holds, reading only live jobs; once an hour it reconciles the
+// whole run queue with the jobs (a scan of every job on FerretDB: for jobs
+// written by an older version or behind the store's back); now and then it drops the slices of jobs that do not exist and
 // prunes old rate-limit tokens. Deleting finished jobs past their retention
 // is the retainer's (retention.go).
 type housekeeper struct {
