@@ -23,8 +23,7 @@ import (
 // TestOwnClaimsAfterALostAnswer: an insert of transition claims that goes
 // again after a transient error finds the claims it wrote the first time
 // as duplicates; those are its own (the same claimer, time, update and
-// token),
-// not another process's. Before, they were reported taken: a false
+// token), not another process's. Before, they were reported taken: a false
 // conflict, and the job held by its own claim until rolled forward.
 func TestOwnClaimsAfterALostAnswer(t *testing.T) {
 	ctx := context.Background()

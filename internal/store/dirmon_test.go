@@ -253,21 +253,9 @@ func TestPruneDirmonFilesKeepsUnfinishedCommits(t *testing.T) {
 	}
 	ids := func(coll string) map[string]bool {
 		t.Helper()
-		cur, err := db.Collection(coll).Find(ctx, bson.D{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		var docs []struct {
-			ID any `bson:"_id"`
-		}
-		if err := cur.All(ctx, &docs); err != nil {
-			t.Fatal(err)
-		}
 		out := map[string]bool{}
-		for _, d := range docs {
-			if id, ok := d.ID.(string); ok {
-				out[id] = true
-			}
+		for _, id := range stringIDs(t, db.Collection(coll)) {
+			out[id] = true
 		}
 		return out
 	}

@@ -100,9 +100,9 @@ func expectMissing(t *testing.T, err error, want store.SliceMissingError, msg st
 	}
 }
 
-// deleteSlices deletes the documents of the given slices from coll (ids
-// "<slice>" or "<slice>:<attempt>") with the raw driver: lost slices.
-func deleteSlices(t *testing.T, coll *mongo.Collection, nums ...int64) {
+// stringIDs returns the _id of every document of coll, whose ids are
+// strings, with the raw driver.
+func stringIDs(t *testing.T, coll *mongo.Collection) []string {
 	t.Helper()
 	ctx := context.Background()
 	cur, err := coll.Find(ctx, bson.D{})
@@ -115,12 +115,24 @@ func deleteSlices(t *testing.T, coll *mongo.Collection, nums ...int64) {
 	if err := cur.All(ctx, &docs); err != nil {
 		t.Fatal(err)
 	}
+	ids := make([]string, len(docs))
+	for i, d := range docs {
+		ids[i] = d.ID
+	}
+	return ids
+}
+
+// deleteSlices deletes the documents of the given slices from coll (ids
+// "<slice>" or "<slice>:<attempt>") with the raw driver: lost slices.
+func deleteSlices(t *testing.T, coll *mongo.Collection, nums ...int64) {
+	t.Helper()
+	ctx := context.Background()
 	deleted := 0
-	for _, d := range docs {
-		num, _, _ := strings.Cut(d.ID, ":")
+	for _, id := range stringIDs(t, coll) {
+		num, _, _ := strings.Cut(id, ":")
 		for _, n := range nums {
 			if num == fmt.Sprintf("%09d", n) {
-				res, err := coll.DeleteOne(ctx, bson.D{{Key: "_id", Value: d.ID}})
+				res, err := coll.DeleteOne(ctx, bson.D{{Key: "_id", Value: id}})
 				if err != nil {
 					t.Fatal(err)
 				}
