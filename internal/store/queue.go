@@ -121,10 +121,27 @@ func queuedVersion(ctx context.Context, coll *mongo.Collection, id bson.ObjectID
 
 // putQueued writes the copy of job in its priority's queue, unless a copy of
 // the same or a later version is there already. It reports whether it wrote.
+//
+// The version check and the write are two commands, so a replace can land
+// after a newer copy's writer checked and wrote: the older copy would stay
+// (a running sliced job's copy could show its step held when it was given
+// back, and no selection would offer it). A writer of a newer copy wrote its
+// job first, so the job read after the replace shows it: putQueued then
+// writes that one too (settleCopy).
 func (s *Store) putQueued(ctx context.Context, job *model.Job) (bool, error) {
+	wrote, replaced, err := s.putCopy(ctx, job)
+	if err != nil || !replaced {
+		return wrote, err
+	}
+	return wrote, s.settleCopy(ctx, job)
+}
+
+// putCopy is putQueued's write: it reports whether it wrote the copy, and
+// whether by replacing an older one.
+func (s *Store) putCopy(ctx context.Context, job *model.Job) (wrote, replaced bool, err error) {
 	coll := s.queue(job.Priority)
-	wrote := false
-	err := retry(ctx, func() error {
+	err = retry(ctx, func() error {
+		wrote, replaced = false, false
 		for range 2 {
 			version, ok, err := queuedVersion(ctx, coll, job.ID)
 			switch {
@@ -140,18 +157,56 @@ func (s *Store) putQueued(ctx context.Context, job *model.Job) (bool, error) {
 			case version >= job.Version:
 				return nil
 			}
-			_, err = coll.ReplaceOne(ctx, bson.D{{Key: "_id", Value: job.ID}}, job)
-			wrote = err == nil
-			return err
+			res, err := coll.ReplaceOne(ctx, bson.D{{Key: "_id", Value: job.ID}}, job)
+			if err != nil {
+				return err
+			}
+			// Matching nothing, the copy was removed meanwhile (its job
+			// left the queue); nothing is written.
+			wrote, replaced = res.MatchedCount > 0, res.MatchedCount > 0
+			return nil
 		}
 		return nil
 	})
-	return wrote, err
+	return wrote, replaced, err
+}
+
+// settleCopy makes the run queue agree with the job as stored after a copy
+// of job, at job.Version, replaced another by _id: if the job has moved on
+// since, the copy just written may have overwritten a newer one, so the
+// stored job's copy is written (or the copy removed if the job left this
+// priority's queue). Versions only grow, so this ends.
+func (s *Store) settleCopy(ctx context.Context, job *model.Job) error {
+	stored, err := s.GetJob(ctx, job.ID)
+	switch {
+	case errors.Is(err, model.ErrJobNotFound):
+		_, err = s.dropQueued(ctx, job.Priority, job.ID, job.Version)
+		return err
+	case err != nil:
+		return err
+	case stored.Version <= job.Version:
+		return nil
+	}
+	if runnable(stored) {
+		if _, err := s.putQueued(ctx, stored); err != nil {
+			return err
+		}
+	}
+	if !runnable(stored) || stored.Priority != job.Priority {
+		_, err = s.dropQueued(ctx, job.Priority, job.ID, stored.Version)
+	}
+	return err
 }
 
 // dropQueued removes the copy of job id from a priority's queue, unless the
 // copy there is of a version later than version. It reports whether it
 // removed one.
+//
+// FerretDB applies a filter other than _id in Go, so the version is read
+// first and the copy deleted by _id: a newer copy written in between is
+// removed. Its writer wrote its job first, so after a removal the job is
+// read, and if it is runnable at this priority its copy is written again
+// (a runnable job without a copy is offered to no server).
 func (s *Store) dropQueued(ctx context.Context, priority int, id bson.ObjectID, version int64) (bool, error) {
 	coll := s.queue(priority)
 	dropped := false
@@ -164,7 +219,19 @@ func (s *Store) dropQueued(ctx context.Context, priority int, id bson.ObjectID, 
 		dropped = err == nil && res.DeletedCount > 0
 		return err
 	})
-	return dropped, err
+	if err != nil || !dropped {
+		return dropped, err
+	}
+	stored, err := s.GetJob(ctx, id)
+	switch {
+	case errors.Is(err, model.ErrJobNotFound):
+		return true, nil
+	case err != nil:
+		return true, err
+	case runnable(stored) && stored.Priority == priority:
+		_, err = s.putQueued(ctx, stored)
+	}
+	return true, err
 }
 
 // queuePriorities lists the priorities that have a queue collection, most

@@ -1,0 +1,121 @@
+package store
+
+import (
+	"context"
+	"testing"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+
+	"github.com/rocketjob-go/rocketjob/internal/dbtest"
+	"github.com/rocketjob-go/rocketjob/internal/model"
+)
+
+// moveStored sets the stored job's version (as a transition that keeps it
+// queued would) without touching its run-queue copy: the state a copy
+// writer meets when another transition got in between its reads and its
+// write.
+func moveStored(t *testing.T, s *Store, job *model.Job, version int64) *model.Job {
+	t.Helper()
+	ctx := context.Background()
+	if _, err := s.jobs().UpdateOne(ctx, bson.D{{Key: "_id", Value: job.ID}},
+		bson.D{{Key: "$set", Value: bson.D{{Key: "version", Value: version}}}}); err != nil {
+		t.Fatal(err)
+	}
+	stored, err := s.GetJob(ctx, job.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return stored
+}
+
+// copyVersion returns the version of job's copy in its priority's queue,
+// or -1 if it has none.
+func copyVersion(t *testing.T, s *Store, job *model.Job) int64 {
+	t.Helper()
+	v, ok, err := queuedVersion(context.Background(), s.queue(job.Priority), job.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !ok {
+		return -1
+	}
+	return v
+}
+
+// TestDropQueuedKeepsTheCopyOfARunnableJob: a removal reads the copy's
+// version, then deletes by _id (FerretDB runs other filters in Go), so a
+// newer copy written in between goes too. What it leaves is a runnable
+// job without a copy, which no server is offered. Here the removal, from a
+// transition to version 1 that took the job out of the queue, meets the
+// job queued again at version 2 and its copy not yet replaced: after it the
+// job must have its copy.
+func TestDropQueuedKeepsTheCopyOfARunnableJob(t *testing.T) {
+	dbtest.RequireFerretDB(t)
+	ctx := context.Background()
+	s := openInternal(t)
+	job := queuedSimple(50)
+	if err := s.InsertJob(ctx, job); err != nil {
+		t.Fatal(err)
+	}
+	moveStored(t, s, job, 2)
+	if _, err := s.dropQueued(ctx, job.Priority, job.ID, 1); err != nil {
+		t.Fatal(err)
+	}
+	if v := copyVersion(t, s, job); v != 2 {
+		t.Fatalf("copy of the job queued at version 2 after a removal from version 1: version %d, want 2 (-1: no copy)", v)
+	}
+	// A removal for a job that left the queue still removes.
+	gone := queuedSimple(50)
+	if err := s.InsertJob(ctx, gone); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.jobs().DeleteOne(ctx, bson.D{{Key: "_id", Value: gone.ID}}); err != nil {
+		t.Fatal(err)
+	}
+	if dropped, err := s.dropQueued(ctx, gone.Priority, gone.ID, 0); err != nil || !dropped {
+		t.Fatalf("dropQueued of a deleted job's copy: dropped %v (%v), want true", dropped, err)
+	}
+	if v := copyVersion(t, s, gone); v != -1 {
+		t.Fatalf("copy of a deleted job: version %d, want none", v)
+	}
+}
+
+// TestPutQueuedLeavesNoOlderCopy: a copy is written by _id after its
+// version was read, so a writer holding version 1 can overwrite the copy
+// of version 2 written in between. Here the write of version 1 replaces an
+// older copy while the job is stored at version 2: the copy must end at 2.
+func TestPutQueuedLeavesNoOlderCopy(t *testing.T) {
+	dbtest.RequireFerretDB(t)
+	ctx := context.Background()
+	s := openInternal(t)
+	job := queuedSimple(50)
+	if err := s.InsertJob(ctx, job); err != nil {
+		t.Fatal(err)
+	}
+	stale := *job
+	stale.Version = 1
+	moveStored(t, s, job, 2)
+	if wrote, err := s.putQueued(ctx, &stale); err != nil || !wrote {
+		t.Fatalf("putQueued over an older copy: wrote %v (%v), want true", wrote, err)
+	}
+	if v := copyVersion(t, s, job); v != 2 {
+		t.Fatalf("copy after writing version 1 while the job is at version 2: version %d, want 2", v)
+	}
+	// The stored job moved to another priority: the copy at the old one goes.
+	stale.Version = 3
+	if _, err := s.jobs().UpdateOne(ctx, bson.D{{Key: "_id", Value: job.ID}},
+		bson.D{{Key: "$set", Value: bson.D{{Key: "version", Value: 4}, {Key: "priority", Value: 10}}}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.putQueued(ctx, &stale); err != nil {
+		t.Fatal(err)
+	}
+	if v := copyVersion(t, s, job); v != -1 {
+		t.Fatalf("copy at priority 50 of a job moved to 10: version %d, want none", v)
+	}
+	moved := *job
+	moved.Priority = 10
+	if v := copyVersion(t, s, &moved); v != 4 {
+		t.Fatalf("copy at priority 10: version %d, want 4", v)
+	}
+}
