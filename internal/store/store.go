@@ -313,15 +313,22 @@ func (s *Store) Close(ctx context.Context) error {
 	return err
 }
 
-// jobIndexes returns the indexes of the jobs collection (the slice strategies
-// create their own). The driver mutates index options, so each call builds
-// new ones.
+// jobIndexes returns the indexes of the jobs collection on MongoDB (the
+// slice strategies create their own). The driver mutates index options, so
+// each call builds new ones.
 func jobIndexes() []mongo.IndexModel {
 	return []mongo.IndexModel{
 		{Keys: bson.D{{Key: "state", Value: 1}, {Key: "priority", Value: 1}, {Key: "_id", Value: 1}}, Options: options.Index().SetName("state_priority_id")},
 		{Keys: bson.D{{Key: "type", Value: 1}, {Key: "state", Value: 1}}, Options: options.Index().SetName("type_state")},
+		retentionIndex(),
+		// Newest-first listings by state.
+		{Keys: bson.D{{Key: "state", Value: 1}, {Key: "_id", Value: 1}}, Options: options.Index().SetName("state_id")},
 	}
 }
+
+// ferretUnusedIndexes are the jobs indexes that builds before 2026-12-03
+// created on FerretDB too, where nothing reads them (jobIndexModels).
+var ferretUnusedIndexes = []string{"state_priority_id", "type_state"}
 
 func (s *Store) ensureIndexes(ctx context.Context) error {
 	// Create the collections that take unique-insert claims before anyone
@@ -329,19 +336,48 @@ func (s *Store) ensureIndexes(ctx context.Context) error {
 	if err := ensureCollections(ctx, s.jobsDB, jobsCollection, jobClaimsCollection, slotsCollection, serversCollection, commandsCollection, cronSuccessorsCollection); err != nil {
 		return err
 	}
+	if s.ferret {
+		return dropIndexes(ctx, s.jobs(), ferretUnusedIndexes)
+	}
 	return ensureIndexes(ctx, s.jobs(), s.jobIndexModels())
 }
 
-// jobIndexModels is jobIndexes with, on MongoDB, the indexes of retention
-// and of newest-first listings by state (FerretDB would only pay for them
-// on every insert: it lists from its windows, recent.go).
+// jobIndexModels is jobIndexes on MongoDB, and nothing on FerretDB: v1.24.2
+// pushes down a filter on _id alone (its own index serves it) and runs every
+// other filter and sort in Go, so another index would serve no query and
+// only be written, at every insert and at every update of its fields (a
+// job's state changes at every transition). The claims strategy reads by
+// _id, from the run queue and from the state index instead (liststate.go).
 func (s *Store) jobIndexModels() []mongo.IndexModel {
-	models := jobIndexes()
-	if !s.ferret {
-		models = append(models, retentionIndex(),
-			mongo.IndexModel{Keys: bson.D{{Key: "state", Value: 1}, {Key: "_id", Value: 1}}, Options: options.Index().SetName("state_id")})
+	if s.ferret {
+		return nil
 	}
-	return models
+	return jobIndexes()
+}
+
+// dropIndexes drops the named indexes of coll that exist.
+func dropIndexes(ctx context.Context, coll *mongo.Collection, names []string) error {
+	var existing []struct {
+		Name string `bson:"name"`
+	}
+	cur, err := coll.Indexes().List(ctx)
+	if err != nil {
+		return err
+	}
+	if err := cur.All(ctx, &existing); err != nil {
+		return err
+	}
+	for _, ix := range existing {
+		if !slices.Contains(names, ix.Name) {
+			continue
+		}
+		err := coll.Indexes().DropOne(ctx, ix.Name)
+		var ce mongo.CommandError
+		if err != nil && !(errors.As(err, &ce) && (ce.Code == 27 || ce.Name == "IndexNotFound")) { // dropped meanwhile
+			return fmt.Errorf("dropping index %s of %s: %w", ix.Name, coll.Name(), err)
+		}
+	}
+	return nil
 }
 
 // ensureCollections creates the named collections that do not exist yet.
