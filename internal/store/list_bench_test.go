@@ -125,7 +125,7 @@ func scanList(ctx context.Context, s *Store, f JobFilter) ([]model.Job, error) {
 
 // BenchmarkListJobs compares what `job list --limit 50` (all jobs, or of
 // one state; most urgent first, or newest first), the UI's jobs page (page
-// 3, 25 a page) and `job show` cost
+// 3, 25 a page), `job show`, an enqueue and a server's selection cost
 // with 1,000 jobs and with ROCKETJOB_LIST_BENCH_N jobs (default 100,000;
 // 1,000,000 takes minutes to write) in the collection, most of them
 // completed. Per query it reports the milliseconds at each size and their
@@ -185,6 +185,20 @@ func BenchmarkListJobs(b *testing.B) {
 		{"newest-rare-type-skip-50", &JobFilter{Skip: 50, Limit: 10, Type: "rare", States: []model.State{model.StateCompleted}, Newest: true}, nil},
 		{"newest-completed-skip-600", &JobFilter{Skip: 600, Limit: 50, States: []model.State{model.StateCompleted}, Newest: true}, nil},
 		{"show", nil, func(s *Store, id bson.ObjectID) error { _, err := s.GetJob(ctx, id); return err }},
+		// A job enqueued (a job and its run-queue copy), and what a
+		// server's poll reads: the 50 most urgent runnable jobs.
+		{"enqueue", nil, func(s *Store, _ bson.ObjectID) error {
+			now := time.Now().UTC()
+			return s.InsertJob(ctx, &model.Job{ID: bson.NewObjectID(), Type: "nap", Kind: model.KindSimple, State: model.StateQueued,
+				Priority: 50, RunAt: now, CreatedAt: now, Params: bson.Raw(mustMarshal(bson.D{{Key: "ms", Value: 0}}))})
+		}},
+		{"select", nil, func(s *Store, _ bson.ObjectID) error {
+			jobs, err := s.RunnableJobs(ctx, time.Now(), 50, nil)
+			if err == nil && len(jobs) < 50 {
+				err = fmt.Errorf("%d runnable jobs selected, want 50", len(jobs))
+			}
+			return err
+		}},
 	}
 	for _, q := range queries {
 		if q.f != nil {
