@@ -95,24 +95,43 @@ func TestDeepSweepClaimsArePruned(t *testing.T) {
 	}
 }
 
-// lossyDialer makes connections that, once armed, let the next command on
-// job_claims run, read and drop its answer and break: an insert whose
-// answer is lost after it was written.
-type lossyDialer struct{ armed atomic.Bool }
+// lossyDialer makes connections that, once armed, let the next command
+// that holds every one of match run, read and drop its answer and break: a
+// write whose answer is lost after it was applied.
+type lossyDialer struct {
+	match [][]byte
+	armed atomic.Bool
+}
+
+// lossyClient connects to the package's database through d, with retryable
+// writes off (the store's own retry is what is tested).
+func lossyClient(t *testing.T, d *lossyDialer) *mongo.Client {
+	t.Helper()
+	c, err := mongo.Connect(options.Client().ApplyURI(dbtest.URI()).SetDialer(d).SetRetryWrites(false))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Disconnect(context.Background()) })
+	return c
+}
 
 type lossyConn struct {
 	net.Conn
-	armed *atomic.Bool
-	drop  bool
+	d    *lossyDialer
+	drop bool
 }
 
 func (d *lossyDialer) DialContext(ctx context.Context, network, addr string) (net.Conn, error) {
 	c, err := (&net.Dialer{}).DialContext(ctx, network, addr)
-	return &lossyConn{Conn: c, armed: &d.armed}, err
+	return &lossyConn{Conn: c, d: d}, err
 }
 
 func (c *lossyConn) Write(b []byte) (int, error) {
-	c.drop = c.drop || bytes.Contains(b, []byte("job_claims")) && c.armed.CompareAndSwap(true, false)
+	matches := true
+	for _, m := range c.d.match {
+		matches = matches && bytes.Contains(b, m)
+	}
+	c.drop = c.drop || matches && c.d.armed.CompareAndSwap(true, false)
 	return c.Conn.Write(b)
 }
 
@@ -136,13 +155,8 @@ func (c *lossyConn) Read(b []byte) (int, error) {
 func TestWriteClaimsOneWinnerAfterALostAnswer(t *testing.T) {
 	ctx := context.Background()
 	s := openInternal(t)
-	d := &lossyDialer{}
-	c, err := mongo.Connect(options.Client().ApplyURI(dbtest.URI()).SetDialer(d).SetRetryWrites(false))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = c.Disconnect(ctx) })
-	s.jobsDB = c.Database(s.jobsDB.Name())
+	d := &lossyDialer{match: [][]byte{[]byte("job_claims")}}
+	s.jobsDB = lossyClient(t, d).Database(s.jobsDB.Name())
 	claim := bson.D{{Key: "_id", Value: "j1:1"}, {Key: "by", Value: "srv"}, {Key: "at", Value: time.Now()}, {Key: "update", Value: bson.Binary{Data: []byte{1}}}}
 	d.armed.Store(true)
 	out := s.writeClaims(ctx, []bson.D{claim, claim})

@@ -267,16 +267,18 @@ func (claimJobs) writeJobUpdate(ctx context.Context, s *Store, before, after *mo
 	return res, neverRan
 }
 
-// takenBack reports whether a transition makes a running simple job
-// runnable again (a rescuer's requeue, a shutdown's give-back). Its intent
-// is then left for RepairIntents to check once the writers are done: the
-// server that started the run may still be removing the job's run-queue
-// copy of its start (dropStarted names the copy by _id alone), and a
-// removal that lands after this write's copy would leave a queued job that
-// no selection finds. The server repairs that itself when it notices
-// (worker.go), unless it dies first; the intent covers that case.
+// takenBack reports whether a transition makes a simple job runnable again:
+// a rescuer's requeue or a shutdown's give-back of its run, a retry, a
+// rerun or resume. Its intent is then left for RepairIntents to check once
+// the writers are done: the server that ran the job may still be removing
+// the job's run-queue copy of its start (dropStarted names the copy by _id
+// alone, and is sent after the job write that started or, for a held
+// start, ended the run), and a removal that lands after this write's copy
+// would leave a queued job that no selection finds. The server repairs
+// that itself when it notices (worker.go), unless it dies first; the
+// intent covers that case and the rerun of a job that just ended.
 func takenBack(before, after *model.Job) bool {
-	return before.Kind == model.KindSimple && before.State == model.StateRunning && runnable(after)
+	return before.Kind == model.KindSimple && !runnable(before) && runnable(after)
 }
 
 // ahead reports whether a transition writes the job's new state index

@@ -137,11 +137,13 @@ func (s *Store) putQueued(ctx context.Context, job *model.Job) (bool, error) {
 }
 
 // putCopy is putQueued's write: it reports whether it wrote the copy, and
-// whether by replacing an older one.
+// whether it sent a replace of an older one (which may have been applied
+// even when its answer was lost and the retry found the copy as new).
 func (s *Store) putCopy(ctx context.Context, job *model.Job) (wrote, replaced bool, err error) {
 	coll := s.queue(job.Priority)
+	sent := false // a replace went out: its answer may be lost, and a retry find it as its own
 	err = retry(ctx, func() error {
-		wrote, replaced = false, false
+		wrote = false
 		for range 2 {
 			version, ok, err := queuedVersion(ctx, coll, job.ID)
 			switch {
@@ -157,18 +159,19 @@ func (s *Store) putCopy(ctx context.Context, job *model.Job) (wrote, replaced bo
 			case version >= job.Version:
 				return nil
 			}
+			sent = true
 			res, err := coll.ReplaceOne(ctx, bson.D{{Key: "_id", Value: job.ID}}, job)
 			if err != nil {
 				return err
 			}
 			// Matching nothing, the copy was removed meanwhile (its job
 			// left the queue); nothing is written.
-			wrote, replaced = res.MatchedCount > 0, res.MatchedCount > 0
+			wrote = res.MatchedCount > 0
 			return nil
 		}
 		return nil
 	})
-	return wrote, replaced, err
+	return wrote, sent, err
 }
 
 // settleCopy makes the run queue agree with the job as stored after a copy
@@ -209,29 +212,30 @@ func (s *Store) settleCopy(ctx context.Context, job *model.Job) error {
 // (a runnable job without a copy is offered to no server).
 func (s *Store) dropQueued(ctx context.Context, priority int, id bson.ObjectID, version int64) (bool, error) {
 	coll := s.queue(priority)
-	dropped := false
+	dropped, sent := false, false // sent: a delete went out, its answer possibly lost
 	err := retry(ctx, func() error {
 		have, ok, err := queuedVersion(ctx, coll, id)
 		if err != nil || !ok || have > version {
 			return err
 		}
+		sent = true
 		res, err := coll.DeleteOne(ctx, bson.D{{Key: "_id", Value: id}})
 		dropped = err == nil && res.DeletedCount > 0
 		return err
 	})
-	if err != nil || !dropped {
+	if err != nil || !sent {
 		return dropped, err
 	}
 	stored, err := s.GetJob(ctx, id)
 	switch {
 	case errors.Is(err, model.ErrJobNotFound):
-		return true, nil
+		return dropped, nil
 	case err != nil:
-		return true, err
+		return dropped, err
 	case runnable(stored) && stored.Priority == priority:
 		_, err = s.putQueued(ctx, stored)
 	}
-	return true, err
+	return dropped, err
 }
 
 // queuePriorities lists the priorities that have a queue collection, most

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"testing"
+	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 
@@ -117,5 +118,108 @@ func TestPutQueuedLeavesNoOlderCopy(t *testing.T) {
 	moved.Priority = 10
 	if v := copyVersion(t, s, &moved); v != 4 {
 		t.Fatalf("copy at priority 10: version %d, want 4", v)
+	}
+}
+
+// TestQueueWritesAfterALostAnswer: a copy's replace or removal applied
+// whose answer is lost is retried, and the retry finds the copy as new (its
+// own replace) or gone (its own removal). The job must still be read after
+// it, as after any replace or removal: the write may have landed over a
+// newer transition's copy (here the job is stored at version 2 and the
+// write is of, or from, version 1).
+func TestQueueWritesAfterALostAnswer(t *testing.T) {
+	dbtest.RequireFerretDB(t)
+	ctx := context.Background()
+	for _, tc := range []struct {
+		command string
+		write   func(s *Store, job *model.Job) error
+	}{
+		{"update", func(s *Store, job *model.Job) error {
+			stale := *job
+			stale.Version = 1
+			_, err := s.putQueued(ctx, &stale)
+			return err
+		}},
+		{"delete", func(s *Store, job *model.Job) error {
+			_, err := s.dropQueued(ctx, job.Priority, job.ID, 1)
+			return err
+		}},
+	} {
+		t.Run(tc.command, func(t *testing.T) {
+			s := openInternal(t)
+			job := queuedSimple(50)
+			if err := s.InsertJob(ctx, job); err != nil {
+				t.Fatal(err)
+			}
+			moveStored(t, s, job, 2)
+			d := &lossyDialer{match: [][]byte{[]byte("\x02" + tc.command + "\x00"), []byte("queue_p050")}}
+			s.jobsDB = lossyClient(t, d).Database(s.jobsDB.Name())
+			d.armed.Store(true)
+			if err := tc.write(s, job); err != nil {
+				t.Fatal(err)
+			}
+			if d.armed.Load() {
+				t.Fatal("no answer was lost")
+			}
+			if v := copyVersion(t, s, job); v != 2 {
+				t.Fatalf("copy after the %s command of version 1 whose answer was lost, the job at version 2: version %d, want 2 (-1: no copy)", tc.command, v)
+			}
+		})
+	}
+}
+
+// TestRerunRacingALateStartDropIsRepaired: a held start written with the
+// run's end removes the job's copy by _id alone after the job write
+// (dropStarted, batched with other workers'). A rerun of the job that
+// lands in between writes a copy that this removal then deletes. The rerun
+// leaves its queue intent, so that the minute's housekeeping
+// (RepairIntents) writes the copy again; without it the job was hidden
+// from every server until the hourly reconciliation.
+func TestRerunRacingALateStartDropIsRepaired(t *testing.T) {
+	dbtest.RequireFerretDB(t)
+	holdFor(t, time.Minute) // the end comes within the hold
+	ctx := context.Background()
+	s := openInternal(t)
+	job := queuedSimple(50)
+	if err := s.InsertJob(ctx, job); err != nil {
+		t.Fatal(err)
+	}
+	started, err := s.StartHeld(ctx, job, Change{Server: new("srv")}, "srv")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The removal waits behind other workers' (a gate here).
+	w := s.jobWriters()
+	write := w.drops.write
+	entered, release := make(chan struct{}, 1), make(chan struct{})
+	w.drops.write = func(ctx context.Context, d []dropCopy) []struct{} {
+		entered <- struct{}{}
+		<-release
+		return write(ctx, d)
+	}
+	failed := make(chan error, 1)
+	go func() {
+		_, err := s.Do(ctx, started, Fail(&model.Failure{Message: "boom"}, time.Now(), Counts{}), "srv")
+		failed <- err
+	}()
+	<-entered
+	stored, err := s.GetJob(ctx, job.ID)
+	if err != nil || stored.State != model.StateFailed {
+		t.Fatalf("job while its start's copy removal waits: %+v (%v), want failed", stored, err)
+	}
+	rerun, err := s.Do(ctx, stored, Rerun(time.Now()), "client")
+	if err != nil {
+		t.Fatal(err)
+	}
+	close(release)
+	if err := <-failed; err != nil {
+		t.Fatal(err)
+	}
+	w.drops.write = write
+	if _, err := s.RepairIntents(ctx, time.Now().Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if v := copyVersion(t, s, rerun); v != rerun.Version {
+		t.Fatalf("copy of the rerun job (version %d) after the housekeeping: version %d (-1: none)", rerun.Version, v)
 	}
 }
