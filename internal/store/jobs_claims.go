@@ -267,18 +267,29 @@ func (claimJobs) writeJobUpdate(ctx context.Context, s *Store, before, after *mo
 	return res, neverRan
 }
 
-// takenBack reports whether a transition makes a simple job runnable again:
-// a rescuer's requeue or a shutdown's give-back of its run, a retry, a
-// rerun or resume. Its intent is then left for RepairIntents to check once
-// the writers are done: the server that ran the job may still be removing
-// the job's run-queue copy of its start (dropStarted names the copy by _id
-// alone, and is sent after the job write that started or, for a held
-// start, ended the run), and a removal that lands after this write's copy
-// would leave a queued job that no selection finds. The server repairs
-// that itself when it notices (worker.go), unless it dies first; the
-// intent covers that case and the rerun of a job that just ended.
+// takenBack reports whether a transition makes a simple job runnable again
+// while the removal of its start's run-queue copy may still be on its way:
+// a rescuer's requeue or a shutdown's give-back of its run, a retry, or a
+// rerun of a job that ended less than intentAge ago. Its intent is then
+// left for RepairIntents to check once the writers are done: dropStarted
+// names the copy by _id alone and is sent after the job write that started
+// or, for a held start, ended the run, and a removal that lands after this
+// write's copy would leave a queued job that no selection finds. The
+// server repairs that itself when it notices (worker.go), unless it dies
+// first; the intent covers that case and the quick rerun. A resumed job
+// (paused while queued) or an old job rerun has no removal on its way, and
+// leaves no intent: a bulk resume or rerun would fill the minute's repair.
 func takenBack(before, after *model.Job) bool {
-	return before.Kind == model.KindSimple && !runnable(before) && runnable(after)
+	if before.Kind != model.KindSimple || runnable(before) || !runnable(after) {
+		return false
+	}
+	switch before.State {
+	case model.StateRunning:
+		return true
+	case model.StateCompleted, model.StateFailed, model.StateAborted:
+		return before.CompletedAt == nil || time.Since(*before.CompletedAt) < intentAge
+	}
+	return false
 }
 
 // ahead reports whether a transition writes the job's new state index

@@ -98,11 +98,13 @@ func started(before, after *model.Job) bool {
 }
 
 // dropStarted removes the run-queue copy of a simple job that its writer
-// just started, by _id alone, without reading the copy's version first (the
-// one write of a simple job's run that every job makes). A later copy is
-// rarely there: only the job's server makes it runnable again, after this,
-// or a rescuer that took that server for dead, which may have written its
-// copy first; that requeue keeps its intent for RepairIntents (takenBack).
+// just started (or, for a held start, ended), by _id alone, without reading
+// the copy's version first nor the job after (the one write of a simple
+// job's run that every job makes). A later copy is rarely there: the job's
+// server makes it runnable again after this, and a rescuer that took that
+// server for dead, or a client rerunning the job just ended, may have
+// written its copy first; those keep their intent for RepairIntents
+// (takenBack).
 func (s *Store) dropStarted(ctx context.Context, before *model.Job) {
 	s.jobWriters().drops.do(ctx, dropCopy{priority: before.Priority, id: before.ID}) // with other workers' starts
 }

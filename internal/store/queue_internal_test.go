@@ -223,3 +223,52 @@ func TestRerunRacingALateStartDropIsRepaired(t *testing.T) {
 		t.Fatalf("copy of the rerun job (version %d) after the housekeeping: version %d (-1: none)", rerun.Version, v)
 	}
 }
+
+// TestResumeAndOldRerunLeaveNoIntent: only a simple job made runnable while
+// its start's copy removal may be on its way keeps its queue intent (a
+// rerun right after its end, TestRerunRacingALateStartDropIsRepaired). A
+// resume of a job paused while queued, or a rerun of a job that ended
+// long ago, leaves none: a bulk resume would otherwise leave an intent per
+// job, each read by the minute's repair.
+func TestResumeAndOldRerunLeaveNoIntent(t *testing.T) {
+	dbtest.RequireFerretDB(t)
+	ctx := context.Background()
+	s := openInternal(t)
+	intents := func() int64 {
+		t.Helper()
+		n, err := s.intents().CountDocuments(ctx, bson.D{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	job := queuedSimple(50)
+	if err := s.InsertJob(ctx, job); err != nil {
+		t.Fatal(err)
+	}
+	paused, err := s.Do(ctx, job, Pause(), "client")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resumed, err := s.Do(ctx, paused, Resume(false), "client")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := intents(); n != 0 {
+		t.Fatalf("%d intents after a resume, want 0", n)
+	}
+	running, err := s.Do(ctx, resumed, StartRun("srv", 1, time.Now()), "srv")
+	if err != nil {
+		t.Fatal(err)
+	}
+	failed, err := s.Do(ctx, running, Fail(&model.Failure{Message: "boom"}, time.Now().Add(-time.Hour), Counts{}), "srv")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Do(ctx, failed, Rerun(time.Now()), "client"); err != nil {
+		t.Fatal(err)
+	}
+	if n := intents(); n != 0 {
+		t.Fatalf("%d intents after a rerun of a job that ended an hour ago, want 0", n)
+	}
+}
