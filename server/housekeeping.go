@@ -82,8 +82,11 @@ func (h *housekeeper) pass(ctx context.Context) {
 		h.log.Warn("housekeeping", "err", err)
 	}
 	if sweep {
-		h.repairIntents(ctx)
+		// Runs held by dead servers first: their cost follows the running
+		// jobs, the intents' the writers that died or requeued (a retry
+		// storm leaves an intent per job).
 		h.requeueOrphanedJobs(ctx)
+		h.repairIntents(ctx)
 		if deep, err := h.store.ClaimDeepSweep(ctx, time.Now()); err == nil && deep {
 			h.repairQueue(ctx)
 		}
