@@ -446,17 +446,38 @@ func (c *Client) Retry(ctx context.Context, id string) (*Job, error) {
 // Destroy removes a job and all its slices, whatever its state. Within one
 // slice plus the servers' re-check interval its workers leave it and a
 // running simple job's or hook's context is cancelled with the cause
-// ErrDestroyed; results that arrive later are dropped.
+// ErrDestroyed; results that arrive later are dropped. The deletion is
+// decided as a transition is: a change made to the job at the same moment
+// (by a server, or another client) either comes first, and the job is read
+// again and destroyed, or fails with ErrConflict; it is never reported done
+// and then destroyed. ErrConflict after repeated races (a transition of a
+// server that died holds the job for up to 10 seconds).
 func (c *Client) Destroy(ctx context.Context, id string) error {
 	oid, err := ParseID(id)
 	if err != nil {
 		return err
 	}
-	job, err := c.store.GetJob(ctx, oid)
-	if err != nil {
-		return err
+	for attempt := 0; ; attempt++ {
+		job, err := c.store.GetJob(ctx, oid)
+		if err != nil {
+			return err
+		}
+		err = c.destroyAt(ctx, job)
+		if !errors.Is(err, ErrConflict) || attempt >= 20 {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(time.Duration(attempt+1) * 20 * time.Millisecond):
+		}
 	}
-	if err := c.store.DeleteJob(ctx, oid); err != nil {
+}
+
+// destroyAt destroys job (as read), unless it changed since: ErrConflict.
+func (c *Client) destroyAt(ctx context.Context, job *model.Job) error {
+	oid, id := job.ID, job.ID.Hex()
+	if err := c.store.DeleteJobAt(ctx, oid, job.Version); err != nil {
 		return err
 	}
 	if err := c.store.ReleaseTypeSlot(ctx, oid, ""); err != nil {

@@ -10,6 +10,7 @@ import (
 	"github.com/rocketjob-go/rocketjob/internal/clientstore"
 	"github.com/rocketjob-go/rocketjob/internal/jobparams"
 	"github.com/rocketjob-go/rocketjob/internal/jobrun"
+	"github.com/rocketjob-go/rocketjob/internal/model"
 	"github.com/rocketjob-go/rocketjob/internal/store"
 )
 
@@ -33,6 +34,9 @@ func init() {
 			return job, nil
 		},
 		func(client, job any) (*encryption.Codec, error) { return client.(*Client).codec(job.(*Job)) },
+		func(ctx context.Context, client any, job *model.Job) error {
+			return client.(*Client).destroyAt(ctx, job)
+		},
 	)
 	jobrun.Set(
 		func(ctx context.Context, job any) context.Context { return contextWithJob(ctx, job.(*Job)) },

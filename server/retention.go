@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"time"
 
@@ -83,8 +84,9 @@ type retainer struct {
 	log   *slog.Logger
 	// types returns the job types registered here, for their own retention.
 	types func() []*rocketjob.TypeSpec
-	// destroy deletes a job the way Client.Destroy does.
-	destroy func(ctx context.Context, id string) error
+	// destroy deletes a job the way Client.Destroy does, if it is still at
+	// the version read (model.ErrConflict otherwise).
+	destroy func(ctx context.Context, job *model.Job) error
 	// swept, when not nil, is signalled after each pass that was the
 	// cluster's (tests), without blocking.
 	swept chan struct{}
@@ -157,13 +159,14 @@ func (r *retainer) pass(ctx context.Context) {
 }
 
 // delete destroys an expired job unless it changed since it was found (a
-// failed job retried meanwhile, say).
+// failed job retried meanwhile, say): the deletion is decided by the
+// version found, so a rerun at the same moment either comes first (the job
+// stays) or fails.
 func (r *retainer) delete(ctx context.Context, job *model.Job) bool {
-	cur, err := r.store.GetJob(ctx, job.ID)
-	if err != nil || cur.Version != job.Version {
-		return false
-	}
-	if err := r.destroy(ctx, job.ID.Hex()); err != nil {
+	if err := r.destroy(ctx, job); err != nil {
+		if errors.Is(err, model.ErrConflict) {
+			return false
+		}
 		if ctx.Err() == nil {
 			r.log.Warn("retention: deleting a job", "job", job.ID.Hex(), "err", err)
 		}

@@ -12,6 +12,7 @@ import (
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 
+	"github.com/rocketjob-go/rocketjob/internal/clientjob"
 	"github.com/rocketjob-go/rocketjob/internal/clientstore"
 	"github.com/rocketjob-go/rocketjob/internal/dbtest"
 	"github.com/rocketjob-go/rocketjob/internal/model"
@@ -158,7 +159,7 @@ func TestRetainerService(t *testing.T) {
 		}
 		return out
 	}
-	r.destroy = client.Destroy
+	r.destroy = func(ctx context.Context, job *model.Job) error { return clientjob.DestroyAt(ctx, client, job) }
 	r.swept = make(chan struct{})
 	startStop(t, r)
 
@@ -407,5 +408,47 @@ func TestDestroyOnCompleteSimpleJob(t *testing.T) {
 		if _, err := st.GetJob(ctx, j.ID); err != nil {
 			t.Errorf("%s %s job deleted: %v", got.State, got.Type, err)
 		}
+	}
+}
+
+// TestRetentionLosesToARerun: retention deletes the job it found expired
+// at the version it found it (DeleteJobAt: decided by that version's
+// claim, so a rerun between its read and its deletion can no longer be
+// reported done and then deleted; TestJobOpDeleteAt checks both orders).
+// A client's rerun after the find comes first: the job stays, queued, and
+// the retainer reports nothing deleted.
+func TestRetentionLosesToARerun(t *testing.T) {
+	ctx := context.Background()
+	reg := rocketjob.NewRegistry()
+	if err := rocketjob.Register(reg, "plain", func(context.Context, *rocketjob.Job, struct{}) error { return nil }, nil); err != nil {
+		t.Fatal(err)
+	}
+	client, st, _ := retentionClient(t, reg)
+	r := newRetainer(retainerConfig{}, st, quietLog)
+	r.destroy = func(ctx context.Context, job *model.Job) error { return clientjob.DestroyAt(ctx, client, job) }
+	enqueue := func() *model.Job {
+		j, err := client.Enqueue(ctx, "plain", nil, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return finish(t, st, (*model.Job)(j), model.StateFailed)
+	}
+	found := enqueue() // as retention read it
+	if _, err := client.Retry(ctx, found.ID.Hex()); err != nil {
+		t.Fatal(err)
+	}
+	if r.delete(ctx, found) {
+		t.Fatal("retention deleted a job rerun after it was found")
+	}
+	if got, err := st.GetJob(ctx, found.ID); err != nil || got.State != model.StateQueued {
+		t.Fatalf("the rerun job after retention's pass: %+v (%v), want it queued", got, err)
+	}
+	// Unchanged since it was found: deleted.
+	expired := enqueue()
+	if !r.delete(ctx, expired) {
+		t.Fatal("retention did not delete a job unchanged since it was found")
+	}
+	if _, err := st.GetJob(ctx, expired.ID); !errors.Is(err, model.ErrJobNotFound) {
+		t.Fatalf("the expired job after retention's pass: %v, want it gone", err)
 	}
 }

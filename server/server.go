@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.mongodb.org/mongo-driver/v2/bson"
 
+	"github.com/rocketjob-go/rocketjob/internal/clientjob"
 	"github.com/rocketjob-go/rocketjob/internal/clientstore"
 	"github.com/rocketjob-go/rocketjob/internal/model"
 	"github.com/rocketjob-go/rocketjob/internal/store"
@@ -245,7 +246,7 @@ func New(client *rocketjob.Client, cfg *Config) (*Server, error) {
 	s.housekeeper.repaired = s.sel.invalidate
 	s.retainer = newRetainer(retainerConfig{Interval: c.RetentionInterval, Batch: c.RetentionBatch, Retention: c.Retention, Now: c.Now}, s.store, s.log)
 	s.retainer.types = s.specs
-	s.retainer.destroy = client.Destroy
+	s.retainer.destroy = func(ctx context.Context, job *model.Job) error { return clientjob.DestroyAt(ctx, client, job) }
 	if len(c.DirmonRoots) > 0 {
 		var err error
 		s.dirmon, err = newDirmon(dirmonConfig{Name: c.Name, Roots: c.DirmonRoots, Interval: c.DirmonInterval, DeadAfter: c.DeadAfter}, client, s.store, s.log)

@@ -39,6 +39,8 @@ type jobStrategy interface {
 	// has, and returns the job as stored after it.
 	write(ctx context.Context, s *Store, job *model.Job, w jobWrite, by string) (*model.Job, error)
 	deleteJob(ctx context.Context, s *Store, id bson.ObjectID) error
+	// deleteJobAt is deleteJob decided like a transition from version.
+	deleteJobAt(ctx context.Context, s *Store, id bson.ObjectID, version int64) error
 
 	listJobs(ctx context.Context, s *Store, f JobFilter) ([]model.Job, error)
 	runnableJobs(ctx context.Context, s *Store, now time.Time, limit int64, types []string) ([]model.Job, error)
@@ -309,6 +311,16 @@ func applied(job *model.Job, set bson.D, unset []string) (*model.Job, error) {
 // transition claims.
 func (s *Store) DeleteJob(ctx context.Context, id bson.ObjectID) error {
 	return s.jobsStrategy.deleteJob(ctx, s, id)
+}
+
+// DeleteJobAt removes a job as DeleteJob does, if it is still at version:
+// the deletion is decided as a transition from that version is (by its
+// claim on FerretDB, a conditional delete on MongoDB), so of a deletion and
+// a transition from one version (a rerun of a job that retention found
+// expired, say) exactly one happens. It returns model.ErrConflict when the
+// job moved on, and nil when it is gone.
+func (s *Store) DeleteJobAt(ctx context.Context, id bson.ObjectID, version int64) error {
+	return s.jobsStrategy.deleteJobAt(ctx, s, id, version)
 }
 
 // removeJob deletes the job document of id (none is not an error).

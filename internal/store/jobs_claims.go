@@ -347,6 +347,53 @@ func (claimJobs) deleteJob(ctx context.Context, s *Store, id bson.ObjectID) erro
 	} else if err != nil {
 		return err
 	}
+	return deleteStored(ctx, s, before)
+}
+
+// deleteJobAt claims the transition from version, as any transition of
+// the job would (claimJobs.write), then deletes the job. The claim's update
+// only moves the version on: rolled forward after its writer died between
+// claim and deletion, it leaves the job as it was, and its claim free.
+func (claimJobs) deleteJobAt(ctx context.Context, s *Store, id bson.ObjectID, version int64) error {
+	job := &model.Job{ID: id, Version: version}
+	raw, err := bson.Marshal(bson.D{{Key: "$set", Value: bson.D{{Key: "version", Value: version + 1}}}})
+	if err != nil {
+		return err
+	}
+	err = s.jobWriters().claims.do(ctx, bson.D{
+		{Key: "_id", Value: claimID(job)},
+		{Key: "by", Value: "destroy"},
+		{Key: "at", Value: time.Now()},
+		{Key: "update", Value: bson.Binary{Data: raw}},
+	})
+	if isDup(err) || errors.Is(err, errClaimTaken) {
+		return fmt.Errorf("job %s: %w", id.Hex(), model.ErrConflict)
+	}
+	if err != nil {
+		return fmt.Errorf("deleting job %s: %w", id.Hex(), err)
+	}
+	// Nobody else moves the job from version now. It is at a later one
+	// only if this claim was rolled forward (this process stalled past
+	// rollForwardAfter): then others may move it again, and it is not
+	// deleted.
+	before, err := s.GetJob(ctx, id)
+	switch {
+	case errors.Is(err, model.ErrJobNotFound): // deleted meanwhile, or before: the claim would stay behind
+		return retry(ctx, func() error {
+			_, err := s.jobClaims().DeleteOne(ctx, bson.D{{Key: "_id", Value: claimID(job)}})
+			return err
+		})
+	case err != nil:
+		return err
+	case before.Version != version:
+		return fmt.Errorf("job %s: %w", id.Hex(), model.ErrConflict)
+	}
+	return deleteStored(ctx, s, before)
+}
+
+// deleteStored is deleteJob of the job as read (before).
+func deleteStored(ctx context.Context, s *Store, before *model.Job) error {
+	id := before.ID
 	if err := s.removeJob(ctx, id); err != nil {
 		return err
 	}

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"time"
@@ -86,6 +87,29 @@ func (conditionalJobs) deleteJob(ctx context.Context, s *Store, id bson.ObjectID
 		_, err := s.jobClaims().DeleteMany(ctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$regex", Value: "^" + id.Hex() + ":"}}}})
 		return err
 	})
+}
+
+// deleteJobAt deletes the job if it is still at version (one conditional
+// delete), then what deleteJob deletes with it.
+func (c conditionalJobs) deleteJobAt(ctx context.Context, s *Store, id bson.ObjectID, version int64) error {
+	var deleted int64
+	err := retry(ctx, func() error {
+		res, err := s.jobs().DeleteOne(ctx, bson.D{{Key: "_id", Value: id}, {Key: "version", Value: version}})
+		if err == nil {
+			deleted = res.DeletedCount
+		}
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("deleting job %s: %w", id.Hex(), err)
+	}
+	if deleted == 0 {
+		if _, err := s.GetJob(ctx, id); errors.Is(err, model.ErrJobNotFound) {
+			return nil // deleted meanwhile, by its own deleter
+		}
+		return fmt.Errorf("job %s: %w", id.Hex(), model.ErrConflict)
+	}
+	return c.deleteJob(ctx, s, id)
 }
 
 // listJobs queries the jobs collection, sorted by the database.

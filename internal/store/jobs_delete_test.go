@@ -52,3 +52,47 @@ func TestJobOpDelete(t *testing.T) {
 		}
 	})
 }
+
+// TestJobOpDeleteAt: a deletion at a version and a transition from that
+// version are decided alike: of the two, the first wins and the other gets
+// ErrConflict (a rerun of a job that retention found expired is never
+// reported done and then deleted).
+func TestJobOpDeleteAt(t *testing.T) {
+	forEachJobStrategy(t, func(t *testing.T, s *store.Store) {
+		ctx := context.Background()
+		kept, gone := newJob(50), newJob(50)
+		insertJobs(t, s, kept, gone)
+		// The transition first: the deletion from the version read before
+		// it conflicts, and the job stays as the transition left it.
+		paused, err := s.Transition(ctx, kept, model.StatePaused, store.Change{}, "client")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := s.DeleteJobAt(ctx, kept.ID, kept.Version); !errors.Is(err, model.ErrConflict) {
+			t.Fatalf("deleting at the version before a transition: %v, want ErrConflict", err)
+		}
+		if got, err := s.GetJob(ctx, kept.ID); err != nil || got.Version != paused.Version || got.State != model.StatePaused {
+			t.Fatalf("job after a conflicting deletion: %+v (%v), want it paused at version %d", got, err, paused.Version)
+		}
+		// The deletion first: deleting again finds nothing to do and leaves
+		// no claim behind; a transition from the same version conflicts.
+		if err := s.DeleteJobAt(ctx, gone.ID, gone.Version); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.GetJob(ctx, gone.ID); !errors.Is(err, model.ErrJobNotFound) {
+			t.Fatalf("job deleted at its version reads back: %v", err)
+		}
+		if err := s.DeleteJobAt(ctx, gone.ID, gone.Version); err != nil {
+			t.Fatalf("deleting a deleted job: %v", err)
+		}
+		if by, _, pending, err := s.PendingTransition(ctx, gone); err != nil || pending {
+			t.Fatalf("claim of a deleted job left by %q (%v)", by, err)
+		}
+		if _, err := s.Transition(ctx, gone, model.StatePaused, store.Change{}, "client"); !errors.Is(err, model.ErrConflict) && !errors.Is(err, model.ErrJobNotFound) {
+			t.Fatalf("a transition from the deleted version: %v, want ErrConflict or ErrJobNotFound", err)
+		}
+		if got, err := s.RunnableJobs(ctx, time.Now(), 10, nil); err != nil || len(got) != 0 {
+			t.Fatalf("runnable after the deletion: %d jobs (%v), want none", len(got), err)
+		}
+	})
+}
