@@ -450,29 +450,38 @@ func (c *Client) Retry(ctx context.Context, id string) (*Job, error) {
 // decided as a transition is: a change made to the job at the same moment
 // (by a server, or another client) either comes first, and the job is read
 // again and destroyed, or fails with ErrConflict; it is never reported done
-// and then destroyed. ErrConflict after repeated races (a transition of a
-// server that died holds the job for up to 10 seconds).
+// and then destroyed. A transition claimed by a server that died holds the
+// job until it can be rolled forward (10 seconds): Destroy waits for it,
+// and returns ErrConflict only after destroyRetryFor of races.
 func (c *Client) Destroy(ctx context.Context, id string) error {
 	oid, err := ParseID(id)
 	if err != nil {
 		return err
 	}
+	start := time.Now()
 	for attempt := 0; ; attempt++ {
 		job, err := c.store.GetJob(ctx, oid)
+		if errors.Is(err, ErrJobNotFound) && attempt > 0 {
+			return nil // destroyed meanwhile by another caller, as asked
+		}
 		if err != nil {
 			return err
 		}
 		err = c.destroyAt(ctx, job)
-		if !errors.Is(err, ErrConflict) || attempt >= 20 {
+		if !errors.Is(err, ErrConflict) || time.Since(start) > destroyRetryFor {
 			return err
 		}
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case <-time.After(time.Duration(attempt+1) * 20 * time.Millisecond):
+		case <-time.After(min(time.Duration(attempt+1)*20*time.Millisecond, 500*time.Millisecond)):
 		}
 	}
 }
+
+// destroyRetryFor is how long Destroy tries again after conflicts: longer
+// than a dead writer's claim holds a job (rollForwardAfter in the store).
+const destroyRetryFor = 15 * time.Second
 
 // destroyAt destroys job (as read), unless it changed since: ErrConflict.
 func (c *Client) destroyAt(ctx context.Context, job *model.Job) error {

@@ -3,8 +3,11 @@ package rocketjob_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
 
 	"github.com/rocketjob-go/rocketjob/internal/dbtest"
 	"github.com/rocketjob-go/rocketjob/internal/jobparams"
@@ -169,5 +172,42 @@ func TestRetryDelayFollowsTheFormula(t *testing.T) {
 	}
 	if got := jobrun.RetryDelay(0, 1, 0); got != rocketjob.DefaultRetryBase {
 		t.Errorf("default base: %s", got)
+	}
+}
+
+// TestDestroyWaitsOutADeadServersClaim: a server killed right after it
+// claimed a job's start holds the job (its claim) until the claim can be
+// rolled forward, 10 s after it was made. Destroy keeps trying that long
+// (the deletion is decided by the claim of the version it read, like a
+// transition), rolls the claim forward and deletes the job.
+func TestDestroyWaitsOutADeadServersClaim(t *testing.T) {
+	dbtest.RequireFerretDB(t)
+	ctx := context.Background()
+	reg := rocketjob.NewRegistry()
+	if err := rocketjob.Register(reg, "plain", func(context.Context, *rocketjob.Job, struct{}) error { return nil }, nil); err != nil {
+		t.Fatal(err)
+	}
+	c, jobsDB := setupWith(t, reg)
+	job, err := c.Enqueue(ctx, "plain", nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	update, err := bson.Marshal(bson.D{{Key: "$set", Value: bson.D{{Key: "version", Value: job.Version + 1},
+		{Key: "state", Value: rocketjob.StateRunning}, {Key: "server", Value: "dead"}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Due for roll-forward a second from now.
+	if _, err := dbtest.Client(t).Database(jobsDB).Collection("job_claims").InsertOne(ctx, bson.D{
+		{Key: "_id", Value: fmt.Sprintf("%s:%d", job.ID.Hex(), job.Version)}, {Key: "by", Value: "dead"},
+		{Key: "at", Value: time.Now().Add(-9 * time.Second)}, {Key: "update", Value: bson.Binary{Data: update}},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Destroy(ctx, job.ID.Hex()); err != nil {
+		t.Fatalf("Destroy of a job held by a dead server's claim: %v", err)
+	}
+	if _, err := c.Get(ctx, job.ID.Hex()); !errors.Is(err, rocketjob.ErrJobNotFound) {
+		t.Fatalf("job after Destroy: %v, want ErrJobNotFound", err)
 	}
 }

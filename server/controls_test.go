@@ -306,6 +306,15 @@ func TestControlSpamLeavesNothingStuck(t *testing.T) {
 				_, err := b.client.Resume(ctx, id)
 				must(t, err)
 			}
+			t.Cleanup(func() {
+				if t.Failed() { // what the servers did with the job
+					for line := range strings.SplitSeq(logs.String(), "\n") {
+						if strings.Contains(line, id) || strings.Contains(line, "level=WARN") || strings.Contains(line, "level=ERROR") {
+							t.Log(line)
+						}
+					}
+				}
+			})
 			if got := b.wait(t, id); got.State != rocketjob.StateCompleted {
 				t.Fatalf("job ended %s: %+v", got.State, got.Failure)
 			}

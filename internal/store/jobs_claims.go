@@ -354,7 +354,7 @@ func (claimJobs) deleteJob(ctx context.Context, s *Store, id bson.ObjectID) erro
 // the job would (claimJobs.write), then deletes the job. The claim's update
 // only moves the version on: rolled forward after its writer died between
 // claim and deletion, it leaves the job as it was, and its claim free.
-func (claimJobs) deleteJobAt(ctx context.Context, s *Store, id bson.ObjectID, version int64) error {
+func (c claimJobs) deleteJobAt(ctx context.Context, s *Store, id bson.ObjectID, version int64) error {
 	job := &model.Job{ID: id, Version: version}
 	raw, err := bson.Marshal(bson.D{{Key: "$set", Value: bson.D{{Key: "version", Value: version + 1}}}})
 	if err != nil {
@@ -367,10 +367,23 @@ func (claimJobs) deleteJobAt(ctx context.Context, s *Store, id bson.ObjectID, ve
 		{Key: "update", Value: bson.Binary{Data: raw}},
 	})
 	if isDup(err) || errors.Is(err, errClaimTaken) {
+		// Another process's transition, or a writer's that died before
+		// applying it: rolled forward when due, as write does (else a
+		// finished job held by a dead writer's claim could never be
+		// deleted: nobody else moves it).
+		if cur, err := s.GetJob(ctx, id); err == nil && cur.Version == version {
+			c.rollForward(ctx, s, cur)
+		}
 		return fmt.Errorf("job %s: %w", id.Hex(), model.ErrConflict)
 	}
 	if err != nil {
 		return fmt.Errorf("deleting job %s: %w", id.Hex(), err)
+	}
+	dropClaim := func() error { // the job is not deleted: the claim must not hold it
+		return retry(context.WithoutCancel(ctx), func() error {
+			_, err := s.jobClaims().DeleteOne(ctx, bson.D{{Key: "_id", Value: claimID(job)}})
+			return err
+		})
 	}
 	// Nobody else moves the job from version now. It is at a later one
 	// only if this claim was rolled forward (this process stalled past
@@ -379,12 +392,9 @@ func (claimJobs) deleteJobAt(ctx context.Context, s *Store, id bson.ObjectID, ve
 	before, err := s.GetJob(ctx, id)
 	switch {
 	case errors.Is(err, model.ErrJobNotFound): // deleted meanwhile, or before: the claim would stay behind
-		return retry(ctx, func() error {
-			_, err := s.jobClaims().DeleteOne(ctx, bson.D{{Key: "_id", Value: claimID(job)}})
-			return err
-		})
+		return dropClaim()
 	case err != nil:
-		return err
+		return errors.Join(err, dropClaim())
 	case before.Version != version:
 		return fmt.Errorf("job %s: %w", id.Hex(), model.ErrConflict)
 	}

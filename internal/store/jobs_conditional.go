@@ -105,7 +105,9 @@ func (c conditionalJobs) deleteJobAt(ctx context.Context, s *Store, id bson.Obje
 	}
 	if deleted == 0 {
 		if _, err := s.GetJob(ctx, id); errors.Is(err, model.ErrJobNotFound) {
-			return nil // deleted meanwhile, by its own deleter
+			// Deleted meanwhile, or by this delete if its answer was
+			// lost: what goes with it, again (harmless if done).
+			return c.deleteJob(ctx, s, id)
 		}
 		return fmt.Errorf("job %s: %w", id.Hex(), model.ErrConflict)
 	}

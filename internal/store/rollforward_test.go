@@ -59,3 +59,32 @@ func TestRollForwardOntoAGoneServerRequeues(t *testing.T) {
 			got.State, got.Server, got.Version, job.Version+2)
 	}
 }
+
+// TestDeleteJobAtRollsADeadWritersClaimForward: a deleter (retention at a
+// shutdown, say) or a server died between its claim of a job's version and
+// its write. Nobody else moves a finished job, so the deletion that meets
+// that claim rolls it forward, as a transition would, and the next try
+// (Client.Destroy reads the job again) deletes the job.
+func TestDeleteJobAtRollsADeadWritersClaimForward(t *testing.T) {
+	dbtest.RequireFerretDB(t)
+	ctx := context.Background()
+	s, jobsDB := openNamed(t)
+	job := newJob(50)
+	if err := s.InsertJob(ctx, job); err != nil {
+		t.Fatal(err)
+	}
+	claimFor(t, jobsDB, job, "destroy", time.Now().Add(-time.Hour), nil)
+	if err := s.DeleteJobAt(ctx, job.ID, job.Version); !errors.Is(err, model.ErrConflict) {
+		t.Fatalf("deleting a job held by a dead writer's claim: %v, want ErrConflict (the claim rolled forward)", err)
+	}
+	cur, err := s.GetJob(ctx, job.ID)
+	if err != nil || cur.Version != job.Version+1 {
+		t.Fatalf("job after the deletion met the dead claim: %+v (%v), want it at version %d", cur, err, job.Version+1)
+	}
+	if err := s.DeleteJobAt(ctx, cur.ID, cur.Version); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.GetJob(ctx, job.ID); !errors.Is(err, model.ErrJobNotFound) {
+		t.Fatalf("job after the second try: %v, want it gone", err)
+	}
+}
