@@ -191,12 +191,20 @@ func (s *Store) syncStateChanges(ctx context.Context, changes []stateChange) {
 		version int64
 	}
 	drops := map[key][]drop{}
+	// Jobs moved to another priority in the same state: the removal of
+	// the old entry reads it, then deletes by _id, and takes with it an
+	// entry a later move back to that priority wrote in between. They are
+	// read again once the removals are done (relook).
+	var reprioritized []bson.ObjectID
 	for _, c := range changes {
 		b, a := c.before, c.after
 		from, to := indexedState(b), indexedState(a)
 		moved := from != to || (b != nil && a != nil && b.Priority != a.Priority)
 		if !moved {
 			continue
+		}
+		if from != "" && from == to && c.part&stateDrop != 0 {
+			reprioritized = append(reprioritized, a.ID)
 		}
 		if to != "" && c.part&statePut != 0 {
 			puts[key{to, a.Priority}] = append(puts[key{to, a.Priority}], a)
@@ -254,6 +262,20 @@ func (s *Store) syncStateChanges(ctx context.Context, changes []stateChange) {
 			_, err := coll.DeleteMany(ctx, bson.D{{Key: "$or", Value: or}})
 			return err
 		})
+	}
+	s.relook(ctx, reprioritized)
+}
+
+// relook writes again the state index entry of each job as stored now
+// (putState keeps an entry as new): after removals that may have taken a
+// newer entry of the job with them. The rescuer and the minute's sweep
+// find running jobs by their entries.
+func (s *Store) relook(ctx context.Context, ids []bson.ObjectID) {
+	for _, id := range ids {
+		job, err := s.GetJob(ctx, id)
+		if err == nil && indexedState(job) != "" {
+			_ = s.putState(ctx, job)
+		}
 	}
 }
 

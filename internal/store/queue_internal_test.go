@@ -272,3 +272,37 @@ func TestResumeAndOldRerunLeaveNoIntent(t *testing.T) {
 		t.Fatalf("%d intents after a rerun of a job that ended an hour ago, want 0", n)
 	}
 }
+
+// TestPriorityMoveKeepsTheRunningEntry: a running job moved from priority
+// 50 to 20 and straight back (two clients) has its running entry removed
+// at 50 by the first move (its state index removal reads the entry, then
+// deletes by _id) after the second move wrote it there again. The first
+// move reads the job once its removals are done and writes the entry back:
+// the rescuer and the minute's sweep find running jobs by these entries.
+func TestPriorityMoveKeepsTheRunningEntry(t *testing.T) {
+	dbtest.RequireFerretDB(t)
+	ctx := context.Background()
+	s := openInternal(t)
+	job := queuedSimple(50)
+	job.Kind, job.State, job.Step = model.KindSliced, model.StateRunning, model.StepProcessing
+	if err := s.InsertJob(ctx, job); err != nil {
+		t.Fatal(err)
+	}
+	// As stored after both moves: at 50 again, version 2, its entry gone.
+	stored := moveStored(t, s, job, 2)
+	if _, err := s.stateColl(model.StateRunning, 50).DeleteOne(ctx, bson.D{{Key: "_id", Value: job.ID}}); err != nil {
+		t.Fatal(err)
+	}
+	// The first move's removal at 50, late (its entry at 20 is already
+	// removed by the move back).
+	moved := *job
+	moved.Version, moved.Priority = 1, 20
+	s.syncStateChanges(ctx, []stateChange{{before: job, after: &moved, part: stateDrop}})
+	running, err := s.RunningJobs(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(running) != 1 || running[0].ID != stored.ID || running[0].Version != stored.Version {
+		t.Fatalf("running jobs after a late priority move: %v, want the job at version %d", jobIDs(running), stored.Version)
+	}
+}
