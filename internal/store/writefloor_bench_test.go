@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -216,4 +217,84 @@ func writeEndsDroppingSegments(ctx context.Context, db *mongo.Database, ids []bs
 		return db.Collection(segmentName(doc.I)).Drop(ctx)
 	}
 	return nil
+}
+
+// BenchmarkUpdateWriters measures what one update statement costs on the
+// database under test, and whether more writers help: writeFloorJobs
+// single UpdateOne calls by _id, from 1, 2 and 8 goroutines, and from 8
+// that take turns (a mutex around each update, as if the process wrote one
+// statement at a time). It reports updates/s and the CPU the process used
+// meanwhile, in percent of one core (the embedded database runs in the
+// test process, so that includes FerretDB and SQLite).
+//
+//	go test ./internal/store -run '^$' -bench UpdateWriters -benchtime 1x
+func BenchmarkUpdateWriters(b *testing.B) {
+	ctx := context.Background()
+	c := dbtest.Client(b)
+	ways := []struct {
+		name    string
+		writers int
+		turns   bool
+	}{{"1", 1, false}, {"2", 2, false}, {"8", 8, false}, {"8-in-turn", 8, true}}
+	rates, cpus := make([]float64, len(ways)), make([]float64, len(ways))
+	for i := 0; b.Loop(); i++ {
+		for k, w := range ways {
+			db := c.Database(fmt.Sprintf("updates_%d_%d", i, k))
+			ids, err := floorJobs(ctx, db.Collection("jobs"))
+			if err != nil {
+				b.Fatal(err)
+			}
+			next := make(chan bson.ObjectID, len(ids))
+			for _, id := range ids {
+				next <- id
+			}
+			close(next)
+			var turn sync.Mutex
+			errs := make(chan error, w.writers)
+			start, startCPU := time.Now(), processCPU()
+			var wg sync.WaitGroup
+			for range w.writers {
+				wg.Go(func() {
+					for id := range next {
+						if w.turns {
+							turn.Lock()
+						}
+						_, err := db.Collection("jobs").UpdateOne(ctx, bson.D{{Key: "_id", Value: id}},
+							bson.D{{Key: "$set", Value: bson.D{{Key: "state", Value: "completed"}}}})
+						if w.turns {
+							turn.Unlock()
+						}
+						if err != nil {
+							errs <- err
+							return
+						}
+					}
+				})
+			}
+			wg.Wait()
+			elapsed := time.Since(start)
+			close(errs)
+			if err := <-errs; err != nil {
+				b.Fatal(err)
+			}
+			rates[k] += float64(len(ids)) / elapsed.Seconds()
+			cpus[k] += 100 * float64(processCPU()-startCPU) / float64(elapsed)
+			if err := db.Drop(ctx); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	for k, w := range ways {
+		b.ReportMetric(rates[k]/float64(b.N), w.name+"-updates/s")
+		b.ReportMetric(cpus[k]/float64(b.N), w.name+"-cpu%")
+	}
+}
+
+// processCPU is the CPU time this process has used.
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
