@@ -380,7 +380,8 @@ func (c claimJobs) deleteJobAt(ctx context.Context, s *Store, id bson.ObjectID, 
 		return fmt.Errorf("deleting job %s: %w", id.Hex(), err)
 	}
 	dropClaim := func() error { // the job is not deleted: the claim must not hold it
-		return retry(context.WithoutCancel(ctx), func() error {
+		ctx := context.WithoutCancel(ctx) // also when the caller gave up
+		return retry(ctx, func() error {
 			_, err := s.jobClaims().DeleteOne(ctx, bson.D{{Key: "_id", Value: claimID(job)}})
 			return err
 		})
