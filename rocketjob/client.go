@@ -452,7 +452,7 @@ func (c *Client) Retry(ctx context.Context, id string) (*Job, error) {
 // again and destroyed, or fails with ErrConflict; it is never reported done
 // and then destroyed. A transition claimed by a server that died holds the
 // job until it can be rolled forward (10 seconds): Destroy waits for it,
-// and returns ErrConflict only after destroyRetryFor of races.
+// and returns ErrConflict only after 15 seconds of races.
 func (c *Client) Destroy(ctx context.Context, id string) error {
 	oid, err := ParseID(id)
 	if err != nil {
