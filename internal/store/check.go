@@ -101,19 +101,9 @@ func (s *Store) ClaimStrategy(ctx context.Context) (using, recorded string, err 
 // MissingJobIndexes returns the names of the jobs collection's indexes
 // that do not exist (Open creates them; a missing one means it could not).
 func (s *Store) MissingJobIndexes(ctx context.Context) ([]string, error) {
-	cur, err := s.jobs().Indexes().List(ctx)
+	have, err := indexNames(ctx, s.jobs())
 	if err != nil {
 		return nil, err
-	}
-	var docs []struct {
-		Name string `bson:"name"`
-	}
-	if err := cur.All(ctx, &docs); err != nil {
-		return nil, err
-	}
-	have := make([]string, len(docs))
-	for i, d := range docs {
-		have[i] = d.Name
 	}
 	var missing []string
 	for _, m := range s.jobIndexModels() {

@@ -28,6 +28,16 @@ func openInternal(t *testing.T) *Store {
 	return s
 }
 
+// intentCount is how many queue intents s holds.
+func intentCount(t *testing.T, s *Store) int64 {
+	t.Helper()
+	n, err := s.intents().CountDocuments(context.Background(), bson.D{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
 func queuedSimple(priority int) *model.Job {
 	now := time.Now().UTC()
 	return &model.Job{ID: bson.NewObjectID(), Type: "nap", Kind: model.KindSimple, State: model.StateQueued,
@@ -150,14 +160,7 @@ func TestRepairIntents(t *testing.T) {
 	dbtest.RequireFerretDB(t)
 	ctx := context.Background()
 	s := openInternal(t)
-	count := func() int64 {
-		t.Helper()
-		n, err := s.intents().CountDocuments(ctx, bson.D{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return n
-	}
+	count := func() int64 { return intentCount(t, s) }
 	// Writers that finish: a bulk insert, a single insert.
 	jobs := []*model.Job{queuedSimple(50), queuedSimple(50)}
 	if _, err := s.InsertJobs(ctx, jobs); err != nil {

@@ -29,6 +29,16 @@ func moveStored(t *testing.T, s *Store, job *model.Job, version int64) *model.Jo
 	return stored
 }
 
+// insertQueued stores a new queued simple job of priority, with its copy.
+func insertQueued(t *testing.T, s *Store, priority int) *model.Job {
+	t.Helper()
+	job := queuedSimple(priority)
+	if err := s.InsertJob(context.Background(), job); err != nil {
+		t.Fatal(err)
+	}
+	return job
+}
+
 // copyVersion returns the version of job's copy in its priority's queue,
 // or -1 if it has none.
 func copyVersion(t *testing.T, s *Store, job *model.Job) int64 {
@@ -54,10 +64,7 @@ func TestDropQueuedKeepsTheCopyOfARunnableJob(t *testing.T) {
 	dbtest.RequireFerretDB(t)
 	ctx := context.Background()
 	s := openInternal(t)
-	job := queuedSimple(50)
-	if err := s.InsertJob(ctx, job); err != nil {
-		t.Fatal(err)
-	}
+	job := insertQueued(t, s, 50)
 	moveStored(t, s, job, 2)
 	if _, err := s.dropQueued(ctx, job.Priority, job.ID, 1); err != nil {
 		t.Fatal(err)
@@ -66,10 +73,7 @@ func TestDropQueuedKeepsTheCopyOfARunnableJob(t *testing.T) {
 		t.Fatalf("copy of the job queued at version 2 after a removal from version 1: version %d, want 2 (-1: no copy)", v)
 	}
 	// A removal for a job that left the queue still removes.
-	gone := queuedSimple(50)
-	if err := s.InsertJob(ctx, gone); err != nil {
-		t.Fatal(err)
-	}
+	gone := insertQueued(t, s, 50)
 	if _, err := s.jobs().DeleteOne(ctx, bson.D{{Key: "_id", Value: gone.ID}}); err != nil {
 		t.Fatal(err)
 	}
@@ -89,10 +93,7 @@ func TestPutQueuedLeavesNoOlderCopy(t *testing.T) {
 	dbtest.RequireFerretDB(t)
 	ctx := context.Background()
 	s := openInternal(t)
-	job := queuedSimple(50)
-	if err := s.InsertJob(ctx, job); err != nil {
-		t.Fatal(err)
-	}
+	job := insertQueued(t, s, 50)
 	stale := *job
 	stale.Version = 1
 	moveStored(t, s, job, 2)
@@ -147,10 +148,7 @@ func TestQueueWritesAfterALostAnswer(t *testing.T) {
 	} {
 		t.Run(tc.command, func(t *testing.T) {
 			s := openInternal(t)
-			job := queuedSimple(50)
-			if err := s.InsertJob(ctx, job); err != nil {
-				t.Fatal(err)
-			}
+			job := insertQueued(t, s, 50)
 			moveStored(t, s, job, 2)
 			d := &lossyDialer{match: [][]byte{[]byte("\x02" + tc.command + "\x00"), []byte("queue_p050")}}
 			s.jobsDB = lossyClient(t, d).Database(s.jobsDB.Name())
@@ -180,10 +178,7 @@ func TestRerunRacingALateStartDropIsRepaired(t *testing.T) {
 	holdFor(t, time.Minute) // the end comes within the hold
 	ctx := context.Background()
 	s := openInternal(t)
-	job := queuedSimple(50)
-	if err := s.InsertJob(ctx, job); err != nil {
-		t.Fatal(err)
-	}
+	job := insertQueued(t, s, 50)
 	started, err := s.StartHeld(ctx, job, Change{Server: new("srv")}, "srv")
 	if err != nil {
 		t.Fatal(err)
@@ -234,18 +229,8 @@ func TestResumeAndOldRerunLeaveNoIntent(t *testing.T) {
 	dbtest.RequireFerretDB(t)
 	ctx := context.Background()
 	s := openInternal(t)
-	intents := func() int64 {
-		t.Helper()
-		n, err := s.intents().CountDocuments(ctx, bson.D{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return n
-	}
-	job := queuedSimple(50)
-	if err := s.InsertJob(ctx, job); err != nil {
-		t.Fatal(err)
-	}
+	intents := func() int64 { return intentCount(t, s) }
+	job := insertQueued(t, s, 50)
 	paused, err := s.Do(ctx, job, Pause(), "client")
 	if err != nil {
 		t.Fatal(err)

@@ -355,26 +355,39 @@ func (s *Store) jobIndexModels() []mongo.IndexModel {
 	return jobIndexes()
 }
 
-// dropIndexes drops the named indexes of coll that exist.
-func dropIndexes(ctx context.Context, coll *mongo.Collection, names []string) error {
-	var existing []struct {
+// indexNames returns the names of coll's indexes.
+func indexNames(ctx context.Context, coll *mongo.Collection) ([]string, error) {
+	cur, err := coll.Indexes().List(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var docs []struct {
 		Name string `bson:"name"`
 	}
-	cur, err := coll.Indexes().List(ctx)
+	if err := cur.All(ctx, &docs); err != nil {
+		return nil, err
+	}
+	names := make([]string, len(docs))
+	for i, d := range docs {
+		names[i] = d.Name
+	}
+	return names, nil
+}
+
+// dropIndexes drops the named indexes of coll that exist.
+func dropIndexes(ctx context.Context, coll *mongo.Collection, names []string) error {
+	have, err := indexNames(ctx, coll)
 	if err != nil {
 		return err
 	}
-	if err := cur.All(ctx, &existing); err != nil {
-		return err
-	}
-	for _, ix := range existing {
-		if !slices.Contains(names, ix.Name) {
+	for _, name := range have {
+		if !slices.Contains(names, name) {
 			continue
 		}
-		err := coll.Indexes().DropOne(ctx, ix.Name)
+		err := coll.Indexes().DropOne(ctx, name)
 		var ce mongo.CommandError
 		if err != nil && !(errors.As(err, &ce) && (ce.Code == 27 || ce.Name == "IndexNotFound")) { // dropped meanwhile
-			return fmt.Errorf("dropping index %s of %s: %w", ix.Name, coll.Name(), err)
+			return fmt.Errorf("dropping index %s of %s: %w", name, coll.Name(), err)
 		}
 	}
 	return nil
@@ -402,26 +415,16 @@ func ensureCollections(ctx context.Context, db *mongo.Database, names ...string)
 // ensureIndexes creates the indexes that do not exist yet, one at a time:
 // FerretDB v1.24.2 panics on a createIndexes of indexes that already exist.
 func ensureIndexes(ctx context.Context, coll *mongo.Collection, models []mongo.IndexModel) error {
-	var existing []struct {
-		Name string `bson:"name"`
-	}
-	cur, err := coll.Indexes().List(ctx)
+	have, err := indexNames(ctx, coll)
 	if err != nil {
 		return err
-	}
-	if err := cur.All(ctx, &existing); err != nil {
-		return err
-	}
-	have := map[string]bool{}
-	for _, ix := range existing {
-		have[ix.Name] = true
 	}
 	for _, m := range models {
 		var o options.IndexOptions
 		for _, set := range m.Options.List() {
 			_ = set(&o)
 		}
-		if o.Name != nil && have[*o.Name] {
+		if o.Name != nil && slices.Contains(have, *o.Name) {
 			continue
 		}
 		if _, err := coll.Indexes().CreateOne(ctx, m); err != nil {
