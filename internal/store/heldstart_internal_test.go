@@ -29,10 +29,7 @@ func TestHeldStartWrittenWithTheEnd(t *testing.T) {
 	holdFor(t, time.Minute) // the end comes within the hold, however slow the machine
 	ctx := context.Background()
 	s := openInternal(t)
-	job := queuedSimple(50)
-	if err := s.InsertJob(ctx, job); err != nil {
-		t.Fatal(err)
-	}
+	job := insertQueued(t, s, 50)
 	now := time.Now().UTC()
 	started, err := s.StartHeld(ctx, job, Change{Server: new("srv"), StartedAt: &now, Attempt: new(1)}, "srv")
 	if err != nil {
@@ -82,10 +79,7 @@ func TestHeldStartWrittenAlone(t *testing.T) {
 	dbtest.RequireFerretDB(t)
 	ctx := context.Background()
 	s := openInternal(t)
-	job := queuedSimple(50)
-	if err := s.InsertJob(ctx, job); err != nil {
-		t.Fatal(err)
-	}
+	job := insertQueued(t, s, 50)
 	started, err := s.StartHeld(ctx, job, Change{Server: new("srv")}, "srv")
 	if err != nil {
 		t.Fatal(err)
@@ -139,10 +133,7 @@ func TestHeldStartExcludesOthers(t *testing.T) {
 	holdFor(t, time.Minute)
 	ctx := context.Background()
 	s := openInternal(t)
-	job := queuedSimple(50)
-	if err := s.InsertJob(ctx, job); err != nil {
-		t.Fatal(err)
-	}
+	job := insertQueued(t, s, 50)
 	started, err := s.StartHeld(ctx, job, Change{Server: new("a")}, "a")
 	if err != nil {
 		t.Fatal(err)

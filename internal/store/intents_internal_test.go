@@ -38,6 +38,16 @@ func intentCount(t *testing.T, s *Store) int64 {
 	return n
 }
 
+// insertQueued stores a new queued simple job of priority, with its copy.
+func insertQueued(t *testing.T, s *Store, priority int) *model.Job {
+	t.Helper()
+	job := queuedSimple(priority)
+	if err := s.InsertJob(context.Background(), job); err != nil {
+		t.Fatal(err)
+	}
+	return job
+}
+
 func queuedSimple(priority int) *model.Job {
 	now := time.Now().UTC()
 	return &model.Job{ID: bson.NewObjectID(), Type: "nap", Kind: model.KindSimple, State: model.StateQueued,
@@ -166,10 +176,7 @@ func TestRepairIntents(t *testing.T) {
 	if _, err := s.InsertJobs(ctx, jobs); err != nil {
 		t.Fatal(err)
 	}
-	one := queuedSimple(40)
-	if err := s.InsertJob(ctx, one); err != nil {
-		t.Fatal(err)
-	}
+	insertQueued(t, s, 40)
 	if n := count(); n != 0 {
 		t.Fatalf("%d intents left by writers that finished, want 0", n)
 	}
@@ -229,10 +236,7 @@ func TestRequeueSurvivesALateStartDrop(t *testing.T) {
 	dbtest.RequireFerretDB(t)
 	ctx := context.Background()
 	s := openInternal(t)
-	job := queuedSimple(20)
-	if err := s.InsertJob(ctx, job); err != nil {
-		t.Fatal(err)
-	}
+	job := insertQueued(t, s, 20)
 	running, err := s.Transition(ctx, job, model.StateRunning, Change{Server: new("a")}, "a")
 	if err != nil {
 		t.Fatal(err)

@@ -29,16 +29,6 @@ func moveStored(t *testing.T, s *Store, job *model.Job, version int64) *model.Jo
 	return stored
 }
 
-// insertQueued stores a new queued simple job of priority, with its copy.
-func insertQueued(t *testing.T, s *Store, priority int) *model.Job {
-	t.Helper()
-	job := queuedSimple(priority)
-	if err := s.InsertJob(context.Background(), job); err != nil {
-		t.Fatal(err)
-	}
-	return job
-}
-
 // copyVersion returns the version of job's copy in its priority's queue,
 // or -1 if it has none.
 func copyVersion(t *testing.T, s *Store, job *model.Job) int64 {
