@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"slices"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 
@@ -29,26 +30,50 @@ func (s *Store) InsertJobs(ctx context.Context, jobs []*model.Job) (int, error) 
 // queued is the run-queue copy of a new job.
 type queued struct {
 	priority int
+	simple   bool
 	doc      bson.Raw
 }
 
 // queueNew writes the run-queue copies of new jobs, one insertMany per
-// priority: syncQueue(ctx, nil, job) for each job, batched. A copy already
-// there (a retried insert) is kept. It returns the first failure: the
-// caller then keeps the jobs' intent, for RepairIntents to write what is
-// missing (the jobs themselves are written).
+// priority: syncQueue(ctx, nil, job) for each job, batched; the copies of
+// at least segmentMin simple jobs of a priority go into a new segment of
+// its queue (segments.go). A copy already there (a retried insert) is
+// kept. It returns the first failure: the caller then keeps the jobs'
+// intent, for RepairIntents to write what is missing (the jobs themselves
+// are written).
 func (s *Store) queueNew(ctx context.Context, copies []queued) error {
-	byPriority := map[int][]any{}
+	type batch struct{ simple, other []any }
+	byPriority := map[int]*batch{}
 	var order []int
 	for _, c := range copies {
-		if _, ok := byPriority[c.priority]; !ok {
+		b := byPriority[c.priority]
+		if b == nil {
+			b = &batch{}
+			byPriority[c.priority] = b
 			order = append(order, c.priority)
 		}
-		byPriority[c.priority] = append(byPriority[c.priority], c.doc)
+		if c.simple {
+			b.simple = append(b.simple, c.doc)
+		} else {
+			b.other = append(b.other, c.doc)
+		}
 	}
 	var first error
 	for _, p := range order {
-		if _, _, err := insertMany(ctx, s.queue(p), byPriority[p]); err != nil && first == nil {
+		b, main := byPriority[p], byPriority[p].other
+		if len(b.simple) >= segmentMin {
+			for docs := range slices.Chunk(b.simple, segmentMax) {
+				if err := s.writeSegment(ctx, p, docs); err != nil && first == nil {
+					first = err
+				}
+			}
+		} else {
+			main = append(main, b.simple...)
+		}
+		if len(main) == 0 {
+			continue
+		}
+		if _, _, err := insertMany(ctx, s.queue(p), main); err != nil && first == nil {
 			first = err
 		}
 	}

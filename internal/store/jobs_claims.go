@@ -88,7 +88,7 @@ func (claimJobs) insertJobs(ctx context.Context, s *Store, jobs []*model.Job) (i
 			}
 			docs[i] = bson.Raw(raw)
 			if runnable(j) {
-				runnables = append(runnables, queued{priority: j.Priority, doc: bson.Raw(raw)})
+				runnables = append(runnables, queued{priority: j.Priority, simple: j.Kind == model.KindSimple, doc: bson.Raw(raw)})
 				ids = append(ids, j.ID)
 			}
 		}
@@ -134,6 +134,9 @@ func (c claimJobs) write(ctx context.Context, s *Store, job *model.Job, w jobWri
 			{Key: "at", Value: time.Now()},
 			{Key: "update", Value: bson.Binary{Data: raw}},
 		})
+		if err == nil {
+			s.segments.claim(job.ID, job.Version) // its offer, if it had one in a segment, is this process's
+		}
 		if isDup(err) || errors.Is(err, errClaimTaken) {
 			c.rollForward(ctx, s, job)
 			return model.ErrConflict
@@ -320,6 +323,11 @@ func (claimJobs) rollForward(ctx context.Context, s *Store, job *model.Job) {
 		return
 	}
 	if time.Since(claim.At) < rollForwardAfter {
+		return
+	}
+	// Usually the claim was applied long ago (a stale copy): a read by _id
+	// tells, where the update's filter on the version is a scan in Go.
+	if stored, err := s.GetJob(ctx, job.ID); err != nil || stored.Version != job.Version {
 		return
 	}
 	res, err := s.jobs().UpdateOne(ctx, bson.D{{Key: "_id", Value: job.ID}, {Key: "version", Value: job.Version}}, bson.Raw(claim.Update))

@@ -490,8 +490,8 @@ func (s *Store) listFlat(ctx context.Context, f JobFilter) ([]model.Job, error) 
 	}
 	sources := map[int][]listSource{}
 	for _, name := range names {
-		if p, ok := strings.CutPrefix(name, queuePrefix); ok && len(queueStates) > 0 {
-			if n, err := strconv.Atoi(p); err == nil {
+		if n, _, _, ok := parseQueueName(name); ok {
+			if len(queueStates) > 0 {
 				filter := bson.D{}
 				if len(queueStates) == 1 {
 					filter = bson.D{{Key: "state", Value: queueStates[0]}}

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -106,6 +105,9 @@ func started(before, after *model.Job) bool {
 // written its copy first; those keep their intent for RepairIntents
 // (takenBack).
 func (s *Store) dropStarted(ctx context.Context, before *model.Job) {
+	if s.segments.take(before.ID, before.Version, true) {
+		return // an offer in a segment, taken by the start: it goes with its segment
+	}
 	s.jobWriters().drops.do(ctx, dropCopy{priority: before.Priority, id: before.ID}) // with other workers' starts
 }
 
@@ -240,23 +242,48 @@ func (s *Store) dropQueued(ctx context.Context, priority int, id bson.ObjectID, 
 	return dropped, err
 }
 
-// queuePriorities lists the priorities that have a queue collection, most
-// urgent first.
-func (s *Store) queuePriorities(ctx context.Context) ([]int, error) {
+// queueColl is one of a priority's run-queue collections: its main one, or
+// a segment (segments.go).
+type queueColl struct {
+	name    string
+	segment bool
+	born    time.Time // a segment's creation
+}
+
+// queueColls lists the run-queue collections by priority, most urgent
+// first, each priority's segments oldest first, and forgets the segments
+// that are gone (and drops marks left behind by them: a marks write that
+// landed after its segment was dropped).
+func (s *Store) queueColls(ctx context.Context) ([]int, map[int][]queueColl, error) {
 	names, err := collectionNames(ctx, s.jobsDB)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
+	byPriority := map[int][]queueColl{}
 	var prios []int
+	listed := map[string]bool{}
 	for _, name := range names {
-		if p, ok := strings.CutPrefix(name, queuePrefix); ok {
-			if n, err := strconv.Atoi(p); err == nil {
-				prios = append(prios, n)
-			}
+		p, segment, born, ok := parseQueueName(name)
+		if !ok {
+			continue
+		}
+		if _, ok := byPriority[p]; !ok {
+			prios = append(prios, p)
+		}
+		byPriority[p] = append(byPriority[p], queueColl{name, segment, born})
+		listed[name] = true
+	}
+	s.segments.keep(listed)
+	for _, name := range names {
+		if seg, ok := strings.CutPrefix(name, marksPrefix); ok && !listed[seg] {
+			_ = s.jobsDB.Collection(name).Drop(ctx) // the next listing tries again
 		}
 	}
 	slices.Sort(prios)
-	return prios, nil
+	for _, colls := range byPriority {
+		slices.SortFunc(colls, func(a, b queueColl) int { return strings.Compare(a.name, b.name) })
+	}
+	return prios, byPriority, nil
 }
 
 // queueFanout is how many priorities a selection reads at once, at most.
@@ -267,7 +294,7 @@ const queueFanout = 16
 // reads the most urgent priority alone (it usually has enough), then ever
 // more priorities in parallel.
 func (s *Store) queuedRunnable(ctx context.Context, now time.Time, limit int, types []string) ([]model.Job, error) {
-	prios, err := s.queuePriorities(ctx)
+	prios, colls, err := s.queueColls(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -280,7 +307,7 @@ func (s *Store) queuedRunnable(ctx context.Context, now time.Time, limit int, ty
 		errs := make([]error, len(batch))
 		var wg sync.WaitGroup
 		for i, p := range batch {
-			wg.Go(func() { dues[i], errs[i] = s.dueQueued(ctx, p, now, want, types) })
+			wg.Go(func() { dues[i], errs[i] = s.dueQueued(ctx, p, colls[p], now, want, types) })
 		}
 		wg.Wait()
 		if err := errors.Join(errs...); err != nil {
@@ -294,13 +321,40 @@ func (s *Store) queuedRunnable(ctx context.Context, now time.Time, limit int, ty
 }
 
 // dueQueued returns up to n runnable copies due at now (of the given types,
-// unless nil) from one priority's queue, oldest first among the copies read.
-// It reads the first n copies (at least queuePage), and the first twice as
-// many again while those hold fewer than n due: FerretDB applies a skip by
-// reading the rows it skips, so pages of queuePage with a growing skip
-// read the head of the queue again for every page (a server asking for
-// 150 candidates read 300 copies).
-func (s *Store) dueQueued(ctx context.Context, priority int, now time.Time, n int, types []string) ([]model.Job, error) {
+// unless nil) from one priority's queue collections (colls, as queueColls
+// lists them), oldest first among the copies read: from the segments,
+// oldest first, until n are due, and from the main collection.
+func (s *Store) dueQueued(ctx context.Context, priority int, colls []queueColl, now time.Time, n int, types []string) ([]model.Job, error) {
+	var due []model.Job
+	for _, c := range colls {
+		if !c.segment {
+			continue
+		}
+		if len(due) >= n {
+			break
+		}
+		got, err := s.segmentDue(ctx, c.name, c.born, now, types)
+		if err != nil {
+			return nil, err
+		}
+		due = append(due, got...)
+	}
+	main, err := s.dueMain(ctx, priority, now, n, types)
+	if err != nil {
+		return nil, err
+	}
+	due = append(due, main...)
+	slices.SortFunc(due, func(a, b model.Job) int { return bytes.Compare(a.ID[:], b.ID[:]) })
+	return due, nil
+}
+
+// dueMain is dueQueued in a priority's main queue collection. It reads the
+// first n copies (at least queuePage), and the first twice as many again
+// while those hold fewer than n due: FerretDB applies a skip by reading the
+// rows it skips, so pages of queuePage with a growing skip read the head
+// of the queue again for every page (a server asking for 150 candidates
+// read 300 copies).
+func (s *Store) dueMain(ctx context.Context, priority int, now time.Time, n int, types []string) ([]model.Job, error) {
 	var due []model.Job
 	for limit := int64(max(n, queuePage)); ; limit *= 2 {
 		page, err := findAll[model.Job](ctx, s.queue(priority), bson.D{}, options.Find().SetLimit(limit))
@@ -317,7 +371,6 @@ func (s *Store) dueQueued(ctx context.Context, priority int, now time.Time, n in
 			break
 		}
 	}
-	slices.SortFunc(due, func(a, b model.Job) int { return bytes.Compare(a.ID[:], b.ID[:]) })
 	return due, nil
 }
 
@@ -330,6 +383,18 @@ func (s *Store) RepairQueued(ctx context.Context, stale *model.Job) error {
 // repairQueued is RepairQueued of the claims strategy.
 func (s *Store) repairQueued(ctx context.Context, stale *model.Job) error {
 	job, err := s.GetJob(ctx, stale.ID)
+	if errors.Is(err, model.ErrJobNotFound) || err == nil && job.Version > stale.Version {
+		// Moved on (or gone): an offer of stale in a segment is taken.
+		// (A job still at that version has a transition claimed but not
+		// written: held, or its writer died and someone must trip over
+		// the claim and roll it forward; its offer stays.) The repair
+		// below still runs: what was tried may have been a copy in the
+		// main collection at the same version (a repair wrote one while
+		// the job waited for a roll-forward).
+		if s.segments.take(stale.ID, stale.Version, false) {
+			s.segments.tripped(stale.ID)
+		}
+	}
 	if errors.Is(err, model.ErrJobNotFound) {
 		s.syncStates(ctx, stale, nil)
 		_, err = s.dropQueued(ctx, stale.Priority, stale.ID, stale.Version)
@@ -365,22 +430,25 @@ func (s *Store) reconcileQueue(ctx context.Context) (int, error) {
 	type copyOf struct {
 		priority int
 		version  int64
+		segment  bool // an offer in a segment: never removed alone
 	}
 	copies := map[bson.ObjectID][]copyOf{}
-	prios, err := s.queuePriorities(ctx)
+	prios, colls, err := s.queueColls(ctx)
 	if err != nil {
 		return 0, err
 	}
 	for _, p := range prios {
-		docs, err := findAll[struct {
-			ID      bson.ObjectID `bson:"_id"`
-			Version int64         `bson:"version"`
-		}](ctx, s.queue(p), bson.D{}, options.Find().SetProjection(bson.D{{Key: "version", Value: 1}}))
-		if err != nil {
-			return 0, fmt.Errorf("reading the run queue: %w", err)
-		}
-		for _, d := range docs {
-			copies[d.ID] = append(copies[d.ID], copyOf{p, d.Version})
+		for _, c := range colls[p] {
+			docs, err := findAll[struct {
+				ID      bson.ObjectID `bson:"_id"`
+				Version int64         `bson:"version"`
+			}](ctx, s.jobsDB.Collection(c.name), bson.D{}, options.Find().SetProjection(bson.D{{Key: "version", Value: 1}}))
+			if err != nil {
+				return 0, fmt.Errorf("reading the run queue: %w", err)
+			}
+			for _, d := range docs {
+				copies[d.ID] = append(copies[d.ID], copyOf{p, d.Version, c.segment})
+			}
 		}
 	}
 	all, err := s.ListJobs(ctx, JobFilter{States: []model.State{model.StateQueued, model.StateRunning}})
@@ -415,7 +483,9 @@ func (s *Store) reconcileQueue(ctx context.Context) (int, error) {
 			var err error
 			switch {
 			case c.priority != job.Priority:
-				err = count(s.dropQueued(ctx, c.priority, job.ID, c.version))
+				if !c.segment {
+					err = count(s.dropQueued(ctx, c.priority, job.ID, c.version))
+				}
 			case c.version >= job.Version:
 				put = false
 			}
@@ -442,7 +512,8 @@ func (s *Store) reconcileQueue(ctx context.Context) (int, error) {
 		}
 	}
 	for id, have := range copies {
-		if live[id] {
+		have = slices.DeleteFunc(have, func(c copyOf) bool { return c.segment }) // taken offers, dropped with their segments
+		if live[id] || len(have) == 0 {
 			continue
 		}
 		// Its writer may have died before the queue and the state index

@@ -181,7 +181,7 @@ func writeInsertedEnds(ctx context.Context, db *mongo.Database, ids []bson.Objec
 // floorSegment is the number of run-queue entries of a segment.
 const floorSegment = 1000
 
-func segmentName(i int) string { return fmt.Sprintf("queue_s%03d", i/floorSegment) }
+func floorSegmentName(i int) string { return fmt.Sprintf("queue_s%03d", i/floorSegment) }
 
 // segmentQueue writes the jobs' run-queue entries in segments of
 // floorSegment, in the jobs' order.
@@ -191,7 +191,7 @@ func segmentQueue(ctx context.Context, db *mongo.Database, ids []bson.ObjectID) 
 		for _, id := range ids[i:min(i+floorSegment, len(ids))] {
 			docs = append(docs, bson.D{{Key: "_id", Value: id}, {Key: "type", Value: "noop"}})
 		}
-		if _, err := db.Collection(segmentName(i)).InsertMany(ctx, docs); err != nil {
+		if _, err := db.Collection(floorSegmentName(i)).InsertMany(ctx, docs); err != nil {
 			return err
 		}
 	}
@@ -214,7 +214,7 @@ func writeEndsDroppingSegments(ctx context.Context, db *mongo.Database, ids []bs
 		return err
 	}
 	if (doc.I+1)%floorSegment == 0 {
-		return db.Collection(segmentName(doc.I)).Drop(ctx)
+		return db.Collection(floorSegmentName(doc.I)).Drop(ctx)
 	}
 	return nil
 }

@@ -1,0 +1,440 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+
+	"github.com/rocketjob-go/rocketjob/internal/model"
+)
+
+// Run-queue segments (FerretDB).
+//
+// Removing a started job's copy from the run queue costs FerretDB a delete
+// statement per job, as much as the job's own update. So the copies of a
+// bulk enqueue of simple jobs (InsertJobs: at least segmentMin jobs of a
+// priority in one batch) go into collections of their own, segments of at
+// most segmentMax copies, queue_p<NNN>_<Unix ms>_<ObjectID>, each written
+// once and dropped whole: a copy in a segment is an offer of its job at
+// its version, never updated nor removed alone. Copies of jobs written one
+// at a time, and every later copy of a job, go to the priority's main
+// collection as before (queue.go).
+//
+// An offer is taken once a claim of its job at its version exists (the
+// claim of a transition from that version: jobs_claims.go): the job moved
+// on, and its writer put whatever copy the job needs next in the main
+// collection. Each Store remembers the offers it saw taken (by its own
+// claims, and the duplicates it met), skips them when it selects, and drops
+// a segment once every offer in it is taken: one command per segment
+// instead of a delete per job. A Store that never saw an offer taken
+// (another server took it) tries it once, meets the claim, and so learns.
+//
+// A segment is complete once its seal (a document with the nil ObjectID)
+// is written after its copies. A reader caches a complete segment's copies
+// and reads it no more; it reads an unsealed one again at every selection
+// (its insertMany may not all be visible yet) and never drops it before it
+// settles (segmentSettle): its writer may still be writing, or have died
+// (its queue intent then gets the jobs their copies in the main
+// collection). A writer whose seal lands later than half of segmentSettle
+// keeps its intent as well: a reader may have taken the segment for settled
+// without some of its copies.
+
+// segmentMin is how many simple jobs of one priority an insertMany must
+// hold for their copies to go into a segment of their own; fewer go into
+// the priority's main queue collection.
+const segmentMin = 64
+
+// segmentMax is how many copies a segment holds at most: a listing of queued
+// jobs reads the jobs of the offers already taken in a segment not yet
+// dropped, a segment's offers are cached by every reader.
+const segmentMax = 250
+
+// segmentSettle is how old an unsealed segment must be before a reader
+// takes what it holds for complete (a variable for tests).
+var segmentSettle = time.Minute
+
+// segmentIdle is how long a reader leaves a settled segment with nothing due
+// for it unread.
+const segmentIdle = 10 * time.Second
+
+// segmentName is the name of a new segment of priority's queue, created
+// at born: queue_p<NNN>_<Unix milliseconds>_<ObjectID> (names sort by age).
+func segmentName(priority int, born time.Time) string {
+	return fmt.Sprintf("%s%03d_%013d_%s", queuePrefix, priority, born.UnixMilli(), bson.NewObjectID().Hex())
+}
+
+// parseQueueName reads a run-queue collection's name: the priority, and
+// whether it is a segment (and then when it was created).
+func parseQueueName(name string) (priority int, segment bool, born time.Time, ok bool) {
+	rest, ok := strings.CutPrefix(name, queuePrefix)
+	if !ok {
+		return 0, false, time.Time{}, false
+	}
+	p, tail, segment := strings.Cut(rest, "_")
+	priority, err := strconv.Atoi(p)
+	if err != nil {
+		return 0, false, time.Time{}, false
+	}
+	if !segment {
+		return priority, false, time.Time{}, true
+	}
+	ms, _, _ := strings.Cut(tail, "_")
+	n, err := strconv.ParseInt(ms, 10, 64)
+	if err != nil {
+		return 0, false, time.Time{}, false
+	}
+	return priority, true, time.UnixMilli(n), true
+}
+
+// segments is a Store's knowledge of the run-queue segments: their offers,
+// those it saw taken, and the cached copies of the settled ones.
+type segments struct {
+	mu    sync.Mutex
+	segs  map[string]*segment        // by collection name
+	byJob map[bson.ObjectID]*segment // the segment each job's offer was read from
+}
+
+type segment struct {
+	name    string
+	born    time.Time
+	offers  map[bson.ObjectID]int64     // job -> the version offered, as last read
+	taken   map[bson.ObjectID]bool      // offers seen taken: their jobs stored past the version offered
+	claimed map[bson.ObjectID]time.Time // offers this Store claimed, their jobs not yet seen moved on: when
+	mine    []bson.ObjectID             // offers this Store took, not yet in the segment's marks
+	stale   bool                        // a start tripped over an offer taken unseen: check the others
+	checked time.Time                   // when the offers were last checked against their jobs
+	settled bool                        // the offers were read sealed or settled: they are all of them
+	jobs    []model.Job                 // the copies last read (nil: let go, or not read)
+	idle    time.Time                   // cached copies let go: nothing due for this Store until then
+}
+
+func newSegments() *segments {
+	return &segments{segs: map[string]*segment{}, byJob: map[bson.ObjectID]*segment{}}
+}
+
+// tripped records that a transition from the offer of job id conflicted
+// and the job had moved on: the other servers' takes that this Store has
+// not seen (a server killed before it published them, or one that does not
+// read the marks) are likely more, so the segment's offers are checked
+// against their jobs before the next selection from it (checkOffers).
+func (c *segments) tripped(id bson.ObjectID) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if seg := c.byJob[id]; seg != nil {
+		seg.stale = true
+	}
+}
+
+// segmentCheckEvery is how often a Store checks a segment's offers against
+// their jobs at most.
+const segmentCheckEvery = 2 * time.Second
+
+// checkOffers reads the jobs of the offers of seg that this Store has not
+// seen taken nor claimed, a few at once, and takes those whose jobs moved
+// on: many reads by _id once, instead of a conflicting start for each.
+func (s *Store) checkOffers(ctx context.Context, seg *segment) error {
+	c := s.segments
+	c.mu.Lock()
+	if !seg.stale || time.Since(seg.checked) < segmentCheckEvery {
+		c.mu.Unlock()
+		return nil
+	}
+	seg.stale, seg.checked = false, time.Now()
+	var ids []bson.ObjectID
+	for id := range seg.offers {
+		if _, claimed := seg.claimed[id]; !seg.taken[id] && !claimed {
+			ids = append(ids, id)
+		}
+	}
+	c.mu.Unlock()
+	for chunk := range slices.Chunk(ids, listLookups) {
+		jobs, errs := s.getJobs(ctx, chunk)
+		for i, id := range chunk {
+			c.mu.Lock()
+			offered := seg.offers[id]
+			c.mu.Unlock()
+			switch {
+			case errors.Is(errs[i], model.ErrJobNotFound), errs[i] == nil && jobs[i].Version > offered:
+				c.take(id, offered, false)
+			case errs[i] != nil:
+				return errs[i]
+			}
+		}
+	}
+	return nil
+}
+
+// claim records that this Store claimed a transition of job id from
+// version: if that is an offer it read, it is not offered to this Store
+// again. The offer is not taken until the job is stored past it (a held
+// start is not, and should this process die before writing it, the other
+// servers must still trip over the offer and roll the claim forward).
+func (c *segments) claim(id bson.ObjectID, version int64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if seg := c.byJob[id]; seg != nil && seg.offers[id] == version && !seg.taken[id] {
+		seg.claimed[id] = time.Now()
+	}
+}
+
+// take records that job id is stored past version (or gone): its offer at
+// that version, if this Store read one, is taken. When this Store moved the
+// job (mine), the segment's marks tell the other Stores at the next
+// selection. It reports whether there was such an offer.
+func (c *segments) take(id bson.ObjectID, version int64, mine bool) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	seg := c.byJob[id]
+	if seg == nil || seg.offers[id] != version {
+		return false
+	}
+	if mine && !seg.taken[id] {
+		seg.mine = append(seg.mine, id)
+		seg.idle = time.Time{} // to publish at the next selection (and maybe drop the segment)
+	}
+	seg.taken[id] = true
+	delete(seg.claimed, id)
+	return true
+}
+
+// keep forgets the segments that are not among names (dropped).
+func (c *segments) keep(names map[string]bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for name, seg := range c.segs {
+		if !names[name] {
+			c.forgetLocked(seg)
+		}
+	}
+}
+
+func (c *segments) forgetLocked(seg *segment) {
+	for id := range seg.offers {
+		if c.byJob[id] == seg {
+			delete(c.byJob, id)
+		}
+	}
+	delete(c.segs, seg.name)
+}
+
+// read records the copies read from a segment, and caches them (all of
+// them when settled, else those that were there when read).
+func (c *segments) read(seg *segment, jobs []model.Job, settled bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for i := range jobs {
+		j := &jobs[i]
+		seg.offers[j.ID] = j.Version
+		c.byJob[j.ID] = seg
+	}
+	seg.settled, seg.jobs = settled, jobs
+}
+
+func (c *segments) get(name string, born time.Time) *segment {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	seg := c.segs[name]
+	if seg == nil {
+		seg = &segment{name: name, born: born, offers: map[bson.ObjectID]int64{}, taken: map[bson.ObjectID]bool{}, claimed: map[bson.ObjectID]time.Time{}}
+		c.segs[name] = seg
+	}
+	return seg
+}
+
+// segmentDue returns the runnable copies due at now (of types, unless nil)
+// from one segment whose offers this Store has not seen taken. It reads the
+// segment unless its copies are cached, or nothing in it is due for this
+// Store until later; it drops the segment once every offer in it is taken.
+func (s *Store) segmentDue(ctx context.Context, name string, born, now time.Time, types []string) ([]model.Job, error) {
+	c := s.segments
+	seg := c.get(name, born)
+	c.mu.Lock()
+	idle := now.Before(seg.idle)
+	c.mu.Unlock()
+	if idle {
+		return nil, nil
+	}
+	if err := s.exchangeMarks(ctx, seg); err != nil {
+		return nil, err
+	}
+	if err := s.checkOffers(ctx, seg); err != nil {
+		return nil, err
+	}
+	// Sealed, or settled before the read began: the read sees every offer.
+	settled := time.Since(born) > segmentSettle
+	c.mu.Lock()
+	jobs := seg.jobs
+	reread := jobs == nil || !seg.settled // not cached, or cached before it was sealed or settled
+	c.mu.Unlock()
+	if reread {
+		var err error
+		jobs, err = findAll[model.Job](ctx, s.jobsDB.Collection(name), bson.D{}, options.Find().SetBatchSize(InsertBatch))
+		if err != nil {
+			return nil, err
+		}
+		n := len(jobs)
+		jobs = slices.DeleteFunc(jobs, func(j model.Job) bool { return j.ID == sealID })
+		c.read(seg, jobs, settled || len(jobs) < n)
+	}
+	c.mu.Lock()
+	var due []model.Job
+	var unsure []model.Job // offers this Store claimed a while ago, their jobs not seen moved on
+	untaken := false
+	next := now.Add(segmentIdle) // when something here may be due for this Store
+	for i := range jobs {
+		j := &jobs[i]
+		if seg.taken[j.ID] {
+			continue
+		}
+		untaken = true
+		if at, ok := seg.claimed[j.ID]; ok {
+			if time.Since(at) > rollForwardAfter {
+				unsure = append(unsure, *j)
+			}
+			continue
+		}
+		if !runnable(j) || types != nil && !slices.Contains(types, j.Type) {
+			continue
+		}
+		if j.RunAt.After(now) {
+			next = minTime(next, j.RunAt)
+			continue
+		}
+		due = append(due, *j)
+	}
+	drop := seg.settled && !untaken
+	if seg.settled && !drop && len(due) == 0 {
+		seg.jobs, seg.idle = nil, next // nothing here for this Store now: let the copies go
+	}
+	c.mu.Unlock()
+	for i := range unsure {
+		// A transition this Store claimed that did not take the offer
+		// (not a start, or a start made runnable again with its end):
+		// the job shows whether it moved on; if it did not, the offer is
+		// offered again (whoever takes it trips over the claim and rolls
+		// it forward).
+		j := &unsure[i]
+		stored, err := s.GetJob(ctx, j.ID)
+		if errors.Is(err, model.ErrJobNotFound) || err == nil && stored.Version > j.Version {
+			c.take(j.ID, j.Version, false)
+			continue
+		}
+		if err == nil {
+			c.mu.Lock()
+			delete(seg.claimed, j.ID)
+			c.mu.Unlock()
+		}
+	}
+	if drop {
+		// Every offer is taken: the jobs moved on, and the copies they
+		// need now are elsewhere.
+		for _, coll := range []string{name, marksPrefix + name} {
+			if err := retry(ctx, func() error { return s.jobsDB.Collection(coll).Drop(ctx) }); err != nil {
+				return nil, err
+			}
+		}
+		c.mu.Lock()
+		c.forgetLocked(seg)
+		c.mu.Unlock()
+	}
+	return due, nil
+}
+
+// Marks.
+//
+// Servers stripe simple jobs among them (server/selector.go): each takes
+// the jobs of its stripe first. A Store that learned of other servers'
+// takes only by meeting their claims would list, and try, every offer the
+// others took. So each Store publishes the offers it took in the segment's
+// marks collection (taken_<segment>: one document {ids} per selection
+// that follows takes), and reads the others' before it selects from the
+// segment: one small insert and one small read per selection, instead of a
+// delete per job. An offer taken since the others last wrote their marks
+// is still tried, and learned by its conflict.
+
+// marksPrefix names a segment's marks collection: marksPrefix + the
+// segment's name.
+const marksPrefix = "taken_"
+
+// exchangeMarks writes the offers of seg this Store took since it last
+// did, and reads those every Store took.
+func (s *Store) exchangeMarks(ctx context.Context, seg *segment) error {
+	c := s.segments
+	coll := s.jobsDB.Collection(marksPrefix + seg.name)
+	c.mu.Lock()
+	mine := seg.mine
+	seg.mine = nil
+	c.mu.Unlock()
+	if len(mine) > 0 {
+		err := retry(ctx, func() error {
+			_, err := coll.InsertOne(ctx, bson.D{{Key: "_id", Value: bson.NewObjectID()}, {Key: "ids", Value: mine}})
+			return err
+		})
+		if err != nil {
+			c.mu.Lock()
+			seg.mine = append(seg.mine, mine...)
+			c.mu.Unlock()
+			return err
+		}
+	}
+	marks, err := findAll[struct {
+		IDs []bson.ObjectID `bson:"ids"`
+	}](ctx, coll, bson.D{})
+	if err != nil {
+		return err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, m := range marks {
+		for _, id := range m.IDs {
+			seg.taken[id] = true
+		}
+	}
+	return nil
+}
+
+// errSegmentLate is writeSegment's answer when the segment was sealed after
+// readers may have cached it without some of its copies.
+var errSegmentLate = errors.New("run-queue segment sealed late")
+
+// sealID is the _id of a segment's seal: a document written after its
+// copies, which tells readers that they have all of them.
+var sealID = bson.NilObjectID
+
+// writeSegment writes copies of new simple jobs of priority into a new
+// segment, then its seal. It returns errSegmentLate when that took so long
+// that readers may have cached the segment without some of its copies
+// (and could drop them with it): the caller then keeps its queue intent.
+func (s *Store) writeSegment(ctx context.Context, priority int, docs []any) error {
+	born := time.Now()
+	coll := s.jobsDB.Collection(segmentName(priority, born))
+	if _, _, err := insertMany(ctx, coll, docs); err != nil {
+		return err
+	}
+	err := retry(ctx, func() error {
+		_, err := coll.InsertOne(ctx, bson.D{{Key: "_id", Value: sealID}})
+		if isDup(err) {
+			return nil // a retry's
+		}
+		return err
+	})
+	if err == nil && time.Since(born) > segmentSettle/2 {
+		err = errSegmentLate
+	}
+	return err
+}
+
+func minTime(a, b time.Time) time.Time {
+	if b.Before(a) {
+		return b
+	}
+	return a
+}

@@ -1,0 +1,409 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+
+	"github.com/rocketjob-go/rocketjob/internal/dbtest"
+	"github.com/rocketjob-go/rocketjob/internal/model"
+)
+
+// bulkQueued stores n new queued simple jobs of priority with InsertJobs
+// (one insertMany, so their copies go to one segment when n >= segmentMin).
+func bulkQueued(t *testing.T, s *Store, n, priority int) []*model.Job {
+	t.Helper()
+	jobs := make([]*model.Job, n)
+	for i := range jobs {
+		jobs[i] = queuedSimple(priority)
+	}
+	if written, err := s.InsertJobs(context.Background(), jobs); err != nil || written != n {
+		t.Fatalf("InsertJobs: %d written (%v), want %d", written, err, n)
+	}
+	return jobs
+}
+
+// segmentNames lists the run queue's segments.
+func segmentNames(t *testing.T, s *Store) []string {
+	t.Helper()
+	names, err := collectionNames(context.Background(), s.jobsDB)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, name := range names {
+		if _, segment, _, ok := parseQueueName(name); ok && segment {
+			out = append(out, name)
+		}
+	}
+	return out
+}
+
+// runnableIDs is the ids of the jobs a selection offers now.
+func runnableIDs(t *testing.T, s *Store) []bson.ObjectID {
+	t.Helper()
+	jobs, err := s.RunnableJobs(context.Background(), time.Now(), 1000, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return jobIDs(jobs)
+}
+
+func sortedIDs(jobs []*model.Job) []bson.ObjectID {
+	out := make([]bson.ObjectID, len(jobs))
+	for i, j := range jobs {
+		out[i] = j.ID
+	}
+	slices.SortFunc(out, func(a, b bson.ObjectID) int { return compareIDs(a, b) })
+	return out
+}
+
+// runAll starts and completes each job, as a server does (a held start,
+// then the end), from the copies a selection offered.
+func runAll(t *testing.T, s *Store, offered []model.Job, by string) {
+	t.Helper()
+	ctx := context.Background()
+	for i := range offered {
+		started, err := s.StartHeld(ctx, &offered[i], Change{Server: new(by)}, by)
+		if err != nil {
+			t.Fatalf("starting %s: %v", offered[i].ID.Hex(), err)
+		}
+		if _, err := s.Transition(ctx, started, model.StateCompleted, Change{CompletedAt: new(time.Now())}, by); err != nil {
+			t.Fatalf("completing %s: %v", offered[i].ID.Hex(), err)
+		}
+	}
+}
+
+// TestBulkEnqueueRunsFromASegment: the copies of a bulk enqueue of simple
+// jobs go to a sealed segment of their own (not the priority's main queue
+// collection); every job is offered, runs once, and once every offer is
+// taken the next selection drops the segment (no delete per job).
+func TestBulkEnqueueRunsFromASegment(t *testing.T) {
+	dbtest.RequireFerretDB(t)
+	ctx := context.Background()
+	s := openInternal(t)
+	jobs := bulkQueued(t, s, segmentMin, 50)
+	segs := segmentNames(t, s)
+	if len(segs) != 1 || !strings.HasPrefix(segs[0], "queue_p050_") {
+		t.Fatalf("segments after a bulk enqueue of %d: %v, want one of priority 50", segmentMin, segs)
+	}
+	if n, err := s.queue(50).CountDocuments(ctx, bson.D{}); err != nil || n != 0 {
+		t.Fatalf("main queue collection: %d copies (%v), want none", n, err)
+	}
+	if n := intentCount(t, s); n != 0 {
+		t.Fatalf("%d queue intents left after the enqueue, want 0", n)
+	}
+	offered, err := s.RunnableJobs(ctx, time.Now(), 1000, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := jobIDs(offered); !slices.Equal(got, sortedIDs(jobs)) {
+		t.Fatalf("offered %d jobs, want the %d enqueued", len(got), len(jobs))
+	}
+	runAll(t, s, offered, "srv")
+	if got := runnableIDs(t, s); len(got) != 0 {
+		t.Fatalf("offered %d jobs after every job completed, want none", len(got))
+	}
+	if segs := segmentNames(t, s); len(segs) != 0 {
+		t.Fatalf("segments after every offer was taken: %v, want none", segs)
+	}
+	// A marks write that lands after its segment was dropped leaves a
+	// collection that the next selection drops.
+	late := s.jobsDB.Collection(marksPrefix + segs[0])
+	if _, err := late.InsertOne(ctx, bson.D{{Key: "ids", Value: bson.A{jobs[0].ID}}}); err != nil {
+		t.Fatal(err)
+	}
+	runnableIDs(t, s)
+	if names, err := collectionNames(ctx, s.jobsDB); err != nil || slices.Contains(names, late.Name()) {
+		t.Fatalf("marks of a dropped segment after a selection: still there (%v)", err)
+	}
+	for _, j := range jobs {
+		stored, err := s.GetJob(ctx, j.ID)
+		if err != nil || stored.State != model.StateCompleted {
+			t.Fatalf("job %s after its run: %+v (%v), want completed", j.ID.Hex(), stored, err)
+		}
+	}
+	// A small bulk enqueue goes to the main collection, as single ones do.
+	small := bulkQueued(t, s, segmentMin-1, 50)
+	if segs := segmentNames(t, s); len(segs) != 0 {
+		t.Fatalf("segments after a bulk enqueue of %d: %v, want none", len(small), segs)
+	}
+	if got := runnableIDs(t, s); !slices.Equal(got, sortedIDs(small)) {
+		t.Fatalf("offered %d jobs, want the %d enqueued", len(got), len(small))
+	}
+}
+
+// openSecond opens another Store on s's databases: another server.
+func openSecond(t *testing.T, s *Store) *Store {
+	t.Helper()
+	ctx := context.Background()
+	b, err := Open(ctx, Config{URI: dbtest.URI(), DB: s.jobsDB.Name(), WorkDB: s.workDB.Name()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = b.Close(ctx) })
+	return b
+}
+
+// TestSegmentOffersTakenElsewhere: two Stores (two servers) read the same
+// segment. The jobs one runs are published in the segment's marks at its
+// next selection and no longer offered to the other; a job paused
+// meanwhile keeps its stale offer, which a start trips over (and learns
+// from) but never runs; the segment goes once every offer is taken.
+func TestSegmentOffersTakenElsewhere(t *testing.T) {
+	dbtest.RequireFerretDB(t)
+	ctx := context.Background()
+	a := openInternal(t)
+	b := openSecond(t, a)
+	jobs := bulkQueued(t, a, segmentMin, 50)
+	paused, err := a.Transition(ctx, jobs[0], model.StatePaused, Change{}, "client")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := runnableIDs(t, a); len(got) != segmentMin {
+		t.Fatalf("a is offered %d jobs, want %d (offers are hints)", len(got), segmentMin)
+	}
+	offeredB, err := b.RunnableJobs(ctx, time.Now(), 1000, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	half := slices.DeleteFunc(offeredB, func(j model.Job) bool { return compareIDs(j.ID, jobs[segmentMin/2].ID) < 0 })
+	runAll(t, b, half, "b")
+	b.RunnableJobs(ctx, time.Now(), 1000, nil) // b's next selection publishes its takes
+	offeredA, err := a.RunnableJobs(ctx, time.Now(), 1000, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := segmentMin / 2; len(offeredA) != want {
+		t.Fatalf("a is offered %d jobs after b published its %d, want %d", len(offeredA), len(half), want)
+	}
+	conflicts := 0
+	for i := range offeredA {
+		job := &offeredA[i]
+		started, err := a.StartHeld(ctx, job, Change{Server: new("a")}, "a")
+		if errors.Is(err, model.ErrConflict) {
+			conflicts++
+			if err := a.RepairQueued(ctx, job); err != nil {
+				t.Fatal(err)
+			}
+			continue
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if job.ID == paused.ID {
+			t.Fatalf("the paused job %s started from its stale offer", job.ID.Hex())
+		}
+		if _, err := a.Transition(ctx, started, model.StateCompleted, Change{}, "a"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if conflicts != 1 {
+		t.Fatalf("%d starts conflicted, want 1 (the paused job)", conflicts)
+	}
+	if got := runnableIDs(t, a); len(got) != 0 {
+		t.Fatalf("a is offered %d jobs after every offer was taken, want none", len(got))
+	}
+	if segs := segmentNames(t, a); len(segs) != 0 {
+		t.Fatalf("segments after a saw every offer taken: %v, want none", segs)
+	}
+	if got := runnableIDs(t, b); len(got) != 0 {
+		t.Fatalf("b is offered %d jobs after the segment was dropped, want none", len(got))
+	}
+	if stored, err := a.GetJob(ctx, paused.ID); err != nil || stored.State != model.StatePaused {
+		t.Fatalf("paused job: %+v (%v), want still paused", stored, err)
+	}
+}
+
+// TestHeldStartKeepsItsOffer: a start held back is claimed but not written,
+// and should its server die, the job (still stored queued) is found only
+// by the servers that trip over its claim and roll it forward. So neither
+// the claim nor a conflict with it takes the offer: it is offered to the
+// others, and the segment stays, until the start is written.
+func TestHeldStartKeepsItsOffer(t *testing.T) {
+	dbtest.RequireFerretDB(t)
+	ctx := context.Background()
+	defer func(d time.Duration) { startHold = d }(startHold)
+	startHold = time.Hour // written with the end only
+	a := openInternal(t)
+	b := openSecond(t, a)
+	jobs := bulkQueued(t, a, segmentMin, 50)
+	offeredB, err := b.RunnableJobs(ctx, time.Now(), 1000, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var held []*model.Job // b's runs, started (held) but not ended
+	for i := range offeredB {
+		started, err := b.StartHeld(ctx, &offeredB[i], Change{Server: new("b")}, "b")
+		if err != nil {
+			t.Fatal(err)
+		}
+		held = append(held, started)
+	}
+	if got := runnableIDs(t, b); len(got) != 0 {
+		t.Fatalf("b is offered %d of the jobs it holds, want none", len(got))
+	}
+	offeredA, err := a.RunnableJobs(ctx, time.Now(), 1000, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(offeredA) != len(jobs) {
+		t.Fatalf("a is offered %d jobs while b holds their starts, want %d", len(offeredA), len(jobs))
+	}
+	first := &offeredA[0]
+	if _, err := a.StartHeld(ctx, first, Change{Server: new("a")}, "a"); !errors.Is(err, model.ErrConflict) {
+		t.Fatalf("a's start of a job b holds: %v, want a conflict", err)
+	}
+	if err := a.RepairQueued(ctx, first); err != nil {
+		t.Fatal(err)
+	}
+	// (The repair may also have given the job, stored queued, a copy in
+	// the main collection.)
+	if got := slices.Compact(runnableIDs(t, a)); !slices.Equal(got, sortedIDs(jobs)) {
+		t.Fatalf("a is offered %d jobs after a conflict with a held start, want the %d (the start is not written)", len(got), len(jobs))
+	}
+	if segs := segmentNames(t, a); len(segs) != 1 {
+		t.Fatalf("segments while starts are held: %v, want the one", segs)
+	}
+	for _, j := range held {
+		if _, err := b.Transition(ctx, j, model.StateCompleted, Change{}, "b"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b.RunnableJobs(ctx, time.Now(), 1000, nil) // publishes b's takes, and drops the segment
+	// Left: at most the main collection's stale copy that a's repair wrote,
+	// which the next start trips over and removes.
+	stale, err := a.RunnableJobs(ctx, time.Now(), 1000, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range stale {
+		if stale[i].ID != first.ID {
+			t.Fatalf("a is offered job %s after b ended it", stale[i].ID.Hex())
+		}
+		if _, err := a.StartHeld(ctx, &stale[i], Change{Server: new("a")}, "a"); !errors.Is(err, model.ErrConflict) {
+			t.Fatalf("a's start from a stale copy: %v, want a conflict", err)
+		}
+		if err := a.RepairQueued(ctx, &stale[i]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := runnableIDs(t, a); len(got) != 0 {
+		t.Fatalf("a is offered %d jobs after b ended them, want none", len(got))
+	}
+	if segs := segmentNames(t, a); len(segs) != 0 {
+		t.Fatalf("segments after every start was written: %v, want none", segs)
+	}
+}
+
+// TestUnsealedSegmentIsKept: a segment without its seal may still be being
+// written (its insertMany not all visible, or its collection just
+// created), so a reader that saw every offer in it taken keeps it, and
+// offers what appears in it later, until it has settled.
+func TestUnsealedSegmentIsKept(t *testing.T) {
+	dbtest.RequireFerretDB(t)
+	ctx := context.Background()
+	s := openInternal(t)
+	name := segmentName(50, time.Now())
+	coll := s.jobsDB.Collection(name)
+	// offer stores a new job whose only copy is in the segment.
+	offer := func() *model.Job {
+		j := queuedSimple(50)
+		if err := s.InsertJob(ctx, j); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.queue(50).DeleteOne(ctx, bson.D{{Key: "_id", Value: j.ID}}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := coll.InsertOne(ctx, j); err != nil {
+			t.Fatal(err)
+		}
+		return j
+	}
+	first := offer()
+	offered, err := s.RunnableJobs(ctx, time.Now(), 1000, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := jobIDs(offered); !slices.Equal(got, []bson.ObjectID{first.ID}) {
+		t.Fatalf("offered %v, want %s", got, first.ID.Hex())
+	}
+	runAll(t, s, offered, "srv")
+	if got := runnableIDs(t, s); len(got) != 0 {
+		t.Fatalf("offered %d jobs after the only job ran, want none", len(got))
+	}
+	if segs := segmentNames(t, s); !slices.Contains(segs, name) {
+		t.Fatalf("an unsealed segment was dropped before it settled: %v", segs)
+	}
+	late := offer()
+	if got := runnableIDs(t, s); !slices.Equal(got, []bson.ObjectID{late.ID}) {
+		t.Fatalf("offered %v after a late copy landed in the unsealed segment, want %s", got, late.ID.Hex())
+	}
+}
+
+// TestLateSealKeepsTheIntent: a segment sealed later than half of
+// segmentSettle may have been cached by a reader without some of its
+// offers (and be dropped with them), so its writer keeps the jobs' queue
+// intent: the minute's repair writes their copies in the main collection.
+func TestLateSealKeepsTheIntent(t *testing.T) {
+	dbtest.RequireFerretDB(t)
+	ctx := context.Background()
+	s := openInternal(t)
+	defer func(d time.Duration) { segmentSettle = d }(segmentSettle)
+	segmentSettle = 0 // every seal is late
+	jobs := bulkQueued(t, s, segmentMin, 50)
+	if n := intentCount(t, s); n != 1 {
+		t.Fatalf("%d queue intents after a late seal, want 1", n)
+	}
+	if _, err := s.RepairIntents(ctx, time.Now().Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	for _, j := range jobs {
+		if v := copyVersion(t, s, j); v != j.Version {
+			t.Fatalf("job %s after the intents' repair: copy version %d in the main collection, want %d", j.ID.Hex(), v, j.Version)
+		}
+	}
+}
+
+// TestTripOverAMainCopyBesideAnOffer: a job can have a copy in the main
+// collection at the version of its offer (a repair wrote one while the job
+// waited for a roll-forward). A start from that copy that conflicts, once
+// the job moved on, must remove the copy as for any stale copy, not only
+// take the offer: else every selection lists it again.
+func TestTripOverAMainCopyBesideAnOffer(t *testing.T) {
+	dbtest.RequireFerretDB(t)
+	ctx := context.Background()
+	a := openInternal(t)
+	b := openSecond(t, a)
+	jobs := bulkQueued(t, a, segmentMin, 50)
+	job := jobs[0]
+	if _, err := a.putQueued(ctx, job); err != nil { // the main copy, at the offer's version
+		t.Fatal(err)
+	}
+	if got := runnableIDs(t, a); len(got) != segmentMin+1 {
+		t.Fatalf("a is offered %d copies, want %d (the offers and the main copy)", len(got), segmentMin+1)
+	}
+	offeredB, err := b.RunnableJobs(ctx, time.Now(), 1000, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	runAll(t, b, slices.DeleteFunc(offeredB, func(j model.Job) bool { return j.ID != job.ID })[:1], "b")
+	stale := *job
+	if _, err := a.StartHeld(ctx, &stale, Change{Server: new("a")}, "a"); !errors.Is(err, model.ErrConflict) {
+		t.Fatalf("a's start from the stale copy: %v, want a conflict", err)
+	}
+	if err := a.RepairQueued(ctx, &stale); err != nil {
+		t.Fatal(err)
+	}
+	if v := copyVersion(t, a, job); v != -1 {
+		t.Fatalf("main copy of the job b ran: version %d, want none", v)
+	}
+	if got := runnableIDs(t, a); slices.Contains(got, job.ID) {
+		t.Fatalf("a is still offered the job b ran")
+	}
+}
