@@ -24,9 +24,11 @@ import (
 // does not grow with the number of jobs. FerretDB filters and sorts in Go
 // over the whole jobs collection, completed jobs included (495 ms at 10k
 // jobs). So on FerretDB a copy of every runnable job (queued or running) is
-// kept in a collection per priority, queue_p001 to queue_p100, and a
-// selection reads those in priority order, each in insertion order with a
-// limit: a read that stops early, whatever the number of jobs.
+// kept in a collection per priority, queue_p001 to queue_p100 (or, for
+// simple jobs written in bulk, in one of the priority's segments:
+// segments.go), and a selection reads those in priority order, each in
+// insertion order with a limit: a read that stops early, whatever the
+// number of jobs.
 //
 // The copies are hints; the jobs collection is the truth. Every job write
 // updates the copy right after (syncQueue). A process that dies between the
@@ -105,7 +107,7 @@ func started(before, after *model.Job) bool {
 // written its copy first; those keep their intent for RepairIntents
 // (takenBack).
 func (s *Store) dropStarted(ctx context.Context, before *model.Job) {
-	if s.segments.take(before.ID, before.Version, true) {
+	if s.segments.takeStart(before.ID, before.Version) {
 		return // an offer in a segment, taken by the start: it goes with its segment
 	}
 	s.jobWriters().drops.do(ctx, dropCopy{priority: before.Priority, id: before.ID}) // with other workers' starts
@@ -342,6 +344,9 @@ func (s *Store) dueQueued(ctx context.Context, priority int, colls []queueColl, 
 	main, err := s.dueMain(ctx, priority, now, n, types)
 	if err != nil {
 		return nil, err
+	}
+	for i := range main {
+		s.segments.twin(main[i].ID, main[i].Version)
 	}
 	due = append(due, main...)
 	slices.SortFunc(due, func(a, b model.Job) int { return bytes.Compare(a.ID[:], b.ID[:]) })

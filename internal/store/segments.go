@@ -19,23 +19,28 @@ import (
 // Run-queue segments (FerretDB).
 //
 // Removing a started job's copy from the run queue costs FerretDB a delete
-// statement per job, as much as the job's own update. So the copies of a
-// bulk enqueue of simple jobs (InsertJobs: at least segmentMin jobs of a
-// priority in one batch) go into collections of their own, segments of at
-// most segmentMax copies, queue_p<NNN>_<Unix ms>_<ObjectID>, each written
-// once and dropped whole: a copy in a segment is an offer of its job at
-// its version, never updated nor removed alone. Copies of jobs written one
-// at a time, and every later copy of a job, go to the priority's main
-// collection as before (queue.go).
+// statement per job, as much as the job's own update. So the copies of
+// simple jobs written in bulk (InsertJobs with at least segmentMin simple
+// jobs of a priority in one batch: EnqueueMany, or concurrent Enqueue
+// calls that a Client coalesced) go into collections of their own,
+// segments of at most segmentMax copies, queue_p<NNN>_<Unix ms>_<ObjectID>,
+// each written once and dropped whole: a copy in a segment is an offer of
+// its job at its version, never updated nor removed alone. Other copies,
+// and every later copy of a job, go to the priority's main collection as
+// before (queue.go).
 //
-// An offer is taken once a claim of its job at its version exists (the
-// claim of a transition from that version: jobs_claims.go): the job moved
-// on, and its writer put whatever copy the job needs next in the main
-// collection. Each Store remembers the offers it saw taken (by its own
-// claims, and the duplicates it met), skips them when it selects, and drops
-// a segment once every offer in it is taken: one command per segment
-// instead of a delete per job. A Store that never saw an offer taken
-// (another server took it) tries it once, meets the claim, and so learns.
+// An offer is taken once its job is stored past the offered version (or
+// is gone): its writer then put whatever copy the job needs next in the
+// main collection. A claim alone does not take it: a held start is not
+// written yet, and should its server die, the other servers must still
+// find the offer, trip over the claim and roll it forward. Each Store
+// remembers the offers it saw taken (by its own starts, by the marks of
+// the others, and by conflicts whose repair read the job), skips those and
+// the ones it claimed when it selects, and drops a segment once every
+// offer in it is taken: one command per segment instead of a delete per
+// job. An offer found taken without a start (checkOffers, or a claim of
+// this Store's that was not a start) is repaired first as a conflicting
+// start would repair its copy: the job gets its copy if it is runnable.
 //
 // A segment is complete once its seal (a document with the nil ObjectID)
 // is written after its copies. A reader caches a complete segment's copies
@@ -109,6 +114,7 @@ type segment struct {
 	taken   map[bson.ObjectID]bool      // offers seen taken: their jobs stored past the version offered
 	claimed map[bson.ObjectID]time.Time // offers this Store claimed, their jobs not yet seen moved on: when
 	mine    []bson.ObjectID             // offers this Store took, not yet in the segment's marks
+	twins   map[bson.ObjectID]bool      // offers seen copied in the main collection too, at the same version
 	stale   bool                        // a start tripped over an offer taken unseen: check the others
 	checked time.Time                   // when the offers were last checked against their jobs
 	settled bool                        // the offers were read sealed or settled: they are all of them
@@ -139,7 +145,8 @@ const segmentCheckEvery = 2 * time.Second
 
 // checkOffers reads the jobs of the offers of seg that this Store has not
 // seen taken nor claimed, a few at once, and takes those whose jobs moved
-// on: many reads by _id once, instead of a conflicting start for each.
+// on (takeMovedOn, which repairs as a conflicting start would): many reads
+// by _id once, instead of a conflicting start for each.
 func (s *Store) checkOffers(ctx context.Context, seg *segment) error {
 	c := s.segments
 	c.mu.Lock()
@@ -161,15 +168,60 @@ func (s *Store) checkOffers(ctx context.Context, seg *segment) error {
 			c.mu.Lock()
 			offered := seg.offers[id]
 			c.mu.Unlock()
-			switch {
-			case errors.Is(errs[i], model.ErrJobNotFound), errs[i] == nil && jobs[i].Version > offered:
-				c.take(id, offered, false)
-			case errs[i] != nil:
-				return errs[i]
+			if err := s.takeMovedOn(ctx, id, offered, jobs[i], errs[i]); err != nil {
+				return err
 			}
 		}
 	}
 	return nil
+}
+
+// takeMovedOn takes the offer of job id at version when the job, as just
+// read (stored, or err), is gone or stored past it. A job moved on to
+// another runnable version gets its copy written first, as a conflicting
+// start's repair would: a writer that kept a job runnable (run now, an
+// edit, a priority change) and died before its copy leaves no intent, and
+// the offer, dropped with its segment, would have been the job's last
+// copy.
+func (s *Store) takeMovedOn(ctx context.Context, id bson.ObjectID, version int64, stored *model.Job, err error) error {
+	switch {
+	case errors.Is(err, model.ErrJobNotFound):
+	case err != nil:
+		return err
+	case stored.Version <= version:
+		return nil
+	case runnable(stored):
+		if _, err := s.putQueued(ctx, stored); err != nil {
+			return err
+		}
+	}
+	s.segments.take(id, version, false)
+	return nil
+}
+
+// twin records that the main collection holds a copy of job id at version
+// too (written by a repair: of the intent of a segment sealed late, or
+// while the job waited for a roll-forward): if that is an offer this Store
+// read, the start that takes the offer removes that copy as well.
+func (c *segments) twin(id bson.ObjectID, version int64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if seg := c.byJob[id]; seg != nil && seg.offers[id] == version {
+		seg.twins[id] = true
+	}
+}
+
+// takeStart is take for the start of job id from version, by this Store.
+// It reports whether the start's copy was an offer alone, which needs no
+// removal (it goes with its segment).
+func (c *segments) takeStart(id bson.ObjectID, version int64) bool {
+	if !c.take(id, version, true) {
+		return false
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	seg := c.byJob[id]
+	return seg != nil && !seg.twins[id]
 }
 
 // claim records that this Store claimed a transition of job id from
@@ -243,7 +295,8 @@ func (c *segments) get(name string, born time.Time) *segment {
 	defer c.mu.Unlock()
 	seg := c.segs[name]
 	if seg == nil {
-		seg = &segment{name: name, born: born, offers: map[bson.ObjectID]int64{}, taken: map[bson.ObjectID]bool{}, claimed: map[bson.ObjectID]time.Time{}}
+		seg = &segment{name: name, born: born, offers: map[bson.ObjectID]int64{}, taken: map[bson.ObjectID]bool{},
+			claimed: map[bson.ObjectID]time.Time{}, twins: map[bson.ObjectID]bool{}}
 		c.segs[name] = seg
 	}
 	return seg
@@ -323,14 +376,14 @@ func (s *Store) segmentDue(ctx context.Context, name string, born, now time.Time
 		// it forward).
 		j := &unsure[i]
 		stored, err := s.GetJob(ctx, j.ID)
-		if errors.Is(err, model.ErrJobNotFound) || err == nil && stored.Version > j.Version {
-			c.take(j.ID, j.Version, false)
-			continue
-		}
-		if err == nil {
+		if err == nil && stored.Version == j.Version {
 			c.mu.Lock()
 			delete(seg.claimed, j.ID)
 			c.mu.Unlock()
+			continue
+		}
+		if err := s.takeMovedOn(ctx, j.ID, j.Version, stored, err); err != nil {
+			return nil, err
 		}
 	}
 	if drop {
