@@ -451,7 +451,8 @@ func (s *Store) buildStateIndex(ctx context.Context) error {
 type listSource struct {
 	coll   *mongo.Collection
 	filter bson.D
-	state  model.State // "" for the run queue
+	state  model.State   // "" for the run queue
+	first  bson.ObjectID // a run-queue segment's smallest job id (segments.go); nil for other sources
 }
 
 // listLookups is how many jobs a listing reads by _id at once.
@@ -490,13 +491,13 @@ func (s *Store) listFlat(ctx context.Context, f JobFilter) ([]model.Job, error) 
 	}
 	sources := map[int][]listSource{}
 	for _, name := range names {
-		if n, _, _, ok := parseQueueName(name); ok {
+		if n, c, ok := parseQueueName(name); ok {
 			if len(queueStates) > 0 {
 				filter := bson.D{}
 				if len(queueStates) == 1 {
 					filter = bson.D{{Key: "state", Value: queueStates[0]}}
 				}
-				sources[n] = append(sources[n], listSource{coll: s.jobsDB.Collection(name), filter: typed(filter)})
+				sources[n] = append(sources[n], listSource{coll: s.jobsDB.Collection(name), filter: typed(filter), first: c.first})
 			}
 			continue
 		}
@@ -512,8 +513,11 @@ func (s *Store) listFlat(ctx context.Context, f JobFilter) ([]model.Job, error) 
 		sources[n] = append(sources[n], listSource{coll: s.jobsDB.Collection(name), filter: typed(bson.D{}), state: model.State(state)})
 	}
 	prios := make([]int, 0, len(sources))
-	for p := range sources {
+	for p, srcs := range sources {
 		prios = append(prios, p)
+		// Segments last, by their smallest job id (listPriority stops at
+		// the first that cannot hold a job among those it lists).
+		slices.SortStableFunc(srcs, func(a, b listSource) int { return bytes.Compare(a.first[:], b.first[:]) })
 	}
 	slices.Sort(prios)
 	need := int(f.Skip + f.Limit)
@@ -549,6 +553,15 @@ func (s *Store) listPriority(ctx context.Context, p int, sources []listSource, w
 		exhausted := true
 		for i := range sources {
 			src := &sources[i]
+			if !src.first.IsZero() && len(cands) >= window {
+				slices.SortFunc(cands, func(a, b candidate) int { return bytes.Compare(a.id[:], b.id[:]) })
+				if last := cands[window-1].id; bytes.Compare(src.first[:], last[:]) > 0 {
+					// This segment and the later ones hold only larger ids
+					// than the window's: read if the window grows.
+					exhausted = false
+					break
+				}
+			}
 			ids, err := findAll[struct {
 				ID bson.ObjectID `bson:"_id"`
 			}](ctx, src.coll, src.filter, options.Find().SetLimit(int64(window)).SetProjection(bson.D{{Key: "_id", Value: 1}}))

@@ -249,11 +249,12 @@ func (s *Store) dropQueued(ctx context.Context, priority int, id bson.ObjectID, 
 type queueColl struct {
 	name    string
 	segment bool
-	born    time.Time // a segment's creation
+	first   bson.ObjectID // a segment's smallest job id
+	born    time.Time     // a segment's creation
 }
 
 // queueColls lists the run-queue collections by priority, most urgent
-// first, each priority's segments oldest first, and forgets the segments
+// first, each priority's segments by their smallest job id, and forgets the segments
 // that are gone (and drops marks left behind by them: a marks write that
 // landed after its segment was dropped).
 func (s *Store) queueColls(ctx context.Context) ([]int, map[int][]queueColl, error) {
@@ -265,14 +266,14 @@ func (s *Store) queueColls(ctx context.Context) ([]int, map[int][]queueColl, err
 	var prios []int
 	listed := map[string]bool{}
 	for _, name := range names {
-		p, segment, born, ok := parseQueueName(name)
+		p, c, ok := parseQueueName(name)
 		if !ok {
 			continue
 		}
 		if _, ok := byPriority[p]; !ok {
 			prios = append(prios, p)
 		}
-		byPriority[p] = append(byPriority[p], queueColl{name, segment, born})
+		byPriority[p] = append(byPriority[p], c)
 		listed[name] = true
 	}
 	s.segments.keep(listed)

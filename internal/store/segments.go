@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -23,7 +24,7 @@ import (
 // simple jobs written in bulk (InsertJobs with at least segmentMin simple
 // jobs of a priority in one batch: EnqueueMany, or concurrent Enqueue
 // calls that a Client coalesced) go into collections of their own,
-// segments of at most segmentMax copies, queue_p<NNN>_<Unix ms>_<ObjectID>,
+// segments of at most segmentMax copies, queue_p<NNN>_<first id>_<Unix ms>,
 // each written once and dropped whole: a copy in a segment is an offer of
 // its job at its version, never updated nor removed alone. Other copies,
 // and every later copy of a job, go to the priority's main collection as
@@ -70,33 +71,40 @@ var segmentSettle = time.Minute
 // for it unread.
 const segmentIdle = 10 * time.Second
 
-// segmentName is the name of a new segment of priority's queue, created
-// at born: queue_p<NNN>_<Unix milliseconds>_<ObjectID> (names sort by age).
-func segmentName(priority int, born time.Time) string {
-	return fmt.Sprintf("%s%03d_%013d_%s", queuePrefix, priority, born.UnixMilli(), bson.NewObjectID().Hex())
+// segmentName is the name of a new segment of priority's queue whose
+// smallest job id is first, created at born:
+// queue_p<NNN>_<first>_<Unix milliseconds>. Names sort by first: a listing
+// that has enough jobs with smaller ids reads no further segment.
+func segmentName(priority int, first bson.ObjectID, born time.Time) string {
+	return fmt.Sprintf("%s%03d_%s_%013d", queuePrefix, priority, first.Hex(), born.UnixMilli())
 }
 
-// parseQueueName reads a run-queue collection's name: the priority, and
-// whether it is a segment (and then when it was created).
-func parseQueueName(name string) (priority int, segment bool, born time.Time, ok bool) {
+// parseQueueName reads a run-queue collection's name: its priority, and
+// whether it is a segment (then its smallest job id and its creation).
+func parseQueueName(name string) (priority int, c queueColl, ok bool) {
 	rest, ok := strings.CutPrefix(name, queuePrefix)
 	if !ok {
-		return 0, false, time.Time{}, false
+		return 0, c, false
 	}
 	p, tail, segment := strings.Cut(rest, "_")
 	priority, err := strconv.Atoi(p)
 	if err != nil {
-		return 0, false, time.Time{}, false
+		return 0, c, false
 	}
+	c = queueColl{name: name, segment: segment}
 	if !segment {
-		return priority, false, time.Time{}, true
+		return priority, c, true
 	}
-	ms, _, _ := strings.Cut(tail, "_")
+	hex, ms, _ := strings.Cut(tail, "_")
 	n, err := strconv.ParseInt(ms, 10, 64)
 	if err != nil {
-		return 0, false, time.Time{}, false
+		return 0, c, false
 	}
-	return priority, true, time.UnixMilli(n), true
+	if c.first, err = bson.ObjectIDFromHex(hex); err != nil {
+		return 0, c, false
+	}
+	c.born = time.UnixMilli(n)
+	return priority, c, true
 }
 
 // segments is a Store's knowledge of the run-queue segments: their offers,
@@ -467,8 +475,18 @@ var sealID = bson.NilObjectID
 // that readers may have cached the segment without some of its copies
 // (and could drop them with it): the caller then keeps its queue intent.
 func (s *Store) writeSegment(ctx context.Context, priority int, docs []any) error {
+	var first bson.ObjectID
+	for i, d := range docs {
+		id, ok := d.(bson.Raw).Lookup("_id").ObjectIDOK()
+		if !ok {
+			return fmt.Errorf("run-queue segment: a copy without an ObjectID _id")
+		}
+		if i == 0 || bytes.Compare(id[:], first[:]) < 0 {
+			first = id
+		}
+	}
 	born := time.Now()
-	coll := s.jobsDB.Collection(segmentName(priority, born))
+	coll := s.jobsDB.Collection(segmentName(priority, first, born))
 	if _, _, err := insertMany(ctx, coll, docs); err != nil {
 		return err
 	}

@@ -37,7 +37,7 @@ func segmentNames(t *testing.T, s *Store) []string {
 	}
 	var out []string
 	for _, name := range names {
-		if _, segment, _, ok := parseQueueName(name); ok && segment {
+		if _, c, ok := parseQueueName(name); ok && c.segment {
 			out = append(out, name)
 		}
 	}
@@ -309,7 +309,7 @@ func TestUnsealedSegmentIsKept(t *testing.T) {
 	dbtest.RequireFerretDB(t)
 	ctx := context.Background()
 	s := openInternal(t)
-	name := segmentName(50, time.Now())
+	name := segmentName(50, bson.NewObjectID(), time.Now())
 	coll := s.jobsDB.Collection(name)
 	// offer stores a new job whose only copy is in the segment.
 	offer := func() *model.Job {
@@ -405,5 +405,45 @@ func TestTripOverAMainCopyBesideAnOffer(t *testing.T) {
 	}
 	if got := runnableIDs(t, a); slices.Contains(got, job.ID) {
 		t.Fatalf("a is still offered the job b ran")
+	}
+}
+
+// TestListingQueuedAcrossSegments: a listing of queued jobs reads the
+// segments by their smallest job id and stops at the first that cannot
+// hold a job among the first it lists; jobs whose ids interleave across
+// segments (two enqueuers at once) are still listed in id order.
+func TestListingQueuedAcrossSegments(t *testing.T) {
+	dbtest.RequireFerretDB(t)
+	ctx := context.Background()
+	s := openInternal(t)
+	all := make([]*model.Job, 4*segmentMin)
+	for i := range all {
+		all[i] = queuedSimple(50)
+	}
+	var even, odd []*model.Job // interleaved ids
+	for i, j := range all[:2*segmentMin] {
+		if i%2 == 0 {
+			even = append(even, j)
+		} else {
+			odd = append(odd, j)
+		}
+	}
+	for _, batch := range [][]*model.Job{all[3*segmentMin:], odd, even, all[2*segmentMin : 3*segmentMin]} {
+		if _, err := s.InsertJobs(ctx, batch); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if segs := segmentNames(t, s); len(segs) != 4 {
+		t.Fatalf("segments: %v, want 4", segs)
+	}
+	for _, n := range []int{10, 3 * segmentMin} {
+		got, err := s.ListJobs(ctx, JobFilter{States: []model.State{model.StateQueued}, Limit: int64(n)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := sortedIDs(all)[:n]
+		if ids := jobIDs(got); !slices.Equal(ids, want) || !slices.IsSortedFunc(got, func(a, b model.Job) int { return compareIDs(a.ID, b.ID) }) {
+			t.Fatalf("queued listing, limit %d: %d jobs, not the %d oldest in order", n, len(got), n)
+		}
 	}
 }
