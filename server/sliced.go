@@ -236,19 +236,32 @@ func (s *Server) leaveJob(ctx context.Context, id bson.ObjectID, f *jobFeeder) {
 		}
 	}
 	if f.gone.Load() {
-		if f.inFlight.Load() == 0 && f.dropped.CompareAndSwap(false, true) {
-			s.dropFeeder(ctx, id)
-			if err := s.store.Slices().Drop(ctx, id); err != nil {
-				s.log.Warn("dropping the slices of a destroyed job", "job", id.Hex(), "err", err)
-			}
-		}
+		s.dropGone(ctx, id, f)
 		return
 	}
 	if err := f.Release(ctx); err != nil {
 		s.giveBack.feeder(id, f.Feeder, err)
+	} else if _, err := s.store.GetJob(ctx, id); errors.Is(err, model.ErrJobNotFound) {
+		// Destroyed while the slices were given back: the give-back may
+		// have written (a requeue) after the destroy dropped the job's
+		// collections.
+		f.gone.Store(true)
+		s.dropGone(ctx, id, f)
 	}
 	if f.stale.Load() {
 		s.dropStaleFeeder(id, f)
+	}
+}
+
+// dropGone drops the slices of destroyed job id that this server wrote
+// after the destroy, once nothing of it is in flight here.
+func (s *Server) dropGone(ctx context.Context, id bson.ObjectID, f *jobFeeder) {
+	if f.inFlight.Load() != 0 || !f.dropped.CompareAndSwap(false, true) {
+		return
+	}
+	s.dropFeeder(ctx, id)
+	if err := s.store.Slices().Drop(ctx, id); err != nil {
+		s.log.Warn("dropping the slices of a destroyed job", "job", id.Hex(), "err", err)
 	}
 }
 
