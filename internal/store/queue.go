@@ -431,6 +431,30 @@ func (s *Store) ReconcileQueue(ctx context.Context) (int, error) {
 	return s.jobsStrategy.reconcileQueue(ctx, s)
 }
 
+// A reconcile reads every copy and every live job: with a queue of a
+// million jobs, minutes of the database's time. It runs beside the
+// workers, so it paces its reads of the run queue (one collection at a
+// time, segments included): after each it waits reconcileYield times as
+// long as the read took (at most a second), leaving the database to the
+// workers for most of the time. It leaves alone the jobs
+// created after it began (by their id's second): their copies were written
+// after it read the queue, or are covered by their writers' queue intents,
+// and would otherwise look missing.
+const reconcileYield = 3
+
+// reconcilePace waits reconcileYield times as long as a read that began at
+// start took, at most a second, or until ctx ends.
+func reconcilePace(ctx context.Context, start time.Time) error {
+	t := time.NewTimer(min(time.Since(start)*reconcileYield, time.Second))
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
 // reconcileQueue is ReconcileQueue of the claims strategy.
 func (s *Store) reconcileQueue(ctx context.Context) (int, error) {
 	type copyOf struct {
@@ -438,6 +462,7 @@ func (s *Store) reconcileQueue(ctx context.Context) (int, error) {
 		version  int64
 		segment  bool // an offer in a segment: never removed alone
 	}
+	began := time.Now()
 	copies := map[bson.ObjectID][]copyOf{}
 	prios, colls, err := s.queueColls(ctx)
 	if err != nil {
@@ -445,6 +470,7 @@ func (s *Store) reconcileQueue(ctx context.Context) (int, error) {
 	}
 	for _, p := range prios {
 		for _, c := range colls[p] {
+			start := time.Now()
 			docs, err := findAll[struct {
 				ID      bson.ObjectID `bson:"_id"`
 				Version int64         `bson:"version"`
@@ -455,8 +481,13 @@ func (s *Store) reconcileQueue(ctx context.Context) (int, error) {
 			for _, d := range docs {
 				copies[d.ID] = append(copies[d.ID], copyOf{p, d.Version, c.segment})
 			}
+			if err := reconcilePace(ctx, start); err != nil {
+				return 0, err
+			}
 		}
 	}
+	// The jobs in one read: paced, a cursor would keep a snapshot of the
+	// database open for minutes (and the log of its writes growing).
 	all, err := s.ListJobs(ctx, JobFilter{States: []model.State{model.StateQueued, model.StateRunning}})
 	if err != nil {
 		return 0, err
@@ -479,6 +510,9 @@ func (s *Store) reconcileQueue(ctx context.Context) (int, error) {
 	for i := range jobs {
 		job := &jobs[i]
 		live[job.ID] = true
+		if job.ID.Timestamp().After(began) {
+			continue // created since the queue was read
+		}
 		have := copies[job.ID]
 		if len(have) == 0 {
 			missing[job.Priority] = append(missing[job.Priority], job)

@@ -174,6 +174,45 @@ func TestReconcileQueue(t *testing.T) {
 	}
 }
 
+// TestReconcileQueueLeavesJobsCreatedSinceItBegan checks that a reconcile
+// leaves alone a job created after it began (its id's second later than
+// the reconcile's start): such a job's copy may have been written after
+// the queue was read, and its writer's intent covers it; the reconcile
+// must neither give it a second copy nor drop the copy it has.
+func TestReconcileQueueLeavesJobsCreatedSinceItBegan(t *testing.T) {
+	dbtest.RequireFerretDB(t)
+	ctx := context.Background()
+	s, jobsDB := openNamed(t)
+	raw := dbtest.Client(t).Database(jobsDB)
+
+	// Jobs "created" an hour from now, as a job created during a long
+	// reconcile would be: one stored without its copy, one with it.
+	later := time.Now().Add(time.Hour)
+	bare, copied := newJob(20), newJob(20)
+	bare.ID, copied.ID = bson.NewObjectIDFromTimestamp(later), bson.NewObjectIDFromTimestamp(later.Add(time.Second))
+	if _, err := raw.Collection("jobs").InsertOne(ctx, bare); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.InsertJob(ctx, copied); err != nil {
+		t.Fatal(err)
+	}
+	// An older job without its copy is repaired as usual.
+	lost := newJob(20)
+	if _, err := raw.Collection("jobs").InsertOne(ctx, lost); err != nil {
+		t.Fatal(err)
+	}
+	n, err := s.ReconcileQueue(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n != 1 {
+		t.Errorf("ReconcileQueue fixed %d copies, want 1 (the old job's)", n)
+	}
+	if got, want := runnableIDs(t, s), ids(lost, copied); !slices.Equal(got, want) {
+		t.Fatalf("queue after the reconcile: %v, want %v (the new job without a copy left alone, the other's kept)", got, want)
+	}
+}
+
 // TestRepairQueued checks that a worker holding a stale copy puts the job as
 // stored back in the queue, or removes the copy of a job that is gone.
 func TestRepairQueued(t *testing.T) {
