@@ -24,14 +24,17 @@ const (
 	SimpleType = "bench_noop"
 	// ProbeType is the no-op type of the priority probe (see PriorityProbe).
 	ProbeType = "bench_probe"
+	// BacklogType is the no-op type of the backlog (SimpleConfig.Backlog).
+	BacklogType = "bench_backlog"
 	// simpleEnqueueChunk is how many jobs one EnqueueMany call writes.
 	simpleEnqueueChunk = 10_000
 	// simplePoll is how often the benchmark looks whether every job ran.
 	simplePoll = 20 * time.Millisecond
 	// simplePriority is the priority of the N jobs (rocketjob's default);
 	// probePriority the more urgent one of the probe (1 runs first).
-	simplePriority = 50
-	probePriority  = 10
+	simplePriority  = 50
+	probePriority   = 10
+	backlogPriority = 60
 	// maxServers bounds a server count.
 	maxServers = 64
 )
@@ -65,6 +68,13 @@ type SimpleConfig struct {
 	// temporary folder, removed at the end. Each run uses fresh database
 	// names and drops them at the end.
 	URI string
+	// Backlog, when set, enqueues that many no-op jobs of BacklogType at a
+	// lower priority (60) before each rocketjob run, untimed apart from
+	// their own enqueue rate: the servers know the type but reach those
+	// jobs only after the N, so they stay queued, and the run shows
+	// whether enqueue, selection and listings stay flat with the size of
+	// the queue. The baseline has no backlog.
+	Backlog int
 	// RiverDSN, when set, runs River on the PostgreSQL server it names as a
 	// peer: N no-op jobs, one River job each (riverbench.RunSimple).
 	RiverDSN string
@@ -108,6 +118,8 @@ func (c SimpleConfig) validate() error {
 		return fmt.Errorf("bench: n must be at least 1 (got %d)", c.N)
 	case c.Workers < 1:
 		return fmt.Errorf("bench: workers must be at least 1 (got %d)", c.Workers)
+	case c.Backlog < 0:
+		return fmt.Errorf("bench: backlog must not be negative (got %d)", c.Backlog)
 	}
 	for _, s := range c.ServerCounts {
 		if s < 1 || s > maxServers {
@@ -138,6 +150,13 @@ type SimpleRun struct {
 	Runs, Completed int64
 	// Probe is the priority probe of a rocketjob run.
 	Probe *PriorityProbe
+	// Backlog is how many jobs of the backlog were queued (SimpleConfig.Backlog)
+	// and BacklogEnqueue how long their enqueue took.
+	Backlog        int
+	BacklogEnqueue time.Duration
+	// Reads are the listings and the show of a rocketjob run, timed
+	// once every job completed (the backlog still queued).
+	Reads []TimedRead
 	// Calls are the database calls of each phase (PhaseEnqueue,
 	// PhaseProcess), most expensive first, with SimpleConfig.Trace.
 	Calls map[string][]CallStat
@@ -151,6 +170,15 @@ func (r *SimpleRun) Total() time.Duration { return r.Enqueue + r.Process }
 func (r *SimpleRun) EnqueueRate() float64 { return rate(r.N, r.Enqueue) }
 func (r *SimpleRun) ProcessRate() float64 { return rate(r.N, r.Process) }
 func (r *SimpleRun) Rate() float64        { return rate(r.N, r.Total()) }
+
+// TimedRead is one read through the client and how long it took.
+type TimedRead struct {
+	// What names it: "job list --limit 50", ...
+	What string
+	// Took is its duration; Jobs how many jobs it returned.
+	Took time.Duration
+	Jobs int
+}
 
 func rate(n int, d time.Duration) float64 {
 	if d <= 0 {

@@ -7,6 +7,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.mongodb.org/mongo-driver/v2/bson"
+
 	"github.com/rocketjob-go/rocketjob/rocketjob"
 )
 
@@ -44,6 +46,13 @@ type probeTracker struct {
 	runs       atomic.Int32
 	enqueuedAt atomic.Int64 // Unix nanoseconds, 0 until enqueued
 	startedAt  atomic.Int64 // Unix nanoseconds, 0 until started
+	ran        atomic.Value // bson.ObjectID: the probe's id, once it ran
+}
+
+// id returns the probe's id once it ran.
+func (p *probeTracker) id() bson.ObjectID {
+	id, _ := p.ran.Load().(bson.ObjectID)
+	return id
 }
 
 // perform is the probe's no-op job: it notes its start.
@@ -51,6 +60,7 @@ func (p *probeTracker) perform(_ context.Context, job *rocketjob.Job, _ noopArgs
 	if job.StartedAt != nil {
 		p.startedAt.CompareAndSwap(0, job.StartedAt.UnixNano())
 	}
+	p.ran.Store(job.ID)
 	p.runs.Add(1)
 	return nil
 }

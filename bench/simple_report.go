@@ -98,6 +98,15 @@ func (r *SimpleReport) writeVerdicts(b *strings.Builder, runs []SimpleRun) {
 				verdict(p.Latency() < TargetProbeLatency), commas(int64(p.StartedBetween)))
 		}
 	}
+	for _, run := range runs {
+		if run.Backlog > 0 {
+			fmt.Fprintf(b, "backlog, %s: %s priority-%d jobs of another type enqueued before the N (untimed) at %s jobs/s, queued throughout\n",
+				run.label(), commas(int64(run.Backlog)), backlogPriority, commas(int64(rate(run.Backlog, run.BacklogEnqueue))))
+		}
+		for _, rd := range run.Reads {
+			fmt.Fprintf(b, "read, %s: %s: %s (%d jobs)\n", run.label(), rd.What, ms(rd.Took), rd.Jobs)
+		}
+	}
 	fmt.Fprintf(b, "verified: %s %s jobs completed, each claimed and run exactly once (%s runs)\n",
 		r.Baseline.label(), commas(r.Baseline.Completed), commas(r.Baseline.Runs))
 	if r.River != nil {

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"slices"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -29,7 +31,17 @@ type simpleTracker struct {
 	half    int64          // ran count at which halfway is closed
 	halfway chan struct{}  // closed when half the jobs ran
 	probe   probeTracker
+	backlog atomic.Int64 // runs of backlog jobs (SimpleConfig.Backlog)
+
+	mu   sync.Mutex
+	last []bson.ObjectID // the ids of the jobs that ran last, oldest first (at most lastRan)
 }
+
+// lastRan is how many of the jobs that ran last the tracker keeps: more
+// than every worker of every server together. A worker writes a job's end
+// before it takes the next, so once every job ran, only these can still
+// be stored unended.
+const lastRan = 4 * maxServers
 
 func newSimpleTracker(n int) *simpleTracker {
 	return &simpleTracker{runs: make([]atomic.Int32, n), started: make([]atomic.Int64, n),
@@ -47,7 +59,25 @@ func (t *simpleTracker) perform(_ context.Context, job *rocketjob.Job, a noopArg
 	if t.runs[a.I].Add(1) == 1 && t.ran.Add(1) == t.half {
 		close(t.halfway)
 	}
+	t.ranLast(job.ID)
 	return nil
+}
+
+// ranLast notes that job id ran.
+func (t *simpleTracker) ranLast(id bson.ObjectID) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if len(t.last) == lastRan {
+		t.last = t.last[1:]
+	}
+	t.last = append(t.last, id)
+}
+
+// lastIDs returns the ids of the jobs that ran last.
+func (t *simpleTracker) lastIDs() []bson.ObjectID {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return slices.Clone(t.last)
 }
 
 // done reports whether every job and the probe ran.
@@ -62,6 +92,13 @@ func (t *simpleTracker) register() (*rocketjob.Registry, error) {
 		return nil, err
 	}
 	if err := rocketjob.Register(reg, ProbeType, t.probe.perform, nil); err != nil {
+		return nil, err
+	}
+	backlog := func(context.Context, *rocketjob.Job, noopArgs) error {
+		t.backlog.Add(1)
+		return nil
+	}
+	if err := rocketjob.Register(reg, BacklogType, backlog, nil); err != nil {
 		return nil, err
 	}
 	return reg, nil
@@ -86,8 +123,16 @@ func runSimpleRocketJob(ctx context.Context, cfg SimpleConfig, uri, jobsDB, work
 	}
 	defer func() { _ = client.Close(context.WithoutCancel(ctx)) }()
 
+	if cfg.Backlog > 0 {
+		start := time.Now()
+		if err := enqueueNoops(ctx, client, BacklogType, backlogPriority, cfg.Backlog); err != nil {
+			return run, fmt.Errorf("rocketjob: backlog: %w", err)
+		}
+		run.Backlog, run.BacklogEnqueue = cfg.Backlog, time.Since(start)
+		cfg.Logf("bench: rocketjob backlog of %d jobs enqueued: %s", cfg.Backlog, run.BacklogEnqueue.Round(time.Millisecond))
+	}
 	ph := phaser{tr: tr, calls: &run.Calls}
-	if err := ph.time(PhaseEnqueue, &run.Enqueue, func() error { return enqueueNoops(ctx, client, cfg.N) }); err != nil {
+	if err := ph.time(PhaseEnqueue, &run.Enqueue, func() error { return enqueueNoops(ctx, client, SimpleType, simplePriority, cfg.N) }); err != nil {
 		return run, fmt.Errorf("rocketjob: %w", err)
 	}
 	cfg.Logf("bench: rocketjob enqueue: %s", run.Enqueue.Round(time.Millisecond))
@@ -103,7 +148,7 @@ func runSimpleRocketJob(ctx context.Context, cfg SimpleConfig, uri, jobsDB, work
 		waitCtx, cancel := context.WithCancelCause(ctx)
 		defer cancel(nil)
 		go t.probe.enqueueAt(waitCtx, client, t.halfway, cancel)
-		return waitAllCompleted(waitCtx, client, t.done, fleet)
+		return waitAllCompleted(waitCtx, client, t, fleet)
 	})
 	if err != nil {
 		return run, fmt.Errorf("rocketjob: %w", err)
@@ -112,23 +157,65 @@ func runSimpleRocketJob(ctx context.Context, cfg SimpleConfig, uri, jobsDB, work
 	if err := fleet.stop(ctx); err != nil {
 		return run, fmt.Errorf("rocketjob: server: %w", err)
 	}
+	if n := t.backlog.Load(); n > 0 {
+		cfg.Logf("bench: rocketjob: %d backlog jobs ran before the servers stopped", n)
+	}
+	if run.Reads, err = timeReads(ctx, client); err != nil {
+		return run, fmt.Errorf("rocketjob: %w", err)
+	}
 	return run, verifyRocketJob(ctx, verifyDB, t, &run)
 }
 
-// enqueueNoops enqueues n no-op jobs at simplePriority with EnqueueMany,
-// simpleEnqueueChunk per call.
-func enqueueNoops(ctx context.Context, client *rocketjob.Client, n int) error {
+// enqueueNoops enqueues n no-op jobs of type typ at priority with
+// EnqueueMany, simpleEnqueueChunk per call.
+func enqueueNoops(ctx context.Context, client *rocketjob.Client, typ string, priority, n int) error {
 	args := make([]noopArgs, n)
 	for i := range args {
 		args[i].I = i
 	}
-	opts := &rocketjob.EnqueueOptions{Priority: simplePriority}
+	opts := &rocketjob.EnqueueOptions{Priority: priority}
 	for from := 0; from < n; from += simpleEnqueueChunk {
-		if _, err := rocketjob.EnqueueManyOf(ctx, client, SimpleType, args[from:min(from+simpleEnqueueChunk, n)], opts); err != nil {
+		if _, err := rocketjob.EnqueueManyOf(ctx, client, typ, args[from:min(from+simpleEnqueueChunk, n)], opts); err != nil {
 			return fmt.Errorf("enqueue: %w", err)
 		}
 	}
 	return nil
+}
+
+// timeReads times what a user reads while the jobs sit in the collection
+// (the backlog queued, the N completed): the CLI's listings of 50 (most
+// urgent first, newest first, by state) and a job's show.
+func timeReads(ctx context.Context, client *rocketjob.Client) ([]TimedRead, error) {
+	var reads []TimedRead
+	var shown string
+	for _, l := range []struct {
+		what string
+		opts rocketjob.ListOptions
+	}{
+		{"job list --limit 50", rocketjob.ListOptions{Limit: 50}},
+		{"job list --limit 50 --newest", rocketjob.ListOptions{Limit: 50, Newest: true}},
+		{"job list --limit 50 --state queued", rocketjob.ListOptions{Limit: 50, States: []rocketjob.State{rocketjob.StateQueued}}},
+		{"job list --limit 50 --state completed", rocketjob.ListOptions{Limit: 50, States: []rocketjob.State{rocketjob.StateCompleted}}},
+		{"job list --limit 50 --state completed --newest", rocketjob.ListOptions{Limit: 50, States: []rocketjob.State{rocketjob.StateCompleted}, Newest: true}},
+	} {
+		start := time.Now()
+		jobs, err := client.List(ctx, &l.opts)
+		if err != nil {
+			return reads, fmt.Errorf("%s: %w", l.what, err)
+		}
+		reads = append(reads, TimedRead{What: l.what, Took: time.Since(start), Jobs: len(jobs)})
+		if shown == "" && len(jobs) > 0 {
+			shown = jobs[len(jobs)-1].ID.Hex()
+		}
+	}
+	if shown != "" {
+		start := time.Now()
+		if _, err := client.Get(ctx, shown); err != nil {
+			return reads, fmt.Errorf("job show: %w", err)
+		}
+		reads = append(reads, TimedRead{What: "job show", Took: time.Since(start), Jobs: 1})
+	}
+	return reads, nil
 }
 
 // verifyRocketJob checks that every job ran exactly once and that N are
@@ -224,13 +311,15 @@ func (f *serverFleet) stop(ctx context.Context) error {
 	return first
 }
 
-// waitAllCompleted waits until done reports that every job ran and then
-// until none is queued or running any more (a run is written completed
-// after its function returns); a failed job or a server that stops is an
-// error, and so is ctx's end (its cause).
-func waitAllCompleted(ctx context.Context, c *rocketjob.Client, done func() bool, fleet *serverFleet) error {
-	t := time.NewTicker(simplePoll)
-	defer t.Stop()
+// waitAllCompleted waits until every job ran, then until the jobs that ran
+// last (the only ones whose end may not be stored yet) are stored
+// completed: point reads, whatever else the queue holds. A job stored
+// failed, aborted or paused, a server that stops, or ctx's end (its cause)
+// is an error.
+func waitAllCompleted(ctx context.Context, c *rocketjob.Client, t *simpleTracker, fleet *serverFleet) error {
+	tick := time.NewTicker(simplePoll)
+	defer tick.Stop()
+	var pending []bson.ObjectID
 	for {
 		select {
 		case <-ctx.Done():
@@ -238,29 +327,34 @@ func waitAllCompleted(ctx context.Context, c *rocketjob.Client, done func() bool
 		case err := <-fleet.stopped():
 			fleet.running--
 			return fmt.Errorf("a server stopped before every job completed: %v", err)
-		case <-t.C:
+		case <-tick.C:
 		}
-		if !done() {
+		if !t.done() {
 			continue
 		}
-		live, err := c.List(ctx, &rocketjob.ListOptions{States: []rocketjob.State{rocketjob.StateQueued, rocketjob.StateRunning}, Limit: 1})
-		if err != nil {
-			return err
+		if pending == nil {
+			pending = append(t.lastIDs(), t.probe.id())
 		}
-		if len(live) > 0 {
-			continue
-		}
-		bad, err := c.List(ctx, &rocketjob.ListOptions{States: []rocketjob.State{rocketjob.StateFailed, rocketjob.StateAborted, rocketjob.StatePaused}, Limit: 1})
-		if err != nil {
-			return err
-		}
-		if len(bad) > 0 {
-			msg := ""
-			if bad[0].Failure != nil {
-				msg = ": " + bad[0].Failure.Message
+		for len(pending) > 0 {
+			job, err := c.Get(ctx, pending[0].Hex())
+			if err != nil {
+				return err
 			}
-			return fmt.Errorf("job %s ended %s%s", bad[0].ID.Hex(), bad[0].State, msg)
+			switch job.State {
+			case rocketjob.StateCompleted:
+				pending = pending[1:]
+				continue
+			case rocketjob.StateFailed, rocketjob.StateAborted, rocketjob.StatePaused:
+				msg := ""
+				if job.Failure != nil {
+					msg = ": " + job.Failure.Message
+				}
+				return fmt.Errorf("job %s ended %s%s", job.ID.Hex(), job.State, msg)
+			}
+			break // not ended yet: look again at the next tick
 		}
-		return nil
+		if len(pending) == 0 {
+			return nil
+		}
 	}
 }

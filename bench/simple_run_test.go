@@ -60,6 +60,42 @@ func TestRunSimpleInvariants(t *testing.T) {
 	}
 }
 
+// TestRunSimpleBacklog runs the workload behind a backlog of lower
+// priority: every job runs and completes, the backlog stays queued (the
+// queued listing finds a full page of it), and the report times the reads.
+func TestRunSimpleBacklog(t *testing.T) {
+	const n, backlog = 100, 300
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	rep, err := RunSimple(ctx, SimpleConfig{N: n, Workers: 4, Backlog: backlog, Logf: t.Logf})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Log("\n" + rep.String())
+	if rep.Runs != n || rep.Completed != n || rep.Backlog != backlog || rep.BacklogEnqueue <= 0 {
+		t.Errorf("run: %d runs, %d completed, backlog %d in %v; want %d, %d, %d and a time", rep.Runs, rep.Completed, rep.Backlog, rep.BacklogEnqueue, n, n, backlog)
+	}
+	reads := map[string]TimedRead{}
+	for _, r := range rep.Reads {
+		reads[r.What] = r
+	}
+	if r, ok := reads["job list --limit 50 --state queued"]; !ok || r.Jobs != 50 {
+		t.Errorf("queued listing: %+v, want 50 jobs of the backlog", r)
+	}
+	if r, ok := reads["job show"]; !ok || r.Took <= 0 {
+		t.Errorf("job show: %+v, want a timed read", r)
+	}
+	s := rep.String()
+	for _, want := range []string{
+		"backlog, rocketjob 1x4: 300 priority-60 jobs of another type enqueued",
+		"read, rocketjob 1x4: job list --limit 50 --newest: ",
+	} {
+		if !strings.Contains(s, want) {
+			t.Errorf("report lacks %q:\n%s", want, s)
+		}
+	}
+}
+
 // checkProbe checks a run's priority probe: it started, not before it was
 // enqueued, and the jobs counted around it are among the run's.
 func checkProbe(t *testing.T, run SimpleRun) {
