@@ -250,6 +250,7 @@ type queueColl struct {
 	name    string
 	segment bool
 	first   bson.ObjectID // a segment's smallest job id
+	last    bson.ObjectID // its largest (zero in the names of segments before 2026-12-04)
 	born    time.Time     // a segment's creation
 }
 

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 	"weak"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -243,25 +244,115 @@ func (s *Store) newestSource(ctx context.Context, st model.State, names []string
 	}
 	var out []newestEntry
 	for _, name := range names {
-		var filter bson.D
-		opts := options.Find().SetBatchSize(entryBatch) // entries are small: few round trips
+		var got []newestEntry
+		var err error
 		switch {
 		case st == model.StateQueued && strings.HasPrefix(name, queuePrefix):
-			// Copies are whole jobs: fewer bytes projected.
-			filter = bson.D{{Key: "state", Value: model.StateQueued}}
-			opts = options.Find().SetBatchSize(InsertBatch).SetProjection(bson.D{{Key: "_id", Value: 1}, {Key: "type", Value: 1}})
+			got, err = s.queuedEntries(ctx, name)
 		case strings.HasPrefix(name, statePrefix+string(st)+"_p"):
-			filter = bson.D{}
+			// Entries are small: few round trips.
+			got, err = findAll[newestEntry](ctx, s.jobsDB.Collection(name), bson.D{}, options.Find().SetBatchSize(entryBatch))
 		default:
 			continue
 		}
-		got, err := findAll[newestEntry](ctx, s.jobsDB.Collection(name), filter, opts)
 		if err != nil {
 			return nil, err
 		}
 		out = append(out, got...)
 	}
 	return out, nil
+}
+
+// queuedEntries reads the ids and types of the queued copies in one run-queue
+// collection (copies are whole jobs: fewer bytes projected).
+func (s *Store) queuedEntries(ctx context.Context, name string) ([]newestEntry, error) {
+	opts := options.Find().SetBatchSize(InsertBatch).SetProjection(bson.D{{Key: "_id", Value: 1}, {Key: "type", Value: 1}})
+	return findAll[newestEntry](ctx, s.jobsDB.Collection(name), bson.D{{Key: "state", Value: model.StateQueued}}, opts)
+}
+
+// Newest-first over segments.
+//
+// A bulk enqueue's copies are in segments (segments.go), and a queue of a
+// million jobs is four thousand of them: reading every copy's id would cost
+// a newest-first listing seconds to minutes. But a segment's name holds its
+// largest job id, and a listing reads the segments newest first by it, and
+// stops once it has enough candidates later than every id the segments
+// left unread can hold (newestBound). (A segment named without its largest
+// id, written before 2026-12-04, is bounded by its born time: its jobs'
+// ids were made by the process that wrote it, before it began writing it,
+// and ids count whole seconds.)
+
+// newestBound is an id no earlier than every id in segment c.
+func newestBound(c queueColl) bson.ObjectID {
+	if !c.last.IsZero() {
+		return c.last
+	}
+	return bson.NewObjectIDFromTimestamp(c.born.Truncate(time.Second).Add(time.Second))
+}
+
+// splitSegments returns the queue segments among names, by newestBound,
+// newest first, and the other names.
+func splitSegments(names []string) (segs []queueColl, rest []string) {
+	for _, name := range names {
+		if _, c, ok := parseQueueName(name); ok && c.segment {
+			segs = append(segs, c)
+			continue
+		}
+		rest = append(rest, name)
+	}
+	slices.SortFunc(segs, func(a, b queueColl) int {
+		x, y := newestBound(a), newestBound(b)
+		return bytes.Compare(y[:], x[:])
+	})
+	return segs, rest
+}
+
+// newestMerged is newestJobs over cands and the queued copies of segs
+// (newest born first), read lazily: a round reads segments until the
+// candidates later than the next unread segment's bound number at least
+// its target, and lists those; a round that comes up short (copies taken,
+// jobs of another type) doubles its target and reads on. Candidates at or
+// below floor are left out, and so are the segments that can hold no
+// other.
+func (s *Store) newestMerged(ctx context.Context, f JobFilter, states []model.State, cands []bson.ObjectID, windows map[bson.ObjectID][]model.State, segs []queueColl, floor bson.ObjectID) ([]model.Job, error) {
+	above := func(id, bound bson.ObjectID) bool { return bytes.Compare(id[:], bound[:]) > 0 }
+	keep := func(ids []bson.ObjectID, bound bson.ObjectID) []bson.ObjectID {
+		var out []bson.ObjectID
+		for _, id := range ids {
+			if above(id, bound) && above(id, floor) {
+				out = append(out, id)
+			}
+		}
+		return out
+	}
+	need := int(f.Skip + f.Limit)
+	read := 0
+	// A segment bound at or below the floor, and those after it, hold
+	// nothing the listing keeps.
+	useful := func() bool { return read < len(segs) && above(newestBound(segs[read]), floor) }
+	for target := need; ; target *= 2 {
+		for useful() && (len(cands) < target || len(keep(cands, newestBound(segs[read]))) < target) {
+			entries, err := s.queuedEntries(ctx, segs[read].name)
+			if err != nil {
+				return nil, err
+			}
+			s.newestSegmentReads.Add(1)
+			for _, e := range entries {
+				if f.Type == "" || e.Type == "" || e.Type == f.Type {
+					cands = append(cands, e.ID)
+				}
+			}
+			read++
+		}
+		var bound bson.ObjectID // the segments left unread hold nothing above it
+		if read < len(segs) {
+			bound = newestBound(segs[read])
+		}
+		out, err := s.newestJobs(ctx, f, states, newestFirst(keep(cands, bound)), windows)
+		if err != nil || len(out) >= need || !useful() {
+			return out, err
+		}
+	}
 }
 
 // newestCandidates gathers the candidates of the states listed, leaves out
@@ -325,6 +416,10 @@ func (s *Store) listNewestFrom(ctx context.Context, f JobFilter) ([]model.Job, e
 	if err != nil {
 		return nil, err
 	}
+	var segs []queueColl // read lazily (newestMerged)
+	if slices.Contains(states, model.StateQueued) {
+		segs, names = splitSegments(names)
+	}
 	cands, windows, err := s.newestCandidates(ctx, f, states, names, false)
 	if err != nil {
 		return nil, err
@@ -338,8 +433,7 @@ func (s *Store) listNewestFrom(ctx context.Context, f JobFilter) ([]model.Job, e
 	for _, st := range states {
 		floor = maxID(floor, marks[st].floor(f.Type))
 	}
-	cands = slices.DeleteFunc(cands, func(id bson.ObjectID) bool { return bytes.Compare(id[:], floor[:]) <= 0 })
-	out, err := s.newestJobs(ctx, f, states, newestFirst(cands), windows)
+	out, err := s.newestMerged(ctx, f, states, cands, windows, segs, floor)
 	if err != nil || len(out) == int(f.Skip+f.Limit) || floor.IsZero() {
 		return out, err
 	}
@@ -351,7 +445,7 @@ func (s *Store) listNewestFrom(ctx context.Context, f JobFilter) ([]model.Job, e
 	if cands, _, err = s.newestCandidates(ctx, f, states, names, true); err != nil {
 		return nil, err
 	}
-	return s.newestJobs(ctx, f, states, newestFirst(cands), nil)
+	return s.newestMerged(ctx, f, states, cands, nil, segs, bson.NilObjectID)
 }
 
 // newestJobs reads the candidates' jobs by id, in order, until it has

@@ -73,6 +73,9 @@ type Store struct {
 	// newestFallbacks counts the newest-first listings that the windows
 	// could not fill (recent.go); shared by the Store's copies.
 	newestFallbacks *atomic.Int64
+	// newestSegmentReads counts the run-queue segments that newest-first
+	// listings read (tests).
+	newestSegmentReads *atomic.Int64
 	// segments is what this Store knows of the run queue's segments
 	// (segments.go); shared by the Store's copies.
 	segments *segments
@@ -111,7 +114,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		}
 	}
 	s := &Store{jobsClient: jc, workClient: wc, jobsDB: jc.Database(cfg.DB), workDB: wc.Database(cfg.WorkDB),
-		newestFallbacks: new(atomic.Int64), segments: newSegments()}
+		newestFallbacks: new(atomic.Int64), newestSegmentReads: new(atomic.Int64), segments: newSegments()}
 	if s.ferret, err = isFerret(ctx, s.jobsDB); err != nil {
 		s.Close(context.Background())
 		return nil, fmt.Errorf("database %s: %w", Redact(cfg.URI), err)
