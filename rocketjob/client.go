@@ -295,8 +295,10 @@ type ListOptions struct {
 // List returns jobs ordered by priority, then age, or newest first
 // (opts.Newest). With a limit, its cost does not grow with the number of
 // jobs that have ended (completed, failed, aborted): on FerretDB a
-// newest-first listing reads every queued, running and paused job's entry,
-// and a page past the newest thousand or so reads every job.
+// newest-first listing reads every running and paused job's entry and
+// every queued job's enqueued one at a time (those of EnqueueMany only as
+// far as the page reaches), and a page past the newest thousand or so
+// reads every job.
 func (c *Client) List(ctx context.Context, opts *ListOptions) ([]Job, error) {
 	if opts == nil {
 		opts = &ListOptions{}
