@@ -250,7 +250,6 @@ type queueColl struct {
 	name    string
 	segment bool
 	first   bson.ObjectID // a segment's smallest job id
-	last    bson.ObjectID // its largest (zero in the names of segments before 2026-12-04)
 	born    time.Time     // a segment's creation
 }
 
@@ -437,11 +436,16 @@ func (s *Store) ReconcileQueue(ctx context.Context) (int, error) {
 // workers, so it paces its reads of the run queue (one collection at a
 // time, segments included): after each it waits reconcileYield times as
 // long as the read took (at most a second), leaving the database to the
-// workers for most of the time. It leaves alone the jobs
-// created after it began (by their id's second): their copies were written
-// after it read the queue, or are covered by their writers' queue intents,
-// and would otherwise look missing.
+// workers for most of the time. A copy written while it reads must not look
+// missing: it reads the segments created meanwhile after the jobs (a bulk
+// enqueue's jobs are read with their segment), and it leaves alone the jobs
+// created after it began (by their id's second), whose copies may still be
+// on their way (their writers' queue intents cover them).
 const reconcileYield = 3
+
+// reconcileQueueRead, when set (tests), runs when a reconcile has read the
+// queue, before it reads the jobs.
+var reconcileQueueRead func()
 
 // reconcilePace waits reconcileYield times as long as a read that began at
 // start took, at most a second, or until ctx ends.
@@ -465,32 +469,56 @@ func (s *Store) reconcileQueue(ctx context.Context) (int, error) {
 	}
 	began := time.Now()
 	copies := map[bson.ObjectID][]copyOf{}
-	prios, colls, err := s.queueColls(ctx)
-	if err != nil {
-		return 0, err
-	}
-	for _, p := range prios {
-		for _, c := range colls[p] {
-			start := time.Now()
-			docs, err := findAll[struct {
-				ID      bson.ObjectID `bson:"_id"`
-				Version int64         `bson:"version"`
-			}](ctx, s.jobsDB.Collection(c.name), bson.D{}, options.Find().SetProjection(bson.D{{Key: "version", Value: 1}}))
-			if err != nil {
-				return 0, fmt.Errorf("reading the run queue: %w", err)
-			}
-			for _, d := range docs {
-				copies[d.ID] = append(copies[d.ID], copyOf{p, d.Version, c.segment})
-			}
-			if err := reconcilePace(ctx, start); err != nil {
-				return 0, err
+	read := map[string]bool{} // the queue collections read
+	// readQueue reads the copies of the queue collections not read yet (of
+	// the segments only, with segmentsOnly).
+	readQueue := func(segmentsOnly bool) error {
+		prios, colls, err := s.queueColls(ctx)
+		if err != nil {
+			return err
+		}
+		for _, p := range prios {
+			for _, c := range colls[p] {
+				if read[c.name] || segmentsOnly && !c.segment {
+					continue
+				}
+				read[c.name] = true
+				start := time.Now()
+				docs, err := findAll[struct {
+					ID      bson.ObjectID `bson:"_id"`
+					Version int64         `bson:"version"`
+				}](ctx, s.jobsDB.Collection(c.name), bson.D{}, options.Find().SetProjection(bson.D{{Key: "version", Value: 1}}))
+				if err != nil {
+					return fmt.Errorf("reading the run queue: %w", err)
+				}
+				for _, d := range docs {
+					copies[d.ID] = append(copies[d.ID], copyOf{p, d.Version, c.segment})
+				}
+				if err := reconcilePace(ctx, start); err != nil {
+					return err
+				}
 			}
 		}
+		return nil
+	}
+	if err := readQueue(false); err != nil {
+		return 0, err
+	}
+	if reconcileQueueRead != nil {
+		reconcileQueueRead()
 	}
 	// The jobs in one read: paced, a cursor would keep a snapshot of the
 	// database open for minutes (and the log of its writes growing).
 	all, err := s.ListJobs(ctx, JobFilter{States: []model.State{model.StateQueued, model.StateRunning}})
 	if err != nil {
+		return 0, err
+	}
+	// The segments written since the queue was read (a bulk enqueue whose
+	// ids were made before the reconcile began): their offers are copies
+	// of jobs just read, not to be written again beside them. (Not the
+	// main collections: a copy read now may be a job's created after the
+	// jobs were read, which would look gone. Offers are never removed.)
+	if err := readQueue(true); err != nil {
 		return 0, err
 	}
 	jobs := all[:0]

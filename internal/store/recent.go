@@ -274,24 +274,24 @@ func (s *Store) queuedEntries(ctx context.Context, name string) ([]newestEntry, 
 //
 // A bulk enqueue's copies are in segments (segments.go), and a queue of a
 // million jobs is four thousand of them: reading every copy's id would cost
-// a newest-first listing seconds to minutes. But a segment's name holds its
-// largest job id, and a listing reads the segments newest first by it, and
-// stops once it has enough candidates later than every id the segments
-// left unread can hold (newestBound). (A segment named without its largest
-// id, written before 2026-12-04, is bounded by its born time: its jobs'
-// ids were made by the process that wrote it, before it began writing it,
-// and ids count whole seconds.)
+// a newest-first listing seconds to minutes. But the ids of a segment's
+// jobs were made by the process that wrote it, before it began writing it
+// (the segment's born time, in its name), and ids count whole seconds: none
+// is later than the second it was born in. So a listing reads the segments
+// newest born first, and stops once it has enough candidates later than
+// every id the segments left unread can hold (newestBound): it reads at
+// most the segments born in the same second as the last one it needs. (A
+// tighter bound, the largest id in the name, would hide the segment from
+// the servers of earlier builds, which parse the name, during a rolling
+// upgrade.)
 
-// newestBound is an id no earlier than every id in segment c.
+// newestBound is an id later than every id in segment c.
 func newestBound(c queueColl) bson.ObjectID {
-	if !c.last.IsZero() {
-		return c.last
-	}
 	return bson.NewObjectIDFromTimestamp(c.born.Truncate(time.Second).Add(time.Second))
 }
 
-// splitSegments returns the queue segments among names, by newestBound,
-// newest first, and the other names.
+// splitSegments returns the queue segments among names, newest born
+// first, and the other names.
 func splitSegments(names []string) (segs []queueColl, rest []string) {
 	for _, name := range names {
 		if _, c, ok := parseQueueName(name); ok && c.segment {
@@ -300,10 +300,7 @@ func splitSegments(names []string) (segs []queueColl, rest []string) {
 		}
 		rest = append(rest, name)
 	}
-	slices.SortFunc(segs, func(a, b queueColl) int {
-		x, y := newestBound(a), newestBound(b)
-		return bytes.Compare(y[:], x[:])
-	})
+	slices.SortFunc(segs, func(a, b queueColl) int { return b.born.Compare(a.born) })
 	return segs, rest
 }
 

@@ -2,7 +2,6 @@ package store
 
 import (
 	"context"
-	"fmt"
 	"slices"
 	"testing"
 	"time"
@@ -18,9 +17,7 @@ import (
 // unread segment can hold a newer job; it reads on when the segments it
 // read hold too few jobs still queued or of the type asked for, and pages
 // past them. The segments are written as a bulk enqueue writes them, born
-// ten seconds apart, each job's id made the second before its segment;
-// every other one is named as segments were before 2026-12-04, without its
-// largest job id (the listing bounds it by its born time).
+// ten seconds apart, each job's id made the second before its segment.
 func TestNewestListingReadsTheNewestSegments(t *testing.T) {
 	dbtest.RequireFerretDB(t)
 	ctx := context.Background()
@@ -43,12 +40,7 @@ func TestNewestListingReadsTheNewestSegments(t *testing.T) {
 		if _, _, err := insertMany(ctx, s.jobs(), docs); err != nil {
 			t.Fatal(err)
 		}
-		name := segmentName(50, jobs[0].ID, jobs[per-1].ID, born)
-		if k%2 == 1 {
-			// Named as before 2026-12-04, without its last id.
-			name = fmt.Sprintf("%s%03d_%s_%013d", queuePrefix, 50, jobs[0].ID.Hex(), born.UnixMilli())
-		}
-		coll := s.jobsDB.Collection(name)
+		coll := s.jobsDB.Collection(segmentName(50, jobs[0].ID, born))
 		if _, _, err := insertMany(ctx, coll, append(docs, bson.D{{Key: "_id", Value: sealID}})); err != nil {
 			t.Fatal(err)
 		}

@@ -72,14 +72,11 @@ var segmentSettle = time.Minute
 const segmentIdle = 10 * time.Second
 
 // segmentName is the name of a new segment of priority's queue whose
-// smallest job id is first and largest last, created at born:
-// queue_p<NNN>_<first>_<last>_<Unix milliseconds>. Names sort by first: a
-// listing that has enough jobs with smaller ids reads no further segment;
-// a newest-first listing reads no segment whose last id is older than
-// enough jobs it has. (Segments written before 2026-12-04 are named
-// without their last id.)
-func segmentName(priority int, first, last bson.ObjectID, born time.Time) string {
-	return fmt.Sprintf("%s%03d_%s_%s_%013d", queuePrefix, priority, first.Hex(), last.Hex(), born.UnixMilli())
+// smallest job id is first, created at born:
+// queue_p<NNN>_<first>_<Unix milliseconds>. Names sort by first: a listing
+// that has enough jobs with smaller ids reads no further segment.
+func segmentName(priority int, first bson.ObjectID, born time.Time) string {
+	return fmt.Sprintf("%s%03d_%s_%013d", queuePrefix, priority, first.Hex(), born.UnixMilli())
 }
 
 // parseQueueName reads a run-queue collection's name: its priority, and
@@ -98,21 +95,13 @@ func parseQueueName(name string) (priority int, c queueColl, ok bool) {
 	if !segment {
 		return priority, c, true
 	}
-	parts := strings.Split(tail, "_") // first, [last,] ms
-	if len(parts) != 2 && len(parts) != 3 {
-		return 0, c, false
-	}
-	n, err := strconv.ParseInt(parts[len(parts)-1], 10, 64)
+	hex, ms, _ := strings.Cut(tail, "_")
+	n, err := strconv.ParseInt(ms, 10, 64)
 	if err != nil {
 		return 0, c, false
 	}
-	if c.first, err = bson.ObjectIDFromHex(parts[0]); err != nil {
+	if c.first, err = bson.ObjectIDFromHex(hex); err != nil {
 		return 0, c, false
-	}
-	if len(parts) == 3 {
-		if c.last, err = bson.ObjectIDFromHex(parts[1]); err != nil {
-			return 0, c, false
-		}
 	}
 	c.born = time.UnixMilli(n)
 	return priority, c, true
@@ -486,7 +475,7 @@ var sealID = bson.NilObjectID
 // that readers may have cached the segment without some of its copies
 // (and could drop them with it): the caller then keeps its queue intent.
 func (s *Store) writeSegment(ctx context.Context, priority int, docs []any) error {
-	var first, last bson.ObjectID
+	var first bson.ObjectID
 	for i, d := range docs {
 		id, ok := d.(bson.Raw).Lookup("_id").ObjectIDOK()
 		if !ok {
@@ -495,12 +484,9 @@ func (s *Store) writeSegment(ctx context.Context, priority int, docs []any) erro
 		if i == 0 || bytes.Compare(id[:], first[:]) < 0 {
 			first = id
 		}
-		if i == 0 || bytes.Compare(id[:], last[:]) > 0 {
-			last = id
-		}
 	}
 	born := time.Now()
-	coll := s.jobsDB.Collection(segmentName(priority, first, last, born))
+	coll := s.jobsDB.Collection(segmentName(priority, first, born))
 	if _, _, err := insertMany(ctx, coll, docs); err != nil {
 		return err
 	}

@@ -309,8 +309,7 @@ func TestUnsealedSegmentIsKept(t *testing.T) {
 	dbtest.RequireFerretDB(t)
 	ctx := context.Background()
 	s := openInternal(t)
-	// Its jobs are written below, all of them before the hour is out.
-	name := segmentName(50, bson.NewObjectID(), bson.NewObjectIDFromTimestamp(time.Now().Add(time.Hour)), time.Now())
+	name := segmentName(50, bson.NewObjectID(), time.Now())
 	coll := s.jobsDB.Collection(name)
 	// offer stores a new job whose only copy is in the segment.
 	offer := func() *model.Job {

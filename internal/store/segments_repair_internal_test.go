@@ -158,3 +158,40 @@ func TestLateSealLeavesNoStaleMainCopies(t *testing.T) {
 		t.Fatalf("main queue after every job ran: %d stale copies (%v), want 0; offered now: %d", n, err, len(runnableIDs(t, s)))
 	}
 }
+
+// TestReconcileReadsSegmentsWrittenWhileItRuns: a bulk enqueue whose ids
+// were made before a reconcile began, written after the reconcile read the
+// queue and before it read the jobs, gets no main-collection copy beside
+// its offers: the reconcile reads the segments created meanwhile too.
+func TestReconcileReadsSegmentsWrittenWhileItRuns(t *testing.T) {
+	dbtest.RequireFerretDB(t)
+	ctx := context.Background()
+	s := openInternal(t)
+	late := make([]*model.Job, segmentMin)
+	for i := range late {
+		late[i] = queuedSimple(50)
+	}
+	defer func() { reconcileQueueRead = nil }()
+	reconcileQueueRead = func() {
+		if _, err := s.InsertJobs(ctx, late); err != nil {
+			t.Error(err)
+		}
+	}
+	n, err := s.ReconcileQueue(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if segs := segmentNames(t, s); len(segs) != 1 {
+		t.Fatalf("segments: %v, want the batch's one", segs)
+	}
+	copies, err := s.queue(50).CountDocuments(ctx, bson.D{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n != 0 || copies != 0 {
+		t.Fatalf("the reconcile fixed %d copies and the main collection holds %d; want none (the batch's offers are its copies)", n, copies)
+	}
+	if got := runnableIDs(t, s); !slices.Equal(got, sortedIDs(late)) {
+		t.Fatalf("offered %d jobs, want the batch's %d once each", len(got), len(late))
+	}
+}
