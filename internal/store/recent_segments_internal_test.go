@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"testing"
 	"time"
@@ -84,4 +85,112 @@ func TestNewestListingReadsTheNewestSegments(t *testing.T) {
 		}
 	}
 	check("limit 10, the newest segment's jobs ended", JobFilter{Limit: 10}, newest(all[:(segs-1)*per])[:10], 3)
+}
+
+// compareNewest checks a newest-first listing against a query of the jobs
+// collection (empty answers allowed).
+func compareNewest(t *testing.T, s *Store, name string, f JobFilter) {
+	t.Helper()
+	f.Newest = true
+	got, err := s.ListJobs(context.Background(), f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := s.queryJobs(context.Background(), f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := min(len(got), len(want))
+	for i := range n {
+		if got[i].ID != want[i].ID {
+			t.Errorf("%s: job %d is %s (%s), the jobs collection gives %s (%s)", name, i, got[i].ID.Hex(), got[i].State, want[i].ID.Hex(), want[i].State)
+			return
+		}
+	}
+	if len(got) != len(want) {
+		t.Errorf("%s: %d jobs, the jobs collection gives %d", name, len(got), len(want))
+	}
+}
+
+// TestNewestListingMatchesTheJobs mixes segments (written by InsertJobs,
+// and by hand with their born time after their ids), main-collection
+// copies, completed jobs, taken offers and a window floor, and compares
+// many newest-first listings (states, type, pages) with a query of the
+// jobs collection.
+func TestNewestListingMatchesTheJobs(t *testing.T) {
+	dbtest.RequireFerretDB(t)
+	ctx := context.Background()
+	s := openInternal(t)
+	typed := func(jobs []*model.Job, every int, typ string) []*model.Job {
+		for i, j := range jobs {
+			if i%every == 0 {
+				j.Type = typ
+			}
+		}
+		return jobs
+	}
+	mk := func(n, prio int) []*model.Job {
+		jobs := make([]*model.Job, n)
+		for i := range jobs {
+			jobs[i] = queuedSimple(prio)
+		}
+		return jobs
+	}
+	insert := func(jobs []*model.Job) {
+		if _, err := s.InsertJobs(ctx, jobs); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A segment written by hand: its jobs stored, then its copies, born
+	// after the ids.
+	oldSeg := func(jobs []*model.Job) {
+		docs := make([]any, len(jobs))
+		for i, j := range jobs {
+			docs[i] = j
+		}
+		if _, _, err := insertMany(ctx, s.jobs(), docs); err != nil {
+			t.Fatal(err)
+		}
+		name := fmt.Sprintf("%s%03d_%s_%013d", queuePrefix, jobs[0].Priority, jobs[0].ID.Hex(), time.Now().UnixMilli())
+		if _, _, err := insertMany(ctx, s.jobsDB.Collection(name), append(docs, bson.D{{Key: "_id", Value: sealID}})); err != nil {
+			t.Fatal(err)
+		}
+	}
+	insert(typed(mk(100, 50), 5, "b"))
+	insert(newJobsIn(30, model.StateCompleted))
+	oldSeg(typed(mk(70, 40), 3, "b"))
+	for range 5 {
+		insertQueued(t, s, 60)
+	}
+	c := typed(mk(90, 50), 4, "b")
+	insert(c)
+	insert(newJobsIn(20, model.StateCompleted))
+	oldSeg(mk(64, 50))
+	insert(mk(70, 30))
+	for range 3 {
+		insertQueued(t, s, 50)
+	}
+	// Half of c run: their offers taken, the segment not dropped.
+	var offered []model.Job
+	for _, j := range c[:45] {
+		offered = append(offered, *j)
+	}
+	runAll(t, s, offered, "srv")
+
+	filters := func(tag string) {
+		for _, states := range [][]model.State{{model.StateQueued}, {model.StateQueued, model.StateCompleted}, nil} {
+			for _, typ := range []string{"", "b"} {
+				for _, page := range [][2]int64{{0, 1}, {0, 10}, {0, 75}, {30, 40}, {100, 60}, {250, 100}, {0, 1000}} {
+					f := JobFilter{States: states, Type: typ, Skip: page[0], Limit: page[1]}
+					compareNewest(t, s, fmt.Sprintf("%s states %v type %q skip %d limit %d", tag, states, typ, page[0], page[1]), f)
+				}
+			}
+		}
+	}
+	filters("no floor")
+	// A floor in the completed window, between the segments.
+	if err := s.markEveryType(ctx, model.StateCompleted, c[50].ID); err != nil {
+		t.Fatal(err)
+	}
+	filters("floor")
 }
