@@ -230,6 +230,10 @@ type newestEntry struct {
 	Type string        `bson:"type"`
 }
 
+// mayBe reports whether the entry may be of type typ ("": any): its source
+// names that type, or none.
+func (e newestEntry) mayBe(typ string) bool { return typ == "" || e.Type == "" || e.Type == typ }
+
 // newestSource reads the candidates a newest-first listing considers for
 // one state: its window's, or (whole, or a state without a window) those
 // of all its entries in the run queue and the state index.
@@ -313,14 +317,26 @@ func splitSegments(names []string) (segs []queueColl, rest []string) {
 // other.
 func (s *Store) newestMerged(ctx context.Context, f JobFilter, states []model.State, cands []bson.ObjectID, windows map[bson.ObjectID][]model.State, segs []queueColl, floor bson.ObjectID) ([]model.Job, error) {
 	above := func(id, bound bson.ObjectID) bool { return bytes.Compare(id[:], bound[:]) > 0 }
+	kept := func(id, bound bson.ObjectID) bool { return above(id, bound) && above(id, floor) }
 	keep := func(ids []bson.ObjectID, bound bson.ObjectID) []bson.ObjectID {
 		var out []bson.ObjectID
 		for _, id := range ids {
-			if above(id, bound) && above(id, floor) {
+			if kept(id, bound) {
 				out = append(out, id)
 			}
 		}
 		return out
+	}
+	enough := func(ids []bson.ObjectID, bound bson.ObjectID, target int) bool {
+		n := 0
+		for _, id := range ids {
+			if kept(id, bound) {
+				if n++; n >= target {
+					return true
+				}
+			}
+		}
+		return false
 	}
 	need := int(f.Skip + f.Limit)
 	read := 0
@@ -328,14 +344,14 @@ func (s *Store) newestMerged(ctx context.Context, f JobFilter, states []model.St
 	// nothing the listing keeps.
 	useful := func() bool { return read < len(segs) && above(newestBound(segs[read]), floor) }
 	for target := need; ; target *= 2 {
-		for useful() && (len(cands) < target || len(keep(cands, newestBound(segs[read]))) < target) {
+		for useful() && !enough(cands, newestBound(segs[read]), target) {
 			entries, err := s.queuedEntries(ctx, segs[read].name)
 			if err != nil {
 				return nil, err
 			}
 			s.newestSegmentReads.Add(1)
 			for _, e := range entries {
-				if f.Type == "" || e.Type == "" || e.Type == f.Type {
+				if e.mayBe(f.Type) {
 					cands = append(cands, e.ID)
 				}
 			}
@@ -365,7 +381,7 @@ func (s *Store) newestCandidates(ctx context.Context, f JobFilter, states []mode
 		}
 		fromWindow := windowed(st) && !whole
 		for _, e := range entries {
-			if f.Type != "" && e.Type != "" && e.Type != f.Type {
+			if !e.mayBe(f.Type) {
 				continue
 			}
 			cands = append(cands, e.ID)
