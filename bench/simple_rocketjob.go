@@ -33,19 +33,18 @@ type simpleTracker struct {
 	probe   probeTracker
 	backlog atomic.Int64 // runs of backlog jobs (SimpleConfig.Backlog)
 
-	mu   sync.Mutex
-	last []bson.ObjectID // the ids of the jobs that ran last, oldest first (at most lastRan)
+	mu      sync.Mutex
+	last    []bson.ObjectID // the ids of the jobs that ran last, oldest first (at most lastRan)
+	lastRan int
 }
 
-// lastRan is how many of the jobs that ran last the tracker keeps: more
-// than every worker of every server together. A worker writes a job's end
-// before it takes the next, so once every job ran, only these can still
-// be stored unended.
-const lastRan = 4 * maxServers
-
-func newSimpleTracker(n int) *simpleTracker {
+// newSimpleTracker tracks n jobs run by workers workers in all. It keeps
+// the ids of the twice as many jobs that ran last: a worker writes a job's
+// end before it takes the next, so once every job ran, only the last one
+// of each worker can still be stored unended.
+func newSimpleTracker(n, workers int) *simpleTracker {
 	return &simpleTracker{runs: make([]atomic.Int32, n), started: make([]atomic.Int64, n),
-		half: int64(max(1, n/2)), halfway: make(chan struct{})}
+		half: int64(max(1, n/2)), halfway: make(chan struct{}), lastRan: 2 * workers}
 }
 
 // perform is the no-op job: it counts the run and notes the job's start.
@@ -67,7 +66,7 @@ func (t *simpleTracker) perform(_ context.Context, job *rocketjob.Job, a noopArg
 func (t *simpleTracker) ranLast(id bson.ObjectID) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if len(t.last) == lastRan {
+	if len(t.last) == t.lastRan {
 		t.last = t.last[1:]
 	}
 	t.last = append(t.last, id)
@@ -111,7 +110,7 @@ func (t *simpleTracker) register() (*rocketjob.Registry, error) {
 // its own).
 func runSimpleRocketJob(ctx context.Context, cfg SimpleConfig, uri, jobsDB, workDB string, servers int, tr *tracer, verifyDB *mongo.Database) (SimpleRun, error) {
 	run := SimpleRun{Name: "rocketjob", N: cfg.N, Servers: servers, Workers: cfg.Workers}
-	t := newSimpleTracker(cfg.N)
+	t := newSimpleTracker(cfg.N, servers*cfg.Workers)
 	reg, err := t.register()
 	if err != nil {
 		return run, err
