@@ -451,8 +451,9 @@ func (s *Store) buildStateIndex(ctx context.Context) error {
 type listSource struct {
 	coll   *mongo.Collection
 	filter bson.D
-	state  model.State   // "" for the run queue
-	first  bson.ObjectID // a run-queue segment's smallest job id (segments.go); nil for other sources
+	state  model.State            // "" for the run queue
+	first  bson.ObjectID          // a run-queue segment's smallest job id (segments.go); nil for other sources
+	taken  map[bson.ObjectID]bool // a segment's offers its marks show taken (nil: not read yet)
 }
 
 // listLookups is how many jobs a listing reads by _id at once.
@@ -492,13 +493,19 @@ func (s *Store) listFlat(ctx context.Context, f JobFilter) ([]model.Job, error) 
 	sources := map[int][]listSource{}
 	for _, name := range names {
 		if n, c, ok := parseQueueName(name); ok {
-			if len(queueStates) > 0 {
-				filter := bson.D{}
-				if len(queueStates) == 1 {
-					filter = bson.D{{Key: "state", Value: queueStates[0]}}
-				}
-				sources[n] = append(sources[n], listSource{coll: s.jobsDB.Collection(name), filter: typed(filter), first: c.first})
+			filter := bson.D{}
+			switch {
+			case c.segment && !want[model.StateQueued]:
+				continue // a segment offers queued jobs only
+			case len(queueStates) == 0:
+				continue
+			case len(queueStates) == 1 && !c.segment:
+				// A filter costs FerretDB the limit's pushdown: the whole
+				// collection is read. A segment needs none: its copies are
+				// all of queued jobs.
+				filter = bson.D{{Key: "state", Value: queueStates[0]}}
 			}
+			sources[n] = append(sources[n], listSource{coll: s.jobsDB.Collection(name), filter: typed(filter), first: c.first})
 			continue
 		}
 		rest, ok := strings.CutPrefix(name, statePrefix)
@@ -544,6 +551,12 @@ func (s *Store) listFlat(ctx context.Context, f JobFilter) ([]model.Job, error) 
 // reads the first entries of each source, a few more than n, in _id order,
 // and reads again further when out-of-date entries leave it short.
 func (s *Store) listPriority(ctx context.Context, p int, sources []listSource, want map[model.State]bool, typ string, n int) ([]model.Job, error) {
+	// The jobs read in a narrower window, not read again.
+	type lookup struct {
+		job *model.Job
+		err error
+	}
+	looked := map[bson.ObjectID]lookup{}
 	for window := n + 16; ; window *= 2 {
 		type candidate struct {
 			id  bson.ObjectID
@@ -571,8 +584,18 @@ func (s *Store) listPriority(ctx context.Context, p int, sources []listSource, w
 			if len(ids) == window {
 				exhausted = false
 			}
+			if !src.first.IsZero() && src.taken == nil {
+				// The offers taken in a segment not dropped yet (all of
+				// them, once its last job started) are jobs that moved on:
+				// not looked up one by one.
+				if src.taken, err = s.segmentMarks(ctx, src.coll.Name()); err != nil {
+					return nil, err
+				}
+			}
 			for _, d := range ids {
-				cands = append(cands, candidate{d.ID, src})
+				if !src.taken[d.ID] {
+					cands = append(cands, candidate{d.ID, src})
+				}
 			}
 		}
 		slices.SortStableFunc(cands, func(a, b candidate) int { return bytes.Compare(a.id[:], b.id[:]) })
@@ -581,13 +604,19 @@ func (s *Store) listPriority(ctx context.Context, p int, sources []listSource, w
 		var out []model.Job
 		for start := 0; start < len(cands) && len(out) < n; start += listLookups {
 			chunk := cands[start:min(start+listLookups, len(cands))]
-			ids := make([]bson.ObjectID, len(chunk))
-			for i, c := range chunk {
-				ids[i] = c.id
+			var ids []bson.ObjectID
+			for _, c := range chunk {
+				if _, ok := looked[c.id]; !ok {
+					ids = append(ids, c.id)
+				}
 			}
 			jobs, errs := s.getJobs(ctx, ids)
-			for i, c := range chunk {
-				job, err := jobs[i], errs[i]
+			s.listJobReads.Add(int64(len(ids)))
+			for i, id := range ids {
+				looked[id] = lookup{jobs[i], errs[i]}
+			}
+			for _, c := range chunk {
+				job, err := looked[c.id].job, looked[c.id].err
 				if errors.Is(err, model.ErrJobNotFound) {
 					if c.src.state != "" {
 						_ = s.dropState(ctx, c.src.state, p, c.id, math.MaxInt64)

@@ -447,3 +447,40 @@ func TestListingQueuedAcrossSegments(t *testing.T) {
 		}
 	}
 }
+
+// TestListingQueuedSkipsTakenOffers: a segment is dropped only once every
+// offer in it is taken, so a listing of queued jobs may meet a segment
+// whose first offers are all jobs that moved on. It reads the segment's
+// marks and leaves those out instead of reading their jobs (nor reads any
+// job twice as its window grows): a Store that ran nothing lists the jobs
+// still queued reading about as many jobs as it lists.
+func TestListingQueuedSkipsTakenOffers(t *testing.T) {
+	dbtest.RequireFerretDB(t)
+	ctx := context.Background()
+	a := openInternal(t)
+	jobs := bulkQueued(t, a, 4*segmentMin, 50)
+	offered, err := a.RunnableJobs(ctx, time.Now(), 1000, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	slices.SortFunc(offered, func(x, y model.Job) int { return compareIDs(x.ID, y.ID) })
+	ran := 3 * segmentMin
+	runAll(t, a, offered[:ran], "a")
+	a.RunnableJobs(ctx, time.Now(), 1000, nil) // publishes a's takes in the segment's marks
+	if segs := segmentNames(t, a); len(segs) != 1 {
+		t.Fatalf("segments: %v, want the one, its last offers untaken", segs)
+	}
+	b := openSecond(t, a)
+	const limit = 10
+	before := b.listJobReads.Load()
+	got, err := b.ListJobs(ctx, JobFilter{States: []model.State{model.StateQueued}, Limit: limit})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := sortedIDs(jobs)[ran : ran+limit]; !slices.Equal(jobIDs(got), want) {
+		t.Fatalf("queued listing: %d jobs, not the %d oldest still queued in order", len(got), limit)
+	}
+	if reads := b.listJobReads.Load() - before; reads > 2*limit {
+		t.Fatalf("the listing read %d jobs for %d, want at most %d (taken offers left out)", reads, limit, 2*limit)
+	}
+}

@@ -76,6 +76,9 @@ type Store struct {
 	// newestSegmentReads counts the run-queue segments that newest-first
 	// listings read (tests).
 	newestSegmentReads *atomic.Int64
+	// listJobReads counts the jobs that most-urgent-first listings read by
+	// id (tests).
+	listJobReads *atomic.Int64
 	// segments is what this Store knows of the run queue's segments
 	// (segments.go); shared by the Store's copies.
 	segments *segments
@@ -114,7 +117,8 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		}
 	}
 	s := &Store{jobsClient: jc, workClient: wc, jobsDB: jc.Database(cfg.DB), workDB: wc.Database(cfg.WorkDB),
-		newestFallbacks: new(atomic.Int64), newestSegmentReads: new(atomic.Int64), segments: newSegments()}
+		newestFallbacks: new(atomic.Int64), newestSegmentReads: new(atomic.Int64),
+		listJobReads: new(atomic.Int64), segments: newSegments()}
 	if s.ferret, err = isFerret(ctx, s.jobsDB); err != nil {
 		s.Close(context.Background())
 		return nil, fmt.Errorf("database %s: %w", Redact(cfg.URI), err)
