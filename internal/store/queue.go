@@ -460,6 +460,15 @@ func reconcilePace(ctx context.Context, start time.Time) error {
 	}
 }
 
+// jobHead is what a reconcile reads of every queued or running job.
+type jobHead struct {
+	ID       bson.ObjectID `bson:"_id"`
+	Kind     model.Kind    `bson:"kind"`
+	State    model.State   `bson:"state"`
+	Priority int           `bson:"priority"`
+	Version  int64         `bson:"version"`
+}
+
 // reconcileQueue is ReconcileQueue of the claims strategy.
 func (s *Store) reconcileQueue(ctx context.Context) (int, error) {
 	type copyOf struct {
@@ -508,10 +517,15 @@ func (s *Store) reconcileQueue(ctx context.Context) (int, error) {
 		reconcileQueueRead()
 	}
 	// The jobs in one read: paced, a cursor would keep a snapshot of the
-	// database open for minutes (and the log of its writes growing).
-	all, err := s.ListJobs(ctx, JobFilter{States: []model.State{model.StateQueued, model.StateRunning}})
+	// database open for minutes (and the log of its writes growing). Only
+	// what decides whether a job's copy is right, unsorted: a queue of a
+	// million jobs is tens of megabytes so, not a gigabyte of arguments.
+	all, err := findAll[jobHead](ctx, s.jobs(),
+		bson.D{{Key: "state", Value: bson.D{{Key: "$in", Value: []model.State{model.StateQueued, model.StateRunning}}}}},
+		options.Find().SetBatchSize(InsertBatch).SetProjection(bson.D{
+			{Key: "kind", Value: 1}, {Key: "state", Value: 1}, {Key: "priority", Value: 1}, {Key: "version", Value: 1}}))
 	if err != nil {
-		return 0, err
+		return 0, fmt.Errorf("reading the jobs: %w", err)
 	}
 	// The segments written since the queue was read (a bulk enqueue whose
 	// ids were made before the reconcile began): their offers are copies
@@ -523,7 +537,7 @@ func (s *Store) reconcileQueue(ctx context.Context) (int, error) {
 	}
 	jobs := all[:0]
 	for _, j := range all {
-		if runnable(&j) {
+		if runnable(&model.Job{Kind: j.Kind, State: j.State}) {
 			jobs = append(jobs, j)
 		}
 	}
@@ -534,28 +548,46 @@ func (s *Store) reconcileQueue(ctx context.Context) (int, error) {
 		}
 		return err
 	}
+	// whole reads the job of head for its copy; false when it moved on
+	// since (its writer's sync, or its intent, brings its copy in line).
+	whole := func(head *jobHead) (*model.Job, bool, error) {
+		job, err := s.GetJob(ctx, head.ID)
+		if errors.Is(err, model.ErrJobNotFound) {
+			return nil, false, nil
+		}
+		if err != nil {
+			return nil, false, err
+		}
+		return job, job.Version == head.Version, nil
+	}
 	missing := map[int][]any{} // priority -> jobs without any copy
 	live := map[bson.ObjectID]bool{}
 	for i := range jobs {
-		job := &jobs[i]
-		live[job.ID] = true
-		if job.ID.Timestamp().After(began) {
+		head := &jobs[i]
+		live[head.ID] = true
+		if head.ID.Timestamp().After(began) {
 			continue // created since the queue was read
 		}
-		have := copies[job.ID]
+		have := copies[head.ID]
 		if len(have) == 0 {
-			missing[job.Priority] = append(missing[job.Priority], job)
+			job, ok, err := whole(head)
+			if err != nil {
+				return fixed, err
+			}
+			if ok {
+				missing[job.Priority] = append(missing[job.Priority], job)
+			}
 			continue
 		}
 		put := true
 		for _, c := range have {
 			var err error
 			switch {
-			case c.priority != job.Priority:
+			case c.priority != head.Priority:
 				if !c.segment {
-					err = count(s.dropQueued(ctx, c.priority, job.ID, c.version))
+					err = count(s.dropQueued(ctx, c.priority, head.ID, c.version))
 				}
-			case c.version >= job.Version:
+			case c.version >= head.Version:
 				put = false
 			}
 			if err != nil {
@@ -563,7 +595,11 @@ func (s *Store) reconcileQueue(ctx context.Context) (int, error) {
 			}
 		}
 		if put {
-			if err := count(s.putQueued(ctx, job)); err != nil {
+			job, ok, err := whole(head)
+			if err == nil && ok {
+				err = count(s.putQueued(ctx, job))
+			}
+			if err != nil {
 				return fixed, err
 			}
 		}
