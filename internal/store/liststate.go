@@ -490,22 +490,32 @@ func (s *Store) listFlat(ctx context.Context, f JobFilter) ([]model.Job, error) 
 		}
 		return filter
 	}
+	var infos map[string]segmentInfo
+	if want[model.StateQueued] && slices.ContainsFunc(names, isSegment) {
+		if infos, err = s.segmentInfos(ctx); err != nil {
+			return nil, fmt.Errorf("listing jobs: %w", err)
+		}
+	}
 	sources := map[int][]listSource{}
 	for _, name := range names {
 		if n, c, ok := parseQueueName(name); ok {
-			filter := bson.D{}
+			filter := typed(bson.D{})
+			info, known := infos[name]
 			switch {
-			case c.segment && !want[model.StateQueued]:
-				continue // a segment offers queued jobs only
+			case c.segment && (!want[model.StateQueued] || !info.mayHold(f.Type, known)):
+				continue // a segment offers queued jobs only, of the types in its info
+			case c.segment && known && len(info.Types) == 1:
+				// A filter costs FerretDB the limit's pushdown (the whole
+				// collection is read), and a segment needs none for its
+				// state (its copies are all of queued jobs) nor, of one
+				// type, for its type.
+				filter = bson.D{}
 			case len(queueStates) == 0:
 				continue
 			case len(queueStates) == 1 && !c.segment:
-				// A filter costs FerretDB the limit's pushdown: the whole
-				// collection is read. A segment needs none: its copies are
-				// all of queued jobs.
-				filter = bson.D{{Key: "state", Value: queueStates[0]}}
+				filter = typed(bson.D{{Key: "state", Value: queueStates[0]}})
 			}
-			sources[n] = append(sources[n], listSource{coll: s.jobsDB.Collection(name), filter: typed(filter), first: c.first})
+			sources[n] = append(sources[n], listSource{coll: s.jobsDB.Collection(name), filter: filter, first: c.first})
 			continue
 		}
 		rest, ok := strings.CutPrefix(name, statePrefix)
@@ -583,6 +593,9 @@ func (s *Store) listPriority(ctx context.Context, p int, sources []listSource, w
 			}
 			if len(ids) == window {
 				exhausted = false
+			}
+			if !src.first.IsZero() {
+				s.segmentListReads.Add(1)
 			}
 			if !src.first.IsZero() && src.taken == nil {
 				// The offers taken in a segment not dropped yet (all of

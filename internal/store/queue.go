@@ -251,6 +251,7 @@ type queueColl struct {
 	segment bool
 	first   bson.ObjectID // a segment's smallest job id
 	born    time.Time     // a segment's creation
+	info    *segmentInfo  // a segment's info, where a listing read it (nil: unknown)
 }
 
 // queueColls lists the run-queue collections by priority, most urgent
@@ -633,5 +634,6 @@ func (s *Store) reconcileQueue(ctx context.Context) (int, error) {
 			}
 		}
 	}
-	return fixed, nil
+	// The info of segments dropped by servers of earlier builds.
+	return fixed, s.dropOrphanInfo(ctx)
 }

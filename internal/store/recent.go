@@ -277,34 +277,43 @@ func (s *Store) queuedEntries(ctx context.Context, name string) ([]newestEntry, 
 // Newest-first over segments.
 //
 // A bulk enqueue's copies are in segments (segments.go), and a queue of a
-// million jobs is four thousand of them: reading every copy's id would cost
-// a newest-first listing seconds to minutes. But the ids of a segment's
-// jobs were made by the process that wrote it, before it began writing it
-// (the segment's born time, in its name), and ids count whole seconds: none
-// is later than the second it was born in. So a listing reads the segments
-// newest born first, and stops once it has enough candidates later than
-// every id the segments left unread can hold (newestBound): it reads at
-// most the segments born in the same second as the last one it needs. (A
-// tighter bound, the largest id in the name, would hide the segment from
-// the servers of earlier builds, which parse the name, during a rolling
-// upgrade.)
+// million jobs is a thousand of them: reading every copy's id would cost a
+// newest-first listing seconds to minutes. A segment's info holds its
+// largest job id; so a listing reads the segments by that bound, newest
+// first, and stops once it has enough candidates later than every id the
+// segments left unread can hold (newestBound), skipping those whose info
+// shows none of the type listed. A segment without info (written by an
+// earlier build) is bounded by its born time: the ids of its jobs were
+// made by the process that wrote it, before it began writing it, and ids
+// count whole seconds, so none is later than the second it was born in;
+// the listing may then read every segment born in that second.
 
-// newestBound is an id later than every id in segment c.
+// newestBound is an id no earlier than every id in segment c: its largest,
+// where its info tells, else the second after its born time.
 func newestBound(c queueColl) bson.ObjectID {
+	if c.info != nil {
+		return c.info.Last
+	}
 	return bson.NewObjectIDFromTimestamp(c.born.Truncate(time.Second).Add(time.Second))
 }
 
-// splitSegments returns the queue segments among names, newest born
-// first, and the other names.
-func splitSegments(names []string) (segs []queueColl, rest []string) {
+// splitSegments returns the queue segments among names, with their info,
+// by newestBound, newest first, and the other names.
+func splitSegments(names []string, infos map[string]segmentInfo) (segs []queueColl, rest []string) {
 	for _, name := range names {
 		if _, c, ok := parseQueueName(name); ok && c.segment {
+			if info, ok := infos[name]; ok {
+				c.info = &info
+			}
 			segs = append(segs, c)
 			continue
 		}
 		rest = append(rest, name)
 	}
-	slices.SortFunc(segs, func(a, b queueColl) int { return b.born.Compare(a.born) })
+	slices.SortFunc(segs, func(a, b queueColl) int {
+		x, y := newestBound(a), newestBound(b)
+		return bytes.Compare(y[:], x[:])
+	})
 	return segs, rest
 }
 
@@ -345,11 +354,15 @@ func (s *Store) newestMerged(ctx context.Context, f JobFilter, states []model.St
 	useful := func() bool { return read < len(segs) && above(newestBound(segs[read]), floor) }
 	for target := need; ; target *= 2 {
 		for useful() && !enough(cands, newestBound(segs[read]), target) {
+			if info := segs[read].info; info != nil && !info.mayHold(f.Type, true) {
+				read++ // none of the type listed
+				continue
+			}
 			entries, err := s.queuedEntries(ctx, segs[read].name)
 			if err != nil {
 				return nil, err
 			}
-			s.newestSegmentReads.Add(1)
+			s.segmentListReads.Add(1)
 			for _, e := range entries {
 				if e.mayBe(f.Type) {
 					cands = append(cands, e.ID)
@@ -430,8 +443,12 @@ func (s *Store) listNewestFrom(ctx context.Context, f JobFilter) ([]model.Job, e
 		return nil, err
 	}
 	var segs []queueColl // read lazily (newestMerged)
-	if slices.Contains(states, model.StateQueued) {
-		segs, names = splitSegments(names)
+	if slices.Contains(states, model.StateQueued) && slices.ContainsFunc(names, isSegment) {
+		infos, err := s.segmentInfos(ctx)
+		if err != nil {
+			return nil, err
+		}
+		segs, names = splitSegments(names, infos)
 	}
 	cands, windows, err := s.newestCandidates(ctx, f, states, names, false)
 	if err != nil {

@@ -112,6 +112,12 @@ func parseQueueName(name string) (priority int, c queueColl, ok bool) {
 	return priority, c, true
 }
 
+// isSegment reports whether name is a run-queue segment's.
+func isSegment(name string) bool {
+	_, c, ok := parseQueueName(name)
+	return ok && c.segment
+}
+
 // segments is a Store's knowledge of the run-queue segments: their offers,
 // those it saw taken, and the cached copies of the settled ones.
 type segments struct {
@@ -407,6 +413,7 @@ func (s *Store) segmentDue(ctx context.Context, name string, born, now time.Time
 				return nil, err
 			}
 		}
+		s.dropSegmentInfo(ctx, name)
 		c.mu.Lock()
 		c.forgetLocked(seg)
 		c.mu.Unlock()
@@ -506,6 +513,7 @@ func (s *Store) writeSegment(ctx context.Context, priority int, docs []any) erro
 	}
 	born := time.Now()
 	coll := s.jobsDB.Collection(segmentName(priority, first, born))
+	s.writeSegmentInfo(ctx, coll.Name(), docs)
 	if _, _, err := insertMany(ctx, coll, docs); err != nil {
 		return err
 	}
@@ -527,4 +535,104 @@ func minTime(a, b time.Time) time.Time {
 		return b
 	}
 	return a
+}
+
+// Segment info.
+//
+// A segment's name holds its smallest job id and its born time, not its
+// largest id nor its jobs' types: servers and CLIs of earlier builds parse
+// the names, so they cannot change. What listings need beyond that is in
+// a small collection of its own, segment_info, one document per segment
+// (its largest job id and its types), written before the segment and
+// deleted after it is dropped. A listing that finds a segment without its
+// info (one written by an earlier build, or whose info write failed) reads
+// it as before. Info left behind by a segment dropped by an earlier build
+// is deleted by the hourly reconcile.
+
+// segmentInfoColl names the collection of the segments' info.
+const segmentInfoColl = "segment_info"
+
+// segmentInfo is what listings know of a segment beyond its name.
+type segmentInfo struct {
+	Name  string        `bson:"_id"`
+	Last  bson.ObjectID `bson:"last"`  // its largest job id
+	Types []string      `bson:"types"` // its jobs' types, sorted
+}
+
+// writeSegmentInfo writes the info of the segment name about to hold the
+// copies docs. It is a hint: a listing reads a segment without its info
+// as it reads one of an earlier build, so a failure is not the write's.
+func (s *Store) writeSegmentInfo(ctx context.Context, name string, docs []any) {
+	info := segmentInfo{Name: name}
+	for _, d := range docs {
+		raw := d.(bson.Raw) // queueNew's, checked by writeSegment
+		id, _ := raw.Lookup("_id").ObjectIDOK()
+		if bytes.Compare(id[:], info.Last[:]) > 0 {
+			info.Last = id
+		}
+		if typ, ok := raw.Lookup("type").StringValueOK(); ok && !slices.Contains(info.Types, typ) {
+			info.Types = append(info.Types, typ)
+		}
+	}
+	slices.Sort(info.Types)
+	_ = retry(ctx, func() error {
+		_, err := s.jobsDB.Collection(segmentInfoColl).InsertOne(ctx, info)
+		if isDup(err) {
+			return nil
+		}
+		return err
+	})
+}
+
+// dropSegmentInfo deletes the info of a dropped segment (what a failure
+// leaves, the reconcile deletes).
+func (s *Store) dropSegmentInfo(ctx context.Context, name string) {
+	_ = retry(ctx, func() error {
+		_, err := s.jobsDB.Collection(segmentInfoColl).DeleteOne(ctx, bson.D{{Key: "_id", Value: name}})
+		return err
+	})
+}
+
+// segmentInfos reads every segment's info, by segment name.
+func (s *Store) segmentInfos(ctx context.Context) (map[string]segmentInfo, error) {
+	infos, err := findAll[segmentInfo](ctx, s.jobsDB.Collection(segmentInfoColl), bson.D{}, options.Find().SetBatchSize(InsertBatch))
+	if err != nil {
+		return nil, fmt.Errorf("reading the run-queue segments' info: %w", err)
+	}
+	out := make(map[string]segmentInfo, len(infos))
+	for _, info := range infos {
+		out[info.Name] = info
+	}
+	return out, nil
+}
+
+// mayHold reports whether a segment with info (ok: known) may hold jobs
+// of type typ ("": any).
+func (info segmentInfo) mayHold(typ string, ok bool) bool {
+	return typ == "" || !ok || slices.Contains(info.Types, typ)
+}
+
+// dropOrphanInfo deletes the info of the segments that are gone, of those
+// settled (the info of a segment being written precedes it).
+func (s *Store) dropOrphanInfo(ctx context.Context) error {
+	infos, err := s.segmentInfos(ctx)
+	if err != nil || len(infos) == 0 {
+		return err
+	}
+	names, err := collectionNames(ctx, s.jobsDB)
+	if err != nil {
+		return err
+	}
+	listed := map[string]bool{}
+	for _, name := range names {
+		listed[name] = true
+	}
+	for name := range infos {
+		_, c, ok := parseQueueName(name)
+		if ok && (listed[name] || time.Since(c.born) < segmentSettle) {
+			continue
+		}
+		s.dropSegmentInfo(ctx, name)
+	}
+	return nil
 }

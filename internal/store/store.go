@@ -73,9 +73,9 @@ type Store struct {
 	// newestFallbacks counts the newest-first listings that the windows
 	// could not fill (recent.go); shared by the Store's copies.
 	newestFallbacks *atomic.Int64
-	// newestSegmentReads counts the run-queue segments that newest-first
-	// listings read (tests).
-	newestSegmentReads *atomic.Int64
+	// segmentListReads counts the run-queue segments that listings read
+	// (tests).
+	segmentListReads *atomic.Int64
 	// listJobReads counts the jobs that most-urgent-first listings read by
 	// id (tests).
 	listJobReads *atomic.Int64
@@ -117,7 +117,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		}
 	}
 	s := &Store{jobsClient: jc, workClient: wc, jobsDB: jc.Database(cfg.DB), workDB: wc.Database(cfg.WorkDB),
-		newestFallbacks: new(atomic.Int64), newestSegmentReads: new(atomic.Int64),
+		newestFallbacks: new(atomic.Int64), segmentListReads: new(atomic.Int64),
 		listJobReads: new(atomic.Int64), segments: newSegments()}
 	if s.ferret, err = isFerret(ctx, s.jobsDB); err != nil {
 		s.Close(context.Background())
