@@ -183,7 +183,8 @@ func enqueueNoops(ctx context.Context, client *rocketjob.Client, typ string, pri
 
 // timeReads times what a user reads while the jobs sit in the collection
 // (the backlog queued, the N completed): the CLI's listings of 50 (most
-// urgent first, newest first, by state) and a job's show.
+// urgent first, newest first, by state, of a type none of whose jobs is
+// left queued) and a job's show.
 func timeReads(ctx context.Context, client *rocketjob.Client) ([]TimedRead, error) {
 	var reads []TimedRead
 	var shown string
@@ -194,6 +195,8 @@ func timeReads(ctx context.Context, client *rocketjob.Client) ([]TimedRead, erro
 		{"job list --limit 50", rocketjob.ListOptions{Limit: 50}},
 		{"job list --limit 50 --newest", rocketjob.ListOptions{Limit: 50, Newest: true}},
 		{"job list --limit 50 --state queued", rocketjob.ListOptions{Limit: 50, States: []rocketjob.State{rocketjob.StateQueued}}},
+		// None left: a listing that must rule out the whole backlog.
+		{"job list --limit 50 --state queued --type " + SimpleType, rocketjob.ListOptions{Limit: 50, States: []rocketjob.State{rocketjob.StateQueued}, Type: SimpleType}},
 		{"job list --limit 50 --state completed", rocketjob.ListOptions{Limit: 50, States: []rocketjob.State{rocketjob.StateCompleted}}},
 		{"job list --limit 50 --state completed --newest", rocketjob.ListOptions{Limit: 50, States: []rocketjob.State{rocketjob.StateCompleted}, Newest: true}},
 	} {

@@ -82,6 +82,9 @@ func TestRunSimpleBacklog(t *testing.T) {
 	if r, ok := reads["job list --limit 50 --state queued"]; !ok || r.Jobs != 50 {
 		t.Errorf("queued listing: %+v, want 50 jobs of the backlog", r)
 	}
+	if r, ok := reads["job list --limit 50 --state queued --type "+SimpleType]; !ok || r.Jobs != 0 {
+		t.Errorf("queued listing of the run's type: %+v, want none left", r)
+	}
 	if r, ok := reads["job show"]; !ok || r.Took <= 0 {
 		t.Errorf("job show: %+v, want a timed read", r)
 	}

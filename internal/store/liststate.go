@@ -454,6 +454,44 @@ type listSource struct {
 	state  model.State            // "" for the run queue
 	first  bson.ObjectID          // a run-queue segment's smallest job id (segments.go); nil for other sources
 	taken  map[bson.ObjectID]bool // a segment's offers its marks show taken (nil: not read yet)
+	ids    []bson.ObjectID        // the first ids read, less the taken offers
+	whole  bool                   // ids are all the source's
+}
+
+// readListSource reads the first window ids of src (not again once it read
+// them all). A segment's are read past the offers its marks show taken
+// (those of a segment not dropped yet are all of them once its last job
+// started): they are jobs that moved on, not to be looked up one by one,
+// and most of them are its first.
+func (s *Store) readListSource(ctx context.Context, src *listSource, window int) error {
+	if src.whole {
+		return nil
+	}
+	segment := !src.first.IsZero()
+	if segment && src.taken == nil {
+		var err error
+		if src.taken, err = s.segmentMarks(ctx, src.coll.Name()); err != nil {
+			return err
+		}
+	}
+	limit := window + len(src.taken)
+	ids, err := findAll[struct {
+		ID bson.ObjectID `bson:"_id"`
+	}](ctx, src.coll, src.filter, options.Find().SetLimit(int64(limit)).SetProjection(bson.D{{Key: "_id", Value: 1}}))
+	if err != nil {
+		return err
+	}
+	if segment {
+		s.segmentListReads.Add(1)
+	}
+	src.whole = len(ids) < limit
+	src.ids = src.ids[:0]
+	for _, d := range ids {
+		if !src.taken[d.ID] {
+			src.ids = append(src.ids, d.ID)
+		}
+	}
+	return nil
 }
 
 // listLookups is how many jobs a listing reads by _id at once.
@@ -490,8 +528,8 @@ func (s *Store) listFlat(ctx context.Context, f JobFilter) ([]model.Job, error) 
 		}
 		return filter
 	}
-	var infos map[string]segmentInfo
-	if want[model.StateQueued] && slices.ContainsFunc(names, isSegment) {
+	var infos map[string]segmentInfo // for their types: 1,000 a second's read
+	if want[model.StateQueued] && f.Type != "" && slices.ContainsFunc(names, isSegment) {
 		if infos, err = s.segmentInfos(ctx); err != nil {
 			return nil, fmt.Errorf("listing jobs: %w", err)
 		}
@@ -585,30 +623,14 @@ func (s *Store) listPriority(ctx context.Context, p int, sources []listSource, w
 					break
 				}
 			}
-			ids, err := findAll[struct {
-				ID bson.ObjectID `bson:"_id"`
-			}](ctx, src.coll, src.filter, options.Find().SetLimit(int64(window)).SetProjection(bson.D{{Key: "_id", Value: 1}}))
-			if err != nil {
+			if err := s.readListSource(ctx, src, window); err != nil {
 				return nil, err
 			}
-			if len(ids) == window {
+			if !src.whole {
 				exhausted = false
 			}
-			if !src.first.IsZero() {
-				s.segmentListReads.Add(1)
-			}
-			if !src.first.IsZero() && src.taken == nil {
-				// The offers taken in a segment not dropped yet (all of
-				// them, once its last job started) are jobs that moved on:
-				// not looked up one by one.
-				if src.taken, err = s.segmentMarks(ctx, src.coll.Name()); err != nil {
-					return nil, err
-				}
-			}
-			for _, d := range ids {
-				if !src.taken[d.ID] {
-					cands = append(cands, candidate{d.ID, src})
-				}
+			for _, id := range src.ids {
+				cands = append(cands, candidate{id, src})
 			}
 		}
 		slices.SortStableFunc(cands, func(a, b candidate) int { return bytes.Compare(a.id[:], b.id[:]) })

@@ -452,8 +452,9 @@ func TestListingQueuedAcrossSegments(t *testing.T) {
 // offer in it is taken, so a listing of queued jobs may meet a segment
 // whose first offers are all jobs that moved on. It reads the segment's
 // marks and leaves those out instead of reading their jobs (nor reads any
-// job twice as its window grows): a Store that ran nothing lists the jobs
-// still queued reading about as many jobs as it lists.
+// job twice as its window grows), and reads past them at once: a Store that
+// ran nothing lists the jobs still queued reading the segment once and
+// about as many jobs as it lists.
 func TestListingQueuedSkipsTakenOffers(t *testing.T) {
 	dbtest.RequireFerretDB(t)
 	ctx := context.Background()
@@ -472,7 +473,7 @@ func TestListingQueuedSkipsTakenOffers(t *testing.T) {
 	}
 	b := openSecond(t, a)
 	const limit = 10
-	before := b.listJobReads.Load()
+	before, segReads := b.listJobReads.Load(), b.segmentListReads.Load()
 	got, err := b.ListJobs(ctx, JobFilter{States: []model.State{model.StateQueued}, Limit: limit})
 	if err != nil {
 		t.Fatal(err)
@@ -482,5 +483,8 @@ func TestListingQueuedSkipsTakenOffers(t *testing.T) {
 	}
 	if reads := b.listJobReads.Load() - before; reads > 2*limit {
 		t.Fatalf("the listing read %d jobs for %d, want at most %d (taken offers left out)", reads, limit, 2*limit)
+	}
+	if reads := b.segmentListReads.Load() - segReads; reads != 1 {
+		t.Fatalf("the listing read the segment %d times, want once (past its taken offers)", reads)
 	}
 }
