@@ -444,8 +444,8 @@ func ensureIndexes(ctx context.Context, coll *mongo.Collection, models []mongo.I
 	return nil
 }
 
-// transient reports whether err is worth retrying: SQLite lock contention in
-// FerretDB and network blips.
+// transient reports whether err is worth retrying: SQLite lock contention
+// and schema changes in FerretDB, and network blips.
 func transient(err error) bool {
 	if err == nil {
 		return false
@@ -454,7 +454,12 @@ func transient(err error) bool {
 		return true
 	}
 	msg := err.Error()
-	return strings.Contains(msg, "SQLITE_BUSY") || strings.Contains(msg, "database is locked")
+	return strings.Contains(msg, "SQLITE_BUSY") || strings.Contains(msg, "database is locked") ||
+		// SQLITE_SCHEMA, from FerretDB on SQLite when another connection
+		// created or dropped a table (a run-queue segment) while the
+		// statement was prepared: nothing was done, and a retry prepares
+		// it against the new schema.
+		strings.Contains(msg, "database schema has changed")
 }
 
 // retryBudget bounds how long one operation is retried: long enough to ride
