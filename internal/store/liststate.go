@@ -487,7 +487,7 @@ func (s *Store) readListSource(ctx context.Context, src *listSource, window int)
 	src.whole = len(ids) < limit
 	src.ids = src.ids[:0]
 	for _, d := range ids {
-		if !src.taken[d.ID] {
+		if !src.taken[d.ID] && !(segment && d.ID == sealID) {
 			src.ids = append(src.ids, d.ID)
 		}
 	}
