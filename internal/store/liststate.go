@@ -612,14 +612,18 @@ func (s *Store) listPriority(ctx context.Context, p int, sources []listSource, w
 		}
 		var cands []candidate
 		exhausted := true
+		var cut bson.ObjectID // the smallest id of the segments left unread (zero: none)
 		for i := range sources {
 			src := &sources[i]
 			if !src.first.IsZero() && len(cands) >= window {
 				slices.SortFunc(cands, func(a, b candidate) int { return bytes.Compare(a.id[:], b.id[:]) })
 				if last := cands[window-1].id; bytes.Compare(src.first[:], last[:]) > 0 {
 					// This segment and the later ones hold only larger ids
-					// than the window's: read if the window grows.
-					exhausted = false
+					// than the window's: read if the window grows. Only
+					// the candidates before its first id are listed now
+					// (should the window's jobs have moved on, the later
+					// ones would pass over this segment's).
+					exhausted, cut = false, src.first
 					break
 				}
 			}
@@ -635,6 +639,9 @@ func (s *Store) listPriority(ctx context.Context, p int, sources []listSource, w
 		}
 		slices.SortStableFunc(cands, func(a, b candidate) int { return bytes.Compare(a.id[:], b.id[:]) })
 		cands = slices.CompactFunc(cands, func(a, b candidate) bool { return a.id == b.id })
+		if !cut.IsZero() {
+			cands = slices.DeleteFunc(cands, func(c candidate) bool { return bytes.Compare(c.id[:], cut[:]) >= 0 })
+		}
 
 		var out []model.Job
 		for start := 0; start < len(cands) && len(out) < n; start += listLookups {

@@ -488,3 +488,70 @@ func TestListingQueuedSkipsTakenOffers(t *testing.T) {
 		t.Fatalf("the listing read the segment %d times, want once (past its taken offers)", reads)
 	}
 }
+
+// TestListingQueuedAcrossOverlappingSegments: three segments at priority 50
+// whose id ranges interleave (concurrent bulk enqueues): A (ids 10i) whose
+// jobs all moved to priority 60 (their offers stay, untaken), C (10i+1)
+// and B (10i+5, i >= 30). A most-urgent listing of 40 queued jobs must
+// give what queryJobs gives: C's first 30, then B's and C's interleaved,
+// not C's alone past B's first id (the window's first candidates, A's,
+// having moved on). (Found by a review.)
+func TestListingQueuedAcrossOverlappingSegments(t *testing.T) {
+	dbtest.RequireFerretDB(t)
+	ctx := context.Background()
+	s := openInternal(t)
+	made := time.Now().Add(-time.Hour)
+	group := func(from, to, off int) []*model.Job {
+		var jobs []*model.Job
+		for i := from; i < to; i++ {
+			j := queuedSimple(50)
+			j.ID = idAt(made, 10*i+off)
+			jobs = append(jobs, j)
+		}
+		if _, err := s.InsertJobs(ctx, jobs); err != nil {
+			t.Fatal(err)
+		}
+		return jobs
+	}
+	a := group(0, 64, 0)
+	group(0, 64, 1)
+	group(30, 94, 5)
+	if n := len(segmentNames(t, s)); n != 3 {
+		t.Fatalf("%d segments, want 3", n)
+	}
+	for _, j := range a {
+		stored, err := s.GetJob(ctx, j.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Update(ctx, stored, Change{Priority: new(60)}, "cli"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f := JobFilter{States: []model.State{model.StateQueued}, Limit: 40}
+	got, err := s.ListJobs(ctx, f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := s.queryJobs(ctx, f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids := func(jobs []model.Job) []bson.ObjectID {
+		out := make([]bson.ObjectID, len(jobs))
+		for i, j := range jobs {
+			out[i] = j.ID
+		}
+		return out
+	}
+	if g, w := ids(got), ids(want); !slices.Equal(g, w) {
+		missing := 0
+		for _, id := range w {
+			if !slices.Contains(g, id) {
+				missing++
+			}
+		}
+		t.Fatalf("ListJobs gave %d jobs, %d of queryJobs' %d missing (last listed %x, last expected %x)",
+			len(g), missing, len(w), g[len(g)-1][:], w[len(w)-1][:])
+	}
+}
