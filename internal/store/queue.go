@@ -73,8 +73,10 @@ func (s *Store) syncQueuePart(ctx context.Context, before, after *model.Job, sta
 	var putErr error
 	if runnable(after) {
 		var wrote bool
-		if wrote, putErr = s.putQueued(ctx, after); wrote && !runnable(before) {
-			s.Wake(ctx) // a job became runnable: idle servers look now
+		if wrote, putErr = s.putQueued(ctx, after); wrote && (!runnable(before) || before.Priority != after.Priority) {
+			// A job became runnable, or moved to another priority's
+			// collection (perhaps a new one): servers look now.
+			s.Wake(ctx)
 		}
 	}
 	if runnable(before) && (!runnable(after) || before.Priority != after.Priority) {
@@ -254,12 +256,71 @@ type queueColl struct {
 	info    *segmentInfo  // a segment's info, where a listing read it (nil: unknown)
 }
 
+// Collection names.
+//
+// A selection lists the run-queue collections, and FerretDB answers a
+// listCollections with every collection of the database: behind a million
+// queued jobs (a thousand segments, and their marks) that was a tenth of
+// the database's CPU while the servers ran. So a Store keeps the names it
+// read, with the wake-up token it read just before them, and reads them
+// again when the token changed, and at least every queueNamesTTL (for
+// what does not wake: writers of earlier builds). A writer wakes the
+// servers after it made a job runnable, wrote a copy at another priority
+// (perhaps into a new collection), wrote a segment, or dropped one (the
+// others would offer its taken offers from their cache until they read the
+// names again).
+
+// queueNamesTTL is how long a Store selects from the collection names it
+// read, the wake-up token unchanged.
+const queueNamesTTL = time.Second
+
+// queueNames is a Store's cache of the jobs database's collection names.
+type queueNames struct {
+	mu    sync.Mutex
+	names []string
+	token bson.ObjectID // the wake-up token read before them
+	at    time.Time
+}
+
+// get returns the collection names: those cached, unless fresh, stale, or
+// the wake-up token changed since.
+func (c *queueNames) get(ctx context.Context, s *Store, fresh bool) ([]string, error) {
+	token, err := s.WakeToken(ctx)
+	if err == nil && !fresh {
+		c.mu.Lock()
+		names := c.names
+		ok := names != nil && c.token == token && time.Since(c.at) < queueNamesTTL
+		c.mu.Unlock()
+		if ok {
+			return names, nil
+		}
+	}
+	at := time.Now()
+	names, nerr := collectionNames(ctx, s.jobsDB)
+	if nerr != nil {
+		return nil, nerr
+	}
+	if err == nil {
+		c.mu.Lock()
+		c.names, c.token, c.at = names, token, at
+		c.mu.Unlock()
+	}
+	return names, nil
+}
+
+// forget makes the next get read the names.
+func (c *queueNames) forget() {
+	c.mu.Lock()
+	c.names = nil
+	c.mu.Unlock()
+}
+
 // queueColls lists the run-queue collections by priority, most urgent
 // first, each priority's segments by their smallest job id, and forgets the segments
 // that are gone (and drops marks left behind by them: a marks write that
 // landed after its segment was dropped).
-func (s *Store) queueColls(ctx context.Context) ([]int, map[int][]queueColl, error) {
-	names, err := collectionNames(ctx, s.jobsDB)
+func (s *Store) queueColls(ctx context.Context, fresh bool) ([]int, map[int][]queueColl, error) {
+	names, err := s.queueNames.get(ctx, s, fresh)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -281,6 +342,7 @@ func (s *Store) queueColls(ctx context.Context) ([]int, map[int][]queueColl, err
 	for _, name := range names {
 		if seg, ok := strings.CutPrefix(name, marksPrefix); ok && !listed[seg] {
 			_ = s.jobsDB.Collection(name).Drop(ctx) // the next listing tries again
+			s.queueNames.forget()
 		}
 	}
 	slices.Sort(prios)
@@ -298,7 +360,7 @@ const queueFanout = 16
 // reads the most urgent priority alone (it usually has enough), then ever
 // more priorities in parallel.
 func (s *Store) queuedRunnable(ctx context.Context, now time.Time, limit int, types []string) ([]model.Job, error) {
-	prios, colls, err := s.queueColls(ctx)
+	prios, colls, err := s.queueColls(ctx, false)
 	if err != nil {
 		return nil, err
 	}
@@ -483,7 +545,7 @@ func (s *Store) reconcileQueue(ctx context.Context) (int, error) {
 	// readQueue reads the copies of the queue collections not read yet (of
 	// the segments only, with segmentsOnly).
 	readQueue := func(segmentsOnly bool) error {
-		prios, colls, err := s.queueColls(ctx)
+		prios, colls, err := s.queueColls(ctx, true)
 		if err != nil {
 			return err
 		}
@@ -633,6 +695,9 @@ func (s *Store) reconcileQueue(ctx context.Context) (int, error) {
 				return fixed, err
 			}
 		}
+	}
+	if fixed > 0 {
+		s.Wake(ctx) // copies written, perhaps in new collections
 	}
 	// The info of segments dropped by servers of earlier builds.
 	return fixed, s.dropOrphanInfo(ctx)

@@ -414,6 +414,8 @@ func (s *Store) segmentDue(ctx context.Context, name string, born, now time.Time
 			}
 		}
 		s.dropSegmentInfo(ctx, name)
+		s.queueNames.forget()
+		s.Wake(ctx) // the other Stores read the names again, and let it go
 		c.mu.Lock()
 		c.forgetLocked(seg)
 		c.mu.Unlock()
@@ -633,6 +635,8 @@ func (s *Store) dropOrphanInfo(ctx context.Context) error {
 			continue
 		}
 		s.dropSegmentInfo(ctx, name)
+		s.queueNames.forget()
+		s.Wake(ctx) // the other Stores read the names again, and let it go
 	}
 	return nil
 }

@@ -82,6 +82,9 @@ type Store struct {
 	// segments is what this Store knows of the run queue's segments
 	// (segments.go); shared by the Store's copies.
 	segments *segments
+	// queueNames caches the collection names selections read (queue.go);
+	// shared by the Store's copies.
+	queueNames *queueNames
 }
 
 // Open connects to both databases, detects FerretDB and creates the indexes.
@@ -118,7 +121,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	}
 	s := &Store{jobsClient: jc, workClient: wc, jobsDB: jc.Database(cfg.DB), workDB: wc.Database(cfg.WorkDB),
 		newestFallbacks: new(atomic.Int64), segmentListReads: new(atomic.Int64),
-		listJobReads: new(atomic.Int64), segments: newSegments()}
+		listJobReads: new(atomic.Int64), segments: newSegments(), queueNames: &queueNames{}}
 	if s.ferret, err = isFerret(ctx, s.jobsDB); err != nil {
 		s.Close(context.Background())
 		return nil, fmt.Errorf("database %s: %w", Redact(cfg.URI), err)
