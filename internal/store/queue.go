@@ -72,10 +72,11 @@ func (s *Store) syncQueuePart(ctx context.Context, before, after *model.Job, sta
 	s.syncStatesPart(ctx, before, after, statePart) // the state index of listings (liststate.go)
 	var putErr error
 	if runnable(after) {
-		var wrote bool
-		if wrote, putErr = s.putQueued(ctx, after); wrote && (!runnable(before) || before.Priority != after.Priority) {
+		if _, putErr = s.putQueued(ctx, after); putErr == nil && (!runnable(before) || before.Priority != after.Priority) {
 			// A job became runnable, or moved to another priority's
-			// collection (perhaps a new one): servers look now.
+			// collection (perhaps a new one): servers look now, whoever
+			// wrote the copy (a repair that tripped over the job may have
+			// written it first, and repairs wake only when they move one).
 			s.Wake(ctx)
 		}
 	}
@@ -125,6 +126,17 @@ func queuedVersion(ctx context.Context, coll *mongo.Collection, id bson.ObjectID
 		return 0, false, nil
 	}
 	return have.Version, err == nil, err
+}
+
+// putMoved is putQueued for a repair of a copy at priority from: when it
+// wrote the job's copy at another priority (perhaps into a collection the
+// servers' cached names lack), it wakes them.
+func (s *Store) putMoved(ctx context.Context, job *model.Job, from int) error {
+	wrote, err := s.putQueued(ctx, job)
+	if wrote && job.Priority != from {
+		s.Wake(ctx)
+	}
+	return err
 }
 
 // putQueued writes the copy of job in its priority's queue, unless a copy of
@@ -199,7 +211,7 @@ func (s *Store) settleCopy(ctx context.Context, job *model.Job) error {
 		return nil
 	}
 	if runnable(stored) {
-		if _, err := s.putQueued(ctx, stored); err != nil {
+		if err := s.putMoved(ctx, stored, job.Priority); err != nil {
 			return err
 		}
 	}
@@ -474,7 +486,7 @@ func (s *Store) repairQueued(ctx context.Context, stale *model.Job) error {
 	}
 	s.syncStates(ctx, stale, job)
 	if runnable(job) {
-		if _, err := s.putQueued(ctx, job); err != nil {
+		if err := s.putMoved(ctx, job, stale.Priority); err != nil {
 			return err
 		}
 	}

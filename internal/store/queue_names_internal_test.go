@@ -57,3 +57,69 @@ func TestSelectionsSeeNewQueueCollections(t *testing.T) {
 		time.Sleep(queueNamesTTL / 10)
 	}
 }
+
+// TestPriorityMoveRepairedFirstIsOfferedAtOnce: a priority change 50 -> 10
+// (into a collection no selection has listed yet) whose copy a worker's
+// repair wrote first (it tripped over the stale copy at 50): the writer's
+// sync finds the copy there and still wakes the servers, so the next
+// selection offers the job first. (Found by a review.)
+func TestPriorityMoveRepairedFirstIsOfferedAtOnce(t *testing.T) {
+	dbtest.RequireFerretDB(t)
+	ctx := context.Background()
+	s := openInternal(t)
+	for range 3 {
+		insertQueued(t, s, 50)
+	}
+	job := insertQueued(t, s, 50)
+	if got := runnableIDs(t, s); len(got) != 4 { // the names are read, and kept
+		t.Fatalf("offered %d, want 4", len(got))
+	}
+	// The writer's job write (its claim won the version).
+	if _, err := s.jobs().UpdateOne(ctx, bson.D{{Key: "_id", Value: job.ID}}, bson.D{{Key: "$set",
+		Value: bson.D{{Key: "priority", Value: 10}, {Key: "version", Value: job.Version + 1}}}}); err != nil {
+		t.Fatal(err)
+	}
+	moved, err := s.GetJob(ctx, job.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.RepairQueued(ctx, job); err != nil { // a worker trips over the copy at 50 first
+		t.Fatal(err)
+	}
+	if err := s.syncQueue(ctx, job, moved); err != nil { // the writer's sync: the copy is there
+		t.Fatal(err)
+	}
+	jobs, err := s.RunnableJobs(ctx, time.Now(), 10, nil)
+	if err != nil || len(jobs) == 0 || jobs[0].ID != job.ID {
+		t.Fatalf("the next selection offers %d jobs (%v), not the priority-10 job first", len(jobs), err)
+	}
+}
+
+// TestOrphanInfoWakesNobody: the reconcile's deletes of the info of
+// segments gone long ago (dropped by an earlier build) do not wake the
+// servers: no Store lists those segments. (Found by a review.)
+func TestOrphanInfoWakesNobody(t *testing.T) {
+	dbtest.RequireFerretDB(t)
+	ctx := context.Background()
+	s := openInternal(t)
+	s.Wake(ctx)
+	before, err := s.WakeToken(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 5 {
+		name := segmentName(50, bson.NewObjectID(), time.Now().Add(-2*segmentSettle))
+		if _, err := s.jobsDB.Collection(segmentInfoColl).InsertOne(ctx, segmentInfo{Name: name}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.dropOrphanInfo(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if infos, err := s.segmentInfos(ctx); err != nil || len(infos) != 0 {
+		t.Fatalf("orphan info left: %d (%v)", len(infos), err)
+	}
+	if after, err := s.WakeToken(ctx); err != nil || after != before {
+		t.Fatalf("deleting orphan info woke the servers (token %s -> %s, %v)", before.Hex(), after.Hex(), err)
+	}
+}

@@ -210,7 +210,9 @@ func (s *Store) takeMovedOn(ctx context.Context, id bson.ObjectID, version int64
 	case stored.Version <= version:
 		return nil
 	case runnable(stored):
-		if _, err := s.putQueued(ctx, stored); err != nil {
+		// The offer's priority is unknown here: a copy written wakes the
+		// servers (it may be in a collection their names lack).
+		if err := s.putMoved(ctx, stored, -1); err != nil {
 			return err
 		}
 	}
@@ -635,8 +637,6 @@ func (s *Store) dropOrphanInfo(ctx context.Context) error {
 			continue
 		}
 		s.dropSegmentInfo(ctx, name)
-		s.queueNames.forget()
-		s.Wake(ctx) // the other Stores read the names again, and let it go
 	}
 	return nil
 }
