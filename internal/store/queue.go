@@ -294,11 +294,14 @@ type queueNames struct {
 	at    time.Time
 }
 
-// get returns the collection names: those cached, unless fresh, stale, or
-// the wake-up token changed since.
+// get returns the collection names: those cached, unless fresh (then read,
+// and not kept), stale, or the wake-up token changed since.
 func (c *queueNames) get(ctx context.Context, s *Store, fresh bool) ([]string, error) {
+	if fresh {
+		return collectionNames(ctx, s.jobsDB)
+	}
 	token, err := s.WakeToken(ctx)
-	if err == nil && !fresh {
+	if err == nil {
 		c.mu.Lock()
 		names := c.names
 		ok := names != nil && c.token == token && time.Since(c.at) < queueNamesTTL

@@ -506,18 +506,27 @@ var sealID = bson.NilObjectID
 // (and could drop them with it): the caller then keeps its queue intent.
 func (s *Store) writeSegment(ctx context.Context, priority int, docs []any) error {
 	var first bson.ObjectID
+	var info segmentInfo // its largest id and its types
 	for i, d := range docs {
-		id, ok := d.(bson.Raw).Lookup("_id").ObjectIDOK()
+		raw := d.(bson.Raw)
+		id, ok := raw.Lookup("_id").ObjectIDOK()
 		if !ok {
 			return fmt.Errorf("run-queue segment: a copy without an ObjectID _id")
 		}
 		if i == 0 || bytes.Compare(id[:], first[:]) < 0 {
 			first = id
 		}
+		if bytes.Compare(id[:], info.Last[:]) > 0 {
+			info.Last = id
+		}
+		if typ, ok := raw.Lookup("type").StringValueOK(); ok && !slices.Contains(info.Types, typ) {
+			info.Types = append(info.Types, typ)
+		}
 	}
 	born := time.Now()
 	coll := s.jobsDB.Collection(segmentName(priority, first, born))
-	s.writeSegmentInfo(ctx, coll.Name(), docs)
+	info.Name = coll.Name()
+	s.writeSegmentInfo(ctx, info)
 	if _, _, err := insertMany(ctx, coll, docs); err != nil {
 		return err
 	}
@@ -563,21 +572,10 @@ type segmentInfo struct {
 	Types []string      `bson:"types"` // its jobs' types, sorted
 }
 
-// writeSegmentInfo writes the info of the segment name about to hold the
-// copies docs. It is a hint: a listing reads a segment without its info
-// as it reads one of an earlier build, so a failure is not the write's.
-func (s *Store) writeSegmentInfo(ctx context.Context, name string, docs []any) {
-	info := segmentInfo{Name: name}
-	for _, d := range docs {
-		raw := d.(bson.Raw) // queueNew's, checked by writeSegment
-		id, _ := raw.Lookup("_id").ObjectIDOK()
-		if bytes.Compare(id[:], info.Last[:]) > 0 {
-			info.Last = id
-		}
-		if typ, ok := raw.Lookup("type").StringValueOK(); ok && !slices.Contains(info.Types, typ) {
-			info.Types = append(info.Types, typ)
-		}
-	}
+// writeSegmentInfo writes the info of a segment about to be written. It is
+// a hint: a listing reads a segment without its info as it reads one of an
+// earlier build, so a failure is not the write's.
+func (s *Store) writeSegmentInfo(ctx context.Context, info segmentInfo) {
 	slices.Sort(info.Types)
 	_ = retry(ctx, func() error {
 		_, err := s.jobsDB.Collection(segmentInfoColl).InsertOne(ctx, info)
