@@ -162,10 +162,19 @@ func (c *segments) tripped(id bson.ObjectID) {
 // their jobs at most.
 const segmentCheckEvery = 2 * time.Second
 
-// checkOffers reads the jobs of the offers of seg that this Store has not
-// seen taken nor claimed, a few at once, and takes those whose jobs moved
-// on (takeMovedOn, which repairs as a conflicting start would): many reads
-// by _id once, instead of a conflicting start for each.
+// segmentCheckMax bounds the offers one check reads: the oldest untaken,
+// which selections offer first. A server killed before it published its
+// takes leaves them at the front of its stripe, and a live server's takes
+// not yet published are where it works; the rest of a segment (up to
+// segmentMax offers, most of them untaken) would cost a read each for
+// nothing. Offers past these that turn out taken trip the next check.
+const segmentCheckMax = 64
+
+// checkOffers reads the jobs of up to segmentCheckMax offers of seg that
+// this Store has not seen taken nor claimed, the oldest first, a few at
+// once, and takes those whose jobs moved on (takeMovedOn, which repairs as
+// a conflicting start would): a few reads by _id once, instead of a
+// conflicting start for each.
 func (s *Store) checkOffers(ctx context.Context, seg *segment) error {
 	c := s.segments
 	c.mu.Lock()
@@ -181,6 +190,9 @@ func (s *Store) checkOffers(ctx context.Context, seg *segment) error {
 		}
 	}
 	c.mu.Unlock()
+	slices.SortFunc(ids, func(a, b bson.ObjectID) int { return bytes.Compare(a[:], b[:]) })
+	ids = ids[:min(len(ids), segmentCheckMax)]
+	s.offersChecked.Add(int64(len(ids)))
 	for chunk := range slices.Chunk(ids, listLookups) {
 		jobs, errs := s.getJobs(ctx, chunk)
 		for i, id := range chunk {

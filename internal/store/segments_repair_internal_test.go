@@ -195,3 +195,54 @@ func TestReconcileReadsSegmentsWrittenWhileItRuns(t *testing.T) {
 		t.Fatalf("offered %d jobs, want the batch's %d once each", len(got), len(late))
 	}
 }
+
+// TestCheckOffersReadsTheOldestUntaken: a server killed before it
+// published its takes leaves them at the front of its stripe. The start
+// that trips over one makes the next selection check the segment's offers
+// against their jobs: the oldest segmentCheckMax untaken ones, which hold
+// the dead server's takes, and not the whole segment (a read per offer,
+// up to segmentMax of them, most never taken).
+func TestCheckOffersReadsTheOldestUntaken(t *testing.T) {
+	dbtest.RequireFerretDB(t)
+	ctx := context.Background()
+	a := openInternal(t)
+	b := openSecond(t, a)
+	const n, ran = 300, 10
+	jobs := bulkQueued(t, a, n, 50)
+	ids := sortedIDs(jobs)
+	offeredA, err := a.RunnableJobs(ctx, time.Now(), 1000, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	offeredB, err := b.RunnableJobs(ctx, time.Now(), 1000, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// b runs the oldest jobs and is killed before it publishes the takes.
+	var oldest []model.Job
+	for _, id := range ids[:ran] {
+		oldest = append(oldest, pickOffer(t, offeredB, id))
+	}
+	runAll(t, b, oldest, "b")
+	// a trips over the first.
+	first := pickOffer(t, offeredA, ids[0])
+	if _, err := a.StartHeld(ctx, &first, Change{Server: new("a")}, "a"); !errors.Is(err, model.ErrConflict) {
+		t.Fatalf("a's start of a job b ran: %v, want a conflict", err)
+	}
+	if err := a.RepairQueued(ctx, &first); err != nil {
+		t.Fatal(err)
+	}
+	before := a.offersChecked.Load()
+	offered := runnableIDs(t, a) // checks the offers first
+	if checked := a.offersChecked.Load() - before; checked != segmentCheckMax {
+		t.Errorf("the check after a trip read %d jobs of the segment's %d untaken offers, want the oldest %d", checked, n-1, segmentCheckMax)
+	}
+	for _, id := range ids[:ran] {
+		if slices.Contains(offered, id) {
+			t.Errorf("job %s, run by b, is still offered to a after its check", id.Hex())
+		}
+	}
+	if len(offered) != n-ran {
+		t.Errorf("a is offered %d jobs, want the %d b did not run", len(offered), n-ran)
+	}
+}

@@ -79,6 +79,9 @@ type Store struct {
 	// listJobReads counts the jobs that most-urgent-first listings read by
 	// id (tests).
 	listJobReads *atomic.Int64
+	// offersChecked counts the segment offers whose jobs checkOffers read
+	// (tests).
+	offersChecked *atomic.Int64
 	// segments is what this Store knows of the run queue's segments
 	// (segments.go); shared by the Store's copies.
 	segments *segments
@@ -121,7 +124,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	}
 	s := &Store{jobsClient: jc, workClient: wc, jobsDB: jc.Database(cfg.DB), workDB: wc.Database(cfg.WorkDB),
 		newestFallbacks: new(atomic.Int64), segmentListReads: new(atomic.Int64),
-		listJobReads: new(atomic.Int64), segments: newSegments(), queueNames: &queueNames{}}
+		listJobReads: new(atomic.Int64), offersChecked: new(atomic.Int64), segments: newSegments(), queueNames: &queueNames{}}
 	if s.ferret, err = isFerret(ctx, s.jobsDB); err != nil {
 		s.Close(context.Background())
 		return nil, fmt.Errorf("database %s: %w", Redact(cfg.URI), err)
