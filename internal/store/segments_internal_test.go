@@ -44,14 +44,20 @@ func segmentNames(t *testing.T, s *Store) []string {
 	return out
 }
 
-// runnableIDs is the ids of the jobs a selection offers now.
-func runnableIDs(t *testing.T, s *Store) []bson.ObjectID {
+// offeredJobs is the copies a selection of s offers now (up to 1,000).
+func offeredJobs(t *testing.T, s *Store) []model.Job {
 	t.Helper()
 	jobs, err := s.RunnableJobs(context.Background(), time.Now(), 1000, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return jobIDs(jobs)
+	return jobs
+}
+
+// runnableIDs is the ids of the jobs a selection offers now.
+func runnableIDs(t *testing.T, s *Store) []bson.ObjectID {
+	t.Helper()
+	return jobIDs(offeredJobs(t, s))
 }
 
 func sortedIDs(jobs []*model.Job) []bson.ObjectID {

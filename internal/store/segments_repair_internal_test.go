@@ -41,14 +41,8 @@ func TestCheckOffersRepairsAJobMovedOnWithoutItsCopy(t *testing.T) {
 	client := openSecond(t, a)
 	jobs := bulkQueued(t, a, segmentMin, 50)
 	x, y := jobs[0], jobs[1]
-	offeredA, err := a.RunnableJobs(ctx, time.Now(), 1000, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	offeredB, err := b.RunnableJobs(ctx, time.Now(), 1000, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	offeredA := offeredJobs(t, a)
+	offeredB := offeredJobs(t, b)
 	// The client's RunNow of x: the job is written (still queued, v+1) ...
 	if _, err := client.Do(ctx, x, SetRunAt(time.Now()), "client"); err != nil {
 		t.Fatal(err)
@@ -69,10 +63,7 @@ func TestCheckOffersRepairsAJobMovedOnWithoutItsCopy(t *testing.T) {
 	}
 	lostAtA := !slices.Contains(runnableIDs(t, a), x.ID) // a's next selection: checkOffers
 	// a runs what it is offered; the segment is dropped.
-	rest, err := a.RunnableJobs(ctx, time.Now(), 1000, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	rest := offeredJobs(t, a)
 	runAll(t, a, slices.DeleteFunc(rest, func(j model.Job) bool { return j.ID == x.ID }), "a")
 	runnableIDs(t, a) // publishes, drops the segment
 	runnableIDs(t, a)
@@ -112,10 +103,7 @@ func TestUnsureClaimRepairsAJobMovedOnWithoutItsCopy(t *testing.T) {
 	a.segments.mu.Lock() // the claim, rollForwardAfter later
 	a.segments.byJob[x.ID].claimed[x.ID] = time.Now().Add(-2 * rollForwardAfter)
 	a.segments.mu.Unlock()
-	rest, err := a.RunnableJobs(ctx, time.Now(), 1000, nil) // the unsure path reads x, moved on: taken
-	if err != nil {
-		t.Fatal(err)
-	}
+	rest := offeredJobs(t, a) // the unsure path reads x, moved on: taken
 	lostAtA := !slices.Contains(jobIDs(rest), x.ID)
 	runAll(t, a, slices.DeleteFunc(rest, func(j model.Job) bool { return j.ID == x.ID }), "a")
 	runnableIDs(t, a)
@@ -146,10 +134,7 @@ func TestLateSealLeavesNoStaleMainCopies(t *testing.T) {
 		t.Fatal(err)
 	}
 	segmentSettle = time.Minute
-	offered, err := s.RunnableJobs(ctx, time.Now(), 1000, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	offered := offeredJobs(t, s)
 	seen := map[bson.ObjectID]bool{}
 	offered = slices.DeleteFunc(offered, func(j model.Job) bool { d := seen[j.ID]; seen[j.ID] = true; return d })
 	runAll(t, s, offered, "srv")
@@ -210,14 +195,8 @@ func TestCheckOffersReadsTheOldestUntaken(t *testing.T) {
 	const n, ran = 300, 10
 	jobs := bulkQueued(t, a, n, 50)
 	ids := sortedIDs(jobs)
-	offeredA, err := a.RunnableJobs(ctx, time.Now(), 1000, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	offeredB, err := b.RunnableJobs(ctx, time.Now(), 1000, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	offeredA := offeredJobs(t, a)
+	offeredB := offeredJobs(t, b)
 	// b runs the oldest jobs and is killed before it publishes the takes.
 	var oldest []model.Job
 	for _, id := range ids[:ran] {
