@@ -268,7 +268,7 @@ func RunSimple(ctx context.Context, cfg SimpleConfig) (rep *SimpleReport, err er
 			run, err = runSimpleRocketJob(ctx, cfg, runURI, names[0], names[1], servers, tr, mc.Database(names[0]))
 			return err
 		})
-		scratch.drop(ctx, names...)
+		scratch.drop(ctx, append(names, store.RunQueueDB(names[0]))...)
 		if i == 0 {
 			rep.SimpleRun = run
 		} else {

@@ -18,6 +18,7 @@ import (
 
 	"github.com/rocketjob-go/rocketjob/encryption"
 	"github.com/rocketjob-go/rocketjob/internal/embedded"
+	"github.com/rocketjob-go/rocketjob/internal/store"
 	"github.com/rocketjob-go/rocketjob/rocketjob"
 )
 
@@ -171,7 +172,7 @@ func (d *DB) Close(ctx context.Context) error {
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), DropTimeout)
 		defer cancel()
 		err := d.Client.Close(ctx)
-		if derr := drop(ctx, d.URI, d.JobsDB, d.WorkDB); derr != nil {
+		if derr := drop(ctx, d.URI, d.JobsDB, d.WorkDB, store.RunQueueDB(d.JobsDB)); derr != nil {
 			err = errors.Join(err, derr)
 		}
 		d.closeErr = err

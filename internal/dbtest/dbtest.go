@@ -185,7 +185,8 @@ func Client(t testing.TB) *mongo.Client {
 }
 
 // DBNames returns two fresh, unique database names (jobs db, work db) for
-// one test, derived from t.Name(), and drops both databases in t.Cleanup.
+// one test, derived from t.Name(), and drops both databases (and the jobs
+// database's run-queue database) in t.Cleanup.
 func DBNames(t testing.TB) (jobsDB, workDB string) {
 	t.Helper()
 	c := Client(t)
@@ -198,7 +199,9 @@ func DBNames(t testing.TB) (jobsDB, workDB string) {
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
-		for _, name := range []string{jobsDB, workDB} {
+		// And the run-queue database that a Store on FerretDB keeps beside
+		// the jobs database (store.RunQueueDB; store's tests check the name).
+		for _, name := range []string{jobsDB, workDB, jobsDB + "_runq"} {
 			if err := c.Database(name).Drop(ctx); err != nil {
 				t.Errorf("dbtest: drop database %s: %v", name, err)
 			}

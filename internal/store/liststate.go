@@ -518,7 +518,7 @@ func (s *Store) listFlat(ctx context.Context, f JobFilter) ([]model.Job, error) 
 			queueStates = append(queueStates, st)
 		}
 	}
-	names, err := collectionNames(ctx, s.jobsDB)
+	names, err := s.listNames(ctx, want[model.StateQueued])
 	if err != nil {
 		return nil, fmt.Errorf("listing jobs: %w", err)
 	}
@@ -553,7 +553,7 @@ func (s *Store) listFlat(ctx context.Context, f JobFilter) ([]model.Job, error) 
 			case len(queueStates) == 1 && !c.segment:
 				filter = typed(bson.D{{Key: "state", Value: queueStates[0]}})
 			}
-			sources[n] = append(sources[n], listSource{coll: s.jobsDB.Collection(name), filter: filter, first: c.first})
+			sources[n] = append(sources[n], listSource{coll: s.runQueueColl(name), filter: filter, first: c.first})
 			continue
 		}
 		rest, ok := strings.CutPrefix(name, statePrefix)

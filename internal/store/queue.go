@@ -298,7 +298,7 @@ type queueNames struct {
 // and not kept), stale, or the wake-up token changed since.
 func (c *queueNames) get(ctx context.Context, s *Store, fresh bool) ([]string, error) {
 	if fresh {
-		return collectionNames(ctx, s.jobsDB)
+		return s.queueCollNames(ctx)
 	}
 	token, err := s.WakeToken(ctx)
 	if err == nil {
@@ -311,7 +311,7 @@ func (c *queueNames) get(ctx context.Context, s *Store, fresh bool) ([]string, e
 		}
 	}
 	at := time.Now()
-	names, nerr := collectionNames(ctx, s.jobsDB)
+	names, nerr := s.queueCollNames(ctx)
 	if nerr != nil {
 		return nil, nerr
 	}
@@ -356,13 +356,20 @@ func (s *Store) queueColls(ctx context.Context, fresh bool) ([]int, map[int][]qu
 	s.segments.keep(listed)
 	for _, name := range names {
 		if seg, ok := strings.CutPrefix(name, marksPrefix); ok && !listed[seg] {
-			_ = s.jobsDB.Collection(name).Drop(ctx) // the next listing tries again
+			_ = s.runQueueColl(name).Drop(ctx) // the next listing tries again
 			s.queueNames.forget()
 		}
 	}
 	slices.Sort(prios)
 	for _, colls := range byPriority {
-		slices.SortFunc(colls, func(a, b queueColl) int { return strings.Compare(a.name, b.name) })
+		// The main collection first (no first id), then the segments by
+		// their smallest job id, this build's and earlier ones' alike.
+		slices.SortFunc(colls, func(a, b queueColl) int {
+			if c := bytes.Compare(a.first[:], b.first[:]); c != 0 {
+				return c
+			}
+			return strings.Compare(a.name, b.name)
+		})
 	}
 	return prios, byPriority, nil
 }
@@ -574,7 +581,7 @@ func (s *Store) reconcileQueue(ctx context.Context) (int, error) {
 				docs, err := findAll[struct {
 					ID      bson.ObjectID `bson:"_id"`
 					Version int64         `bson:"version"`
-				}](ctx, s.jobsDB.Collection(c.name), bson.D{}, options.Find().SetProjection(bson.D{{Key: "version", Value: 1}}))
+				}](ctx, s.runQueueColl(c.name), bson.D{}, options.Find().SetProjection(bson.D{{Key: "version", Value: 1}}))
 				if err != nil {
 					return fmt.Errorf("reading the run queue: %w", err)
 				}

@@ -271,7 +271,7 @@ func (s *Store) newestSource(ctx context.Context, st model.State, names []string
 // collection (copies are whole jobs: fewer bytes projected).
 func (s *Store) queuedEntries(ctx context.Context, name string) ([]newestEntry, error) {
 	opts := options.Find().SetBatchSize(InsertBatch).SetProjection(bson.D{{Key: "_id", Value: 1}, {Key: "type", Value: 1}})
-	return findAll[newestEntry](ctx, s.jobsDB.Collection(name), bson.D{{Key: "state", Value: model.StateQueued}}, opts)
+	return findAll[newestEntry](ctx, s.runQueueColl(name), bson.D{{Key: "state", Value: model.StateQueued}}, opts)
 }
 
 // Newest-first over segments.
@@ -438,7 +438,7 @@ func (s *Store) listNewestFrom(ctx context.Context, f JobFilter) ([]model.Job, e
 	if len(states) == 0 {
 		states = model.States
 	}
-	names, err := collectionNames(ctx, s.jobsDB)
+	names, err := s.listNames(ctx, slices.Contains(states, model.StateQueued))
 	if err != nil {
 		return nil, err
 	}

@@ -41,7 +41,7 @@ func TestNewestListingReadsTheNewestSegments(t *testing.T) {
 		if _, _, err := insertMany(ctx, s.jobs(), docs); err != nil {
 			t.Fatal(err)
 		}
-		coll := s.jobsDB.Collection(segmentName(50, jobs[0].ID, born))
+		coll := s.runQueueColl(segmentName(50, jobs[0].ID, born))
 		if _, _, err := insertMany(ctx, coll, append(docs, bson.D{{Key: "_id", Value: sealID}})); err != nil {
 			t.Fatal(err)
 		}

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/rocketjob-go/rocketjob/internal/model"
@@ -24,8 +25,8 @@ import (
 // simple jobs written in bulk (InsertJobs with at least segmentMin simple
 // jobs of a priority in one batch: EnqueueMany, or concurrent Enqueue
 // calls that a Client coalesced) go into collections of their own,
-// segments of at most segmentMax copies, queue_p<NNN>_<first id>_<Unix ms>,
-// each written once and dropped whole: a copy in a segment is an offer of
+// segments of at most segmentMax copies, runq_p<NNN>_<first id>_<Unix ms>
+// in the run-queue database (below), each written once and dropped whole: a copy in a segment is an offer of
 // its job at its version, never updated nor removed alone. Other copies,
 // and every later copy of a job, go to the priority's main collection as
 // before (queue.go).
@@ -76,12 +77,18 @@ var segmentSettle = time.Minute
 // for it unread.
 const segmentIdle = 10 * time.Second
 
+// segmentPrefix starts the name of a segment in the run-queue database
+// (RunQueueDB). Earlier builds wrote their segments into the jobs database
+// as queue_p<NNN>_<first>_<Unix ms>: those are still read, offered and
+// dropped there, by their names (runQueueColl).
+const segmentPrefix = "runq_p"
+
 // segmentName is the name of a new segment of priority's queue whose
 // smallest job id is first, created at born:
-// queue_p<NNN>_<first>_<Unix milliseconds>. Names sort by first: a listing
+// runq_p<NNN>_<first>_<Unix milliseconds>. Names sort by first: a listing
 // that has enough jobs with smaller ids reads no further segment.
 func segmentName(priority int, first bson.ObjectID, born time.Time) string {
-	return fmt.Sprintf("%s%03d_%s_%013d", queuePrefix, priority, first.Hex(), born.UnixMilli())
+	return fmt.Sprintf("%s%03d_%s_%013d", segmentPrefix, priority, first.Hex(), born.UnixMilli())
 }
 
 // parseQueueName reads a run-queue collection's name: its priority, and
@@ -89,7 +96,9 @@ func segmentName(priority int, first bson.ObjectID, born time.Time) string {
 func parseQueueName(name string) (priority int, c queueColl, ok bool) {
 	rest, ok := strings.CutPrefix(name, queuePrefix)
 	if !ok {
-		return 0, c, false
+		if rest, ok = strings.CutPrefix(name, segmentPrefix); !ok {
+			return 0, c, false
+		}
 	}
 	p, tail, segment := strings.Cut(rest, "_")
 	priority, err := strconv.Atoi(p)
@@ -98,7 +107,8 @@ func parseQueueName(name string) (priority int, c queueColl, ok bool) {
 	}
 	c = queueColl{name: name, segment: segment}
 	if !segment {
-		return priority, c, true
+		// A priority's main collection: queue_p<NNN> (no runq_p<NNN>).
+		return priority, c, strings.HasPrefix(name, queuePrefix)
 	}
 	hex, ms, _ := strings.Cut(tail, "_")
 	n, err := strconv.ParseInt(ms, 10, 64)
@@ -116,6 +126,73 @@ func parseQueueName(name string) (priority int, c queueColl, ok bool) {
 func isSegment(name string) bool {
 	_, c, ok := parseQueueName(name)
 	return ok && c.segment
+}
+
+// The run-queue database.
+//
+// Every collection created or dropped in a SQLite database makes each of
+// its connections parse the whole schema again at its next statement, and
+// a queue of a million jobs is a thousand segments, each created once and
+// dropped once, with its marks. In the jobs database that made every job
+// update and read pay for the queue's size (behind a million queued jobs:
+// 17-25% of the CPU of a run, and a third of the rate). So on FerretDB,
+// which keeps a SQLite file per database, the segments and their marks
+// live in a database of their own, RunQueueDB; the jobs database's schema
+// stays a few dozen collections. The priorities' main collections, the
+// segments' info and everything else stay in the jobs database. Servers of
+// earlier builds read the jobs database only: they do not offer the jobs
+// of segments written here, which servers of this build run (and, when one
+// reconciles the queue, it copies such jobs into the main collection: an
+// offer twice, which selection handles as any twin).
+
+// runqSuffix ends the name of the run-queue database.
+const runqSuffix = "_runq"
+
+// maxDBName is the longest database name FerretDB accepts.
+const maxDBName = 63
+
+// RunQueueDB names the database that holds the run-queue segments of the
+// jobs database jobsDB on FerretDB: jobsDB + "_runq", or jobsDB itself when
+// that name would be too long.
+func RunQueueDB(jobsDB string) string {
+	if len(jobsDB)+len(runqSuffix) > maxDBName {
+		return jobsDB
+	}
+	return jobsDB + runqSuffix
+}
+
+// runQueueColl returns the run-queue collection of that name: a segment of
+// this build or its marks in the run-queue database, any other (a
+// priority's main collection, a segment of an earlier build, its marks) in
+// the jobs database.
+func (s *Store) runQueueColl(name string) *mongo.Collection {
+	if strings.HasPrefix(strings.TrimPrefix(name, marksPrefix), segmentPrefix) {
+		return s.runqDB.Collection(name)
+	}
+	return s.jobsDB.Collection(name)
+}
+
+// listNames lists the collections a listing reads: the jobs database's,
+// and with queued jobs (the segments) the run-queue database's.
+func (s *Store) listNames(ctx context.Context, queued bool) ([]string, error) {
+	if queued {
+		return s.queueCollNames(ctx)
+	}
+	return collectionNames(ctx, s.jobsDB)
+}
+
+// queueCollNames lists the collections of the jobs database, and those of
+// the run-queue database when it is another.
+func (s *Store) queueCollNames(ctx context.Context) ([]string, error) {
+	names, err := collectionNames(ctx, s.jobsDB)
+	if err != nil || s.runqDB == s.jobsDB {
+		return names, err
+	}
+	more, err := collectionNames(ctx, s.runqDB)
+	if err != nil {
+		return nil, err
+	}
+	return append(names, more...), nil
 }
 
 // segments is a Store's knowledge of the run-queue segments: their offers,
@@ -362,7 +439,7 @@ func (s *Store) segmentDue(ctx context.Context, name string, born, now time.Time
 	c.mu.Unlock()
 	if reread {
 		var err error
-		jobs, err = findAll[model.Job](ctx, s.jobsDB.Collection(name), bson.D{}, options.Find().SetBatchSize(InsertBatch))
+		jobs, err = findAll[model.Job](ctx, s.runQueueColl(name), bson.D{}, options.Find().SetBatchSize(InsertBatch))
 		if err != nil {
 			return nil, err
 		}
@@ -423,7 +500,7 @@ func (s *Store) segmentDue(ctx context.Context, name string, born, now time.Time
 		// Every offer is taken: the jobs moved on, and the copies they
 		// need now are elsewhere.
 		for _, coll := range []string{name, marksPrefix + name} {
-			if err := retry(ctx, func() error { return s.jobsDB.Collection(coll).Drop(ctx) }); err != nil {
+			if err := retry(ctx, func() error { return s.runQueueColl(coll).Drop(ctx) }); err != nil {
 				return nil, err
 			}
 		}
@@ -457,7 +534,7 @@ const marksPrefix = "taken_"
 // did, and reads those every Store took.
 func (s *Store) exchangeMarks(ctx context.Context, seg *segment) error {
 	c := s.segments
-	coll := s.jobsDB.Collection(marksPrefix + seg.name)
+	coll := s.runQueueColl(marksPrefix + seg.name)
 	c.mu.Lock()
 	mine := seg.mine
 	seg.mine = nil
@@ -491,7 +568,7 @@ func (s *Store) exchangeMarks(ctx context.Context, seg *segment) error {
 func (s *Store) segmentMarks(ctx context.Context, name string) (map[bson.ObjectID]bool, error) {
 	marks, err := findAll[struct {
 		IDs []bson.ObjectID `bson:"ids"`
-	}](ctx, s.jobsDB.Collection(marksPrefix+name), bson.D{})
+	}](ctx, s.runQueueColl(marksPrefix+name), bson.D{})
 	if err != nil {
 		return nil, err
 	}
@@ -536,7 +613,7 @@ func (s *Store) writeSegment(ctx context.Context, priority int, docs []any) erro
 		}
 	}
 	born := time.Now()
-	coll := s.jobsDB.Collection(segmentName(priority, first, born))
+	coll := s.runQueueColl(segmentName(priority, first, born))
 	info.Name = coll.Name()
 	s.writeSegmentInfo(ctx, info)
 	if _, _, err := insertMany(ctx, coll, docs); err != nil {
@@ -633,7 +710,7 @@ func (s *Store) dropOrphanInfo(ctx context.Context) error {
 	if err != nil || len(infos) == 0 {
 		return err
 	}
-	names, err := collectionNames(ctx, s.jobsDB)
+	names, err := s.queueCollNames(ctx)
 	if err != nil {
 		return err
 	}

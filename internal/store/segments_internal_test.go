@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -31,7 +32,7 @@ func bulkQueued(t *testing.T, s *Store, n, priority int) []*model.Job {
 // segmentNames lists the run queue's segments.
 func segmentNames(t *testing.T, s *Store) []string {
 	t.Helper()
-	names, err := collectionNames(context.Background(), s.jobsDB)
+	names, err := s.queueCollNames(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -95,8 +96,16 @@ func TestBulkEnqueueRunsFromASegment(t *testing.T) {
 	s := openInternal(t)
 	jobs := bulkQueued(t, s, segmentMin, 50)
 	segs := segmentNames(t, s)
-	if len(segs) != 1 || !strings.HasPrefix(segs[0], "queue_p050_") {
+	if len(segs) != 1 || !strings.HasPrefix(segs[0], segmentPrefix+"050_") {
 		t.Fatalf("segments after a bulk enqueue of %d: %v, want one of priority 50", segmentMin, segs)
+	}
+	// In the run-queue database, not the jobs database (whose schema the
+	// segments would make every statement re-read).
+	if jobsNames, err := collectionNames(ctx, s.jobsDB); err != nil || slices.Contains(jobsNames, segs[0]) {
+		t.Fatalf("segment %s in the jobs database (%v), want it in %s only", segs[0], err, s.runqDB.Name())
+	}
+	if want := s.jobsDB.Name() + "_runq"; s.runqDB.Name() != want {
+		t.Fatalf("run-queue database %s, want %s", s.runqDB.Name(), want)
 	}
 	if n, err := s.queue(50).CountDocuments(ctx, bson.D{}); err != nil || n != 0 {
 		t.Fatalf("main queue collection: %d copies (%v), want none", n, err)
@@ -120,12 +129,12 @@ func TestBulkEnqueueRunsFromASegment(t *testing.T) {
 	}
 	// A marks write that lands after its segment was dropped leaves a
 	// collection that the next selection drops.
-	late := s.jobsDB.Collection(marksPrefix + segs[0])
+	late := s.runQueueColl(marksPrefix + segs[0])
 	if _, err := late.InsertOne(ctx, bson.D{{Key: "ids", Value: bson.A{jobs[0].ID}}}); err != nil {
 		t.Fatal(err)
 	}
 	runnableIDs(t, s)
-	if names, err := collectionNames(ctx, s.jobsDB); err != nil || slices.Contains(names, late.Name()) {
+	if names, err := s.queueCollNames(ctx); err != nil || slices.Contains(names, late.Name()) {
 		t.Fatalf("marks of a dropped segment after a selection: still there (%v)", err)
 	}
 	for _, j := range jobs {
@@ -141,6 +150,79 @@ func TestBulkEnqueueRunsFromASegment(t *testing.T) {
 	}
 	if got := runnableIDs(t, s); !slices.Equal(got, sortedIDs(small)) {
 		t.Fatalf("offered %d jobs, want the %d enqueued", len(got), len(small))
+	}
+}
+
+// TestSegmentOfAnEarlierBuild: a segment that a build before the run-queue
+// database wrote into the jobs database (queue_p<NNN>_..., its marks
+// beside it) is offered as this build's are: an offer that another server
+// took and marked there is not offered again, the others run once, and
+// the segment and its marks are dropped from the jobs database once every
+// offer is taken.
+func TestSegmentOfAnEarlierBuild(t *testing.T) {
+	dbtest.RequireFerretDB(t)
+	ctx := context.Background()
+	a := openInternal(t)
+	jobs := make([]*model.Job, 10)
+	docs := make([]any, len(jobs))
+	for i := range jobs {
+		jobs[i] = queuedSimple(50)
+		docs[i] = jobs[i]
+	}
+	if _, _, err := insertMany(ctx, a.jobs(), docs); err != nil {
+		t.Fatal(err)
+	}
+	name := fmt.Sprintf("%s%03d_%s_%013d", queuePrefix, 50, jobs[0].ID.Hex(), time.Now().UnixMilli())
+	if _, _, err := insertMany(ctx, a.jobsDB.Collection(name), append(docs, bson.D{{Key: "_id", Value: sealID}})); err != nil {
+		t.Fatal(err)
+	}
+	// Another server runs the first job; its next selection marks the take.
+	b := openSecond(t, a)
+	offered := offeredJobs(t, b)
+	if len(offered) != len(jobs) {
+		t.Fatalf("offered %d jobs of an earlier build's segment, want %d", len(offered), len(jobs))
+	}
+	runAll(t, b, offered[:1], "b")
+	offeredJobs(t, b)
+	marks := marksPrefix + name
+	if names, err := collectionNames(ctx, a.jobsDB); err != nil || !slices.Contains(names, marks) {
+		t.Fatalf("marks %s in the jobs database: missing (%v), want them beside their segment", marks, err)
+	}
+	rest := offeredJobs(t, a)
+	if got, want := jobIDs(rest), sortedIDs(jobs[1:]); !slices.Equal(got, want) {
+		t.Fatalf("offered %d jobs after another server took one, want the other %d", len(got), len(want))
+	}
+	runAll(t, a, rest, "a")
+	if got := runnableIDs(t, a); len(got) != 0 {
+		t.Fatalf("offered %d jobs after every job completed, want none", len(got))
+	}
+	names, err := collectionNames(ctx, a.jobsDB)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if slices.Contains(names, name) || slices.Contains(names, marks) {
+		t.Fatalf("jobs database after every offer was taken: %v, want the segment and its marks dropped", names)
+	}
+	for _, j := range jobs {
+		if stored, err := a.GetJob(ctx, j.ID); err != nil || stored.State != model.StateCompleted || stored.Version != 2 {
+			t.Fatalf("job %s: %+v (%v), want completed once (version 2)", j.ID.Hex(), stored, err)
+		}
+	}
+}
+
+// TestRunQueueDBName: the run-queue database is named after the jobs
+// database, unless that name would be longer than FerretDB accepts.
+func TestRunQueueDBName(t *testing.T) {
+	if got := RunQueueDB("rocketjob"); got != "rocketjob_runq" {
+		t.Errorf("RunQueueDB(rocketjob) = %s, want rocketjob_runq", got)
+	}
+	long := strings.Repeat("j", maxDBName-len(runqSuffix)+1)
+	if got := RunQueueDB(long); got != long {
+		t.Errorf("RunQueueDB of a %d-character name = %s, want the name itself", len(long), got)
+	}
+	fits := long[1:]
+	if got := RunQueueDB(fits); len(got) != maxDBName {
+		t.Errorf("RunQueueDB of a %d-character name = %s (%d characters), want %d", len(fits), got, len(got), maxDBName)
 	}
 }
 
@@ -316,7 +398,7 @@ func TestUnsealedSegmentIsKept(t *testing.T) {
 	ctx := context.Background()
 	s := openInternal(t)
 	name := segmentName(50, bson.NewObjectID(), time.Now())
-	coll := s.jobsDB.Collection(name)
+	coll := s.runQueueColl(name)
 	// offer stores a new job whose only copy is in the segment.
 	offer := func() *model.Job {
 		j := queuedSimple(50)

@@ -55,6 +55,10 @@ type Store struct {
 	workClient *mongo.Client
 	jobsDB     *mongo.Database
 	workDB     *mongo.Database
+	// runqDB holds the run-queue segments of this build and their marks
+	// (segments.go): a database of its own on FerretDB (RunQueueDB), the
+	// jobs database elsewhere.
+	runqDB *mongo.Database
 	// ferret reports that the jobs database is FerretDB: no change streams,
 	// and a filter other than {_id} costs a scan in Go. The work database
 	// is detected on its own and picks the slice strategy: the two
@@ -139,6 +143,10 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	}
 	if !s.ferret {
 		s.jobsDB = jc.Database(cfg.DB, mongoDurability())
+	}
+	s.runqDB = s.jobsDB
+	if name := RunQueueDB(cfg.DB); s.ferret && name != cfg.DB {
+		s.runqDB = jc.Database(name)
 	}
 	if !s.workFerret {
 		s.workDB = wc.Database(cfg.WorkDB, mongoDurability())
