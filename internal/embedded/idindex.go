@@ -27,7 +27,10 @@ import (
 // it only speeds up queries, and goes away with its table.
 //
 // Work databases are left alone: their slices are streamed, never looked up
-// by _id, and an index would only slow their inserts.
+// by _id, and an index would only slow their inserts. So are the run-queue
+// databases (<jobs db>_runq, no jobs collection): their segments are read
+// whole and dropped whole, and an index per segment would be one more
+// schema change for every connection to re-read.
 
 // idIndexEvery is how often the embedded database looks for new tables.
 const idIndexEvery = time.Second

@@ -1,7 +1,6 @@
 package store
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -192,7 +191,7 @@ func (s *Store) slicedJobIDs(ctx context.Context) ([]bson.ObjectID, error) {
 // readJobs reads the jobs of ids by _id, a few at once, and returns those
 // that exist and keep(job) accepts, in id order.
 func (s *Store) readJobs(ctx context.Context, ids []bson.ObjectID, keep func(*model.Job) bool) ([]model.Job, error) {
-	slices.SortFunc(ids, func(a, b bson.ObjectID) int { return bytes.Compare(a[:], b[:]) })
+	slices.SortFunc(ids, compareIDs)
 	ids = slices.Compact(ids)
 	var out []model.Job
 	for start := 0; start < len(ids); start += listLookups {

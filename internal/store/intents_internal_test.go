@@ -59,17 +59,8 @@ func jobIDs(jobs []model.Job) []bson.ObjectID {
 	for _, j := range jobs {
 		out = append(out, j.ID)
 	}
-	slices.SortFunc(out, func(a, b bson.ObjectID) int { return compareIDs(a, b) })
+	slices.SortFunc(out, compareIDs)
 	return out
-}
-
-func compareIDs(a, b bson.ObjectID) int {
-	for i := range a {
-		if a[i] != b[i] {
-			return int(a[i]) - int(b[i])
-		}
-	}
-	return 0
 }
 
 // TestRunningJobsFromTheIndex checks that RunningJobs and JobsOfServer find

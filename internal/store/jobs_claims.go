@@ -74,8 +74,14 @@ func (claimJobs) insertJobs(ctx context.Context, s *Store, jobs []*model.Job) (i
 		<-copied
 	}()
 	written := 0
+	size := InsertBatch
+	if n := len(jobs); n <= InsertBatch && n >= 2*segmentMin {
+		// One batch's copies would follow its jobs with nothing to overlap:
+		// two halves let the second's jobs be written with the first's copies.
+		size = (n + 1) / 2
+	}
 	for len(jobs) > 0 {
-		batch := jobs[:min(InsertBatch, len(jobs))]
+		batch := jobs[:min(size, len(jobs))]
 		jobs = jobs[len(batch):]
 		docs := make([]any, len(batch))
 		var runnables []queued

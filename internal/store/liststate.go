@@ -572,7 +572,7 @@ func (s *Store) listFlat(ctx context.Context, f JobFilter) ([]model.Job, error) 
 		prios = append(prios, p)
 		// Segments last, by their smallest job id (listPriority stops at
 		// the first that cannot hold a job among those it lists).
-		slices.SortStableFunc(srcs, func(a, b listSource) int { return bytes.Compare(a.first[:], b.first[:]) })
+		slices.SortStableFunc(srcs, func(a, b listSource) int { return compareIDs(a.first, b.first) })
 	}
 	slices.Sort(prios)
 	need := int(f.Skip + f.Limit)
@@ -616,7 +616,7 @@ func (s *Store) listPriority(ctx context.Context, p int, sources []listSource, w
 		for i := range sources {
 			src := &sources[i]
 			if !src.first.IsZero() && len(cands) >= window {
-				slices.SortFunc(cands, func(a, b candidate) int { return bytes.Compare(a.id[:], b.id[:]) })
+				slices.SortFunc(cands, func(a, b candidate) int { return compareIDs(a.id, b.id) })
 				if last := cands[window-1].id; bytes.Compare(src.first[:], last[:]) > 0 {
 					// This segment and the later ones hold only larger ids
 					// than the window's: read if the window grows. Only
@@ -637,7 +637,7 @@ func (s *Store) listPriority(ctx context.Context, p int, sources []listSource, w
 				cands = append(cands, candidate{id, src})
 			}
 		}
-		slices.SortStableFunc(cands, func(a, b candidate) int { return bytes.Compare(a.id[:], b.id[:]) })
+		slices.SortStableFunc(cands, func(a, b candidate) int { return compareIDs(a.id, b.id) })
 		cands = slices.CompactFunc(cands, func(a, b candidate) bool { return a.id == b.id })
 		if !cut.IsZero() {
 			cands = slices.DeleteFunc(cands, func(c candidate) bool { return bytes.Compare(c.id[:], cut[:]) >= 0 })

@@ -1,7 +1,6 @@
 package store
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -365,7 +364,7 @@ func (s *Store) queueColls(ctx context.Context, fresh bool) ([]int, map[int][]qu
 		// The main collection first (no first id), then the segments by
 		// their smallest job id, this build's and earlier ones' alike.
 		slices.SortFunc(colls, func(a, b queueColl) int {
-			if c := bytes.Compare(a.first[:], b.first[:]); c != 0 {
+			if c := compareIDs(a.first, b.first); c != 0 {
 				return c
 			}
 			return strings.Compare(a.name, b.name)
@@ -435,7 +434,7 @@ func (s *Store) dueQueued(ctx context.Context, priority int, colls []queueColl, 
 		s.segments.twin(main[i].ID, main[i].Version)
 	}
 	due = append(due, main...)
-	slices.SortFunc(due, func(a, b model.Job) int { return bytes.Compare(a.ID[:], b.ID[:]) })
+	slices.SortFunc(due, func(a, b model.Job) int { return compareIDs(a.ID, b.ID) })
 	return due, nil
 }
 

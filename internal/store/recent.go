@@ -408,7 +408,7 @@ func (s *Store) newestCandidates(ctx context.Context, f JobFilter, states []mode
 
 // newestFirst sorts ids newest first, without repeats.
 func newestFirst(ids []bson.ObjectID) []bson.ObjectID {
-	slices.SortFunc(ids, func(a, b bson.ObjectID) int { return bytes.Compare(b[:], a[:]) })
+	slices.SortFunc(ids, func(a, b bson.ObjectID) int { return compareIDs(b, a) })
 	return slices.Compact(ids)
 }
 

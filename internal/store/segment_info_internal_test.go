@@ -99,12 +99,9 @@ func TestSegmentInfoGoesWithItsSegment(t *testing.T) {
 	ctx := context.Background()
 	s := openInternal(t)
 	bulkQueued(t, s, segmentMin, 50)
-	offered, err := s.RunnableJobs(ctx, time.Now(), 1000, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	offered := offeredJobs(t, s)
 	runAll(t, s, offered, "srv")
-	s.RunnableJobs(ctx, time.Now(), 1000, nil) // drops the segment
+	offeredJobs(t, s) // drops the segment
 	if segs := segmentNames(t, s); len(segs) != 0 {
 		t.Fatalf("segments: %v, want none", segs)
 	}

@@ -185,7 +185,7 @@ func (s *Store) listNames(ctx context.Context, queued bool) ([]string, error) {
 // the run-queue database when it is another.
 func (s *Store) queueCollNames(ctx context.Context) ([]string, error) {
 	names, err := collectionNames(ctx, s.jobsDB)
-	if err != nil || s.runqDB == s.jobsDB {
+	if err != nil || s.runqDB.Name() == s.jobsDB.Name() {
 		return names, err
 	}
 	more, err := collectionNames(ctx, s.runqDB)
@@ -267,7 +267,7 @@ func (s *Store) checkOffers(ctx context.Context, seg *segment) error {
 		}
 	}
 	c.mu.Unlock()
-	slices.SortFunc(ids, func(a, b bson.ObjectID) int { return bytes.Compare(a[:], b[:]) })
+	slices.SortFunc(ids, compareIDs)
 	ids = ids[:min(len(ids), segmentCheckMax)]
 	s.offersChecked.Add(int64(len(ids)))
 	for chunk := range slices.Chunk(ids, listLookups) {

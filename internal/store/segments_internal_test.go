@@ -15,8 +15,9 @@ import (
 	"github.com/rocketjob-go/rocketjob/internal/model"
 )
 
-// bulkQueued stores n new queued simple jobs of priority with InsertJobs
-// (one insertMany, so their copies go to one segment when n >= segmentMin).
+// bulkQueued stores n new queued simple jobs of priority with InsertJobs:
+// their copies go to one segment when n >= segmentMin, two halves from
+// 2*segmentMin to InsertBatch.
 func bulkQueued(t *testing.T, s *Store, n, priority int) []*model.Job {
 	t.Helper()
 	jobs := make([]*model.Job, n)
@@ -66,7 +67,7 @@ func sortedIDs(jobs []*model.Job) []bson.ObjectID {
 	for i, j := range jobs {
 		out[i] = j.ID
 	}
-	slices.SortFunc(out, func(a, b bson.ObjectID) int { return compareIDs(a, b) })
+	slices.SortFunc(out, compareIDs)
 	return out
 }
 
@@ -113,10 +114,7 @@ func TestBulkEnqueueRunsFromASegment(t *testing.T) {
 	if n := intentCount(t, s); n != 0 {
 		t.Fatalf("%d queue intents left after the enqueue, want 0", n)
 	}
-	offered, err := s.RunnableJobs(ctx, time.Now(), 1000, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	offered := offeredJobs(t, s)
 	if got := jobIDs(offered); !slices.Equal(got, sortedIDs(jobs)) {
 		t.Fatalf("offered %d jobs, want the %d enqueued", len(got), len(jobs))
 	}
@@ -226,6 +224,29 @@ func TestRunQueueDBName(t *testing.T) {
 	}
 }
 
+// TestBulkEnqueueInHalves: an InsertJobs of InsertBatch jobs or fewer, at
+// least 2*segmentMin, is written in two halves (so the second half's jobs
+// go in while the first half's copies do), each half's copies a segment of
+// its own; every job is offered once.
+func TestBulkEnqueueInHalves(t *testing.T) {
+	dbtest.RequireFerretDB(t)
+	s := openInternal(t)
+	jobs := bulkQueued(t, s, 2*segmentMin+1, 50)
+	segs := segmentNames(t, s)
+	if len(segs) != 2 {
+		t.Fatalf("segments after a bulk enqueue of %d: %v, want two halves", len(jobs), segs)
+	}
+	for _, name := range segs {
+		n, err := s.runQueueColl(name).CountDocuments(context.Background(), bson.D{{Key: "_id", Value: bson.D{{Key: "$ne", Value: sealID}}}})
+		if err != nil || n < segmentMin {
+			t.Fatalf("segment %s: %d copies (%v), want at least segmentMin (%d)", name, n, err, segmentMin)
+		}
+	}
+	if got := runnableIDs(t, s); !slices.Equal(got, sortedIDs(jobs)) {
+		t.Fatalf("offered %d jobs, want the %d enqueued", len(got), len(jobs))
+	}
+}
+
 // openSecond opens another Store on s's databases: another server.
 func openSecond(t *testing.T, s *Store) *Store {
 	t.Helper()
@@ -256,17 +277,11 @@ func TestSegmentOffersTakenElsewhere(t *testing.T) {
 	if got := runnableIDs(t, a); len(got) != segmentMin {
 		t.Fatalf("a is offered %d jobs, want %d (offers are hints)", len(got), segmentMin)
 	}
-	offeredB, err := b.RunnableJobs(ctx, time.Now(), 1000, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	offeredB := offeredJobs(t, b)
 	half := slices.DeleteFunc(offeredB, func(j model.Job) bool { return compareIDs(j.ID, jobs[segmentMin/2].ID) < 0 })
 	runAll(t, b, half, "b")
-	b.RunnableJobs(ctx, time.Now(), 1000, nil) // b's next selection publishes its takes
-	offeredA, err := a.RunnableJobs(ctx, time.Now(), 1000, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	offeredJobs(t, b) // b's next selection publishes its takes
+	offeredA := offeredJobs(t, a)
 	if want := segmentMin / 2; len(offeredA) != want {
 		t.Fatalf("a is offered %d jobs after b published its %d, want %d", len(offeredA), len(half), want)
 	}
@@ -321,10 +336,7 @@ func TestHeldStartKeepsItsOffer(t *testing.T) {
 	a := openInternal(t)
 	b := openSecond(t, a)
 	jobs := bulkQueued(t, a, segmentMin, 50)
-	offeredB, err := b.RunnableJobs(ctx, time.Now(), 1000, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	offeredB := offeredJobs(t, b)
 	var held []*model.Job // b's runs, started (held) but not ended
 	for i := range offeredB {
 		started, err := b.StartHeld(ctx, &offeredB[i], Change{Server: new("b")}, "b")
@@ -336,10 +348,7 @@ func TestHeldStartKeepsItsOffer(t *testing.T) {
 	if got := runnableIDs(t, b); len(got) != 0 {
 		t.Fatalf("b is offered %d of the jobs it holds, want none", len(got))
 	}
-	offeredA, err := a.RunnableJobs(ctx, time.Now(), 1000, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	offeredA := offeredJobs(t, a)
 	if len(offeredA) != len(jobs) {
 		t.Fatalf("a is offered %d jobs while b holds their starts, want %d", len(offeredA), len(jobs))
 	}
@@ -363,13 +372,10 @@ func TestHeldStartKeepsItsOffer(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	b.RunnableJobs(ctx, time.Now(), 1000, nil) // publishes b's takes, and drops the segment
+	offeredJobs(t, b) // publishes b's takes, and drops the segment
 	// Left: at most the main collection's stale copy that a's repair wrote,
 	// which the next start trips over and removes.
-	stale, err := a.RunnableJobs(ctx, time.Now(), 1000, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	stale := offeredJobs(t, a)
 	for i := range stale {
 		if stale[i].ID != first.ID {
 			t.Fatalf("a is offered job %s after b ended it", stale[i].ID.Hex())
@@ -414,10 +420,7 @@ func TestUnsealedSegmentIsKept(t *testing.T) {
 		return j
 	}
 	first := offer()
-	offered, err := s.RunnableJobs(ctx, time.Now(), 1000, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	offered := offeredJobs(t, s)
 	if got := jobIDs(offered); !slices.Equal(got, []bson.ObjectID{first.ID}) {
 		t.Fatalf("offered %v, want %s", got, first.ID.Hex())
 	}
@@ -476,10 +479,7 @@ func TestTripOverAMainCopyBesideAnOffer(t *testing.T) {
 	if got := runnableIDs(t, a); len(got) != segmentMin+1 {
 		t.Fatalf("a is offered %d copies, want %d (the offers and the main copy)", len(got), segmentMin+1)
 	}
-	offeredB, err := b.RunnableJobs(ctx, time.Now(), 1000, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	offeredB := offeredJobs(t, b)
 	runAll(t, b, slices.DeleteFunc(offeredB, func(j model.Job) bool { return j.ID != job.ID })[:1], "b")
 	stale := *job
 	if _, err := a.StartHeld(ctx, &stale, Change{Server: new("a")}, "a"); !errors.Is(err, model.ErrConflict) {
@@ -548,14 +548,11 @@ func TestListingQueuedSkipsTakenOffers(t *testing.T) {
 	ctx := context.Background()
 	a := openInternal(t)
 	jobs := bulkQueued(t, a, 4*segmentMin, 50)
-	offered, err := a.RunnableJobs(ctx, time.Now(), 1000, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	offered := offeredJobs(t, a)
 	slices.SortFunc(offered, func(x, y model.Job) int { return compareIDs(x.ID, y.ID) })
 	ran := 3 * segmentMin
 	runAll(t, a, offered[:ran], "a")
-	a.RunnableJobs(ctx, time.Now(), 1000, nil) // publishes a's takes in the segment's marks
+	offeredJobs(t, a) // publishes a's takes in the segment's marks
 	if segs := segmentNames(t, a); len(segs) != 1 {
 		t.Fatalf("segments: %v, want the one, its last offers untaken", segs)
 	}

@@ -5,6 +5,7 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -660,6 +661,10 @@ func findAll[T any](ctx context.Context, coll *mongo.Collection, filter any, opt
 	})
 	return out, err
 }
+
+// compareIDs orders ObjectIDs as the database does: by their bytes, so by
+// creation second first.
+func compareIDs(a, b bson.ObjectID) int { return bytes.Compare(a[:], b[:]) }
 
 // isDup reports a duplicate-key error: the loser of a unique insert.
 func isDup(err error) bool { return mongo.IsDuplicateKeyError(err) }
