@@ -263,6 +263,7 @@ type queueColl struct {
 	name    string
 	segment bool
 	first   bson.ObjectID // a segment's smallest job id
+	last    bson.ObjectID // a segment's largest job id, where its name holds it (zero: unknown)
 	born    time.Time     // a segment's creation
 	info    *segmentInfo  // a segment's info, where a listing read it (nil: unknown)
 }

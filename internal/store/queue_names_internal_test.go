@@ -108,7 +108,7 @@ func TestOrphanInfoWakesNobody(t *testing.T) {
 		t.Fatal(err)
 	}
 	for range 5 {
-		name := segmentName(50, bson.NewObjectID(), time.Now().Add(-2*segmentSettle))
+		name := segmentName(50, bson.NewObjectID(), bson.NewObjectID(), time.Now().Add(-2*segmentSettle))
 		if _, err := s.jobsDB.Collection(segmentInfoColl).InsertOne(ctx, segmentInfo{Name: name}); err != nil {
 			t.Fatal(err)
 		}

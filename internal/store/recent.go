@@ -278,23 +278,34 @@ func (s *Store) queuedEntries(ctx context.Context, name string) ([]newestEntry, 
 //
 // A bulk enqueue's copies are in segments (segments.go), and a queue of a
 // million jobs is a thousand of them: reading every copy's id would cost a
-// newest-first listing seconds to minutes. A segment's info holds its
-// largest job id; so a listing reads the segments by that bound, newest
-// first, and stops once it has enough candidates later than every id the
-// segments left unread can hold (newestBound), skipping those whose info
-// shows none of the type listed. A segment without info (written by an
-// earlier build) is bounded by its born time: the ids of its jobs were
+// newest-first listing seconds to minutes. A segment's name holds its
+// largest job id (and its info, for an earlier build's segment); so a
+// listing reads the segments by that bound, newest first, and stops once
+// it has enough candidates later than every id the segments left unread
+// can hold (newestBound), skipping, when it lists one type, those whose
+// info shows none of it. A segment with neither (written by an earlier
+// build before infos) is bounded by its born time: the ids of its jobs were
 // made by the process that wrote it, before it began writing it, and ids
 // count whole seconds, so none is later than the second it was born in;
 // the listing may then read every segment born in that second.
 
 // newestBound is an id no earlier than every id in segment c: its largest,
-// where its info tells, else the second after its born time.
+// where its name or its info tells, else the second after its born time.
 func newestBound(c queueColl) bson.ObjectID {
-	if c.info != nil {
+	switch {
+	case !c.last.IsZero():
+		return c.last
+	case c.info != nil:
 		return c.info.Last
 	}
 	return bson.NewObjectIDFromTimestamp(c.born.Truncate(time.Second).Add(time.Second))
+}
+
+// unbounded reports whether name is a segment's whose name does not hold
+// its largest job id.
+func unbounded(name string) bool {
+	_, c, ok := parseQueueName(name)
+	return ok && c.segment && c.last.IsZero()
 }
 
 // splitSegments returns the queue segments among names, with their info,
@@ -444,9 +455,14 @@ func (s *Store) listNewestFrom(ctx context.Context, f JobFilter) ([]model.Job, e
 	}
 	var segs []queueColl // read lazily (newestMerged)
 	if slices.Contains(states, model.StateQueued) && slices.ContainsFunc(names, isSegment) {
-		infos, err := s.segmentInfos(ctx)
-		if err != nil {
-			return nil, err
+		// The infos for their types, or for the bounds of segments whose
+		// names do not hold them (an earlier build's): a document per 1,000
+		// queued jobs, read whole.
+		var infos map[string]segmentInfo
+		if f.Type != "" || slices.ContainsFunc(names, unbounded) {
+			if infos, err = s.segmentInfos(ctx); err != nil {
+				return nil, err
+			}
 		}
 		segs, names = splitSegments(names, infos)
 	}

@@ -14,12 +14,21 @@ import (
 )
 
 // TestNewestListingReadsTheNewestSegments: a newest-first listing of queued
-// jobs reads the run-queue segments newest born first and stops once no
-// unread segment can hold a newer job; it reads on when the segments it
-// read hold too few jobs still queued or of the type asked for, and pages
-// past them. The segments are written as a bulk enqueue writes them, born
-// ten seconds apart, each job's id made the second before its segment.
+// jobs reads the run-queue segments newest first (by the largest job id
+// their names hold, or for an earlier build's segment without info by
+// their born time) and stops once no unread segment can hold a newer job;
+// it reads on when the segments it read hold too few jobs still queued or
+// of the type asked for, and pages past them. The segments are written as
+// a bulk enqueue writes them (without their info), born ten seconds apart,
+// each job's id made the second before its segment. A listing of any type
+// reads no segment info when every segment's name holds its bound.
 func TestNewestListingReadsTheNewestSegments(t *testing.T) {
+	for _, earlier := range []bool{false, true} {
+		t.Run(fmt.Sprintf("earlier build %v", earlier), func(t *testing.T) { newestOverSegments(t, earlier) })
+	}
+}
+
+func newestOverSegments(t *testing.T, earlier bool) {
 	dbtest.RequireFerretDB(t)
 	ctx := context.Background()
 	s := openInternal(t)
@@ -41,7 +50,12 @@ func TestNewestListingReadsTheNewestSegments(t *testing.T) {
 		if _, _, err := insertMany(ctx, s.jobs(), docs); err != nil {
 			t.Fatal(err)
 		}
-		coll := s.runQueueColl(segmentName(50, jobs[0].ID, born))
+		ids := sortedIDs(jobs)
+		name := segmentName(50, ids[0], ids[len(ids)-1], born)
+		if earlier {
+			name = fmt.Sprintf("%s%03d_%s_%013d", queuePrefix, 50, ids[0].Hex(), born.UnixMilli())
+		}
+		coll := s.runQueueColl(name)
 		if _, _, err := insertMany(ctx, coll, append(docs, bson.D{{Key: "_id", Value: sealID}})); err != nil {
 			t.Fatal(err)
 		}
@@ -71,7 +85,11 @@ func TestNewestListingReadsTheNewestSegments(t *testing.T) {
 			t.Errorf("%s: read %d segments, want at most %d", name, reads, maxReads)
 		}
 	}
+	infoReads := s.segmentInfoReads.Load()
 	check("limit 10", JobFilter{Limit: 10}, newest(all)[:10], 2)
+	if n := s.segmentInfoReads.Load() - infoReads; earlier != (n > 0) {
+		t.Errorf("a newest-first listing of any type read the segments' info %d times (earlier build's segments: %v)", n, earlier)
+	}
 	check("limit 10 past the newest segment", JobFilter{Skip: per, Limit: 10}, newest(all)[per:per+10], 3)
 	check("the rare type", JobFilter{Type: "rare", Limit: 5}, newest(all[2*per : 3*per])[:5], 5)
 	check("every job", JobFilter{Limit: segs * per}, newest(all), segs)

@@ -109,8 +109,8 @@ func TestSegmentInfoGoesWithItsSegment(t *testing.T) {
 		t.Fatalf("segment info after its segment was dropped: %v (%v), want none", infos, err)
 	}
 
-	old := segmentName(50, bson.NewObjectID(), time.Now().Add(-2*segmentSettle))
-	young := segmentName(50, bson.NewObjectID(), time.Now())
+	old := segmentName(50, bson.NewObjectID(), bson.NewObjectID(), time.Now().Add(-2*segmentSettle))
+	young := segmentName(50, bson.NewObjectID(), bson.NewObjectID(), time.Now())
 	for _, name := range []string{old, young} {
 		if _, err := s.jobsDB.Collection(segmentInfoColl).InsertOne(ctx, segmentInfo{Name: name}); err != nil {
 			t.Fatal(err)

@@ -26,10 +26,10 @@ import (
 // jobs of a priority in one batch: EnqueueMany, or concurrent Enqueue
 // calls that a Client coalesced) go into collections of their own,
 // segments of at most segmentMax copies, runq_p<NNN>_<first id>_<Unix ms>
-// in the run-queue database (below), each written once and dropped whole: a copy in a segment is an offer of
-// its job at its version, never updated nor removed alone. Other copies,
-// and every later copy of a job, go to the priority's main collection as
-// before (queue.go).
+// in the run-queue database (below), each written once and dropped whole:
+// a copy in a segment is an offer of its job at its version, never updated
+// nor removed alone. Other copies, and every later copy of a job, go to the
+// priority's main collection as before (queue.go).
 //
 // An offer is taken once its job is stored past the offered version (or
 // is gone): its writer then put whatever copy the job needs next in the
@@ -84,18 +84,22 @@ const segmentIdle = 10 * time.Second
 const segmentPrefix = "runq_p"
 
 // segmentName is the name of a new segment of priority's queue whose
-// smallest job id is first, created at born:
-// runq_p<NNN>_<first>_<Unix milliseconds>. Names sort by first: a listing
-// that has enough jobs with smaller ids reads no further segment.
-func segmentName(priority int, first bson.ObjectID, born time.Time) string {
-	return fmt.Sprintf("%s%03d_%s_%013d", segmentPrefix, priority, first.Hex(), born.UnixMilli())
+// smallest job id is first and largest last, created at born:
+// runq_p<NNN>_<first>_<last>_<Unix milliseconds>. Readers order a
+// priority's segments by first (this build's and earlier ones' alike): a
+// listing that has enough jobs with smaller ids reads no further segment;
+// a newest-first one bounds a segment by last (newestBound).
+func segmentName(priority int, first, last bson.ObjectID, born time.Time) string {
+	return fmt.Sprintf("%s%03d_%s_%s_%013d", segmentPrefix, priority, first.Hex(), last.Hex(), born.UnixMilli())
 }
 
 // parseQueueName reads a run-queue collection's name: its priority, and
-// whether it is a segment (then its smallest job id and its creation).
+// whether it is a segment (then its smallest job id, its largest where the
+// name holds it, and its creation). An earlier build's segment is named
+// queue_p<NNN>_<first>_<Unix milliseconds>.
 func parseQueueName(name string) (priority int, c queueColl, ok bool) {
-	rest, ok := strings.CutPrefix(name, queuePrefix)
-	if !ok {
+	rest, earlier := strings.CutPrefix(name, queuePrefix)
+	if !earlier {
 		if rest, ok = strings.CutPrefix(name, segmentPrefix); !ok {
 			return 0, c, false
 		}
@@ -108,14 +112,21 @@ func parseQueueName(name string) (priority int, c queueColl, ok bool) {
 	c = queueColl{name: name, segment: segment}
 	if !segment {
 		// A priority's main collection: queue_p<NNN> (no runq_p<NNN>).
-		return priority, c, strings.HasPrefix(name, queuePrefix)
+		return priority, c, earlier
 	}
-	hex, ms, _ := strings.Cut(tail, "_")
-	n, err := strconv.ParseInt(ms, 10, 64)
-	if err != nil {
+	first, tail, _ := strings.Cut(tail, "_")
+	if c.first, err = bson.ObjectIDFromHex(first); err != nil {
 		return 0, c, false
 	}
-	if c.first, err = bson.ObjectIDFromHex(hex); err != nil {
+	if !earlier {
+		var last string
+		last, tail, _ = strings.Cut(tail, "_")
+		if c.last, err = bson.ObjectIDFromHex(last); err != nil {
+			return 0, c, false
+		}
+	}
+	n, err := strconv.ParseInt(tail, 10, 64)
+	if err != nil {
 		return 0, c, false
 	}
 	c.born = time.UnixMilli(n)
@@ -613,7 +624,7 @@ func (s *Store) writeSegment(ctx context.Context, priority int, docs []any) erro
 		}
 	}
 	born := time.Now()
-	coll := s.runQueueColl(segmentName(priority, first, born))
+	coll := s.runQueueColl(segmentName(priority, first, info.Last, born))
 	info.Name = coll.Name()
 	s.writeSegmentInfo(ctx, info)
 	if _, _, err := insertMany(ctx, coll, docs); err != nil {
@@ -686,6 +697,7 @@ func (s *Store) dropSegmentInfo(ctx context.Context, name string) {
 
 // segmentInfos reads every segment's info, by segment name.
 func (s *Store) segmentInfos(ctx context.Context) (map[string]segmentInfo, error) {
+	s.segmentInfoReads.Add(1)
 	infos, err := findAll[segmentInfo](ctx, s.jobsDB.Collection(segmentInfoColl), bson.D{}, options.Find().SetBatchSize(InsertBatch))
 	if err != nil {
 		return nil, fmt.Errorf("reading the run-queue segments' info: %w", err)

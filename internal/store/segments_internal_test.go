@@ -403,7 +403,7 @@ func TestUnsealedSegmentIsKept(t *testing.T) {
 	dbtest.RequireFerretDB(t)
 	ctx := context.Background()
 	s := openInternal(t)
-	name := segmentName(50, bson.NewObjectID(), time.Now())
+	name := segmentName(50, bson.NewObjectID(), bson.NewObjectID(), time.Now())
 	coll := s.runQueueColl(name)
 	// offer stores a new job whose only copy is in the segment.
 	offer := func() *model.Job {

@@ -81,6 +81,8 @@ type Store struct {
 	// segmentListReads counts the run-queue segments that listings read
 	// (tests).
 	segmentListReads *atomic.Int64
+	// segmentInfoReads counts the reads of the segments' info (tests).
+	segmentInfoReads *atomic.Int64
 	// listJobReads counts the jobs that most-urgent-first listings read by
 	// id (tests).
 	listJobReads *atomic.Int64
@@ -128,7 +130,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		}
 	}
 	s := &Store{jobsClient: jc, workClient: wc, jobsDB: jc.Database(cfg.DB), workDB: wc.Database(cfg.WorkDB),
-		newestFallbacks: new(atomic.Int64), segmentListReads: new(atomic.Int64),
+		newestFallbacks: new(atomic.Int64), segmentListReads: new(atomic.Int64), segmentInfoReads: new(atomic.Int64),
 		listJobReads: new(atomic.Int64), offersChecked: new(atomic.Int64), segments: newSegments(), queueNames: &queueNames{}}
 	if s.ferret, err = isFerret(ctx, s.jobsDB); err != nil {
 		s.Close(context.Background())
