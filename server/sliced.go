@@ -388,6 +388,24 @@ func (s *Server) runAfter(ctx context.Context, spec *rocketjob.TypeSpec, job *mo
 	if err != nil {
 		return err
 	}
+	if p.Done < job.SliceCount {
+		// Fail closed: a slice counted as finished when the job entered its
+		// after step is queued or running again. A claim that is not atomic
+		// does that: findAndModify on FerretDB reads the slice, then writes
+		// it back whole, so a claim read before another worker finished the
+		// slice can land after it, erasing the slice's failed state. So does
+		// a server that died between requeueing the slices with failed
+		// records (RetryFailed, below) and moving the job back to its
+		// processing step. Ending the job now would drop that slice's
+		// records and their failures (it would complete with 0 failed
+		// records): give the job back to its processing step; the slice's
+		// finisher, or the next worker to find no slice, ends it.
+		s.log.Warn("a slice is unfinished again at the job's after step; the job goes back to processing",
+			"job", job.ID.Hex(), "done", p.Done, "slices", job.SliceCount)
+		_, err = s.ownerMove(rctx, job, store.StartProcessing(nil))
+		s.sel.invalidate()
+		return err
+	}
 	tot, err := s.store.Slices().Totals(rctx, job.ID)
 	if err != nil {
 		return err
