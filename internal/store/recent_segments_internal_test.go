@@ -53,7 +53,7 @@ func newestOverSegments(t *testing.T, earlier bool) {
 		ids := sortedIDs(jobs)
 		name := segmentName(50, ids[0], ids[len(ids)-1], born)
 		if earlier {
-			name = fmt.Sprintf("%s%03d_%s_%013d", queuePrefix, 50, ids[0].Hex(), born.UnixMilli())
+			name = earlierSegmentName(50, ids[0], born)
 		}
 		coll := s.runQueueColl(name)
 		if _, _, err := insertMany(ctx, coll, append(docs, bson.D{{Key: "_id", Value: sealID}})); err != nil {
@@ -177,7 +177,7 @@ func TestNewestListingMatchesTheJobs(t *testing.T) {
 		if _, _, err := insertMany(ctx, s.jobs(), docs); err != nil {
 			t.Fatal(err)
 		}
-		name := fmt.Sprintf("%s%03d_%s_%013d", queuePrefix, jobs[0].Priority, jobs[0].ID.Hex(), time.Now().UnixMilli())
+		name := earlierSegmentName(jobs[0].Priority, jobs[0].ID, time.Now())
 		if _, _, err := insertMany(ctx, s.jobsDB.Collection(name), append(docs, bson.D{{Key: "_id", Value: sealID}})); err != nil {
 			t.Fatal(err)
 		}

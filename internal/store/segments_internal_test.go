@@ -46,6 +46,12 @@ func segmentNames(t *testing.T, s *Store) []string {
 	return out
 }
 
+// earlierSegmentName is the name a build before the run-queue database gave
+// a segment, in the jobs database: queue_p<NNN>_<first>_<Unix ms>.
+func earlierSegmentName(priority int, first bson.ObjectID, born time.Time) string {
+	return fmt.Sprintf("%s%03d_%s_%013d", queuePrefix, priority, first.Hex(), born.UnixMilli())
+}
+
 // offeredJobs is the copies a selection of s offers now (up to 1,000).
 func offeredJobs(t *testing.T, s *Store) []model.Job {
 	t.Helper()
@@ -170,7 +176,7 @@ func TestSegmentOfAnEarlierBuild(t *testing.T) {
 	if _, _, err := insertMany(ctx, a.jobs(), docs); err != nil {
 		t.Fatal(err)
 	}
-	name := fmt.Sprintf("%s%03d_%s_%013d", queuePrefix, 50, jobs[0].ID.Hex(), time.Now().UnixMilli())
+	name := earlierSegmentName(50, jobs[0].ID, time.Now())
 	if _, _, err := insertMany(ctx, a.jobsDB.Collection(name), append(docs, bson.D{{Key: "_id", Value: sealID}})); err != nil {
 		t.Fatal(err)
 	}
