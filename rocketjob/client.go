@@ -35,7 +35,8 @@ type Config struct {
 	// readable by other users.
 	KeyFile string
 	// ClaimStrategy forces how slices are claimed: "findandmodify" (atomic
-	// updates, as on a MongoDB replica set), "insert" (unique inserts into
+	// updates, as on a MongoDB replica set; refused on a FerretDB work
+	// database with ErrClaimStrategyUnsafe), "insert" (unique inserts into
 	// side collections: correct on MongoDB and on FerretDB) or "auto" (the
 	// default: insert on FerretDB, findandmodify on MongoDB). Every process
 	// working on the same databases must use the same strategy: the first

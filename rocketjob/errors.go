@@ -25,6 +25,9 @@ var (
 	// database kind) picks a slice claim strategy other than the one the
 	// work database was first used with.
 	ErrClaimStrategyMismatch = store.ErrClaimStrategyMismatch
+	// ErrClaimStrategyUnsafe: Config.ClaimStrategy asks for "findandmodify"
+	// on a FerretDB work database, where findAndModify is not atomic.
+	ErrClaimStrategyUnsafe = store.ErrClaimStrategyUnsafe
 
 	// ErrAborted is the cause (context.Cause) of a running job's context when
 	// the job was aborted: the run's result is dropped. A job whose code

@@ -55,7 +55,8 @@ type Options struct {
 	Keyring *encryption.Keyring
 	// ClaimStrategy is passed to rocketjob.Config: "" or "auto" picks the
 	// strategy that suits the server (unique inserts on FerretDB), "insert"
-	// or "findandmodify" force one.
+	// or "findandmodify" force one (findandmodify on MongoDB only: it is
+	// refused on the embedded database, where it is not atomic).
 	ClaimStrategy string
 }
 

@@ -17,6 +17,7 @@ import (
 
 	"github.com/rocketjob-go/rocketjob/examples"
 	"github.com/rocketjob-go/rocketjob/internal/dbtest"
+	"github.com/rocketjob-go/rocketjob/internal/store"
 	"github.com/rocketjob-go/rocketjob/rocketjob"
 	"github.com/rocketjob-go/rocketjob/server"
 	"github.com/rocketjob-go/rocketjob/sliced"
@@ -39,9 +40,13 @@ type bundle struct {
 func setup(t testing.TB) *bundle { return setupStrategy(t, "") }
 
 // setupStrategy is setup with a forced slice claim strategy ("insert" or
-// "findandmodify").
+// "findandmodify"; the latter skips unless the tests run on MongoDB:
+// FerretDB refuses it).
 func setupStrategy(t testing.TB, strategy string) *bundle {
 	t.Helper()
+	if strategy == store.StrategyFindAndModify {
+		dbtest.RequireMongoDB(t)
+	}
 	b := &bundle{reg: rocketjob.NewRegistry(), strategy: strategy}
 	must(t, examples.Register(b.reg))
 	must(t, rocketjob.Register(b.reg, "count", func(ctx context.Context, job *rocketjob.Job, _ struct{}) error {

@@ -23,6 +23,10 @@ type DBInfo struct {
 	Members    int       // replica set members (hosts), 0 when standalone
 	LocalTime  time.Time // the server's clock when asked (zero if it did not say)
 	Embedded   *EmbeddedInfo
+	// RunQueue (jobs database on FerretDB) is the database that holds the
+	// run-queue segments of bulk enqueues (RunQueueDB), when it is not the
+	// jobs database itself.
+	RunQueue string
 }
 
 // EmbeddedInfo is the embedded database's description of itself (see
@@ -38,6 +42,9 @@ type EmbeddedInfo struct {
 func (s *Store) Databases(ctx context.Context) (jobs, work DBInfo, err error) {
 	if jobs, err = describe(ctx, s.jobsClient, s.jobsDB, s.ferret); err != nil {
 		return jobs, work, fmt.Errorf("jobs database: %w", err)
+	}
+	if s.runqDB.Name() != s.jobsDB.Name() {
+		jobs.RunQueue = s.runqDB.Name()
 	}
 	if work, err = describe(ctx, s.workClient, s.workDB, s.workFerret); err != nil {
 		return jobs, work, fmt.Errorf("work database: %w", err)

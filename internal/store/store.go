@@ -38,7 +38,8 @@ type Config struct {
 	DB      string // jobs database name; default DefaultDB
 	WorkDB  string // work database name; default DefaultWorkDB
 	// ClaimStrategy forces the slice claim strategy: StrategyFindAndModify
-	// (atomic updates; correct only on MongoDB) or StrategyInsert (unique
+	// (atomic updates; MongoDB only: Open refuses it on a FerretDB work
+	// database with ErrClaimStrategyUnsafe) or StrategyInsert (unique
 	// inserts; correct on both). Empty or StrategyAuto picks by server kind.
 	ClaimStrategy string
 }
@@ -158,6 +159,11 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	if cfg.ClaimStrategy == StrategyInsert || s.workFerret && cfg.ClaimStrategy != StrategyFindAndModify {
 		strategy = StrategyInsert
 	}
+	if strategy == StrategyFindAndModify && s.workFerret {
+		s.Close(context.Background())
+		return nil, fmt.Errorf("work database %s is on FerretDB, where findAndModify reads a slice and then writes it "+
+			"(two workers can claim the same slice): use the insert or auto claim strategy: %w", cfg.WorkDB, ErrClaimStrategyUnsafe)
+	}
 	if strategy == StrategyInsert {
 		s.slices = &ferretSlices{db: s.workDB}
 	} else {
@@ -255,6 +261,13 @@ func mongoDurability() *options.DatabaseOptionsBuilder {
 // keep slices differently, and a process on the wrong one would process
 // slices twice or not at all.
 var ErrClaimStrategyMismatch = errors.New("claim strategy differs from the one the work database uses")
+
+// ErrClaimStrategyUnsafe is wrapped by the error of Open when the
+// findandmodify claim strategy is asked for on a FerretDB work database:
+// FerretDB answers findAndModify with a read and then a write of the whole
+// slice, so two workers can claim one slice (and one's failure can be
+// written over). Nothing is recorded in the database.
+var ErrClaimStrategyUnsafe = errors.New("claim strategy is not safe on this database")
 
 // settingsCollection (work database) holds {_id: "claim_strategy", value}
 // written by the first process that opens the database.

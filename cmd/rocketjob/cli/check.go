@@ -60,7 +60,7 @@ func checkCommand(st *appState) *cli.Command {
 					return err
 				}
 				what := "database"
-				if errors.Is(err, rocketjob.ErrClaimStrategyMismatch) {
+				if errors.Is(err, rocketjob.ErrClaimStrategyMismatch) || errors.Is(err, rocketjob.ErrClaimStrategyUnsafe) {
 					what = "claim strategy"
 				}
 				fs = append(fs, finding{what, checkFail, oneLine(err.Error())})
@@ -117,7 +117,11 @@ func embeddedBackend(e *store.EmbeddedInfo) string {
 }
 
 func checkDatabases(jobs, work store.DBInfo) finding {
-	return finding{"database", checkOK, "jobs: " + describeDB(jobs) + "; work: " + describeDB(work)}
+	msg := "jobs: " + describeDB(jobs) + "; work: " + describeDB(work)
+	if jobs.RunQueue != "" {
+		msg += "; run queue: " + jobs.RunQueue + " (bulk enqueues' queued jobs; back it up with the jobs database)"
+	}
+	return finding{"database", checkOK, msg}
 }
 
 // checkReplication says what protects the jobs database from losing a

@@ -239,7 +239,7 @@ func globalFlags() []cli.Flag {
 		&cli.StringFlag{Name: "db", Usage: "jobs database `NAME` (default rocketjob)", EnvVars: []string{"ROCKETJOB_DB"}},
 		&cli.StringFlag{Name: "work-db", Usage: "work database `NAME` (default rocketjob_work)", EnvVars: []string{"ROCKETJOB_WORK_DB"}},
 		&cli.StringFlag{Name: "key-file", Usage: "encryption keys, one per line, current first; mode 600 (default: $ROCKETJOB_KEYS)", EnvVars: []string{"ROCKETJOB_KEY_FILE"}},
-		&cli.StringFlag{Name: "claim-strategy", Value: "auto", Usage: "how slices are claimed: `auto` (insert on FerretDB, findandmodify on MongoDB), insert or findandmodify; every process on a work database must use the same (the first one records it)", EnvVars: []string{"ROCKETJOB_CLAIM_STRATEGY"}},
+		&cli.StringFlag{Name: "claim-strategy", Value: "auto", Usage: "how slices are claimed: `auto` (insert on FerretDB, findandmodify on MongoDB), insert, or findandmodify (MongoDB only: refused on a FerretDB work database, where it is not atomic); every process on a work database must use the same (the first one records it)", EnvVars: []string{"ROCKETJOB_CLAIM_STRATEGY"}},
 	}
 }
 
