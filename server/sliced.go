@@ -391,9 +391,10 @@ func (s *Server) runAfter(ctx context.Context, spec *rocketjob.TypeSpec, job *mo
 	if p.Done < job.SliceCount {
 		// Fail closed: a slice counted as finished when the job entered its
 		// after step is queued or running again. A claim that is not atomic
-		// does that: findAndModify on FerretDB reads the slice, then writes
-		// it back whole, so a claim read before another worker finished the
-		// slice can land after it, erasing the slice's failed state. So does
+		// did that: findAndModify on FerretDB (now refused there,
+		// ErrClaimStrategyUnsafe) reads the slice, then writes it back
+		// whole, so a claim read before another worker finished the slice
+		// could land after it, erasing the slice's failed state. So does
 		// a server that died between requeueing the slices with failed
 		// records (RetryFailed, below) and moving the job back to its
 		// processing step. Ending the job now would drop that slice's
