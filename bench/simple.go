@@ -265,7 +265,7 @@ func RunSimple(ctx context.Context, cfg SimpleConfig) (rep *SimpleReport, err er
 		}
 		var run SimpleRun
 		err := cfg.profile(suffix, func() (err error) {
-			run, err = runSimpleRocketJob(ctx, cfg, runURI, names[0], names[1], servers, tr, mc.Database(names[0]))
+			run, err = runSimpleRocketJob(ctx, cfg, runURI, names[0], names[1], servers, tr)
 			return err
 		})
 		scratch.drop(ctx, append(names, store.RunQueueDB(names[0]))...)

@@ -88,6 +88,7 @@ type jobWriters struct {
 	claims  batcher[bson.D, error]
 	updates batcher[jobUpdate, updateResult]
 	drops   batcher[dropCopy, struct{}]
+	records batcher[bson.D, updateResult] // end records (endrecords.go)
 
 	heldMu sync.Mutex
 	held   map[bson.ObjectID]*heldStart // simple jobs' starts held back (holdStart)
@@ -326,6 +327,7 @@ func (s *Store) jobWriters() *jobWriters {
 	w.claims.write = func(ctx context.Context, c []bson.D) []error { return key.Value().writeClaims(ctx, c) }
 	w.updates.write = func(ctx context.Context, u []jobUpdate) []updateResult { return key.Value().writeUpdates(ctx, u) }
 	w.drops.write = func(ctx context.Context, d []dropCopy) []struct{} { return key.Value().writeDrops(ctx, d) }
+	w.records.write = func(ctx context.Context, r []bson.D) []updateResult { return key.Value().writeEndRecords(ctx, r) }
 	got, loaded := jobWriterSets.LoadOrStore(key, w)
 	if !loaded {
 		runtime.AddCleanup(s, func(k weak.Pointer[Store]) { jobWriterSets.Delete(k) }, key)

@@ -124,6 +124,14 @@ func (claimJobs) insertJobs(ctx context.Context, s *Store, jobs []*model.Job) (i
 // it, without a claim of its own.
 func (c claimJobs) write(ctx context.Context, s *Store, job *model.Job, w jobWrite, by string) (*model.Job, error) {
 	set, cleared, update := w.set, w.unset, w.update
+	if finished(job) {
+		// A job that ended by an end record is stored as it was before its
+		// run: the record is written into it first (rare: a rerun, an edit
+		// of a finished job).
+		if err := s.fold(ctx, job.ID); err != nil {
+			return nil, err
+		}
+	}
 	// The update is kept as bytes: stored field names cannot start with "$".
 	raw, err := bson.Marshal(update)
 	if err != nil {
@@ -245,6 +253,19 @@ func (claimJobs) writeJobUpdate(ctx context.Context, s *Store, before, after *mo
 	if h == nil {
 		return w.updates.do(ctx, u), false
 	}
+	if neverRan && endsByRecord(s, after) && recordYoung(h.u.claimedAt) {
+		// The run's end, with its start never written: an end record
+		// instead of an update (endrecords.go).
+		rec, err := endRecordOf(h.u.version, after)
+		if err != nil {
+			return updateResult{err: err}, false
+		}
+		res := w.records.do(ctx, rec)
+		if res.err == nil {
+			s.dropStarted(ctx, h.before)
+		}
+		return res, true
+	}
 	res := w.updates.do(ctx, jobUpdate{id: u.id, version: h.u.version, to: u.target(), claimedAt: h.u.claimedAt,
 		update: mergeUpdates(h.u.update, u.update)})
 	if res.err == nil && res.matched == 0 {
@@ -336,6 +357,9 @@ func (claimJobs) rollForward(ctx context.Context, s *Store, job *model.Job) {
 	if stored, err := s.GetJob(ctx, job.ID); err != nil || stored.Version != job.Version {
 		return
 	}
+	if finished(job) && s.fold(ctx, job.ID) != nil { // the claim is from the end record's version
+		return
+	}
 	res, err := s.jobs().UpdateOne(ctx, bson.D{{Key: "_id", Value: job.ID}, {Key: "version", Value: job.Version}}, bson.Raw(claim.Update))
 	if err != nil || res.ModifiedCount == 0 {
 		return
@@ -422,6 +446,9 @@ func deleteStored(ctx context.Context, s *Store, before *model.Job) error {
 	if err := s.removeJob(ctx, id); err != nil {
 		return err
 	}
+	if err := s.dropEndRecords(ctx, before); err != nil {
+		return err
+	}
 	_ = s.syncQueue(ctx, before, nil) // nothing to put: the job is gone
 	if before.Cron != "" {
 		s.dropCronSuccessor(ctx, id)
@@ -442,7 +469,8 @@ func deleteStored(ctx context.Context, s *Store, before *model.Job) error {
 
 // listJobs reads the run queue and the state index for a listing with a
 // limit (listFlat), the windows of newest entries for one newest first
-// (listNewest), and the jobs collection for one without a limit.
+// (listNewest), and the jobs collection with the end records for one
+// without a limit (queryJobsMerged).
 func (claimJobs) listJobs(ctx context.Context, s *Store, f JobFilter) ([]model.Job, error) {
 	switch {
 	case f.Limit > 0 && f.Newest:
@@ -450,7 +478,7 @@ func (claimJobs) listJobs(ctx context.Context, s *Store, f JobFilter) ([]model.J
 	case f.Limit > 0:
 		return s.listFlat(ctx, f)
 	}
-	return s.queryJobs(ctx, f)
+	return s.queryJobsMerged(ctx, f)
 }
 
 // runnableJobs reads the run queue (queuedRunnable).

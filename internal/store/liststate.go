@@ -392,7 +392,9 @@ func (s *Store) stateIndexBuilt(ctx context.Context) (bool, error) {
 // Jobs written meanwhile get their entries from their writers; an entry
 // this scan writes for a job changed meanwhile is out of date, which
 // listings detect. A scan that fails part way is run again whole (its
-// entries already written are kept).
+// entries already written are kept). Jobs that ended by an end record
+// (endrecords.go; stored queued, so not read here) get their entries from
+// their enders, as every job written by this build does.
 func (s *Store) buildStateIndex(ctx context.Context) error {
 	type jobState struct {
 		ID       bson.ObjectID `bson:"_id"`

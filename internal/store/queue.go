@@ -620,9 +620,16 @@ func (s *Store) reconcileQueue(ctx context.Context) (int, error) {
 	if err := readQueue(true); err != nil {
 		return 0, err
 	}
+	// Simple jobs that ended by an end record are stored as they were
+	// before their run: not runnable (endrecords.go).
+	heads, err := s.recordHeads(ctx)
+	if err != nil {
+		return 0, err
+	}
 	jobs := all[:0]
 	for _, j := range all {
-		if runnable(&model.Job{Kind: j.Kind, State: j.State}) {
+		stored := &model.Job{ID: j.ID, Kind: j.Kind, State: j.State, Version: j.Version}
+		if runnable(stored) && supersededIn(heads, stored) == "" {
 			jobs = append(jobs, j)
 		}
 	}

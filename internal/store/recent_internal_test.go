@@ -56,7 +56,7 @@ func sameAsQuery(t *testing.T, s *Store, name string, f JobFilter) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want, err := s.queryJobs(context.Background(), f)
+	want, err := s.queryJobsMerged(context.Background(), f)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -122,7 +122,7 @@ func compareListing(t *testing.T, s *Store, name string, f JobFilter) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want, err := s.queryJobs(context.Background(), f)
+	want, err := s.queryJobsMerged(context.Background(), f)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -624,7 +624,7 @@ func TestListingQueuedAcrossOverlappingSegments(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want, err := s.queryJobs(ctx, f)
+	want, err := s.queryJobsMerged(ctx, f)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -377,6 +377,11 @@ func (s *Store) ensureIndexes(ctx context.Context) error {
 		return err
 	}
 	if s.ferret {
+		// And the end records' (read by _id: the embedded database indexes
+		// a table soon after it exists, not only once a run ended).
+		if err := ensureCollections(ctx, s.jobsDB, endRecordsCollection); err != nil {
+			return err
+		}
 		return dropIndexes(ctx, s.jobs(), ferretUnusedIndexes)
 	}
 	return ensureIndexes(ctx, s.jobs(), s.jobIndexModels())
