@@ -46,11 +46,12 @@ func TestChaosSimpleJobs(t *testing.T) {
 		// What one server holds at once: a simple job is claimed only when
 		// a worker moves it from queued to running (runSimple in
 		// server/worker.go); the selector (server/selector.go) caches up to
-		// 50 candidates but claims none of them ahead, so a server holds at
-		// most one job per worker: the one the worker runs, or is claiming
-		// (a transition claim written just before the kill is rolled
-		// forward later, then requeued: a new attempt without a run).
-		heldPerServer = workers
+		// 50 candidates but claims none of them ahead. A worker holds the
+		// job it runs, or is claiming (a transition claim written just
+		// before the kill is rolled forward later, then requeued: a new
+		// attempt without a run), and up to 4 ran whose ends it left in
+		// flight (endsPerWorker, endLater in server/worker.go).
+		heldPerServer = workers * (1 + 4)
 	)
 	n := envInt(t, "ROCKETJOB_CHAOS_JOBS", 500, 100)
 	chaosFor := envDuration(t, "ROCKETJOB_CHAOS_DURATION", 15*time.Second, 5*time.Second)

@@ -195,7 +195,10 @@ type Server struct {
 
 	sliceSeconds *prometheus.HistogramVec // time to process one slice, by job type
 
-	followUps sync.WaitGroup // finishing work started by the completer
+	followUps sync.WaitGroup // finishing work started by the completer, and simple jobs' ends (endLater)
+	// endSlots bounds the simple jobs' ends written after their workers
+	// moved on (endLater): endsPerWorker per worker.
+	endSlots chan struct{}
 
 	mu        sync.Mutex
 	giveBack  giveBack // what could not be given back during an outage
@@ -211,14 +214,15 @@ func New(client *rocketjob.Client, cfg *Config) (*Server, error) {
 		return nil, fmt.Errorf("server config: %w", err)
 	}
 	s := &Server{
-		cfg:     c,
-		client:  client,
-		store:   clientstore.Of(client),
-		reg:     client.Registry(),
-		log:     c.Logger.With("server", c.Name),
-		stopCh:  make(chan struct{}),
-		feeders: map[bson.ObjectID]*jobFeeder{},
-		noKey:   map[bson.ObjectID]bool{},
+		cfg:      c,
+		client:   client,
+		store:    clientstore.Of(client),
+		reg:      client.Registry(),
+		log:      c.Logger.With("server", c.Name),
+		stopCh:   make(chan struct{}),
+		endSlots: make(chan struct{}, endsPerWorker*c.Workers),
+		feeders:  map[bson.ObjectID]*jobFeeder{},
+		noKey:    map[bson.ObjectID]bool{},
 	}
 	s.giveBack.log = s.log
 	for _, typ := range slices.Concat(c.Include, c.Exclude) {

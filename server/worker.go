@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"runtime/debug"
 	"sync"
@@ -228,31 +229,77 @@ func (s *Server) runSimple(ctx context.Context, job *model.Job) error {
 
 	// Record the result even while shutting down.
 	rctx := context.WithoutCancel(ctx)
-	final := ctx.Err() == nil && (runErr == nil || job.Attempt > job.RetryLimit)
-	if final && job.Cron != "" {
-		if err := s.scheduleNext(rctx, job); err != nil {
+	if ctx.Err() != nil {
+		// The shutdown deadline cut the job short: give it back.
+		_, err = s.ownerMove(rctx, job, store.GiveBack(job.Kind))
+		log.Warn("job requeued at shutdown", "err", err)
+		return s.ended(rctx, log, job, err)
+	}
+	end := func() error { return s.ended(rctx, log, job, s.endRun(rctx, log, job, runErr, run, now)) }
+	if spec.MaxRunningJobs > 0 {
+		return end() // its type slot is released once the end is written
+	}
+	s.endLater(job, log, end)
+	return nil
+}
+
+// endsPerWorker is how many simple jobs' ends each worker may leave in
+// flight (endLater).
+const endsPerWorker = 4
+
+// endLater writes a simple job's end (end) while its worker takes its
+// next job: ends written while workers wait for them come one or two to a
+// batch; left in flight, they fill the batches (one insert of end records
+// for many runs, store: end records). At most endsPerWorker ends per
+// worker are in flight: a worker that would leave more waits for a slot.
+// The job stays owned by this server until its end is written (a kill -9
+// meanwhile re-runs it, like any run under way); Run waits for the ends in
+// flight before it removes the server.
+func (s *Server) endLater(job *model.Job, log *slog.Logger, end func() error) {
+	s.endSlots <- struct{}{}
+	leave := s.owned.enter(job.ID)
+	s.followUps.Go(func() {
+		defer func() {
+			leave()
+			<-s.endSlots
+		}()
+		if err := end(); err != nil {
+			log.Error("recording the end of a job", "err", err)
+		}
+	})
+}
+
+// endRun records the end of a simple job's run that was not cut short:
+// its retry, failure or completion, and, for the final end of a cron job,
+// its next instance.
+func (s *Server) endRun(ctx context.Context, log *slog.Logger, job *model.Job, runErr error, run map[string]int64, started time.Time) error {
+	var err error
+	if (runErr == nil || job.Attempt > job.RetryLimit) && job.Cron != "" {
+		if err := s.scheduleNext(ctx, job); err != nil {
 			log.Error("scheduling the next run of a cron job", "cron", job.Cron, "err", err)
 		}
 	}
 	switch {
-	case ctx.Err() != nil:
-		// The shutdown deadline cut the job short: give it back.
-		_, err = s.ownerMove(rctx, job, store.GiveBack(job.Kind))
-		log.Warn("job requeued at shutdown", "err", err)
 	case runErr != nil && job.Attempt <= job.RetryLimit:
 		delay := jobrun.RetryDelay(job.RetryBase, job.Attempt, rand.Float64())
-		_, err = s.ownerMove(rctx, job, store.RetryLater(s.lastError(runErr.Error()), time.Now().Add(delay), withCounters(job.Statistics, run)))
+		_, err = s.ownerMove(ctx, job, store.RetryLater(s.lastError(runErr.Error()), time.Now().Add(delay), withCounters(job.Statistics, run)))
 		log.Info("job failed; retrying", "err", runErr, "retry", job.Attempt, "of", job.RetryLimit, "in", delay.Round(time.Millisecond))
 	case runErr != nil:
-		_, err = s.ownerMove(rctx, job, s.fail(runErr.Error(), store.Counts{Statistics: withCounters(job.Statistics, run)}))
+		_, err = s.ownerMove(ctx, job, s.fail(runErr.Error(), store.Counts{Statistics: withCounters(job.Statistics, run)}))
 		log.Info("job failed", "err", runErr)
 	default:
-		_, err = s.ownerMove(rctx, job, store.Complete(time.Now(), store.Counts{Statistics: withCounters(job.Statistics, run)}))
-		log.Info("job completed", "took", time.Since(now).Round(time.Millisecond))
+		_, err = s.ownerMove(ctx, job, store.Complete(time.Now(), store.Counts{Statistics: withCounters(job.Statistics, run)}))
+		log.Info("job completed", "took", time.Since(started).Round(time.Millisecond))
 	}
+	return err
+}
+
+// ended is what the write of a run's end returned (err): a conflict means
+// the job changed while it ran, and the result is dropped.
+func (s *Server) ended(ctx context.Context, log *slog.Logger, job *model.Job, err error) error {
 	if errors.Is(err, model.ErrConflict) {
 		log.Warn("job changed while running (aborted, or requeued by a rescuer): result dropped")
-		s.repairTakenBack(rctx, job)
+		s.repairTakenBack(ctx, job)
 		return nil
 	}
 	return err

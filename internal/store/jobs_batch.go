@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 	"weak"
 
@@ -36,6 +37,12 @@ import (
 // maxJobBatch bounds the statements of one batched write.
 const maxJobBatch = 32
 
+// endLinger is how long a batch of end records, or of state index changes,
+// waits for more once writes come in company (batcher.linger): a server
+// leaves its simple jobs' ends in flight, so a wait there costs no worker
+// time, and a batch of 20 costs the database little more than a batch of 2.
+const endLinger = 2 * time.Millisecond
+
 // errClaimTaken is what a batched claim insert reports when another process
 // holds the claim (its own duplicate-key error is one of the batch's).
 var errClaimTaken = errors.New("claim taken")
@@ -43,14 +50,19 @@ var errClaimTaken = errors.New("claim taken")
 // batcher writes the items of concurrent callers together: the caller that
 // finds no batch in flight writes the items waiting, then the ones that
 // arrived meanwhile, until none is left; the others wait for the batch that
-// holds theirs.
+// holds theirs. With linger, a caller that starts writing while items keep
+// coming (the previous batch held more than one) first waits that long for
+// more: for writes nobody waits on (the ends of simple jobs, written after
+// their workers moved on), whose batches would otherwise stay small.
 type batcher[T, R any] struct {
-	write func(ctx context.Context, items []T) []R
+	write  func(ctx context.Context, items []T) []R
+	linger time.Duration
 
 	mu       sync.Mutex
 	items    []T
 	waiters  []chan R
 	flushing bool
+	last     int // the size of the previous batch
 }
 
 // do writes item in a batch and returns its result.
@@ -63,8 +75,12 @@ func (b *batcher[T, R]) do(ctx context.Context, item T) R {
 		return <-ch
 	}
 	b.flushing = true
+	busy := b.last > 1
 	b.mu.Unlock()
 	ctx = context.WithoutCancel(ctx) // the batch holds other callers' writes
+	if b.linger > 0 && busy {
+		time.Sleep(b.linger)
+	}
 	for {
 		b.mu.Lock()
 		n := min(len(b.items), maxJobBatch)
@@ -75,6 +91,7 @@ func (b *batcher[T, R]) do(ctx context.Context, item T) R {
 		}
 		items, waiters := b.items[:n:n], b.waiters[:n:n]
 		b.items, b.waiters = b.items[n:], b.waiters[n:]
+		b.last = n
 		b.mu.Unlock()
 		res := b.write(ctx, items)
 		for i, w := range waiters {
@@ -89,6 +106,9 @@ type jobWriters struct {
 	updates batcher[jobUpdate, updateResult]
 	drops   batcher[dropCopy, struct{}]
 	records batcher[bson.D, updateResult] // end records (endrecords.go)
+	// stateLast is the size of the previous batch of state index changes
+	// (stateBatcher, which is dropped when idle): endLinger.
+	stateLast atomic.Int64
 
 	heldMu sync.Mutex
 	held   map[bson.ObjectID]*heldStart // simple jobs' starts held back (holdStart)
@@ -328,6 +348,7 @@ func (s *Store) jobWriters() *jobWriters {
 	w.updates.write = func(ctx context.Context, u []jobUpdate) []updateResult { return key.Value().writeUpdates(ctx, u) }
 	w.drops.write = func(ctx context.Context, d []dropCopy) []struct{} { return key.Value().writeDrops(ctx, d) }
 	w.records.write = func(ctx context.Context, r []bson.D) []updateResult { return key.Value().writeEndRecords(ctx, r) }
+	w.records.linger = endLinger
 	got, loaded := jobWriterSets.LoadOrStore(key, w)
 	if !loaded {
 		runtime.AddCleanup(s, func(k weak.Pointer[Store]) { jobWriterSets.Delete(k) }, key)

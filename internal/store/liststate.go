@@ -155,11 +155,19 @@ func (b *stateBatcher) sync(ctx context.Context, s *Store, c stateChange) {
 	}
 	b.flushing = true
 	b.mu.Unlock()
+	last := &s.jobWriters().stateLast // the size of the previous batch (the batcher goes when idle)
+	busy := last.Load() > 1
 	ctx = context.WithoutCancel(ctx) // the batch holds other callers' changes
+	if busy {
+		time.Sleep(endLinger) // changes come in company: wait for more
+	}
 	for {
 		b.mu.Lock()
 		changes, waiters := b.changes, b.waiters
 		b.changes, b.waiters = nil, nil
+		if len(waiters) > 0 {
+			last.Store(int64(len(waiters)))
+		}
 		if len(waiters) == 0 {
 			b.flushing = false
 			stateBatchers.CompareAndDelete(weak.Make(s), b) // idle: forget it
