@@ -43,15 +43,15 @@ func TestChaosSimpleJobs(t *testing.T) {
 	const (
 		workers  = 2
 		nServers = 3
-		// What one server holds at once: a simple job is claimed only when
-		// a worker moves it from queued to running (runSimple in
-		// server/worker.go); the selector (server/selector.go) caches up to
-		// 50 candidates but claims none of them ahead. A worker holds the
-		// job it runs, or is claiming (a transition claim written just
-		// before the kill is rolled forward later, then requeued: a new
-		// attempt without a run), and up to 4 ran whose ends it left in
-		// flight (endsPerWorker, endLater in server/worker.go).
-		heldPerServer = workers * (1 + 4)
+		// What one server holds at once: a worker holds the jobs it
+		// claims (one, or a block of short ones: runBlock in
+		// server/block.go; a transition claim written just before the kill
+		// is rolled forward later, then requeued: a new attempt without a
+		// run), runs, and ran with their ends still in flight (endLater in
+		// server/worker.go), at most heldPerWorker (12) in all, each from
+		// a hold slot taken before its claim. The selector
+		// (server/selector.go) caches candidates but claims none of them.
+		heldPerServer = workers * 12
 	)
 	n := envInt(t, "ROCKETJOB_CHAOS_JOBS", 500, 100)
 	chaosFor := envDuration(t, "ROCKETJOB_CHAOS_DURATION", 15*time.Second, 5*time.Second)

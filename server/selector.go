@@ -33,6 +33,12 @@ type selector struct {
 	reCheck      time.Duration
 	pollInterval time.Duration
 	types        func() []string // the job types to offer; nil offers all
+	// reserve is how many more jobs a read lists for those taken from the
+	// list whose claims are still on their way (the blocks of this
+	// server's workers, runBlock): a read lists them again, and a list of
+	// candidateLimit could hold nothing else, leaving the workers idle
+	// until the poll interval.
+	reserve int
 
 	mu        sync.Mutex
 	jobs      []model.Job
@@ -129,7 +135,7 @@ func (sel *selector) refresh(ctx context.Context, maxAge time.Duration) error {
 		types = sel.types()
 	}
 	// Each server keeps about candidateLimit jobs of its own stripe listed.
-	limit := min(candidateLimit*sel.restripe(ctx), maxCandidates)
+	limit := min(candidateLimit*sel.restripe(ctx), maxCandidates) + sel.reserve
 	started := time.Now()
 	jobs, err := sel.store.RunnableJobs(ctx, started, int64(limit), types)
 	if err != nil {
@@ -196,6 +202,37 @@ func (sel *selector) next() *model.Job {
 		return nil
 	}
 	return sel.take(foreign, now)
+}
+
+// nextLike takes another queued simple job like job (its type and
+// priority, this server's stripe) that is not skipped, or returns nil: the
+// rest of a block (runBlock). The list holds the jobs of a priority in
+// age order, so a block takes the oldest first, as next does.
+func (sel *selector) nextLike(like *model.Job) *model.Job {
+	sel.mu.Lock()
+	defer sel.mu.Unlock()
+	now := time.Now()
+	for i := range sel.jobs {
+		j := &sel.jobs[i]
+		switch {
+		case j.Priority < like.Priority:
+			continue
+		case j.Priority > like.Priority:
+			return nil // never a less urgent job
+		case j.Kind != model.KindSimple || j.Type != like.Type || j.State != model.StateQueued:
+			continue
+		case sel.of > 1 && stripe(j.ID, sel.of) != sel.rank:
+			continue
+		}
+		if sk, ok := sel.skip[j.ID]; ok {
+			if now.Before(sk.until) && sk.version == j.Version {
+				continue
+			}
+			delete(sel.skip, j.ID)
+		}
+		return sel.take(i, now)
+	}
+	return nil
 }
 
 // take hands out sel.jobs[i] (sel.mu held).

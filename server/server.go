@@ -196,9 +196,11 @@ type Server struct {
 	sliceSeconds *prometheus.HistogramVec // time to process one slice, by job type
 
 	followUps sync.WaitGroup // finishing work started by the completer, and simple jobs' ends (endLater)
-	// endSlots bounds the simple jobs' ends written after their workers
-	// moved on (endLater): endsPerWorker per worker.
-	endSlots chan struct{}
+	// holdSlots bounds the simple jobs a server holds (holdSlot):
+	// heldPerWorker per worker.
+	holdSlots chan struct{}
+	// runTimes is how long simple runs of each type take (blockSize).
+	runTimes runTimes
 
 	mu        sync.Mutex
 	giveBack  giveBack // what could not be given back during an outage
@@ -220,7 +222,7 @@ func New(client *rocketjob.Client, cfg *Config) (*Server, error) {
 		reg:      client.Registry(),
 		log:      c.Logger.With("server", c.Name),
 		stopCh:   make(chan struct{}),
-		endSlots: make(chan struct{}, endsPerWorker*c.Workers),
+		holdSlots: make(chan struct{}, heldPerWorker*c.Workers),
 		feeders:  map[bson.ObjectID]*jobFeeder{},
 		noKey:    map[bson.ObjectID]bool{},
 	}
@@ -234,6 +236,7 @@ func New(client *rocketjob.Client, cfg *Config) (*Server, error) {
 		return nil, errors.New("server config: no job type left to run after include/exclude")
 	}
 	s.sel = newSelector(s.store, c.ReCheck, c.PollInterval)
+	s.sel.reserve = c.Workers * maxBlock
 	s.sel.types = s.types
 
 	s.heartbeat = newHeartbeat(heartbeatConfig{Name: c.Name, Interval: c.HeartbeatInterval}, s.store, s.log)

@@ -181,6 +181,48 @@ func TestSimpleJobsRunExactlyOnceAcrossServers(t *testing.T) {
 	}
 }
 
+// Short jobs are started in blocks (runBlock: their claims in one insert,
+// then run one after the other), on two servers sharing them by stripes:
+// every job still runs exactly once and ends completed.
+func TestShortJobsRunInBlocksExactlyOnce(t *testing.T) {
+	b := setup(t)
+	ctx := context.Background()
+	args := make([]any, 600)
+	for i := range args {
+		args[i] = struct{}{}
+	}
+	jobs, err := b.client.EnqueueMany(ctx, "count", args, nil)
+	must(t, err)
+	logs := map[string]*syncBuffer{}
+	for _, name := range []string{"s1", "s2"} {
+		logs[name] = &syncBuffer{}
+		b.runServer(t, server.Config{
+			Name: name, Workers: 4, PollInterval: 50 * time.Millisecond, ReCheck: 200 * time.Millisecond,
+			HeartbeatInterval: 200 * time.Millisecond, DeadAfter: time.Second, ShutdownTimeout: 5 * time.Second,
+			Logger: slog.New(slog.NewTextHandler(logs[name], &slog.HandlerOptions{Level: slog.LevelDebug})),
+		})
+	}
+	for _, job := range jobs {
+		if got := b.wait(t, job.ID.Hex()); got.State != rocketjob.StateCompleted {
+			t.Fatalf("job %s ended %s: %+v", job.ID.Hex(), got.State, got.Failure)
+		}
+	}
+	for _, job := range jobs {
+		if n, ok := b.runs.Load(job.ID.Hex()); !ok || n.(*atomic.Int32).Load() != 1 {
+			t.Fatalf("job %s ran %v times, want 1", job.ID.Hex(), n)
+		}
+	}
+	blocks := 0
+	for name, l := range logs {
+		n := strings.Count(l.String(), "jobs started together")
+		t.Logf("server %s: %d blocks", name, n)
+		blocks += n
+	}
+	if blocks == 0 {
+		t.Error("no block of jobs was started: every short job was claimed alone")
+	}
+}
+
 func TestFailingSimpleJobIsFailedWithItsError(t *testing.T) {
 	b := setup(t)
 	job, err := b.client.Enqueue(context.Background(), "nap", examples.NapArgs{MS: 1, Fail: true}, nil)

@@ -133,26 +133,31 @@ func (s *Server) workerLoop(ctx context.Context, id int) {
 		switch {
 		case err != nil || !ok:
 		case job.Kind == model.KindSimple:
-			err = s.runSimple(ctx, job)
+			err = s.runBlock(ctx, log, job)
 		default:
 			err = s.runSliced(ctx, job)
 		}
 		s.busy.Add(-1)
-		switch {
-		case err == nil:
-		case errors.Is(err, model.ErrConflict), errors.Is(err, model.ErrJobNotFound):
-			// Another process moved the job first, or the candidate was a
-			// stale copy: take the next candidate; the list is re-read at
-			// the next poll.
-			s.sel.skipFor(job, s.cfg.PollInterval)
-			if err := s.store.RepairQueued(ctx, job); err != nil {
-				log.Warn("repairing the run queue", "job", job.ID.Hex(), "err", err)
-			}
-		default:
-			log.Error("job", "job", job.ID.Hex(), "type", job.Type, "err", err)
-			s.sel.skipFor(job, s.cfg.PollInterval)
-			s.sel.invalidate()
+		s.afterRun(ctx, log, job, err)
+	}
+}
+
+// afterRun deals with what working on job returned.
+func (s *Server) afterRun(ctx context.Context, log *slog.Logger, job *model.Job, err error) {
+	switch {
+	case err == nil:
+	case errors.Is(err, model.ErrConflict), errors.Is(err, model.ErrJobNotFound):
+		// Another process moved the job first, or the candidate was a
+		// stale copy: take the next candidate; the list is re-read at
+		// the next poll.
+		s.sel.skipFor(job, s.cfg.PollInterval)
+		if err := s.store.RepairQueued(ctx, job); err != nil {
+			log.Warn("repairing the run queue", "job", job.ID.Hex(), "err", err)
 		}
+	default:
+		log.Error("job", "job", job.ID.Hex(), "type", job.Type, "err", err)
+		s.sel.skipFor(job, s.cfg.PollInterval)
+		s.sel.invalidate()
 	}
 }
 
@@ -199,11 +204,26 @@ func (s *Server) runSimple(ctx context.Context, job *model.Job) error {
 		}
 		defer s.releaseTypeSlot(ctx, job, slot)
 	}
+	release := s.holdSlot()
 	now := time.Now().UTC()
 	job, err = s.store.DoHeld(ctx, job, store.StartRun(s.cfg.Name, job.Attempt+1, now), s.cfg.Name)
 	if err != nil {
+		release()
 		return err
 	}
+	return s.performSimple(ctx, spec, job, now, release)
+}
+
+// performSimple runs the code of job, a simple job this server just
+// started (at started), and records its result; release frees the job's
+// hold slot (holdSlot) once its end is written.
+func (s *Server) performSimple(ctx context.Context, spec *rocketjob.TypeSpec, job *model.Job, started time.Time, release func()) error {
+	handed := false // release handed to endLater
+	defer func() {
+		if !handed {
+			release()
+		}
+	}()
 	log := s.log.With("job", job.ID.Hex(), "type", job.Type)
 	log.Info("job started")
 	// The run lasts while the job is running here at this attempt: an abort,
@@ -216,7 +236,9 @@ func (s *Server) runSimple(ctx context.Context, job *model.Job) error {
 		return j.State == model.StateRunning && j.Server == s.cfg.Name && j.Attempt == attempt || j.Version == from
 	}, nil)
 	runCtx, counters := scope.New(runCtx)
+	began := time.Now()
 	runErr := call(func() error { return spec.Perform(jobrun.WithJob(runCtx, public(job)), public(job)) })
+	s.runTimes.note(job.Type, time.Since(began))
 	w.Done()
 	run := counters.Counters() // rocketjob.Inc: stored with the run's result
 	if cause := w.Err(); cause != nil {
@@ -231,37 +253,48 @@ func (s *Server) runSimple(ctx context.Context, job *model.Job) error {
 	rctx := context.WithoutCancel(ctx)
 	if ctx.Err() != nil {
 		// The shutdown deadline cut the job short: give it back.
-		_, err = s.ownerMove(rctx, job, store.GiveBack(job.Kind))
+		_, err := s.ownerMove(rctx, job, store.GiveBack(job.Kind))
 		log.Warn("job requeued at shutdown", "err", err)
 		return s.ended(rctx, log, job, err)
 	}
-	end := func() error { return s.ended(rctx, log, job, s.endRun(rctx, log, job, runErr, run, now)) }
+	end := func() error { return s.ended(rctx, log, job, s.endRun(rctx, log, job, runErr, run, started)) }
 	if spec.MaxRunningJobs > 0 {
 		return end() // its type slot is released once the end is written
 	}
-	s.endLater(job, log, end)
+	handed = true
+	s.endLater(job, log, end, release)
 	return nil
 }
 
-// endsPerWorker is how many simple jobs' ends each worker may leave in
-// flight (endLater).
-const endsPerWorker = 4
+// heldPerWorker is how many simple jobs each worker may hold at once:
+// being started (a block of them, runBlock), running, and ended with
+// their ends still in flight (endLater).
+const heldPerWorker = 12
+
+// holdSlot takes one of the server's slots for a simple job it holds
+// (heldPerWorker per worker), waiting for one, and returns what frees it
+// (once). A job takes its slot before its start, not when its end is left
+// in flight: an end that waited for a slot could find the job's held
+// start (store: held starts) written alone, and be a second update.
+func (s *Server) holdSlot() (release func()) {
+	s.holdSlots <- struct{}{}
+	return sync.OnceFunc(func() { <-s.holdSlots })
+}
 
 // endLater writes a simple job's end (end) while its worker takes its
 // next job: ends written while workers wait for them come one or two to a
 // batch; left in flight, they fill the batches (one insert of end records
-// for many runs, store: end records). At most endsPerWorker ends per
-// worker are in flight: a worker that would leave more waits for a slot.
-// The job stays owned by this server until its end is written (a kill -9
+// for many runs, store: end records). release frees the job's hold slot
+// once the end is written: a worker can leave only so many in flight. The
+// job stays owned by this server until its end is written (a kill -9
 // meanwhile re-runs it, like any run under way); Run waits for the ends in
 // flight before it removes the server.
-func (s *Server) endLater(job *model.Job, log *slog.Logger, end func() error) {
-	s.endSlots <- struct{}{}
+func (s *Server) endLater(job *model.Job, log *slog.Logger, end func() error, release func()) {
 	leave := s.owned.enter(job.ID)
 	s.followUps.Go(func() {
 		defer func() {
 			leave()
-			<-s.endSlots
+			release()
 		}()
 		if err := end(); err != nil {
 			log.Error("recording the end of a job", "err", err)
