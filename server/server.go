@@ -216,15 +216,15 @@ func New(client *rocketjob.Client, cfg *Config) (*Server, error) {
 		return nil, fmt.Errorf("server config: %w", err)
 	}
 	s := &Server{
-		cfg:      c,
-		client:   client,
-		store:    clientstore.Of(client),
-		reg:      client.Registry(),
-		log:      c.Logger.With("server", c.Name),
-		stopCh:   make(chan struct{}),
+		cfg:       c,
+		client:    client,
+		store:     clientstore.Of(client),
+		reg:       client.Registry(),
+		log:       c.Logger.With("server", c.Name),
+		stopCh:    make(chan struct{}),
 		holdSlots: make(chan struct{}, heldPerWorker*c.Workers),
-		feeders:  map[bson.ObjectID]*jobFeeder{},
-		noKey:    map[bson.ObjectID]bool{},
+		feeders:   map[bson.ObjectID]*jobFeeder{},
+		noKey:     map[bson.ObjectID]bool{},
 	}
 	s.giveBack.log = s.log
 	for _, typ := range slices.Concat(c.Include, c.Exclude) {
