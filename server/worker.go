@@ -268,7 +268,9 @@ func (s *Server) performSimple(ctx context.Context, spec *rocketjob.TypeSpec, jo
 
 // heldPerWorker is how many simple jobs each worker may hold at once:
 // being started (a block of them, runBlock), running, and ended with
-// their ends still in flight (endLater).
+// their ends still in flight (endLater). It is more than maxBlock, so that
+// workers taking the slots of their blocks one by one never hold them all
+// between them: the ends in flight free the rest.
 const heldPerWorker = 12
 
 // holdSlot takes one of the server's slots for a simple job it holds
