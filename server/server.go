@@ -399,6 +399,9 @@ func (s *Server) Run(ctx context.Context) error {
 		<-followUps
 	}
 	s.closeFeeders(bg)
+	if err := s.store.LeaveSegments(bg); err != nil {
+		s.log.Warn("leaving the run-queue segments", "err", err)
+	}
 	for _, svc := range []interface{ Stop(context.Context) error }{s.ender, s.waker, s.watch, s.retainer, s.housekeeper, s.rescuer, s.heartbeat} {
 		_ = svc.Stop(bg)
 	}

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.uber.org/goleak"
 
 	"github.com/rocketjob-go/rocketjob/examples"
@@ -220,6 +221,47 @@ func TestShortJobsRunInBlocksExactlyOnce(t *testing.T) {
 	}
 	if blocks == 0 {
 		t.Error("no block of jobs was started: every short job was claimed alone")
+	}
+}
+
+// A server that stops leaves its run-queue segments as its next selection
+// would have (store.LeaveSegments): its last takes published and the
+// segments whose jobs all started dropped, instead of left for a queued
+// listing to read whole (about 80 ms for a segment of 1,000) until
+// another server's selection drops them.
+func TestStoppedServerLeavesNoSegment(t *testing.T) {
+	dbtest.RequireFerretDB(t) // segments are the embedded database's
+	b := setup(t)
+	ctx := context.Background()
+	args := make([]any, 2000)
+	for i := range args {
+		args[i] = struct{}{}
+	}
+	_, err := b.client.EnqueueMany(ctx, "count", args, nil)
+	must(t, err)
+	srv, err := server.New(b.newClient(t), &server.Config{Name: "one", Workers: 8, PollInterval: time.Hour, Logger: failureLog(t, "one")})
+	must(t, err)
+	sctx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- srv.Run(sctx) }()
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		n := 0
+		b.runs.Range(func(any, any) bool { n++; return true })
+		if n == len(args) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d jobs ran", n, len(args))
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	cancel()
+	must(t, <-done)
+	names, err := dbtest.Client(t).Database(store.RunQueueDB(b.jobs)).ListCollectionNames(ctx, bson.D{})
+	must(t, err)
+	if len(names) > 0 {
+		t.Errorf("run-queue collections after the server stopped: %v, want none", names)
 	}
 }
 

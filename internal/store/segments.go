@@ -508,21 +508,29 @@ func (s *Store) segmentDue(ctx context.Context, name string, born, now time.Time
 		}
 	}
 	if drop {
-		// Every offer is taken: the jobs moved on, and the copies they
-		// need now are elsewhere.
-		for _, coll := range []string{name, marksPrefix + name} {
-			if err := retry(ctx, func() error { return s.runQueueColl(coll).Drop(ctx) }); err != nil {
-				return nil, err
-			}
+		if err := s.dropSegment(ctx, seg); err != nil {
+			return nil, err
 		}
-		s.dropSegmentInfo(ctx, name)
-		s.queueNames.forget()
-		s.Wake(ctx) // the other Stores read the names again, and let it go
-		c.mu.Lock()
-		c.forgetLocked(seg)
-		c.mu.Unlock()
 	}
 	return due, nil
+}
+
+// dropSegment drops seg, every offer of which is taken: the jobs moved on,
+// and the copies they need now are elsewhere.
+func (s *Store) dropSegment(ctx context.Context, seg *segment) error {
+	for _, coll := range []string{seg.name, marksPrefix + seg.name} {
+		if err := retry(ctx, func() error { return s.runQueueColl(coll).Drop(ctx) }); err != nil {
+			return err
+		}
+	}
+	s.dropSegmentInfo(ctx, seg.name)
+	s.queueNames.forget()
+	s.Wake(ctx) // the other Stores read the names again, and let it go
+	c := s.segments
+	c.mu.Lock()
+	c.forgetLocked(seg)
+	c.mu.Unlock()
+	return nil
 }
 
 // Marks.
@@ -544,24 +552,10 @@ const marksPrefix = "taken_"
 // exchangeMarks writes the offers of seg this Store took since it last
 // did, and reads those every Store took.
 func (s *Store) exchangeMarks(ctx context.Context, seg *segment) error {
-	c := s.segments
-	coll := s.runQueueColl(marksPrefix + seg.name)
-	c.mu.Lock()
-	mine := seg.mine
-	seg.mine = nil
-	c.mu.Unlock()
-	if len(mine) > 0 {
-		err := retry(ctx, func() error {
-			_, err := coll.InsertOne(ctx, bson.D{{Key: "_id", Value: bson.NewObjectID()}, {Key: "ids", Value: mine}})
-			return err
-		})
-		if err != nil {
-			c.mu.Lock()
-			seg.mine = append(seg.mine, mine...)
-			c.mu.Unlock()
-			return err
-		}
+	if err := s.publishTakes(ctx, seg); err != nil {
+		return err
 	}
+	c := s.segments
 	taken, err := s.segmentMarks(ctx, seg.name)
 	if err != nil {
 		return err
@@ -572,6 +566,62 @@ func (s *Store) exchangeMarks(ctx context.Context, seg *segment) error {
 		seg.taken[id] = true
 	}
 	return nil
+}
+
+// publishTakes writes the offers of seg this Store took since it last did
+// into the segment's marks.
+func (s *Store) publishTakes(ctx context.Context, seg *segment) error {
+	c := s.segments
+	c.mu.Lock()
+	mine := seg.mine
+	seg.mine = nil
+	c.mu.Unlock()
+	if len(mine) == 0 {
+		return nil
+	}
+	err := retry(ctx, func() error {
+		_, err := s.runQueueColl(marksPrefix+seg.name).InsertOne(ctx, bson.D{{Key: "_id", Value: bson.NewObjectID()}, {Key: "ids", Value: mine}})
+		return err
+	})
+	if err != nil {
+		c.mu.Lock()
+		seg.mine = append(seg.mine, mine...)
+		c.mu.Unlock()
+	}
+	return err
+}
+
+// LeaveSegments does what this Store's next selection from each segment
+// it read would: it writes into the segment's marks the offers it took and
+// has not published yet, and drops the segment once every offer in it is
+// taken. A server calls it when it stops, so that the other servers and
+// the listings of queued jobs learn of its last takes without trying them
+// or reading them (a listing reads a segment left behind whole).
+func (s *Store) LeaveSegments(ctx context.Context) error {
+	c := s.segments
+	c.mu.Lock()
+	segs := make([]*segment, 0, len(c.segs))
+	for _, seg := range c.segs {
+		segs = append(segs, seg)
+	}
+	c.mu.Unlock()
+	var errs []error
+	for _, seg := range segs {
+		if err := s.exchangeMarks(ctx, seg); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		c.mu.Lock()
+		drop := seg.settled && len(seg.offers) > 0
+		for id := range seg.offers {
+			drop = drop && seg.taken[id]
+		}
+		c.mu.Unlock()
+		if drop {
+			errs = append(errs, s.dropSegment(ctx, seg))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // segmentMarks reads the offers of segment name that every Store marked
