@@ -23,14 +23,14 @@ import (
 // as an insert instead: an end record, the whole job as it ended, which
 // supersedes the stored job document. The job document keeps the version
 // and state it had before the run (queued); it catches up with the record
-// (fold) only before the job's next transition (a rerun, an edit), which
-// is rare.
+// (fold) only when the job's next transition (a rerun, an edit, rare) is
+// claimed.
 //
 // A record's _id is "<job>:<version>", the version of the stored job it
 // supersedes: the version the run's start claim moved the job from (that
 // claim, this process's and young, is what lets it write the record: no
 // other process moves the job from that version meanwhile). A reader of a
-// simple job stored queued or running (GetJob, readJob) reads the record
+// simple job stored queued or running (GetJob) reads the record
 // of the stored version (and, for a job stored running, of the version
 // before it: a start claim rolled forward by another process while its
 // holder was writing the record) and takes the record's job when its
@@ -94,11 +94,11 @@ func recordCandidates(stored *model.Job) []string {
 	return ids
 }
 
-// superseding returns the job of the end record that supersedes stored and
-// the record's _id, or nil when there is none.
-func (s *Store) superseding(ctx context.Context, stored *model.Job) (*model.Job, string, error) {
+// superseding returns the job of the end record that supersedes stored,
+// or nil when there is none.
+func (s *Store) superseding(ctx context.Context, stored *model.Job) (*model.Job, error) {
 	if !s.ferret || !supersedable(stored) {
-		return nil, "", nil
+		return nil, nil
 	}
 	for _, id := range recordCandidates(stored) {
 		var rec endRecord
@@ -109,18 +109,18 @@ func (s *Store) superseding(ctx context.Context, stored *model.Job) (*model.Job,
 			continue
 		}
 		if err != nil {
-			return nil, "", fmt.Errorf("reading the end record of job %s: %w", stored.ID.Hex(), err)
+			return nil, fmt.Errorf("reading the end record of job %s: %w", stored.ID.Hex(), err)
 		}
 		if rec.Version <= stored.Version {
 			continue
 		}
 		var job model.Job
 		if err := bson.Unmarshal(rec.Doc, &job); err != nil {
-			return nil, "", fmt.Errorf("reading the end record of job %s: %w", stored.ID.Hex(), err)
+			return nil, fmt.Errorf("reading the end record of job %s: %w", stored.ID.Hex(), err)
 		}
-		return &job, id, nil
+		return &job, nil
 	}
-	return nil, "", nil
+	return nil, nil
 }
 
 // endRecordOf is the record of a run's end: after, the job as it ended,
@@ -160,10 +160,14 @@ func (s *Store) writeEndRecords(ctx context.Context, recs []bson.D) []updateResu
 
 // fold writes into the job document of id the end record that supersedes
 // it, if there is one, so that a transition from the job's version finds
-// the job stored at it. Only the record's job is written (by _id): the
-// stored job is at the version the record names, which nobody moves on
-// (its start claim is taken), so a fold run twice writes the same job.
-func (s *Store) fold(ctx context.Context, id bson.ObjectID) error {
+// the job stored at it. The transition's claim decides who folds: its
+// holder, by _id alone while the claim is young (nobody else moves the job
+// meanwhile); a roll-forward of the claim (its holder may still be
+// writing), only while the job is still stored at the version read
+// (conditional: FerretDB then reads every job in Go, as the roll-forward's
+// own update does), so that a fold landing late never undoes a transition
+// made after it.
+func (s *Store) fold(ctx context.Context, id bson.ObjectID, conditional bool) error {
 	var stored model.Job
 	err := retry(ctx, func() error {
 		return s.jobs().FindOne(ctx, bson.D{{Key: "_id", Value: id}}).Decode(&stored)
@@ -174,12 +178,16 @@ func (s *Store) fold(ctx context.Context, id bson.ObjectID) error {
 	if err != nil {
 		return fmt.Errorf("reading job %s: %w", id.Hex(), err)
 	}
-	job, _, err := s.superseding(ctx, &stored)
+	job, err := s.superseding(ctx, &stored)
 	if err != nil || job == nil {
 		return err
 	}
+	filter := bson.D{{Key: "_id", Value: id}}
+	if conditional {
+		filter = append(filter, bson.E{Key: "version", Value: stored.Version})
+	}
 	err = retry(ctx, func() error {
-		_, err := s.jobs().ReplaceOne(ctx, bson.D{{Key: "_id", Value: id}}, job)
+		_, err := s.jobs().ReplaceOne(ctx, filter, job)
 		return err
 	})
 	if err != nil {

@@ -85,31 +85,21 @@ func (s *Store) insertJobDoc(ctx context.Context, job *model.Job) error {
 // GetJob reads one job: on FerretDB, the end record that supersedes its
 // document, if any (endrecords.go).
 func (s *Store) GetJob(ctx context.Context, id bson.ObjectID) (*model.Job, error) {
-	job, _, err := s.readJob(ctx, id)
-	return job, err
-}
-
-// readJob is GetJob, and names the end record it read the job from ("" for
-// the job document).
-func (s *Store) readJob(ctx context.Context, id bson.ObjectID) (*model.Job, string, error) {
 	var job model.Job
 	err := retry(ctx, func() error {
 		return s.jobs().FindOne(ctx, bson.D{{Key: "_id", Value: id}}).Decode(&job)
 	})
 	if errors.Is(err, mongo.ErrNoDocuments) {
-		return nil, "", fmt.Errorf("job %s: %w", id.Hex(), model.ErrJobNotFound)
+		return nil, fmt.Errorf("job %s: %w", id.Hex(), model.ErrJobNotFound)
 	}
 	if err != nil {
-		return nil, "", fmt.Errorf("reading job %s: %w", id.Hex(), err)
+		return nil, fmt.Errorf("reading job %s: %w", id.Hex(), err)
 	}
-	ended, rec, err := s.superseding(ctx, &job)
-	if err != nil {
-		return nil, "", err
+	ended, err := s.superseding(ctx, &job)
+	if err != nil || ended != nil {
+		return ended, err
 	}
-	if ended != nil {
-		return ended, rec, nil
-	}
-	return &job, "", nil
+	return &job, nil
 }
 
 // getJobs reads the jobs ids by _id, at once (listings read a few at a

@@ -124,14 +124,6 @@ func (claimJobs) insertJobs(ctx context.Context, s *Store, jobs []*model.Job) (i
 // it, without a claim of its own.
 func (c claimJobs) write(ctx context.Context, s *Store, job *model.Job, w jobWrite, by string) (*model.Job, error) {
 	set, cleared, update := w.set, w.unset, w.update
-	if finished(job) {
-		// A job that ended by an end record is stored as it was before its
-		// run: the record is written into it first (rare: a rerun, an edit
-		// of a finished job).
-		if err := s.fold(ctx, job.ID); err != nil {
-			return nil, err
-		}
-	}
 	// The update is kept as bytes: stored field names cannot start with "$".
 	raw, err := bson.Marshal(update)
 	if err != nil {
@@ -163,6 +155,14 @@ func (c claimJobs) write(ctx context.Context, s *Store, job *model.Job, w jobWri
 	if fresh = s.takeFreshHeld(job.ID, job.Version); fresh == nil {
 		if err := claim(); err != nil {
 			return nil, fmt.Errorf("job %s: %w", job.ID.Hex(), err)
+		}
+		if finished(job) {
+			// A job that ended by an end record is stored as it was before
+			// its run: the record is written into it first (rare: a rerun,
+			// an edit of a finished job), by this claim's holder alone.
+			if err := s.fold(ctx, job.ID, false); err != nil {
+				return nil, fmt.Errorf("job %s: %w", job.ID.Hex(), err)
+			}
 		}
 	}
 	// The job's new running entry in the state index is written before the
@@ -357,7 +357,7 @@ func (claimJobs) rollForward(ctx context.Context, s *Store, job *model.Job) {
 	if stored, err := s.GetJob(ctx, job.ID); err != nil || stored.Version != job.Version {
 		return
 	}
-	if finished(job) && s.fold(ctx, job.ID) != nil { // the claim is from the end record's version
+	if finished(job) && s.fold(ctx, job.ID, true) != nil { // the claim is from an end record's version
 		return
 	}
 	res, err := s.jobs().UpdateOne(ctx, bson.D{{Key: "_id", Value: job.ID}, {Key: "version", Value: job.Version}}, bson.Raw(claim.Update))
