@@ -180,11 +180,8 @@ func (sel *selector) next() *model.Job {
 	foreign := -1 // another stripe's simple job, at the most urgent priority listed
 	for i := range sel.jobs {
 		j := &sel.jobs[i]
-		if sk, ok := sel.skip[j.ID]; ok {
-			if now.Before(sk.until) && sk.version == j.Version {
-				continue
-			}
-			delete(sel.skip, j.ID)
+		if sel.skipped(j, now) {
+			continue
 		}
 		if j.State != model.StateQueued && j.State != model.StateRunning {
 			continue
@@ -224,15 +221,27 @@ func (sel *selector) nextLike(like *model.Job) *model.Job {
 		case sel.of > 1 && stripe(j.ID, sel.of) != sel.rank:
 			continue
 		}
-		if sk, ok := sel.skip[j.ID]; ok {
-			if now.Before(sk.until) && sk.version == j.Version {
-				continue
-			}
-			delete(sel.skip, j.ID)
+		if sel.skipped(j, now) {
+			continue
 		}
 		return sel.take(i, now)
 	}
 	return nil
+}
+
+// skipped reports whether j is hidden from this server now (skipFor),
+// forgetting a skip that ran out or that a change of the job ended
+// (sel.mu held).
+func (sel *selector) skipped(j *model.Job, now time.Time) bool {
+	sk, ok := sel.skip[j.ID]
+	if !ok {
+		return false
+	}
+	if now.Before(sk.until) && sk.version == j.Version {
+		return true
+	}
+	delete(sel.skip, j.ID)
+	return false
 }
 
 // take hands out sel.jobs[i] (sel.mu held).

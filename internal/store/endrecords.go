@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
@@ -250,11 +249,6 @@ func supersededIn(heads map[string]int64, stored *model.Job) string {
 	}
 	return ""
 }
-
-// recordYoung is how long after a start's claim its end may still be
-// written as a record: while no other process may roll the claim forward
-// (as jobUpdate.filter names a job by _id alone).
-func recordYoung(claimedAt time.Time) bool { return time.Since(claimedAt) < rollForwardAfter/2 }
 
 // queryJobsMerged is queryJobs on FerretDB, where a simple job that ended
 // by an end record is stored as it was before its run: the jobs of the

@@ -240,7 +240,7 @@ func (s *Store) takeFreshHeld(id bson.ObjectID, version int64) *heldStart {
 	w.heldMu.Lock()
 	defer w.heldMu.Unlock()
 	h := w.held[id]
-	if h == nil || h.sent || h.u.target() != version || time.Since(h.u.claimedAt) >= rollForwardAfter/2 {
+	if h == nil || h.sent || h.u.target() != version || !claimYoung(h.u.claimedAt) {
 		return nil
 	}
 	h.sent = true
@@ -318,11 +318,18 @@ type dropCopy struct {
 // that took long), the version too.
 func (u jobUpdate) filter() bson.D {
 	f := bson.D{{Key: "_id", Value: u.id}, {Key: "version", Value: u.version}}
-	if time.Since(u.claimedAt) < rollForwardAfter/2 {
+	if claimYoung(u.claimedAt) {
 		f = f[:1]
 	}
 	return f
 }
+
+// claimYoung reports whether a transition claim made at claimedAt is
+// young: no other process rolls it forward before rollForwardAfter, so
+// until half of that its holder alone moves the job from its version (an
+// update may name the job by _id alone, a held start be written with the
+// next transition, a run's end be an end record).
+func claimYoung(claimedAt time.Time) bool { return time.Since(claimedAt) < rollForwardAfter/2 }
 
 // target is the version the update moves the job to.
 func (u jobUpdate) target() int64 {

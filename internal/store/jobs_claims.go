@@ -253,7 +253,7 @@ func (claimJobs) writeJobUpdate(ctx context.Context, s *Store, before, after *mo
 	if h == nil {
 		return w.updates.do(ctx, u), false
 	}
-	if neverRan && endsByRecord(s, after) && recordYoung(h.u.claimedAt) {
+	if neverRan && endsByRecord(s, after) && claimYoung(h.u.claimedAt) {
 		// The run's end, with its start never written: an end record
 		// instead of an update (endrecords.go).
 		rec, err := endRecordOf(h.u.version, after)
