@@ -256,15 +256,17 @@ func supersededIn(heads map[string]int64, stored *model.Job) string {
 // superseded job replaced by its record's job, then filtered by state and
 // skipped here (FerretDB would filter in Go as well).
 func (s *Store) queryJobsMerged(ctx context.Context, f JobFilter) ([]model.Job, error) {
-	all, err := s.queryJobs(ctx, JobFilter{Type: f.Type, Newest: f.Newest})
-	if err != nil {
-		return nil, err
-	}
-	// Read after the jobs: a record written in between is found (one
-	// written after both reads shows its job before its end).
+	// The records before the jobs: a job deleted in between (its document
+	// goes before its records) is not listed, where read the other way it
+	// would be listed as it was before its run; a job that ends in between
+	// is listed as it was before its end (queued, its start claimed).
 	recs, err := findAll[endRecord](ctx, s.endRecords(), bson.D{}, options.Find().SetBatchSize(InsertBatch))
 	if err != nil {
 		return nil, fmt.Errorf("listing jobs: reading the end records: %w", err)
+	}
+	all, err := s.queryJobs(ctx, JobFilter{Type: f.Type, Newest: f.Newest})
+	if err != nil {
+		return nil, err
 	}
 	heads := make(map[string]int64, len(recs))
 	docs := make(map[string]bson.Raw, len(recs))
