@@ -53,7 +53,29 @@ type endRecord struct {
 	ID      string        `bson:"_id"`     // "<job>:<stored version>"
 	Job     bson.ObjectID `bson:"job"`     // the job
 	Version int64         `bson:"version"` // the version of the job it holds
-	Doc     bson.Raw      `bson:"doc"`     // the job as it ended
+	// Doc is the job as it ended, a BSON document packed in a binary
+	// value: FerretDB encodes and decodes every value of a document it
+	// writes or reads, and a job has dozens; a binary is one. (Records of
+	// the first builds that wrote them hold an embedded document.)
+	Doc bson.RawValue `bson:"doc"`
+}
+
+// job returns the job a record holds.
+func (r *endRecord) job() (*model.Job, error) {
+	var raw bson.Raw
+	switch r.Doc.Type {
+	case bson.TypeBinary:
+		_, raw = r.Doc.Binary()
+	case bson.TypeEmbeddedDocument:
+		raw = r.Doc.Document()
+	default:
+		return nil, fmt.Errorf("end record %s holds a %s, not a job", r.ID, r.Doc.Type)
+	}
+	var job model.Job
+	if err := bson.Unmarshal(raw, &job); err != nil {
+		return nil, fmt.Errorf("end record %s: %w", r.ID, err)
+	}
+	return &job, nil
 }
 
 // endRecordID names the record that supersedes job id stored at version.
@@ -113,11 +135,11 @@ func (s *Store) superseding(ctx context.Context, stored *model.Job) (*model.Job,
 		if rec.Version <= stored.Version {
 			continue
 		}
-		var job model.Job
-		if err := bson.Unmarshal(rec.Doc, &job); err != nil {
+		job, err := rec.job()
+		if err != nil {
 			return nil, fmt.Errorf("reading the end record of job %s: %w", stored.ID.Hex(), err)
 		}
-		return &job, nil
+		return job, nil
 	}
 	return nil, nil
 }
@@ -133,7 +155,7 @@ func endRecordOf(stored int64, after *model.Job) (bson.D, error) {
 		{Key: "_id", Value: endRecordID(after.ID, stored)},
 		{Key: "job", Value: after.ID},
 		{Key: "version", Value: after.Version},
-		{Key: "doc", Value: bson.Raw(raw)},
+		{Key: "doc", Value: bson.Binary{Data: raw}},
 	}, nil
 }
 
@@ -269,19 +291,19 @@ func (s *Store) queryJobsMerged(ctx context.Context, f JobFilter) ([]model.Job, 
 		return nil, err
 	}
 	heads := make(map[string]int64, len(recs))
-	docs := make(map[string]bson.Raw, len(recs))
-	for _, r := range recs {
-		heads[r.ID], docs[r.ID] = r.Version, r.Doc
+	byID := make(map[string]*endRecord, len(recs))
+	for i, r := range recs {
+		heads[r.ID], byID[r.ID] = r.Version, &recs[i]
 	}
 	out := all[:0]
 	for i := range all {
 		j := all[i]
 		if rec := supersededIn(heads, &j); rec != "" {
-			var ended model.Job
-			if err := bson.Unmarshal(docs[rec], &ended); err != nil {
-				return nil, fmt.Errorf("listing jobs: end record %s: %w", rec, err)
+			ended, err := byID[rec].job()
+			if err != nil {
+				return nil, fmt.Errorf("listing jobs: %w", err)
 			}
-			j = ended
+			j = *ended
 		}
 		if len(f.States) > 0 && !slices.Contains(f.States, j.State) {
 			continue

@@ -270,3 +270,44 @@ func TestRollForwardFromAnEndRecord(t *testing.T) {
 		t.Errorf("stored job after the roll-forward: version %d, want %d", stored.Version, failed.Version+1)
 	}
 }
+
+// An end record holds its job packed in a binary value; a record of the
+// first builds that wrote them, an embedded document, is read too (by
+// GetJob and by an unlimited listing).
+func TestEndRecordFormats(t *testing.T) {
+	dbtest.RequireFerretDB(t)
+	ctx := context.Background()
+	s := openInternal(t)
+	job := insertQueued(t, s, 50)
+	ended := runShort(t, s, job, "test", completed())
+	var rec bson.Raw
+	if err := s.endRecords().FindOne(ctx, bson.D{{Key: "job", Value: job.ID}}).Decode(&rec); err != nil {
+		t.Fatal(err)
+	}
+	if typ := rec.Lookup("doc").Type; typ != bson.TypeBinary {
+		t.Fatalf("the record's doc is a %s, want a binary", typ)
+	}
+
+	// The same end as an earlier build wrote it.
+	older := insertQueued(t, s, 50)
+	olderEnded := runShort(t, s, older, "test", completed())
+	raw, err := bson.Marshal(olderEnded)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := endRecordID(older.ID, older.Version)
+	if _, err := s.endRecords().ReplaceOne(ctx, bson.D{{Key: "_id", Value: id}}, bson.D{
+		{Key: "job", Value: older.ID}, {Key: "version", Value: olderEnded.Version}, {Key: "doc", Value: bson.Raw(raw)}}); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []*model.Job{ended, olderEnded} {
+		got, err := s.GetJob(ctx, want.ID)
+		if err != nil || got.State != model.StateCompleted || got.Version != want.Version {
+			t.Errorf("GetJob %s: %+v, %v; want completed at version %d", want.ID.Hex(), got, err, want.Version)
+		}
+	}
+	all, err := s.queryJobsMerged(ctx, JobFilter{States: []model.State{model.StateCompleted}})
+	if err != nil || len(all) != 2 {
+		t.Fatalf("unlimited listing of completed jobs: %d jobs, %v; want 2", len(all), err)
+	}
+}

@@ -90,11 +90,11 @@ func listBenchJobs(b *testing.B, n int) (*Store, bson.ObjectID) {
 			s.noteRecent(context.Background(), chunk...)
 		}
 	}
-	window, err := s.recentColl(model.StateCompleted).CountDocuments(context.Background(), bson.D{})
+	window, err := s.readWindow(context.Background(), model.StateCompleted)
 	if err != nil {
 		b.Fatal(err)
 	}
-	b.Logf("%d jobs written in %s; %d entries in the completed jobs' window", n, time.Since(start).Round(time.Millisecond), window)
+	b.Logf("%d jobs written in %s; %d entries in the completed jobs' window", n, time.Since(start).Round(time.Millisecond), len(window))
 	return s, middle
 }
 

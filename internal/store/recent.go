@@ -13,7 +13,6 @@ import (
 	"weak"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
-	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/rocketjob-go/rocketjob/internal/model"
@@ -32,9 +31,10 @@ import (
 // not the jobs stored.
 //
 // The end states, completed, failed and aborted, gather jobs without
-// bound, so each keeps a window of its newest jobs, recent_<state>: an
-// entry {_id: "<job>:<version>", j: job id, t: type, v: version} written wherever the job's
-// state index entry is written (the same batches, the same repairs), and
+// bound, so each keeps a window of its newest jobs, window_<state>: an
+// entry {_id: "<job>:<version>", j: job id, t: type, v: version} written
+// wherever the job's state index entry is written (the same batches, the
+// same repairs; the entries of a batch in one document: recent_docs.go), and
 // trimmed by job id back to the recentKeep newest (the head), and each
 // type's recentTypeKeep newest (its tail), once it holds more than
 // recentTrimAt entries besides its tails. Before a trim deletes, it records
@@ -87,10 +87,6 @@ func windowed(st model.State) bool {
 	return st == model.StateCompleted || st == model.StateFailed || st == model.StateAborted
 }
 
-func (s *Store) recentColl(state model.State) *mongo.Collection {
-	return s.jobsDB.Collection(recentPrefix + string(state))
-}
-
 // recentEntry is a job's entry in a window: one per version at which the
 // job entered the state.
 type recentEntry struct {
@@ -98,10 +94,11 @@ type recentEntry struct {
 	Job     bson.ObjectID `bson:"j"`
 	Version int64         `bson:"v"`
 	Type    string        `bson:"t,omitempty"` // the job's type (entries of earlier builds have none)
+	doc     string        // the window document it was read from ("": the legacy window)
 }
 
 func newRecentEntry(id bson.ObjectID, version int64, typ string) recentEntry {
-	return recentEntry{fmt.Sprintf("%s:%d", id.Hex(), version), id, version, typ}
+	return recentEntry{ID: fmt.Sprintf("%s:%d", id.Hex(), version), Job: id, Version: version, Type: typ}
 }
 
 // recentAdded counts, per Store and state, the entries added since the
@@ -155,19 +152,13 @@ func (s *Store) writeRecent(ctx context.Context, state model.State, entries []re
 		}
 		entries = plan.keep
 	}
-	docs := make([]any, len(entries))
-	for i, e := range entries {
-		docs[i] = e
-	}
-	if _, _, err := insertMany(ctx, s.recentColl(state), docs); err != nil {
-		// (A duplicate is the same entry, kept: insertMany counts it as
-		// written.)
+	if err := s.writeWindow(ctx, state, entries); err != nil {
 		s.markMissing(ctx, state, entries)
 		return
 	}
 	c, _ := recentAdded.LoadOrStore(recentKey{weak.Make(s), state}, new(atomic.Int64))
 	n := c.(*atomic.Int64)
-	if n.Add(int64(len(docs))) >= recentTrimEvery {
+	if n.Add(int64(len(entries))) >= recentTrimEvery {
 		n.Store(0)
 		_ = s.trimRecent(ctx, state)
 	}
@@ -209,14 +200,8 @@ func (s *Store) fillWindows(ctx context.Context) error {
 		if err := s.markPlan(ctx, st, plan); err != nil {
 			return err
 		}
-		docs := make([]any, len(plan.keep))
-		for i, e := range plan.keep {
-			docs[i] = e
-		}
-		if len(docs) > 0 {
-			if _, _, err := insertMany(ctx, s.recentColl(st), docs); err != nil {
-				return err
-			}
+		if err := s.writeWindow(ctx, st, plan.keep); err != nil {
+			return err
 		}
 	}
 	return s.markWindowsWhole(ctx)
@@ -235,17 +220,10 @@ type newestEntry struct {
 func (e newestEntry) mayBe(typ string) bool { return typ == "" || e.Type == "" || e.Type == typ }
 
 // newestSource reads the candidates a newest-first listing considers for
-// one state: its window's, or (whole, or a state without a window) those
-// of all its entries in the run queue and the state index.
-func (s *Store) newestSource(ctx context.Context, st model.State, names []string, whole bool) ([]newestEntry, error) {
-	if windowed(st) && !whole {
-		entries, err := findAll[recentEntry](ctx, s.recentColl(st), bson.D{}, options.Find().SetBatchSize(entryBatch))
-		out := make([]newestEntry, len(entries))
-		for i, e := range entries {
-			out[i] = newestEntry{ID: e.Job, Type: e.Type}
-		}
-		return out, err
-	}
+// one state: those of all its entries in the run queue and the state
+// index (whole, or a state without a window; a window's are read by
+// readWindow).
+func (s *Store) newestSource(ctx context.Context, st model.State, names []string) ([]newestEntry, error) {
 	var out []newestEntry
 	for _, name := range names {
 		var got []newestEntry
@@ -335,7 +313,7 @@ func splitSegments(names []string, infos map[string]segmentInfo) (segs []queueCo
 // jobs of another type) doubles its target and reads on. Candidates at or
 // below floor are left out, and so are the segments that can hold no
 // other.
-func (s *Store) newestMerged(ctx context.Context, f JobFilter, states []model.State, cands []bson.ObjectID, windows map[bson.ObjectID][]model.State, segs []queueColl, floor bson.ObjectID) ([]model.Job, error) {
+func (s *Store) newestMerged(ctx context.Context, f JobFilter, states []model.State, cands []bson.ObjectID, windows windowsRead, segs []queueColl, floor bson.ObjectID) ([]model.Job, error) {
 	above := func(id, bound bson.ObjectID) bool { return bytes.Compare(id[:], bound[:]) > 0 }
 	kept := func(id, bound bson.ObjectID) bool { return above(id, bound) && above(id, floor) }
 	keep := func(ids []bson.ObjectID, bound bson.ObjectID) []bson.ObjectID {
@@ -392,25 +370,35 @@ func (s *Store) newestMerged(ctx context.Context, f JobFilter, states []model.St
 	}
 }
 
-// newestCandidates gathers the candidates of the states listed, leaves out
-// those of another type where the source tells, and says which windows
-// each came from.
-func (s *Store) newestCandidates(ctx context.Context, f JobFilter, states []model.State, names []string, whole bool) ([]bson.ObjectID, map[bson.ObjectID][]model.State, error) {
+// windowsRead are the entries a listing read from the windows, per state.
+type windowsRead map[model.State][]recentEntry
+
+// newestCandidates gathers the candidates of the states listed (from the
+// windows of those that have one, unless whole), leaves out those of
+// another type where the source tells, and returns the windows read.
+func (s *Store) newestCandidates(ctx context.Context, f JobFilter, states []model.State, names []string, whole bool) ([]bson.ObjectID, windowsRead, error) {
 	var cands []bson.ObjectID
-	windows := map[bson.ObjectID][]model.State{}
+	windows := windowsRead{}
 	for _, st := range states {
-		entries, err := s.newestSource(ctx, st, names, whole)
-		if err != nil {
-			return nil, nil, err
-		}
-		fromWindow := windowed(st) && !whole
-		for _, e := range entries {
-			if !e.mayBe(f.Type) {
-				continue
+		var entries []newestEntry
+		if windowed(st) && !whole {
+			read, err := s.readWindow(ctx, st)
+			if err != nil {
+				return nil, nil, err
 			}
-			cands = append(cands, e.ID)
-			if fromWindow {
-				windows[e.ID] = append(windows[e.ID], st)
+			windows[st] = read
+			for _, e := range read {
+				entries = append(entries, newestEntry{ID: e.Job, Type: e.Type})
+			}
+		} else {
+			var err error
+			if entries, err = s.newestSource(ctx, st, names); err != nil {
+				return nil, nil, err
+			}
+		}
+		for _, e := range entries {
+			if e.mayBe(f.Type) {
+				cands = append(cands, e.ID)
 			}
 		}
 	}
@@ -497,21 +485,28 @@ func (s *Store) listNewestFrom(ctx context.Context, f JobFilter) ([]model.Job, e
 // newestJobs reads the candidates' jobs by id, in order, until it has
 // f.Skip+f.Limit of the states and type asked for; it removes (a few) window
 // entries found out of date.
-func (s *Store) newestJobs(ctx context.Context, f JobFilter, states []model.State, cands []bson.ObjectID, windows map[bson.ObjectID][]model.State) ([]model.Job, error) {
+func (s *Store) newestJobs(ctx context.Context, f JobFilter, states []model.State, cands []bson.ObjectID, windows windowsRead) ([]model.Job, error) {
 	want := map[model.State]bool{}
 	for _, st := range states {
 		want[st] = true
 	}
 	need := int(f.Skip + f.Limit)
 	var out []model.Job
-	stale := map[model.State]bson.A{} // per window, filters of entries out of date
+	byJob := map[model.State]map[bson.ObjectID][]recentEntry{}
+	for st, entries := range windows {
+		byJob[st] = map[bson.ObjectID][]recentEntry{}
+		for _, e := range entries {
+			byJob[st][e.Job] = append(byJob[st][e.Job], e)
+		}
+	}
+	stale := map[model.State][]recentEntry{} // per window, entries out of date
 	outOfDate := func(id bson.ObjectID, job *model.Job) {
-		for _, st := range windows[id] {
-			switch {
-			case job == nil: // gone: every entry
-				stale[st] = append(stale[st], bson.D{{Key: "j", Value: id}})
-			case job.State != st: // moved on: its entries up to now
-				stale[st] = append(stale[st], bson.D{{Key: "j", Value: id}, {Key: "v", Value: bson.D{{Key: "$lte", Value: job.Version}}}})
+		for st, jobs := range byJob {
+			for _, e := range jobs[id] {
+				// Gone: every entry; moved on: its entries up to now.
+				if job == nil || job.State != st && e.Version <= job.Version {
+					stale[st] = append(stale[st], e)
+				}
 			}
 		}
 	}
@@ -535,12 +530,8 @@ func (s *Store) newestJobs(ctx context.Context, f JobFilter, states []model.Stat
 			}
 		}
 	}
-	for st, filters := range stale {
-		filters = filters[:min(len(filters), recentDropsPerListing)]
-		_ = retry(ctx, func() error {
-			_, err := s.recentColl(st).DeleteMany(ctx, bson.D{{Key: "$or", Value: filters}})
-			return err
-		})
+	for st, gone := range stale {
+		_ = s.removeEntries(ctx, st, gone[:min(len(gone), recentDropsPerListing)], windows[st])
 	}
 	return out, nil
 }

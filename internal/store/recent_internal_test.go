@@ -35,7 +35,7 @@ func newJobsIn(n int, state model.State) []*model.Job {
 // windowIDs returns the job ids in state's window, sorted.
 func windowIDs(t *testing.T, s *Store, state model.State) []bson.ObjectID {
 	t.Helper()
-	entries, err := findAll[recentEntry](context.Background(), s.recentColl(state), bson.D{})
+	entries, err := s.readWindow(context.Background(), state)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -168,7 +168,7 @@ func TestNewestWindows(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, st := range []model.State{model.StateCompleted, model.StateFailed, model.StateAborted} {
-		if err := s.recentColl(st).Drop(ctx); err != nil {
+		if err := s.windowColl(st).Drop(ctx); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -263,7 +263,7 @@ func TestNewestOnAnOlderDatabase(t *testing.T) {
 	if _, err := s.jobsDB.Collection(stateIndexColl).DeleteMany(ctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$ne", Value: stateIndexDone}}}}); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.recentColl(model.StateCompleted).Drop(ctx); err != nil {
+	if err := s.windowColl(model.StateCompleted).Drop(ctx); err != nil {
 		t.Fatal(err)
 	}
 	sameAsQuery(t, s, "completed, first listing", JobFilter{States: []model.State{model.StateCompleted}, Limit: 50})
@@ -408,9 +408,78 @@ func TestNewestFailedWriteAtACut(t *testing.T) {
 			m.all.Hex(), m.floor("rare").Hex(), x[0].ID.Hex())
 	}
 	// The rare job's entry is lost (a write of it failed), and marked so.
-	if _, err := s.recentColl(st).DeleteMany(ctx, bson.D{{Key: "j", Value: x[0].ID}}); err != nil {
+	all, err := s.readWindow(ctx, st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gone := slices.DeleteFunc(slices.Clone(all), func(e recentEntry) bool { return e.Job != x[0].ID })
+	if err := s.removeEntries(ctx, st, gone, all); err != nil {
 		t.Fatal(err)
 	}
 	s.markMissing(ctx, st, []recentEntry{newRecentEntry(x[0].ID, x[0].Version, x[0].Type)})
 	sameAsQuery(t, s, "the rare type after a failed write at the cut", JobFilter{Type: "rare", States: []model.State{st}, Limit: 10})
+}
+
+// TestWindowDocuments checks how a window is stored: the entries of one
+// write in one document; a removal rewrites a document's other entries
+// before it deletes it; entries of the legacy window (an entry per
+// document, written by earlier builds) are read with the others, trimmed
+// with them and removed by _id.
+func TestWindowDocuments(t *testing.T) {
+	s := openNewest(t)
+	ctx := context.Background()
+	st := model.StateCompleted
+	jobs := newJobsIn(5, st)
+	s.noteRecent(ctx, jobs...)
+	n, err := s.windowColl(st).CountDocuments(ctx, bson.D{})
+	if err != nil || n != 1 {
+		t.Fatalf("one write of 5 entries: %d window documents (%v), want 1", n, err)
+	}
+	all, err := s.readWindow(ctx, st)
+	if err != nil || len(all) != 5 {
+		t.Fatalf("read %d entries (%v), want 5", len(all), err)
+	}
+	if err := s.removeEntries(ctx, st, all[1:2], all); err != nil {
+		t.Fatal(err)
+	}
+	want := []bson.ObjectID{jobs[0].ID, jobs[2].ID, jobs[3].ID, jobs[4].ID}
+	slices.SortFunc(want, func(a, b bson.ObjectID) int { return bytes.Compare(a[:], b[:]) })
+	if got := windowIDs(t, s, st); !slices.Equal(got, want) {
+		t.Fatalf("after removing one entry: %v, want %v", got, want)
+	}
+
+	// A legacy window beside it, as an earlier build left it.
+	legacy := newJobsIn(recentTrimAt, st)
+	docs := make([]any, len(legacy))
+	for i, j := range legacy {
+		docs[i] = newRecentEntry(j.ID, j.Version, j.Type)
+	}
+	if _, _, err := insertMany(ctx, s.legacyWindow(st), docs); err != nil {
+		t.Fatal(err)
+	}
+	if got := len(windowIDs(t, s, st)); got != recentTrimAt+4 {
+		t.Fatalf("with the legacy window: %d jobs, want %d", got, recentTrimAt+4)
+	}
+	if err := s.trimRecent(ctx, st); err != nil {
+		t.Fatal(err)
+	}
+	left, err := s.legacyWindow(st).CountDocuments(ctx, bson.D{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The head is the newest jobs: the 4 new ones are the oldest, so a
+	// trim keeps recentKeep legacy entries and drops the new ones.
+	if left != recentKeep {
+		t.Errorf("the trim left %d legacy entries, want %d", left, recentKeep)
+	}
+	if got := len(windowIDs(t, s, st)); got != recentKeep {
+		t.Errorf("after the trim: %d jobs in the window, want %d", got, recentKeep)
+	}
+	marks, err := s.recentMarks(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cut := legacy[len(legacy)-recentKeep-1].ID; marks[st].all != cut {
+		t.Errorf("the trim's cut is %s, want %s (the newest job below the head)", marks[st].all.Hex(), cut.Hex())
+	}
 }

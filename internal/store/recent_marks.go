@@ -9,7 +9,6 @@ import (
 	"strings"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
-	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/rocketjob-go/rocketjob/internal/model"
 )
@@ -162,7 +161,7 @@ func (s *Store) markEveryType(ctx context.Context, state model.State, id bson.Ob
 // (only those read: an entry written meanwhile stays), then prunes the
 // marks, which would otherwise pile up until a listing.
 func (s *Store) trimRecent(ctx context.Context, state model.State) error {
-	entries, err := findAll[recentEntry](ctx, s.recentColl(state), bson.D{}, options.Find().SetBatchSize(entryBatch))
+	entries, err := s.readWindow(ctx, state)
 	if err != nil {
 		return err
 	}
@@ -176,17 +175,8 @@ func (s *Store) trimRecent(ctx context.Context, state model.State) error {
 	if err := s.markPlan(ctx, state, plan); err != nil {
 		return err
 	}
-	for chunk := range slices.Chunk(plan.drop, InsertBatch) {
-		ids := make(bson.A, len(chunk))
-		for i, e := range chunk {
-			ids[i] = e.ID
-		}
-		if err := retry(ctx, func() error {
-			_, err := s.recentColl(state).DeleteMany(ctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: ids}}}})
-			return err
-		}); err != nil {
-			return err
-		}
+	if err := s.removeEntries(ctx, state, plan.drop, entries); err != nil {
+		return err
 	}
 	marks, read, _, err := s.readMarks(ctx)
 	if err == nil {
