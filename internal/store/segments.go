@@ -25,8 +25,9 @@ import (
 // simple jobs written in bulk (InsertJobs with at least segmentMin simple
 // jobs of a priority in one batch: EnqueueMany, or concurrent Enqueue
 // calls that a Client coalesced) go into collections of their own,
-// segments of at most segmentMax copies, runq_p<NNN>_<first id>_<Unix ms>
-// in the run-queue database (below), each written once and dropped whole:
+// segments of at most segmentMax copies, runqb_p<NNN>_<first id>_<last
+// id>_<Unix ms> in the run-queue database (below), each written once and
+// dropped whole, its copies packed (packCopies):
 // a copy in a segment is an offer of its job at its version, never updated
 // nor removed alone. Other copies, and every later copy of a job, go to the
 // priority's main collection as before (queue.go).
@@ -78,14 +79,19 @@ var segmentSettle = time.Minute
 const segmentIdle = 10 * time.Second
 
 // segmentPrefix starts the name of a segment in the run-queue database
-// (RunQueueDB). Earlier builds wrote their segments into the jobs database
-// as queue_p<NNN>_<first>_<Unix ms>: those are still read, offered and
-// dropped there, by their names (runQueueColl).
-const segmentPrefix = "runq_p"
+// (RunQueueDB). Earlier builds wrote whole copies into segments named
+// runq_p<NNN>_... there (wholePrefix; a build of that kind would take a
+// packed copy for a job, so the names differ), and before that into the
+// jobs database as queue_p<NNN>_<first>_<Unix ms>: those are still read,
+// offered and dropped where they are, by their names (runQueueColl).
+const (
+	segmentPrefix = "runqb_p"
+	wholePrefix   = "runq_p"
+)
 
 // segmentName is the name of a new segment of priority's queue whose
 // smallest job id is first and largest last, created at born:
-// runq_p<NNN>_<first>_<last>_<Unix milliseconds>. Readers order a
+// runqb_p<NNN>_<first>_<last>_<Unix milliseconds>. Readers order a
 // priority's segments by first (this build's and earlier ones' alike): a
 // listing that has enough jobs with smaller ids reads no further segment;
 // a newest-first one bounds a segment by last (newestBound).
@@ -101,7 +107,9 @@ func parseQueueName(name string) (priority int, c queueColl, ok bool) {
 	rest, earlier := strings.CutPrefix(name, queuePrefix)
 	if !earlier {
 		if rest, ok = strings.CutPrefix(name, segmentPrefix); !ok {
-			return 0, c, false
+			if rest, ok = strings.CutPrefix(name, wholePrefix); !ok {
+				return 0, c, false
+			}
 		}
 	}
 	p, tail, segment := strings.Cut(rest, "_")
@@ -177,7 +185,7 @@ func RunQueueDB(jobsDB string) string {
 // priority's main collection, a segment of an earlier build, its marks) in
 // the jobs database.
 func (s *Store) runQueueColl(name string) *mongo.Collection {
-	if strings.HasPrefix(strings.TrimPrefix(name, marksPrefix), segmentPrefix) {
+	if n := strings.TrimPrefix(name, marksPrefix); strings.HasPrefix(n, segmentPrefix) || strings.HasPrefix(n, wholePrefix) {
 		return s.runqDB.Collection(name)
 	}
 	return s.jobsDB.Collection(name)
@@ -450,7 +458,7 @@ func (s *Store) segmentDue(ctx context.Context, name string, born, now time.Time
 	c.mu.Unlock()
 	if reread {
 		var err error
-		jobs, err = findAll[model.Job](ctx, s.runQueueColl(name), bson.D{}, options.Find().SetBatchSize(InsertBatch))
+		jobs, err = readCopies(ctx, s.runQueueColl(name))
 		if err != nil {
 			return nil, err
 		}
@@ -677,7 +685,7 @@ func (s *Store) writeSegment(ctx context.Context, priority int, docs []any) erro
 	coll := s.runQueueColl(segmentName(priority, first, info.Last, born))
 	info.Name = coll.Name()
 	s.writeSegmentInfo(ctx, info)
-	if _, _, err := insertMany(ctx, coll, docs); err != nil {
+	if _, _, err := insertMany(ctx, coll, packCopies(docs)); err != nil {
 		return err
 	}
 	err := retry(ctx, func() error {
@@ -788,4 +796,41 @@ func (s *Store) dropOrphanInfo(ctx context.Context) error {
 		s.dropSegmentInfo(ctx, name)
 	}
 	return nil
+}
+
+// packCopies returns the copies of docs (whole jobs) as a segment stores
+// them: the job packed in a binary value (p), beside the fields readers
+// filter or project on.
+func packCopies(docs []any) []any {
+	out := make([]any, len(docs))
+	for i, d := range docs {
+		raw := d.(bson.Raw)
+		out[i] = bson.D{
+			{Key: "_id", Value: raw.Lookup("_id")},
+			{Key: "state", Value: raw.Lookup("state")},
+			{Key: "type", Value: raw.Lookup("type")},
+			{Key: "version", Value: raw.Lookup("version")},
+			{Key: "p", Value: bson.Binary{Data: raw}},
+		}
+	}
+	return out
+}
+
+// readCopies reads every copy of a segment, packed (packCopies) or whole
+// (earlier builds).
+func readCopies(ctx context.Context, coll *mongo.Collection) ([]model.Job, error) {
+	raws, err := findAll[bson.Raw](ctx, coll, bson.D{}, options.Find().SetBatchSize(InsertBatch))
+	if err != nil {
+		return nil, err
+	}
+	jobs := make([]model.Job, len(raws))
+	for i, raw := range raws {
+		if _, p, ok := raw.Lookup("p").BinaryOK(); ok {
+			raw = p
+		}
+		if err := bson.Unmarshal(raw, &jobs[i]); err != nil {
+			return nil, fmt.Errorf("reading run-queue segment %s: %w", coll.Name(), err)
+		}
+	}
+	return jobs, nil
 }

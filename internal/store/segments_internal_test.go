@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -211,6 +212,73 @@ func TestSegmentOfAnEarlierBuild(t *testing.T) {
 		if stored, err := a.GetJob(ctx, j.ID); err != nil || stored.State != model.StateCompleted || stored.Version != 2 {
 			t.Fatalf("job %s: %+v (%v), want completed once (version 2)", j.ID.Hex(), stored, err)
 		}
+	}
+}
+
+// TestSegmentOfWholeCopies: a segment that a build before packed copies
+// wrote in the run-queue database (runq_p<NNN>_..., each copy a whole job)
+// is offered as this build's are, its jobs run once with the arguments
+// they were enqueued with, and it is dropped once every offer is taken;
+// this build's copies are packed, under a name such builds do not read.
+func TestSegmentOfWholeCopies(t *testing.T) {
+	dbtest.RequireFerretDB(t)
+	ctx := context.Background()
+	s := openInternal(t)
+	jobs := make([]*model.Job, 10)
+	docs := make([]any, len(jobs))
+	for i := range jobs {
+		jobs[i] = queuedSimple(50)
+		params, err := bson.Marshal(bson.D{{Key: "n", Value: i}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		jobs[i].Params = params
+		docs[i] = jobs[i]
+	}
+	if _, _, err := insertMany(ctx, s.jobs(), docs); err != nil {
+		t.Fatal(err)
+	}
+	name := fmt.Sprintf("%s%03d_%s_%s_%013d", wholePrefix, 50, jobs[0].ID.Hex(), jobs[len(jobs)-1].ID.Hex(), time.Now().UnixMilli())
+	if _, _, err := insertMany(ctx, s.runqDB.Collection(name), append(docs, bson.D{{Key: "_id", Value: sealID}})); err != nil {
+		t.Fatal(err)
+	}
+	offered := offeredJobs(t, s)
+	if got, want := jobIDs(offered), sortedIDs(jobs); !slices.Equal(got, want) {
+		t.Fatalf("offered %d jobs of a segment of whole copies, want %d", len(got), len(want))
+	}
+	for i := range offered {
+		if !bytes.Equal(offered[i].Params, jobs[i].Params) {
+			t.Fatalf("offered job %s with params %s, want %s", offered[i].ID.Hex(), offered[i].Params, jobs[i].Params)
+		}
+	}
+	runAll(t, s, offered, "srv")
+	if got := runnableIDs(t, s); len(got) != 0 { // the selection that drops the segment
+		t.Fatalf("offered %d jobs after every job completed, want none", len(got))
+	}
+	if segs := segmentNames(t, s); len(segs) != 0 {
+		t.Fatalf("segments after every offer was taken: %v, want none", segs)
+	}
+	for _, j := range jobs {
+		if stored, err := s.GetJob(ctx, j.ID); err != nil || stored.State != model.StateCompleted || stored.Version != 2 {
+			t.Fatalf("job %s: %+v (%v), want completed once (version 2)", j.ID.Hex(), stored, err)
+		}
+	}
+
+	// This build's copies are packed.
+	packed := bulkQueued(t, s, segmentMin, 50)
+	segs := segmentNames(t, s)
+	if len(segs) != 1 || !strings.HasPrefix(segs[0], segmentPrefix) {
+		t.Fatalf("segments of a bulk enqueue: %v, want one named %s...", segs, segmentPrefix)
+	}
+	var copyDoc bson.Raw
+	if err := s.runQueueColl(segs[0]).FindOne(ctx, bson.D{{Key: "_id", Value: packed[0].ID}}).Decode(&copyDoc); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, ok := copyDoc.Lookup("p").BinaryOK(); !ok || copyDoc.Lookup("run_at").Validate() == nil {
+		t.Fatalf("a copy of this build: %s, want the job packed in p", copyDoc)
+	}
+	if got := jobIDs(offeredJobs(t, s)); !slices.Equal(got, sortedIDs(packed)) {
+		t.Fatalf("offered %d jobs of a packed segment, want %d", len(got), len(packed))
 	}
 }
 
