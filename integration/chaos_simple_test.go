@@ -48,10 +48,10 @@ func TestChaosSimpleJobs(t *testing.T) {
 		// server/block.go; a transition claim written just before the kill
 		// is rolled forward later, then requeued: a new attempt without a
 		// run), runs, and ran with their ends still in flight (endLater in
-		// server/worker.go), at most heldPerWorker (12) in all, each from
+		// server/worker.go), at most heldPerWorker (32) in all, each from
 		// a hold slot taken before its claim. The selector
 		// (server/selector.go) caches candidates but claims none of them.
-		heldPerServer = workers * 12
+		heldPerServer = workers * 32
 	)
 	n := envInt(t, "ROCKETJOB_CHAOS_JOBS", 500, 100)
 	chaosFor := envDuration(t, "ROCKETJOB_CHAOS_DURATION", 15*time.Second, 5*time.Second)

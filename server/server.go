@@ -236,7 +236,7 @@ func New(client *rocketjob.Client, cfg *Config) (*Server, error) {
 		return nil, errors.New("server config: no job type left to run after include/exclude")
 	}
 	s.sel = newSelector(s.store, c.ReCheck, c.PollInterval)
-	s.sel.reserve = c.Workers * maxBlock
+	s.sel.reserve = 4 * c.Workers * maxBlock
 	s.sel.types = s.types
 
 	s.heartbeat = newHeartbeat(heartbeatConfig{Name: c.Name, Interval: c.HeartbeatInterval}, s.store, s.log)

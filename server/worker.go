@@ -270,8 +270,11 @@ func (s *Server) performSimple(ctx context.Context, spec *rocketjob.TypeSpec, jo
 // being started (a block of them, runBlock), running, and ended with
 // their ends still in flight (endLater). It is more than maxBlock, so that
 // workers taking the slots of their blocks one by one never hold them all
-// between them: the ends in flight free the rest.
-const heldPerWorker = 12
+// between them: the ends in flight free the rest; and twice as much, so
+// that a worker starts its next block while the ends of its last one are
+// written (with 12, `bench --simple` workers waited for slots a third of
+// their time). It bounds what a kill -9 of the server re-runs.
+const heldPerWorker = 32
 
 // holdSlot takes one of the server's slots for a simple job it holds
 // (heldPerWorker per worker), waiting for one, and returns what frees it
