@@ -51,7 +51,9 @@ type selector struct {
 	skip      map[bson.ObjectID]skipped // jobs with nothing to claim here, for now
 	wakeCh    chan struct{}
 
-	refreshMu sync.Mutex // one selection query at a time; the others use its result
+	refreshMu sync.Mutex    // one selection query at a time; the others use its result
+	ahead     chan struct{} // closed when the read ahead under way (readAhead) ends; nil: none (sel.mu)
+	listed    int           // the queued jobs of this server's stripe in the list when read (mine)
 
 	// Stripes: the simple jobs of one priority are shared out among the
 	// live servers by a hash of their id, so that servers reading the same
@@ -145,11 +147,64 @@ func (sel *selector) refresh(ctx context.Context, maxAge time.Duration) error {
 	}
 	sel.mu.Lock()
 	sel.jobs, sel.taken = jobs, false
+	sel.listed = sel.mine(time.Now())
 	if !sel.dropped.After(started) { // else invalidated while read: read again next time
 		sel.fetchedAt = started
 	}
 	sel.mu.Unlock()
 	return nil
+}
+
+// mine counts the queued jobs of the list that this server's workers may
+// take (its stripe's, not skipped) (sel.mu held).
+func (sel *selector) mine(now time.Time) int {
+	n := 0
+	for i := range sel.jobs {
+		j := &sel.jobs[i]
+		if j.State == model.StateQueued && !sel.skipped(j, now) && (sel.of <= 1 || j.Kind != model.KindSimple || stripe(j.ID, sel.of) == sel.rank) {
+			n++
+		}
+	}
+	return n
+}
+
+// aheadDue reports whether the list should be read again now, in the
+// background (readAhead): it listed at least long queued jobs for this
+// server, and its workers took half of them. With blocks of short jobs a
+// list of hundreds lasts a few blocks; read only once it ran out, every
+// worker waited for each read (a third of their time in `bench
+// --simple`). A shorter list is read again once it runs out, as before.
+func (sel *selector) aheadDue(long int) bool {
+	sel.mu.Lock()
+	defer sel.mu.Unlock()
+	if !sel.taken || sel.ahead != nil || sel.listed < long || 2*sel.mine(time.Now()) >= sel.listed {
+		return false
+	}
+	sel.ahead = make(chan struct{})
+	return true
+}
+
+// readAhead reads the list again (aheadDue said so); a failure leaves it
+// to the workers, once the list runs out.
+func (sel *selector) readAhead(ctx context.Context) {
+	_ = sel.refresh(ctx, 0)
+	sel.mu.Lock()
+	close(sel.ahead)
+	sel.ahead = nil
+	sel.mu.Unlock()
+}
+
+// awaitAhead waits for a read ahead under way, if there is one, and
+// reports whether there was.
+func (sel *selector) awaitAhead() bool {
+	sel.mu.Lock()
+	done := sel.ahead
+	sel.mu.Unlock()
+	if done == nil {
+		return false
+	}
+	<-done
+	return true
 }
 
 // consumed reports whether the list ran out because this server's workers

@@ -117,6 +117,9 @@ func (s *Server) workerLoop(ctx context.Context, id int) {
 			continue
 		}
 		job := s.sel.next()
+		if job == nil && s.sel.consumed() && s.sel.awaitAhead() {
+			job = s.sel.next() // the list read ahead
+		}
 		if job == nil && s.sel.consumed() {
 			// The workers took every job listed: read the next ones now.
 			s.sel.invalidate()
@@ -127,6 +130,9 @@ func (s *Server) workerLoop(ctx context.Context, id int) {
 		if job == nil {
 			s.sel.wait(ctx)
 			continue
+		}
+		if s.sel.aheadDue(s.cfg.Workers * maxBlock) {
+			s.followUps.Go(func() { s.sel.readAhead(ctx) })
 		}
 		s.busy.Add(1)
 		ok, err := s.mayStart(ctx, job)
