@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"runtime"
 	"sync"
-	"sync/atomic"
 	"time"
 	"weak"
 
@@ -114,9 +113,7 @@ type jobWriters struct {
 	updates batcher[jobUpdate, updateResult]
 	drops   batcher[dropCopy, struct{}]
 	records batcher[bson.D, updateResult] // end records (endrecords.go)
-	// stateLast is the size of the previous batch of state index changes
-	// (stateBatcher, which is dropped when idle): endLinger.
-	stateLast atomic.Int64
+	states  batcher[stateChange, struct{}] // state index changes (liststate.go)
 
 	heldMu sync.Mutex
 	held   map[bson.ObjectID]*heldStart // simple jobs' starts held back (holdStart)
@@ -363,8 +360,12 @@ func (s *Store) jobWriters() *jobWriters {
 	w.updates.write = func(ctx context.Context, u []jobUpdate) []updateResult { return key.Value().writeUpdates(ctx, u) }
 	w.drops.write = func(ctx context.Context, d []dropCopy) []struct{} { return key.Value().writeDrops(ctx, d) }
 	w.records.write = func(ctx context.Context, r []bson.D) []updateResult { return key.Value().writeEndRecords(ctx, r) }
-	w.records.linger = endLinger
-	w.claims.max, w.records.max = maxInsertBatch, maxInsertBatch
+	w.states.write = func(ctx context.Context, c []stateChange) []struct{} {
+		key.Value().syncStateChanges(ctx, c)
+		return make([]struct{}, len(c))
+	}
+	w.records.linger, w.states.linger = endLinger, endLinger
+	w.claims.max, w.records.max, w.states.max = maxInsertBatch, maxInsertBatch, maxInsertBatch
 	got, loaded := jobWriterSets.LoadOrStore(key, w)
 	if !loaded {
 		runtime.AddCleanup(s, func(k weak.Pointer[Store]) { jobWriterSets.Delete(k) }, key)

@@ -9,9 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
-	"weak"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
@@ -83,10 +81,11 @@ func indexedState(j *model.Job) model.State {
 // A failure leaves an entry missing (the job is left out of limited
 // listings) or out of date (skipped by them); the job write itself succeeded.
 //
-// The writes of concurrent job writes are made together (stateBatcher):
-// while one batch is written, the changes that arrive wait for the next, so
-// that the workers of a busy server add one insertMany (and, as jobs
-// complete, one deleteMany) per batch rather than a write or two per job.
+// The writes of concurrent job writes are made together (jobWriters.states,
+// a batcher: jobs_batch.go): while one batch is written, the changes that
+// arrive wait for the next, so that the workers of a busy server add one
+// insertMany (and, as jobs complete, one deleteMany) per batch rather than
+// a write or two per job. A failure is not reported: the index is a hint.
 func (s *Store) syncStates(ctx context.Context, before, after *model.Job) {
 	s.syncStatesPart(ctx, before, after, statePut|stateDrop)
 }
@@ -114,7 +113,7 @@ func (s *Store) syncStatesPart(ctx context.Context, before, after *model.Job, pa
 	if part&statePut == 0 && from == "" || part&stateDrop == 0 && to == "" {
 		return // nothing of that part to do
 	}
-	s.stateBatcher().sync(ctx, s, stateChange{before, after, part})
+	s.jobWriters().states.do(ctx, stateChange{before, after, part})
 }
 
 // stateChange is one job write's change of the state index.
@@ -123,66 +122,7 @@ type stateChange struct {
 	part          int // statePut, stateDrop or both
 }
 
-// stateBatchers holds the batcher of each Store with state index writes in
-// flight (weakly: a closed Store is not kept alive by its entry).
-var stateBatchers sync.Map // weak.Pointer[Store] -> *stateBatcher
-
-func (s *Store) stateBatcher() *stateBatcher {
-	b, _ := stateBatchers.LoadOrStore(weak.Make(s), &stateBatcher{})
-	return b.(*stateBatcher)
-}
-
-// stateBatcher writes the state index changes of concurrent job writes
-// together: the first caller writes the batch, and the next ones while
-// changes keep arriving; the others wait for the batch that holds theirs.
-type stateBatcher struct {
-	mu       sync.Mutex
-	changes  []stateChange
-	waiters  []chan struct{}
-	flushing bool
-}
-
-// sync adds one change and returns once it is written (or failed: the
-// index is a hint).
-func (b *stateBatcher) sync(ctx context.Context, s *Store, c stateChange) {
-	done := make(chan struct{})
-	b.mu.Lock()
-	b.changes, b.waiters = append(b.changes, c), append(b.waiters, done)
-	if b.flushing {
-		b.mu.Unlock()
-		<-done
-		return
-	}
-	b.flushing = true
-	b.mu.Unlock()
-	last := &s.jobWriters().stateLast // the size of the previous batch (the batcher goes when idle)
-	busy := last.Load() > 1
-	ctx = context.WithoutCancel(ctx) // the batch holds other callers' changes
-	if busy {
-		time.Sleep(endLinger) // changes come in company: wait for more
-	}
-	for {
-		b.mu.Lock()
-		changes, waiters := b.changes, b.waiters
-		b.changes, b.waiters = nil, nil
-		if len(waiters) > 0 {
-			last.Store(int64(len(waiters)))
-		}
-		if len(waiters) == 0 {
-			b.flushing = false
-			stateBatchers.CompareAndDelete(weak.Make(s), b) // idle: forget it
-			b.mu.Unlock()
-			return
-		}
-		b.mu.Unlock()
-		s.syncStateChanges(ctx, changes)
-		for _, w := range waiters {
-			close(w)
-		}
-	}
-}
-
-// syncStateChanges makes a batch of state index changes (stateBatcher's),
+// syncStateChanges makes a batch of state index changes (jobWriters.states),
 // each only in its part, in few database writes: one insertMany of new
 // entries per state and priority; for the entries to remove, one
 // deleteMany of the running ones per priority, its filter guarding each by
