@@ -112,7 +112,7 @@ type jobWriters struct {
 	claims  batcher[bson.D, error]
 	updates batcher[jobUpdate, updateResult]
 	drops   batcher[dropCopy, struct{}]
-	records batcher[bson.D, updateResult] // end records (endrecords.go)
+	records batcher[bson.D, updateResult]  // end records (endrecords.go)
 	states  batcher[stateChange, struct{}] // state index changes (liststate.go)
 
 	heldMu sync.Mutex
