@@ -71,9 +71,11 @@ type SimpleConfig struct {
 	// Backlog, when set, enqueues that many no-op jobs of BacklogType at a
 	// lower priority (60) before each rocketjob run, untimed apart from
 	// their own enqueue rate: the servers know the type but reach those
-	// jobs only after the N, so they stay queued, and the run shows
-	// whether enqueue, selection and listings stay flat with the size of
-	// the queue. The baseline has no backlog.
+	// jobs only after the N, so they stay queued while the N run, and the
+	// run shows whether enqueue, selection and listings stay flat with the
+	// size of the queue. Once the N are done the servers go on to the
+	// backlog until they are stopped: the report counts those runs. The
+	// baseline has no backlog.
 	Backlog int
 	// RiverDSN, when set, runs River on the PostgreSQL server it names as a
 	// peer: N no-op jobs, one River job each (riverbench.RunSimple).
@@ -150,12 +152,14 @@ type SimpleRun struct {
 	Runs, Completed int64
 	// Probe is the priority probe of a rocketjob run.
 	Probe *PriorityProbe
-	// Backlog is how many jobs of the backlog were queued (SimpleConfig.Backlog)
-	// and BacklogEnqueue how long their enqueue took.
+	// Backlog is how many jobs of the backlog were queued (SimpleConfig.Backlog),
+	// BacklogEnqueue how long their enqueue took, and BacklogRan how many
+	// of them ran after the N, before the servers stopped.
 	Backlog        int
 	BacklogEnqueue time.Duration
+	BacklogRan     int64
 	// Reads are the listings and the show of a rocketjob run, timed
-	// once every job completed (the backlog still queued).
+	// once every job completed (the backlog queued, but for BacklogRan).
 	Reads []TimedRead
 	// Calls are the database calls of each phase (PhaseEnqueue,
 	// PhaseProcess), most expensive first, with SimpleConfig.Trace.

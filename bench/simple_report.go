@@ -100,8 +100,8 @@ func (r *SimpleReport) writeVerdicts(b *strings.Builder, runs []SimpleRun) {
 	}
 	for _, run := range runs {
 		if run.Backlog > 0 {
-			fmt.Fprintf(b, "backlog, %s: %s priority-%d jobs of another type enqueued before the N (untimed) at %s jobs/s, queued throughout\n",
-				run.label(), commas(int64(run.Backlog)), backlogPriority, commas(int64(rate(run.Backlog, run.BacklogEnqueue))))
+			fmt.Fprintf(b, "backlog, %s: %s priority-%d jobs of another type enqueued before the N (untimed) at %s jobs/s, queued while the N ran; %s of them ran after the N, before the servers stopped\n",
+				run.label(), commas(int64(run.Backlog)), backlogPriority, commas(int64(rate(run.Backlog, run.BacklogEnqueue))), commas(run.BacklogRan))
 		}
 		for _, rd := range run.Reads {
 			fmt.Fprintf(b, "read, %s: %s: %s (%d jobs)\n", run.label(), rd.What, ms(rd.Took), rd.Jobs)

@@ -154,8 +154,8 @@ func runSimpleRocketJob(ctx context.Context, cfg SimpleConfig, uri, jobsDB, work
 	if err := fleet.stop(ctx); err != nil {
 		return run, fmt.Errorf("rocketjob: server: %w", err)
 	}
-	if n := t.backlog.Load(); n > 0 {
-		cfg.Logf("bench: rocketjob: %d backlog jobs ran before the servers stopped", n)
+	if run.BacklogRan = t.backlog.Load(); run.BacklogRan > 0 {
+		cfg.Logf("bench: rocketjob: %d backlog jobs ran before the servers stopped", run.BacklogRan)
 	}
 	if run.Reads, err = timeReads(ctx, client); err != nil {
 		return run, fmt.Errorf("rocketjob: %w", err)
