@@ -169,7 +169,7 @@ func (s *Store) writeEndRecords(ctx context.Context, recs []bson.D) []updateResu
 	for i, r := range recs {
 		docs[i] = r
 	}
-	_, _, err := insertMany(ctx, s.endRecords(), docs)
+	_, _, err := s.insert(ctx, s.endRecords(), docs)
 	for i := range out {
 		out[i] = updateResult{matched: 1, err: err}
 		if err != nil {

@@ -386,7 +386,7 @@ func (s *Store) writeClaims(ctx context.Context, claims []bson.D) []error {
 		claims[i] = append(c[:len(c):len(c)], bson.E{Key: "token", Value: bson.NewObjectID()})
 		docs[i] = claims[i]
 	}
-	dup, retried, err := insertMany(ctx, s.jobClaims(), docs)
+	dup, retried, err := s.insert(ctx, s.jobClaims(), docs)
 	// Each claim is decided alone: a claim refused for its own reason
 	// fails alone, not the batch (nor does it make the others duplicates).
 	refused := make([]error, len(claims))

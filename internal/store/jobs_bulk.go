@@ -73,7 +73,7 @@ func (s *Store) queueNew(ctx context.Context, copies []queued) error {
 		if len(main) == 0 {
 			continue
 		}
-		if _, _, err := insertMany(ctx, s.queue(p), main); err != nil && first == nil {
+		if _, _, err := s.insert(ctx, s.queue(p), main); err != nil && first == nil {
 			first = err
 		}
 	}

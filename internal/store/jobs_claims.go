@@ -101,7 +101,7 @@ func (claimJobs) insertJobs(ctx context.Context, s *Store, jobs []*model.Job) (i
 		// Should this process die before the copies are written, the
 		// intent tells the housekeeping which jobs lack theirs.
 		intent := s.intend(ctx, ids)
-		if _, _, err := insertMany(ctx, s.jobs(), docs); err != nil {
+		if _, _, err := s.insert(ctx, s.jobs(), docs); err != nil {
 			return written, fmt.Errorf("inserting jobs: %w", err)
 		}
 		written += len(batch)

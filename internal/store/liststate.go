@@ -181,7 +181,7 @@ func (s *Store) syncStateChanges(ctx context.Context, changes []stateChange) {
 		for i, j := range jobs {
 			docs[i] = stateEntry{ID: j.ID, Version: j.Version, Type: j.Type}
 		}
-		dup, _, err := insertMany(ctx, s.stateColl(k.state, k.priority), docs)
+		dup, _, err := s.insert(ctx, s.stateColl(k.state, k.priority), docs)
 		if err != nil {
 			continue
 		}
@@ -287,7 +287,7 @@ func (s *Store) putStatesNew(ctx context.Context, jobs []*model.Job) error {
 		for len(docs) > 0 {
 			batch := docs[:min(InsertBatch, len(docs))]
 			docs = docs[len(batch):]
-			if _, _, err := insertMany(ctx, s.stateColl(k.state, k.priority), batch); err != nil {
+			if _, _, err := s.insert(ctx, s.stateColl(k.state, k.priority), batch); err != nil {
 				return err
 			}
 		}

@@ -698,7 +698,7 @@ func (s *Store) reconcileQueue(ctx context.Context) (int, error) {
 	}
 	for p, docs := range missing {
 		// A copy written meanwhile by the job's own sync is newer: keep it.
-		dup, _, err := insertMany(ctx, s.queue(p), docs)
+		dup, _, err := s.insert(ctx, s.queue(p), docs)
 		if err != nil {
 			return fixed, err
 		}

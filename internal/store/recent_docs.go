@@ -102,7 +102,7 @@ func (s *Store) writeWindow(ctx context.Context, state model.State, entries []re
 		}
 		docs = append(docs, windowDoc{ID: bson.NewObjectID().Hex(), Packed: packed})
 	}
-	_, _, err := insertMany(ctx, s.windowColl(state), docs) // a duplicate is the same document, written
+	_, _, err := s.insert(ctx, s.windowColl(state), docs) // a duplicate is the same document, written
 	return err
 }
 

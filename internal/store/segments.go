@@ -494,7 +494,11 @@ func (s *Store) segmentDue(ctx context.Context, name string, born, now time.Time
 	}
 	drop := seg.settled && !untaken
 	if seg.settled && !drop && len(due) == 0 {
-		seg.jobs, seg.idle = nil, next // nothing here for this Store now: let the copies go
+		// Nothing here for this Store now: keep the untaken copies if they
+		// are few (most often the offers it claimed at the end of the
+		// segment, whose takes come within milliseconds: the segment is
+		// then dropped without reading its copies again), else let them go.
+		seg.jobs, seg.idle = untakenCopies(jobs, seg.taken), next
 	}
 	c.mu.Unlock()
 	for i := range unsure {
@@ -521,6 +525,26 @@ func (s *Store) segmentDue(ctx context.Context, name string, born, now time.Time
 		}
 	}
 	return due, nil
+}
+
+// segmentKeep bounds the untaken copies of a settled segment a Store keeps
+// while nothing in it is due for it: about the jobs a server has in flight.
+const segmentKeep = 256
+
+// untakenCopies returns the copies of jobs not taken, in a slice of their
+// own, or nil when there are more than segmentKeep.
+func untakenCopies(jobs []model.Job, taken map[bson.ObjectID]bool) []model.Job {
+	var keep []model.Job
+	for i := range jobs {
+		if taken[jobs[i].ID] {
+			continue
+		}
+		if len(keep) == segmentKeep {
+			return nil
+		}
+		keep = append(keep, jobs[i])
+	}
+	return keep
 }
 
 // dropSegment drops seg, every offer of which is taken: the jobs moved on,
@@ -685,7 +709,7 @@ func (s *Store) writeSegment(ctx context.Context, priority int, docs []any) erro
 	coll := s.runQueueColl(segmentName(priority, first, info.Last, born))
 	info.Name = coll.Name()
 	s.writeSegmentInfo(ctx, info)
-	if _, _, err := insertMany(ctx, coll, packCopies(docs)); err != nil {
+	if _, _, err := s.insert(ctx, coll, packCopies(docs)); err != nil {
 		return err
 	}
 	err := retry(ctx, func() error {

@@ -26,8 +26,9 @@ import (
 //   - a requeue (zombie, graceful stop, retry) inserts "<slice>:<attempt+1>"
 //     into the requeue collection, which makes that attempt claimable.
 type ferretSlices struct {
-	db    *mongo.Database
-	known knownJobs // the finished slices this process knows of, by job
+	db     *mongo.Database
+	ferret bool      // db is FerretDB (the insert strategy also runs on MongoDB)
+	known  knownJobs // the finished slices this process knows of, by job
 
 	countMu sync.Mutex
 	counted map[bson.ObjectID]time.Time // when AllDone last counted a job's done markers exactly
@@ -708,7 +709,7 @@ func (ff *ferretFeeder) insertClaims(ctx context.Context, r *claimReq) (mine []b
 		t, ok := raw.Lookup("token").ObjectIDOK()
 		return ok && t == r.token
 	}
-	lost, retried, err := insertMany(ctx, ff.f.coll(ff.job, "claims"), r.docs)
+	lost, retried, err := ff.f.insertDocs(ctx, ff.f.coll(ff.job, "claims"), r.docs)
 	mine = make([]bool, len(r.docs))
 	if err != nil {
 		// Some claims may have gone in before the error (a full disk): they
@@ -974,34 +975,6 @@ func (ff *ferretFeeder) waitClaiming(ctx context.Context) error {
 	return nil
 }
 
-// insertMany inserts docs unordered and reports which were duplicates (lost
-// to an earlier insert of the same _id). When it had to retry after a
-// transient error (retried), a duplicate may be one of its own earlier
-// inserts: callers that care look at the stored document.
-func insertMany(ctx context.Context, coll *mongo.Collection, docs []any) (dup []bool, retried bool, err error) {
-	tries := 0
-	err = retry(ctx, func() error {
-		tries++
-		dup = make([]bool, len(docs))
-		_, err := coll.InsertMany(ctx, docs, options.InsertMany().SetOrdered(false))
-		if err == nil {
-			return nil
-		}
-		var bwe mongo.BulkWriteException
-		if !errors.As(err, &bwe) || bwe.WriteConcernError != nil {
-			return err
-		}
-		for _, we := range bwe.WriteErrors {
-			if we.Code != 11000 {
-				return err
-			}
-			dup[we.Index] = true
-		}
-		return nil
-	})
-	return dup, tries > 1, err
-}
-
 // endPass forgets what is left of the pass under way.
 func (ff *ferretFeeder) endPass() {
 	ff.reading, ff.partial = false, false
@@ -1073,16 +1046,16 @@ func (f *ferretSlices) CompleteMany(ctx context.Context, job bson.ObjectID, done
 			d.Batch.fields()...)
 	}
 	if len(outputs) > 0 {
-		if _, _, err := insertMany(ctx, f.coll(job, "output"), outputs); err != nil {
+		if _, _, err := f.insertDocs(ctx, f.coll(job, "output"), outputs); err != nil {
 			return nil, fmt.Errorf("writing output slices: %w", err)
 		}
 	}
 	if len(failed) > 0 {
-		if _, _, err := insertMany(ctx, f.coll(job, "failed"), failed); err != nil {
+		if _, _, err := f.insertDocs(ctx, f.coll(job, "failed"), failed); err != nil {
 			return nil, fmt.Errorf("writing failed records: %w", err)
 		}
 	}
-	dup, retried, err := insertMany(ctx, f.coll(job, "done"), dones)
+	dup, retried, err := f.insertDocs(ctx, f.coll(job, "done"), dones)
 	if err != nil {
 		return nil, fmt.Errorf("finishing slices: %w", err)
 	}

@@ -165,7 +165,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 			"(two workers can claim the same slice): use the insert or auto claim strategy: %w", cfg.WorkDB, ErrClaimStrategyUnsafe)
 	}
 	if strategy == StrategyInsert {
-		s.slices = &ferretSlices{db: s.workDB}
+		s.slices = &ferretSlices{db: s.workDB, ferret: s.workFerret}
 	} else {
 		s.slices = &mongoSlices{db: s.workDB}
 	}
@@ -318,7 +318,7 @@ func (s *Store) WithSlices(mongoStrategy bool) *Store {
 	if mongoStrategy {
 		c.slices = &mongoSlices{db: s.workDB}
 	} else {
-		c.slices = &ferretSlices{db: s.workDB}
+		c.slices = &ferretSlices{db: s.workDB, ferret: s.workFerret}
 	}
 	return &c
 }

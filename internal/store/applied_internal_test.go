@@ -1,0 +1,54 @@
+package store
+
+import (
+	"reflect"
+	"testing"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+
+	"github.com/rocketjob-go/rocketjob/internal/model"
+)
+
+// TestApplied: a transition's set replaces fields the job has, adds those
+// it lacks, and its unset removes fields; the rest is kept as it was.
+func TestApplied(t *testing.T) {
+	created := time.Date(2026, 12, 5, 10, 0, 0, 0, time.UTC)
+	started := created.Add(time.Minute)
+	job := &model.Job{ID: bson.NewObjectID(), Type: "nap", Kind: model.KindSimple, State: model.StateQueued,
+		Priority: 50, CreatedAt: created, RunAt: created,
+		Version: 4, Attempt: 1, Failure: &model.Failure{Message: "boom"}}
+	params, err := bson.Marshal(bson.D{{Key: "ms", Value: int32(3)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	job.Params = params
+	set := bson.D{{Key: "state", Value: model.StateRunning}, {Key: "started_at", Value: started},
+		{Key: "version", Value: int64(5)}, {Key: "attempt", Value: 2}, {Key: "server", Value: "s1"}}
+	got, err := applied(job, set, []string{"failure"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := *job
+	want.State, want.StartedAt, want.Version, want.Attempt, want.Server, want.Failure = model.StateRunning, &started, 5, 2, "s1", nil
+	wantRaw, _ := bson.Marshal(&want)
+	gotRaw, _ := bson.Marshal(got)
+	var w, g bson.M
+	if err := bson.Unmarshal(wantRaw, &w); err != nil {
+		t.Fatal(err)
+	}
+	if err := bson.Unmarshal(gotRaw, &g); err != nil {
+		t.Fatal(err)
+	}
+	if len(g) != len(w) {
+		t.Fatalf("applied has %d fields, want %d:\n got %v\nwant %v", len(g), len(w), g, w)
+	}
+	for k, v := range w {
+		if gv, ok := g[k]; !ok || !reflect.DeepEqual(gv, v) {
+			t.Errorf("field %s: got %v, want %v", k, gv, v)
+		}
+	}
+	if job.State != model.StateQueued || job.Failure == nil || job.Version != 4 {
+		t.Errorf("applied changed the job it was given: %+v", job)
+	}
+}
