@@ -424,21 +424,38 @@ func (s *Store) readListSource(ctx context.Context, src *listSource, window int)
 			return err
 		}
 	}
-	limit := window + len(src.taken)
-	ids, err := findAll[struct {
-		ID bson.ObjectID `bson:"_id"`
-	}](ctx, src.coll, src.filter, options.Find().SetLimit(int64(limit)).SetProjection(bson.D{{Key: "_id", Value: 1}}))
-	if err != nil {
-		return err
+	var ids []bson.ObjectID
+	if bundled := segment && strings.HasPrefix(src.coll.Name(), segmentPrefix); bundled {
+		// Its bundles hold at most segmentMax copies: read whole.
+		copies, err := s.runQueueCopies(ctx, src.coll.Name(), src.filter, nil)
+		if err != nil {
+			return err
+		}
+		for _, c := range copies {
+			id, _ := c.Lookup("_id").ObjectIDOK()
+			ids = append(ids, id)
+		}
+		src.whole = true
+	} else {
+		limit := window + len(src.taken)
+		docs, err := findAll[struct {
+			ID bson.ObjectID `bson:"_id"`
+		}](ctx, src.coll, src.filter, options.Find().SetLimit(int64(limit)).SetProjection(bson.D{{Key: "_id", Value: 1}}))
+		if err != nil {
+			return err
+		}
+		for _, d := range docs {
+			ids = append(ids, d.ID)
+		}
+		src.whole = len(docs) < limit
 	}
 	if segment {
 		s.segmentListReads.Add(1)
 	}
-	src.whole = len(ids) < limit
 	src.ids = src.ids[:0]
-	for _, d := range ids {
-		if !src.taken[d.ID] && !(segment && d.ID == sealID) {
-			src.ids = append(src.ids, d.ID)
+	for _, id := range ids {
+		if !src.taken[id] && !(segment && id == sealID) {
+			src.ids = append(src.ids, id)
 		}
 	}
 	return nil

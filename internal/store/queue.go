@@ -578,15 +578,19 @@ func (s *Store) reconcileQueue(ctx context.Context) (int, error) {
 				}
 				read[c.name] = true
 				start := time.Now()
-				docs, err := findAll[struct {
-					ID      bson.ObjectID `bson:"_id"`
-					Version int64         `bson:"version"`
-				}](ctx, s.runQueueColl(c.name), bson.D{}, options.Find().SetProjection(bson.D{{Key: "version", Value: 1}}))
+				docs, err := s.runQueueCopies(ctx, c.name, nil, bson.D{{Key: "version", Value: 1}})
 				if err != nil {
 					return fmt.Errorf("reading the run queue: %w", err)
 				}
 				for _, d := range docs {
-					copies[d.ID] = append(copies[d.ID], copyOf{p, d.Version, c.segment})
+					var head struct {
+						ID      bson.ObjectID `bson:"_id"`
+						Version int64         `bson:"version"`
+					}
+					if err := bson.Unmarshal(d, &head); err != nil {
+						return fmt.Errorf("reading the run queue: %s: %w", c.name, err)
+					}
+					copies[head.ID] = append(copies[head.ID], copyOf{p, head.Version, c.segment})
 				}
 				if err := reconcilePace(ctx, start); err != nil {
 					return err

@@ -248,8 +248,17 @@ func (s *Store) newestSource(ctx context.Context, st model.State, names []string
 // queuedEntries reads the ids and types of the queued copies in one run-queue
 // collection (copies are whole jobs: fewer bytes projected).
 func (s *Store) queuedEntries(ctx context.Context, name string) ([]newestEntry, error) {
-	opts := options.Find().SetBatchSize(InsertBatch).SetProjection(bson.D{{Key: "_id", Value: 1}, {Key: "type", Value: 1}})
-	return findAll[newestEntry](ctx, s.runQueueColl(name), bson.D{{Key: "state", Value: model.StateQueued}}, opts)
+	docs, err := s.runQueueCopies(ctx, name, bson.D{{Key: "state", Value: model.StateQueued}}, bson.D{{Key: "_id", Value: 1}, {Key: "type", Value: 1}})
+	if err != nil {
+		return nil, err
+	}
+	out := make([]newestEntry, len(docs))
+	for i, d := range docs {
+		if err := bson.Unmarshal(d, &out[i]); err != nil {
+			return nil, fmt.Errorf("reading run-queue collection %s: %w", name, err)
+		}
+	}
+	return out, nil
 }
 
 // Newest-first over segments.

@@ -215,70 +215,112 @@ func TestSegmentOfAnEarlierBuild(t *testing.T) {
 	}
 }
 
-// TestSegmentOfWholeCopies: a segment that a build before packed copies
-// wrote in the run-queue database (runq_p<NNN>_..., each copy a whole job)
-// is offered as this build's are, its jobs run once with the arguments
-// they were enqueued with, and it is dropped once every offer is taken;
-// this build's copies are packed, under a name such builds do not read.
-func TestSegmentOfWholeCopies(t *testing.T) {
+// TestSegmentsOfEarlierBuilds: segments that builds before bundles wrote in
+// the run-queue database (runq_p<NNN>_..., each copy a whole job;
+// runqb_p<NNN>_..., each copy the job packed in a binary) are offered as
+// this build's are, their jobs run once with the arguments they were
+// enqueued with, and they are dropped once every offer is taken; this
+// build's copies are bundled, under a name such builds do not read, and
+// listed and reconciled like the others.
+func TestSegmentsOfEarlierBuilds(t *testing.T) {
 	dbtest.RequireFerretDB(t)
 	ctx := context.Background()
 	s := openInternal(t)
-	jobs := make([]*model.Job, 10)
-	docs := make([]any, len(jobs))
-	for i := range jobs {
-		jobs[i] = queuedSimple(50)
-		params, err := bson.Marshal(bson.D{{Key: "n", Value: i}})
-		if err != nil {
+	for _, kind := range []struct {
+		prefix string
+		copyOf func(raw bson.Raw) any
+	}{
+		{wholePrefix, func(raw bson.Raw) any { return raw }},
+		{packedPrefix, func(raw bson.Raw) any {
+			return bson.D{{Key: "_id", Value: raw.Lookup("_id")}, {Key: "state", Value: raw.Lookup("state")},
+				{Key: "type", Value: raw.Lookup("type")}, {Key: "version", Value: raw.Lookup("version")},
+				{Key: "p", Value: bson.Binary{Data: raw}}}
+		}},
+	} {
+		jobs := make([]*model.Job, 10)
+		docs, copies := make([]any, len(jobs)), make([]any, len(jobs))
+		for i := range jobs {
+			jobs[i] = queuedSimple(50)
+			params, err := bson.Marshal(bson.D{{Key: "n", Value: i}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			jobs[i].Params = params
+			raw, err := bson.Marshal(jobs[i])
+			if err != nil {
+				t.Fatal(err)
+			}
+			docs[i], copies[i] = jobs[i], kind.copyOf(raw)
+		}
+		if _, _, err := insertMany(ctx, s.jobs(), docs); err != nil {
 			t.Fatal(err)
 		}
-		jobs[i].Params = params
-		docs[i] = jobs[i]
-	}
-	if _, _, err := insertMany(ctx, s.jobs(), docs); err != nil {
-		t.Fatal(err)
-	}
-	name := fmt.Sprintf("%s%03d_%s_%s_%013d", wholePrefix, 50, jobs[0].ID.Hex(), jobs[len(jobs)-1].ID.Hex(), time.Now().UnixMilli())
-	if _, _, err := insertMany(ctx, s.runqDB.Collection(name), append(docs, bson.D{{Key: "_id", Value: sealID}})); err != nil {
-		t.Fatal(err)
-	}
-	offered := offeredJobs(t, s)
-	if got, want := jobIDs(offered), sortedIDs(jobs); !slices.Equal(got, want) {
-		t.Fatalf("offered %d jobs of a segment of whole copies, want %d", len(got), len(want))
-	}
-	for i := range offered {
-		if !bytes.Equal(offered[i].Params, jobs[i].Params) {
-			t.Fatalf("offered job %s with params %s, want %s", offered[i].ID.Hex(), offered[i].Params, jobs[i].Params)
+		name := fmt.Sprintf("%s%03d_%s_%s_%013d", kind.prefix, 50, jobs[0].ID.Hex(), jobs[len(jobs)-1].ID.Hex(), time.Now().UnixMilli())
+		if _, _, err := insertMany(ctx, s.runqDB.Collection(name), append(copies, bson.D{{Key: "_id", Value: sealID}})); err != nil {
+			t.Fatal(err)
 		}
-	}
-	runAll(t, s, offered, "srv")
-	if got := runnableIDs(t, s); len(got) != 0 { // the selection that drops the segment
-		t.Fatalf("offered %d jobs after every job completed, want none", len(got))
-	}
-	if segs := segmentNames(t, s); len(segs) != 0 {
-		t.Fatalf("segments after every offer was taken: %v, want none", segs)
-	}
-	for _, j := range jobs {
-		if stored, err := s.GetJob(ctx, j.ID); err != nil || stored.State != model.StateCompleted || stored.Version != 2 {
-			t.Fatalf("job %s: %+v (%v), want completed once (version 2)", j.ID.Hex(), stored, err)
+		listed, err := s.ListJobs(ctx, JobFilter{States: []model.State{model.StateQueued}, Limit: 50})
+		if err != nil || len(listed) != len(jobs) {
+			t.Fatalf("%s: listed %d queued jobs (%v), want %d", kind.prefix, len(listed), err, len(jobs))
+		}
+		offered := offeredJobs(t, s)
+		if got, want := jobIDs(offered), sortedIDs(jobs); !slices.Equal(got, want) {
+			t.Fatalf("%s: offered %d jobs of a segment of whole copies, want %d", kind.prefix, len(got), len(want))
+		}
+		for i := range offered {
+			if !bytes.Equal(offered[i].Params, jobs[i].Params) {
+				t.Fatalf("%s: offered job %s with params %s, want %s", kind.prefix, offered[i].ID.Hex(), offered[i].Params, jobs[i].Params)
+			}
+		}
+		runAll(t, s, offered, "srv")
+		if got := runnableIDs(t, s); len(got) != 0 { // the selection that drops the segment
+			t.Fatalf("%s: offered %d jobs after every job completed, want none", kind.prefix, len(got))
+		}
+		if segs := segmentNames(t, s); len(segs) != 0 {
+			t.Fatalf("%s: segments after every offer was taken: %v, want none", kind.prefix, segs)
+		}
+		for _, j := range jobs {
+			if stored, err := s.GetJob(ctx, j.ID); err != nil || stored.State != model.StateCompleted || stored.Version != 2 {
+				t.Fatalf("%s: job %s: %+v (%v), want completed once (version 2)", kind.prefix, j.ID.Hex(), stored, err)
+			}
 		}
 	}
 
-	// This build's copies are packed.
-	packed := bulkQueued(t, s, segmentMin, 50)
+	// This build's copies are bundled.
+	n := 2*segmentMin - 1 // one segment (bulkQueued)
+	bundled := bulkQueued(t, s, n, 50)
 	segs := segmentNames(t, s)
 	if len(segs) != 1 || !strings.HasPrefix(segs[0], segmentPrefix) {
 		t.Fatalf("segments of a bulk enqueue: %v, want one named %s...", segs, segmentPrefix)
 	}
-	var copyDoc bson.Raw
-	if err := s.runQueueColl(segs[0]).FindOne(ctx, bson.D{{Key: "_id", Value: packed[0].ID}}).Decode(&copyDoc); err != nil {
+	docs, err := findAll[bson.Raw](ctx, s.runQueueColl(segs[0]), bson.D{})
+	if err != nil {
 		t.Fatal(err)
 	}
-	if _, _, ok := copyDoc.Lookup("p").BinaryOK(); !ok || copyDoc.Lookup("run_at").Validate() == nil {
-		t.Fatalf("a copy of this build: %s, want the job packed in p", copyDoc)
+	bundles := (n + bundleMax - 1) / bundleMax
+	if len(docs) != bundles+1 { // and the seal
+		t.Fatalf("a segment of %d copies holds %d documents, want %d bundles and the seal", n, len(docs), bundles)
 	}
-	if got := jobIDs(offeredJobs(t, s)); !slices.Equal(got, sortedIDs(packed)) {
-		t.Fatalf("offered %d jobs of a packed segment, want %d", len(got), len(packed))
+	held := 0
+	for _, d := range docs[:bundles] {
+		copies, err := unbundle(d)
+		if _, _, ok := d.Lookup("b").BinaryOK(); !ok || err != nil || len(copies) > bundleMax {
+			t.Fatalf("a document of a segment of this build: %d copies (%v), want a bundle of at most %d", len(copies), err, bundleMax)
+		}
+		held += len(copies)
+	}
+	if held != n {
+		t.Fatalf("the bundles hold %d copies, want %d", held, n)
+	}
+	if got := jobIDs(offeredJobs(t, s)); !slices.Equal(got, sortedIDs(bundled)) {
+		t.Fatalf("offered %d jobs of a bundled segment, want %d", len(got), len(bundled))
+	}
+	listed, err := s.ListJobs(ctx, JobFilter{States: []model.State{model.StateQueued}, Limit: 50})
+	if err != nil || len(listed) != 50 || listed[0].ID != sortedIDs(bundled)[0] {
+		t.Fatalf("listed %d queued jobs (%v), want the first 50 of the bundles", len(listed), err)
+	}
+	if fixed, err := s.ReconcileQueue(ctx); err != nil || fixed != 0 {
+		t.Fatalf("a reconcile of a bundled segment fixed %d (%v), want 0", fixed, err)
 	}
 }
 
@@ -311,8 +353,8 @@ func TestBulkEnqueueInHalves(t *testing.T) {
 		t.Fatalf("segments after a bulk enqueue of %d: %v, want two halves", len(jobs), segs)
 	}
 	for _, name := range segs {
-		n, err := s.runQueueColl(name).CountDocuments(context.Background(), bson.D{{Key: "_id", Value: bson.D{{Key: "$ne", Value: sealID}}}})
-		if err != nil || n < segmentMin {
+		copies, err := s.runQueueCopies(context.Background(), name, bson.D{{Key: "state", Value: model.StateQueued}}, nil)
+		if n := len(copies); err != nil || n < segmentMin {
 			t.Fatalf("segment %s: %d copies (%v), want at least segmentMin (%d)", name, n, err, segmentMin)
 		}
 	}
