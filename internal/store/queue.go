@@ -421,7 +421,7 @@ func (s *Store) dueQueued(ctx context.Context, priority int, colls []queueColl, 
 		if len(due) >= n {
 			break
 		}
-		got, err := s.segmentDue(ctx, c.name, c.born, now, types)
+		got, err := s.segmentDue(ctx, c.name, c.born, now, n-len(due), types)
 		if err != nil {
 			return nil, err
 		}

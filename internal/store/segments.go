@@ -440,11 +440,12 @@ func (c *segments) get(name string, born time.Time) *segment {
 	return seg
 }
 
-// segmentDue returns the runnable copies due at now (of types, unless nil)
-// from one segment whose offers this Store has not seen taken. It reads the
+// segmentDue returns up to n runnable copies due at now (of types, unless
+// nil) from one segment whose offers this Store has not seen taken, the
+// first in the segment's order (its jobs' age, for a bulk enqueue's). It reads the
 // segment unless its copies are cached, or nothing in it is due for this
 // Store until later; it drops the segment once every offer in it is taken.
-func (s *Store) segmentDue(ctx context.Context, name string, born, now time.Time, types []string) ([]model.Job, error) {
+func (s *Store) segmentDue(ctx context.Context, name string, born, now time.Time, n int, types []string) ([]model.Job, error) {
 	c := s.segments
 	seg := c.get(name, born)
 	c.mu.Lock()
@@ -479,6 +480,7 @@ func (s *Store) segmentDue(ctx context.Context, name string, born, now time.Time
 	var due []model.Job
 	var unsure []model.Job // offers this Store claimed a while ago, their jobs not seen moved on
 	untaken := false
+	more := false                // due copies past the first n
 	next := now.Add(segmentIdle) // when something here may be due for this Store
 	for i := range jobs {
 		j := &jobs[i]
@@ -499,10 +501,14 @@ func (s *Store) segmentDue(ctx context.Context, name string, born, now time.Time
 			next = minTime(next, j.RunAt)
 			continue
 		}
-		due = append(due, *j)
+		if len(due) < n {
+			due = append(due, *j)
+		} else {
+			more = true
+		}
 	}
 	drop := seg.settled && !untaken
-	if seg.settled && !drop && len(due) == 0 {
+	if seg.settled && !drop && len(due) == 0 && !more {
 		// Nothing here for this Store now: keep the untaken copies if they
 		// are few (most often the offers it claimed at the end of the
 		// segment, whose takes come within milliseconds: the segment is
@@ -581,7 +587,8 @@ func (s *Store) dropSegment(ctx context.Context, seg *segment) error {
 // takes only by meeting their claims would list, and try, every offer the
 // others took. So each Store publishes the offers it took in the segment's
 // marks collection (taken_<segment>: one document {ids} per selection
-// that follows takes), and reads the others' before it selects from the
+// that follows takes, the ids packed in a binary b for a segment of
+// bundles), and reads the others' before it selects from the
 // segment: one small insert and one small read per selection, instead of a
 // delete per job. An offer taken since the others last wrote their marks
 // is still tried, and learned by its conflict.
@@ -620,8 +627,18 @@ func (s *Store) publishTakes(ctx context.Context, seg *segment) error {
 	if len(mine) == 0 {
 		return nil
 	}
+	marks := bson.D{{Key: "_id", Value: bson.NewObjectID()}, {Key: "ids", Value: mine}}
+	if strings.HasPrefix(seg.name, segmentPrefix) {
+		// The ids packed in one binary value (FerretDB decodes each value of
+		// an array). Only builds that write bundles read their marks.
+		packed := make([]byte, 0, len(mine)*len(bson.ObjectID{}))
+		for _, id := range mine {
+			packed = append(packed, id[:]...)
+		}
+		marks[1] = bson.E{Key: "b", Value: bson.Binary{Data: packed}}
+	}
 	err := retry(ctx, func() error {
-		_, err := s.runQueueColl(marksPrefix+seg.name).InsertOne(ctx, bson.D{{Key: "_id", Value: bson.NewObjectID()}, {Key: "ids", Value: mine}})
+		_, err := s.runQueueColl(marksPrefix+seg.name).InsertOne(ctx, marks)
 		return err
 	})
 	if err != nil {
@@ -669,7 +686,8 @@ func (s *Store) LeaveSegments(ctx context.Context) error {
 // taken.
 func (s *Store) segmentMarks(ctx context.Context, name string) (map[bson.ObjectID]bool, error) {
 	marks, err := findAll[struct {
-		IDs []bson.ObjectID `bson:"ids"`
+		IDs    []bson.ObjectID `bson:"ids"`
+		Packed []byte          `bson:"b"` // the ids one after the other (a segment of bundles)
 	}](ctx, s.runQueueColl(marksPrefix+name), bson.D{})
 	if err != nil {
 		return nil, err
@@ -678,6 +696,9 @@ func (s *Store) segmentMarks(ctx context.Context, name string) (map[bson.ObjectI
 	for _, m := range marks {
 		for _, id := range m.IDs {
 			taken[id] = true
+		}
+		for p := m.Packed; len(p) >= len(bson.ObjectID{}); p = p[len(bson.ObjectID{}):] {
+			taken[bson.ObjectID(p)] = true
 		}
 	}
 	return taken, nil

@@ -322,6 +322,23 @@ func TestSegmentsOfEarlierBuilds(t *testing.T) {
 	if fixed, err := s.ReconcileQueue(ctx); err != nil || fixed != 0 {
 		t.Fatalf("a reconcile of a bundled segment fixed %d (%v), want 0", fixed, err)
 	}
+
+	// Another server takes an offer; its marks hold the ids packed, and
+	// this one no longer offers it.
+	b := openSecond(t, s)
+	first := offeredJobs(t, b)[:1]
+	runAll(t, b, first, "b")
+	offeredJobs(t, b) // publishes the take
+	marks, err := findAll[bson.Raw](ctx, s.runQueueColl(marksPrefix+segs[0]), bson.D{})
+	if err != nil || len(marks) != 1 {
+		t.Fatalf("marks of a bundled segment: %d documents (%v), want 1", len(marks), err)
+	}
+	if _, packed, ok := marks[0].Lookup("b").BinaryOK(); !ok || !bytes.Equal(packed, first[0].ID[:]) {
+		t.Fatalf("marks of a bundled segment: %s, want the id taken packed in b", marks[0])
+	}
+	if got := jobIDs(offeredJobs(t, s)); len(got) != n-1 || slices.Contains(got, first[0].ID) {
+		t.Fatalf("offered %d jobs after another server took one, want the other %d", len(got), n-1)
+	}
 }
 
 // TestRunQueueDBName: the run-queue database is named after the jobs
