@@ -109,6 +109,16 @@ func (sel *selector) restripe(ctx context.Context) int {
 	return len(live)
 }
 
+// restripeSoon makes the next refresh re-read the live servers: a start
+// that conflicted is a sign that another server took the job, perhaps one
+// that started after the last read (two servers started together would
+// otherwise each take the other's stripe until the next stripeRefresh).
+func (sel *selector) restripeSoon() {
+	sel.mu.Lock()
+	sel.stripedAt = time.Time{}
+	sel.mu.Unlock()
+}
+
 // stripe returns the stripe of a simple job among of stripes.
 func stripe(id bson.ObjectID, of int) int {
 	h := fnv.New32a()

@@ -155,11 +155,16 @@ func (s *Server) afterRun(ctx context.Context, log *slog.Logger, job *model.Job,
 	case errors.Is(err, model.ErrConflict), errors.Is(err, model.ErrJobNotFound):
 		// Another process moved the job first, or the candidate was a
 		// stale copy: take the next candidate; the list is re-read at
-		// the next poll.
+		// the next poll. The run queue is repaired meanwhile: a burst of
+		// conflicts (two servers started together) had every worker wait
+		// for its repair's writes.
 		s.sel.skipFor(job, s.cfg.PollInterval)
-		if err := s.store.RepairQueued(ctx, job); err != nil {
-			log.Warn("repairing the run queue", "job", job.ID.Hex(), "err", err)
-		}
+		s.sel.restripeSoon()
+		s.followUps.Go(func() {
+			if err := s.store.RepairQueued(ctx, job); err != nil {
+				log.Warn("repairing the run queue", "job", job.ID.Hex(), "err", err)
+			}
+		})
 	default:
 		log.Error("job", "job", job.ID.Hex(), "type", job.Type, "err", err)
 		s.sel.skipFor(job, s.cfg.PollInterval)

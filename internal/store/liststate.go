@@ -228,13 +228,16 @@ func (s *Store) relook(ctx context.Context, ids []bson.ObjectID) {
 }
 
 // putState writes job's entry under its state and priority, unless an entry
-// of the same or a later version is there.
+// of the same or a later version is there (whose writer put it in its
+// window too).
 func (s *Store) putState(ctx context.Context, job *model.Job) error {
 	coll := s.stateColl(job.State, job.Priority)
 	entry := stateEntry{ID: job.ID, Version: job.Version, Type: job.Type}
+	wrote := false
 	err := retry(ctx, func() error {
 		_, err := coll.InsertOne(ctx, entry)
 		if !isDup(err) {
+			wrote = err == nil
 			return err
 		}
 		var have stateEntry
@@ -243,9 +246,10 @@ func (s *Store) putState(ctx context.Context, job *model.Job) error {
 			return err
 		}
 		_, err = coll.ReplaceOne(ctx, bson.D{{Key: "_id", Value: job.ID}}, entry)
+		wrote = err == nil
 		return err
 	})
-	if err == nil {
+	if wrote {
 		s.noteRecent(ctx, job) // and in its window (recent.go)
 	}
 	return err
