@@ -13,9 +13,10 @@ import (
 	"github.com/rocketjob-go/rocketjob/rocketjob"
 )
 
-// A job whose writer died before it put the job's copy in the run queue (or
-// a database from before the run queue) is found by the reconciliation
-// servers run (each at start, one of them every minute), and runs.
+// A job written without its copy in the run queue into a database whose
+// run queue is not known whole (written by a build from before the run
+// queue) is found by the reconcile that the first server runs at once (on
+// other databases one server an hour runs it), and runs.
 func TestJobWithoutRunQueueCopyRuns(t *testing.T) {
 	b := setup(t)
 	ctx := context.Background()

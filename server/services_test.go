@@ -342,3 +342,44 @@ func TestWakerService(t *testing.T) {
 		t.Fatal("an idle worker was not woken by a new job")
 	}
 }
+
+// TestHousekeeperDeepSweepWaits: the hour's reconcile of the whole run
+// queue (a read of every job) is left by a housekeeper fresh from its
+// server's start when the run queue is whole (a database new to this build),
+// taken by one that has run deepSweepAfter, and taken at once on a
+// database that may lack copies (written by a build before the run queue).
+func TestHousekeeperDeepSweepWaits(t *testing.T) {
+	dbtest.RequireFerretDB(t) // the claims strategy keeps a run queue
+	ctx := context.Background()
+	whole := func(t *testing.T) *store.Store {
+		st := serviceStore(t)
+		if err := st.MarkNewStateIndex(ctx); err != nil {
+			t.Fatal(err)
+		}
+		return st
+	}
+	left := func(st *store.Store) bool {
+		won, err := st.ClaimDeepSweep(ctx, time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return won
+	}
+
+	fresh := newHousekeeper(housekeeperConfig{Name: "fresh"}, whole(t), quietLog)
+	fresh.pass(ctx)
+	if !left(fresh.store) {
+		t.Errorf("a fresh housekeeper took the hour's reconcile of a whole run queue, want it left")
+	}
+	old := newHousekeeper(housekeeperConfig{Name: "old"}, whole(t), quietLog)
+	old.started = time.Now().Add(-deepSweepAfter)
+	old.pass(ctx)
+	if left(old.store) {
+		t.Errorf("a housekeeper that ran %s left the hour's reconcile, want it taken", deepSweepAfter)
+	}
+	earlier := newHousekeeper(housekeeperConfig{Name: "earlier"}, serviceStore(t), quietLog)
+	earlier.pass(ctx)
+	if left(earlier.store) {
+		t.Errorf("a fresh housekeeper left the hour's reconcile of a run queue not known whole, want it taken")
+	}
+}

@@ -52,6 +52,11 @@ const (
 	// and the markers of the windows of newest-first listings (recent.go).
 	stateIndexColl = "state_index"
 	stateIndexDone = "built"
+	// queueWhole, beside it, marks a run queue that holds a copy of every
+	// runnable job, but for writers that died (their intents) and writes
+	// behind the store's back: the database was new when this build first
+	// wrote a job, or a reconcile ran (QueueWhole).
+	queueWhole = "queue_whole"
 )
 
 // stateEntry is a job's entry in the state index.
@@ -325,8 +330,11 @@ func (s *Store) stateIndexBuilt(ctx context.Context) (bool, error) {
 		return false, err
 	}
 	// The windows of newest-first listings (recent.go) are complete from
-	// the first job on too.
+	// the first job on too, and so is the run queue.
 	if err = s.markWindowsWhole(ctx); err != nil {
+		return false, err
+	}
+	if err = s.markQueueWhole(ctx); err != nil {
 		return false, err
 	}
 	err = retry(ctx, func() error {

@@ -513,7 +513,42 @@ func (s *Store) repairQueued(ctx context.Context, stale *model.Job) error {
 // copy written meanwhile is never taken for stale; every write compares
 // versions again. It reads every copy and every live job: run it rarely.
 func (s *Store) ReconcileQueue(ctx context.Context) (int, error) {
-	return s.jobsStrategy.reconcileQueue(ctx, s)
+	n, err := s.jobsStrategy.reconcileQueue(ctx, s)
+	if err == nil && s.ferret {
+		err = s.markQueueWhole(ctx)
+	}
+	return n, err
+}
+
+// QueueWhole reports whether the run queue is known to hold a copy of every
+// runnable job (on FerretDB), but for those of writers that died (their
+// intents are repaired every minute) and of writes behind the store's back:
+// the database was new when this build first wrote a job, or a reconcile
+// ran since. A database written by a build from before the run queue is
+// not: its first reconcile is due at once. Always true on MongoDB, which
+// needs no run queue.
+func (s *Store) QueueWhole(ctx context.Context) (bool, error) {
+	if !s.ferret {
+		return true, nil
+	}
+	err := retry(ctx, func() error {
+		return s.jobsDB.Collection(stateIndexColl).FindOne(ctx, bson.D{{Key: "_id", Value: queueWhole}}).Err()
+	})
+	if errors.Is(err, mongo.ErrNoDocuments) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+// markQueueWhole marks the run queue whole (QueueWhole).
+func (s *Store) markQueueWhole(ctx context.Context) error {
+	return retry(ctx, func() error {
+		_, err := s.jobsDB.Collection(stateIndexColl).InsertOne(ctx, bson.D{{Key: "_id", Value: queueWhole}, {Key: "at", Value: time.Now()}})
+		if isDup(err) {
+			return nil
+		}
+		return err
+	})
 }
 
 // A reconcile reads every copy and every live job: with a queue of a

@@ -281,3 +281,37 @@ func TestPriorityMoveKeepsTheRunningEntry(t *testing.T) {
 		t.Fatalf("running jobs after a late priority move: %v, want the job at version %d", jobIDs(running), stored.Version)
 	}
 }
+
+// TestQueueWhole: a run queue is whole on a database new to this build
+// (marked before its first job) and after a reconcile, not on one whose
+// jobs an earlier build wrote.
+func TestQueueWhole(t *testing.T) {
+	dbtest.RequireFerretDB(t)
+	ctx := context.Background()
+	fresh := openInternal(t) // marks the new database
+	if whole, err := fresh.QueueWhole(ctx); err != nil || !whole {
+		t.Fatalf("a new database's run queue: whole %v (%v), want whole", whole, err)
+	}
+
+	jobsDB, workDB := dbtest.DBNames(t)
+	s, err := Open(ctx, Config{URI: dbtest.URI(), DB: jobsDB, WorkDB: workDB})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close(ctx) })
+	if _, err := s.jobs().InsertOne(ctx, queuedSimple(50)); err != nil { // an earlier build's job: no copy
+		t.Fatal(err)
+	}
+	if err := s.MarkNewStateIndex(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if whole, err := s.QueueWhole(ctx); err != nil || whole {
+		t.Fatalf("a run queue of jobs an earlier build wrote: whole %v (%v), want not", whole, err)
+	}
+	if fixed, err := s.ReconcileQueue(ctx); err != nil || fixed != 1 {
+		t.Fatalf("reconcile: %d fixed (%v), want the job's copy", fixed, err)
+	}
+	if whole, err := s.QueueWhole(ctx); err != nil || !whole {
+		t.Fatalf("after a reconcile: whole %v (%v), want whole", whole, err)
+	}
+}
