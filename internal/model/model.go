@@ -166,12 +166,15 @@ type Job struct {
 	SealedHeader []byte `bson:"sealed_header,omitempty" json:"-"`
 	// RawBytes and StoredBytes measure the uploaded input: record bytes, and
 	// what the input slices take once compressed and encrypted.
-	RawBytes          int64 `bson:"raw_bytes,omitempty" json:"raw_bytes,omitempty"`
-	StoredBytes       int64 `bson:"stored_bytes,omitempty" json:"stored_bytes,omitempty"`
-	RecordCount       int64 `bson:"record_count" json:"record_count"`
-	SliceCount        int64 `bson:"slice_count" json:"slice_count"`
-	ProcessedCount    int64 `bson:"processed_count" json:"processed_count"`
-	FailedRecordCount int64 `bson:"failed_record_count" json:"failed_record_count"`
+	RawBytes    int64 `bson:"raw_bytes,omitempty" json:"raw_bytes,omitempty"`
+	StoredBytes int64 `bson:"stored_bytes,omitempty" json:"stored_bytes,omitempty"`
+	// The counts of sliced jobs, left out of the document while zero (a
+	// simple job's always are: FerretDB encodes and decodes every value of
+	// every copy of a job it writes and reads).
+	RecordCount       int64 `bson:"record_count,omitempty" json:"record_count"`
+	SliceCount        int64 `bson:"slice_count,omitempty" json:"slice_count"`
+	ProcessedCount    int64 `bson:"processed_count,omitempty" json:"processed_count"`
+	FailedRecordCount int64 `bson:"failed_record_count,omitempty" json:"failed_record_count"`
 
 	// Batch jobs (issue 16).
 	// Statistics are the job's named counters (rocketjob.Inc): a simple
