@@ -78,9 +78,10 @@ func (t *simpleTracker) lastIDs() []bson.ObjectID {
 	return slices.Clone(t.last)
 }
 
-// done reports whether every job and the probe ran.
+// done reports whether every job and the probe ran, and the probe's
+// enqueue was noted (a server may run the probe before Enqueue returns).
 func (t *simpleTracker) done() bool {
-	return t.ran.Load() >= int64(len(t.runs)) && t.probe.runs.Load() > 0
+	return t.ran.Load() >= int64(len(t.runs)) && t.probe.runs.Load() > 0 && t.probe.enqueuedAt.Load() != 0
 }
 
 // register registers the job type and the probe's type.
