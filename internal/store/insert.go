@@ -93,20 +93,23 @@ func insertWith(ctx context.Context, docs []any, insert func() error) (dup []boo
 	return dup, tries > 1, err
 }
 
-// insert inserts docs into coll, a collection of the jobs or run-queue
-// database, as insertFerret or insertMany does.
-func (s *Store) insert(ctx context.Context, coll *mongo.Collection, docs []any) (dup []bool, retried bool, err error) {
-	if s.ferret {
+// insertOn inserts docs into coll as insertFerret does when its database
+// is FerretDB (ferret), else as insertMany does.
+func insertOn(ctx context.Context, ferret bool, coll *mongo.Collection, docs []any) (dup []bool, retried bool, err error) {
+	if ferret {
 		return insertFerret(ctx, coll, docs)
 	}
 	return insertMany(ctx, coll, docs)
 }
 
-// insert inserts docs into coll, a collection of the work database, as
-// insertFerret or insertMany does.
+// insert inserts docs into coll, a collection of the jobs or run-queue
+// database (insertOn).
+func (s *Store) insert(ctx context.Context, coll *mongo.Collection, docs []any) (dup []bool, retried bool, err error) {
+	return insertOn(ctx, s.ferret, coll, docs)
+}
+
+// insertDocs inserts docs into coll, a collection of the work database
+// (insertOn).
 func (f *ferretSlices) insertDocs(ctx context.Context, coll *mongo.Collection, docs []any) (dup []bool, retried bool, err error) {
-	if f.ferret {
-		return insertFerret(ctx, coll, docs)
-	}
-	return insertMany(ctx, coll, docs)
+	return insertOn(ctx, f.ferret, coll, docs)
 }

@@ -437,7 +437,7 @@ func (s *Store) readListSource(ctx context.Context, src *listSource, window int)
 		}
 	}
 	var ids []bson.ObjectID
-	if bundled := segment && strings.HasPrefix(src.coll.Name(), segmentPrefix); bundled {
+	if segment && bundled(src.coll.Name()) {
 		// Its bundles hold at most segmentMax copies: read whole.
 		copies, err := s.runQueueCopies(ctx, src.coll.Name(), src.filter, nil)
 		if err != nil {

@@ -97,6 +97,20 @@ const (
 // database, this build's first.
 var segmentPrefixes = []string{segmentPrefix, packedPrefix, wholePrefix}
 
+// segmentPrefixOf returns the prefix of segment name in the run-queue
+// database, or "" when name is not such a segment's.
+func segmentPrefixOf(name string) string {
+	i := slices.IndexFunc(segmentPrefixes, func(prefix string) bool { return strings.HasPrefix(name, prefix) })
+	if i < 0 {
+		return ""
+	}
+	return segmentPrefixes[i]
+}
+
+// bundled reports whether name is a segment of this build: its copies are
+// in bundles.
+func bundled(name string) bool { return segmentPrefixOf(name) == segmentPrefix }
+
 // segmentName is the name of a new segment of priority's queue whose
 // smallest job id is first and largest last, created at born:
 // runqs_p<NNN>_<first>_<last>_<Unix milliseconds>. Readers order a
@@ -114,11 +128,11 @@ func segmentName(priority int, first, last bson.ObjectID, born time.Time) string
 func parseQueueName(name string) (priority int, c queueColl, ok bool) {
 	rest, earlier := strings.CutPrefix(name, queuePrefix)
 	if !earlier {
-		i := slices.IndexFunc(segmentPrefixes, func(prefix string) bool { return strings.HasPrefix(name, prefix) })
-		if i < 0 {
+		prefix := segmentPrefixOf(name)
+		if prefix == "" {
 			return 0, c, false
 		}
-		rest = name[len(segmentPrefixes[i]):]
+		rest = name[len(prefix):]
 	}
 	p, tail, segment := strings.Cut(rest, "_")
 	priority, err := strconv.Atoi(p)
@@ -193,8 +207,7 @@ func RunQueueDB(jobsDB string) string {
 // priority's main collection, a segment of an earlier build, its marks) in
 // the jobs database.
 func (s *Store) runQueueColl(name string) *mongo.Collection {
-	n := strings.TrimPrefix(name, marksPrefix)
-	if slices.ContainsFunc(segmentPrefixes, func(prefix string) bool { return strings.HasPrefix(n, prefix) }) {
+	if segmentPrefixOf(strings.TrimPrefix(name, marksPrefix)) != "" {
 		return s.runqDB.Collection(name)
 	}
 	return s.jobsDB.Collection(name)
@@ -480,7 +493,6 @@ func (s *Store) segmentDue(ctx context.Context, name string, born, now time.Time
 	var due []model.Job
 	var unsure []model.Job // offers this Store claimed a while ago, their jobs not seen moved on
 	untaken := false
-	more := false                // due copies past the first n
 	next := now.Add(segmentIdle) // when something here may be due for this Store
 	for i := range jobs {
 		j := &jobs[i]
@@ -503,12 +515,10 @@ func (s *Store) segmentDue(ctx context.Context, name string, born, now time.Time
 		}
 		if len(due) < n {
 			due = append(due, *j)
-		} else {
-			more = true
 		}
 	}
 	drop := seg.settled && !untaken
-	if seg.settled && !drop && len(due) == 0 && !more {
+	if seg.settled && !drop && len(due) == 0 {
 		// Nothing here for this Store now: keep the untaken copies if they
 		// are few (most often the offers it claimed at the end of the
 		// segment, whose takes come within milliseconds: the segment is
@@ -628,7 +638,7 @@ func (s *Store) publishTakes(ctx context.Context, seg *segment) error {
 		return nil
 	}
 	marks := bson.D{{Key: "_id", Value: bson.NewObjectID()}, {Key: "ids", Value: mine}}
-	if strings.HasPrefix(seg.name, segmentPrefix) {
+	if bundled(seg.name) {
 		// The ids packed in one binary value (FerretDB decodes each value of
 		// an array). Only builds that write bundles read their marks.
 		packed := make([]byte, 0, len(mine)*len(bson.ObjectID{}))
@@ -914,7 +924,7 @@ func (s *Store) runQueueCopies(ctx context.Context, name string, filter, proj bs
 	if filter == nil {
 		filter = bson.D{}
 	}
-	if !strings.HasPrefix(name, segmentPrefix) {
+	if !bundled(name) {
 		opts := options.Find().SetBatchSize(InsertBatch)
 		if proj != nil {
 			opts.SetProjection(proj)
