@@ -33,9 +33,30 @@ type bundle struct {
 	jobs, work  string
 	client      *rocketjob.Client
 	runs        sync.Map // job id -> *atomic.Int32
+	runLog      sync.Map // job id -> *runNotes: who ran it, for a failure's message
 	afterCalls  atomic.Int32
 	squareFixed atomic.Bool
 	strategy    string // slice claim strategy; "" picks by server kind
+}
+
+// runNotes lists a job's runs, each as one line.
+type runNotes struct {
+	mu    sync.Mutex
+	lines []string
+}
+
+func (r *runNotes) add(line string) { r.mu.Lock(); r.lines = append(r.lines, line); r.mu.Unlock() }
+
+// ranNotes returns what is known of a job's runs, for a failure's message.
+func (b *bundle) ranNotes(id string) string {
+	notes, ok := b.runLog.Load(id)
+	if !ok {
+		return "no run noted"
+	}
+	r := notes.(*runNotes)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return strings.Join(r.lines, "; ")
 }
 
 func setup(t testing.TB) *bundle { return setupStrategy(t, "") }
@@ -53,6 +74,9 @@ func setupStrategy(t testing.TB, strategy string) *bundle {
 	must(t, rocketjob.Register(b.reg, "count", func(ctx context.Context, job *rocketjob.Job, _ struct{}) error {
 		n, _ := b.runs.LoadOrStore(job.ID.Hex(), new(atomic.Int32))
 		n.(*atomic.Int32).Add(1)
+		notes, _ := b.runLog.LoadOrStore(job.ID.Hex(), new(runNotes))
+		notes.(*runNotes).add(fmt.Sprintf("%s server=%s attempt=%d started=%v",
+			time.Now().Format("15:04:05.000"), job.Server, job.Attempt, job.StartedAt))
 		return nil
 	}, nil))
 	must(t, sliced.RegisterLines(b.reg, "after_once", examples.Upcase, &sliced.Options{
@@ -195,11 +219,15 @@ func TestShortJobsRunInBlocksExactlyOnce(t *testing.T) {
 	jobs, err := b.client.EnqueueMany(ctx, "count", args, nil)
 	must(t, err)
 	logs := map[string]*syncBuffer{}
+	// Neither server may take the other for dead: a rescue re-runs the
+	// jobs of a live server by design (at least once), and under -race
+	// a heartbeat's write took over a second (a rehearsal saw a job run
+	// twice with the usual DeadAfter of one second).
 	for _, name := range []string{"s1", "s2"} {
 		logs[name] = &syncBuffer{}
 		b.runServer(t, server.Config{
 			Name: name, Workers: 4, PollInterval: 50 * time.Millisecond, ReCheck: 200 * time.Millisecond,
-			HeartbeatInterval: 200 * time.Millisecond, DeadAfter: time.Second, ShutdownTimeout: 5 * time.Second,
+			HeartbeatInterval: 200 * time.Millisecond, DeadAfter: time.Minute, ShutdownTimeout: 5 * time.Second,
 			Logger: slog.New(slog.NewTextHandler(logs[name], &slog.HandlerOptions{Level: slog.LevelDebug})),
 		})
 	}
@@ -210,7 +238,14 @@ func TestShortJobsRunInBlocksExactlyOnce(t *testing.T) {
 	}
 	for _, job := range jobs {
 		if n, ok := b.runs.Load(job.ID.Hex()); !ok || n.(*atomic.Int32).Load() != 1 {
-			t.Fatalf("job %s ran %v times, want 1", job.ID.Hex(), n)
+			for name, l := range logs {
+				for _, line := range strings.Split(l.String(), "\n") {
+					if strings.Contains(line, job.ID.Hex()) || strings.Contains(line, "dead") {
+						t.Logf("%s: %s", name, line)
+					}
+				}
+			}
+			t.Fatalf("job %s ran %v times, want 1: %s", job.ID.Hex(), n, b.ranNotes(job.ID.Hex()))
 		}
 	}
 	blocks := 0
