@@ -14,16 +14,16 @@ import (
 	"github.com/rocketjob-go/rocketjob/internal/store"
 )
 
-// candidateLimit is how many runnable jobs one selection query reads per
-// live server (see stripes), up to maxCandidates.
-const (
-	candidateLimit = 50
-	maxCandidates  = 200
-)
+// candidateLimit is how many runnable jobs of this server's stripe (see
+// stripes) one selection query lists, besides the reserve.
+const candidateLimit = 50
 
 // stripeRefresh is how often a selector re-reads the live servers that
-// share the simple jobs between them (one small read).
-const stripeRefresh = time.Second
+// share the simple jobs between them (one small read). Until a server
+// learns of one that joined, it takes that one's stripe too, and the
+// newcomer trips over what it took (`bench --simple`, two servers started
+// together: 100 to 400 conflicting starts, each a claim insert and a read).
+const stripeRefresh = 250 * time.Millisecond
 
 // selector keeps this server's view of the runnable jobs, ordered by priority
 // then age, refreshed by one query at most every pollInterval (when workers
@@ -148,10 +148,15 @@ func (sel *selector) refresh(ctx context.Context, maxAge time.Duration) error {
 	if sel.types != nil {
 		types = sel.types()
 	}
-	// Each server keeps about candidateLimit jobs of its own stripe listed.
-	limit := min(candidateLimit*sel.restripe(ctx), maxCandidates) + sel.reserve
+	// Each server keeps about candidateLimit jobs of its own stripe listed
+	// (and as many of the others').
+	of := sel.restripe(ctx)
+	sel.mu.Lock()
+	rank := sel.rank
+	sel.mu.Unlock()
+	mine := func(j *model.Job) bool { return of <= 1 || j.Kind != model.KindSimple || stripe(j.ID, of) == rank }
 	started := time.Now()
-	jobs, err := sel.store.RunnableJobs(ctx, started, int64(limit), types)
+	jobs, err := sel.store.RunnableShare(ctx, started, int64(candidateLimit+sel.reserve), types, mine)
 	if err != nil {
 		return err
 	}

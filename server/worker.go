@@ -152,6 +152,11 @@ func (s *Server) workerLoop(ctx context.Context, id int) {
 func (s *Server) afterRun(ctx context.Context, log *slog.Logger, job *model.Job, err error) {
 	switch {
 	case err == nil:
+	case errors.Is(err, store.ErrClaimed):
+		// Another process holds the job, and its write brings the run
+		// queue in line: take the next candidate.
+		s.sel.skipFor(job, s.cfg.PollInterval)
+		s.sel.restripeSoon()
 	case errors.Is(err, model.ErrConflict), errors.Is(err, model.ErrJobNotFound):
 		// Another process moved the job first, or the candidate was a
 		// stale copy: take the next candidate; the list is re-read at

@@ -45,7 +45,7 @@ type jobStrategy interface {
 	deleteJobAt(ctx context.Context, s *Store, id bson.ObjectID, version int64) error
 
 	listJobs(ctx context.Context, s *Store, f JobFilter) ([]model.Job, error)
-	runnableJobs(ctx context.Context, s *Store, now time.Time, limit int64, types []string) ([]model.Job, error)
+	runnableJobs(ctx context.Context, s *Store, now time.Time, limit int64, types []string, mine func(*model.Job) bool) ([]model.Job, error)
 	runningJobs(ctx context.Context, s *Store) ([]model.Job, error)
 	jobsOfServer(ctx context.Context, s *Store, server string) ([]model.Job, error)
 	slicedJobsWithSlices(ctx context.Context, s *Store) ([]model.Job, error)
@@ -174,7 +174,20 @@ func (s *Store) queryJobs(ctx context.Context, f JobFilter) ([]model.Job, error)
 // for the types it runs, so that jobs it cannot run never crowd out those
 // it can).
 func (s *Store) RunnableJobs(ctx context.Context, now time.Time, limit int64, types []string) ([]model.Job, error) {
-	return s.jobsStrategy.runnableJobs(ctx, s, now, limit, types)
+	return s.jobsStrategy.runnableJobs(ctx, s, now, limit, types, nil)
+}
+
+// RunnableShare is RunnableJobs for a server that shares the simple jobs
+// out with others (server/selector.go: stripes) and takes those of its
+// share (mine) first: on FerretDB, limit counts the jobs of its share
+// alone, and the others are listed among them up to as many. A server
+// whose share is ahead of another's in age order then still lists its
+// own, instead of a list full of the other share's oldest jobs (`bench
+// --simple` with two servers: one of them read its list every 20 ms, none
+// of its own in it, for a second at a time). On MongoDB the index read
+// lists the first limit jobs of either.
+func (s *Store) RunnableShare(ctx context.Context, now time.Time, limit int64, types []string, mine func(*model.Job) bool) ([]model.Job, error) {
+	return s.jobsStrategy.runnableJobs(ctx, s, now, limit, types, mine)
 }
 
 // JobsOfServer returns the running jobs whose current run or step belongs

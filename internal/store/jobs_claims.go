@@ -144,7 +144,10 @@ func (c claimJobs) write(ctx context.Context, s *Store, job *model.Job, w jobWri
 			s.segments.claim(job.ID, job.Version) // its offer, if it had one in a segment, is this process's
 		}
 		if isDup(err) || errors.Is(err, errClaimTaken) {
-			c.rollForward(ctx, s, job)
+			if c.rollForward(ctx, s, job) {
+				s.segments.claimedElsewhere(job.ID, job.Version)
+				return ErrClaimed
+			}
 			return model.ErrConflict
 		}
 		return err
@@ -335,44 +338,54 @@ func ahead(before, after *model.Job) bool {
 // its version.
 func claimID(job *model.Job) string { return fmt.Sprintf("%s:%d", job.ID.Hex(), job.Version) }
 
+// ErrClaimed is the conflict of a transition whose claim another process
+// made moments ago (younger than rollForwardAfter): that process is moving
+// the job, and its write brings the job's run-queue copy in line; the
+// caller has nothing to repair. The job's offer in a segment is not
+// offered to this Store again until the claim could be rolled forward.
+// It is a model.ErrConflict.
+var ErrClaimed = fmt.Errorf("%w (a transition another process claimed moments ago)", model.ErrConflict)
+
 // rollForward applies a transition claim whose writer died before applying it.
 // When the update gave the job's run (or step) to its claimer and the
 // claimer's server document is gone (it was declared dead and rescued before
 // this roll-forward), nobody would ever finish that run: it is given back at
 // once, as the rescuer would have, instead of waiting for the orphan sweep.
-func (claimJobs) rollForward(ctx context.Context, s *Store, job *model.Job) {
+// It reports whether the claim is young: its writer is at work on it.
+func (claimJobs) rollForward(ctx context.Context, s *Store, job *model.Job) (young bool) {
 	var claim struct {
 		At     time.Time `bson:"at"`
 		By     string    `bson:"by"`
 		Update []byte    `bson:"update"`
 	}
 	if err := s.jobClaims().FindOne(ctx, bson.D{{Key: "_id", Value: claimID(job)}}).Decode(&claim); err != nil {
-		return
+		return false
 	}
 	if time.Since(claim.At) < rollForwardAfter {
-		return
+		return true
 	}
 	// Usually the claim was applied long ago (a stale copy): a read by _id
 	// tells, where the update's filter on the version is a scan in Go.
 	if stored, err := s.GetJob(ctx, job.ID); err != nil || stored.Version != job.Version {
-		return
+		return false
 	}
 	if finished(job) && s.fold(ctx, job.ID, true) != nil { // the claim is from an end record's version
-		return
+		return false
 	}
 	res, err := s.jobs().UpdateOne(ctx, bson.D{{Key: "_id", Value: job.ID}, {Key: "version", Value: job.Version}}, bson.Raw(claim.Update))
 	if err != nil || res.ModifiedCount == 0 {
-		return
+		return false
 	}
 	_ = s.RepairQueued(ctx, job)
 	moved, err := s.GetJob(ctx, job.ID)
 	if err != nil || moved.State != model.StateRunning || moved.Server == "" || moved.Server != claim.By {
-		return
+		return false
 	}
 	if _, err := s.GetServer(ctx, moved.Server); !errors.Is(err, model.ErrServerNotFound) {
-		return // alive (or unknown): its rescuer will requeue it if it dies
+		return false // alive (or unknown): its rescuer will requeue it if it dies
 	}
 	_, _ = s.Do(ctx, moved, GiveBack(moved.Kind), "rescuer")
+	return false
 }
 
 // deleteJob removes the job, then its run-queue copy and state index entry,
@@ -482,8 +495,8 @@ func (claimJobs) listJobs(ctx context.Context, s *Store, f JobFilter) ([]model.J
 }
 
 // runnableJobs reads the run queue (queuedRunnable).
-func (claimJobs) runnableJobs(ctx context.Context, s *Store, now time.Time, limit int64, types []string) ([]model.Job, error) {
-	return s.queuedRunnable(ctx, now, int(limit), types)
+func (claimJobs) runnableJobs(ctx context.Context, s *Store, now time.Time, limit int64, types []string, mine func(*model.Job) bool) ([]model.Job, error) {
+	return s.queuedRunnable(ctx, now, int(limit), types, mine)
 }
 
 // runningJobs reads the state index's running entries, then each job by

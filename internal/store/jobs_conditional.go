@@ -119,8 +119,9 @@ func (conditionalJobs) listJobs(ctx context.Context, s *Store, f JobFilter) ([]m
 	return s.queryJobs(ctx, f)
 }
 
-// runnableJobs queries the index {state, priority, _id}.
-func (conditionalJobs) runnableJobs(ctx context.Context, s *Store, now time.Time, limit int64, types []string) ([]model.Job, error) {
+// runnableJobs queries the index {state, priority, _id}: the first limit
+// jobs, whoever's share they are in (mine is not read).
+func (conditionalJobs) runnableJobs(ctx context.Context, s *Store, now time.Time, limit int64, types []string, _ func(*model.Job) bool) ([]model.Job, error) {
 	// A running simple job is one server's until it ends: only queued jobs
 	// and running sliced jobs (whose slices every worker shares) are offered.
 	filter := bson.D{

@@ -380,85 +380,124 @@ const queueFanout = 16
 // queuedRunnable returns up to limit runnable jobs due at now from the run
 // queue, by priority, then age among the copies read from one priority. It
 // reads the most urgent priority alone (it usually has enough), then ever
-// more priorities in parallel.
-func (s *Store) queuedRunnable(ctx context.Context, now time.Time, limit int, types []string) ([]model.Job, error) {
+// more priorities in parallel. With mine (a server's share: RunnableShare),
+// limit counts the jobs of its share, and as many others are listed among
+// those read on the way.
+func (s *Store) queuedRunnable(ctx context.Context, now time.Time, limit int, types []string, mine func(*model.Job) bool) ([]model.Job, error) {
 	prios, colls, err := s.queueColls(ctx, false)
 	if err != nil {
 		return nil, err
 	}
 	var out []model.Job
-	for width := 1; len(prios) > 0 && len(out) < limit; width = min(width*4, queueFanout) {
+	q := newQuota(limit, mine)
+	for width := 1; len(prios) > 0 && !q.full(); width = min(width*4, queueFanout) {
 		batch := prios[:min(width, len(prios))]
 		prios = prios[len(batch):]
-		want := limit - len(out)
 		dues := make([][]model.Job, len(batch))
 		errs := make([]error, len(batch))
 		var wg sync.WaitGroup
 		for i, p := range batch {
-			wg.Go(func() { dues[i], errs[i] = s.dueQueued(ctx, p, colls[p], now, want, types) })
+			wg.Go(func() { dues[i], errs[i] = s.dueQueued(ctx, p, colls[p], now, q.clone(), types) })
 		}
 		wg.Wait()
 		if err := errors.Join(errs...); err != nil {
 			return nil, err
 		}
 		for _, due := range dues {
-			out = append(out, due[:min(len(due), limit-len(out))]...)
+			for i := range due {
+				if q.take(&due[i]) {
+					out = append(out, due[i])
+				}
+			}
 		}
 	}
 	return out, nil
 }
 
-// dueQueued returns up to n runnable copies due at now (of the given types,
-// unless nil) from one priority's queue collections (colls, as queueColls
-// lists them), oldest first among the copies read: from the segments,
-// oldest first, until n are due, and from the main collection.
-func (s *Store) dueQueued(ctx context.Context, priority int, colls []queueColl, now time.Time, n int, types []string) ([]model.Job, error) {
+// quota counts the copies a selection still wants: those of the selecting
+// server's share (all of them without a share), and of the others.
+type quota struct {
+	mine, others int
+	isMine       func(*model.Job) bool // nil: every job is mine
+}
+
+func newQuota(n int, isMine func(*model.Job) bool) *quota {
+	q := &quota{mine: n, isMine: isMine}
+	if isMine != nil {
+		q.others = n
+	}
+	return q
+}
+
+func (q *quota) clone() *quota { c := *q; return &c }
+
+// full reports whether the selection has all the copies of its share it
+// wants.
+func (q *quota) full() bool { return q.mine <= 0 }
+
+// take counts j in, and reports whether the selection wants it.
+func (q *quota) take(j *model.Job) bool {
+	if q.isMine == nil || q.isMine(j) {
+		q.mine--
+		return q.mine >= 0
+	}
+	q.others--
+	return q.others >= 0
+}
+
+// dueQueued returns the runnable copies due at now (of the given types,
+// unless nil) that q wants from one priority's queue collections (colls,
+// as queueColls lists them), oldest first among the copies read: from the
+// segments, oldest first, until q is full, and from the main collection.
+func (s *Store) dueQueued(ctx context.Context, priority int, colls []queueColl, now time.Time, q *quota, types []string) ([]model.Job, error) {
 	var due []model.Job
+	main := q.clone() // the main collection's copies are sorted in with the segments'
 	for _, c := range colls {
 		if !c.segment {
 			continue
 		}
-		if len(due) >= n {
+		if q.full() {
 			break
 		}
-		got, err := s.segmentDue(ctx, c.name, c.born, now, n-len(due), types)
+		got, err := s.segmentDue(ctx, c.name, c.born, now, q, types)
 		if err != nil {
 			return nil, err
 		}
 		due = append(due, got...)
 	}
-	main, err := s.dueMain(ctx, priority, now, n, types)
+	mainDue, err := s.dueMain(ctx, priority, now, main, types)
 	if err != nil {
 		return nil, err
 	}
-	for i := range main {
-		s.segments.twin(main[i].ID, main[i].Version)
+	for i := range mainDue {
+		s.segments.twin(mainDue[i].ID, mainDue[i].Version)
 	}
-	due = append(due, main...)
+	due = append(due, mainDue...)
 	slices.SortFunc(due, func(a, b model.Job) int { return compareIDs(a.ID, b.ID) })
 	return due, nil
 }
 
-// dueMain is dueQueued in a priority's main queue collection. It reads the
-// first n copies (at least queuePage), and the first twice as many again
-// while those hold fewer than n due: FerretDB applies a skip by reading the
+// dueMain is dueQueued in a priority's main collection. It reads the
+// first copies q wants (at least queuePage), and the first twice as many
+// again while those are not enough: FerretDB applies a skip by reading the
 // rows it skips, so pages of queuePage with a growing skip read the head
 // of the queue again for every page (a server asking for 150 candidates
 // read 300 copies).
-func (s *Store) dueMain(ctx context.Context, priority int, now time.Time, n int, types []string) ([]model.Job, error) {
+func (s *Store) dueMain(ctx context.Context, priority int, now time.Time, q *quota, types []string) ([]model.Job, error) {
 	var due []model.Job
-	for limit := int64(max(n, queuePage)); ; limit *= 2 {
+	for limit := int64(max(q.mine+q.others, queuePage)); ; limit *= 2 {
 		page, err := findAll[model.Job](ctx, s.queue(priority), bson.D{}, options.Find().SetLimit(limit))
 		if err != nil {
 			return nil, err
 		}
 		due = due[:0]
+		pq := q.clone()
 		for i := range page {
-			if runnable(&page[i]) && !page[i].RunAt.After(now) && (types == nil || slices.Contains(types, page[i].Type)) {
+			if runnable(&page[i]) && !page[i].RunAt.After(now) && (types == nil || slices.Contains(types, page[i].Type)) && pq.take(&page[i]) {
 				due = append(due, page[i])
 			}
 		}
-		if len(due) >= n || int64(len(page)) < limit {
+		if pq.full() || int64(len(page)) < limit {
 			break
 		}
 	}

@@ -388,6 +388,13 @@ func (c *segments) claim(id bson.ObjectID, version int64) {
 	}
 }
 
+// claimedElsewhere records that another process claimed a transition of
+// job id from version moments ago (ErrClaimed): if that is an offer this
+// Store read, it is not offered again until the claim could be rolled
+// forward, when the job shows whether it moved on (segmentDue: unsure), as
+// for a claim of this Store's.
+func (c *segments) claimedElsewhere(id bson.ObjectID, version int64) { c.claim(id, version) }
+
 // take records that job id is stored past version (or gone): its offer at
 // that version, if this Store read one, is taken. When this Store moved the
 // job (mine), the segment's marks tell the other Stores at the next
@@ -453,12 +460,13 @@ func (c *segments) get(name string, born time.Time) *segment {
 	return seg
 }
 
-// segmentDue returns up to n runnable copies due at now (of types, unless
-// nil) from one segment whose offers this Store has not seen taken, the
-// first in the segment's order (its jobs' age, for a bulk enqueue's). It reads the
+// segmentDue returns the runnable copies due at now (of types, unless
+// nil) that q wants from one segment whose offers this Store has not seen
+// taken, the first in the segment's order (its jobs' age, for a bulk
+// enqueue's), and counts them in q. It reads the
 // segment unless its copies are cached, or nothing in it is due for this
 // Store until later; it drops the segment once every offer in it is taken.
-func (s *Store) segmentDue(ctx context.Context, name string, born, now time.Time, n int, types []string) ([]model.Job, error) {
+func (s *Store) segmentDue(ctx context.Context, name string, born, now time.Time, q *quota, types []string) ([]model.Job, error) {
 	c := s.segments
 	seg := c.get(name, born)
 	c.mu.Lock()
@@ -492,7 +500,7 @@ func (s *Store) segmentDue(ctx context.Context, name string, born, now time.Time
 	c.mu.Lock()
 	var due []model.Job
 	var unsure []model.Job // offers this Store claimed a while ago, their jobs not seen moved on
-	untaken := false
+	untaken, dueNow := false, false
 	next := now.Add(segmentIdle) // when something here may be due for this Store
 	for i := range jobs {
 		j := &jobs[i]
@@ -513,12 +521,13 @@ func (s *Store) segmentDue(ctx context.Context, name string, born, now time.Time
 			next = minTime(next, j.RunAt)
 			continue
 		}
-		if len(due) < n {
+		dueNow = true
+		if q.take(j) {
 			due = append(due, *j)
 		}
 	}
 	drop := seg.settled && !untaken
-	if seg.settled && !drop && len(due) == 0 {
+	if seg.settled && !drop && !dueNow {
 		// Nothing here for this Store now: keep the untaken copies if they
 		// are few (most often the offers it claimed at the end of the
 		// segment, whose takes come within milliseconds: the segment is
