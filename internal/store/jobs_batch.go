@@ -43,11 +43,19 @@ const (
 )
 
 // endLinger is how long a batch of end records, or of state index changes,
-// waits for more once writes come in company (batcher.linger): a server
-// leaves its simple jobs' ends in flight, so a wait there costs no worker
-// time, and a batch of 60 costs the database little more than a batch of 2
-// (5 ms: batches of 40-80 ends at 3,000 jobs a second).
+// waits for more once writes come in company (batcher.linger), at least: a
+// server leaves its simple jobs' ends in flight, so a wait there costs no
+// worker time, and a batch of 60 costs the database little more than a
+// batch of 2 (5 ms: batches of 40-80 ends at 3,000 jobs a second).
 const endLinger = 5 * time.Millisecond
+
+// lingerFill is the batch a lingering batcher waits for, up to three times
+// its linger, when its items come slower than lingerFill a linger: each of
+// two servers sharing the work gets half of them, and with the same wait
+// wrote twice the batches, which contend for the database's one writer
+// (`bench --simple`, 20,000 jobs: two servers 0.72-0.73 of one with 5 ms,
+// 0.98-1.02 with 10 ms, which made one server alone a sixth slower).
+const lingerFill = 32
 
 // errClaimTaken is what a batched claim insert reports when another process
 // holds the claim (its own duplicate-key error is one of the batch's).
@@ -69,7 +77,9 @@ type batcher[T, R any] struct {
 	items    []T
 	waiters  []chan R
 	flushing bool
-	last     int // the size of the previous batch
+	last     int       // the size of the previous batch
+	lastAt   time.Time // when it was taken
+	gap      float64   // the average time between items of recent batches, in seconds
 }
 
 // do writes item in a batch and returns its result.
@@ -82,11 +92,11 @@ func (b *batcher[T, R]) do(ctx context.Context, item T) R {
 		return <-ch
 	}
 	b.flushing = true
-	busy := b.last > 1
+	wait := b.lingerFor()
 	b.mu.Unlock()
 	ctx = context.WithoutCancel(ctx) // the batch holds other callers' writes
-	if b.linger > 0 && busy {
-		time.Sleep(b.linger)
+	if wait > 0 {
+		time.Sleep(wait)
 	}
 	for {
 		b.mu.Lock()
@@ -98,13 +108,40 @@ func (b *batcher[T, R]) do(ctx context.Context, item T) R {
 		}
 		items, waiters := b.items[:n:n], b.waiters[:n:n]
 		b.items, b.waiters = b.items[n:], b.waiters[n:]
-		b.last = n
+		b.taken(n)
 		b.mu.Unlock()
 		res := b.write(ctx, items)
 		for i, w := range waiters {
 			w <- res[i]
 		}
 	}
+}
+
+// lingerFor is how long the caller that starts writing waits for more
+// items (b.mu held): nothing when writes come alone (the previous batch
+// held one), else linger, or up to three times that for lingerFill items
+// at the pace they came in recent batches.
+func (b *batcher[T, R]) lingerFor() time.Duration {
+	if b.linger <= 0 || b.last <= 1 {
+		return 0
+	}
+	fill := time.Duration(b.gap * lingerFill * float64(time.Second))
+	return min(max(fill, b.linger), 3*b.linger)
+}
+
+// taken notes a batch of n items taken now (b.mu held): their pace, for
+// lingerFor.
+func (b *batcher[T, R]) taken(n int) {
+	now := time.Now()
+	if !b.lastAt.IsZero() {
+		gap := now.Sub(b.lastAt).Seconds() / float64(n)
+		if b.gap == 0 {
+			b.gap = gap
+		} else {
+			b.gap += (gap - b.gap) / 4
+		}
+	}
+	b.last, b.lastAt = n, now
 }
 
 // jobWriters are a Store's batchers of job writes.
