@@ -49,12 +49,13 @@ const (
 // batch of 2 (5 ms: batches of 40-80 ends at 3,000 jobs a second).
 const endLinger = 5 * time.Millisecond
 
-// lingerFill is the batch a lingering batcher waits for, up to three times
-// its linger, when its items come slower than lingerFill a linger: each of
-// two servers sharing the work gets half of them, and with the same wait
-// wrote twice the batches, which contend for the database's one writer
-// (`bench --simple`, 20,000 jobs: two servers 0.72-0.73 of one with 5 ms,
-// 0.98-1.02 with 10 ms, which made one server alone a sixth slower).
+// lingerFill is the batch a lingering batcher waits for: when lingerFill
+// items take longer than its linger to come, it waits for them, up to
+// three times its linger. Each of two servers sharing the work gets half
+// the items, and with the same wait wrote twice the batches, which contend
+// for the database's one writer (`bench --simple`, 20,000 jobs: two
+// servers 0.72-0.73 of one with 5 ms, 0.98-1.02 with 10 ms, which made one
+// server alone a sixth slower).
 const lingerFill = 32
 
 // errClaimTaken is what a batched claim insert reports when another process

@@ -451,7 +451,7 @@ func (q *quota) take(j *model.Job) bool {
 // segments, oldest first, until q is full, and from the main collection.
 func (s *Store) dueQueued(ctx context.Context, priority int, colls []queueColl, now time.Time, q *quota, types []string) ([]model.Job, error) {
 	var due []model.Job
-	main := q.clone() // the main collection's copies are sorted in with the segments'
+	mainQ := q.clone() // the main collection's copies are sorted in with the segments'
 	for _, c := range colls {
 		if !c.segment {
 			continue
@@ -465,7 +465,7 @@ func (s *Store) dueQueued(ctx context.Context, priority int, colls []queueColl, 
 		}
 		due = append(due, got...)
 	}
-	mainDue, err := s.dueMain(ctx, priority, now, main, types)
+	mainDue, err := s.dueMain(ctx, priority, now, mainQ, types)
 	if err != nil {
 		return nil, err
 	}
