@@ -47,8 +47,8 @@ func TestRunnableShareListsItsOwn(t *testing.T) {
 	bySegmentAge := sortedJobs(bulk)
 	var want []bson.ObjectID
 	want = append(want, sortedIDs(urgent)...)
-	want = append(want, jobIDs(derefJobs(bySegmentAge[:limit-len(urgent)]))...) // the others' quota
-	want = append(want, jobIDs(derefJobs(bySegmentAge[200:200+limit]))...)      // this server's
+	want = append(want, sortedIDs(bySegmentAge[:limit-len(urgent)])...) // the others' quota
+	want = append(want, sortedIDs(bySegmentAge[200:200+limit])...)      // this server's
 	if ids := jobIDs(got); !slices.Equal(ids, want) {
 		t.Fatalf("share: %d jobs listed %v\nwant %d: %v", len(ids), ids, len(want), want)
 	}
@@ -84,14 +84,6 @@ func TestRunnableShareListsItsOwn(t *testing.T) {
 func sortedJobs(jobs []*model.Job) []*model.Job {
 	out := slices.Clone(jobs)
 	slices.SortFunc(out, func(a, b *model.Job) int { return compareIDs(a.ID, b.ID) })
-	return out
-}
-
-func derefJobs(jobs []*model.Job) []model.Job {
-	out := make([]model.Job, len(jobs))
-	for i, j := range jobs {
-		out[i] = *j
-	}
 	return out
 }
 
