@@ -462,13 +462,8 @@ func TestSegmentOffersTakenElsewhere(t *testing.T) {
 // the claim nor a conflict with it takes the offer: it is offered to the
 // others, and the segment stays, until the start is written.
 func TestHeldStartKeepsItsOffer(t *testing.T) {
-	dbtest.RequireFerretDB(t)
 	ctx := context.Background()
-	defer func(d time.Duration) { startHold = d }(startHold)
-	startHold = time.Hour // written with the end only
-	a := openInternal(t)
-	b := openSecond(t, a)
-	jobs := bulkQueued(t, a, segmentMin, 50)
+	a, b, jobs := twoStoresHoldingStarts(t)
 	offeredB := offeredJobs(t, b)
 	var held []*model.Job // b's runs, started (held) but not ended
 	for i := range offeredB {
@@ -526,6 +521,20 @@ func TestHeldStartKeepsItsOffer(t *testing.T) {
 	if segs := segmentNames(t, a); len(segs) != 0 {
 		t.Fatalf("segments after every start was written: %v, want none", segs)
 	}
+}
+
+// twoStoresHoldingStarts opens two Stores on one embedded database, with
+// the starts of simple jobs held until their ends (startHold an hour, for
+// the test), and enqueues segmentMin jobs of priority 50 in one segment.
+func twoStoresHoldingStarts(t *testing.T) (a, b *Store, jobs []*model.Job) {
+	t.Helper()
+	dbtest.RequireFerretDB(t)
+	hold := startHold
+	t.Cleanup(func() { startHold = hold })
+	startHold = time.Hour // written with the end only
+	a = openInternal(t)
+	b = openSecond(t, a)
+	return a, b, bulkQueued(t, a, segmentMin, 50)
 }
 
 // TestUnsealedSegmentIsKept: a segment without its seal may still be being

@@ -92,13 +92,8 @@ func sortedJobs(jobs []*model.Job) []*model.Job {
 // to that Store again (no repair, no second try while the claim is young),
 // and the others still are.
 func TestClaimedElsewhereIsNotOfferedAgain(t *testing.T) {
-	dbtest.RequireFerretDB(t)
 	ctx := context.Background()
-	defer func(d time.Duration) { startHold = d }(startHold)
-	startHold = time.Hour // written with the end only
-	a := openInternal(t)
-	b := openSecond(t, a)
-	jobs := bulkQueued(t, a, segmentMin, 50)
+	a, b, jobs := twoStoresHoldingStarts(t)
 	offeredB := offeredJobs(t, b)
 	held, err := b.StartHeld(ctx, &offeredB[0], Change{Server: new("b")}, "b")
 	if err != nil {
