@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"sort"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -52,8 +51,8 @@ func TestCronRunsOncePerTickAcrossServers(t *testing.T) {
 		t.Fatalf("first completed run at %s, want the first instance's %s", done[0].RunAt, first.RunAt)
 	}
 	for i, j := range done {
-		if n, _ := b.runs.Load(j.ID.Hex()); n == nil || n.(*atomic.Int32).Load() != 1 {
-			t.Fatalf("instance %s ran %v times", j.ID.Hex(), n)
+		if runs := b.ran(j.ID.Hex()); runs.count() != 1 {
+			t.Fatalf("instance %s ran %v, want once", j.ID.Hex(), runs)
 		}
 		if i > 0 {
 			if gap := j.RunAt.Sub(done[i-1].RunAt); gap != tick {

@@ -32,31 +32,46 @@ type bundle struct {
 	reg         *rocketjob.Registry
 	jobs, work  string
 	client      *rocketjob.Client
-	runs        sync.Map // job id -> *atomic.Int32
-	runLog      sync.Map // job id -> *runNotes: who ran it, for a failure's message
+	runs        sync.Map // job id -> *jobRuns
 	afterCalls  atomic.Int32
 	squareFixed atomic.Bool
 	strategy    string // slice claim strategy; "" picks by server kind
 }
 
-// runNotes lists a job's runs, each as one line.
-type runNotes struct {
+// jobRuns notes the runs of a "count" job: when, by which server, at which
+// attempt, one line each.
+type jobRuns struct {
 	mu    sync.Mutex
 	lines []string
 }
 
-func (r *runNotes) add(line string) { r.mu.Lock(); r.lines = append(r.lines, line); r.mu.Unlock() }
+func (r *jobRuns) add(line string) { r.mu.Lock(); r.lines = append(r.lines, line); r.mu.Unlock() }
 
-// ranNotes returns what is known of a job's runs, for a failure's message.
-func (b *bundle) ranNotes(id string) string {
-	notes, ok := b.runLog.Load(id)
-	if !ok {
-		return "no run noted"
+// count is how many runs were noted (none for nil: the job never ran).
+func (r *jobRuns) count() int {
+	if r == nil {
+		return 0
 	}
-	r := notes.(*runNotes)
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return strings.Join(r.lines, "; ")
+	return len(r.lines)
+}
+
+// String lists the runs, for a failure's message.
+func (r *jobRuns) String() string {
+	if r == nil {
+		return "no run"
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return fmt.Sprintf("%d runs: %s", len(r.lines), strings.Join(r.lines, "; "))
+}
+
+// ran returns the runs of the "count" job id, nil when it never ran.
+func (b *bundle) ran(id string) *jobRuns {
+	r, _ := b.runs.Load(id)
+	runs, _ := r.(*jobRuns)
+	return runs
 }
 
 func setup(t testing.TB) *bundle { return setupStrategy(t, "") }
@@ -72,10 +87,8 @@ func setupStrategy(t testing.TB, strategy string) *bundle {
 	b := &bundle{reg: rocketjob.NewRegistry(), strategy: strategy}
 	must(t, examples.Register(b.reg))
 	must(t, rocketjob.Register(b.reg, "count", func(ctx context.Context, job *rocketjob.Job, _ struct{}) error {
-		n, _ := b.runs.LoadOrStore(job.ID.Hex(), new(atomic.Int32))
-		n.(*atomic.Int32).Add(1)
-		notes, _ := b.runLog.LoadOrStore(job.ID.Hex(), new(runNotes))
-		notes.(*runNotes).add(fmt.Sprintf("%s server=%s attempt=%d started=%v",
+		runs, _ := b.runs.LoadOrStore(job.ID.Hex(), new(jobRuns))
+		runs.(*jobRuns).add(fmt.Sprintf("%s server=%s attempt=%d started=%v",
 			time.Now().Format("15:04:05.000"), job.Server, job.Attempt, job.StartedAt))
 		return nil
 	}, nil))
@@ -199,9 +212,8 @@ func TestSimpleJobsRunExactlyOnceAcrossServers(t *testing.T) {
 		}
 	}
 	for _, id := range ids {
-		n, ok := b.runs.Load(id)
-		if !ok || n.(*atomic.Int32).Load() != 1 {
-			t.Fatalf("job %s ran %v times, want 1", id, n)
+		if runs := b.ran(id); runs.count() != 1 {
+			t.Fatalf("job %s ran %v, want once", id, runs)
 		}
 	}
 }
@@ -237,7 +249,7 @@ func TestShortJobsRunInBlocksExactlyOnce(t *testing.T) {
 		}
 	}
 	for _, job := range jobs {
-		if n, ok := b.runs.Load(job.ID.Hex()); !ok || n.(*atomic.Int32).Load() != 1 {
+		if runs := b.ran(job.ID.Hex()); runs.count() != 1 {
 			for name, l := range logs {
 				for _, line := range strings.Split(l.String(), "\n") {
 					if strings.Contains(line, job.ID.Hex()) || strings.Contains(line, "dead") {
@@ -245,7 +257,7 @@ func TestShortJobsRunInBlocksExactlyOnce(t *testing.T) {
 					}
 				}
 			}
-			t.Fatalf("job %s ran %v times, want 1: %s", job.ID.Hex(), n, b.ranNotes(job.ID.Hex()))
+			t.Fatalf("job %s ran %v, want once", job.ID.Hex(), runs)
 		}
 	}
 	blocks := 0
