@@ -62,22 +62,35 @@ type selector struct {
 	// first; another stripe's jobs of the same priority only when none of
 	// its own is listed; never a less urgent job before a more urgent one.
 	self      string        // this server's name ("" before identify)
+	started   time.Time     // when this server started (zero: unknown)
 	deadAfter time.Duration // judges the heartbeats of the other servers
 	rank, of  int           // this server's stripe, and the number of stripes
 	stripedAt time.Time     // when the live servers were last read
+	holdUntil time.Time     // a server that joined others takes no simple job before (see joinHold)
 }
 
 func newSelector(s *store.Store, reCheck, poll time.Duration) *selector {
 	return &selector{store: s, reCheck: reCheck, pollInterval: poll, skip: map[bson.ObjectID]skipped{}, wakeCh: make(chan struct{})}
 }
 
-// identify names this server, so that its selector shares the simple jobs
-// out with the other live servers (see stripes). Until it is called, or
-// while this server is the only one, it takes every job.
-func (sel *selector) identify(name string, deadAfter time.Duration) {
+// joinHold is how long a server that finds older live servers at its first
+// read of them takes no simple job. Until an older server reads the
+// servers again (within stripeRefresh), it still takes the newcomer's
+// stripe, and the blocks it claimed by then end within about as long
+// again: a newcomer that started on its stripe at once tripped over them
+// (`bench --simple`, two servers started together: 200 to 300 conflicting
+// starts in its first 400 ms, each a claim insert and a read). Held, it
+// leaves them to the older server, which takes them anyway.
+const joinHold = 2 * stripeRefresh
+
+// identify names this server, and says when it started, so that its
+// selector shares the simple jobs out with the other live servers (see
+// stripes). Until it is called, or while this server is the only one, it
+// takes every job. A zero started never holds (joinHold).
+func (sel *selector) identify(name string, deadAfter time.Duration, started time.Time) {
 	sel.mu.Lock()
 	defer sel.mu.Unlock()
-	sel.self, sel.deadAfter = name, deadAfter
+	sel.self, sel.deadAfter, sel.started = name, deadAfter, started
 }
 
 // restripe re-reads the live servers when that is older than
@@ -95,18 +108,37 @@ func (sel *selector) restripe(ctx context.Context) int {
 	if err != nil {
 		return of
 	}
-	live := []string{self}
+	live, elder := []string{self}, false
 	for i := range servers {
 		srv := &servers[i]
 		if srv.Name != self && srv.State == model.ServerRunning && time.Since(srv.HeartbeatAt) < srv.DeadAfterOr(deadAfter) {
 			live = append(live, srv.Name)
+			elder = elder || sel.younger(srv)
 		}
 	}
 	slices.Sort(live)
 	sel.mu.Lock()
+	if sel.of == 0 && elder { // the first read: this server joins others
+		sel.holdUntil = time.Now().Add(joinHold)
+	}
 	sel.rank, sel.of, sel.stripedAt = slices.Index(live, self), len(live), time.Now()
 	sel.mu.Unlock()
 	return len(live)
+}
+
+// younger reports whether this server started after srv (by name when
+// together), so that it holds its simple jobs at first (joinHold).
+func (sel *selector) younger(srv *model.Server) bool {
+	if sel.started.IsZero() {
+		return false
+	}
+	return srv.StartedAt.Before(sel.started) || srv.StartedAt.Equal(sel.started) && srv.Name < sel.self
+}
+
+// holding reports whether this server still holds its simple jobs
+// (joinHold) (sel.mu held).
+func (sel *selector) holding(now time.Time) bool {
+	return !sel.holdUntil.IsZero() && now.Before(sel.holdUntil)
 }
 
 // restripeSoon makes the next refresh re-read the live servers: a start
@@ -261,6 +293,9 @@ func (sel *selector) next() *model.Job {
 		if foreign >= 0 && j.Priority != sel.jobs[foreign].Priority {
 			break // never a less urgent job before a more urgent one
 		}
+		if j.Kind == model.KindSimple && sel.holding(now) {
+			return nil // nor while the older servers take them (joinHold)
+		}
 		if j.Kind == model.KindSimple && sel.of > 1 && stripe(j.ID, sel.of) != sel.rank {
 			foreign = i // keep looking for one of ours at this priority
 			continue
@@ -380,14 +415,25 @@ func (sel *selector) wait(ctx context.Context) {
 	defer sel.idle.Add(-1)
 	sel.mu.Lock()
 	ch := sel.wakeCh
+	d, until := sel.pollInterval, sel.holdUntil
+	if sel.holding(time.Now()) {
+		d = min(d, time.Until(until))
+	}
 	sel.mu.Unlock()
-	t := time.NewTimer(sel.pollInterval)
+	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
 	case <-ctx.Done():
 	case <-ch:
 	case <-t.C:
 	}
+	sel.mu.Lock()
+	if !until.IsZero() && until.Equal(sel.holdUntil) && !sel.holding(time.Now()) {
+		// The hold ended: read the list again, as its offers are as old
+		// as the hold (the older servers ran many of them meanwhile).
+		sel.holdUntil, sel.fetchedAt, sel.dropped = time.Time{}, time.Time{}, time.Now()
+	}
+	sel.mu.Unlock()
 }
 
 // wake releases every idle worker.

@@ -31,9 +31,9 @@ func TestSelectorStripes(t *testing.T) {
 		t.Fatal(err)
 	}
 	selA := newSelector(st, time.Hour, time.Hour)
-	selA.identify("stripe-a", time.Minute)
+	selA.identify("stripe-a", time.Minute, time.Time{})
 	selB := newSelector(st, time.Hour, time.Hour)
-	selB.identify("stripe-b", time.Minute)
+	selB.identify("stripe-b", time.Minute, time.Time{})
 
 	// drain takes jobs from sel until it offers none, reading its list again
 	// whenever it ran out after taking some, as a worker does.
@@ -134,7 +134,7 @@ func TestSelectorStripes(t *testing.T) {
 		t.Fatal(err)
 	}
 	selB2 := newSelector(st, time.Hour, time.Hour)
-	selB2.identify("stripe-b", time.Minute)
+	selB2.identify("stripe-b", time.Minute, time.Time{})
 	if err := selB2.refresh(ctx, time.Hour); err != nil {
 		t.Fatal(err)
 	}
@@ -149,6 +149,73 @@ func TestSelectorStripes(t *testing.T) {
 	}
 	if solo.of > 1 {
 		t.Fatalf("an unidentified selector uses %d stripes", solo.of)
+	}
+}
+
+// TestSelectorJoiningServerHolds checks that a server that finds an older
+// live server at its first read of the servers takes no simple job for
+// joinHold (the older one takes them meanwhile, until it reads the servers
+// again), that its idle workers wait for the hold's end rather than the
+// poll interval, and that it then takes the jobs of its stripe; the older
+// server never holds.
+func TestSelectorJoiningServerHolds(t *testing.T) {
+	ctx := context.Background()
+	st := serviceStore(t)
+	now := time.Now().UTC().Truncate(time.Millisecond)
+	elderStart, youngStart := now.Add(-time.Minute), now
+	for name, started := range map[string]time.Time{"elder": elderStart, "young": youngStart} {
+		if _, err := st.Heartbeat(ctx, &model.Server{Name: name, State: model.ServerRunning, StartedAt: started, HeartbeatAt: now}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var jobs []*model.Job
+	for range 20 {
+		jobs = append(jobs, newQueuedJob())
+	}
+	if _, err := st.InsertJobs(ctx, jobs); err != nil {
+		t.Fatal(err)
+	}
+	elder := newSelector(st, time.Hour, time.Hour)
+	elder.identify("elder", time.Minute, elderStart)
+	young := newSelector(st, time.Hour, time.Hour)
+	young.identify("young", time.Minute, youngStart)
+	for _, sel := range []*selector{elder, young} {
+		if err := sel.refresh(ctx, time.Hour); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if young.of != 2 || elder.of != 2 {
+		t.Fatalf("stripes: young of %d, elder of %d; want 2", young.of, elder.of)
+	}
+	if j := elder.next(); j == nil {
+		t.Fatal("the older server holds its jobs")
+	}
+	young.mu.Lock()
+	until := young.holdUntil
+	young.mu.Unlock()
+	if until.IsZero() {
+		t.Fatal("the joining server does not hold its simple jobs")
+	}
+	if j := young.next(); j != nil && time.Now().Before(until) {
+		t.Fatalf("the joining server took job %s during its hold", j.ID.Hex())
+	}
+	// An idle worker waits for the hold's end, not the poll interval (an
+	// hour here).
+	waitCtx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	young.wait(waitCtx)
+	if waitCtx.Err() != nil {
+		t.Fatal("an idle worker of the joining server waited past its hold")
+	}
+	if err := young.refresh(ctx, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	j := young.next()
+	if j == nil {
+		t.Fatal("the joining server takes nothing after its hold")
+	}
+	if stripe(j.ID, 2) != young.rank {
+		t.Fatalf("after its hold the joining server took job %s of the older one's stripe", j.ID.Hex())
 	}
 }
 

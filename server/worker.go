@@ -105,7 +105,7 @@ func (p *workerPool) abort() {
 // workerLoop takes the most urgent job with work, works on it, and looks again.
 func (s *Server) workerLoop(ctx context.Context, id int) {
 	log := s.log.With("worker", id)
-	s.sel.identify(s.cfg.Name, s.cfg.DeadAfter)
+	s.sel.identify(s.cfg.Name, s.cfg.DeadAfter, s.started())
 	for !s.stopping.Load() {
 		if s.paused.Load() {
 			s.sel.wait(ctx)
