@@ -2,7 +2,6 @@ package server
 
 import (
 	"context"
-	"hash/fnv"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -151,11 +150,18 @@ func (sel *selector) restripeSoon() {
 	sel.mu.Unlock()
 }
 
-// stripe returns the stripe of a simple job among of stripes.
+// stripe returns the stripe of a simple job among of stripes: the FNV-1a
+// hash of its id (servers of every build must agree on it), written out
+// because hash/fnv allocates, and selection asks for the stripe of every
+// job it lists, again and again.
 func stripe(id bson.ObjectID, of int) int {
-	h := fnv.New32a()
-	_, _ = h.Write(id[:])
-	return int(h.Sum32() % uint32(of))
+	const offset32, prime32 = 2166136261, 16777619
+	h := uint32(offset32)
+	for _, b := range id {
+		h ^= uint32(b)
+		h *= prime32
+	}
+	return int(h % uint32(of))
 }
 
 // refresh re-reads the runnable jobs when the cached list is older than

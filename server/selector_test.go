@@ -2,11 +2,29 @@ package server
 
 import (
 	"context"
+	"hash/fnv"
 	"testing"
 	"time"
 
+	"go.mongodb.org/mongo-driver/v2/bson"
+
 	"github.com/rocketjob-go/rocketjob/internal/model"
 )
+
+// TestStripeIsFNV1a checks that a job's stripe is the FNV-1a hash of its id
+// modulo the stripes, as hash/fnv computes it: servers of different builds
+// share the jobs out by it.
+func TestStripeIsFNV1a(t *testing.T) {
+	for i := range 1000 {
+		id := bson.NewObjectID()
+		h := fnv.New32a()
+		_, _ = h.Write(id[:])
+		of := 1 + i%7
+		if got, want := stripe(id, of), int(h.Sum32()%uint32(of)); got != want {
+			t.Fatalf("stripe(%s, %d) = %d, want %d", id.Hex(), of, got, want)
+		}
+	}
+}
 
 // TestSelectorStripes checks that two live servers share the simple jobs of
 // one priority without taking the same ones (each its own stripe), that

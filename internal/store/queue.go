@@ -388,7 +388,7 @@ func (s *Store) queuedRunnable(ctx context.Context, now time.Time, limit int, ty
 	if err != nil {
 		return nil, err
 	}
-	var out []model.Job
+	var out []model.Job // the first priority's copies, then the others' appended
 	q := newQuota(limit, mine)
 	for width := 1; len(prios) > 0 && !q.full(); width = min(width*4, queueFanout) {
 		batch := prios[:min(width, len(prios))]
@@ -404,10 +404,19 @@ func (s *Store) queuedRunnable(ctx context.Context, now time.Time, limit int, ty
 			return nil, err
 		}
 		for _, due := range dues {
+			// Kept in place: a list holds hundreds of jobs of 688 bytes,
+			// and copying it at each step was a fifth of what a server
+			// allocated (`bench --simple`, two servers: a third).
+			kept := due[:0]
 			for i := range due {
 				if q.take(&due[i]) {
-					out = append(out, due[i])
+					kept = append(kept, due[i])
 				}
+			}
+			if out == nil {
+				out = kept
+			} else {
+				out = append(out, kept...)
 			}
 		}
 	}
@@ -459,11 +468,13 @@ func (s *Store) dueQueued(ctx context.Context, priority int, colls []queueColl, 
 		if q.full() {
 			break
 		}
-		got, err := s.segmentDue(ctx, c.name, c.born, now, q, types)
-		if err != nil {
+		if due == nil {
+			due = make([]model.Job, 0, q.mine+q.others)
+		}
+		var err error
+		if due, err = s.segmentDue(ctx, due, c.name, c.born, now, q, types); err != nil {
 			return nil, err
 		}
-		due = append(due, got...)
 	}
 	mainDue, err := s.dueMain(ctx, priority, now, mainQ, types)
 	if err != nil {
@@ -472,7 +483,11 @@ func (s *Store) dueQueued(ctx context.Context, priority int, colls []queueColl, 
 	for i := range mainDue {
 		s.segments.twin(mainDue[i].ID, mainDue[i].Version)
 	}
-	due = append(due, mainDue...)
+	if due == nil {
+		due = mainDue
+	} else {
+		due = append(due, mainDue...)
+	}
 	slices.SortFunc(due, func(a, b model.Job) int { return compareIDs(a.ID, b.ID) })
 	return due, nil
 }
@@ -490,7 +505,7 @@ func (s *Store) dueMain(ctx context.Context, priority int, now time.Time, q *quo
 		if err != nil {
 			return nil, err
 		}
-		due = due[:0]
+		due = page[:0] // kept in place
 		pq := q.clone()
 		for i := range page {
 			if runnable(&page[i]) && !page[i].RunAt.After(now) && (types == nil || slices.Contains(types, page[i].Type)) && pq.take(&page[i]) {

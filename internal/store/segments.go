@@ -460,26 +460,26 @@ func (c *segments) get(name string, born time.Time) *segment {
 	return seg
 }
 
-// segmentDue returns the runnable copies due at now (of types, unless
-// nil) that q wants from one segment whose offers this Store has not seen
-// taken, the first in the segment's order (its jobs' age, for a bulk
+// segmentDue appends to due the runnable copies due at now (of types,
+// unless nil) that q wants from one segment whose offers this Store has not
+// seen taken, the first in the segment's order (its jobs' age, for a bulk
 // enqueue's), and counts them in q. It reads the
 // segment unless its copies are cached, or nothing in it is due for this
 // Store until later; it drops the segment once every offer in it is taken.
-func (s *Store) segmentDue(ctx context.Context, name string, born, now time.Time, q *quota, types []string) ([]model.Job, error) {
+func (s *Store) segmentDue(ctx context.Context, due []model.Job, name string, born, now time.Time, q *quota, types []string) ([]model.Job, error) {
 	c := s.segments
 	seg := c.get(name, born)
 	c.mu.Lock()
 	idle := now.Before(seg.idle)
 	c.mu.Unlock()
 	if idle {
-		return nil, nil
+		return due, nil
 	}
 	if err := s.exchangeMarks(ctx, seg); err != nil {
-		return nil, err
+		return due, err
 	}
 	if err := s.checkOffers(ctx, seg); err != nil {
-		return nil, err
+		return due, err
 	}
 	// Sealed, or settled before the read began: the read sees every offer.
 	settled := time.Since(born) > segmentSettle
@@ -491,14 +491,13 @@ func (s *Store) segmentDue(ctx context.Context, name string, born, now time.Time
 		var err error
 		jobs, err = s.readCopies(ctx, name)
 		if err != nil {
-			return nil, err
+			return due, err
 		}
 		n := len(jobs)
 		jobs = slices.DeleteFunc(jobs, func(j model.Job) bool { return j.ID == sealID })
 		c.read(seg, jobs, settled || len(jobs) < n)
 	}
 	c.mu.Lock()
-	var due []model.Job
 	var unsure []model.Job // offers this Store claimed a while ago, their jobs not seen moved on
 	untaken, dueNow := false, false
 	next := now.Add(segmentIdle) // when something here may be due for this Store
@@ -550,12 +549,12 @@ func (s *Store) segmentDue(ctx context.Context, name string, born, now time.Time
 			continue
 		}
 		if err := s.takeMovedOn(ctx, j.ID, j.Version, stored, err); err != nil {
-			return nil, err
+			return due, err
 		}
 	}
 	if drop {
 		if err := s.dropSegment(ctx, seg); err != nil {
-			return nil, err
+			return due, err
 		}
 	}
 	return due, nil
