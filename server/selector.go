@@ -97,7 +97,7 @@ func (sel *selector) identify(name string, deadAfter time.Duration, started time
 // the stripes as they were.
 func (sel *selector) restripe(ctx context.Context) int {
 	sel.mu.Lock()
-	self, deadAfter, of := sel.self, sel.deadAfter, max(sel.of, 1)
+	self, started, deadAfter, of := sel.self, sel.started, sel.deadAfter, max(sel.of, 1)
 	due := self != "" && time.Since(sel.stripedAt) >= stripeRefresh
 	sel.mu.Unlock()
 	if !due {
@@ -112,7 +112,7 @@ func (sel *selector) restripe(ctx context.Context) int {
 		srv := &servers[i]
 		if srv.Name != self && srv.State == model.ServerRunning && time.Since(srv.HeartbeatAt) < srv.DeadAfterOr(deadAfter) {
 			live = append(live, srv.Name)
-			elder = elder || sel.younger(srv)
+			elder = elder || startedBefore(srv, started, self)
 		}
 	}
 	slices.Sort(live)
@@ -125,13 +125,14 @@ func (sel *selector) restripe(ctx context.Context) int {
 	return len(live)
 }
 
-// younger reports whether this server started after srv (by name when
-// together), so that it holds its simple jobs at first (joinHold).
-func (sel *selector) younger(srv *model.Server) bool {
-	if sel.started.IsZero() {
+// startedBefore reports whether srv started before the server self, which
+// started at started (by name when together): self then holds its simple
+// jobs at first (joinHold). An unknown start (zero) holds nothing.
+func startedBefore(srv *model.Server, started time.Time, self string) bool {
+	if started.IsZero() {
 		return false
 	}
-	return srv.StartedAt.Before(sel.started) || srv.StartedAt.Equal(sel.started) && srv.Name < sel.self
+	return srv.StartedAt.Before(started) || srv.StartedAt.Equal(started) && srv.Name < self
 }
 
 // holding reports whether this server still holds its simple jobs
