@@ -138,7 +138,7 @@ func startedBefore(srv *model.Server, started time.Time, self string) bool {
 // holding reports whether this server still holds its simple jobs
 // (joinHold) (sel.mu held).
 func (sel *selector) holding(now time.Time) bool {
-	return !sel.holdUntil.IsZero() && now.Before(sel.holdUntil)
+	return now.Before(sel.holdUntil)
 }
 
 // restripeSoon makes the next refresh re-read the live servers: a start
@@ -422,9 +422,9 @@ func (sel *selector) wait(ctx context.Context) {
 	defer sel.idle.Add(-1)
 	sel.mu.Lock()
 	ch := sel.wakeCh
-	d, until := sel.pollInterval, sel.holdUntil
+	d := sel.pollInterval
 	if sel.holding(time.Now()) {
-		d = min(d, time.Until(until))
+		d = min(d, time.Until(sel.holdUntil))
 	}
 	sel.mu.Unlock()
 	t := time.NewTimer(d)
@@ -435,7 +435,7 @@ func (sel *selector) wait(ctx context.Context) {
 	case <-t.C:
 	}
 	sel.mu.Lock()
-	if !until.IsZero() && until.Equal(sel.holdUntil) && !sel.holding(time.Now()) {
+	if !sel.holdUntil.IsZero() && !sel.holding(time.Now()) {
 		// The hold ended: read the list again, as its offers are as old
 		// as the hold (the older servers ran many of them meanwhile).
 		sel.holdUntil, sel.fetchedAt, sel.dropped = time.Time{}, time.Time{}, time.Now()
