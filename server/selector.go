@@ -416,7 +416,8 @@ func (sel *selector) skipFor(job *model.Job, d time.Duration) {
 	sel.mu.Unlock()
 }
 
-// wait blocks an idle worker for the poll interval, or until woken.
+// wait blocks an idle worker for the poll interval, or until woken, or
+// until the join hold ends (joinHold), whichever comes first.
 func (sel *selector) wait(ctx context.Context) {
 	sel.idle.Add(1)
 	defer sel.idle.Add(-1)
