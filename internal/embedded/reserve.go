@@ -36,6 +36,13 @@ const DefaultReserve = 16 << 20
 // reserveCheckEvery is how often a missing or short reserve is retaken.
 const reserveCheckEvery = 2 * time.Second
 
+// reserveGrace is how long after the reserve is freed a full disk reported
+// is taken for a write that failed with the one that freed it: writes fail
+// together, and their reports come moments apart. Only a report after it
+// says the reserve is used up (a CI run logged both at the same millisecond,
+// with the freed space still unused).
+const reserveGrace = time.Second
+
 // reserve is the reserve file of one data folder.
 type reserve struct {
 	path string
@@ -44,6 +51,7 @@ type reserve struct {
 
 	mu        sync.Mutex
 	size      int64     // bytes written in the file
+	freedAt   time.Time // when the reserve was last freed
 	lastEmpty time.Time // when "already used" was last logged
 }
 
@@ -90,8 +98,9 @@ func (r *reserve) release(dir string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.size == 0 {
-		// Every failed write reports it: say it once a minute.
-		if time.Since(r.lastEmpty) >= time.Minute {
+		// Every failed write reports it: say it once a minute, and not
+		// for the writes that failed with the one that freed it.
+		if time.Since(r.freedAt) >= reserveGrace && time.Since(r.lastEmpty) >= time.Minute {
 			r.lastEmpty = time.Now()
 			r.log.Error(fmt.Sprintf("the disk of the data folder %s is full, and its reserve is already used: free space there", dir))
 		}
@@ -103,7 +112,7 @@ func (r *reserve) release(dir string) {
 	}
 	r.log.Error(fmt.Sprintf("the disk of the data folder %s is full: freed its %d MiB reserve so that failed work can be removed; free space there (the reserve is taken again once %d MiB are free)",
 		dir, r.size>>20, 2*r.want>>20))
-	r.size = 0
+	r.size, r.freedAt = 0, time.Now()
 }
 
 // run retakes the reserve every reserveCheckEvery until ctx ends.

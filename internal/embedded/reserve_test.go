@@ -47,10 +47,19 @@ func TestReserveFreedOnDiskFull(t *testing.T) {
 		t.Fatalf("reserve not freed on a full disk reported in an attribute: %d bytes left", got)
 	}
 
-	// With the reserve used, every failed write reports a full disk: the
-	// database says so once a minute, not once a write.
+	// The writes that failed with the one that freed it report a full disk
+	// moments later: the reserve is not used up for that.
 	var n counter
 	r.log = slog.New(&n)
+	log.Warn("database or disk is full (13)")
+	if n.records != 0 {
+		t.Errorf("%d log records for a write that failed as the reserve was freed, want none", n.records)
+	}
+	// With the reserve used, every failed write reports a full disk: the
+	// database says so once a minute, not once a write.
+	r.mu.Lock()
+	r.freedAt = time.Now().Add(-reserveGrace)
+	r.mu.Unlock()
 	for range 100 {
 		log.Warn("database or disk is full (13)")
 	}
