@@ -254,7 +254,7 @@ func start(ctx context.Context, b backend, listen, port string, opts Options) (d
 	ferretLogger := logger
 	var res *reserve
 	if b.dir != "" {
-		installBusyWait() // before FerretDB opens its first connection (busy.go)
+		installSleep() // before FerretDB opens its first connection (sleep.go)
 		// The reserve is taken before the database grows; FerretDB's logs
 		// tell when the disk is full. (PostgreSQL's disk is PostgreSQL's.)
 		if want := cmp.Or(opts.Reserve, DefaultReserve); want > 0 {
