@@ -30,8 +30,8 @@ import (
 // which parks the goroutine alone; the schedule and the timeout stay
 // SQLite's. Measured with rocketjob bench --simple on a 2-CPU machine
 // (100,000 jobs, builds alternating, 2026-12-06): one server processed
-// 8,425-8,981 jobs a second instead of 7,466-7,594, two servers 9,915-10,370
-// instead of 7,090-7,340.
+// 8,482-9,645 jobs a second instead of 6,159-7,880, two servers 9,873-10,745
+// instead of 6,297-6,840.
 
 // sleeps counts SQLite's sleeps through sleepInGo (for tests: that SQLite
 // calls it).
