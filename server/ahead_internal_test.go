@@ -23,7 +23,7 @@ func TestReadAheadAtHalfTheList(t *testing.T) {
 	}
 	const long = 16
 	sel := newSelector(nil, time.Hour, time.Hour)
-	sel.jobs = list(40)
+	sel.setList(list(40))
 	sel.listed = sel.mine(time.Now())
 	for i := range 19 {
 		if sel.next() == nil {
@@ -60,7 +60,7 @@ func TestReadAheadAtHalfTheList(t *testing.T) {
 	// Two stripes: only this server's jobs count.
 	sel = newSelector(nil, time.Hour, time.Hour)
 	sel.rank, sel.of = 0, 2
-	sel.jobs = list(80)
+	sel.setList(list(80))
 	sel.listed = sel.mine(time.Now())
 	own := 0
 	for i := range sel.jobs {
@@ -74,7 +74,7 @@ func TestReadAheadAtHalfTheList(t *testing.T) {
 
 	// A short list: never ahead.
 	sel = newSelector(nil, time.Hour, time.Hour)
-	sel.jobs = list(long - 1)
+	sel.setList(list(long - 1))
 	sel.listed = sel.mine(time.Now())
 	for sel.next() != nil {
 		if sel.aheadDue(long) {

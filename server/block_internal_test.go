@@ -30,7 +30,7 @@ func TestNextLikeTakesJobsLikeIt(t *testing.T) {
 	}
 	jobs[5].State = model.StateRunning
 	sel := newSelector(nil, time.Hour, time.Hour)
-	sel.jobs = jobs
+	sel.setList(jobs)
 	sel.skipFor(&jobs[3], time.Hour)
 	if j := sel.nextLike(&like); j == nil || j.ID != jobs[4].ID {
 		t.Fatalf("first: %v, want job 4", j)
@@ -50,7 +50,7 @@ func TestNextLikeTakesJobsLikeIt(t *testing.T) {
 		}
 	}
 	sel = newSelector(nil, time.Hour, time.Hour)
-	sel.jobs = []model.Job{other[0], own[0], other[1], own[1]}
+	sel.setList([]model.Job{other[0], own[0], other[1], own[1]})
 	sel.rank, sel.of = 0, 2
 	for _, want := range []bson.ObjectID{own[0].ID, own[1].ID} {
 		if j := sel.nextLike(&like); j == nil || j.ID != want {
@@ -92,5 +92,61 @@ func TestBlockSize(t *testing.T) {
 		if n := s.blockSize(sp); n != 1 {
 			t.Errorf("%+v: %d, want 1", sp, n)
 		}
+	}
+}
+
+// A job taken from the list stays hidden for the poll interval, as its skip
+// says, and no longer than its skip: a shorter skip set after the take
+// (skipFor) ends it, and so does a new version of the job in a new list.
+func TestTakenJobHiddenAsItsSkip(t *testing.T) {
+	job := model.Job{ID: bson.NewObjectID(), Type: "a", Kind: model.KindSimple, State: model.StateQueued, Priority: 50, Version: 1}
+	sel := newSelector(nil, time.Hour, time.Hour)
+	sel.setList([]model.Job{job})
+	if got := sel.next(); got == nil || got.ID != job.ID {
+		t.Fatalf("first next = %v, want the job", got)
+	}
+	if got := sel.nextLike(&job); got != nil {
+		t.Fatal("a job just taken was handed out again by nextLike")
+	}
+	if got := sel.next(); got != nil {
+		t.Fatal("a job just taken was handed out again by next")
+	}
+	sel.skipFor(&job, 0) // nothing hides it any more
+	if got := sel.next(); got == nil || got.ID != job.ID {
+		t.Fatalf("after a skip that ended, next = %v, want the job again", got)
+	}
+	if got := sel.next(); got != nil {
+		t.Fatal("taken again, the job was handed out once more")
+	}
+	changed := job
+	changed.Version = 2 // resumed, retried, re-prioritised: a skip is of a version
+	sel.setList([]model.Job{changed})
+	if got := sel.next(); got == nil || got.Version != 2 {
+		t.Fatalf("a new version of a taken job: next = %v, want it", got)
+	}
+}
+
+// The skips of jobs taken and gone are forgotten once they run out: a
+// server that ran a million simple jobs keeps no skip for each.
+func TestSkipsThatRanOutAreForgotten(t *testing.T) {
+	const poll = time.Millisecond
+	sel := newSelector(nil, time.Hour, poll)
+	jobs := make([]model.Job, 100)
+	for i := range jobs {
+		jobs[i] = model.Job{ID: bson.NewObjectID(), Type: "a", Kind: model.KindSimple, State: model.StateQueued, Priority: 50}
+	}
+	sel.setList(jobs)
+	for range jobs {
+		if sel.next() == nil {
+			t.Fatal("a listed job was not handed out")
+		}
+	}
+	if len(sel.skip) != len(jobs) {
+		t.Fatalf("%d skips after taking %d jobs, want one each", len(sel.skip), len(jobs))
+	}
+	time.Sleep(2 * poll) // the skips run out (a deadline, not another goroutine)
+	sel.setList(nil)     // the jobs ended: listed no more
+	if len(sel.skip) != 0 {
+		t.Fatalf("%d skips kept after they ran out", len(sel.skip))
 	}
 }

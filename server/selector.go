@@ -43,11 +43,15 @@ type selector struct {
 
 	mu        sync.Mutex
 	jobs      []model.Job
+	hashes    []uint32    // each listed job's stripe hash (stripeHash), hashed once per list
+	hidden    []time.Time // until when each listed job is hidden: a copy of its skip
+	stale     bool        // hidden may hide longer than skip does: a skip changed since the list was read
 	fetchedAt time.Time
 	dropped   time.Time                 // when the list was last invalidated
 	taken     bool                      // a worker took a simple job from the list since it was read
 	idle      atomic.Int32              // workers waiting in wait
 	skip      map[bson.ObjectID]skipped // jobs with nothing to claim here, for now
+	prunedAt  time.Time                 // when the skips that ran out were last forgotten
 	wakeCh    chan struct{}
 
 	refreshMu sync.Mutex    // one selection query at a time; the others use its result
@@ -155,14 +159,64 @@ func (sel *selector) restripeSoon() {
 // hash of its id (servers of every build must agree on it), written out
 // because hash/fnv allocates, and selection asks for the stripe of every
 // job it lists, again and again.
-func stripe(id bson.ObjectID, of int) int {
+func stripe(id bson.ObjectID, of int) int { return int(stripeHash(id) % uint32(of)) }
+
+// stripeHash is the FNV-1a hash of id, of which stripe takes the remainder.
+func stripeHash(id bson.ObjectID) uint32 {
 	const offset32, prime32 = 2166136261, 16777619
 	h := uint32(offset32)
 	for _, b := range id {
 		h ^= uint32(b)
 		h *= prime32
 	}
-	return int(h % uint32(of))
+	return h
+}
+
+// setList makes jobs the list (sel.mu held): each job's stripe hash and
+// skip, read once. Selection walks the list from its head for every job it
+// hands out (a block takes a few hundred one by one, and a list begins
+// with the jobs taken from the one before, whose claims are on their way:
+// the reserve), and hashing every entry, or looking up the skip of every
+// one already taken, each time cost more than all the rest of the
+// selector.
+func (sel *selector) setList(jobs []model.Job) {
+	if now := time.Now(); now.Sub(sel.prunedAt) >= sel.pollInterval {
+		// Forget the skips that ran out, at most once a poll interval: a
+		// job that ended is never listed again, and its skip would stay
+		// (a map entry for every simple job a server ever ran).
+		for id, sk := range sel.skip {
+			if !now.Before(sk.until) {
+				delete(sel.skip, id)
+			}
+		}
+		sel.prunedAt = now
+	}
+	sel.jobs, sel.taken, sel.stale = jobs, false, false
+	sel.hashes = make([]uint32, len(jobs))
+	sel.hidden = make([]time.Time, len(jobs))
+	for i := range jobs {
+		j := &jobs[i]
+		sel.hashes[i] = stripeHash(j.ID)
+		if sk, ok := sel.skip[j.ID]; ok && sk.version == j.Version {
+			sel.hidden[i] = sk.until
+		}
+	}
+}
+
+// theirs reports whether the listed job i is a simple job of another
+// server's stripe (sel.mu held).
+func (sel *selector) theirs(i int) bool {
+	return sel.of > 1 && sel.jobs[i].Kind == model.KindSimple && int(sel.hashes[i]%uint32(sel.of)) != sel.rank
+}
+
+// hiddenAt reports whether the listed job i is hidden from this server now:
+// by its copy of its skip (read with the list, or written by a take from
+// it), while no skip changed but by a take, or by its skip (sel.mu held).
+func (sel *selector) hiddenAt(i int, now time.Time) bool {
+	if !sel.stale && now.Before(sel.hidden[i]) {
+		return true
+	}
+	return sel.skipped(&sel.jobs[i], now)
 }
 
 // refresh re-reads the runnable jobs when the cached list is older than
@@ -200,7 +254,7 @@ func (sel *selector) refresh(ctx context.Context, maxAge time.Duration) error {
 		return err
 	}
 	sel.mu.Lock()
-	sel.jobs, sel.taken = jobs, false
+	sel.setList(jobs)
 	sel.listed = sel.mine(time.Now())
 	if !sel.dropped.After(started) { // else invalidated while read: read again next time
 		sel.fetchedAt = started
@@ -215,7 +269,7 @@ func (sel *selector) mine(now time.Time) int {
 	n := 0
 	for i := range sel.jobs {
 		j := &sel.jobs[i]
-		if j.State == model.StateQueued && !sel.skipped(j, now) && (sel.of <= 1 || j.Kind != model.KindSimple || stripe(j.ID, sel.of) == sel.rank) {
+		if j.State == model.StateQueued && !sel.theirs(i) && !sel.hiddenAt(i, now) {
 			n++
 		}
 	}
@@ -291,7 +345,7 @@ func (sel *selector) next() *model.Job {
 	foreign := -1 // another stripe's simple job, at the most urgent priority listed
 	for i := range sel.jobs {
 		j := &sel.jobs[i]
-		if sel.skipped(j, now) {
+		if sel.hiddenAt(i, now) {
 			continue
 		}
 		if j.State != model.StateQueued && j.State != model.StateRunning {
@@ -303,7 +357,7 @@ func (sel *selector) next() *model.Job {
 		if j.Kind == model.KindSimple && sel.holding(now) {
 			return nil // nor while the older servers take them (joinHold)
 		}
-		if j.Kind == model.KindSimple && sel.of > 1 && stripe(j.ID, sel.of) != sel.rank {
+		if sel.theirs(i) {
 			foreign = i // keep looking for one of ours at this priority
 			continue
 		}
@@ -332,10 +386,10 @@ func (sel *selector) nextLike(like *model.Job) *model.Job {
 			return nil // never a less urgent job
 		case j.Kind != model.KindSimple || j.Type != like.Type || j.State != model.StateQueued:
 			continue
-		case sel.of > 1 && stripe(j.ID, sel.of) != sel.rank:
+		case sel.theirs(i):
 			continue
 		}
-		if sel.skipped(j, now) {
+		if sel.hiddenAt(i, now) {
 			continue
 		}
 		return sel.take(i, now)
@@ -354,6 +408,9 @@ func (sel *selector) skipped(j *model.Job, now time.Time) bool {
 	if now.Before(sk.until) && sk.version == j.Version {
 		return true
 	}
+	if sk.version != j.Version {
+		sel.stale = true // an entry of another version may still copy the skip
+	}
 	delete(sel.skip, j.ID)
 	return false
 }
@@ -366,6 +423,7 @@ func (sel *selector) take(i int, now time.Time) *model.Job {
 		// One worker per simple job: the others take the next
 		// candidate instead of racing this one for the same job.
 		sel.skip[j.ID] = skipped{until: now.Add(sel.pollInterval), version: j.Version}
+		sel.hidden[i] = now.Add(sel.pollInterval)
 		sel.taken = true
 	}
 	return &job
@@ -413,6 +471,7 @@ type skipped struct {
 func (sel *selector) skipFor(job *model.Job, d time.Duration) {
 	sel.mu.Lock()
 	sel.skip[job.ID] = skipped{until: time.Now().Add(d), version: job.Version}
+	sel.stale = true // it may end a skip that a take copied earlier
 	sel.mu.Unlock()
 }
 
