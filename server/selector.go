@@ -156,12 +156,11 @@ func (sel *selector) restripeSoon() {
 }
 
 // stripe returns the stripe of a simple job among of stripes: the FNV-1a
-// hash of its id (servers of every build must agree on it), written out
-// because hash/fnv allocates, and selection asks for the stripe of every
-// job it lists, again and again.
+// hash of its id (servers of every build must agree on it) modulo of.
 func stripe(id bson.ObjectID, of int) int { return int(stripeHash(id) % uint32(of)) }
 
-// stripeHash is the FNV-1a hash of id, of which stripe takes the remainder.
+// stripeHash is the FNV-1a hash of id, written out because hash/fnv
+// allocates, and a read of the list hashes every job it reads.
 func stripeHash(id bson.ObjectID) uint32 {
 	const offset32, prime32 = 2166136261, 16777619
 	h := uint32(offset32)
