@@ -246,7 +246,10 @@ func (sel *selector) refresh(ctx context.Context, maxAge time.Duration) error {
 	sel.mu.Lock()
 	rank := sel.rank
 	sel.mu.Unlock()
-	mine := func(j *model.Job) bool { return of <= 1 || j.Kind != model.KindSimple || stripe(j.ID, of) == rank }
+	var mine func(*model.Job) bool // nil: alone, every job is this server's
+	if of > 1 {
+		mine = func(j *model.Job) bool { return j.Kind != model.KindSimple || stripe(j.ID, of) == rank }
+	}
 	started := time.Now()
 	jobs, err := sel.store.RunnableShare(ctx, started, int64(candidateLimit+sel.reserve), types, mine)
 	if err != nil {

@@ -52,3 +52,30 @@ func TestApplied(t *testing.T) {
 		t.Errorf("applied changed the job it was given: %+v", job)
 	}
 }
+
+// TestAppendElements: the elements kept are copied whole, in order, and a
+// document cut short is an error rather than a panic or a shorter job.
+func TestAppendElements(t *testing.T) {
+	doc, err := bson.Marshal(bson.D{{Key: "a", Value: int32(1)}, {Key: "bb", Value: "x"}, {Key: "c", Value: bson.D{{Key: "d", Value: true}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := appendElements([]byte{1, 2, 3, 4}, doc, func(key []byte) bool { return string(key) == "bb" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	out = append(out, 0)
+	out[0], out[1], out[2], out[3] = byte(len(out)), 0, 0, 0
+	var got bson.D
+	if err := bson.Unmarshal(out, &got); err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 || got[0].Key != "a" || got[1].Key != "c" {
+		t.Fatalf("kept %v, want a and c", got)
+	}
+	for _, bad := range [][]byte{nil, doc[:3], append(append([]byte{}, doc[:len(doc)-4]...), 0)} {
+		if _, err := appendElements(nil, bad, nil); err == nil {
+			t.Errorf("appendElements(%x): no error", bad)
+		}
+	}
+}

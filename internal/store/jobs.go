@@ -5,13 +5,13 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"slices"
 	"sync"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
+	"go.mongodb.org/mongo-driver/v2/x/bsonx/bsoncore"
 
 	"github.com/rocketjob-go/rocketjob/internal/model"
 )
@@ -184,8 +184,9 @@ func (s *Store) RunnableJobs(ctx context.Context, now time.Time, limit int64, ty
 // whose share is ahead of another's in age order then still lists its
 // own, instead of a list full of the other share's oldest jobs (`bench
 // --simple` with two servers: one of them read its list every 20 ms, none
-// of its own in it, for a second at a time). On MongoDB the index read
-// lists the first limit jobs of either.
+// of its own in it, for a second at a time). A nil mine is RunnableJobs:
+// every job is the caller's. On MongoDB the index read lists the first
+// limit jobs of either.
 func (s *Store) RunnableShare(ctx context.Context, now time.Time, limit int64, types []string, mine func(*model.Job) bool) ([]model.Job, error) {
 	return s.jobsStrategy.runnableJobs(ctx, s, now, limit, types, mine)
 }
@@ -294,7 +295,8 @@ type jobWrite struct {
 // applied returns a copy of job with the top-level fields of set assigned
 // and those of unset removed, as the database stored them. It works on the
 // encoded documents (the job's elements not replaced, then set's), so that
-// a transition decodes the job once: this runs twice per simple job.
+// a transition decodes the job once: this runs twice per simple job, and
+// walks the elements in place rather than listing them.
 func applied(job *model.Job, set bson.D, unset []string) (*model.Job, error) {
 	raw, err := bson.Marshal(job)
 	if err != nil {
@@ -304,25 +306,25 @@ func applied(job *model.Job, set bson.D, unset []string) (*model.Job, error) {
 	if err != nil {
 		return nil, err
 	}
-	elems, err := bson.Raw(raw).Elements()
-	if err != nil {
-		return nil, err
-	}
-	setElems, err := bson.Raw(setRaw).Elements()
-	if err != nil {
-		return nil, err
-	}
-	replaced := func(key string) bool {
-		return slices.Contains(unset, key) || slices.ContainsFunc(set, func(e bson.E) bool { return e.Key == key })
+	replaced := func(key []byte) bool { // compared in place: string(key) is not allocated
+		for _, u := range unset {
+			if string(key) == u {
+				return true
+			}
+		}
+		for _, e := range set {
+			if string(key) == e.Key {
+				return true
+			}
+		}
+		return false
 	}
 	doc := make([]byte, 4, len(raw)+len(setRaw))
-	for _, e := range elems {
-		if !replaced(e.Key()) {
-			doc = append(doc, e...)
-		}
+	if doc, err = appendElements(doc, raw, replaced); err != nil {
+		return nil, err
 	}
-	for _, e := range setElems {
-		doc = append(doc, e...)
+	if doc, err = appendElements(doc, setRaw, nil); err != nil {
+		return nil, err
 	}
 	doc = append(doc, 0)
 	binary.LittleEndian.PutUint32(doc, uint32(len(doc)))
@@ -331,6 +333,25 @@ func applied(job *model.Job, set bson.D, unset []string) (*model.Job, error) {
 		return nil, err
 	}
 	return &moved, nil
+}
+
+// appendElements appends to dst the elements of the BSON document doc
+// whose keys skip (unless nil) does not report.
+func appendElements(dst, doc []byte, skip func(key []byte) bool) ([]byte, error) {
+	if len(doc) < 5 {
+		return nil, fmt.Errorf("a BSON document of %d bytes", len(doc))
+	}
+	for rest := doc[4 : len(doc)-1]; len(rest) > 0; {
+		e, more, ok := bsoncore.ReadElement(rest)
+		if !ok {
+			return nil, fmt.Errorf("a malformed BSON element at byte %d", len(doc)-1-len(rest))
+		}
+		if skip == nil || !skip(e.KeyBytes()) {
+			dst = append(dst, e...)
+		}
+		rest = more
+	}
+	return dst, nil
 }
 
 // DeleteJob removes a job document, its copy in the run queue and its

@@ -324,7 +324,9 @@ func TestSegmentsOfEarlierBuilds(t *testing.T) {
 	}
 
 	// Another server takes an offer; its marks hold the ids packed, and
-	// this one no longer offers it.
+	// this one no longer offers it (it reads the marks at every selection
+	// here, not only once none of its own is due).
+	s.segments.marksEvery = 0
 	b := openSecond(t, s)
 	first := offeredJobs(t, b)[:1]
 	runAll(t, b, first, "b")
@@ -401,6 +403,7 @@ func TestSegmentOffersTakenElsewhere(t *testing.T) {
 	dbtest.RequireFerretDB(t)
 	ctx := context.Background()
 	a := openInternal(t)
+	a.segments.marksEvery = 0 // a reads the marks at every selection, with offers of its own due or not
 	b := openSecond(t, a)
 	jobs := bulkQueued(t, a, segmentMin, 50)
 	paused, err := a.Transition(ctx, jobs[0], model.StatePaused, Change{}, "client")
@@ -453,6 +456,59 @@ func TestSegmentOffersTakenElsewhere(t *testing.T) {
 	}
 	if stored, err := a.GetJob(ctx, paused.ID); err != nil || stored.State != model.StatePaused {
 		t.Fatalf("paused job: %+v (%v), want still paused", stored, err)
+	}
+}
+
+// TestSegmentMarksReadWhenNeeded: a Store that takes every job reads a
+// segment's marks at most every marksEvery while offers are due for it
+// there (the others' takes it has not read stay in its list); one that
+// shares the jobs out reads them at every selection. Once every offer is
+// seen taken the segment goes, without another read.
+func TestSegmentMarksReadWhenNeeded(t *testing.T) {
+	dbtest.RequireFerretDB(t)
+	ctx := context.Background()
+	a := openInternal(t)
+	a.segments.marksEvery = time.Hour
+	b := openSecond(t, a)
+	jobs := bulkQueued(t, a, segmentMin, 50)
+	half := sortedIDs(jobs)[segmentMin/2]
+	older := func(j *model.Job) bool { return compareIDs(j.ID, half) < 0 }
+	if got := offeredJobs(t, a); len(got) != segmentMin {
+		t.Fatalf("a is offered %d jobs, want %d", len(got), segmentMin)
+	}
+	reads := a.marksReads.Load()
+
+	// b runs the younger half and publishes its takes.
+	younger := slices.DeleteFunc(offeredJobs(t, b), func(j model.Job) bool { return older(&j) })
+	runAll(t, b, younger, "b")
+	offeredJobs(t, b)
+
+	if got := offeredJobs(t, a); len(got) != segmentMin {
+		t.Fatalf("a is offered %d jobs within marksEvery, want %d (b's takes not read)", len(got), segmentMin)
+	}
+	if got := a.marksReads.Load() - reads; got != 0 {
+		t.Fatalf("a read the marks %d times within marksEvery, offers due, want none", got)
+	}
+	shared, err := a.RunnableShare(ctx, time.Now(), 1000, nil, older)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := a.marksReads.Load() - reads; got != 1 {
+		t.Fatalf("a sharing the jobs out read the marks %d times, want 1", got)
+	}
+	if len(shared) != segmentMin/2 || slices.ContainsFunc(shared, func(j model.Job) bool { return !older(&j) }) {
+		t.Fatalf("a sharing the jobs out is offered %d jobs, want its %d: b's takes read", len(shared), segmentMin/2)
+	}
+	runAll(t, a, shared, "a")
+
+	if got := offeredJobs(t, a); len(got) != 0 {
+		t.Fatalf("a is offered %d jobs once every offer was taken, want none", len(got))
+	}
+	if segs := segmentNames(t, a); len(segs) != 0 {
+		t.Fatalf("segments once a saw every offer taken: %v, want none", segs)
+	}
+	if got := a.marksReads.Load() - reads; got != 1 {
+		t.Fatalf("a read the marks %d times in all, want 1", got)
 	}
 }
 

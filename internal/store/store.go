@@ -90,6 +90,9 @@ type Store struct {
 	// offersChecked counts the segment offers whose jobs checkOffers read
 	// (tests).
 	offersChecked *atomic.Int64
+	// marksReads counts the reads of segments' marks by selections
+	// (tests).
+	marksReads *atomic.Int64
 	// segments is what this Store knows of the run queue's segments
 	// (segments.go); shared by the Store's copies.
 	segments *segments
@@ -132,7 +135,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	}
 	s := &Store{jobsClient: jc, workClient: wc, jobsDB: jc.Database(cfg.DB), workDB: wc.Database(cfg.WorkDB),
 		newestFallbacks: new(atomic.Int64), segmentListReads: new(atomic.Int64), segmentInfoReads: new(atomic.Int64),
-		listJobReads: new(atomic.Int64), offersChecked: new(atomic.Int64), segments: newSegments(), queueNames: &queueNames{}}
+		listJobReads: new(atomic.Int64), offersChecked: new(atomic.Int64), marksReads: new(atomic.Int64), segments: newSegments(), queueNames: &queueNames{}}
 	if s.ferret, err = isFerret(ctx, s.jobsDB); err != nil {
 		s.Close(context.Background())
 		return nil, fmt.Errorf("database %s: %w", Redact(cfg.URI), err)
