@@ -445,8 +445,15 @@ func (q *quota) clone() *quota { c := *q; return &c }
 func (q *quota) full() bool { return q.mine <= 0 }
 
 // take counts j in, and reports whether the selection wants it.
-func (q *quota) take(j *model.Job) bool {
-	if q.isMine == nil || q.isMine(j) {
+func (q *quota) take(j *model.Job) bool { return q.count(q.owns(j)) }
+
+// owns reports whether j is of the selecting server's share.
+func (q *quota) owns(j *model.Job) bool { return q.isMine == nil || q.isMine(j) }
+
+// count counts in a job of the selecting server's share (own) or of
+// another's, and reports whether the selection wants it.
+func (q *quota) count(own bool) bool {
+	if own {
 		q.mine--
 		return q.mine >= 0
 	}

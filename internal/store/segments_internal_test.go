@@ -512,6 +512,47 @@ func TestSegmentMarksReadWhenNeeded(t *testing.T) {
 	}
 }
 
+// TestSegmentMarksSkippedWhenNothingListed: a Store that shares the jobs
+// out walks the segments in age order, and once it has as many of the
+// others' offers as it wants, a segment where none of its own was due
+// lists nothing: it does not read that segment's marks (within
+// marksEvery), and still reads those of the segments it lists from.
+func TestSegmentMarksSkippedWhenNothingListed(t *testing.T) {
+	dbtest.RequireFerretDB(t)
+	ctx := context.Background()
+	a := openInternal(t)
+	a.segments.marksEvery = time.Hour
+	bulkQueued(t, a, segmentMin, 50)                     // the others' offers, enough for the quota
+	bulkQueued(t, a, segmentMin, 50)                     // the others' too: nothing listed from it
+	third := sortedIDs(bulkQueued(t, a, segmentMin, 50)) // this Store's share
+	if segs := segmentNames(t, a); len(segs) != 3 {
+		t.Fatalf("segments: %v, want 3", segs)
+	}
+	mine := func(j *model.Job) bool { return slices.Contains(third, j.ID) }
+	const limit = 10
+	selectOwn := func() {
+		t.Helper()
+		got, err := a.RunnableShare(ctx, time.Now(), limit, nil, mine)
+		if err != nil {
+			t.Fatal(err)
+		}
+		own := slices.DeleteFunc(slices.Clone(got), func(j model.Job) bool { return !mine(&j) })
+		if len(own) != limit || len(got) != 2*limit {
+			t.Fatalf("listed %d jobs, %d of them its own, want %d and %d", len(got), len(own), 2*limit, limit)
+		}
+	}
+	before := a.marksReads.Load()
+	selectOwn()
+	if got := a.marksReads.Load() - before; got != 3 {
+		t.Fatalf("the first selection read the marks of %d segments, want all 3", got)
+	}
+	before = a.marksReads.Load()
+	selectOwn()
+	if got := a.marksReads.Load() - before; got != 2 {
+		t.Fatalf("the next selection read the marks of %d segments, want 2 (not the second's)", got)
+	}
+}
+
 // TestHeldStartKeepsItsOffer: a start held back is claimed but not written,
 // and should its server die, the job (still stored queued) is found only
 // by the servers that trip over its claim and roll it forward. So neither
