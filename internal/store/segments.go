@@ -634,8 +634,8 @@ func (s *Store) dropSegment(ctx context.Context, seg *segment) error {
 // due for it there, and at every selection once none is (the segment
 // goes once every offer is seen taken). `bench --simple`, 100,000 jobs:
 // one server read marks 792 times, 173 after; two servers 2,185 times,
-// where each walked the segments the other had not finished (3.7 a
-// selection) to list offers it no longer wanted.
+// 1,340 after: each walked the segments the other had not finished (3.7
+// a selection) and read their marks for offers it no longer wanted.
 
 // marksPrefix names a segment's marks collection: marksPrefix + the
 // segment's name.
